@@ -1,0 +1,196 @@
+//! Command-line arguments (clap derive types only; nothing below this module knows clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Deploy services to Linux hosts as systemd user services, over SSH and SFTP",
+    long_about = "Deploy services to Linux hosts as systemd user services, over SSH and SFTP.\n\n\
+        ferry uploads a release's files into ~/.local/share/ferry/SERVICE/releases/ID on each host, \
+        installs its unit files into ~/.config/systemd/user, switches the `current` symlink, \
+        restarts the units with `systemctl --user` and waits until they are really up.\n\n\
+        Hosts and services are described in deploy.toml (see deploy.example.toml).",
+    after_help = "Exit codes: 0 ok, 1 failed on a host, 2 config or usage error, 3 connection or \
+        authentication failure, 4 failed and rolled back, 5 lock held by another deploy, 130 interrupted."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, short = 'c', global = true, env = "FERRY_CONFIG", default_value = "deploy.toml")]
+    pub config: PathBuf,
+
+    /// More logging on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr; no progress.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Format of what is printed on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people; tables and colours on a terminal.
+    Human,
+    /// JSON Lines: one JSON object per line, nothing else on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a release, install its units, restart them and verify that they are up.
+    Deploy(DeployArgs),
+    /// Show the journal of a service's units, on one host or many.
+    Logs(LogsArgs),
+    /// Show the state of a service's units on each host (exit 0 only when all are up).
+    Status(StatusArgs),
+    /// Check that each host is ready for ferry: reachable, host key, login, user manager,
+    /// lingering, journal, unit directory.
+    Doctor(DoctorArgs),
+    /// Switch a service back to its previous release (or the one given with --to).
+    Rollback(RollbackArgs),
+    /// List the releases of a service on each host, with the deploy history.
+    Releases(ReleasesArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct HostFilter {
+    /// Only these hosts (repeatable). Default: every host of the service.
+    #[arg(long = "host", short = 'H', value_name = "NAME")]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Services to deploy. Default: every service in the config.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub filter: HostFilter,
+    /// How many hosts to deploy to at once.
+    #[arg(long, short = 'p', default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Connect and show what would change; change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Leave a failed release in place instead of restoring the previous one.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Wait up to this long for another deploy's lock (e.g. "2m") instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service whose units' journal to show.
+    pub service: String,
+    #[command(flatten)]
+    pub filter: HostFilter,
+    /// Keep printing new entries as they arrive.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Number of most recent entries to show (per host).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<u64>,
+    /// Entries on or newer than this (journalctl syntax: "2026-11-24 10:00", "-1h", "today").
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Entries on or older than this (journalctl syntax).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Show this unit instead of the service's units (repeatable; any unit name).
+    #[arg(long, short = 'u', value_name = "UNIT")]
+    pub unit: Vec<String>,
+    /// Only entries whose message matches this pattern (journalctl --grep).
+    #[arg(long, short = 'g', value_name = "PATTERN")]
+    pub grep: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Services to show. Default: every service.
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub filter: HostFilter,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub filter: HostFilter,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub service: String,
+    /// The release to switch to. Default: the one before the current one.
+    #[arg(long, value_name = "RELEASE_ID")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub filter: HostFilter,
+    /// Wait up to this long for another deploy's lock.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    pub service: String,
+    #[command(flatten)]
+    pub filter: HostFilter,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. \"30s\", \"2m\")"))
+}
+
+/// Where the config is: `--config`, `FERRY_CONFIG`, or ./deploy.toml.
+pub fn config_path(cli: &Cli) -> PathBuf {
+    cli.config.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_deploy_flags() {
+        let cli = Cli::try_parse_from([
+            "ferry", "--output", "json", "deploy", "web", "--host", "a", "-H", "b", "--parallel",
+            "3", "--dry-run", "--lock-wait", "1m",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+        let Command::Deploy(d) = cli.command else {
+            panic!()
+        };
+        assert_eq!(d.services, vec!["web"]);
+        assert_eq!(d.filter.hosts, vec!["a", "b"]);
+        assert_eq!(d.parallel, 3);
+        assert!(d.dry_run);
+        assert_eq!(d.lock_wait, Some(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn parallel_zero_is_refused() {
+        assert!(Cli::try_parse_from(["ferry", "deploy", "--parallel", "0"]).is_err());
+    }
+}

@@ -1,0 +1,1153 @@
+//! `deploy.toml`: the schema (serde, unknown keys refused), defaults, and validation.
+//!
+//! Every problem is reported with the file, line and key it concerns, and all problems are
+//! collected before returning, so a user fixes their config in one pass. Nothing here touches
+//! the network; the only I/O is reading the config file and checking that local files exist.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::systemd;
+
+/// Default config file name, looked up in the current directory.
+pub const DEFAULT_CONFIG: &str = "deploy.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub hosts: BTreeMap<String, Host>,
+    pub services: BTreeMap<String, Service>,
+}
+
+/// How an unknown host key is treated. A changed key is refused under every policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    /// Refuse hosts whose key is not in known_hosts.
+    Strict,
+    /// Record the key of a host not yet in known_hosts (trust on first use).
+    AcceptNew,
+}
+
+/// One remote host, with every default applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub user: String,
+    pub port: u16,
+    /// Explicit private key. None: ssh-agent, then the default key files.
+    pub identity: Option<PathBuf>,
+    pub known_hosts: PathBuf,
+    pub host_key_policy: HostKeyPolicy,
+    pub connect_timeout: Duration,
+}
+
+/// A service: the files of a release and the units that run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub units: Vec<UnitFile>,
+    /// Units restarted after install (names, e.g. `foo.service`).
+    pub restart: Vec<String>,
+    pub enable: bool,
+    pub start_timeout: Duration,
+    pub files: Vec<FileSpec>,
+    pub health: Option<Health>,
+    pub keep_releases: usize,
+    pub confirm_timeout: Duration,
+}
+
+/// A local unit file to install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFile {
+    /// Local path (resolved against the config file's directory).
+    pub source: PathBuf,
+    /// The unit name: the file name, e.g. `statifier.service`.
+    pub name: String,
+}
+
+/// One file of a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub source: PathBuf,
+    /// Path relative to the release directory, normalised (`a/b`, no `.`/`..`).
+    pub dest: String,
+    pub mode: u32,
+}
+
+/// Health checks of a service; all that are set must pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub http: Option<HttpCheck>,
+    pub unix_http: Option<UnixHttpCheck>,
+    pub command: Option<String>,
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// The URL as written, for messages.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixHttpCheck {
+    /// Socket path on the host; may contain `%t` and `%h`.
+    pub socket: String,
+    pub path: String,
+}
+
+/// A config problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `services.web.files[0].dest`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": `{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+/// All the problems found in one config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+// ---------------------------------------------------------------------------------------------
+// Raw schema, as written in the file.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    defaults: RawSettings,
+    #[serde(default)]
+    hosts: BTreeMap<String, RawHost>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    user: Option<String>,
+    port: Option<u16>,
+    identity: Option<String>,
+    known_hosts: Option<String>,
+    host_key_policy: Option<HostKeyPolicy>,
+    connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    address: String,
+    user: Option<String>,
+    port: Option<u16>,
+    identity: Option<String>,
+    known_hosts: Option<String>,
+    host_key_policy: Option<HostKeyPolicy>,
+    connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    hosts: Option<Vec<String>>,
+    #[serde(default)]
+    units: Vec<String>,
+    restart: Option<Vec<String>>,
+    enable: Option<bool>,
+    start_timeout: Option<String>,
+    #[serde(default)]
+    files: Vec<RawFile>,
+    health: Option<RawHealth>,
+    keep_releases: Option<usize>,
+    confirm_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    source: String,
+    dest: String,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    http: Option<String>,
+    unix_http: Option<RawUnixHttp>,
+    command: Option<String>,
+    timeout: Option<String>,
+    interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnixHttp {
+    socket: String,
+    #[serde(default = "default_health_path")]
+    path: String,
+}
+
+fn default_health_path() -> String {
+    "/".to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// The environment the config is resolved in: where `~` points and who the local user is.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub home: Option<PathBuf>,
+    pub local_user: Option<String>,
+}
+
+impl Env {
+    /// The real environment of this process.
+    pub fn current() -> Env {
+        Env {
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            local_user: std::env::var("USER")
+                .ok()
+                .or_else(|| std::env::var("LOGNAME").ok())
+                .filter(|u| !u.is_empty()),
+        }
+    }
+
+    fn expand(&self, path: &str, base: &Path) -> Result<PathBuf, String> {
+        if path == "~" || path.starts_with("~/") {
+            let home = self
+                .home
+                .as_ref()
+                .ok_or("`~` used but HOME is not set: write the path in full")?;
+            Ok(home.join(path.trim_start_matches('~').trim_start_matches('/')))
+        } else {
+            Ok(base.join(path))
+        }
+    }
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "; create it (see deploy.example.toml) or pass --config PATH"
+        } else {
+            ""
+        };
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}{hint}"),
+        }])
+    })?;
+    let config = parse(&text, path, &Env::current())?;
+    check_local_files(&config, &text)?;
+    Ok(config)
+}
+
+/// Parse and validate config text (no file system access but for nothing: pure).
+pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key: String::new(),
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut v = Validator {
+        text,
+        path,
+        errors: Vec::new(),
+    };
+    let config = v.config(raw, env, &base);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+/// Check that every local file a service names exists and is readable.
+pub fn check_local_files(config: &Config, text: &str) -> Result<(), ConfigErrors> {
+    let mut v = Validator {
+        text,
+        path: &config.path,
+        errors: Vec::new(),
+    };
+    for (name, svc) in &config.services {
+        for (i, unit) in svc.units.iter().enumerate() {
+            if let Err(e) = readable_file(&unit.source) {
+                v.error(
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("units"),
+                        Seg::Index(i),
+                    ],
+                    format!("unit file {}: {e}", unit.source.display()),
+                );
+            }
+        }
+        for (i, file) in svc.files.iter().enumerate() {
+            if let Err(e) = readable_file(&file.source) {
+                v.error(
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("files"),
+                        Seg::Index(i),
+                        Seg::Key("source"),
+                    ],
+                    format!("{}: {e}", file.source.display()),
+                );
+            }
+        }
+    }
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+fn readable_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| format!("cannot be read: {e}")),
+        Ok(_) => Err("is not a regular file".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err("does not exist (paths are relative to the config file's directory)".into())
+        }
+        Err(e) => Err(format!("cannot be read: {e}")),
+    }
+}
+
+/// A step of a key path.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn key_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line of the value at `path`, or of its nearest ancestor that exists.
+fn locate(text: &str, path: &[Seg]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut best = None;
+    let mut current: Option<&DeValue> = None;
+    let mut table: Option<&DeTable> = Some(root.get_ref());
+    for seg in path {
+        let next = match (seg, table, current) {
+            (Seg::Key(k), Some(t), _) => t.get(*k),
+            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        best = Some(next.span().start);
+        current = Some(next.get_ref());
+        table = match next.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    best.map(|offset| line_of(text, offset))
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, key: &[Seg], message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.path.to_path_buf(),
+            line: locate(self.text, key),
+            key: key_string(key),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d.is_zero() => {
+                    self.error(key, "must be longer than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(
+                        key,
+                        format!("`{s}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\""),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
+        let mut hosts = BTreeMap::new();
+        for (name, h) in raw.hosts {
+            let host = self.host(&name, h, &raw.defaults, env, base);
+            hosts.insert(name, host);
+        }
+        let mut services = BTreeMap::new();
+        for (name, s) in raw.services {
+            let svc = self.service(&name, s, &hosts, base);
+            services.insert(name, svc);
+        }
+        Config {
+            path: self.path.to_path_buf(),
+            hosts,
+            services,
+        }
+    }
+
+    fn host(
+        &mut self,
+        name: &str,
+        h: RawHost,
+        d: &RawSettings,
+        env: &Env,
+        base: &Path,
+    ) -> Host {
+        let k = |key: &'static str| [Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)];
+        if !valid_name(name) {
+            self.error(
+                &[Seg::Key("hosts"), Seg::Key(name)],
+                "host names may use letters, digits, `-`, `_` and `.` only",
+            );
+        }
+        let address = h.address.trim().to_string();
+        if address.is_empty() || address.contains(char::is_whitespace) {
+            self.error(&k("address"), "must be a host name or IP address");
+        }
+        // Which table a setting came from, for error locations.
+        let pick = |own: &Option<String>, def: &Option<String>, key: &'static str| match own {
+            Some(v) => Some((v.clone(), vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)])),
+            None => def
+                .clone()
+                .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
+        };
+        let user = match h.user.clone().or(d.user.clone()).or(env.local_user.clone()) {
+            Some(u) if valid_user(&u) => u,
+            Some(u) => {
+                self.error(&k("user"), format!("`{u}` is not a valid user name"));
+                u
+            }
+            None => {
+                self.error(
+                    &k("user"),
+                    "no user set and the local user name is unknown: set `user`",
+                );
+                String::new()
+            }
+        };
+        let port = h.port.or(d.port).unwrap_or(22);
+        if port == 0 {
+            self.error(&k("port"), "port 0 is not valid");
+        }
+        let identity = match pick(&h.identity, &d.identity, "identity") {
+            None => None,
+            Some((p, key)) => match env.expand(&p, base) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.error(&key, e);
+                    None
+                }
+            },
+        };
+        let known_hosts = match pick(&h.known_hosts, &d.known_hosts, "known_hosts") {
+            Some((p, key)) => env.expand(&p, base).unwrap_or_else(|e| {
+                self.error(&key, e);
+                PathBuf::new()
+            }),
+            None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
+                self.error(&k("known_hosts"), e);
+                PathBuf::new()
+            }),
+        };
+        let host_key_policy = h
+            .host_key_policy
+            .or(d.host_key_policy)
+            .unwrap_or(HostKeyPolicy::Strict);
+        let connect_timeout = match pick(&h.connect_timeout, &d.connect_timeout, "connect_timeout")
+        {
+            None => Duration::from_secs(10),
+            Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
+        };
+        Host {
+            name: name.to_string(),
+            address,
+            user,
+            port,
+            identity,
+            known_hosts,
+            host_key_policy,
+            connect_timeout,
+        }
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        s: RawService,
+        hosts: &BTreeMap<String, Host>,
+        base: &Path,
+    ) -> Service {
+        let sk = |key: &'static str| [Seg::Key("services"), Seg::Key(name), Seg::Key(key)];
+        if !valid_name(name) {
+            self.error(
+                &[Seg::Key("services"), Seg::Key(name)],
+                "service names may use letters, digits, `-`, `_` and `.` only (they name remote directories)",
+            );
+        }
+        // hosts
+        let svc_hosts = match s.hosts {
+            None => hosts.keys().cloned().collect(),
+            Some(list) => {
+                for (i, h) in list.iter().enumerate() {
+                    if !hosts.contains_key(h) {
+                        let known: Vec<&str> = hosts.keys().map(String::as_str).collect();
+                        self.error(
+                            &[
+                                Seg::Key("services"),
+                                Seg::Key(name),
+                                Seg::Key("hosts"),
+                                Seg::Index(i),
+                            ],
+                            format!(
+                                "host `{h}` is not defined; define [hosts.{h}] or use one of: {}",
+                                if known.is_empty() {
+                                    "(no hosts defined)".to_string()
+                                } else {
+                                    known.join(", ")
+                                }
+                            ),
+                        );
+                    }
+                }
+                list
+            }
+        };
+        if svc_hosts.is_empty() {
+            self.error(&sk("hosts"), "the service has no hosts: define [hosts.NAME]");
+        }
+        // units
+        let mut units = Vec::new();
+        let mut unit_names = BTreeSet::new();
+        for (i, u) in s.units.iter().enumerate() {
+            let key = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("units"),
+                Seg::Index(i),
+            ];
+            let file_name = Path::new(u)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if let Err(e) = systemd::validate_unit_name(&file_name) {
+                self.error(&key, format!("`{file_name}`: {e}"));
+            } else if !unit_names.insert(file_name.clone()) {
+                self.error(&key, format!("unit `{file_name}` is listed twice"));
+            }
+            units.push(UnitFile {
+                source: base.join(u),
+                name: file_name,
+            });
+        }
+        // restart
+        let restart = match s.restart {
+            Some(list) => {
+                for (i, r) in list.iter().enumerate() {
+                    let key = [
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("restart"),
+                        Seg::Index(i),
+                    ];
+                    if let Err(e) = systemd::validate_unit_name(r) {
+                        self.error(&key, format!("`{r}`: {e}"));
+                    } else if !unit_names.contains(r) && !unit_names.contains(&template_of(r)) {
+                        self.error(
+                            &key,
+                            format!("`{r}` is not one of this service's units; add its file to `units`"),
+                        );
+                    }
+                }
+                list
+            }
+            None => units
+                .iter()
+                .filter(|u| u.name.ends_with(".service") && !u.name.contains("@."))
+                .map(|u| u.name.clone())
+                .collect(),
+        };
+        let start_timeout =
+            self.duration(&sk("start_timeout"), s.start_timeout.as_deref(), Duration::from_secs(30));
+        // files
+        let mut files = Vec::new();
+        let mut dests = BTreeMap::new();
+        for (i, f) in s.files.iter().enumerate() {
+            let fk = |key: &'static str| {
+                [
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("files"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                ]
+            };
+            let dest = match normalize_dest(&f.dest) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(&fk("dest"), format!("`{}`: {e}", f.dest));
+                    f.dest.clone()
+                }
+            };
+            if let Some(prev) = dests.insert(dest.clone(), i) {
+                self.error(
+                    &fk("dest"),
+                    format!("`{dest}` is also the dest of files[{prev}]; each file needs its own dest"),
+                );
+            }
+            let mode = match &f.mode {
+                None => 0o644,
+                Some(m) => match parse_mode(m) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.error(&fk("mode"), format!("`{m}`: {e}"));
+                        0o644
+                    }
+                },
+            };
+            files.push(FileSpec {
+                source: base.join(&f.source),
+                dest,
+                mode,
+            });
+        }
+        let health = s.health.map(|h| self.health(name, h));
+        let keep_releases = s.keep_releases.unwrap_or(5);
+        if keep_releases < 2 {
+            self.error(
+                &sk("keep_releases"),
+                "must be at least 2 (the current release and one to roll back to)",
+            );
+        }
+        let confirm_timeout = self.duration(
+            &sk("confirm_timeout"),
+            s.confirm_timeout.as_deref(),
+            Duration::from_secs(60),
+        );
+        let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
+        if s.confirm_timeout.is_some() && confirm_timeout <= start_timeout + health_timeout {
+            self.error(
+                &sk("confirm_timeout"),
+                format!(
+                    "must be longer than start_timeout + health.timeout ({}); otherwise the host reverts a deploy that is still being verified",
+                    humantime::format_duration(start_timeout + health_timeout)
+                ),
+            );
+        }
+        Service {
+            name: name.to_string(),
+            hosts: svc_hosts,
+            units,
+            restart,
+            enable: s.enable.unwrap_or(true),
+            start_timeout,
+            files,
+            health,
+            keep_releases,
+            confirm_timeout,
+        }
+    }
+
+    fn health(&mut self, name: &str, h: RawHealth) -> Health {
+        let hk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("health"),
+                Seg::Key(key),
+            ]
+        };
+        let http = h.http.and_then(|url| match parse_http_url(&url) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.error(&hk("http"), format!("`{url}`: {e}"));
+                None
+            }
+        });
+        let unix_http = h.unix_http.map(|u| {
+            if !u.path.starts_with('/') {
+                self.error(&hk("unix_http"), "`path` must start with `/`");
+            }
+            if u.socket.is_empty() {
+                self.error(&hk("unix_http"), "`socket` must not be empty");
+            }
+            UnixHttpCheck {
+                socket: u.socket,
+                path: u.path,
+            }
+        });
+        if let Some(c) = &h.command
+            && c.trim().is_empty()
+        {
+            self.error(&hk("command"), "must not be empty");
+        }
+        if http.is_none() && unix_http.is_none() && h.command.is_none() {
+            self.error(
+                &[Seg::Key("services"), Seg::Key(name), Seg::Key("health")],
+                "no check set: set `http`, `unix_http` or `command`",
+            );
+        }
+        Health {
+            http,
+            unix_http,
+            command: h.command,
+            timeout: self.duration(&hk("timeout"), h.timeout.as_deref(), Duration::from_secs(30)),
+            interval: self.duration(&hk("interval"), h.interval.as_deref(), Duration::from_secs(1)),
+        }
+    }
+}
+
+fn template_of(unit: &str) -> String {
+    match (unit.find('@'), unit.rfind('.')) {
+        (Some(at), Some(dot)) if at < dot => format!("{}@{}", &unit[..at], &unit[dot..]),
+        _ => unit.to_string(),
+    }
+}
+
+/// Names of hosts and services: used in remote paths, so kept plain.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn valid_user(user: &str) -> bool {
+    !user.is_empty()
+        && user.len() <= 32
+        && !user.starts_with('-')
+        && user
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '$'))
+}
+
+/// `bin/app` stays `bin/app`; absolute paths and paths that leave the release directory are refused.
+pub fn normalize_dest(dest: &str) -> Result<String, String> {
+    if dest.starts_with('/') {
+        return Err("must be relative to the release directory, not absolute".into());
+    }
+    let mut parts = Vec::new();
+    for part in dest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("must stay inside the release directory (no `..`)".into()),
+            p if p.contains('\0') || p.contains('\n') => {
+                return Err("must not contain NUL or newline characters".into());
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err("must name a file".into());
+    }
+    if parts[0] == "units" || parts[0] == ".ferry" {
+        return Err(format!("`{}/` is reserved for ferry's own files", parts[0]));
+    }
+    Ok(parts.join("/"))
+}
+
+/// `"0755"` / `"755"` / `"0o755"` -> 0o755.
+pub fn parse_mode(mode: &str) -> Result<u32, String> {
+    let digits = mode.trim_start_matches("0o");
+    if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return Err("not an octal file mode; write e.g. \"0644\" or \"0755\"".into());
+    }
+    let m = u32::from_str_radix(digits, 8).map_err(|e| e.to_string())?;
+    if m > 0o7777 {
+        return Err("mode out of range".into());
+    }
+    if m & 0o400 == 0 {
+        return Err("the owner must be able to read the file (e.g. \"0600\")".into());
+    }
+    Ok(m)
+}
+
+/// `http://HOST:PORT/path` (plain HTTP only: the check runs over the SSH connection).
+pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported (the check is tunnelled over SSH)")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
+        let end = stripped.find(']').ok_or("unclosed `[` in the host")?;
+        let host = &stripped[..end];
+        let port = match &stripped[end + 1..] {
+            "" => 80,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .ok_or("bad port")?,
+        };
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("bad port `{p}`"))?),
+            None => (authority.to_string(), 80),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host in the URL".into());
+    }
+    Ok(HttpCheck {
+        host,
+        port,
+        path: path.to_string(),
+        url: url.to_string(),
+    })
+}
+
+impl Config {
+    /// Hosts selected by `--host` (all when empty), or an error naming the unknown one.
+    pub fn select_hosts(&self, names: &[String]) -> Result<Vec<&Host>, String> {
+        if names.is_empty() {
+            return Ok(self.hosts.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.hosts.get(n).ok_or_else(|| {
+                    format!(
+                        "--host {n}: no such host in {}; defined: {}",
+                        self.path.display(),
+                        self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Services selected by name (all when empty).
+    pub fn select_services(&self, names: &[String]) -> Result<Vec<&Service>, String> {
+        if names.is_empty() {
+            return Ok(self.services.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.services.get(n).ok_or_else(|| {
+                    format!(
+                        "no service `{n}` in {}; defined: {}",
+                        self.path.display(),
+                        self.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            home: Some(PathBuf::from("/home/me")),
+            local_user: Some("me".into()),
+        }
+    }
+
+    fn parse_ok(text: &str) -> Config {
+        parse(text, Path::new("conf/deploy.toml"), &env()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn parse_err(text: &str) -> ConfigErrors {
+        parse(text, Path::new("conf/deploy.toml"), &env()).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn defaults_apply_and_hosts_override() {
+        let c = parse_ok(
+            r#"
+[defaults]
+user = "deploy"
+port = 2222
+connect_timeout = "3s"
+host_key_policy = "accept-new"
+
+[hosts.a]
+address = "a.example"
+
+[hosts.b]
+address = "b.example"
+user = "other"
+port = 22
+identity = "~/.ssh/id_b"
+known_hosts = "kh"
+host_key_policy = "strict"
+"#,
+        );
+        let a = &c.hosts["a"];
+        assert_eq!(a.user, "deploy");
+        assert_eq!(a.port, 2222);
+        assert_eq!(a.connect_timeout, Duration::from_secs(3));
+        assert_eq!(a.host_key_policy, HostKeyPolicy::AcceptNew);
+        assert_eq!(a.identity, None);
+        assert_eq!(a.known_hosts, PathBuf::from("/home/me/.ssh/known_hosts"));
+        let b = &c.hosts["b"];
+        assert_eq!(b.user, "other");
+        assert_eq!(b.port, 22);
+        assert_eq!(b.identity, Some(PathBuf::from("/home/me/.ssh/id_b")));
+        assert_eq!(b.known_hosts, PathBuf::from("conf/kh"));
+        assert_eq!(b.host_key_policy, HostKeyPolicy::Strict);
+    }
+
+    #[test]
+    fn local_user_is_the_default_user() {
+        let c = parse_ok("[hosts.a]\naddress = \"x\"\n");
+        assert_eq!(c.hosts["a"].user, "me");
+        assert_eq!(c.hosts["a"].port, 22);
+        assert_eq!(c.hosts["a"].connect_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse_err("[hosts.a]\naddress = \"x\"\nprot = 22\n");
+        let text = e.to_string();
+        assert!(text.starts_with("conf/deploy.toml:3"), "{text}");
+        assert!(text.contains("prot"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = parse_err("[defaults]\nport = \"22\"\n[hosts.a]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].line, Some(2), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_and_policy() {
+        let e = parse_err("[defaults]\nconnect_timeout = \"soon\"\n[hosts.a]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].line, Some(2), "{e}");
+        assert_eq!(e.0[0].key, "defaults.connect_timeout");
+        let e = parse_err("[hosts.a]\naddress = \"x\"\nhost_key_policy = \"yolo\"\n");
+        assert_eq!(e.0[0].line, Some(3), "{e}");
+        assert!(e.to_string().contains("strict"), "{e}");
+    }
+
+    const SERVICE_OK: &str = r#"
+[hosts.web1]
+address = "w1"
+[hosts.web2]
+address = "w2"
+
+[services.app]
+units = ["deploy/app.service", "deploy/app.socket"]
+
+[[services.app.files]]
+source = "target/app"
+dest = "bin/app"
+mode = "0755"
+"#;
+
+    #[test]
+    fn service_defaults() {
+        let c = parse_ok(SERVICE_OK);
+        let s = &c.services["app"];
+        assert_eq!(s.hosts, vec!["web1", "web2"]);
+        assert_eq!(s.restart, vec!["app.service"]);
+        assert!(s.enable);
+        assert_eq!(s.start_timeout, Duration::from_secs(30));
+        assert_eq!(s.keep_releases, 5);
+        assert_eq!(s.confirm_timeout, Duration::from_secs(60));
+        assert_eq!(s.units[0].name, "app.service");
+        assert_eq!(s.units[0].source, PathBuf::from("conf/deploy/app.service"));
+        assert_eq!(s.files[0].mode, 0o755);
+        assert_eq!(s.files[0].dest, "bin/app");
+    }
+
+    fn service_err(extra_service: &str, extra_file: &str) -> ConfigErrors {
+        let text = format!(
+            "[hosts.web1]\naddress = \"w1\"\n[services.app]\nunits = [\"app.service\"]\n{extra_service}\n[[services.app.files]]\nsource = \"a\"\ndest = \"bin/a\"\n{extra_file}\n"
+        );
+        parse_err(&text)
+    }
+
+    #[test]
+    fn service_errors_name_key_and_line() {
+        let e = service_err("hosts = [\"web9\"]", "");
+        assert_eq!(e.0[0].key, "services.app.hosts[0]");
+        assert_eq!(e.0[0].line, Some(5));
+        assert!(e.0[0].message.contains("web9"));
+
+        let e = service_err("", "mode = \"rwx\"");
+        assert_eq!(e.0[0].key, "services.app.files[0].mode");
+        assert_eq!(e.0[0].line, Some(9));
+
+        let e = service_err("start_timeout = \"fast\"", "");
+        assert_eq!(e.0[0].key, "services.app.start_timeout");
+
+        let e = service_err("restart = [\"other.service\"]", "");
+        assert_eq!(e.0[0].key, "services.app.restart[0]");
+    }
+
+    #[test]
+    fn dest_rules() {
+        assert_eq!(normalize_dest("bin//./app").unwrap(), "bin/app");
+        assert!(normalize_dest("/etc/passwd").is_err());
+        assert!(normalize_dest("../x").is_err());
+        assert!(normalize_dest("a/../../x").is_err());
+        assert!(normalize_dest("").is_err());
+        assert!(normalize_dest("units/x").is_err());
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[[services.s.files]]\nsource = \"a\"\ndest = \"bin/a\"\n[[services.s.files]]\nsource = \"b\"\ndest = \"bin//a\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.files[1].dest");
+        assert_eq!(e.0[0].line, Some(9));
+        assert!(e.0[0].message.contains("files[0]"));
+    }
+
+    #[test]
+    fn bad_unit_names_are_refused() {
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nunits = [\"ok.service\", \"bad name.service\", \"x.conf\"]\n",
+        );
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert_eq!(e.0[0].key, "services.s.units[1]");
+        assert_eq!(e.0[1].key, "services.s.units[2]");
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0755").unwrap(), 0o755);
+        assert_eq!(parse_mode("600").unwrap(), 0o600);
+        assert_eq!(parse_mode("0o640").unwrap(), 0o640);
+        assert!(parse_mode("0855").is_err());
+        assert!(parse_mode("0044").is_err());
+        assert!(parse_mode("77777").is_err());
+    }
+
+    #[test]
+    fn http_urls() {
+        let c = parse_http_url("http://127.0.0.1:8080/healthz?x=1").unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.path.as_str()), ("127.0.0.1", 8080, "/healthz?x=1"));
+        let c = parse_http_url("http://localhost").unwrap();
+        assert_eq!((c.port, c.path.as_str()), (80, "/"));
+        let c = parse_http_url("http://[::1]:81/x").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("::1", 81));
+        assert!(parse_http_url("https://x/").is_err());
+        assert!(parse_http_url("http://x:port/").is_err());
+    }
+
+    #[test]
+    fn confirm_timeout_must_cover_verification() {
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nstart_timeout = \"30s\"\nconfirm_timeout = \"20s\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.confirm_timeout");
+    }
+
+    #[test]
+    fn several_errors_are_all_reported() {
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\nconnect_timeout = \"x\"\n[services.s]\nhosts = [\"nope\"]\nkeep_releases = 1\n",
+        );
+        assert_eq!(e.0.len(), 3, "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! Error kinds, the hint each one gives the user, and the exit code each maps to.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::ConfigErrors;
+
+/// Exit codes: the contract scripts and CI jobs rely on (documented in README.md).
+pub mod exit {
+    /// Everything succeeded.
+    pub const OK: i32 = 0;
+    /// The operation failed on at least one host (deploy failed, a check failed, a unit is down).
+    pub const FAILED: i32 = 1;
+    /// Bad command line or config: nothing was changed on any host.
+    pub const USAGE: i32 = 2;
+    /// A host could not be reached, its host key was not accepted, or authentication failed.
+    pub const CONNECTION: i32 = 3;
+    /// The new release failed and the previous release was restored (the host is serving the old one).
+    pub const ROLLED_BACK: i32 = 4;
+    /// Another deploy of the service holds the host's lock.
+    pub const LOCKED: i32 = 5;
+    /// Interrupted by SIGINT.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{host}: cannot connect to {addr}: {source}")]
+    Connect {
+        host: String,
+        addr: String,
+        source: std::io::Error,
+    },
+
+    #[error("{host}: no answer from {addr} within {}", humantime::format_duration(*after))]
+    ConnectTimeout {
+        host: String,
+        addr: String,
+        after: Duration,
+    },
+
+    #[error(
+        "{host}: the host key of {addr} is not known ({fingerprint}); refusing to connect (host_key_policy = strict)"
+    )]
+    HostKeyUnknown {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line_to_add: String,
+    },
+
+    #[error(
+        "{host}: THE HOST KEY OF {addr} HAS CHANGED: it is {fingerprint}, but {}:{line} records another key. Someone may be intercepting the connection (man-in-the-middle), or the host was reinstalled. Refusing to connect.",
+        known_hosts.display()
+    )]
+    HostKeyChanged {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
+    #[error("{host}: the host key of {addr} ({fingerprint}) is marked @revoked in {}:{line}", known_hosts.display())]
+    HostKeyRevoked {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+
+    #[error("{host}: cannot use known_hosts file {}: {message}", path.display())]
+    KnownHosts {
+        host: String,
+        path: PathBuf,
+        message: String,
+    },
+
+    #[error("{host}: authentication as `{user}` was rejected; tried: {}", if tried.is_empty() { "nothing (no key available)".to_string() } else { tried.join("; ") })]
+    Auth {
+        host: String,
+        user: String,
+        tried: Vec<String>,
+    },
+
+    #[error("cannot load private key {}: {message}", path.display())]
+    Key { path: PathBuf, message: String },
+
+    #[error("{host}: ssh: {message}")]
+    Ssh { host: String, message: String },
+
+    #[error("{host}: `{command}` failed ({status}){}", stderr_suffix(stderr))]
+    Command {
+        host: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+
+    #[error("{host}: sftp: {message}")]
+    Sftp { host: String, message: String },
+
+    #[error("{0}")]
+    Local(String),
+
+    /// The operation ran and failed; the details have been reported already.
+    #[error("{message}")]
+    Failed { message: String, code: i32 },
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+impl Error {
+    /// The exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => exit::USAGE,
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::HostKeyUnknown { .. }
+            | Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::KnownHosts { .. }
+            | Error::Auth { .. }
+            | Error::Key { .. }
+            | Error::Ssh { .. } => exit::CONNECTION,
+            Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => exit::FAILED,
+            Error::Failed { code, .. } => *code,
+            Error::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    /// Is this a failure to reach or log in to a host?
+    pub fn is_connection(&self) -> bool {
+        self.exit_code() == exit::CONNECTION
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Config(_) => "fix the config file; nothing was changed on any host".into(),
+            Error::Connect { source, .. } => match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    "is sshd running there, and are `address` and `port` right?".into()
+                }
+                _ => "check `address`, `port` and the network path to the host".into(),
+            },
+            Error::ConnectTimeout { .. } => {
+                "check the address and firewall, or raise `connect_timeout`".into()
+            }
+            Error::HostKeyUnknown {
+                known_hosts,
+                line_to_add,
+                ..
+            } => format!(
+                "verify the fingerprint with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host), then add this line to {}:\n  {line_to_add}\nor set host_key_policy = \"accept-new\" to record keys of new hosts on first use",
+                known_hosts.display()
+            ),
+            Error::HostKeyChanged {
+                known_hosts, line, ..
+            } => format!(
+                "if the change is expected (host reinstalled), remove line {line} of {} (ssh-keygen -R HOST -f FILE) and verify the new key; otherwise investigate before connecting",
+                known_hosts.display()
+            ),
+            Error::HostKeyRevoked { .. } => "this key was revoked on purpose; do not connect".into(),
+            Error::KnownHosts { .. } => "fix or remove the known_hosts file, or point `known_hosts` at another".into(),
+            Error::Auth { user, .. } => format!(
+                "is the public key in ~{user}/.ssh/authorized_keys on the host? set `identity` to the right key, or load it into ssh-agent"
+            ),
+            Error::Key { .. } => "check `identity`; for an encrypted key set FERRY_KEY_PASSPHRASE or use ssh-agent".into(),
+            Error::Command { .. } => return None,
+            _ => return None,
+        })
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Local(e.to_string())
+    }
+}

@@ -1,0 +1,263 @@
+//! OpenSSH `known_hosts` files: matching a host and its key, pure.
+//!
+//! Supports plain and `[host]:port` patterns, comma lists, `*`/`?` wildcards, `!` negation,
+//! hashed `|1|salt|hash` entries, `@revoked` markers (and skips `@cert-authority` lines, as
+//! ferry does not verify host certificates). Line numbers count every line of the file, so the
+//! line an error names is the line a user opens in an editor.
+
+use data_encoding::BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::ssh_key::{self, HashAlg, PublicKey};
+
+/// What known_hosts says of a host's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The key is recorded for this host (on this 1-based line).
+    Known { line: usize },
+    /// The host is not in the file.
+    Unknown,
+    /// The host is recorded with another key of the same algorithm.
+    Changed { line: usize },
+    /// The host is recorded only with keys of other algorithms: treated as a changed key.
+    OtherAlgorithm { line: usize, algorithm: String },
+    /// The key is marked `@revoked`.
+    Revoked { line: usize },
+}
+
+/// The host pattern OpenSSH writes: `host` for port 22, `[host]:port` otherwise.
+pub fn host_pattern(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// The line to add to known_hosts for this host and key.
+pub fn entry_line(host: &str, port: u16, key: &PublicKey) -> String {
+    let openssh = key.to_openssh().unwrap_or_default();
+    // to_openssh gives "ALG BASE64 [COMMENT]"; drop the comment.
+    let mut parts = openssh.split_whitespace();
+    let alg = parts.next().unwrap_or_default();
+    let b64 = parts.next().unwrap_or_default();
+    format!("{} {alg} {b64}", host_pattern(host, port))
+}
+
+/// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.
+pub fn fingerprint(key: &PublicKey) -> String {
+    format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256))
+}
+
+struct Entry<'a> {
+    line: usize,
+    revoked: bool,
+    patterns: &'a str,
+    key: Option<PublicKey>,
+}
+
+fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
+    contents.lines().enumerate().filter_map(|(i, raw)| {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return None;
+        }
+        let mut fields = line.split_whitespace();
+        let mut first = fields.next()?;
+        let mut revoked = false;
+        if first.starts_with('@') {
+            match first {
+                "@revoked" => revoked = true,
+                _ => return None, // @cert-authority and unknown markers
+            }
+            first = fields.next()?;
+        }
+        let alg = fields.next()?;
+        let b64 = fields.next()?;
+        let key = PublicKey::from_openssh(&format!("{alg} {b64}")).ok();
+        Some(Entry {
+            line: i + 1,
+            revoked,
+            patterns: first,
+            key,
+        })
+    })
+}
+
+/// Does a glob (`*`, `?`) match the text?
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..])),
+        (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
+        (Some(p), Some(t)) if p.eq_ignore_ascii_case(t) => glob(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}
+
+fn hashed_matches(entry: &str, name: &str) -> bool {
+    let mut parts = entry.trim_start_matches("|1|").split('|');
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (BASE64.decode(salt.as_bytes()), BASE64.decode(hash.as_bytes())) else {
+        return false;
+    };
+    let Ok(mut mac) = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.update(name.as_bytes());
+    mac.verify_slice(&hash).is_ok()
+}
+
+/// Do the comma-separated patterns of a line match this host name (`host` or `[host]:port`)?
+fn patterns_match(patterns: &str, name: &str) -> bool {
+    let mut matched = false;
+    for p in patterns.split(',') {
+        if p.starts_with("|1|") {
+            if hashed_matches(p, name) {
+                matched = true;
+            }
+        } else if let Some(neg) = p.strip_prefix('!') {
+            if glob(neg.as_bytes(), name.as_bytes()) {
+                return false;
+            }
+        } else if glob(p.as_bytes(), name.as_bytes()) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// Judge `key` presented by `host:port` against the file's contents.
+pub fn check(contents: &str, host: &str, port: u16, key: &PublicKey) -> Verdict {
+    let name = host_pattern(host, port);
+    let mut changed = None;
+    let mut other = None;
+    let mut known = None;
+    for e in entries(contents) {
+        if !patterns_match(e.patterns, &name) {
+            continue;
+        }
+        let Some(recorded) = &e.key else { continue };
+        let same = recorded.key_data() == key.key_data();
+        if e.revoked {
+            if same {
+                return Verdict::Revoked { line: e.line };
+            }
+            continue;
+        }
+        if same {
+            known.get_or_insert(e.line);
+        } else if recorded.algorithm() == key.algorithm() {
+            changed.get_or_insert(e.line);
+        } else {
+            other.get_or_insert((e.line, recorded.algorithm().to_string()));
+        }
+    }
+    match (known, changed, other) {
+        (Some(line), _, _) => Verdict::Known { line },
+        (None, Some(line), _) => Verdict::Changed { line },
+        (None, None, Some((line, algorithm))) => Verdict::OtherAlgorithm { line, algorithm },
+        (None, None, None) => Verdict::Unknown,
+    }
+}
+
+/// The key algorithms recorded for a host, in file order, so the client can ask the server for
+/// a key it can verify (OpenSSH does the same).
+pub fn known_algorithms(contents: &str, host: &str, port: u16) -> Vec<ssh_key::Algorithm> {
+    let name = host_pattern(host, port);
+    let mut algs = Vec::new();
+    for e in entries(contents) {
+        if e.revoked || !patterns_match(e.patterns, &name) {
+            continue;
+        }
+        if let Some(k) = e.key {
+            let alg = k.algorithm();
+            if !algs.contains(&alg) {
+                algs.push(alg);
+            }
+        }
+    }
+    algs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINVsODFyfzr+SQd5MqMcY5tG9EjoapjNhk0qkhtZqDdu";
+    const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0BG8XCxo5xiN26uIatvM0Q/ptL/0otfa/Iiwa7AhHG";
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBB+/ueGPky2Vde9BMHyzqwNfbSkGs9LE7X9tI+YqsamX4ZFnvqAS1w1voQNFMVexhdfzvW1iC9vOS2WLcZqozu8=";
+
+    fn key(s: &str) -> PublicKey {
+        PublicKey::from_openssh(s).unwrap()
+    }
+
+    #[test]
+    fn plain_and_port_entries() {
+        let file = format!("# comment\n\nexample.com {ED1}\n[example.com]:2222 {ED2}\n");
+        assert_eq!(check(&file, "example.com", 22, &key(ED1)), Verdict::Known { line: 3 });
+        assert_eq!(check(&file, "example.com", 2222, &key(ED2)), Verdict::Known { line: 4 });
+        assert_eq!(check(&file, "example.com", 2222, &key(ED1)), Verdict::Changed { line: 4 });
+        assert_eq!(check(&file, "other.com", 22, &key(ED1)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn comma_lists_wildcards_negation() {
+        let file = format!("a.example,b.example {ED1}\n*.corp,!bad.corp {ED2}\n");
+        assert_eq!(check(&file, "b.example", 22, &key(ED1)), Verdict::Known { line: 1 });
+        assert_eq!(check(&file, "x.corp", 22, &key(ED2)), Verdict::Known { line: 2 });
+        assert_eq!(check(&file, "bad.corp", 22, &key(ED2)), Verdict::Unknown);
+    }
+
+    #[test]
+    fn hashed_entries() {
+        // `ssh-keygen -H` style entry for "[127.0.0.1]:2222", computed with HMAC-SHA1.
+        let salt = [7u8; 20];
+        let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt).unwrap();
+        mac.update(b"[127.0.0.1]:2222");
+        let hash = mac.finalize().into_bytes();
+        let line = format!("|1|{}|{} {ED1}\n", BASE64.encode(&salt), BASE64.encode(&hash));
+        assert_eq!(check(&line, "127.0.0.1", 2222, &key(ED1)), Verdict::Known { line: 1 });
+        assert_eq!(check(&line, "127.0.0.1", 22, &key(ED1)), Verdict::Unknown);
+        assert_eq!(check(&line, "127.0.0.1", 2222, &key(ED2)), Verdict::Changed { line: 1 });
+    }
+
+    #[test]
+    fn other_algorithm_and_revoked() {
+        let file = format!("h {ECDSA}\n");
+        assert_eq!(
+            check(&file, "h", 22, &key(ED1)),
+            Verdict::OtherAlgorithm {
+                line: 1,
+                algorithm: "ecdsa-sha2-nistp256".into()
+            }
+        );
+        let file = format!("@revoked * {ED1}\nh {ED1}\n");
+        assert_eq!(check(&file, "h", 22, &key(ED1)), Verdict::Revoked { line: 1 });
+        assert_eq!(check(&file, "h", 22, &key(ED2)), Verdict::Changed { line: 2 });
+    }
+
+    #[test]
+    fn any_matching_key_wins_over_a_changed_one() {
+        let file = format!("h {ED2}\nh {ED1}\n");
+        assert_eq!(check(&file, "h", 22, &key(ED1)), Verdict::Known { line: 2 });
+    }
+
+    #[test]
+    fn known_algorithms_in_file_order() {
+        let file = format!("h {ECDSA}\nh {ED1}\nother {ED2}\n");
+        let algs: Vec<String> = known_algorithms(&file, "h", 22)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(algs, vec!["ecdsa-sha2-nistp256", "ssh-ed25519"]);
+    }
+
+    #[test]
+    fn entry_lines() {
+        assert_eq!(entry_line("h", 22, &key(ED1)), format!("h {ED1}"));
+        assert_eq!(entry_line("h", 2022, &key(ED1)), format!("[h]:2022 {ED1}"));
+        assert!(fingerprint(&key(ED1)).starts_with("ssh-ed25519 SHA256:"));
+    }
+}

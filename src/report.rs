@@ -1,0 +1,227 @@
+//! The reporting layer: the only code that prints.
+//!
+//! stdout carries data: human text, or JSON Lines with `--output json` (one object per line, with
+//! a `type` field). stderr carries progress, warnings and errors. Colour only on a terminal and
+//! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// ANSI styling, active only when the stream is a terminal and NO_COLOR is unset.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+}
+
+/// An event that can be shown to people as well as serialised.
+pub trait Human {
+    /// Lines for stdout (no trailing newline), or None to print nothing in human mode.
+    fn human(&self, style: &Style) -> Option<String>;
+}
+
+/// Prints events, progress and errors.
+pub struct Reporter {
+    pub format: Format,
+    pub quiet: bool,
+    out_style: Style,
+    err_style: Style,
+    pub progress_bars: bool,
+    lock: Mutex<()>,
+    multi: indicatif::MultiProgress,
+}
+
+fn color_allowed(is_tty: bool) -> bool {
+    is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+impl Reporter {
+    pub fn new(format: Format, quiet: bool, verbose: bool) -> Reporter {
+        let stderr_tty = std::io::stderr().is_terminal();
+        let multi = indicatif::MultiProgress::new();
+        let progress_bars = stderr_tty && !quiet && !verbose;
+        if !progress_bars {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        Reporter {
+            format,
+            quiet,
+            out_style: Style {
+                color: color_allowed(std::io::stdout().is_terminal()) && format == Format::Human,
+            },
+            err_style: Style {
+                color: color_allowed(stderr_tty),
+            },
+            progress_bars,
+            lock: Mutex::new(()),
+            multi,
+        }
+    }
+
+    pub fn style(&self) -> Style {
+        self.out_style
+    }
+
+    pub fn err_style(&self) -> Style {
+        self.err_style
+    }
+
+    /// Print a data event on stdout, as JSON or as text.
+    pub fn emit<E: Serialize + Human>(&self, event: &E) {
+        let line = match self.format {
+            Format::Json => Some(serde_json::to_string(event).expect("events serialise")),
+            Format::Human => event.human(&self.out_style),
+        };
+        if let Some(line) = line {
+            let _g = self.lock.lock().unwrap();
+            self.multi.suspend(|| {
+                let mut out = std::io::stdout().lock();
+                // A closed pipe (ferry ... | head) is not an error worth a panic.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            });
+        }
+    }
+
+    /// Write raw text lines to stdout (already formatted by this module's callers in report terms).
+    pub fn stdout_line(&self, line: &str) {
+        let _g = self.lock.lock().unwrap();
+        self.multi.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        });
+    }
+
+    /// A progress message on stderr (hidden with --quiet).
+    pub fn progress(&self, host: Option<&str>, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let line = match host {
+            Some(h) => format!("{} {message}", self.err_style.bold(&format!("{h}:"))),
+            None => message.to_string(),
+        };
+        self.stderr_line(&line);
+    }
+
+    /// A warning on stderr (shown even with --quiet).
+    pub fn warn(&self, host: Option<&str>, message: &str) {
+        let prefix = self.err_style.yellow("warning:");
+        let line = match host {
+            Some(h) => format!("{prefix} {h}: {message}"),
+            None => format!("{prefix} {message}"),
+        };
+        self.stderr_line(&line);
+    }
+
+    /// An error with its hint on stderr.
+    pub fn error(&self, err: &Error) {
+        let mut text = format!("{} {err}", self.err_style.red("error:"));
+        if let Some(hint) = err.hint() {
+            text.push_str(&format!("\n{} {hint}", self.err_style.bold("hint:")));
+        }
+        self.stderr_line(&text);
+    }
+
+    pub fn stderr_line(&self, line: &str) {
+        let _g = self.lock.lock().unwrap();
+        self.multi.suspend(|| {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{line}");
+        });
+    }
+
+    /// A byte progress bar for one host's upload (hidden when not on a terminal).
+    pub fn bytes_bar(&self, host: &str, total: u64) -> indicatif::ProgressBar {
+        let bar = self.multi.add(indicatif::ProgressBar::new(total));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:.bold} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_prefix(host.to_string());
+        bar
+    }
+}
+
+/// Escape control characters so untrusted remote text cannot drive the terminal.
+pub fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Bytes as text: valid UTF-8 as is, invalid bytes as `\xNN`, control characters escaped.
+pub fn sanitize_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(&sanitize(chunk.valid()));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizes_control_and_invalid_bytes() {
+        assert_eq!(sanitize("a\x1b[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(sanitize("tab\tok"), "tab\tok");
+        assert_eq!(sanitize_bytes(b"ok \xff\xfe end\n"), "ok \\xff\\xfe end\\n");
+        assert_eq!(sanitize_bytes("ünï".as_bytes()), "ünï");
+    }
+
+    #[test]
+    fn style_without_color_is_plain() {
+        let s = Style { color: false };
+        assert_eq!(s.red("x"), "x");
+        let s = Style { color: true };
+        assert_eq!(s.red("x"), "\x1b[31mx\x1b[0m");
+    }
+}

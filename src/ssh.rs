@@ -1,0 +1,586 @@
+//! The SSH transport: connect with a timeout, verify the host key against known_hosts,
+//! authenticate, and run remote commands over channels of one multiplexed connection.
+//!
+//! One [`Connection`] per host serves every command, SFTP session and forwarded socket of an
+//! operation. Exit statuses are read after EOF, as OpenSSH sends them then.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::{ChannelMsg, Disconnect};
+
+use crate::config::{Host, HostKeyPolicy};
+use crate::error::{Error, Result};
+use crate::known_hosts::{self, Verdict};
+
+/// Environment variable with the passphrase of an encrypted private key.
+pub const PASSPHRASE_ENV: &str = "FERRY_KEY_PASSPHRASE";
+
+/// What happened when the server's host key was checked.
+#[derive(Debug)]
+enum KeyOutcome {
+    Accepted { fingerprint: String, learned: bool },
+    Refused(Box<Error>),
+}
+
+struct Handler {
+    host: Host,
+    outcome: Arc<Mutex<Option<KeyOutcome>>>,
+}
+
+impl Handler {
+    fn judge(&self, key: &PublicKey) -> KeyOutcome {
+        let h = &self.host;
+        let fingerprint = known_hosts::fingerprint(key);
+        let addr = format!("{}:{}", h.address, h.port);
+        let contents = match std::fs::read_to_string(&h.known_hosts) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return KeyOutcome::Refused(Box::new(Error::KnownHosts {
+                    host: h.name.clone(),
+                    path: h.known_hosts.clone(),
+                    message: e.to_string(),
+                }));
+            }
+        };
+        let refuse = |e: Error| KeyOutcome::Refused(Box::new(e));
+        match known_hosts::check(&contents, &h.address, h.port, key) {
+            Verdict::Known { .. } => KeyOutcome::Accepted {
+                fingerprint,
+                learned: false,
+            },
+            Verdict::Changed { line } | Verdict::OtherAlgorithm { line, .. } => {
+                refuse(Error::HostKeyChanged {
+                    host: h.name.clone(),
+                    addr,
+                    fingerprint,
+                    known_hosts: h.known_hosts.clone(),
+                    line,
+                })
+            }
+            Verdict::Revoked { line } => refuse(Error::HostKeyRevoked {
+                host: h.name.clone(),
+                addr,
+                fingerprint,
+                known_hosts: h.known_hosts.clone(),
+                line,
+            }),
+            Verdict::Unknown => {
+                let line_to_add = known_hosts::entry_line(&h.address, h.port, key);
+                match h.host_key_policy {
+                    HostKeyPolicy::Strict => refuse(Error::HostKeyUnknown {
+                        host: h.name.clone(),
+                        addr,
+                        fingerprint,
+                        known_hosts: h.known_hosts.clone(),
+                        line_to_add,
+                    }),
+                    HostKeyPolicy::AcceptNew => match append_line(&h.known_hosts, &line_to_add) {
+                        Ok(()) => {
+                            tracing::warn!(
+                                "{}: recorded new host key {fingerprint} in {}",
+                                h.name,
+                                h.known_hosts.display()
+                            );
+                            KeyOutcome::Accepted {
+                                fingerprint,
+                                learned: true,
+                            }
+                        }
+                        Err(e) => refuse(Error::KnownHosts {
+                            host: h.name.clone(),
+                            path: h.known_hosts.clone(),
+                            message: format!("cannot record the new host key: {e}"),
+                        }),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Append a line to known_hosts (creating the file 0600 and its directory 0700 if needed).
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let existing = std::fs::read(path).unwrap_or_default();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    if !existing.is_empty() && !existing.ends_with(b"\n") {
+        f.write_all(b"\n")?;
+    }
+    f.write_all(format!("{line}\n").as_bytes())?;
+    f.sync_all()
+}
+
+impl client::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &russh::keys::PublicKeyOrCertificate,
+    ) -> std::result::Result<bool, Self::Error> {
+        let outcome = match server_public_key {
+            russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
+            russh::keys::PublicKeyOrCertificate::Certificate(_) => {
+                KeyOutcome::Refused(Box::new(Error::Ssh {
+                    host: self.host.name.clone(),
+                    message: "the server presented a host certificate; ferry verifies plain host keys only".into(),
+                }))
+            }
+        };
+        let ok = matches!(outcome, KeyOutcome::Accepted { .. });
+        *self.outcome.lock().unwrap() = Some(outcome);
+        Ok(ok)
+    }
+}
+
+/// An authenticated connection to one host.
+pub struct Connection {
+    handle: Handle<Handler>,
+    /// The host's name in the config.
+    pub host: String,
+    pub user: String,
+    /// How authentication succeeded, e.g. `publickey ~/.ssh/id_ed25519 (ssh-ed25519 SHA256:..)`.
+    pub auth_method: String,
+    /// The verified host key.
+    pub host_key: String,
+    /// The host key was new and recorded under `accept-new`.
+    pub host_key_learned: bool,
+}
+
+/// Output of a finished remote command.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Exit status; None when the command was killed by a signal or none was sent.
+    pub status: Option<u32>,
+    pub signal: Option<String>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    pub fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_str(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// `exit status 1`, `killed by signal TERM`.
+    pub fn status_text(&self) -> String {
+        match (&self.status, &self.signal) {
+            (Some(s), _) => format!("exit status {s}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, None) => "no exit status".into(),
+        }
+    }
+}
+
+/// Which stream a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    if !algorithms.is_empty() {
+        // Ask first for the algorithms known_hosts holds for this host, then the rest.
+        let mut keys: Vec<_> = algorithms;
+        for a in preferred.key.iter() {
+            if !keys.contains(a) {
+                keys.push(a.clone());
+            }
+        }
+        preferred.key = keys.into();
+    }
+    client::Config {
+        preferred,
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(10)),
+        keepalive_max: 3,
+        inactivity_timeout: None,
+        window_size: 8 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
+fn ssh_err(host: &str, e: impl std::fmt::Display) -> Error {
+    Error::Ssh {
+        host: host.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Connect, verify the host key and authenticate.
+pub async fn connect(host: &Host) -> Result<Connection> {
+    let known = std::fs::read_to_string(&host.known_hosts).unwrap_or_default();
+    let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
+    let config = Arc::new(client_config(algorithms));
+    let outcome = Arc::new(Mutex::new(None));
+    let handler = Handler {
+        host: host.clone(),
+        outcome: outcome.clone(),
+    };
+    let addr = format!("{}:{}", host.address, host.port);
+    tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
+    let connecting = async {
+        let stream = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
+            .await
+            .map_err(|source| Error::Connect {
+                host: host.name.clone(),
+                addr: addr.clone(),
+                source,
+            })?;
+        stream.set_nodelay(true).ok();
+        client::connect_stream(config, stream, handler)
+            .await
+            .map_err(|e| {
+                // A refused host key surfaces as a generic error; report the real reason.
+                match outcome.lock().unwrap().take() {
+                    Some(KeyOutcome::Refused(err)) => *err,
+                    _ => ssh_err(&host.name, format!("handshake with {addr} failed: {e}")),
+                }
+            })
+    };
+    let mut handle = tokio::time::timeout(host.connect_timeout, connecting)
+        .await
+        .map_err(|_| Error::ConnectTimeout {
+            host: host.name.clone(),
+            addr: addr.clone(),
+            after: host.connect_timeout,
+        })??;
+    let (host_key, host_key_learned) = match outcome.lock().unwrap().take() {
+        Some(KeyOutcome::Accepted {
+            fingerprint,
+            learned,
+        }) => (fingerprint, learned),
+        _ => {
+            // Cannot happen: russh only proceeds after check_server_key accepted the key.
+            return Err(ssh_err(&host.name, "host key was not verified"));
+        }
+    };
+    let auth_method = tokio::time::timeout(
+        host.connect_timeout.max(Duration::from_secs(10)),
+        authenticate(&mut handle, host),
+    )
+    .await
+    .map_err(|_| Error::ConnectTimeout {
+        host: host.name.clone(),
+        addr,
+        after: host.connect_timeout,
+    })??;
+    tracing::debug!("{}: authenticated with {auth_method}", host.name);
+    Ok(Connection {
+        handle,
+        host: host.name.clone(),
+        user: host.user.clone(),
+        auth_method,
+        host_key,
+        host_key_learned,
+    })
+}
+
+/// Display a path with the home directory written as `~`.
+fn tilde(path: &Path) -> String {
+    if let Some(home) = std::env::var_os("HOME")
+        && let Ok(rest) = path.strip_prefix(&home)
+    {
+        return format!("~/{}", rest.display());
+    }
+    path.display().to_string()
+}
+
+/// Load a private key; an encrypted key's passphrase comes from FERRY_KEY_PASSPHRASE or a
+/// prompt on the terminal, never from the config.
+fn load_key(path: &Path) -> Result<PrivateKey> {
+    let key_err = |message: String| Error::Key {
+        path: path.to_path_buf(),
+        message,
+    };
+    match russh::keys::load_secret_key(path, None) {
+        Ok(k) => Ok(k),
+        Err(russh::keys::Error::KeyIsEncrypted) => {
+            let passphrase = match std::env::var(PASSPHRASE_ENV) {
+                Ok(p) => p,
+                Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    rpassword::prompt_password(format!("Passphrase for {}: ", tilde(path)))
+                        .map_err(|e| key_err(format!("cannot read the passphrase: {e}")))?
+                }
+                Err(_) => {
+                    return Err(key_err(format!(
+                        "the key is encrypted; set {PASSPHRASE_ENV}, run on a terminal to be asked, or use ssh-agent"
+                    )));
+                }
+            };
+            russh::keys::load_secret_key(path, Some(&passphrase)).map_err(|e| {
+                key_err(format!(
+                    "cannot decrypt it ({e}); is the passphrase right?"
+                ))
+            })
+        }
+        Err(e) => Err(key_err(e.to_string())),
+    }
+}
+
+async fn rsa_hash(handle: &Handle<Handler>) -> Option<HashAlg> {
+    match handle.best_supported_rsa_hash().await {
+        Ok(Some(h)) => h,
+        // The server did not say: rsa-sha2-256 is what every current OpenSSH accepts.
+        _ => Some(HashAlg::Sha256),
+    }
+}
+
+async fn try_key(
+    handle: &mut Handle<Handler>,
+    host: &Host,
+    path: &Path,
+    tried: &mut Vec<String>,
+) -> Result<Option<String>> {
+    let key = Arc::new(load_key(path)?);
+    let hash = if key.algorithm().is_rsa() {
+        rsa_hash(handle).await
+    } else {
+        None
+    };
+    let label = format!(
+        "publickey {} ({})",
+        tilde(path),
+        known_hosts::fingerprint(key.public_key())
+    );
+    let result = handle
+        .authenticate_publickey(&host.user, PrivateKeyWithHashAlg::new(key, hash))
+        .await
+        .map_err(|e| ssh_err(&host.name, e))?;
+    if result.success() {
+        Ok(Some(label))
+    } else {
+        tried.push(label);
+        Ok(None)
+    }
+}
+
+async fn authenticate(handle: &mut Handle<Handler>, host: &Host) -> Result<String> {
+    let mut tried = Vec::new();
+    if let Some(identity) = &host.identity {
+        if let Some(m) = try_key(handle, host, identity, &mut tried).await? {
+            return Ok(m);
+        }
+    } else {
+        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+            match AgentClient::connect_env().await {
+                Ok(mut agent) => match agent.request_identities().await {
+                    Ok(ids) => {
+                        for id in ids {
+                            let public = id.public_key().into_owned();
+                            let hash = if public.algorithm().is_rsa() {
+                                rsa_hash(handle).await
+                            } else {
+                                None
+                            };
+                            let label =
+                                format!("ssh-agent key {}", known_hosts::fingerprint(&public));
+                            match handle
+                                .authenticate_publickey_with(&host.user, public, hash, &mut agent)
+                                .await
+                            {
+                                Ok(r) if r.success() => return Ok(label),
+                                Ok(_) => tried.push(label),
+                                Err(e) => tried.push(format!("{label}: {e}")),
+                            }
+                        }
+                    }
+                    Err(e) => tried.push(format!("ssh-agent: cannot list keys: {e}")),
+                },
+                Err(e) => tried.push(format!("ssh-agent: cannot connect: {e}")),
+            }
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            let Some(home) = &home else { break };
+            let path = home.join(".ssh").join(name);
+            if !path.exists() {
+                continue;
+            }
+            match try_key(handle, host, &path, &mut tried).await {
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                // A default key that cannot be loaded is skipped, as OpenSSH does.
+                Err(e) => tried.push(e.to_string()),
+            }
+        }
+    }
+    Err(Error::Auth {
+        host: host.name.clone(),
+        user: host.user.clone(),
+        tried,
+    })
+}
+
+impl Connection {
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        ssh_err(&self.host, e)
+    }
+
+    /// Open a session channel running `command`.
+    pub async fn open_exec(&self, command: &str) -> Result<russh::Channel<client::Msg>> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|e| self.err(format!("cannot run `{command}`: {e}")))?;
+        Ok(channel)
+    }
+
+    /// Run a command, feeding `stdin` (then EOF), calling `on_output` with chunks as they arrive.
+    pub async fn exec_streaming(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<Output> {
+        tracing::debug!("{}: exec {command}", self.host);
+        let mut channel = self.open_exec(command).await?;
+        if let Some(input) = stdin {
+            channel
+                .data(input)
+                .await
+                .map_err(|e| self.err(format!("cannot send input: {e}")))?;
+        }
+        channel.eof().await.ok();
+        let mut out = Output::default();
+        // Read until the channel closes: the exit status comes after EOF.
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => {
+                    on_output(Stream::Stdout, &data);
+                    out.stdout.extend_from_slice(&data);
+                }
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    on_output(Stream::Stderr, &data);
+                    out.stderr.extend_from_slice(&data);
+                }
+                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    out.signal = Some(format!("{signal_name:?}"))
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        if out.status.is_none() && out.signal.is_none() && self.handle.is_closed() {
+            return Err(self.err(format!(
+                "the connection was lost while running `{command}`"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Run a command and collect its output.
+    pub async fn exec(&self, command: &str) -> Result<Output> {
+        self.exec_streaming(command, None, |_, _| {}).await
+    }
+
+    /// Run a command; a non-zero exit is an error carrying its stderr. Returns stdout.
+    pub async fn run(&self, command: &str) -> Result<String> {
+        let out = self.exec(command).await?;
+        if out.success() {
+            Ok(out.stdout_str())
+        } else {
+            Err(Error::Command {
+                host: self.host.clone(),
+                command: command.to_string(),
+                status: out.status_text(),
+                stderr: out.stderr_str(),
+            })
+        }
+    }
+
+    /// Start an SFTP session on a new channel of this connection.
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| self.err(format!("cannot start the sftp subsystem: {e}")))?;
+        let config = russh_sftp::client::Config {
+            max_concurrent_writes: 64,
+            request_timeout_secs: 60,
+            ..Default::default()
+        };
+        russh_sftp::client::SftpSession::new_with_config(channel.into_stream(), config)
+            .await
+            .map_err(|e| Error::Sftp {
+                host: self.host.clone(),
+                message: format!("cannot start an SFTP session: {e}"),
+            })
+    }
+
+    /// A TCP connection made by the host to `host:port` (direct-tcpip).
+    pub async fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<russh::ChannelStream<client::Msg>> {
+        let channel = self
+            .handle
+            .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
+            .await
+            .map_err(|e| self.err(format!("cannot open {host}:{port} from the host: {e}")))?;
+        Ok(channel.into_stream())
+    }
+
+    /// A connection made by the host to a unix socket (direct-streamlocal).
+    pub async fn connect_unix(&self, path: &str) -> Result<russh::ChannelStream<client::Msg>> {
+        let channel = self
+            .handle
+            .channel_open_direct_streamlocal(path)
+            .await
+            .map_err(|e| self.err(format!("cannot open unix socket {path} on the host: {e}")))?;
+        Ok(channel.into_stream())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// Close the connection politely.
+    pub async fn close(&self) {
+        let _ = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}

@@ -1,0 +1,330 @@
+//! systemd knowledge, pure: unit name rules, `systemctl --user` / `journalctl --user` command
+//! lines, and parsing of `systemctl show` output. Nothing here runs anything.
+
+use std::collections::BTreeMap;
+
+use crate::shell;
+
+/// Unit suffixes systemd knows.
+pub const UNIT_SUFFIXES: &[&str] = &[
+    "service",
+    "socket",
+    "timer",
+    "path",
+    "target",
+    "slice",
+    "scope",
+    "mount",
+    "automount",
+    "swap",
+    "device",
+];
+
+/// Check a unit name the way systemd does (`unit_name_is_valid`): `prefix[@instance].suffix`,
+/// at most 255 bytes, characters `[A-Za-z0-9:_.\-]` (and `@` once), a known suffix.
+pub fn validate_unit_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty unit name".into());
+    }
+    if name.len() > 255 {
+        return Err("unit names are at most 255 bytes".into());
+    }
+    let Some((stem, suffix)) = name.rsplit_once('.') else {
+        return Err(format!(
+            "a unit name needs a type suffix: one of .{}",
+            UNIT_SUFFIXES.join(" .")
+        ));
+    };
+    if !UNIT_SUFFIXES.contains(&suffix) {
+        return Err(format!(
+            "`.{suffix}` is not a unit type systemd knows; use one of .{}",
+            UNIT_SUFFIXES.join(" .")
+        ));
+    }
+    if stem.is_empty() {
+        return Err("the unit name before the suffix is empty".into());
+    }
+    let (prefix, instance) = match stem.split_once('@') {
+        Some((p, i)) => (p, Some(i)),
+        None => (stem, None),
+    };
+    if prefix.is_empty() {
+        return Err("nothing before `@`".into());
+    }
+    let ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '-' | '\\'))
+    };
+    if !ok(prefix) || instance.is_some_and(|i| !ok(i) || i.contains('@')) {
+        return Err(
+            "systemd allows only letters, digits and `:_.-\\` in unit names (and one `@` for templates)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The unit's type suffix (`service`, `socket`, ...).
+pub fn unit_type(name: &str) -> &str {
+    name.rsplit_once('.').map(|(_, s)| s).unwrap_or("")
+}
+
+/// Properties read from `systemctl --user show`, enough to judge whether a unit is up.
+pub const STATE_PROPERTIES: &[&str] = &[
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "Result",
+    "NRestarts",
+    "ExecMainStatus",
+    "ExecMainCode",
+    "ExecMainPID",
+    "MainPID",
+    "InvocationID",
+    "ActiveEnterTimestamp",
+    "StateChangeTimestamp",
+    "UnitFileState",
+    "MemoryCurrent",
+    "Triggers",
+    "TriggeredBy",
+    "Listen",
+    "NeedDaemonReload",
+];
+
+/// `systemctl --user ARGS...` with every argument quoted.
+pub fn systemctl<S: AsRef<str>>(args: &[S]) -> String {
+    let mut all = vec!["systemctl".to_string(), "--user".to_string()];
+    all.extend(args.iter().map(|a| a.as_ref().to_string()));
+    shell::command(all)
+}
+
+/// `systemctl --user show UNIT... -p P1,P2,...` (one block of `Key=value` lines per unit).
+pub fn show_command(units: &[String]) -> String {
+    let mut args: Vec<String> = vec!["show".into()];
+    args.extend(units.iter().cloned());
+    args.push(format!("--property={}", STATE_PROPERTIES.join(",")));
+    systemctl(&args)
+}
+
+/// The state of one unit as `systemctl show` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UnitState {
+    pub id: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+    pub n_restarts: u64,
+    pub exec_main_status: i64,
+    pub main_pid: u32,
+    pub invocation_id: String,
+    pub active_enter_timestamp: String,
+    pub state_change_timestamp: String,
+    pub unit_file_state: String,
+    /// Bytes, when systemd tracks it (`[not set]` otherwise).
+    pub memory_current: Option<u64>,
+    pub triggered_by: Vec<String>,
+    pub triggers: Vec<String>,
+    pub listen: Vec<String>,
+    pub need_daemon_reload: bool,
+}
+
+impl UnitState {
+    /// Build from the `Key=value` lines of one unit.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> UnitState {
+        let get = |k: &str| props.get(k).cloned().unwrap_or_default();
+        let num = |k: &str| props.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let list = |k: &str| {
+            props
+                .get(k)
+                .map(|v| v.split_whitespace().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let main_pid = props
+            .get("MainPID")
+            .and_then(|v| v.parse().ok())
+            .filter(|p| *p != 0)
+            .or_else(|| props.get("ExecMainPID").and_then(|v| v.parse().ok()))
+            .unwrap_or(0);
+        UnitState {
+            id: get("Id"),
+            load_state: get("LoadState"),
+            active_state: get("ActiveState"),
+            sub_state: get("SubState"),
+            result: get("Result"),
+            n_restarts: num("NRestarts"),
+            exec_main_status: props
+                .get("ExecMainStatus")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            main_pid,
+            invocation_id: get("InvocationID"),
+            active_enter_timestamp: get("ActiveEnterTimestamp"),
+            state_change_timestamp: get("StateChangeTimestamp"),
+            unit_file_state: get("UnitFileState"),
+            memory_current: props
+                .get("MemoryCurrent")
+                .and_then(|v| v.parse().ok())
+                .filter(|m| *m != u64::MAX),
+            triggered_by: list("TriggeredBy"),
+            triggers: list("Triggers"),
+            listen: props
+                .get("Listen")
+                .map(|v| v.lines().map(String::from).collect())
+                .unwrap_or_default(),
+            need_daemon_reload: get("NeedDaemonReload") == "yes",
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active_state == "active"
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.active_state == "failed"
+    }
+
+    /// A socket unit that is listening.
+    pub fn is_listening(&self) -> bool {
+        unit_type(&self.id) == "socket" && self.active_state == "active" && self.sub_state == "listening"
+    }
+
+    /// `active (running)`, `failed (Result: exit-code)` ...
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} ({})", self.active_state, self.sub_state);
+        if self.result != "success" && !self.result.is_empty() {
+            s.push_str(&format!(", result: {}", self.result));
+        }
+        if self.n_restarts > 0 {
+            s.push_str(&format!(", restarted {} times", self.n_restarts));
+        }
+        s
+    }
+}
+
+/// Parse `systemctl show` output for several units: blocks separated by empty lines, in the
+/// order the units were asked for. Values may contain `=`.
+pub fn parse_show(output: &str) -> Vec<UnitState> {
+    let mut states = Vec::new();
+    let mut props = BTreeMap::new();
+    for line in output.lines() {
+        if line.is_empty() {
+            if !props.is_empty() {
+                states.push(UnitState::from_properties(&props));
+                props.clear();
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            // A property listed several times (Listen=) keeps every value, one per line.
+            props
+                .entry(k.to_string())
+                .and_modify(|old: &mut String| {
+                    old.push('\n');
+                    old.push_str(v);
+                })
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    if !props.is_empty() {
+        states.push(UnitState::from_properties(&props));
+    }
+    states
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names() {
+        for ok in [
+            "a.service",
+            "statifier.socket",
+            "foo@.service",
+            "foo@bar.service",
+            "a-b_c:d.timer",
+            "x\\x2dy.path",
+        ] {
+            assert!(validate_unit_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "noext",
+            "a.conf",
+            ".service",
+            "@x.service",
+            "a b.service",
+            "a/b.service",
+            "a@b@c.service",
+            "ünï.service",
+        ] {
+            assert!(validate_unit_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_unit_name(&format!("{}.service", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn show_command_quotes() {
+        let c = show_command(&["a.service".into(), "b c.service".into()]);
+        assert!(c.starts_with("systemctl --user show a.service 'b c.service' --property=Id,"));
+    }
+
+    const SHOW: &str = "Id=app.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+Result=success
+NRestarts=0
+ExecMainStatus=0
+ExecMainPID=4242
+MainPID=4242
+InvocationID=abc
+ActiveEnterTimestamp=Tue 2026-11-24 12:00:00 UTC
+UnitFileState=enabled
+MemoryCurrent=1234567
+TriggeredBy=app.socket
+NeedDaemonReload=no
+
+Id=app.socket
+LoadState=loaded
+ActiveState=active
+SubState=listening
+Result=success
+NRestarts=0
+MemoryCurrent=[not set]
+Triggers=app.service
+Listen=/run/user/1000/app.sock (Stream)
+Listen=[::]:8080 (Stream)
+UnitFileState=enabled
+
+Id=bad.service
+ActiveState=failed
+SubState=failed
+Result=exit-code
+NRestarts=3
+ExecMainStatus=1
+ExecMainPID=99
+MainPID=0
+";
+
+    #[test]
+    fn parses_show_blocks() {
+        let s = parse_show(SHOW);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].id, "app.service");
+        assert!(s[0].is_active());
+        assert_eq!(s[0].main_pid, 4242);
+        assert_eq!(s[0].memory_current, Some(1234567));
+        assert_eq!(s[0].triggered_by, vec!["app.socket"]);
+        assert!(s[1].is_listening());
+        assert_eq!(s[1].memory_current, None);
+        assert_eq!(s[1].listen, vec!["/run/user/1000/app.sock (Stream)", "[::]:8080 (Stream)"]);
+        assert!(s[2].is_failed());
+        assert_eq!(s[2].n_restarts, 3);
+        assert_eq!(s[2].exec_main_status, 1);
+        assert_eq!(s[2].main_pid, 99);
+        assert_eq!(s[2].summary(), "failed (failed), result: exit-code, restarted 3 times");
+    }
+}
