@@ -6,10 +6,16 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod health;
 pub mod known_hosts;
+pub mod lock;
+pub mod plan;
+pub mod release;
 pub mod report;
+pub mod sftp;
 pub mod shell;
 pub mod ssh;
 pub mod systemd;
@@ -25,7 +31,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }
@@ -35,7 +45,7 @@ pub fn main() -> i32 {
         cli::OutputFormat::Human => Format::Human,
         cli::OutputFormat::Json => Format::Json,
     };
-    let reporter = Reporter::new(format, cli.quiet, cli.verbose > 0);
+    let reporter = std::sync::Arc::new(Reporter::new(format, cli.quiet, cli.verbose > 0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -69,7 +79,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 /// Run a parsed command line.
-pub async fn run(cli: Cli, reporter: &Reporter) -> Result<i32, Error> {
+pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, Error> {
     let config_path = cli::config_path(&cli);
     match cli.command {
         Command::Doctor(args) => {
@@ -89,7 +99,35 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<i32, Error> {
             let ok = doctor::run(hosts, reporter).await;
             Ok(if ok { exit::OK } else { exit::FAILED })
         }
-        Command::Deploy(_) => not_yet("deploy", 3),
+        Command::Deploy(args) => {
+            let config = config::load(&config_path)?;
+            let services: Vec<_> = config
+                .select_services(&args.services)
+                .map_err(Error::Usage)?
+                .into_iter()
+                .cloned()
+                .collect();
+            if services.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no services in {}: add a [services.NAME] table",
+                    config_path.display()
+                )));
+            }
+            let opts = deploy::Options {
+                dry_run: args.dry_run,
+                no_rollback: args.no_rollback,
+                lock_wait: args.lock_wait,
+                parallel: args.parallel as usize,
+            };
+            deploy::run(
+                &config,
+                services,
+                &args.filter.hosts,
+                opts,
+                reporter.clone(),
+            )
+            .await
+        }
         Command::Logs(_) => not_yet("logs", 4),
         Command::Status(_) => not_yet("status", 4),
         Command::Rollback(_) => not_yet("rollback", 5),

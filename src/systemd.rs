@@ -134,7 +134,12 @@ impl UnitState {
     /// Build from the `Key=value` lines of one unit.
     pub fn from_properties(props: &BTreeMap<String, String>) -> UnitState {
         let get = |k: &str| props.get(k).cloned().unwrap_or_default();
-        let num = |k: &str| props.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let num = |k: &str| {
+            props
+                .get(k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let list = |k: &str| {
             props
                 .get(k)
@@ -187,7 +192,9 @@ impl UnitState {
 
     /// A socket unit that is listening.
     pub fn is_listening(&self) -> bool {
-        unit_type(&self.id) == "socket" && self.active_state == "active" && self.sub_state == "listening"
+        unit_type(&self.id) == "socket"
+            && self.active_state == "active"
+            && self.sub_state == "listening"
     }
 
     /// `active (running)`, `failed (Result: exit-code)` ...
@@ -231,6 +238,68 @@ pub fn parse_show(output: &str) -> Vec<UnitState> {
         states.push(UnitState::from_properties(&props));
     }
     states
+}
+
+/// How a unit looks while ferry waits for it to come up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Up(String),
+    Pending(String),
+    Failed(String),
+}
+
+/// Judge one unit after a restart. `before` is its InvocationID before the restart (a service
+/// still showing it has not been restarted yet); `socket_listening` tells whether a socket
+/// that triggers it is listening (a socket-activated service may rightly be inactive).
+pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> Verdict {
+    if st.load_state != "loaded" && !st.load_state.is_empty() {
+        return Verdict::Failed(format!(
+            "not loaded ({}): check the unit file with `systemd-analyze --user verify`",
+            st.load_state
+        ));
+    }
+    if st.is_failed() {
+        return Verdict::Failed(format!("failed (result: {})", st.result));
+    }
+    match unit_type(&st.id) {
+        "service" => {
+            if st.n_restarts > 0 {
+                return Verdict::Failed(format!(
+                    "crash loop: restarted {} times since the deploy (last exit status {})",
+                    st.n_restarts, st.exec_main_status
+                ));
+            }
+            if st.sub_state == "auto-restart" {
+                return Verdict::Failed(format!(
+                    "crashed and is being restarted (exit status {})",
+                    st.exec_main_status
+                ));
+            }
+            let restarted = before.is_none_or(|b| b.is_empty() || b != st.invocation_id);
+            match (st.active_state.as_str(), st.sub_state.as_str()) {
+                ("active", _) if !restarted => Verdict::Pending("waiting for the restart".into()),
+                ("active", sub) => Verdict::Up(format!("active ({sub})")),
+                ("inactive", _) if socket_listening && st.result == "success" => {
+                    Verdict::Up("inactive, its socket is listening (socket-activated)".into())
+                }
+                (a, sub) => Verdict::Pending(format!("{a} ({sub})")),
+            }
+        }
+        "socket" => {
+            if st.is_listening() {
+                Verdict::Up("active (listening)".into())
+            } else {
+                Verdict::Pending(format!("{} ({})", st.active_state, st.sub_state))
+            }
+        }
+        _ => {
+            if st.is_active() {
+                Verdict::Up(format!("active ({})", st.sub_state))
+            } else {
+                Verdict::Pending(format!("{} ({})", st.active_state, st.sub_state))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -320,11 +389,74 @@ MainPID=0
         assert_eq!(s[0].triggered_by, vec!["app.socket"]);
         assert!(s[1].is_listening());
         assert_eq!(s[1].memory_current, None);
-        assert_eq!(s[1].listen, vec!["/run/user/1000/app.sock (Stream)", "[::]:8080 (Stream)"]);
+        assert_eq!(
+            s[1].listen,
+            vec!["/run/user/1000/app.sock (Stream)", "[::]:8080 (Stream)"]
+        );
         assert!(s[2].is_failed());
         assert_eq!(s[2].n_restarts, 3);
         assert_eq!(s[2].exec_main_status, 1);
         assert_eq!(s[2].main_pid, 99);
-        assert_eq!(s[2].summary(), "failed (failed), result: exit-code, restarted 3 times");
+        assert_eq!(
+            s[2].summary(),
+            "failed (failed), result: exit-code, restarted 3 times"
+        );
+    }
+
+    fn st(id: &str, active: &str, sub: &str) -> UnitState {
+        UnitState {
+            id: id.into(),
+            load_state: "loaded".into(),
+            active_state: active.into(),
+            sub_state: sub.into(),
+            result: "success".into(),
+            invocation_id: "new".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn assess_services() {
+        let up = st("a.service", "active", "running");
+        assert!(matches!(assess(&up, Some("old"), false), Verdict::Up(_)));
+        assert!(matches!(
+            assess(&up, Some("new"), false),
+            Verdict::Pending(_)
+        ));
+        assert!(matches!(assess(&up, Some(""), false), Verdict::Up(_)));
+        let mut looping = up.clone();
+        looping.n_restarts = 2;
+        assert!(
+            matches!(assess(&looping, None, false), Verdict::Failed(m) if m.contains("crash loop"))
+        );
+        let auto = st("a.service", "activating", "auto-restart");
+        assert!(matches!(assess(&auto, None, false), Verdict::Failed(_)));
+        let mut failed = st("a.service", "failed", "failed");
+        failed.result = "exit-code".into();
+        assert!(
+            matches!(assess(&failed, None, false), Verdict::Failed(m) if m.contains("exit-code"))
+        );
+        let idle = st("a.service", "inactive", "dead");
+        assert!(matches!(assess(&idle, None, true), Verdict::Up(_)));
+        assert!(matches!(assess(&idle, None, false), Verdict::Pending(_)));
+        let mut missing = st("a.service", "inactive", "dead");
+        missing.load_state = "not-found".into();
+        assert!(matches!(assess(&missing, None, false), Verdict::Failed(_)));
+    }
+
+    #[test]
+    fn assess_sockets_and_timers() {
+        assert!(matches!(
+            assess(&st("a.socket", "active", "listening"), None, false),
+            Verdict::Up(_)
+        ));
+        assert!(matches!(
+            assess(&st("a.socket", "inactive", "dead"), None, false),
+            Verdict::Pending(_)
+        ));
+        assert!(matches!(
+            assess(&st("a.timer", "active", "waiting"), None, false),
+            Verdict::Up(_)
+        ));
     }
 }

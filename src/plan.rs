@@ -1,0 +1,735 @@
+//! Planning, pure: local release + remote state -> what a deploy does on one host.
+//!
+//! The plan is what `--dry-run` prints and what `deploy` executes: which files are uploaded or
+//! reused from the current release, which units are new, changed or removed, what is enabled,
+//! restarted and started. The remote-state probe and the activation script are generated here
+//! too, as text, so they can be read and tested without a host.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Service;
+use crate::release::{self, Manifest, ManifestFile, ManifestUnit, Paths};
+use crate::shell::quote;
+use crate::systemd;
+
+/// A file of the local release, hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    pub source: PathBuf,
+    pub dest: String,
+    pub mode: u32,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A local unit file, read into memory (unit files are small).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalUnit {
+    pub name: String,
+    pub content: Vec<u8>,
+    pub sha256: String,
+}
+
+impl LocalUnit {
+    /// Units with an `[Install]` section can be enabled.
+    pub fn has_install_section(&self) -> bool {
+        String::from_utf8_lossy(&self.content)
+            .lines()
+            .any(|l| l.trim() == "[Install]")
+    }
+}
+
+/// The local side of a release, prepared once per service.
+#[derive(Debug, Clone)]
+pub struct LocalRelease {
+    pub files: Vec<LocalFile>,
+    pub units: Vec<LocalUnit>,
+}
+
+impl LocalRelease {
+    /// Hash of everything that makes up the release (files, modes, units), hex.
+    pub fn content_hash(&self) -> String {
+        let mut h = Sha256::new();
+        for f in &self.files {
+            h.update(format!("f {} {:o} {}\n", f.dest, f.mode, f.sha256));
+        }
+        for u in &self.units {
+            h.update(format!("u {} {}\n", u.name, u.sha256));
+        }
+        hex(&h.finalize())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What is on the host now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteState {
+    /// Release id `current` points to.
+    pub current: Option<String>,
+    /// Release directories present.
+    pub releases: Vec<String>,
+    pub manifest: Option<Manifest>,
+    /// sha256 of the files of the current release, by dest (what is really on disk).
+    pub current_files: BTreeMap<String, String>,
+    /// sha256 of the installed unit files, by name.
+    pub installed_units: BTreeMap<String, String>,
+    /// Raw history.jsonl.
+    pub history: Vec<release::HistoryRecord>,
+}
+
+/// Shell script printing the remote state as `key=value` lines.
+pub fn remote_state_script(paths: &Paths, dests: &[String]) -> String {
+    let s = quote(&paths.dir());
+    let mut script = format!(
+        "cd \"$HOME\" || exit 1\n\
+         S={s}\n\
+         echo \"current=$(readlink \"$S/current\" 2>/dev/null)\"\n\
+         if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
+         if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
+         if [ -f \"$S/history.jsonl\" ]; then while IFS= read -r l; do echo \"history=$l\"; done < \"$S/history.jsonl\"; fi\n\
+         for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n",
+        meta = release::META_DIR,
+        ud = release::UNIT_DIR,
+    );
+    if !dests.is_empty() {
+        let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
+        script.push_str(&format!(
+            "if cd \"$S/current\" 2>/dev/null; then for f in {}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\"; done; fi\n",
+            list.join(" ")
+        ));
+    }
+    script.push_str("exit 0\n");
+    script
+}
+
+/// Parse the output of [`remote_state_script`].
+pub fn parse_remote_state(text: &str) -> RemoteState {
+    let mut st = RemoteState::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "current" => {
+                let id = v
+                    .trim()
+                    .trim_start_matches("releases/")
+                    .trim_end_matches('/');
+                if release::is_release_id(id) {
+                    st.current = Some(id.to_string());
+                }
+            }
+            "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
+            "manifest" => st.manifest = serde_json::from_str(v).ok(),
+            "history" => {
+                if let Ok(r) = serde_json::from_str(v) {
+                    st.history.push(r)
+                }
+            }
+            "unit" | "file" => {
+                if let Some((hash, name)) = v.split_once(' ') {
+                    let map = if k == "unit" {
+                        &mut st.installed_units
+                    } else {
+                        &mut st.current_files
+                    };
+                    map.insert(name.to_string(), hash.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    st.releases.sort();
+    st
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    New,
+    Changed,
+    Unchanged,
+    Removed,
+}
+
+/// How a file gets into the new release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// Sent over SFTP.
+    Upload,
+    /// Identical to the current release's file: copied on the host, not sent.
+    Reuse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilePlan {
+    pub dest: String,
+    #[serde(skip)]
+    pub source: PathBuf,
+    pub mode: u32,
+    pub size: u64,
+    pub sha256: String,
+    pub change: Change,
+    pub transfer: Transfer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitPlan {
+    pub name: String,
+    pub change: Change,
+}
+
+/// What a deploy does on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub service: String,
+    pub release: String,
+    pub previous: Option<String>,
+    pub files: Vec<FilePlan>,
+    pub units: Vec<UnitPlan>,
+    pub enable: Vec<String>,
+    /// Changed socket units (not restarted by the list) stopped before the restart.
+    pub stop_first: Vec<String>,
+    pub restart: Vec<String>,
+    /// Sockets, timers, paths and targets started (a no-op when already active).
+    pub start: Vec<String>,
+    #[serde(skip)]
+    pub manifest: Manifest,
+}
+
+impl Plan {
+    pub fn upload_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.transfer == Transfer::Upload)
+            .map(|f| f.size)
+            .sum()
+    }
+
+    pub fn removed_units(&self) -> Vec<String> {
+        self.units
+            .iter()
+            .filter(|u| u.change == Change::Removed)
+            .map(|u| u.name.clone())
+            .collect()
+    }
+}
+
+/// Who deploys, for manifests and history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub by: String,
+    pub git_commit: Option<String>,
+    pub created: String,
+}
+
+/// Build the plan for one host.
+pub fn make(
+    service: &Service,
+    local: &LocalRelease,
+    remote: &RemoteState,
+    release_id: &str,
+    origin: &Origin,
+) -> Plan {
+    let previous_units: BTreeSet<String> = remote
+        .manifest
+        .as_ref()
+        .map(|m| m.units.iter().map(|u| u.name.clone()).collect())
+        .unwrap_or_default();
+    let files = local
+        .files
+        .iter()
+        .map(|f| {
+            let remote_hash = remote.current_files.get(&f.dest);
+            let (change, transfer) = match remote_hash {
+                None => (Change::New, Transfer::Upload),
+                Some(h) if *h == f.sha256 => (Change::Unchanged, Transfer::Reuse),
+                Some(_) => (Change::Changed, Transfer::Upload),
+            };
+            FilePlan {
+                dest: f.dest.clone(),
+                source: f.source.clone(),
+                mode: f.mode,
+                size: f.size,
+                sha256: f.sha256.clone(),
+                change,
+                transfer,
+            }
+        })
+        .collect();
+    let mut units: Vec<UnitPlan> = local
+        .units
+        .iter()
+        .map(|u| UnitPlan {
+            name: u.name.clone(),
+            change: match remote.installed_units.get(&u.name) {
+                None => Change::New,
+                Some(h) if *h == u.sha256 => Change::Unchanged,
+                Some(_) => Change::Changed,
+            },
+        })
+        .collect();
+    let local_names: BTreeSet<&str> = local.units.iter().map(|u| u.name.as_str()).collect();
+    for gone in previous_units
+        .iter()
+        .filter(|n| !local_names.contains(n.as_str()))
+    {
+        units.push(UnitPlan {
+            name: gone.clone(),
+            change: Change::Removed,
+        });
+    }
+    let enable: Vec<String> = if service.enable {
+        local
+            .units
+            .iter()
+            .filter(|u| u.has_install_section() && !u.name.contains("@."))
+            .map(|u| u.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let restart = service.restart.clone();
+    let startable = |n: &str| {
+        matches!(
+            systemd::unit_type(n),
+            "socket" | "timer" | "path" | "target"
+        )
+    };
+    let start: Vec<String> = local
+        .units
+        .iter()
+        .map(|u| u.name.clone())
+        .filter(|n| startable(n) && !restart.contains(n) && !n.contains("@."))
+        .collect();
+    let stop_first: Vec<String> = units
+        .iter()
+        .filter(|u| {
+            u.change == Change::Changed
+                && systemd::unit_type(&u.name) == "socket"
+                && !restart.contains(&u.name)
+        })
+        .map(|u| u.name.clone())
+        .collect();
+    let manifest = Manifest {
+        id: release_id.to_string(),
+        service: service.name.clone(),
+        created: origin.created.clone(),
+        deployed_by: origin.by.clone(),
+        git_commit: origin.git_commit.clone(),
+        files: local
+            .files
+            .iter()
+            .map(|f| ManifestFile {
+                dest: f.dest.clone(),
+                mode: f.mode,
+                size: f.size,
+                sha256: f.sha256.clone(),
+            })
+            .collect(),
+        units: local
+            .units
+            .iter()
+            .map(|u| ManifestUnit {
+                name: u.name.clone(),
+                sha256: u.sha256.clone(),
+            })
+            .collect(),
+        restart: restart.clone(),
+        enable: enable.clone(),
+        start: start.clone(),
+    };
+    Plan {
+        service: service.name.clone(),
+        release: release_id.to_string(),
+        previous: remote.current.clone(),
+        files,
+        units,
+        enable,
+        stop_first,
+        restart,
+        start,
+        manifest,
+    }
+}
+
+/// What an activation does: make `release` live with its units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub release: String,
+    pub install: Vec<String>,
+    pub remove: Vec<String>,
+    pub enable: Vec<String>,
+    pub stop_first: Vec<String>,
+    pub restart: Vec<String>,
+    pub start: Vec<String>,
+}
+
+impl Activation {
+    pub fn for_plan(plan: &Plan) -> Activation {
+        Activation {
+            release: plan.release.clone(),
+            install: plan.manifest.units.iter().map(|u| u.name.clone()).collect(),
+            remove: plan.removed_units(),
+            enable: plan.enable.clone(),
+            stop_first: plan.stop_first.clone(),
+            restart: plan.restart.clone(),
+            start: plan.start.clone(),
+        }
+    }
+
+    /// Going back from `from` (the failed or current release) to the release described by
+    /// `to`: install `to`'s units, remove units only `from` had, restart `to`'s restart list.
+    pub fn back_to(to: &Manifest, from: Option<&Manifest>) -> Activation {
+        let keep: BTreeSet<&str> = to.units.iter().map(|u| u.name.as_str()).collect();
+        let remove = from
+            .map(|m| {
+                m.units
+                    .iter()
+                    .filter(|u| !keep.contains(u.name.as_str()))
+                    .map(|u| u.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Sockets whose unit file differs between the two releases need a restart too.
+        let changed_sockets = from
+            .map(|m| {
+                to.units
+                    .iter()
+                    .filter(|u| {
+                        systemd::unit_type(&u.name) == "socket"
+                            && !to.restart.contains(&u.name)
+                            && m.units
+                                .iter()
+                                .any(|o| o.name == u.name && o.sha256 != u.sha256)
+                    })
+                    .map(|u| u.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Activation {
+            release: to.id.clone(),
+            install: to.units.iter().map(|u| u.name.clone()).collect(),
+            remove,
+            enable: to.enable.clone(),
+            stop_first: changed_sockets,
+            restart: to.restart.clone(),
+            start: to.start.clone(),
+        }
+    }
+
+    /// The shell script that performs the activation on the host. Steps: install the unit
+    /// files atomically (copy to a temp name, rename), disable and remove units the release
+    /// no longer has, switch `current` atomically (new symlink, rename over), daemon-reload,
+    /// enable, stop changed sockets, restart and start (without waiting: ferry verifies).
+    pub fn script(&self, paths: &Paths) -> String {
+        let words = |v: &[String]| v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ");
+        let mut s = String::new();
+        s.push_str("set -e\ncd \"$HOME\"\n");
+        s.push_str(&format!("S={}\n", quote(&paths.dir())));
+        s.push_str(&format!(
+            "R={}\n",
+            quote(&format!("releases/{}", self.release))
+        ));
+        s.push_str(&format!("UD={}\n", quote(release::UNIT_DIR)));
+        s.push_str(
+            "[ -d \"$S/$R\" ] || { echo \"release $R is missing on the host\" >&2; exit 3; }\n",
+        );
+        s.push_str("mkdir -p \"$UD\"\n");
+        for u in &self.install {
+            let u = quote(u);
+            s.push_str(&format!(
+                "cp -f \"$S/$R/{meta}/units/\"{u} \"$UD/.ferry-tmp.\"{u}\nmv -f \"$UD/.ferry-tmp.\"{u} \"$UD/\"{u}\n",
+                meta = release::META_DIR
+            ));
+        }
+        if !self.remove.is_empty() {
+            let r = words(&self.remove);
+            s.push_str(&format!(
+                "systemctl --user disable --now {r} >/dev/null 2>&1 || true\nfor u in {r}; do rm -f \"$UD/$u\"; done\n"
+            ));
+        }
+        s.push_str(
+            "ln -sfn \"$R\" \"$S/.current.tmp\"\nmv -fT \"$S/.current.tmp\" \"$S/current\"\n",
+        );
+        s.push_str("systemctl --user daemon-reload\n");
+        if !self.enable.is_empty() {
+            s.push_str(&format!(
+                "systemctl --user enable {} 2>&1\n",
+                words(&self.enable)
+            ));
+        }
+        if !self.stop_first.is_empty() {
+            s.push_str(&format!(
+                "systemctl --user stop {}\n",
+                words(&self.stop_first)
+            ));
+        }
+        if !self.restart.is_empty() {
+            s.push_str(&format!(
+                "systemctl --user reset-failed {r} >/dev/null 2>&1 || true\nsystemctl --user restart --no-block {r}\n",
+                r = words(&self.restart)
+            ));
+        }
+        if !self.start.is_empty() {
+            s.push_str(&format!(
+                "systemctl --user start --no-block {}\n",
+                words(&self.start)
+            ));
+        }
+        s.push_str("echo activated\n");
+        s
+    }
+
+    /// Units whose state proves the activation worked.
+    pub fn verify_units(&self) -> Vec<String> {
+        let mut v = self.restart.clone();
+        for u in &self.start {
+            if !v.contains(u) {
+                v.push(u.clone());
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use std::path::Path;
+
+    fn service() -> Service {
+        let c = config::parse(
+            r#"
+[hosts.h]
+address = "x"
+[services.app]
+units = ["app.service", "app.socket"]
+[[services.app.files]]
+source = "app"
+dest = "bin/app"
+mode = "0755"
+[[services.app.files]]
+source = "msg"
+dest = "share/msg"
+"#,
+            Path::new("deploy.toml"),
+            &config::Env {
+                home: Some("/home/me".into()),
+                local_user: Some("me".into()),
+            },
+        )
+        .unwrap();
+        c.services["app"].clone()
+    }
+
+    fn local() -> LocalRelease {
+        LocalRelease {
+            files: vec![
+                LocalFile {
+                    source: "app".into(),
+                    dest: "bin/app".into(),
+                    mode: 0o755,
+                    size: 10,
+                    sha256: "aa".repeat(32),
+                },
+                LocalFile {
+                    source: "msg".into(),
+                    dest: "share/msg".into(),
+                    mode: 0o644,
+                    size: 3,
+                    sha256: "bb".repeat(32),
+                },
+            ],
+            units: vec![
+                LocalUnit {
+                    name: "app.service".into(),
+                    content: b"[Service]\nExecStart=x\n".to_vec(),
+                    sha256: "11".repeat(32),
+                },
+                LocalUnit {
+                    name: "app.socket".into(),
+                    content: b"[Socket]\nListenStream=%t/a\n[Install]\nWantedBy=sockets.target\n"
+                        .to_vec(),
+                    sha256: "22".repeat(32),
+                },
+            ],
+        }
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            by: "me@box".into(),
+            git_commit: None,
+            created: "2026-11-24T12:00:00Z".into(),
+        }
+    }
+
+    const ID: &str = "20261124T120000Z-abcdef01";
+    const OLD: &str = "20261123T120000Z-00000001";
+
+    #[test]
+    fn first_deploy_uploads_everything() {
+        let p = make(&service(), &local(), &RemoteState::default(), ID, &origin());
+        assert!(
+            p.files
+                .iter()
+                .all(|f| f.transfer == Transfer::Upload && f.change == Change::New)
+        );
+        assert!(p.units.iter().all(|u| u.change == Change::New));
+        assert_eq!(p.enable, vec!["app.socket"]);
+        assert_eq!(p.restart, vec!["app.service"]);
+        assert_eq!(p.start, vec!["app.socket"]);
+        assert_eq!(p.upload_bytes(), 13);
+        assert_eq!(p.previous, None);
+    }
+
+    #[test]
+    fn unchanged_files_are_reused_changed_ones_uploaded() {
+        let mut remote = RemoteState {
+            current: Some(OLD.into()),
+            ..Default::default()
+        };
+        remote
+            .current_files
+            .insert("bin/app".into(), "aa".repeat(32));
+        remote
+            .current_files
+            .insert("share/msg".into(), "cc".repeat(32));
+        remote
+            .installed_units
+            .insert("app.service".into(), "11".repeat(32));
+        remote
+            .installed_units
+            .insert("app.socket".into(), "99".repeat(32));
+        remote.manifest = Some(Manifest {
+            id: OLD.into(),
+            service: "app".into(),
+            created: "x".into(),
+            deployed_by: "x".into(),
+            git_commit: None,
+            files: vec![],
+            units: vec![
+                ManifestUnit {
+                    name: "app.service".into(),
+                    sha256: "11".repeat(32),
+                },
+                ManifestUnit {
+                    name: "old.timer".into(),
+                    sha256: "33".repeat(32),
+                },
+            ],
+            restart: vec![],
+            enable: vec![],
+            start: vec![],
+        });
+        let p = make(&service(), &local(), &remote, ID, &origin());
+        assert_eq!(p.files[0].transfer, Transfer::Reuse);
+        assert_eq!(p.files[1].change, Change::Changed);
+        assert_eq!(p.upload_bytes(), 3);
+        assert_eq!(p.units[0].change, Change::Unchanged);
+        assert_eq!(p.units[1].change, Change::Changed);
+        assert_eq!(p.removed_units(), vec!["old.timer"]);
+        assert_eq!(p.stop_first, vec!["app.socket"]);
+        assert_eq!(p.previous.as_deref(), Some(OLD));
+    }
+
+    #[test]
+    fn parses_remote_state() {
+        let m = Manifest {
+            id: OLD.into(),
+            service: "app".into(),
+            created: "c".into(),
+            deployed_by: "me@box".into(),
+            git_commit: None,
+            files: vec![],
+            units: vec![],
+            restart: vec![],
+            enable: vec![],
+            start: vec![],
+        };
+        let text = format!(
+            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\n",
+            serde_json::to_string(&m).unwrap(),
+            "11".repeat(32),
+            "aa".repeat(32)
+        );
+        let st = parse_remote_state(&text);
+        assert_eq!(st.current.as_deref(), Some(OLD));
+        assert_eq!(st.releases, vec![OLD.to_string(), ID.to_string()]);
+        assert_eq!(st.manifest, Some(m));
+        assert_eq!(st.installed_units["app.service"], "11".repeat(32));
+        assert_eq!(st.current_files["bin/app"], "aa".repeat(32));
+        assert!(st.history.is_empty());
+    }
+
+    #[test]
+    fn probe_script_quotes_dests() {
+        let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()]);
+        assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
+        assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
+    }
+
+    #[test]
+    fn activation_script_order() {
+        let p = make(&service(), &local(), &RemoteState::default(), ID, &origin());
+        let s = Activation::for_plan(&p).script(&Paths::new("app"));
+        let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
+        assert!(pos("mv -f \"$UD/.ferry-tmp.\"app.service") < pos("mv -fT"));
+        assert!(pos("mv -fT") < pos("daemon-reload"));
+        assert!(pos("daemon-reload") < pos("enable app.socket"));
+        assert!(pos("enable app.socket") < pos("restart --no-block app.service"));
+        assert!(pos("restart --no-block") < pos("start --no-block app.socket"));
+        assert_eq!(
+            Activation::for_plan(&p).verify_units(),
+            vec!["app.service", "app.socket"]
+        );
+    }
+
+    #[test]
+    fn back_to_removes_units_the_failed_release_added() {
+        let to = Manifest {
+            id: OLD.into(),
+            service: "app".into(),
+            created: "c".into(),
+            deployed_by: "x".into(),
+            git_commit: None,
+            files: vec![],
+            units: vec![ManifestUnit {
+                name: "app.service".into(),
+                sha256: "1".into(),
+            }],
+            restart: vec!["app.service".into()],
+            enable: vec![],
+            start: vec![],
+        };
+        let mut from = to.clone();
+        from.id = ID.into();
+        from.units.push(ManifestUnit {
+            name: "extra.timer".into(),
+            sha256: "2".into(),
+        });
+        let a = Activation::back_to(&to, Some(&from));
+        assert_eq!(a.release, OLD);
+        assert_eq!(a.remove, vec!["extra.timer"]);
+        assert_eq!(a.restart, vec!["app.service"]);
+    }
+
+    #[test]
+    fn content_hash_changes_with_mode() {
+        let a = local();
+        let mut b = local();
+        b.files[0].mode = 0o700;
+        assert_ne!(a.content_hash(), b.content_hash());
+        assert_eq!(a.content_hash(), local().content_hash());
+    }
+}

@@ -1,0 +1,319 @@
+//! Releases, pure: ids, remote paths, manifests, history records, and which releases to keep.
+//!
+//! Remote layout (paths relative to the remote user's home directory):
+//! ```text
+//! .local/share/ferry/SERVICE/releases/RELEASE_ID/   the release's files
+//! .local/share/ferry/SERVICE/releases/RELEASE_ID/.ferry/manifest.json
+//! .local/share/ferry/SERVICE/releases/RELEASE_ID/.ferry/units/NAME   copies of the unit files
+//! .local/share/ferry/SERVICE/current -> releases/RELEASE_ID
+//! .local/share/ferry/SERVICE/history.jsonl           one line per deploy, rollback, revert
+//! .local/share/ferry/SERVICE/lock                    flock'ed while a deploy runs
+//! .config/systemd/user/NAME                          installed unit files
+//! ```
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// Root of ferry's files on a host, relative to the home directory.
+pub const ROOT: &str = ".local/share/ferry";
+/// The user's systemd unit directory, relative to the home directory.
+pub const UNIT_DIR: &str = ".config/systemd/user";
+
+/// Paths of one service on a host, relative to the home directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub service: String,
+}
+
+impl Paths {
+    pub fn new(service: &str) -> Paths {
+        Paths {
+            service: service.to_string(),
+        }
+    }
+    pub fn dir(&self) -> String {
+        format!("{ROOT}/{}", self.service)
+    }
+    pub fn releases(&self) -> String {
+        format!("{}/releases", self.dir())
+    }
+    pub fn release(&self, id: &str) -> String {
+        format!("{}/{id}", self.releases())
+    }
+    /// Where a release is assembled before it is complete.
+    pub fn staging(&self, id: &str) -> String {
+        format!("{}/.{id}.partial", self.releases())
+    }
+    pub fn current(&self) -> String {
+        format!("{}/current", self.dir())
+    }
+    pub fn history(&self) -> String {
+        format!("{}/history.jsonl", self.dir())
+    }
+    pub fn lock(&self) -> String {
+        format!("{}/lock", self.dir())
+    }
+    pub fn unit(&self, name: &str) -> String {
+        format!("{UNIT_DIR}/{name}")
+    }
+}
+
+/// `ferry` directory inside a release.
+pub const META_DIR: &str = ".ferry";
+
+/// A release id: UTC time to the second, then a short hash of the release's content, so ids
+/// sort by time: `20261124T123456Z-1a2b3c4d`.
+pub fn release_id(now: SystemTime, content_hash: &str) -> String {
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(['-', ':'], "");
+    format!("{stamp}-{}", &content_hash[..content_hash.len().min(8)])
+}
+
+/// Is this a release id ferry made? (Guards every path built from remote listings.)
+pub fn is_release_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    s.len() >= 18
+        && s.len() <= 64
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && s[17..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// What a release holds; stored as `.ferry/manifest.json` in the release directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub service: String,
+    /// RFC 3339 UTC.
+    pub created: String,
+    /// `user@hostname` of the person or job that deployed it.
+    pub deployed_by: String,
+    /// Commit of the local git working tree, if any (with `-dirty` when it had changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    pub files: Vec<ManifestFile>,
+    pub units: Vec<ManifestUnit>,
+    /// Units restarted when this release goes live.
+    pub restart: Vec<String>,
+    /// Units enabled when this release goes live.
+    pub enable: Vec<String>,
+    /// Other units started (sockets, timers, paths).
+    #[serde(default)]
+    pub start: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub dest: String,
+    pub mode: u32,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestUnit {
+    pub name: String,
+    pub sha256: String,
+}
+
+impl Manifest {
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `deploy`, `rollback`, or `revert` (the self-arming timer).
+    pub action: String,
+    pub release: String,
+    /// The release that was current before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// `ok`, `failed`, `rolled-back`, `rollback-failed`, `reverted`.
+    pub outcome: String,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Parse history lines, skipping lines that are not records (a torn last line after a crash).
+pub fn parse_history(text: &str) -> Vec<HistoryRecord> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The last release that was deployed (or rolled back to) successfully, other than `except`.
+pub fn last_good<'a>(history: &'a [HistoryRecord], except: Option<&str>) -> Option<&'a str> {
+    history
+        .iter()
+        .rev()
+        .filter(|r| r.outcome == "ok" && Some(r.release.as_str()) != except)
+        .map(|r| r.release.as_str())
+        .next()
+}
+
+/// Releases to delete so that `keep` remain: oldest first; never the current one, never the
+/// last healthy one before it, never one that is not a ferry release id.
+pub fn to_prune(
+    releases: &[String],
+    current: Option<&str>,
+    protect: Option<&str>,
+    keep: usize,
+) -> Vec<String> {
+    let mut sorted: Vec<&String> = releases.iter().filter(|r| is_release_id(r)).collect();
+    sorted.sort();
+    let excess = sorted.len().saturating_sub(keep);
+    sorted
+        .into_iter()
+        .filter(|r| Some(r.as_str()) != current && Some(r.as_str()) != protect)
+        .take(excess)
+        .cloned()
+        .collect()
+}
+
+/// The release before `current` among those present (for `ferry rollback` without `--to`):
+/// the newest healthy one in history, else the newest older release on disk.
+pub fn rollback_target(
+    releases: &[String],
+    current: Option<&str>,
+    history: &[HistoryRecord],
+) -> Option<String> {
+    let present = |r: &str| releases.iter().any(|x| x == r);
+    if let Some(good) = history
+        .iter()
+        .rev()
+        .filter(|r| r.outcome == "ok" && Some(r.release.as_str()) != current)
+        .map(|r| r.release.as_str())
+        .find(|r| present(r))
+    {
+        return Some(good.to_string());
+    }
+    let mut older: Vec<&String> = releases
+        .iter()
+        .filter(|r| is_release_id(r) && Some(r.as_str()) < current)
+        .collect();
+    older.sort();
+    older.last().map(|s| s.to_string())
+}
+
+/// RFC 3339 UTC, seconds.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn ids_sort_by_time() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let a = release_id(t, "abcdef0123456789");
+        assert!(is_release_id(&a), "{a}");
+        assert!(a.ends_with("-abcdef01"));
+        let b = release_id(t + Duration::from_secs(1), "00000000");
+        assert!(b > a);
+        assert_eq!(&a[..16], "20261118T110640Z");
+    }
+
+    #[test]
+    fn release_id_guard() {
+        assert!(is_release_id("20261124T123456Z-1a2b3c4d"));
+        assert!(!is_release_id("current"));
+        assert!(!is_release_id("../../etc"));
+        assert!(!is_release_id("20261124T123456Z-a/b"));
+        assert!(!is_release_id(".20261124T123456Z-1a2b3c4d.partial"));
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("20261124T1200{i:02}Z-0000000{i}"))
+            .collect()
+    }
+
+    #[test]
+    fn prune_keeps_newest_current_and_last_good() {
+        let r = ids(7);
+        assert_eq!(
+            to_prune(&r, Some(&r[6]), None, 5),
+            vec![r[0].clone(), r[1].clone()]
+        );
+        // The last good one is old: it is kept, and one more is pruned instead.
+        assert_eq!(
+            to_prune(&r, Some(&r[6]), Some(&r[0]), 5),
+            vec![r[1].clone(), r[2].clone()]
+        );
+        // Current is old (rolled back to): kept.
+        assert_eq!(
+            to_prune(&r, Some(&r[1]), None, 5),
+            vec![r[0].clone(), r[2].clone()]
+        );
+        assert!(to_prune(&r, Some(&r[6]), None, 10).is_empty());
+        let mut with_junk = r.clone();
+        with_junk.push("notes".into());
+        assert_eq!(to_prune(&with_junk, Some(&r[6]), None, 5).len(), 2);
+    }
+
+    fn rec(release: &str, outcome: &str) -> HistoryRecord {
+        HistoryRecord {
+            time: "t".into(),
+            action: "deploy".into(),
+            release: release.into(),
+            previous: None,
+            outcome: outcome.into(),
+            by: "me@here".into(),
+            git_commit: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn last_good_and_rollback_target() {
+        let r = ids(4);
+        let h = vec![
+            rec(&r[0], "ok"),
+            rec(&r[1], "ok"),
+            rec(&r[2], "rolled-back"),
+            rec(&r[3], "ok"),
+        ];
+        assert_eq!(last_good(&h, Some(&r[3])), Some(r[1].as_str()));
+        assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[1].clone()));
+        // Without history: the newest older release on disk.
+        assert_eq!(rollback_target(&r, Some(&r[3]), &[]), Some(r[2].clone()));
+        assert_eq!(rollback_target(&r[..1], Some(&r[0]), &[]), None);
+    }
+
+    #[test]
+    fn history_skips_torn_lines() {
+        let line = serde_json::to_string(&rec("x", "ok")).unwrap();
+        let text = format!("{line}\n{line}\n{{\"time\":\"t\",\"act");
+        assert_eq!(parse_history(&text).len(), 2);
+    }
+
+    #[test]
+    fn paths() {
+        let p = Paths::new("web");
+        assert_eq!(p.release("ID"), ".local/share/ferry/web/releases/ID");
+        assert_eq!(
+            p.staging("ID"),
+            ".local/share/ferry/web/releases/.ID.partial"
+        );
+        assert_eq!(p.current(), ".local/share/ferry/web/current");
+        assert_eq!(p.unit("a.service"), ".config/systemd/user/a.service");
+    }
+}
