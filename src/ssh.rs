@@ -504,6 +504,11 @@ impl Connection {
         self.exec_streaming(command, None, |_, _| {}).await
     }
 
+    /// [`Connection::exec`] taking the command by value (handy for many commands at once).
+    pub async fn exec_owned(&self, command: String) -> Result<Output> {
+        self.exec(&command).await
+    }
+
     /// Run a command; a non-zero exit is an error carrying its stderr. Returns stdout.
     pub async fn run(&self, command: &str) -> Result<String> {
         let out = self.exec(command).await?;

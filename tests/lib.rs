@@ -1,1 +1,18 @@
+//! ferry's integration tests: one test binary, against the real test remote.
+//!
+//! Remote users, one per test that changes a user's state (tests run in parallel):
+//! - ferry1: doctor / transport (read-only checks)
+//! - ferry2: deploy of the example (unix socket + proxy), redeploy, dry run
+//! - ferry3: failing service, crash loop
+//! - ferry4 + ferry5: two hosts in parallel
+//! - ferry6: killed deploy (SIGKILL during upload)
+//! - ferry7: rollback, health checks, history, pruning
+//! - ferry8: locks, self-arming revert
+//! - ferry9..ferry11: logs and status
+//! - ferry12: reserved for manual experiments
 
+mod support;
+
+mod config_errors;
+mod deploy;
+mod transport;

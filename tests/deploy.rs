@@ -1,0 +1,269 @@
+//! `ferry deploy` against the real remote: what a user checks after a deploy.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, demo_bin, host_table, remote};
+
+/// The example's unit files, with the proxy's TCP port changed to `port` and the service
+/// name changed to `service` (so tests never collide with each other or with the demo).
+fn demo_units(p: &Project, service: &str, port: u16) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/units");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("examples/demo/units exists") {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("18080", &port.to_string())
+            .replace("/ferry/demo/", &format!("/ferry/{service}/"));
+        p.write(&format!("units/{name}"), text);
+        names.push(format!("units/{name}"));
+    }
+    names.sort();
+    names
+}
+
+fn demo_config(p: &Project, user: &str, service: &str, port: u16, extra: &str) -> String {
+    let units = demo_units(p, service, port);
+    std::fs::copy(demo_bin(), p.path("ferry-demo")).unwrap();
+    format!(
+        "{}[services.{service}]\nunits = {units:?}\nrestart = [\"ferry-demo.service\", \"ferry-demo-proxy.service\"]\nstart_timeout = \"20s\"\n{extra}\n\
+         [[services.{service}.files]]\nsource = \"ferry-demo\"\ndest = \"bin/ferry-demo\"\nmode = \"0755\"\n\n\
+         [[services.{service}.files]]\nsource = \"message.txt\"\ndest = \"share/message.txt\"\n",
+        host_table("web1", user)
+    )
+}
+
+/// GET / over the service's unix socket, on the host (as the user would with curl).
+fn get_unix(user: &str) -> String {
+    remote().ssh(
+        user,
+        "curl -fsS --max-time 5 --unix-socket \"$XDG_RUNTIME_DIR/ferry-demo.sock\" http://localhost/",
+    )
+}
+
+fn current(user: &str, service: &str) -> String {
+    remote()
+        .ssh(user, &format!("readlink ~/.local/share/ferry/{service}/current"))
+        .trim()
+        .to_string()
+}
+
+fn result_event(run: &crate::support::Run) -> serde_json::Value {
+    let r = run.events("result");
+    assert_eq!(r.len(), 1, "{run}");
+    r[0].clone()
+}
+
+#[test]
+fn deploys_the_example_and_redeploys_a_change() {
+    let user = "ferry2";
+    let port = 18102;
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write("message.txt", "hello, release one\n");
+    p.config(&demo_config(&p, user, "demo", port, ""));
+
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let first = result_event(&run)["release"].as_str().unwrap().to_string();
+    assert_eq!(get_unix(user), "hello, release one\n");
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("hello, release one\n"));
+    assert_eq!(current(user, "demo"), format!("releases/{first}"));
+    // Units are installed and enabled; the sockets listen.
+    let enabled = r.ssh(user, "systemctl --user is-enabled ferry-demo.socket ferry-demo-proxy.socket");
+    assert_eq!(enabled, "enabled\nenabled\n");
+    // Every unit reported up.
+    let units = run.events("unit");
+    assert!(units.len() >= 2 && units.iter().all(|u| u["up"] == true), "{run}");
+
+    // Dry run: the remote does not change at all.
+    p.write("message.txt", "hello, release two\n");
+    let snapshot = || {
+        r.ssh(
+            user,
+            "cd ~ && find .local/share/ferry .config/systemd/user -printf '%p %s %m %l\\n' | sort; \
+             systemctl --user show ferry-demo.service ferry-demo-proxy.service -p InvocationID,ActiveState",
+        )
+    };
+    let before = snapshot();
+    let run = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
+    run.assert_code(0);
+    let plan = &run.events("plan")[0];
+    let files = plan["files"].as_array().unwrap();
+    let msg = files.iter().find(|f| f["dest"] == "share/message.txt").unwrap();
+    assert_eq!(msg["change"], "changed", "{run}");
+    let bin = files.iter().find(|f| f["dest"] == "bin/ferry-demo").unwrap();
+    assert_eq!(bin["transfer"], "reuse", "{run}");
+    assert_eq!(snapshot(), before, "dry run changed the remote");
+    // Human dry-run output names the change.
+    let run = p.ferry(&["deploy", "--dry-run"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("changed  upload share/message.txt"), "{run}");
+
+    // Redeploy: new content served, old release kept, current switched.
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let second = result_event(&run)["release"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    assert_eq!(get_unix(user), "hello, release two\n");
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("hello, release two\n"));
+    assert_eq!(current(user, "demo"), format!("releases/{second}"));
+    let releases = r.ssh(user, "ls ~/.local/share/ferry/demo/releases");
+    assert_eq!(releases, format!("{first}\n{second}\n"));
+    // The unchanged binary was not sent again but is in place, with its mode.
+    let mode = r.ssh(user, &format!("stat -c %a ~/.local/share/ferry/demo/releases/{second}/bin/ferry-demo"));
+    assert_eq!(mode.trim(), "755");
+    // JSON mode: stdout is JSON Lines only.
+    run.json();
+}
+
+#[test]
+fn a_failing_service_fails_the_deploy_with_its_journal() {
+    let user = "ferry3";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write(
+        "bad.service",
+        "[Service]\nExecStart=/bin/sh -c 'echo \"bad: cannot open /etc/bad.conf\" >&2; exit 1'\n",
+    );
+    p.write(
+        "loop.service",
+        "[Service]\nExecStart=/bin/sh -c 'echo \"loop: starting, then crashing\"; sleep 0.3; exit 3'\nRestart=always\nRestartSec=200ms\n",
+    );
+    p.config(&format!(
+        "{}[services.bad]\nunits = [\"bad.service\"]\nstart_timeout = \"15s\"\n\n[services.loop]\nunits = [\"loop.service\"]\nstart_timeout = \"15s\"\n",
+        host_table("web1", user)
+    ));
+    let run = p.ferry(&["deploy", "bad"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("bad: cannot open /etc/bad.conf"), "journal lines shown: {run}");
+    assert!(run.stdout.contains("FAILED"), "{run}");
+    assert!(run.stdout.contains("nothing to roll back to"), "{run}");
+
+    let run = p.ferry(&["--output", "json", "deploy", "loop"]);
+    run.assert_code(1);
+    let res = result_event(&run);
+    assert_eq!(res["result"], "failed", "{run}");
+    let reason = res["reason"].as_str().unwrap();
+    assert!(reason.contains("loop.service"), "{reason}");
+    assert!(reason.contains("crash") || reason.contains("restart"), "{reason}");
+    let journal: Vec<String> = run
+        .events("journal")
+        .iter()
+        .map(|j| j["line"].as_str().unwrap().to_string())
+        .collect();
+    assert!(journal.iter().any(|l| l.contains("loop: starting, then crashing")), "{run}");
+
+    // Fixed, a re-run works.
+    p.write("bad.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    p.ferry(&["deploy", "bad"]).assert_code(0);
+    assert_eq!(r.ssh(user, "systemctl --user is-active bad.service"), "active\n");
+}
+
+#[test]
+fn deploys_two_hosts_in_parallel() {
+    let r = remote();
+    let (u1, u2) = ("ferry4", "ferry5");
+    r.reset(u1);
+    r.reset(u2);
+    let p = Project::new();
+    std::fs::copy(demo_bin(), p.path("ferry-demo")).unwrap();
+    p.write("message.txt", "two hosts\n");
+    // Each host listens on its own port, chosen by the host's user name in the unit.
+    p.write(
+        "app.service",
+        "[Service]\nExecStart=/bin/sh -c 'exec %h/.local/share/ferry/app/current/bin/ferry-demo --listen 127.0.0.1:$(cat %h/port) --message %h/.local/share/ferry/app/current/share/message.txt'\n",
+    );
+    r.ssh(u1, "echo 18141 > ~/port");
+    r.ssh(u2, "echo 18151 > ~/port");
+    p.config(&format!(
+        "{}{}[services.app]\nunits = [\"app.service\"]\n[[services.app.files]]\nsource = \"ferry-demo\"\ndest = \"bin/ferry-demo\"\nmode = \"0755\"\n[[services.app.files]]\nsource = \"message.txt\"\ndest = \"share/message.txt\"\n",
+        host_table("web1", u1),
+        host_table("web2", u2)
+    ));
+    let start = Instant::now();
+    let run = p.ferry(&["deploy", "--parallel", "2"]);
+    let took = start.elapsed();
+    run.assert_code(0);
+    assert_eq!(r.http_get(18141, "/").as_deref(), Some("two hosts\n"));
+    assert_eq!(r.http_get(18151, "/").as_deref(), Some("two hosts\n"));
+    // One summary line per host, prefixed by the host.
+    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains(" app ok")).collect();
+    assert_eq!(lines.len(), 2, "{run}");
+    assert!(lines[0].starts_with("web1") && lines[1].starts_with("web2"), "{run}");
+    assert!(run.stderr.lines().all(|l| l.starts_with("web1:") || l.starts_with("web2:")), "{run}");
+    eprintln!("two-host deploy took {took:?}");
+
+    // One host broken: the other still deploys; the summary says which failed.
+    r.ssh(u2, "echo notaport > ~/port");
+    p.write("message.txt", "two hosts, again\n");
+    let run = p.ferry(&["deploy"]);
+    assert_ne!(run.code, 0, "{run}");
+    assert!(run.stdout.lines().any(|l| l.starts_with("web1 app ok")), "{run}");
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with("web2 app") && (l.contains("ROLLED BACK") || l.contains("FAILED"))),
+        "{run}"
+    );
+    assert_eq!(r.http_get(18141, "/").as_deref(), Some("two hosts, again\n"));
+}
+
+#[test]
+fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
+    let user = "ferry6";
+    let port = 18162;
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write("message.txt", "the old release\n");
+    let cfg = demo_config(&p, user, "demo", port, "");
+    p.config(&cfg);
+    p.ferry(&["deploy"]).assert_code(0);
+    let old = current(user, "demo");
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
+
+    // A big file makes the upload take a while; kill ferry in the middle of it.
+    let big = p.path("big.bin");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&big).unwrap();
+        let block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        for i in 0..400u32 {
+            let mut b = block.clone();
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            f.write_all(&b).unwrap();
+        }
+    }
+    p.write("message.txt", "the new release\n");
+    p.config(&format!("{cfg}\n[[services.demo.files]]\nsource = \"big.bin\"\ndest = \"share/big.bin\"\n"));
+    let mut child = p.command(&["deploy"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = r.ssh(
+            user,
+            "stat -c %s ~/.local/share/ferry/demo/releases/.*.partial/share/.big.bin.ferry-part 2>/dev/null || echo 0",
+        );
+        if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(child.try_wait().unwrap().is_none(), "ferry finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    assert_eq!(current(user, "demo"), old);
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
+    assert_eq!(get_unix(user), "the old release\n");
+
+    // The next deploy works and cleans up the partial upload.
+    p.config(&cfg);
+    p.ferry(&["deploy"]).assert_code(0);
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("the new release\n"));
+    let leftovers = r.ssh(user, "ls -a ~/.local/share/ferry/demo/releases | grep -c partial || true");
+    assert_eq!(leftovers.trim(), "0");
+}

@@ -1,0 +1,280 @@
+//! Test support: the real test remote (started by `tests/remote/ferry-remote start`) and a
+//! `Project` that runs the real `ferry` binary in a temporary directory with its own deploy.toml.
+//!
+//! Tests that run at the same time never share a remote user: each test takes its own user
+//! from the lingering users ferry1..ferry12 (see the table in tests/lib.rs), and its own
+//! loopback ports (the remote shares the host's network).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// Coordinates of the test remote, from the environment `ferry-remote env` prints.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub host: String,
+    pub port: u16,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub wrong_known_hosts: PathBuf,
+    pub unknown_key: PathBuf,
+    pub rsa_key: PathBuf,
+    pub enc_key: PathBuf,
+    pub enc_key_passphrase: String,
+    pub nolinger_user: String,
+    pub system_user: String,
+    pub script: PathBuf,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "\n\nthe test remote is not set up: {name} is not set.\n\
+             Run the whole suite with `tests/run` (README), or start the remote by hand:\n  \
+             sudo tests/remote/ferry-remote start && eval \"$(tests/remote/ferry-remote env)\"\n\
+             then run cargo test again in that shell.\n"
+        )
+    })
+}
+
+/// The test remote; panics (loudly, with what to do) when it is not configured.
+pub fn remote() -> &'static Remote {
+    static REMOTE: OnceLock<Remote> = OnceLock::new();
+    REMOTE.get_or_init(|| {
+        let r = Remote {
+            host: var("FERRY_TEST_HOST"),
+            port: var("FERRY_TEST_PORT").parse().expect("FERRY_TEST_PORT is a port"),
+            key: var("FERRY_TEST_KEY").into(),
+            known_hosts: var("FERRY_TEST_KNOWN_HOSTS").into(),
+            wrong_known_hosts: var("FERRY_TEST_WRONG_KNOWN_HOSTS").into(),
+            unknown_key: var("FERRY_TEST_UNKNOWN_KEY").into(),
+            rsa_key: var("FERRY_TEST_RSA_KEY").into(),
+            enc_key: var("FERRY_TEST_ENC_KEY").into(),
+            enc_key_passphrase: var("FERRY_TEST_ENC_KEY_PASSPHRASE"),
+            nolinger_user: var("FERRY_TEST_NOLINGER_USER"),
+            system_user: var("FERRY_TEST_SYSTEM_USER"),
+            script: var("FERRY_TEST_REMOTE").into(),
+        };
+        // Fail loudly and early if it is configured but not running.
+        let out = r.ssh_raw("ferry1", "true");
+        assert!(
+            out.status.success(),
+            "\n\nthe test remote at {}:{} does not answer ({}).\nStart it: sudo tests/remote/ferry-remote start\n",
+            r.host,
+            r.port,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        r
+    })
+}
+
+impl Remote {
+    /// OpenSSH's ssh as `user`, with strict host key checking against the pinned key.
+    pub fn ssh_raw(&self, user: &str, command: &str) -> Output {
+        Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg("-i")
+            .arg(&self.key)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(format!("{user}@{}", self.host))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh runs")
+    }
+
+    /// Run a command as `user` on the remote; panics with its stderr when it fails.
+    pub fn ssh(&self, user: &str, command: &str) -> String {
+        let out = self.ssh_raw(user, command);
+        assert!(
+            out.status.success(),
+            "ssh {user} `{command}` failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run a command as root inside the remote.
+    pub fn root(&self, command: &str) -> Output {
+        Command::new(&self.script)
+            .args(["exec", "sh", "-c", command])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ferry-remote exec runs")
+    }
+
+    /// A clean slate for `user`: its units stopped and removed, ferry's files gone.
+    pub fn reset(&self, user: &str) {
+        self.ssh(
+            user,
+            "systemctl --user list-units --all --plain --no-legend 'ferry-*' '*.socket' '*.service' '*.timer' 2>/dev/null \
+               | awk '{print $1}' | grep -v -e '^dbus' -e '^init.scope' -e '^systemd-' | xargs -r systemctl --user stop 2>/dev/null; \
+             rm -rf ~/.config/systemd/user/* ~/.local/share/ferry; \
+             systemctl --user daemon-reload; systemctl --user reset-failed; true",
+        );
+    }
+
+    /// `curl http://127.0.0.1:PORT/PATH` from the test machine: the body, or None.
+    pub fn http_get(&self, port: u16, path: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "5"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl runs");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// What a ferry run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// JSON Lines of stdout.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}\n{self}"))
+            })
+            .collect()
+    }
+
+    /// JSON events of a given type.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.json().into_iter().filter(|e| e["type"] == kind).collect()
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A temporary project directory with a deploy.toml, where the real ferry binary runs.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write a file (creating directories).
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        self
+    }
+
+    pub fn config(&self, toml: &str) -> &Self {
+        self.write("deploy.toml", toml)
+    }
+
+    /// Run `ferry ARGS` in the project directory, with HOME pointing into it (so no personal
+    /// keys or known_hosts are used) and no ssh-agent.
+    pub fn ferry(&self, args: &[&str]) -> Run {
+        self.ferry_env(args, &[])
+    }
+
+    pub fn ferry_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("ferry runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The ferry command, ready to spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(ferry_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("USER", "tester")
+            .env("NO_COLOR", "1")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("FERRY_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("FERRY_KEY_PASSPHRASE")
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+pub fn ferry_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferry")
+}
+
+/// The demo server binary, built by cargo as an example of this package.
+pub fn demo_bin() -> PathBuf {
+    let bin = Path::new(ferry_bin());
+    let p = bin.parent().unwrap().join("examples").join("ferry-demo");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --examples` (cargo test does)",
+        p.display()
+    );
+    p
+}
+
+/// A `[hosts.NAME]` table for the test remote as `user`.
+pub fn host_table(name: &str, user: &str) -> String {
+    let r = remote();
+    format!(
+        "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{user}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"10s\"\n\n",
+        r.host,
+        r.port,
+        r.key.display(),
+        r.known_hosts.display()
+    )
+}

@@ -1,0 +1,231 @@
+//! The SSH transport and `ferry doctor` against the real remote: host keys, authentication,
+//! quoting, and the readiness checks.
+
+use crate::support::{Project, host_table, remote};
+
+fn doctor_json(p: &Project) -> (i32, Vec<serde_json::Value>, String) {
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    let json = run.json();
+    (run.code, json, run.stderr)
+}
+
+fn check<'a>(events: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    events
+        .iter()
+        .find(|e| e["type"] == "check" && e["check"] == name)
+        .unwrap_or_else(|| panic!("no `{name}` check in {events:#?}"))
+}
+
+#[test]
+fn doctor_passes_on_a_ready_host() {
+    let p = Project::new();
+    p.config(&host_table("web1", "ferry1"));
+    let (code, events, stderr) = doctor_json(&p);
+    for name in [
+        "reachable",
+        "host key",
+        "authenticated",
+        "user manager",
+        "lingering",
+        "journal",
+        "unit directory",
+    ] {
+        assert_eq!(check(&events, name)["status"], "pass", "{name}: {events:#?}\n{stderr}");
+    }
+    assert_eq!(code, 0, "{stderr}");
+    // The human output names each check too.
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("lingering"), "{run}");
+    assert!(run.stdout.contains("all 7 checks passed"), "{run}");
+}
+
+#[test]
+fn doctor_reports_lingering_off() {
+    let r = remote();
+    let p = Project::new();
+    p.config(&host_table("box", &r.nolinger_user));
+    let (code, events, _) = doctor_json(&p);
+    let c = check(&events, "lingering");
+    assert_eq!(c["status"], "fail", "{events:#?}");
+    assert_eq!(
+        c["hint"],
+        format!("as root on the host: loginctl enable-linger {}", r.nolinger_user)
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn doctor_reports_unreadable_journal_of_a_system_user() {
+    let r = remote();
+    let p = Project::new();
+    p.config(&host_table("box", &r.system_user));
+    let (code, events, _) = doctor_json(&p);
+    let c = check(&events, "journal");
+    assert_eq!(c["status"], "fail", "{events:#?}");
+    assert!(c["hint"].as_str().unwrap().contains("system user"), "{c:#?}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let r = remote();
+    let p = Project::new();
+    let cfg = host_table("web1", "ferry1").replace(
+        &r.known_hosts.display().to_string(),
+        &r.wrong_known_hosts.display().to_string(),
+    );
+    p.config(&cfg);
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("HAS CHANGED"), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("{}:1", r.wrong_known_hosts.display())),
+        "names the known_hosts line: {run}"
+    );
+    // accept-new does not accept a changed key either.
+    p.config(&cfg.replace("connect_timeout", "host_key_policy = \"accept-new\"\nconnect_timeout"));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("HAS CHANGED"), "{run}");
+}
+
+#[test]
+fn unknown_host_strict_refuses_accept_new_records() {
+    let r = remote();
+    let p = Project::new();
+    let kh = p.path("kh");
+    let cfg = host_table("web1", "ferry1")
+        .replace(&r.known_hosts.display().to_string(), &kh.display().to_string());
+    p.config(&cfg);
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("is not known"), "{run}");
+    assert!(run.stdout.contains("SHA256:"), "fingerprint shown: {run}");
+    assert!(
+        run.stdout.contains(&format!("[{}]:{} ssh-ed25519 ", r.host, r.port)),
+        "line to add shown: {run}"
+    );
+    assert!(!kh.exists(), "strict must not write known_hosts");
+
+    p.config(&cfg.replace("connect_timeout", "host_key_policy = \"accept-new\"\nconnect_timeout"));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(0);
+    let recorded = std::fs::read_to_string(&kh).unwrap();
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    let key = |s: &str| s.split_whitespace().nth(2).map(String::from);
+    assert_eq!(key(&recorded), key(pinned.lines().find(|l| l.contains("ed25519")).unwrap()));
+    assert!(run.stdout.contains("new: recorded"), "{run}");
+    // Now known: strict passes.
+    p.config(&cfg);
+    p.ferry(&["doctor"]).assert_code(0);
+}
+
+#[test]
+fn unknown_client_key_is_rejected_with_a_clear_error() {
+    let r = remote();
+    let p = Project::new();
+    p.config(
+        &host_table("web1", "ferry1")
+            .replace(&r.key.display().to_string(), &r.unknown_key.display().to_string()),
+    );
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("authentication as `ferry1` was rejected"), "{run}");
+    assert!(run.stdout.contains("publickey"), "names the key tried: {run}");
+    assert!(run.stdout.contains("authorized_keys"), "hint: {run}");
+}
+
+#[test]
+fn rsa_and_encrypted_keys_authenticate() {
+    let r = remote();
+    let p = Project::new();
+    p.config(&host_table("web1", "ferry1").replace(&r.key.display().to_string(), &r.rsa_key.display().to_string()));
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    let auth = check(&run.json(), "authenticated").clone();
+    assert!(auth["detail"].as_str().unwrap().contains("ssh-rsa"), "{auth}");
+
+    p.config(&host_table("web1", "ferry1").replace(&r.key.display().to_string(), &r.enc_key.display().to_string()));
+    // No passphrase and no terminal: a clear error, not a hang.
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("FERRY_KEY_PASSPHRASE"), "{run}");
+    let run = p.ferry_env(&["doctor"], &[("FERRY_KEY_PASSPHRASE", &r.enc_key_passphrase)]);
+    run.assert_code(0);
+    assert!(!run.stdout.contains(&r.enc_key_passphrase) && !run.stderr.contains(&r.enc_key_passphrase));
+    let run = p.ferry_env(&["doctor"], &[("FERRY_KEY_PASSPHRASE", "wrong")]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("passphrase"), "{run}");
+}
+
+#[test]
+fn connection_refused_names_host_and_hints() {
+    let p = Project::new();
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    p.config(&host_table("dead", "ferry1").replace(&format!("port = {}", remote().port), &format!("port = {port}")));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("dead") && run.stdout.contains("cannot connect"), "{run}");
+    assert!(run.stdout.contains("sshd running"), "{run}");
+}
+
+/// Arguments survive the remote shell exactly: ferry's quoting, through ferry's transport.
+#[test]
+fn quoting_round_trips_through_the_remote_shell() {
+    let r = remote();
+    let host = ferry::config::Host {
+        name: "web1".into(),
+        address: r.host.clone(),
+        user: "ferry1".into(),
+        port: r.port,
+        identity: Some(r.key.clone()),
+        known_hosts: r.known_hosts.clone(),
+        host_key_policy: ferry::config::HostKeyPolicy::Strict,
+        connect_timeout: std::time::Duration::from_secs(10),
+    };
+    let args = [
+        "plain",
+        "with space",
+        "it's",
+        "say \"hi\"",
+        "$HOME $(id) `id`",
+        "a;b && c || d",
+        "new\nline",
+        "back\\slash",
+        "",
+        "* ? [a]",
+        "~",
+        "ünïcödé",
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = ferry::ssh::connect(&host).await.expect("connects");
+        let mut cmd = vec!["printf", "%s\\0"];
+        cmd.extend(args);
+        let out = conn.exec(&ferry::shell::command(cmd)).await.unwrap();
+        assert!(out.success(), "{}", out.stderr_str());
+        let got: Vec<String> = out
+            .stdout
+            .split(|b| *b == 0)
+            .map(|s| String::from_utf8(s.to_vec()).unwrap())
+            .collect();
+        let mut want: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        want.push(String::new());
+        assert_eq!(got, want);
+        // Exit status and stderr come back too (sent after EOF by OpenSSH).
+        let out = conn.exec("echo oops >&2; exit 7").await.unwrap();
+        assert_eq!(out.status, Some(7));
+        assert_eq!(out.stderr_str(), "oops\n");
+        // Many commands share one connection at once.
+        let outs = futures::future::join_all((0..20).map(|i| conn.exec_owned(format!("echo {i}")))).await;
+        for (i, o) in outs.into_iter().enumerate() {
+            assert_eq!(o.unwrap().stdout_str(), format!("{i}\n"));
+        }
+        conn.close().await;
+    });
+}
