@@ -139,6 +139,12 @@ pub struct PhaseEvent {
     pub service: String,
     pub phase: &'static str,
     pub message: String,
+    /// Bytes sent, for the `uploaded` phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Duration of the phase in seconds, for the `uploaded` phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 impl Human for PhaseEvent {
@@ -343,6 +349,8 @@ impl Job<'_> {
             service: self.service.name.clone(),
             phase,
             message: message.clone(),
+            bytes: None,
+            seconds: None,
         });
         self.reporter.progress(
             Some(&self.host.name),
@@ -438,6 +446,8 @@ impl Job<'_> {
             );
         }
         let bar = self.reporter.bytes_bar(&self.host.name, total);
+        let started = Instant::now();
+        let count = uploads.len();
         for f in uploads {
             bar.set_message(f.dest.clone());
             sftp.upload(&f.source, &format!("{staging}/{}", f.dest), f.mode, |n| {
@@ -446,6 +456,27 @@ impl Job<'_> {
             .await?;
         }
         bar.finish_and_clear();
+        if count > 0 {
+            let secs = started.elapsed().as_secs_f64();
+            let message = format!(
+                "uploaded {} in {secs:.2}s ({}/s)",
+                human_bytes(total),
+                human_bytes((total as f64 / secs.max(1e-6)) as u64)
+            );
+            self.reporter.emit(&PhaseEvent {
+                kind: "phase",
+                host: self.host.name.clone(),
+                service: self.service.name.clone(),
+                phase: "uploaded",
+                message: message.clone(),
+                bytes: Some(total),
+                seconds: Some(secs),
+            });
+            self.reporter.progress(
+                Some(&self.host.name),
+                &format!("{}: {message}", self.service.name),
+            );
+        }
         for u in &local.units {
             sftp.write(&format!("{meta}/units/{}", u.name), &u.content, 0o644)
                 .await?;

@@ -13,7 +13,10 @@ fn refused(config: &str, expect: &[&str]) {
         assert!(run.stderr.contains(e), "stderr should contain {e:?}\n{run}");
     }
     assert!(run.stdout.is_empty(), "{run}");
-    assert!(!run.stderr.contains("connecting"), "nothing connects: {run}");
+    assert!(
+        !run.stderr.contains("connecting"),
+        "nothing connects: {run}"
+    );
 }
 
 const HOST: &str = "[hosts.web1]\naddress = \"127.0.0.1\"\nport = 1\n";
@@ -25,7 +28,10 @@ fn unknown_key() {
 
 #[test]
 fn wrong_type() {
-    refused(&format!("{HOST}[services.a]\nunits = \"app.service\"\n"), &["deploy.toml:5"]);
+    refused(
+        &format!("{HOST}[services.a]\nunits = \"app.service\"\n"),
+        &["deploy.toml:5"],
+    );
 }
 
 #[test]
@@ -39,8 +45,14 @@ fn undefined_host() {
 #[test]
 fn missing_local_file() {
     refused(
-        &format!("{HOST}[services.a]\nunits = [\"app.service\"]\n[[services.a.files]]\nsource = \"nope\"\ndest = \"bin/app\"\n"),
-        &["deploy.toml:7", "services.a.files[0].source", "does not exist"],
+        &format!(
+            "{HOST}[services.a]\nunits = [\"app.service\"]\n[[services.a.files]]\nsource = \"nope\"\ndest = \"bin/app\"\n"
+        ),
+        &[
+            "deploy.toml:7",
+            "services.a.files[0].source",
+            "does not exist",
+        ],
     );
 }
 
@@ -55,11 +67,19 @@ fn bad_unit_name() {
 #[test]
 fn dest_escaping_the_release() {
     refused(
-        &format!("{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"../../.bashrc\"\n"),
-        &["deploy.toml:7", "services.a.files[0].dest", "inside the release directory"],
+        &format!(
+            "{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"../../.bashrc\"\n"
+        ),
+        &[
+            "deploy.toml:7",
+            "services.a.files[0].dest",
+            "inside the release directory",
+        ],
     );
     refused(
-        &format!("{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"/usr/bin/app\"\n"),
+        &format!(
+            "{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"/usr/bin/app\"\n"
+        ),
         &["services.a.files[0].dest", "not absolute"],
     );
 }
@@ -67,7 +87,9 @@ fn dest_escaping_the_release() {
 #[test]
 fn duplicate_dest() {
     refused(
-        &format!("{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n"),
+        &format!(
+            "{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n"
+        ),
         &["deploy.toml:10", "services.a.files[1].dest", "files[0]"],
     );
 }
@@ -75,7 +97,9 @@ fn duplicate_dest() {
 #[test]
 fn bad_mode_and_duration() {
     refused(
-        &format!("{HOST}[services.a]\nstart_timeout = \"soon\"\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\nmode = \"0999\"\n"),
+        &format!(
+            "{HOST}[services.a]\nstart_timeout = \"soon\"\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\nmode = \"0999\"\n"
+        ),
         &["deploy.toml:5", "start_timeout", "deploy.toml:9", "mode"],
     );
 }
@@ -85,7 +109,10 @@ fn missing_config_file() {
     let p = Project::new();
     let run = p.ferry(&["doctor"]);
     run.assert_code(2);
-    assert!(run.stderr.contains("deploy.toml") && run.stderr.contains("deploy.example.toml"), "{run}");
+    assert!(
+        run.stderr.contains("deploy.toml") && run.stderr.contains("deploy.example.toml"),
+        "{run}"
+    );
 }
 
 #[test]

@@ -45,7 +45,10 @@ fn get_unix(user: &str) -> String {
 
 fn current(user: &str, service: &str) -> String {
     remote()
-        .ssh(user, &format!("readlink ~/.local/share/ferry/{service}/current"))
+        .ssh(
+            user,
+            &format!("readlink ~/.local/share/ferry/{service}/current"),
+        )
         .trim()
         .to_string()
 }
@@ -70,14 +73,23 @@ fn deploys_the_example_and_redeploys_a_change() {
     run.assert_code(0);
     let first = result_event(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(get_unix(user), "hello, release one\n");
-    assert_eq!(r.http_get(port, "/").as_deref(), Some("hello, release one\n"));
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release one\n")
+    );
     assert_eq!(current(user, "demo"), format!("releases/{first}"));
     // Units are installed and enabled; the sockets listen.
-    let enabled = r.ssh(user, "systemctl --user is-enabled ferry-demo.socket ferry-demo-proxy.socket");
+    let enabled = r.ssh(
+        user,
+        "systemctl --user is-enabled ferry-demo.socket ferry-demo-proxy.socket",
+    );
     assert_eq!(enabled, "enabled\nenabled\n");
     // Every unit reported up.
     let units = run.events("unit");
-    assert!(units.len() >= 2 && units.iter().all(|u| u["up"] == true), "{run}");
+    assert!(
+        units.len() >= 2 && units.iter().all(|u| u["up"] == true),
+        "{run}"
+    );
 
     // Dry run: the remote does not change at all.
     p.write("message.txt", "hello, release two\n");
@@ -93,15 +105,24 @@ fn deploys_the_example_and_redeploys_a_change() {
     run.assert_code(0);
     let plan = &run.events("plan")[0];
     let files = plan["files"].as_array().unwrap();
-    let msg = files.iter().find(|f| f["dest"] == "share/message.txt").unwrap();
+    let msg = files
+        .iter()
+        .find(|f| f["dest"] == "share/message.txt")
+        .unwrap();
     assert_eq!(msg["change"], "changed", "{run}");
-    let bin = files.iter().find(|f| f["dest"] == "bin/ferry-demo").unwrap();
+    let bin = files
+        .iter()
+        .find(|f| f["dest"] == "bin/ferry-demo")
+        .unwrap();
     assert_eq!(bin["transfer"], "reuse", "{run}");
     assert_eq!(snapshot(), before, "dry run changed the remote");
     // Human dry-run output names the change.
     let run = p.ferry(&["deploy", "--dry-run"]);
     run.assert_code(0);
-    assert!(run.stdout.contains("changed  upload share/message.txt"), "{run}");
+    assert!(
+        run.stdout.contains("changed  upload share/message.txt"),
+        "{run}"
+    );
 
     // Redeploy: new content served, old release kept, current switched.
     let run = p.ferry(&["--output", "json", "deploy"]);
@@ -109,12 +130,18 @@ fn deploys_the_example_and_redeploys_a_change() {
     let second = result_event(&run)["release"].as_str().unwrap().to_string();
     assert_ne!(first, second);
     assert_eq!(get_unix(user), "hello, release two\n");
-    assert_eq!(r.http_get(port, "/").as_deref(), Some("hello, release two\n"));
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release two\n")
+    );
     assert_eq!(current(user, "demo"), format!("releases/{second}"));
     let releases = r.ssh(user, "ls ~/.local/share/ferry/demo/releases");
     assert_eq!(releases, format!("{first}\n{second}\n"));
     // The unchanged binary was not sent again but is in place, with its mode.
-    let mode = r.ssh(user, &format!("stat -c %a ~/.local/share/ferry/demo/releases/{second}/bin/ferry-demo"));
+    let mode = r.ssh(
+        user,
+        &format!("stat -c %a ~/.local/share/ferry/demo/releases/{second}/bin/ferry-demo"),
+    );
     assert_eq!(mode.trim(), "755");
     // JSON mode: stdout is JSON Lines only.
     run.json();
@@ -140,7 +167,10 @@ fn a_failing_service_fails_the_deploy_with_its_journal() {
     ));
     let run = p.ferry(&["deploy", "bad"]);
     run.assert_code(1);
-    assert!(run.stdout.contains("bad: cannot open /etc/bad.conf"), "journal lines shown: {run}");
+    assert!(
+        run.stdout.contains("bad: cannot open /etc/bad.conf"),
+        "journal lines shown: {run}"
+    );
     assert!(run.stdout.contains("FAILED"), "{run}");
     assert!(run.stdout.contains("nothing to roll back to"), "{run}");
 
@@ -150,18 +180,29 @@ fn a_failing_service_fails_the_deploy_with_its_journal() {
     assert_eq!(res["result"], "failed", "{run}");
     let reason = res["reason"].as_str().unwrap();
     assert!(reason.contains("loop.service"), "{reason}");
-    assert!(reason.contains("crash") || reason.contains("restart"), "{reason}");
+    assert!(
+        reason.contains("crash") || reason.contains("restart"),
+        "{reason}"
+    );
     let journal: Vec<String> = run
         .events("journal")
         .iter()
         .map(|j| j["line"].as_str().unwrap().to_string())
         .collect();
-    assert!(journal.iter().any(|l| l.contains("loop: starting, then crashing")), "{run}");
+    assert!(
+        journal
+            .iter()
+            .any(|l| l.contains("loop: starting, then crashing")),
+        "{run}"
+    );
 
     // Fixed, a re-run works.
     p.write("bad.service", "[Service]\nExecStart=/bin/sleep 600\n");
     p.ferry(&["deploy", "bad"]).assert_code(0);
-    assert_eq!(r.ssh(user, "systemctl --user is-active bad.service"), "active\n");
+    assert_eq!(
+        r.ssh(user, "systemctl --user is-active bad.service"),
+        "active\n"
+    );
 }
 
 #[test]
@@ -192,10 +233,22 @@ fn deploys_two_hosts_in_parallel() {
     assert_eq!(r.http_get(18141, "/").as_deref(), Some("two hosts\n"));
     assert_eq!(r.http_get(18151, "/").as_deref(), Some("two hosts\n"));
     // One summary line per host, prefixed by the host.
-    let lines: Vec<&str> = run.stdout.lines().filter(|l| l.contains(" app ok")).collect();
+    let lines: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" app ok"))
+        .collect();
     assert_eq!(lines.len(), 2, "{run}");
-    assert!(lines[0].starts_with("web1") && lines[1].starts_with("web2"), "{run}");
-    assert!(run.stderr.lines().all(|l| l.starts_with("web1:") || l.starts_with("web2:")), "{run}");
+    assert!(
+        lines[0].starts_with("web1") && lines[1].starts_with("web2"),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .lines()
+            .all(|l| l.starts_with("web1:") || l.starts_with("web2:")),
+        "{run}"
+    );
     eprintln!("two-host deploy took {took:?}");
 
     // One host broken: the other still deploys; the summary says which failed.
@@ -203,12 +256,21 @@ fn deploys_two_hosts_in_parallel() {
     p.write("message.txt", "two hosts, again\n");
     let run = p.ferry(&["deploy"]);
     assert_ne!(run.code, 0, "{run}");
-    assert!(run.stdout.lines().any(|l| l.starts_with("web1 app ok")), "{run}");
     assert!(
-        run.stdout.lines().any(|l| l.starts_with("web2 app") && (l.contains("ROLLED BACK") || l.contains("FAILED"))),
+        run.stdout.lines().any(|l| l.starts_with("web1 app ok")),
         "{run}"
     );
-    assert_eq!(r.http_get(18141, "/").as_deref(), Some("two hosts, again\n"));
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("web2 app")
+                && (l.contains("ROLLED BACK") || l.contains("FAILED"))),
+        "{run}"
+    );
+    assert_eq!(
+        r.http_get(18141, "/").as_deref(),
+        Some("two hosts, again\n")
+    );
 }
 
 #[test]
@@ -238,7 +300,9 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
         }
     }
     p.write("message.txt", "the new release\n");
-    p.config(&format!("{cfg}\n[[services.demo.files]]\nsource = \"big.bin\"\ndest = \"share/big.bin\"\n"));
+    p.config(&format!(
+        "{cfg}\n[[services.demo.files]]\nsource = \"big.bin\"\ndest = \"share/big.bin\"\n"
+    ));
     let mut child = p.command(&["deploy"]).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -250,7 +314,10 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
             break;
         }
         assert!(Instant::now() < deadline, "the upload never started");
-        assert!(child.try_wait().unwrap().is_none(), "ferry finished before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ferry finished before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL
@@ -264,6 +331,9 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     p.config(&cfg);
     p.ferry(&["deploy"]).assert_code(0);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the new release\n"));
-    let leftovers = r.ssh(user, "ls -a ~/.local/share/ferry/demo/releases | grep -c partial || true");
+    let leftovers = r.ssh(
+        user,
+        "ls -a ~/.local/share/ferry/demo/releases | grep -c partial || true",
+    );
     assert_eq!(leftovers.trim(), "0");
 }

@@ -30,7 +30,11 @@ fn doctor_passes_on_a_ready_host() {
         "journal",
         "unit directory",
     ] {
-        assert_eq!(check(&events, name)["status"], "pass", "{name}: {events:#?}\n{stderr}");
+        assert_eq!(
+            check(&events, name)["status"],
+            "pass",
+            "{name}: {events:#?}\n{stderr}"
+        );
     }
     assert_eq!(code, 0, "{stderr}");
     // The human output names each check too.
@@ -50,7 +54,10 @@ fn doctor_reports_lingering_off() {
     assert_eq!(c["status"], "fail", "{events:#?}");
     assert_eq!(
         c["hint"],
-        format!("as root on the host: loginctl enable-linger {}", r.nolinger_user)
+        format!(
+            "as root on the host: loginctl enable-linger {}",
+            r.nolinger_user
+        )
     );
     assert_eq!(code, 1);
 }
@@ -63,7 +70,10 @@ fn doctor_reports_unreadable_journal_of_a_system_user() {
     let (code, events, _) = doctor_json(&p);
     let c = check(&events, "journal");
     assert_eq!(c["status"], "fail", "{events:#?}");
-    assert!(c["hint"].as_str().unwrap().contains("system user"), "{c:#?}");
+    assert!(
+        c["hint"].as_str().unwrap().contains("system user"),
+        "{c:#?}"
+    );
     assert_eq!(code, 1);
 }
 
@@ -85,7 +95,10 @@ fn changed_host_key_is_refused() {
         "names the known_hosts line: {run}"
     );
     // accept-new does not accept a changed key either.
-    p.config(&cfg.replace("connect_timeout", "host_key_policy = \"accept-new\"\nconnect_timeout"));
+    p.config(&cfg.replace(
+        "connect_timeout",
+        "host_key_policy = \"accept-new\"\nconnect_timeout",
+    ));
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
     assert!(run.stdout.contains("HAS CHANGED"), "{run}");
@@ -96,26 +109,35 @@ fn unknown_host_strict_refuses_accept_new_records() {
     let r = remote();
     let p = Project::new();
     let kh = p.path("kh");
-    let cfg = host_table("web1", "ferry1")
-        .replace(&r.known_hosts.display().to_string(), &kh.display().to_string());
+    let cfg = host_table("web1", "ferry1").replace(
+        &r.known_hosts.display().to_string(),
+        &kh.display().to_string(),
+    );
     p.config(&cfg);
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
     assert!(run.stdout.contains("is not known"), "{run}");
     assert!(run.stdout.contains("SHA256:"), "fingerprint shown: {run}");
     assert!(
-        run.stdout.contains(&format!("[{}]:{} ssh-ed25519 ", r.host, r.port)),
+        run.stdout
+            .contains(&format!("[{}]:{} ssh-ed25519 ", r.host, r.port)),
         "line to add shown: {run}"
     );
     assert!(!kh.exists(), "strict must not write known_hosts");
 
-    p.config(&cfg.replace("connect_timeout", "host_key_policy = \"accept-new\"\nconnect_timeout"));
+    p.config(&cfg.replace(
+        "connect_timeout",
+        "host_key_policy = \"accept-new\"\nconnect_timeout",
+    ));
     let run = p.ferry(&["doctor"]);
     run.assert_code(0);
     let recorded = std::fs::read_to_string(&kh).unwrap();
     let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
     let key = |s: &str| s.split_whitespace().nth(2).map(String::from);
-    assert_eq!(key(&recorded), key(pinned.lines().find(|l| l.contains("ed25519")).unwrap()));
+    assert_eq!(
+        key(&recorded),
+        key(pinned.lines().find(|l| l.contains("ed25519")).unwrap())
+    );
     assert!(run.stdout.contains("new: recorded"), "{run}");
     // Now known: strict passes.
     p.config(&cfg);
@@ -126,14 +148,21 @@ fn unknown_host_strict_refuses_accept_new_records() {
 fn unknown_client_key_is_rejected_with_a_clear_error() {
     let r = remote();
     let p = Project::new();
-    p.config(
-        &host_table("web1", "ferry1")
-            .replace(&r.key.display().to_string(), &r.unknown_key.display().to_string()),
-    );
+    p.config(&host_table("web1", "ferry1").replace(
+        &r.key.display().to_string(),
+        &r.unknown_key.display().to_string(),
+    ));
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
-    assert!(run.stdout.contains("authentication as `ferry1` was rejected"), "{run}");
-    assert!(run.stdout.contains("publickey"), "names the key tried: {run}");
+    assert!(
+        run.stdout
+            .contains("authentication as `ferry1` was rejected"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("publickey"),
+        "names the key tried: {run}"
+    );
     assert!(run.stdout.contains("authorized_keys"), "hint: {run}");
 }
 
@@ -141,20 +170,34 @@ fn unknown_client_key_is_rejected_with_a_clear_error() {
 fn rsa_and_encrypted_keys_authenticate() {
     let r = remote();
     let p = Project::new();
-    p.config(&host_table("web1", "ferry1").replace(&r.key.display().to_string(), &r.rsa_key.display().to_string()));
+    p.config(&host_table("web1", "ferry1").replace(
+        &r.key.display().to_string(),
+        &r.rsa_key.display().to_string(),
+    ));
     let run = p.ferry(&["--output", "json", "doctor"]);
     run.assert_code(0);
     let auth = check(&run.json(), "authenticated").clone();
-    assert!(auth["detail"].as_str().unwrap().contains("ssh-rsa"), "{auth}");
+    assert!(
+        auth["detail"].as_str().unwrap().contains("ssh-rsa"),
+        "{auth}"
+    );
 
-    p.config(&host_table("web1", "ferry1").replace(&r.key.display().to_string(), &r.enc_key.display().to_string()));
+    p.config(&host_table("web1", "ferry1").replace(
+        &r.key.display().to_string(),
+        &r.enc_key.display().to_string(),
+    ));
     // No passphrase and no terminal: a clear error, not a hang.
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
     assert!(run.stdout.contains("FERRY_KEY_PASSPHRASE"), "{run}");
-    let run = p.ferry_env(&["doctor"], &[("FERRY_KEY_PASSPHRASE", &r.enc_key_passphrase)]);
+    let run = p.ferry_env(
+        &["doctor"],
+        &[("FERRY_KEY_PASSPHRASE", &r.enc_key_passphrase)],
+    );
     run.assert_code(0);
-    assert!(!run.stdout.contains(&r.enc_key_passphrase) && !run.stderr.contains(&r.enc_key_passphrase));
+    assert!(
+        !run.stdout.contains(&r.enc_key_passphrase) && !run.stderr.contains(&r.enc_key_passphrase)
+    );
     let run = p.ferry_env(&["doctor"], &[("FERRY_KEY_PASSPHRASE", "wrong")]);
     run.assert_code(3);
     assert!(run.stdout.contains("passphrase"), "{run}");
@@ -167,10 +210,16 @@ fn connection_refused_names_host_and_hints() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    p.config(&host_table("dead", "ferry1").replace(&format!("port = {}", remote().port), &format!("port = {port}")));
+    p.config(&host_table("dead", "ferry1").replace(
+        &format!("port = {}", remote().port),
+        &format!("port = {port}"),
+    ));
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
-    assert!(run.stdout.contains("dead") && run.stdout.contains("cannot connect"), "{run}");
+    assert!(
+        run.stdout.contains("dead") && run.stdout.contains("cannot connect"),
+        "{run}"
+    );
     assert!(run.stdout.contains("sshd running"), "{run}");
 }
 
@@ -222,7 +271,8 @@ fn quoting_round_trips_through_the_remote_shell() {
         assert_eq!(out.status, Some(7));
         assert_eq!(out.stderr_str(), "oops\n");
         // Many commands share one connection at once.
-        let outs = futures::future::join_all((0..20).map(|i| conn.exec_owned(format!("echo {i}")))).await;
+        let outs =
+            futures::future::join_all((0..20).map(|i| conn.exec_owned(format!("echo {i}")))).await;
         for (i, o) in outs.into_iter().enumerate() {
             assert_eq!(o.unwrap().stdout_str(), format!("{i}\n"));
         }

@@ -168,7 +168,10 @@ impl Run {
 
     /// JSON events of a given type.
     pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        self.json().into_iter().filter(|e| e["type"] == kind).collect()
+        self.json()
+            .into_iter()
+            .filter(|e| e["type"] == kind)
+            .collect()
     }
 
     pub fn assert_code(&self, code: i32) -> &Self {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark of `ferry deploy` against what users do today, in one run, on the test remote.
+#
+#   sudo tests/remote/ferry-remote start && bench/deploy.sh
+#
+# 1. Deploy of a 20 MiB binary + 2 unit files to one host: ferry vs an OpenSSH script
+#    (`sftp` put of the files, then `ssh` running daemon-reload and restart). ferry also waits
+#    until the unit is really up (poll + 1.5 s settle time), which the script does not do.
+# 2. Peak RSS of ferry uploading a 1 GiB file (GNU time's "Maximum resident set size").
+# 3. Upload throughput of a 256 MiB file: ferry vs OpenSSH `sftp` put.
+# Uses remote user $BENCH_USER (default ferry12). Prints a table; ratios are ferry / OpenSSH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+user=${BENCH_USER:-ferry12}
+runs=${BENCH_RUNS:-5}
+remote=tests/remote/ferry-remote
+eval "$("$remote" env)"
+command -v /usr/bin/time >/dev/null || { echo "bench: needs GNU time (apt-get install time)" >&2; exit 2; }
+cargo build --release --quiet
+ferry=$PWD/target/release/ferry
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
+          -o "UserKnownHostsFile=$FERRY_TEST_KNOWN_HOSTS" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
+rssh() { ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$user@$FERRY_TEST_HOST" "$@"; }
+rsftp() { sftp "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$user@$FERRY_TEST_HOST" >/dev/null; }
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+rssh 'systemctl --user stop bench.service bench.socket 2>/dev/null; rm -rf ~/.local/share/ferry/bench ~/bench-manual ~/.config/systemd/user/bench.*; systemctl --user daemon-reload' || true
+
+# A 20 MiB "binary" that changes every run (so nothing can be skipped), and two units.
+head -c $((20 * 1024 * 1024)) /dev/urandom > "$work/app.bin"
+cat > "$work/bench.service" <<'UNIT'
+[Service]
+ExecStart=/bin/sleep infinity
+UNIT
+cat > "$work/bench.socket" <<'UNIT'
+[Socket]
+ListenStream=%t/bench.sock
+[Install]
+WantedBy=sockets.target
+UNIT
+cat > "$work/deploy.toml" <<TOML
+[hosts.bench]
+address = "$FERRY_TEST_HOST"
+port = $FERRY_TEST_PORT
+user = "$user"
+identity = "$FERRY_TEST_KEY"
+known_hosts = "$FERRY_TEST_KNOWN_HOSTS"
+
+[services.bench]
+units = ["bench.service", "bench.socket"]
+restart = ["bench.service"]
+keep_releases = 3
+
+[[services.bench.files]]
+source = "app.bin"
+dest = "bin/app"
+mode = "0755"
+TOML
+
+ferry_times=() ; script_times=()
+for i in $(seq "$runs"); do
+    printf 'run %d\n' "$i" >> "$work/app.bin.tail"; cat "$work/app.bin.tail" >> "$work/app.bin"
+    t0=$(now); "$ferry" -q --config "$work/deploy.toml" deploy >/dev/null; t1=$(now)
+    ferry_times+=("$(echo "$t1 - $t0" | bc)")
+    t0=$(now)
+    rssh 'mkdir -p ~/bench-manual ~/.config/systemd/user'
+    printf 'put %s bench-manual/app\nchmod 755 bench-manual/app\nput %s .config/systemd/user/bench-manual.service\nput %s .config/systemd/user/bench-manual.socket\n' \
+        "$work/app.bin" "$work/bench.service" "$work/bench.socket" | rsftp
+    rssh 'systemctl --user daemon-reload && systemctl --user restart bench-manual.service'
+    t1=$(now)
+    script_times+=("$(echo "$t1 - $t0" | bc)")
+done
+fm=$(printf '%s\n' "${ferry_times[@]}" | median)
+sm=$(printf '%s\n' "${script_times[@]}" | median)
+printf '\n%-48s %10s %10s %8s\n' "measure (median of $runs)" "ferry" "openssh" "ratio"
+printf '%-48s %9.2fs %9.2fs %8.2f\n' "deploy 20 MiB + 2 units, one host" "$fm" "$sm" "$(echo "$fm / $sm" | bc -l)"
+
+# Throughput: 256 MiB, ferry (upload phase measured from a deploy of a fresh release) vs sftp put.
+head -c $((256 * 1024 * 1024)) /dev/urandom > "$work/app.bin"
+fd=$("$ferry" -q --output json --config "$work/deploy.toml" deploy \
+    | python3 -c 'import json,sys; print(next(e["seconds"] for e in map(json.loads, sys.stdin) if e.get("phase") == "uploaded"))')
+t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | rsftp; t1=$(now)
+sd=$(echo "$t1 - $t0" | bc)
+printf '%-48s %7.0fMiB/s %7.0fMiB/s %8.2f\n' "upload 256 MiB (ferry: upload phase)" "$(echo "256 / $fd" | bc -l)" "$(echo "256 / $sd" | bc -l)" "$(echo "$sd / $fd" | bc -l)"
+
+# Peak RSS with a 1 GiB file.
+head -c $((1024 * 1024 * 1024)) /dev/zero | tr '\0' 'x' > "$work/app.bin"
+/usr/bin/time -v "$ferry" -q --config "$work/deploy.toml" deploy >/dev/null 2> "$work/time.txt"
+rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$work/time.txt")
+printf '%-48s %8.1fMiB\n' "peak RSS of ferry deploying a 1 GiB file" "$(echo "$rss / 1024" | bc -l)"
+
+rssh 'systemctl --user stop bench.service bench.socket bench-manual.service bench-manual.socket 2>/dev/null; systemctl --user disable bench.socket 2>/dev/null; rm -rf ~/.local/share/ferry/bench ~/bench-manual ~/.config/systemd/user/bench*; systemctl --user daemon-reload' || true
