@@ -901,26 +901,43 @@ impl Job<'_> {
         );
         self.upload(&plan, local).await?;
 
+        let activation = Activation::for_plan(&plan);
+        self.switch(&plan.manifest, activation, &remote, "deploy", origin, opts)
+            .await
+    }
+
+    /// Make `new` live (its files are on the host), verify it, then confirm it or go back to
+    /// the release that was current. Used by deploy and by rollback.
+    pub async fn switch(
+        &self,
+        new: &Manifest,
+        activation: Activation,
+        remote: &plan::RemoteState,
+        action: &str,
+        origin: &Origin,
+        opts: &Options,
+    ) -> Result<HostResult> {
+        let id = new.id.clone();
+        let previous = remote.current.clone();
         let prev_manifest = remote
             .manifest
             .clone()
             .filter(|m| Some(&m.id) == previous.as_ref());
         let armed = if let Some(pm) = &prev_manifest {
-            self.arm_revert(&plan.manifest, pm, &origin.by).await?;
+            self.arm_revert(new, pm, &origin.by).await?;
             true
         } else {
             false
         };
         self.phase(
             "activate",
-            "installing units, switching `current`, restarting",
+            format!("switching to {id}: installing units, switching `current`, restarting"),
         );
-        let activation = Activation::for_plan(&plan);
         let mut units = Vec::new();
         let live = self.go_live(&activation, &mut units).await?;
         let record = |outcome: &str, reason: Option<String>| HistoryRecord {
             time: release::now_rfc3339(),
-            action: "deploy".into(),
+            action: action.to_string(),
             release: id.clone(),
             previous: previous.clone(),
             outcome: outcome.into(),
@@ -941,11 +958,13 @@ impl Job<'_> {
                     ));
                 }
                 self.append_history(&record("ok", None)).await;
-                let mut all = remote.releases.clone();
-                all.push(id.clone());
-                let protect = release::last_good(&remote.history, Some(&id)).map(String::from);
-                self.prune(&all, &id, protect.as_deref().or(previous.as_deref()))
-                    .await;
+                if action == "deploy" {
+                    let mut all = remote.releases.clone();
+                    all.push(id.clone());
+                    let protect = release::last_good(&remote.history, Some(&id)).map(String::from);
+                    self.prune(&all, &id, protect.as_deref().or(previous.as_deref()))
+                        .await;
+                }
                 Ok(self.result("ok", Some(&id), previous.as_deref(), None, exit::OK))
             }
             Err((reason, cursor)) => {
@@ -976,7 +995,7 @@ impl Job<'_> {
                     ));
                 };
                 self.phase("rollback", format!("rolling back to {}", pm.id));
-                let back = Activation::back_to(&pm, Some(&plan.manifest));
+                let back = Activation::back_to(&pm, Some(new));
                 let mut units2 = Vec::new();
                 let rb = self.go_live(&back, &mut units2).await;
                 if armed {

@@ -110,7 +110,12 @@ pub fn connection_checks(host: &Host, err: &Error) -> Vec<Check> {
     let mut checks = Vec::new();
     for (i, name) in CHECKS.iter().enumerate() {
         let c = if i < failed_at {
-            Check::pass(n, name, if i == 0 { addr.clone() } else { String::new() })
+            let detail = match i {
+                0 => addr.clone(),
+                1 => format!("verified against {}", host.known_hosts.display()),
+                _ => String::new(),
+            };
+            Check::pass(n, name, detail)
         } else if i == failed_at {
             Check::fail(n, name, err.to_string(), hint.clone())
         } else {
@@ -343,34 +348,44 @@ impl Human for Summary {
     }
 }
 
-/// `ferry doctor`: check hosts in parallel, print in config order; true when all passed.
-pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> bool {
+/// `ferry doctor`: check hosts in parallel, print in config order. Exit code: 0 when every
+/// check passed, 3 when a host could not be reached or logged in to, else 1.
+pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
     let tasks: Vec<_> = hosts
         .into_iter()
         .map(|h| tokio::spawn(async move { check_host(&h).await }))
         .collect();
     let mut passed = 0;
     let mut failed = 0;
+    let mut unconnected = false;
     let n = tasks.len();
     for t in tasks {
         let checks = t.await.expect("doctor task panicked");
         for c in &checks {
             match c.status {
                 Status::Pass => passed += 1,
-                Status::Fail => failed += 1,
+                Status::Fail => {
+                    failed += 1;
+                    unconnected |= matches!(c.check, "reachable" | "host key" | "authenticated");
+                }
                 Status::Skip => {}
             }
             reporter.emit(c);
         }
     }
-    let skipped_any = failed > 0;
     reporter.emit(&Summary {
         kind: "summary",
         hosts: n,
         passed,
         failed,
     });
-    !skipped_any
+    if unconnected {
+        crate::error::exit::CONNECTION
+    } else if failed > 0 {
+        crate::error::exit::FAILED
+    } else {
+        crate::error::exit::OK
+    }
 }
 
 #[cfg(test)]

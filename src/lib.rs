@@ -15,6 +15,7 @@ pub mod lock;
 pub mod plan;
 pub mod release;
 pub mod report;
+pub mod rollback;
 pub mod sftp;
 pub mod shell;
 pub mod ssh;
@@ -96,8 +97,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                     config_path.display()
                 )));
             }
-            let ok = doctor::run(hosts, reporter).await;
-            Ok(if ok { exit::OK } else { exit::FAILED })
+            Ok(doctor::run(hosts, reporter).await)
         }
         Command::Deploy(args) => {
             let config = config::load(&config_path)?;
@@ -130,11 +130,59 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
         }
         Command::Logs(_) => not_yet("logs", 4),
         Command::Status(_) => not_yet("status", 4),
-        Command::Rollback(_) => not_yet("rollback", 5),
-        Command::Releases(_) => not_yet("releases", 5),
+        Command::Rollback(args) => {
+            let config = config::load(&config_path)?;
+            let (service, hosts) = service_hosts(&config, &args.service, &args.filter.hosts)?;
+            let opts = deploy::Options {
+                dry_run: false,
+                no_rollback: false,
+                lock_wait: args.lock_wait,
+                parallel: hosts.len().max(1),
+            };
+            rollback::run_rollback(
+                &config,
+                &service,
+                args.to.as_deref(),
+                hosts,
+                opts,
+                reporter.clone(),
+            )
+            .await
+        }
+        Command::Releases(args) => {
+            let config = config::load(&config_path)?;
+            let (service, hosts) = service_hosts(&config, &args.service, &args.filter.hosts)?;
+            rollback::run_releases(&service, hosts, reporter.clone()).await
+        }
     }
 }
 
+/// A service and the hosts it runs on, narrowed by `--host`.
+fn service_hosts(
+    config: &config::Config,
+    service: &str,
+    filter: &[String],
+) -> Result<(config::Service, Vec<config::Host>), Error> {
+    let service = config
+        .select_services(&[service.to_string()])
+        .map_err(Error::Usage)?[0]
+        .clone();
+    let selected = config.select_hosts(filter).map_err(Error::Usage)?;
+    let hosts: Vec<config::Host> = selected
+        .into_iter()
+        .filter(|h| service.hosts.contains(&h.name))
+        .cloned()
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::Usage(format!(
+            "service {} runs on none of the selected hosts",
+            service.name
+        )));
+    }
+    Ok((service, hosts))
+}
+
+#[allow(dead_code)]
 fn not_yet(command: &str, issue: u32) -> Result<i32, Error> {
     Err(Error::Usage(format!(
         "`ferry {command}` is not implemented yet (issue #{issue}); nothing was done"
