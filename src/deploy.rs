@@ -490,14 +490,14 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// The journal cursor now, and the units' invocation ids (to tell a restarted unit).
+    /// The host's time now (to show the journal from here on), and the units' invocation ids
+    /// (to tell a restarted unit).
     async fn before_restart(
         &self,
         units: &[String],
     ) -> Result<(Option<String>, BTreeMap<String, String>)> {
         let mut cmd =
-            "journalctl --user -n 1 --show-cursor -q -o cat --no-pager 2>/dev/null | tail -n 1; "
-                .to_string();
+            "echo \"since=@$(date +%s.%N)\"; ".to_string();
         if !units.is_empty() {
             cmd.push_str(&systemd::systemctl(
                 &[
@@ -509,16 +509,18 @@ impl Job<'_> {
             ));
         }
         let out = self.conn.exec(&cmd).await?.stdout_str();
-        let cursor = out
+        // A time, not a journal cursor: the lines a service writes to stdout can be stored
+        // after systemd's own lines yet sort before them, and --after-cursor would miss them.
+        let since = out
             .lines()
-            .find_map(|l| l.strip_prefix("-- cursor: "))
+            .find_map(|l| l.strip_prefix("since="))
             .map(|c| c.trim().to_string());
         let ids = systemd::parse_show(&out)
             .into_iter()
             .filter(|s| !s.id.is_empty())
             .map(|s| (s.id, s.invocation_id))
             .collect();
-        Ok((cursor, ids))
+        Ok((since, ids))
     }
 
     /// Wait until every unit is up and has stayed up for the settle time, or one failed, or
@@ -629,8 +631,8 @@ impl Job<'_> {
         }
     }
 
-    /// Print the units' journal lines written since `cursor`.
-    async fn show_journal(&self, cursor: Option<&str>, units: &[String]) {
+    /// Print the units' journal lines written since `since`.
+    async fn show_journal(&self, since: Option<&str>, units: &[String]) {
         let mut args: Vec<String> = vec![
             "journalctl".into(),
             "--user".into(),
@@ -641,8 +643,8 @@ impl Job<'_> {
             "-n".into(),
             "200".into(),
         ];
-        match cursor {
-            Some(c) => args.push(format!("--after-cursor={c}")),
+        match since {
+            Some(since) => args.push(format!("--since={since}")),
             None => args.push("--since=-5min".into()),
         }
         for u in units {
@@ -777,11 +779,11 @@ impl Job<'_> {
     async fn go_live(
         &self,
         activation: &Activation,
-        cursor_units: &mut Vec<String>,
+        journal_units: &mut Vec<String>,
     ) -> Result<std::result::Result<(), (String, Option<String>)>> {
         let verify_units = activation.verify_units();
-        let (cursor, before) = self.before_restart(&verify_units).await?;
-        *cursor_units = verify_units.clone();
+        let (since, before) = self.before_restart(&verify_units).await?;
+        *journal_units = verify_units.clone();
         let script = activation.script(&self.paths);
         let out = self.conn.exec(&script).await?;
         if !out.success() {
@@ -791,7 +793,7 @@ impl Job<'_> {
                     out.status_text(),
                     out.stderr_str().trim()
                 ),
-                cursor,
+                since,
             )));
         }
         if verify_units.is_empty() {
@@ -806,12 +808,12 @@ impl Job<'_> {
             .await?;
         self.report_units(&verdicts);
         if let Some(reason) = failure {
-            return Ok(Err((reason, cursor)));
+            return Ok(Err((reason, since)));
         }
         if let Some(h) = &self.service.health {
             self.phase("health", "running health checks");
             if let Err(reason) = health::run(self.conn, h, &self.paths).await {
-                return Ok(Err((format!("health check failed: {reason}"), cursor)));
+                return Ok(Err((format!("health check failed: {reason}"), since)));
             }
             self.phase("health", "healthy");
         }
@@ -967,12 +969,12 @@ impl Job<'_> {
                 }
                 Ok(self.result("ok", Some(&id), previous.as_deref(), None, exit::OK))
             }
-            Err((reason, cursor)) => {
+            Err((reason, since)) => {
                 self.reporter.warn(
                     Some(&self.host.name),
                     &format!("{}: {reason}", self.service.name),
                 );
-                self.show_journal(cursor.as_deref(), &units).await;
+                self.show_journal(since.as_deref(), &units).await;
                 let Some(pm) = prev_manifest.filter(|_| !opts.no_rollback) else {
                     if armed {
                         let _ = self.disarm_revert(&id).await;
@@ -1023,8 +1025,8 @@ impl Job<'_> {
                             exit::ROLLED_BACK,
                         ))
                     }
-                    Ok(Err((rb_reason, rb_cursor))) => {
-                        self.show_journal(rb_cursor.as_deref(), &units2).await;
+                    Ok(Err((rb_reason, rb_since))) => {
+                        self.show_journal(rb_since.as_deref(), &units2).await;
                         self.append_history(&record(
                             "rollback-failed",
                             Some(format!("{reason}; rollback: {rb_reason}")),

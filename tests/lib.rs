@@ -7,7 +7,8 @@
 //! - ferry4 + ferry5: two hosts in parallel
 //! - ferry6: killed deploy (SIGKILL during upload)
 //! - ferry7: rollback, health checks, history, pruning
-//! - ferry8: locks, self-arming revert
+//! - ferry8: crash loop rolled back
+//! - ferry13: locks, self-arming revert
 //! - ferry9..ferry11: logs and status
 //! - ferry12: reserved for manual experiments
 
@@ -15,4 +16,5 @@ mod support;
 
 mod config_errors;
 mod deploy;
+mod safety;
 mod transport;

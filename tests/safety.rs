@@ -1,0 +1,306 @@
+//! Safe deploys against the real remote: health checks, automatic and self-arming rollback,
+//! locks, release history and pruning.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{Project, Run, host_table, remote};
+
+/// A service that serves its release's `www/` directory over HTTP on `port` (python3 on the
+/// host), and over a unix socket through systemd-socket-proxyd.
+fn web_service(p: &Project, service: &str, port: u16) {
+    p.write(
+        &format!("{service}.service"),
+        format!(
+            "[Service]\nExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1 --directory %h/.local/share/ferry/{service}/current/www\n"
+        ),
+    );
+    // unix socket -> TCP, for the unix_http check.
+    p.write(
+        &format!("{service}-unix.socket"),
+        format!("[Socket]\nListenStream=%t/{service}.sock\n[Install]\nWantedBy=sockets.target\n"),
+    );
+    p.write(
+        &format!("{service}-unix.service"),
+        format!(
+            "[Unit]\nRequires={service}-unix.socket\nAfter={service}-unix.socket\n[Service]\nExecStart=/lib/systemd/systemd-socket-proxyd 127.0.0.1:{port}\n"
+        ),
+    );
+}
+
+fn release(p: &Project, version: &str, healthy: bool) {
+    p.write("www/index.html", format!("{version}\n"));
+    let health = p.path("www/healthz");
+    if healthy {
+        p.write("www/healthz", "ok\n");
+    } else if health.exists() {
+        std::fs::remove_file(health).unwrap();
+    }
+}
+
+fn config(p: &Project, user: &str, service: &str, health: &str, extra: &str) {
+    let mut files = String::new();
+    for f in ["index.html", "healthz"] {
+        if p.path(&format!("www/{f}")).exists() {
+            files.push_str(&format!(
+                "[[services.{service}.files]]\nsource = \"www/{f}\"\ndest = \"www/{f}\"\n"
+            ));
+        }
+    }
+    p.config(&format!(
+        "{}[services.{service}]\nunits = [\"{service}.service\", \"{service}-unix.socket\", \"{service}-unix.service\"]\n\
+         restart = [\"{service}.service\"]\nstart_timeout = \"10s\"\n{extra}\n\
+         [services.{service}.health]\n{health}\ntimeout = \"4s\"\ninterval = \"200ms\"\n\n{files}",
+        host_table("web1", user)
+    ));
+}
+
+fn json_result(run: &Run) -> serde_json::Value {
+    run.events("result").into_iter().next().unwrap_or_else(|| panic!("no result event\n{run}"))
+}
+
+fn serving(port: u16) -> Option<String> {
+    // python's http.server may need a moment after a restart.
+    for _ in 0..20 {
+        if let Some(body) = remote().http_get(port, "/") {
+            return Some(body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Health checks (http, unix_http, command) pass and fail; a failed check rolls back to the
+/// previous release, which serves again; history, rollback --to and pruning.
+#[test]
+fn health_checks_rollback_history_and_pruning() {
+    let user = "ferry7";
+    let port = 18171;
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    let svc = "site";
+    web_service(&p, svc, port);
+    let all_checks = format!(
+        "http = \"http://127.0.0.1:{port}/healthz\"\nunix_http = {{ socket = \"%t/{svc}.sock\", path = \"/healthz\" }}\ncommand = \"test -f www/healthz\""
+    );
+
+    // v1: healthy; all three checks pass.
+    release(&p, "v1", true);
+    config(&p, user, svc, &all_checks, "keep_releases = 5");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v1 = json_result(&run)["release"].as_str().unwrap().to_string();
+    assert_eq!(serving(port).as_deref(), Some("v1\n"));
+
+    // Each check alone fails on a release without /healthz, and the old release serves again.
+    for check in [
+        format!("http = \"http://127.0.0.1:{port}/healthz\""),
+        format!("unix_http = {{ socket = \"%t/{svc}.sock\", path = \"/healthz\" }}"),
+        "command = \"test -f www/healthz\"".to_string(),
+    ] {
+        release(&p, "v2-broken", false);
+        config(&p, user, svc, &check, "keep_releases = 5");
+        let start = Instant::now();
+        let run = p.ferry(&["--output", "json", "deploy"]);
+        run.assert_code(4);
+        let res = json_result(&run);
+        assert_eq!(res["result"], "rolled-back", "{run}");
+        let reason = res["reason"].as_str().unwrap();
+        assert!(reason.contains("health check failed"), "{check}: {reason}");
+        assert!(reason.contains(&format!("rolled back to {v1}")), "{reason}");
+        assert_eq!(serving(port).as_deref(), Some("v1\n"), "{check}");
+        assert_eq!(
+            r.ssh(user, &format!("readlink ~/.local/share/ferry/{svc}/current")).trim(),
+            format!("releases/{v1}")
+        );
+        eprintln!("{check}: failed deploy + rollback took {:?}", start.elapsed());
+        // The same check passes on a healthy release.
+        release(&p, "v1", true);
+        config(&p, user, svc, &check, "keep_releases = 5");
+        p.ferry(&["deploy"]).assert_code(0);
+    }
+    // The human output of a rolled-back deploy has the reason and says ROLLED BACK.
+    release(&p, "v3-broken", false);
+    config(&p, user, svc, &all_checks, "keep_releases = 5");
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(4);
+    assert!(run.stdout.contains("ROLLED BACK") && run.stdout.contains("health check failed"), "{run}");
+
+    // History: every deploy and rollback, in order.
+    let run = p.ferry(&["--output", "json", "releases", svc]);
+    run.assert_code(0);
+    let history = run.events("history");
+    let outcomes: Vec<String> = history
+        .iter()
+        .map(|h| format!("{} {}", h["action"].as_str().unwrap(), h["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes[0], "deploy ok");
+    assert_eq!(outcomes[1], "deploy rolled-back");
+    assert_eq!(outcomes[2], "rollback ok");
+    assert!(history.iter().all(|h| h["by"].as_str().unwrap().starts_with("tester@")), "{run}");
+
+    // rollback --to the first release, then deploy again: history shows it all in order.
+    let run = p.ferry(&["--output", "json", "rollback", svc, "--to", &v1]);
+    run.assert_code(0);
+    assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    release(&p, "v4", true);
+    p.ferry(&["deploy"]).assert_code(0);
+    assert_eq!(serving(port).as_deref(), Some("v4\n"));
+    let run = p.ferry(&["--output", "json", "releases", svc]);
+    let history = run.events("history");
+    let n = history.len();
+    assert_eq!(history[n - 2]["action"], "rollback");
+    assert_eq!(history[n - 2]["release"], v1.as_str());
+    assert_eq!(history[n - 1]["action"], "deploy");
+    assert_eq!(history[n - 1]["outcome"], "ok");
+    // Plain `rollback` goes to the previous healthy release.
+    p.ferry(&["rollback", svc]).assert_code(0);
+    assert_eq!(serving(port).as_deref(), Some("v1\n"));
+
+    // Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain,
+    // the current one among them; the history survives pruning.
+    for i in 0..7 {
+        release(&p, &format!("p{i}"), true);
+        p.ferry(&["deploy"]).assert_code(0);
+    }
+    let dirs = r.ssh(user, &format!("ls ~/.local/share/ferry/{svc}/releases"));
+    let dirs: Vec<&str> = dirs.lines().collect();
+    assert_eq!(dirs.len(), 5, "{dirs:?}");
+    let current = r.ssh(user, &format!("readlink ~/.local/share/ferry/{svc}/current"));
+    assert!(dirs.contains(&current.trim().trim_start_matches("releases/")));
+    let run = p.ferry(&["--output", "json", "releases", svc]);
+    assert!(run.events("history").len() >= 15, "{run}");
+    assert_eq!(run.events("release").len(), 5);
+}
+
+/// A crash-looping new release is rolled back.
+#[test]
+fn crash_loop_is_rolled_back() {
+    let user = "ferry8";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write("run.sh", "#!/bin/sh\necho \"version $(cat \"$(dirname \"$0\")/version\")\"\nexec sleep 600\n");
+    p.write("version", "good\n");
+    p.write(
+        "cl.service",
+        "[Service]\nExecStart=%h/.local/share/ferry/cl/current/bin/run.sh\nRestart=always\nRestartSec=100ms\n",
+    );
+    let cfg = format!(
+        "{}[services.cl]\nunits = [\"cl.service\"]\nstart_timeout = \"10s\"\n[[services.cl.files]]\nsource = \"run.sh\"\ndest = \"bin/run.sh\"\nmode = \"0755\"\n[[services.cl.files]]\nsource = \"version\"\ndest = \"bin/version\"\n",
+        host_table("web1", user)
+    );
+    p.config(&cfg);
+    p.ferry(&["deploy"]).assert_code(0);
+    let good = r.ssh(user, "readlink ~/.local/share/ferry/cl/current");
+    p.write("run.sh", "#!/bin/sh\necho 'crashing on purpose'\nsleep 0.2\nexit 4\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(4);
+    let res = json_result(&run);
+    assert_eq!(res["result"], "rolled-back", "{run}");
+    assert!(run.events("journal").iter().any(|j| j["line"].as_str().unwrap().contains("crashing on purpose")), "{run}");
+    assert_eq!(r.ssh(user, "readlink ~/.local/share/ferry/cl/current"), good);
+    assert_eq!(r.ssh(user, "systemctl --user is-active cl.service"), "active\n");
+    // --no-rollback leaves the failed release in place.
+    let run = p.ferry(&["deploy", "--no-rollback"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("--no-rollback"), "{run}");
+    assert_ne!(r.ssh(user, "readlink ~/.local/share/ferry/cl/current"), good);
+}
+
+/// Locks: two deploys of one service at once: one deploys, the other is refused with the
+/// holder (or waits with --lock-wait); two services deploy in parallel. Then the self-arming
+/// revert: ferry killed after the restart, before confirmation; the host goes back by itself.
+#[test]
+fn locks_and_self_arming_revert() {
+    let user = "ferry13";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write("msg", "one\n");
+    // A health command that takes a while keeps a deploy (and its lock) busy.
+    for svc in ["a", "b"] {
+        p.write(&format!("{svc}.service"), "[Service]\nExecStart=/bin/sleep 600\n");
+    }
+    let cfg = |health_cmd: &str, confirm: &str| {
+        let mut c = host_table("web1", user);
+        for svc in ["a", "b"] {
+            c.push_str(&format!(
+                "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"5s\"\nconfirm_timeout = \"{confirm}\"\n\
+                 [[services.{svc}.files]]\nsource = \"msg\"\ndest = \"msg\"\n\
+                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"6s\"\n"
+            ));
+        }
+        c
+    };
+    p.config(&cfg("sleep 2", "30s"));
+    p.ferry(&["deploy"]).assert_code(0);
+
+    // Two deploys of `a` at once.
+    p.write("msg", "two\n");
+    let first = p.command(&["deploy", "a"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let second = p.ferry(&["deploy", "a"]);
+    second.assert_code(5);
+    assert!(second.stdout.contains("locked by tester@"), "{second}");
+    assert!(second.stdout.contains("(deploy, since "), "{second}");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // With --lock-wait both deploy, one after the other.
+    p.write("msg", "three\n");
+    let first = p.command(&["deploy", "a"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    p.ferry(&["deploy", "a", "--lock-wait", "60s"]).assert_code(0);
+    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(0));
+
+    // Two different services deploy in parallel: their deploys overlap in time.
+    p.write("msg", "four\n");
+    let t = Instant::now();
+    let a = p.command(&["deploy", "a"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let b = p.ferry(&["deploy", "b"]);
+    b.assert_code(0);
+    assert_eq!(a.wait_with_output().unwrap().status.code(), Some(0));
+    eprintln!("two services in parallel: {:?}", t.elapsed());
+
+    // Self-arming revert: kill ferry while the health check runs (after the restart, before
+    // confirmation). Within confirm_timeout the host is back on the old release by itself.
+    let before = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
+    p.config(&cfg("sleep 5", "8s"));
+    p.write("msg", "five\n");
+    let mut child = p.command(&["deploy", "a"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for line in BufReader::new(stderr).lines() {
+        if line.unwrap().contains("running health checks") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let switched = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
+    assert_ne!(switched, before, "the new release was live when ferry was killed");
+    let mut reverted = None;
+    while killed.elapsed() < Duration::from_secs(20) {
+        if r.ssh(user, "readlink ~/.local/share/ferry/a/current") == before {
+            reverted = Some(killed.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reverted = reverted.expect("the host did not revert by itself within 20 s");
+    eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 8s)");
+    assert!(reverted <= Duration::from_secs(12), "{reverted:?}");
+    assert_eq!(r.ssh(user, "systemctl --user is-active a.service"), "active\n");
+    let msg = r.ssh(user, "cat ~/.local/share/ferry/a/current/msg");
+    assert_eq!(msg, "four\n");
+    let run = p.ferry(&["--output", "json", "releases", "a"]);
+    let last = run.events("history").last().cloned().unwrap();
+    assert_eq!(last["action"], "revert", "{run}");
+    // And the next deploy works (the lock was released with the killed session).
+    p.config(&cfg("true", "30s"));
+    p.ferry(&["deploy", "a"]).assert_code(0);
+    assert_eq!(r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"), "five\n");
+}
