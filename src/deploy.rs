@@ -496,8 +496,7 @@ impl Job<'_> {
         &self,
         units: &[String],
     ) -> Result<(Option<String>, BTreeMap<String, String>)> {
-        let mut cmd =
-            "echo \"since=@$(date +%s.%N)\"; ".to_string();
+        let mut cmd = "echo \"since=@$(date +%s.%N)\"; ".to_string();
         if !units.is_empty() {
             cmd.push_str(&systemd::systemctl(
                 &[

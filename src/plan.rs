@@ -473,10 +473,21 @@ impl Activation {
                 words(&self.stop_first)
             ));
         }
+        // A unit that failed or hit its start limit (quick successive deploys) would refuse to
+        // start: clear that first.
+        let mut all: Vec<String> = self.restart.clone();
+        all.extend(self.start.iter().cloned());
+        all.extend(self.stop_first.iter().cloned());
+        if !all.is_empty() {
+            s.push_str(&format!(
+                "systemctl --user reset-failed {} >/dev/null 2>&1 || true\n",
+                words(&all)
+            ));
+        }
         if !self.restart.is_empty() {
             s.push_str(&format!(
-                "systemctl --user reset-failed {r} >/dev/null 2>&1 || true\nsystemctl --user restart --no-block {r}\n",
-                r = words(&self.restart)
+                "systemctl --user restart --no-block {}\n",
+                words(&self.restart)
             ));
         }
         if !self.start.is_empty() {

@@ -190,11 +190,11 @@ impl UnitState {
         self.active_state == "failed"
     }
 
-    /// A socket unit that is listening.
+    /// A socket unit that is listening (`running` once its service has taken the socket over).
     pub fn is_listening(&self) -> bool {
         unit_type(&self.id) == "socket"
             && self.active_state == "active"
-            && self.sub_state == "listening"
+            && matches!(self.sub_state.as_str(), "listening" | "running")
     }
 
     /// `active (running)`, `failed (Result: exit-code)` ...
@@ -287,7 +287,7 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
         }
         "socket" => {
             if st.is_listening() {
-                Verdict::Up("active (listening)".into())
+                Verdict::Up(format!("active ({})", st.sub_state))
             } else {
                 Verdict::Pending(format!("{} ({})", st.active_state, st.sub_state))
             }

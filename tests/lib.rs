@@ -10,7 +10,8 @@
 //! - ferry8: crash loop rolled back
 //! - ferry13: locks, self-arming revert
 //! - ferry9..ferry11: logs and status
-//! - ferry12: reserved for manual experiments
+//! - ferry12: benchmarks and manual experiments
+//! - ferry14..ferry16: spare
 
 mod support;
 

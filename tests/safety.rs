@@ -57,7 +57,10 @@ fn config(p: &Project, user: &str, service: &str, health: &str, extra: &str) {
 }
 
 fn json_result(run: &Run) -> serde_json::Value {
-    run.events("result").into_iter().next().unwrap_or_else(|| panic!("no result event\n{run}"))
+    run.events("result")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no result event\n{run}"))
 }
 
 fn serving(port: u16) -> Option<String> {
@@ -88,7 +91,7 @@ fn health_checks_rollback_history_and_pruning() {
 
     // v1: healthy; all three checks pass.
     release(&p, "v1", true);
-    config(&p, user, svc, &all_checks, "keep_releases = 5");
+    config(&p, user, svc, &all_checks, "keep_releases = 20");
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     let v1 = json_result(&run)["release"].as_str().unwrap().to_string();
@@ -100,8 +103,15 @@ fn health_checks_rollback_history_and_pruning() {
         format!("unix_http = {{ socket = \"%t/{svc}.sock\", path = \"/healthz\" }}"),
         "command = \"test -f www/healthz\"".to_string(),
     ] {
+        let good = r
+            .ssh(
+                user,
+                &format!("readlink ~/.local/share/ferry/{svc}/current"),
+            )
+            .trim()
+            .to_string();
         release(&p, "v2-broken", false);
-        config(&p, user, svc, &check, "keep_releases = 5");
+        config(&p, user, svc, &check, "keep_releases = 20");
         let start = Instant::now();
         let run = p.ferry(&["--output", "json", "deploy"]);
         run.assert_code(4);
@@ -109,24 +119,35 @@ fn health_checks_rollback_history_and_pruning() {
         assert_eq!(res["result"], "rolled-back", "{run}");
         let reason = res["reason"].as_str().unwrap();
         assert!(reason.contains("health check failed"), "{check}: {reason}");
-        assert!(reason.contains(&format!("rolled back to {v1}")), "{reason}");
-        assert_eq!(serving(port).as_deref(), Some("v1\n"), "{check}");
-        assert_eq!(
-            r.ssh(user, &format!("readlink ~/.local/share/ferry/{svc}/current")).trim(),
-            format!("releases/{v1}")
+        let good_id = good.trim_start_matches("releases/");
+        assert!(
+            reason.contains(&format!("rolled back to {good_id}")),
+            "{reason}"
         );
-        eprintln!("{check}: failed deploy + rollback took {:?}", start.elapsed());
+        assert_eq!(serving(port).as_deref(), Some("v1\n"), "{check}");
+        let now = r.ssh(
+            user,
+            &format!("readlink ~/.local/share/ferry/{svc}/current"),
+        );
+        assert_eq!(now.trim(), good);
+        eprintln!(
+            "{check}: failed deploy + rollback took {:?}",
+            start.elapsed()
+        );
         // The same check passes on a healthy release.
         release(&p, "v1", true);
-        config(&p, user, svc, &check, "keep_releases = 5");
+        config(&p, user, svc, &check, "keep_releases = 20");
         p.ferry(&["deploy"]).assert_code(0);
     }
     // The human output of a rolled-back deploy has the reason and says ROLLED BACK.
     release(&p, "v3-broken", false);
-    config(&p, user, svc, &all_checks, "keep_releases = 5");
+    config(&p, user, svc, &all_checks, "keep_releases = 20");
     let run = p.ferry(&["deploy"]);
     run.assert_code(4);
-    assert!(run.stdout.contains("ROLLED BACK") && run.stdout.contains("health check failed"), "{run}");
+    assert!(
+        run.stdout.contains("ROLLED BACK") && run.stdout.contains("health check failed"),
+        "{run}"
+    );
 
     // History: every deploy and rollback, in order.
     let run = p.ferry(&["--output", "json", "releases", svc]);
@@ -134,12 +155,23 @@ fn health_checks_rollback_history_and_pruning() {
     let history = run.events("history");
     let outcomes: Vec<String> = history
         .iter()
-        .map(|h| format!("{} {}", h["action"].as_str().unwrap(), h["outcome"].as_str().unwrap()))
+        .map(|h| {
+            format!(
+                "{} {}",
+                h["action"].as_str().unwrap(),
+                h["outcome"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(outcomes[0], "deploy ok");
     assert_eq!(outcomes[1], "deploy rolled-back");
     assert_eq!(outcomes[2], "rollback ok");
-    assert!(history.iter().all(|h| h["by"].as_str().unwrap().starts_with("tester@")), "{run}");
+    assert!(
+        history
+            .iter()
+            .all(|h| h["by"].as_str().unwrap().starts_with("tester@")),
+        "{run}"
+    );
 
     // rollback --to the first release, then deploy again: history shows it all in order.
     let run = p.ferry(&["--output", "json", "rollback", svc, "--to", &v1]);
@@ -161,6 +193,7 @@ fn health_checks_rollback_history_and_pruning() {
 
     // Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain,
     // the current one among them; the history survives pruning.
+    config(&p, user, svc, &all_checks, "keep_releases = 5");
     for i in 0..7 {
         release(&p, &format!("p{i}"), true);
         p.ferry(&["deploy"]).assert_code(0);
@@ -168,7 +201,10 @@ fn health_checks_rollback_history_and_pruning() {
     let dirs = r.ssh(user, &format!("ls ~/.local/share/ferry/{svc}/releases"));
     let dirs: Vec<&str> = dirs.lines().collect();
     assert_eq!(dirs.len(), 5, "{dirs:?}");
-    let current = r.ssh(user, &format!("readlink ~/.local/share/ferry/{svc}/current"));
+    let current = r.ssh(
+        user,
+        &format!("readlink ~/.local/share/ferry/{svc}/current"),
+    );
     assert!(dirs.contains(&current.trim().trim_start_matches("releases/")));
     let run = p.ferry(&["--output", "json", "releases", svc]);
     assert!(run.events("history").len() >= 15, "{run}");
@@ -182,7 +218,10 @@ fn crash_loop_is_rolled_back() {
     let r = remote();
     r.reset(user);
     let p = Project::new();
-    p.write("run.sh", "#!/bin/sh\necho \"version $(cat \"$(dirname \"$0\")/version\")\"\nexec sleep 600\n");
+    p.write(
+        "run.sh",
+        "#!/bin/sh\necho \"version $(cat \"$(dirname \"$0\")/version\")\"\nexec sleep 600\n",
+    );
     p.write("version", "good\n");
     p.write(
         "cl.service",
@@ -195,19 +234,36 @@ fn crash_loop_is_rolled_back() {
     p.config(&cfg);
     p.ferry(&["deploy"]).assert_code(0);
     let good = r.ssh(user, "readlink ~/.local/share/ferry/cl/current");
-    p.write("run.sh", "#!/bin/sh\necho 'crashing on purpose'\nsleep 0.2\nexit 4\n");
+    p.write(
+        "run.sh",
+        "#!/bin/sh\necho 'crashing on purpose'\nsleep 0.2\nexit 4\n",
+    );
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(4);
     let res = json_result(&run);
     assert_eq!(res["result"], "rolled-back", "{run}");
-    assert!(run.events("journal").iter().any(|j| j["line"].as_str().unwrap().contains("crashing on purpose")), "{run}");
-    assert_eq!(r.ssh(user, "readlink ~/.local/share/ferry/cl/current"), good);
-    assert_eq!(r.ssh(user, "systemctl --user is-active cl.service"), "active\n");
+    assert!(
+        run.events("journal")
+            .iter()
+            .any(|j| j["line"].as_str().unwrap().contains("crashing on purpose")),
+        "{run}"
+    );
+    assert_eq!(
+        r.ssh(user, "readlink ~/.local/share/ferry/cl/current"),
+        good
+    );
+    assert_eq!(
+        r.ssh(user, "systemctl --user is-active cl.service"),
+        "active\n"
+    );
     // --no-rollback leaves the failed release in place.
     let run = p.ferry(&["deploy", "--no-rollback"]);
     run.assert_code(1);
     assert!(run.stdout.contains("--no-rollback"), "{run}");
-    assert_ne!(r.ssh(user, "readlink ~/.local/share/ferry/cl/current"), good);
+    assert_ne!(
+        r.ssh(user, "readlink ~/.local/share/ferry/cl/current"),
+        good
+    );
 }
 
 /// Locks: two deploys of one service at once: one deploys, the other is refused with the
@@ -222,7 +278,10 @@ fn locks_and_self_arming_revert() {
     p.write("msg", "one\n");
     // A health command that takes a while keeps a deploy (and its lock) busy.
     for svc in ["a", "b"] {
-        p.write(&format!("{svc}.service"), "[Service]\nExecStart=/bin/sleep 600\n");
+        p.write(
+            &format!("{svc}.service"),
+            "[Service]\nExecStart=/bin/sleep 600\n",
+        );
     }
     let cfg = |health_cmd: &str, confirm: &str| {
         let mut c = host_table("web1", user);
@@ -240,26 +299,47 @@ fn locks_and_self_arming_revert() {
 
     // Two deploys of `a` at once.
     p.write("msg", "two\n");
-    let first = p.command(&["deploy", "a"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = p
+        .command(&["deploy", "a"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(600));
     let second = p.ferry(&["deploy", "a"]);
     second.assert_code(5);
     assert!(second.stdout.contains("locked by tester@"), "{second}");
     assert!(second.stdout.contains("(deploy, since "), "{second}");
     let out = first.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // With --lock-wait both deploy, one after the other.
     p.write("msg", "three\n");
-    let first = p.command(&["deploy", "a"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let first = p
+        .command(&["deploy", "a"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    p.ferry(&["deploy", "a", "--lock-wait", "60s"]).assert_code(0);
+    p.ferry(&["deploy", "a", "--lock-wait", "60s"])
+        .assert_code(0);
     assert_eq!(first.wait_with_output().unwrap().status.code(), Some(0));
 
     // Two different services deploy in parallel: their deploys overlap in time.
     p.write("msg", "four\n");
     let t = Instant::now();
-    let a = p.command(&["deploy", "a"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let a = p
+        .command(&["deploy", "a"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let b = p.ferry(&["deploy", "b"]);
     b.assert_code(0);
     assert_eq!(a.wait_with_output().unwrap().status.code(), Some(0));
@@ -270,7 +350,12 @@ fn locks_and_self_arming_revert() {
     let before = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
     p.config(&cfg("sleep 5", "8s"));
     p.write("msg", "five\n");
-    let mut child = p.command(&["deploy", "a"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut child = p
+        .command(&["deploy", "a"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     for line in BufReader::new(stderr).lines() {
         if line.unwrap().contains("running health checks") {
@@ -281,7 +366,10 @@ fn locks_and_self_arming_revert() {
     child.wait().unwrap();
     let killed = Instant::now();
     let switched = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
-    assert_ne!(switched, before, "the new release was live when ferry was killed");
+    assert_ne!(
+        switched, before,
+        "the new release was live when ferry was killed"
+    );
     let mut reverted = None;
     while killed.elapsed() < Duration::from_secs(20) {
         if r.ssh(user, "readlink ~/.local/share/ferry/a/current") == before {
@@ -293,7 +381,10 @@ fn locks_and_self_arming_revert() {
     let reverted = reverted.expect("the host did not revert by itself within 20 s");
     eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 8s)");
     assert!(reverted <= Duration::from_secs(12), "{reverted:?}");
-    assert_eq!(r.ssh(user, "systemctl --user is-active a.service"), "active\n");
+    assert_eq!(
+        r.ssh(user, "systemctl --user is-active a.service"),
+        "active\n"
+    );
     let msg = r.ssh(user, "cat ~/.local/share/ferry/a/current/msg");
     assert_eq!(msg, "four\n");
     let run = p.ferry(&["--output", "json", "releases", "a"]);
@@ -302,5 +393,8 @@ fn locks_and_self_arming_revert() {
     // And the next deploy works (the lock was released with the killed session).
     p.config(&cfg("true", "30s"));
     p.ferry(&["deploy", "a"]).assert_code(0);
-    assert_eq!(r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"), "five\n");
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
+        "five\n"
+    );
 }
