@@ -718,8 +718,12 @@ impl Job<'_> {
         };
         let script = revert_script(&self.paths, &new.id, &activation, &record);
         let unit = self.revert_unit();
+        // The script goes into a file: systemd would expand `$VAR`s in a command line.
+        let file = format!("{}/revert.sh", self.paths.dir());
         let cmd = format!(
-            "systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; {}",
+            "cd \"$HOME\" && cat > {f} && chmod 700 {f} && \
+             {{ systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; true; }} && \
+             {} \"$HOME\"/{f}",
             crate::shell::command([
                 "systemd-run",
                 "--user",
@@ -733,12 +737,24 @@ impl Job<'_> {
                 &format!("--on-active={}ms", self.service.confirm_timeout.as_millis()),
                 "--timer-property=AccuracySec=100ms",
                 "/bin/sh",
-                "-c",
-                &script,
             ]),
+            f = quote(&file),
             u = quote(&unit),
         );
-        self.conn.run(&cmd).await.map(|_| ())
+        let out = self
+            .conn
+            .exec_streaming(&cmd, Some(script.as_bytes()), |_, _| {})
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                host: self.host.name.clone(),
+                command: "systemd-run (arming the self-revert timer)".into(),
+                status: out.status_text(),
+                stderr: out.stderr_str(),
+            })
+        }
     }
 
     /// Disarm the revert timer; false if it already fired (the host reverted by itself).

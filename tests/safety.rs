@@ -178,6 +178,7 @@ fn health_checks_rollback_history_and_pruning() {
     run.assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
     release(&p, "v4", true);
+    config(&p, user, svc, &all_checks, "keep_releases = 20");
     p.ferry(&["deploy"]).assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v4\n"));
     let run = p.ferry(&["--output", "json", "releases", svc]);
@@ -287,9 +288,9 @@ fn locks_and_self_arming_revert() {
         let mut c = host_table("web1", user);
         for svc in ["a", "b"] {
             c.push_str(&format!(
-                "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"5s\"\nconfirm_timeout = \"{confirm}\"\n\
+                "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"3s\"\nconfirm_timeout = \"{confirm}\"\n\
                  [[services.{svc}.files]]\nsource = \"msg\"\ndest = \"msg\"\n\
-                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"6s\"\n"
+                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"4s\"\n"
             ));
         }
         c
@@ -357,11 +358,19 @@ fn locks_and_self_arming_revert() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
     for line in BufReader::new(stderr).lines() {
-        if line.unwrap().contains("running health checks") {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("running health checks") {
             break;
         }
     }
+    assert!(
+        seen.last()
+            .is_some_and(|l| l.contains("running health checks")),
+        "ferry never reached the health checks: {seen:#?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
