@@ -27,8 +27,11 @@ fn manifests_script(paths: &Paths) -> String {
     )
 }
 
-/// Manifests by release id (None for a release without one), and sizes on disk in KiB.
-pub fn parse_manifests(text: &str) -> (Vec<(String, Option<Manifest>)>, Vec<(String, u64)>) {
+/// Release ids with their manifest (None for a release without one).
+pub type Manifests = Vec<(String, Option<Manifest>)>;
+
+/// Manifests by release id, and sizes on disk in KiB.
+pub fn parse_manifests(text: &str) -> (Manifests, Vec<(String, u64)>) {
     let mut manifests = Vec::new();
     let mut sizes = Vec::new();
     for line in text.lines() {
@@ -272,7 +275,7 @@ pub fn release_events(
     host: &str,
     service: &str,
     remote: &plan::RemoteState,
-    manifests: Vec<(String, Option<Manifest>)>,
+    manifests: Manifests,
     sizes: &[(String, u64)],
 ) -> Vec<ReleaseEvent> {
     manifests
