@@ -11,6 +11,7 @@
 //! - ferry13: locks, self-arming revert
 //! - ferry9..ferry11: logs and status
 //! - ferry12: benchmarks and manual experiments
+//! - ferry15: the demo (examples/demo/run)
 //! - ferry14..ferry16: spare
 
 mod support;
