@@ -33,6 +33,9 @@ rssh 'systemctl --user stop bench.service bench.socket 2>/dev/null; rm -rf ~/.lo
 # A 20 MiB "binary" that changes every run (so nothing can be skipped), and two units.
 head -c $((20 * 1024 * 1024)) /dev/urandom > "$work/app.bin"
 cat > "$work/bench.service" <<'UNIT'
+[Unit]
+Requires=bench.socket
+After=bench.socket
 [Service]
 ExecStart=/bin/sleep infinity
 UNIT
@@ -61,11 +64,15 @@ dest = "bin/app"
 mode = "0755"
 TOML
 
-ferry_times=() ; script_times=()
+sed 's/^keep_releases = 3$/keep_releases = 3\nsettle_time = "0s"/' "$work/deploy.toml" > "$work/deploy0.toml"
+ferry_times=() ; ferry0_times=() ; script_times=()
 for i in $(seq "$runs"); do
     printf 'run %d\n' "$i" >> "$work/app.bin.tail"; cat "$work/app.bin.tail" >> "$work/app.bin"
     t0=$(now); "$ferry" -q --config "$work/deploy.toml" deploy >/dev/null; t1=$(now)
     ferry_times+=("$(echo "$t1 - $t0" | bc)")
+    printf 'run %d b\n' "$i" >> "$work/app.bin"
+    t0=$(now); "$ferry" -q --config "$work/deploy0.toml" deploy >/dev/null; t1=$(now)
+    ferry0_times+=("$(echo "$t1 - $t0" | bc)")
     t0=$(now)
     rssh 'mkdir -p ~/bench-manual ~/.config/systemd/user'
     printf 'put %s bench-manual/app\nchmod 755 bench-manual/app\nput %s .config/systemd/user/bench-manual.service\nput %s .config/systemd/user/bench-manual.socket\n' \
@@ -75,9 +82,11 @@ for i in $(seq "$runs"); do
     script_times+=("$(echo "$t1 - $t0" | bc)")
 done
 fm=$(printf '%s\n' "${ferry_times[@]}" | median)
+f0=$(printf '%s\n' "${ferry0_times[@]}" | median)
 sm=$(printf '%s\n' "${script_times[@]}" | median)
 printf '\n%-48s %10s %10s %8s\n' "measure (median of $runs)" "ferry" "openssh" "ratio"
-printf '%-48s %9.2fs %9.2fs %8.2f\n' "deploy 20 MiB + 2 units, one host" "$fm" "$sm" "$(echo "$fm / $sm" | bc -l)"
+printf '%-48s %9.2fs %9.2fs %8.2f\n' "deploy 20 MiB + 2 units (settle_time 1.5s)" "$fm" "$sm" "$(echo "$fm / $sm" | bc -l)"
+printf '%-48s %9.2fs %9.2fs %8.2f\n' "deploy 20 MiB + 2 units (settle_time 0s)" "$f0" "$sm" "$(echo "$f0 / $sm" | bc -l)"
 
 # Throughput: 256 MiB, ferry (upload phase measured from a deploy of a fresh release) vs sftp put.
 head -c $((256 * 1024 * 1024)) /dev/urandom > "$work/app.bin"

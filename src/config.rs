@@ -59,6 +59,8 @@ pub struct Service {
     pub restart: Vec<String>,
     pub enable: bool,
     pub start_timeout: Duration,
+    /// How long restarted units must stay up, without restarting, to count as up.
+    pub settle_time: Duration,
     pub files: Vec<FileSpec>,
     pub health: Option<Health>,
     pub keep_releases: usize,
@@ -199,6 +201,7 @@ struct RawService {
     restart: Option<Vec<String>>,
     enable: Option<bool>,
     start_timeout: Option<String>,
+    settle_time: Option<String>,
     #[serde(default)]
     files: Vec<RawFile>,
     health: Option<RawHealth>,
@@ -677,6 +680,10 @@ impl Validator<'_> {
             s.start_timeout.as_deref(),
             Duration::from_secs(30),
         );
+        let settle_time = match s.settle_time.as_deref() {
+            Some("0" | "0s") => Duration::ZERO,
+            other => self.duration(&sk("settle_time"), other, Duration::from_millis(1500)),
+        };
         // files
         let mut files = Vec::new();
         let mut dests = BTreeMap::new();
@@ -751,6 +758,7 @@ impl Validator<'_> {
             restart,
             enable: s.enable.unwrap_or(true),
             start_timeout,
+            settle_time,
             files,
             health,
             keep_releases,
@@ -1073,6 +1081,7 @@ mode = "0755"
         assert_eq!(s.restart, vec!["app.service"]);
         assert!(s.enable);
         assert_eq!(s.start_timeout, Duration::from_secs(30));
+        assert_eq!(s.settle_time, Duration::from_millis(1500));
         assert_eq!(s.keep_releases, 5);
         assert_eq!(s.confirm_timeout, Duration::from_secs(60));
         assert_eq!(s.units[0].name, "app.service");

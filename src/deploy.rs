@@ -26,8 +26,6 @@ use crate::shell::quote;
 use crate::ssh::{self, Connection};
 use crate::systemd::{self, Verdict};
 
-/// How long units must stay up, unchanged, before they count as up.
-pub const SETTLE: Duration = Duration::from_millis(1500);
 /// How often unit states are polled.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -214,11 +212,14 @@ pub struct Summary {
     pub ok: usize,
     pub failed: usize,
     pub exit_code: i32,
+    pub dry_run: bool,
 }
 
 impl Human for Summary {
     fn human(&self, s: &Style) -> Option<String> {
-        Some(if self.failed == 0 {
+        Some(if self.dry_run && self.failed == 0 {
+            format!("dry run: {} plan(s), nothing was changed", self.ok)
+        } else if self.failed == 0 {
             s.green(&format!("deployed: {} ok", self.ok))
         } else {
             s.red(&format!(
@@ -598,7 +599,7 @@ impl Job<'_> {
             let all_up = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Up(_)));
             if all_up {
                 let since = *settled_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= SETTLE {
+                if since.elapsed() >= self.service.settle_time {
                     return Ok((verdicts, None));
                 }
             } else {
@@ -1224,6 +1225,7 @@ pub async fn run(
         ok,
         failed: results.len() - ok,
         exit_code: code,
+        dry_run: opts.dry_run,
     });
     Ok(code)
 }

@@ -484,16 +484,15 @@ impl Activation {
                 words(&all)
             ));
         }
+        // Sockets (and timers, paths) first, and waited for: a service restarted before its
+        // socket listens would take the port itself and the socket would then be refused.
+        if !self.start.is_empty() {
+            s.push_str(&format!("systemctl --user start {}\n", words(&self.start)));
+        }
         if !self.restart.is_empty() {
             s.push_str(&format!(
                 "systemctl --user restart --no-block {}\n",
                 words(&self.restart)
-            ));
-        }
-        if !self.start.is_empty() {
-            s.push_str(&format!(
-                "systemctl --user start --no-block {}\n",
-                words(&self.start)
             ));
         }
         s.push_str("echo activated\n");
@@ -698,8 +697,8 @@ dest = "share/msg"
         assert!(pos("mv -f \"$UD/.ferry-tmp.\"app.service") < pos("mv -fT"));
         assert!(pos("mv -fT") < pos("daemon-reload"));
         assert!(pos("daemon-reload") < pos("enable app.socket"));
-        assert!(pos("enable app.socket") < pos("restart --no-block app.service"));
-        assert!(pos("restart --no-block") < pos("start --no-block app.socket"));
+        assert!(pos("enable app.socket") < pos("start app.socket"));
+        assert!(pos("start app.socket") < pos("restart --no-block app.service"));
         assert_eq!(
             Activation::for_plan(&p).verify_units(),
             vec!["app.service", "app.socket"]
