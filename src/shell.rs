@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn home_paths() {
-        assert_eq!(home_path(".config/systemd/user"), "\"$HOME\"/.config/systemd/user");
+        assert_eq!(
+            home_path(".config/systemd/user"),
+            "\"$HOME\"/.config/systemd/user"
+        );
         assert_eq!(home_path("a b"), "\"$HOME\"/'a b'");
     }
 
