@@ -295,6 +295,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
         conn.exec(JOURNAL_PROBE),
         conn.exec(UNIT_DIR_PROBE),
     );
+    #[allow(clippy::type_complexity)] // pre-existing; clippy 1.95 flags it
     let probes: [(&'static str, _, fn(&str, &Output) -> Check); 4] = [
         ("user manager", um, judge_user_manager),
         ("lingering", linger, judge_linger),

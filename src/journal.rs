@@ -42,6 +42,10 @@ pub enum Resume {
 /// entry at start (a resume point when nothing gets printed before a reconnection).
 pub const ANCHOR_PREFIX: &str = "ferry-anchor ";
 
+/// The line a follow command prints first: the pid that becomes journalctl's (`exec`), so that
+/// it can be stopped by pid if a signal over the channel does not reach it.
+pub const PID_PREFIX: &str = "ferry-pid ";
+
 /// The arguments of `journalctl` (without the program name) for a query.
 pub fn journalctl_args(q: &Query, resume: &Resume) -> Vec<String> {
     // --all: long and unprintable fields in full (otherwise json prints them as null).
@@ -78,11 +82,15 @@ pub fn journalctl_args(q: &Query, resume: &Resume) -> Vec<String> {
 
 /// The remote command line for a query: every argument quoted, and `exec` so that the channel's
 /// process IS journalctl (a signal sent over the channel reaches it, not a shell).
-/// A first follow start prints an anchor line first (see [`ANCHOR_PREFIX`]).
+/// A follow command prints its pid (see [`PID_PREFIX`]) and, at the first start, an anchor
+/// line (see [`ANCHOR_PREFIX`]) before the entries.
 pub fn command(q: &Query, resume: &Resume) -> String {
     let mut argv = vec!["journalctl".to_string()];
     argv.extend(journalctl_args(q, resume));
-    let main = format!("exec {}", shell::command(&argv));
+    let mut main = format!("exec {}", shell::command(&argv));
+    if q.follow {
+        main = format!("echo \"{PID_PREFIX}$$\"; {main}");
+    }
     if q.follow && *resume == Resume::Start {
         let anchor = shell::command([
             "journalctl",
@@ -159,6 +167,8 @@ pub enum Line {
     Entry(Box<Entry>),
     /// The anchor line of a follow command: the cursor, or None when the journal was empty.
     Anchor(Option<String>),
+    /// The pid of the remote journalctl (follow commands).
+    Pid(u32),
     Blank,
     /// Not an entry: a message to show as a warning.
     Other(String),
@@ -248,6 +258,13 @@ pub fn parse_line(line: &[u8]) -> Line {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return Line::Blank;
+    }
+    if let Some(pid) = line
+        .strip_prefix(PID_PREFIX.as_bytes())
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.trim().parse().ok())
+    {
+        return Line::Pid(pid);
     }
     if let Some(rest) = line.strip_prefix(ANCHOR_PREFIX.as_bytes()) {
         let rest = String::from_utf8_lossy(rest);
@@ -531,7 +548,7 @@ mod tests {
         let c = command(&q, &Resume::AfterCursor("s=abc;i=1f".into()));
         assert_eq!(
             c,
-            "exec journalctl --user --output=json --all --no-pager --unit=app.service --unit=app.socket '--after-cursor=s=abc;i=1f' --follow"
+            "echo \"ferry-pid $$\"; exec journalctl --user --output=json --all --no-pager --unit=app.service --unit=app.socket '--after-cursor=s=abc;i=1f' --follow"
         );
         let a = journalctl_args(&q, &Resume::Everything);
         assert!(a.contains(&"--lines=all".to_string()) && !a.contains(&"--lines=0".to_string()));
@@ -621,6 +638,7 @@ mod tests {
     fn classifies_lines() {
         assert!(matches!(parse_line(TEXT.as_bytes()), Line::Entry(_)));
         assert_eq!(parse_line(b""), Line::Blank);
+        assert_eq!(parse_line(b"ferry-pid 4242"), Line::Pid(4242));
         assert_eq!(parse_line(b"ferry-anchor "), Line::Anchor(None));
         let anchor = format!("ferry-anchor {TEXT}");
         assert_eq!(

@@ -10,9 +10,11 @@ pub mod doctor;
 pub mod error;
 pub mod journal;
 pub mod known_hosts;
+pub mod logs;
 pub mod report;
 pub mod shell;
 pub mod ssh;
+pub mod status;
 pub mod systemd;
 
 use clap::Parser;
@@ -95,8 +97,8 @@ pub async fn run(cli: Cli, reporter: &Reporter) -> Result<i32, Error> {
             Ok(if ok { exit::OK } else { exit::FAILED })
         }
         Command::Deploy(_) => not_yet("deploy", 3),
-        Command::Logs(_) => not_yet("logs", 4),
-        Command::Status(_) => not_yet("status", 4),
+        Command::Logs(args) => logs::command(&config_path, args, reporter).await,
+        Command::Status(args) => status::command(&config_path, args, reporter).await,
         Command::Rollback(_) => not_yet("rollback", 5),
         Command::Releases(_) => not_yet("releases", 5),
     }
