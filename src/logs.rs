@@ -570,7 +570,9 @@ async fn stream_once(
             _ = stop.changed(), if stopping.is_none() => {
                 // SIGTERM to journalctl over the channel (honoured for non-root logins).
                 tracing::debug!("{name}: stopping journalctl (pid {pid:?})");
-                let _ = channel.signal(Sig::TERM).await;
+                if let Err(e) = channel.signal(Sig::TERM).await {
+                    tracing::debug!("{name}: cannot send SIGTERM: {e}");
+                }
                 stopping = Some(tokio::time::Instant::now() + TERM_GRACE);
             }
             _ = deadline => {

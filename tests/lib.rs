@@ -1,1 +1,1 @@
-
+mod logs_status;
