@@ -372,12 +372,14 @@ pub fn human_age(secs: u64) -> String {
         .join(" ")
 }
 
-/// A host that could not be asked.
+/// A host that could not be asked (unreachable), or whose user manager did not answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct HostError {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub host: String,
+    /// false: connection or authentication failed; true: connected, but the query failed.
+    pub reachable: bool,
     pub error: String,
     pub hint: Option<String>,
 }
@@ -387,7 +389,11 @@ impl Human for HostError {
         let mut line = format!(
             "{} {} {}",
             s.bold(&self.host),
-            s.red("UNREACHABLE"),
+            s.red(if self.reachable {
+                "ERROR"
+            } else {
+                "UNREACHABLE"
+            }),
             sanitize(&self.error)
         );
         if let Some(h) = &self.hint {
@@ -516,6 +522,8 @@ pub struct Summary {
     pub up: usize,
     pub down: usize,
     pub unreachable: usize,
+    /// Hosts reached whose user manager could not be queried.
+    pub failed: usize,
 }
 
 impl Human for Summary {
@@ -528,19 +536,25 @@ impl Human for Summary {
         if self.unreachable > 0 {
             text.push_str(&format!("; {} host(s) unreachable", self.unreachable));
         }
-        Some(if self.down == 0 && self.unreachable == 0 {
-            s.green(&text)
-        } else {
-            s.red(&text)
-        })
+        if self.failed > 0 {
+            text.push_str(&format!("; {} host(s) could not be queried", self.failed));
+        }
+        Some(
+            if self.down == 0 && self.unreachable == 0 && self.failed == 0 {
+                s.green(&text)
+            } else {
+                s.red(&text)
+            },
+        )
     }
 }
 
-/// The exit code: 0 only when every unit is up; 3 when a host could not be reached, else 1.
-pub fn exit_code(rows: &[UnitStatus], unreachable: usize) -> i32 {
+/// The exit code: 0 only when every unit is up and every host answered; 3 when a host could not
+/// be reached; else 1.
+pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> i32 {
     if unreachable > 0 {
         exit::CONNECTION
-    } else if rows.iter().all(|r| r.ok) {
+    } else if failed == 0 && rows.iter().all(|r| r.ok) {
         exit::OK
     } else {
         exit::FAILED
@@ -634,6 +648,7 @@ pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
             Err(e) => errors.push(HostError {
                 kind: "host",
                 host: plan.host.name.clone(),
+                reachable: !e.is_connection(),
                 hint: e.hint(),
                 error: e.to_string(),
             }),
@@ -647,15 +662,18 @@ pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
         reporter.emit(e);
     }
     let up = rows.iter().filter(|r| r.ok).count();
+    let unreachable = errors.iter().filter(|e| !e.reachable).count();
+    let failed = errors.len() - unreachable;
     reporter.emit(&Summary {
         kind: "summary",
         hosts,
         units: rows.len(),
         up,
         down: rows.len() - up,
-        unreachable: errors.len(),
+        unreachable,
+        failed,
     });
-    exit_code(&rows, errors.len())
+    exit_code(&rows, unreachable, failed)
 }
 
 impl Human for UnitStatus {
@@ -842,10 +860,11 @@ SubState=listening
         let stopped = by("stopped.service");
         assert!(!stopped.ok);
         assert_eq!(stopped.note.as_deref(), Some("stopped"));
-        assert_eq!(exit_code(&rows, 0), exit::FAILED);
+        assert_eq!(exit_code(&rows, 0, 0), exit::FAILED);
         let ups: Vec<UnitStatus> = rows.iter().filter(|r| r.ok).cloned().collect();
-        assert_eq!(exit_code(&ups, 0), exit::OK);
-        assert_eq!(exit_code(&ups, 1), exit::CONNECTION);
+        assert_eq!(exit_code(&ups, 0, 0), exit::OK);
+        assert_eq!(exit_code(&ups, 1, 0), exit::CONNECTION);
+        assert_eq!(exit_code(&ups, 0, 1), exit::FAILED);
     }
 
     #[test]
