@@ -19,13 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Config file.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "FERRY_CONFIG",
-        default_value = "deploy.toml"
-    )]
+    #[arg(long, short = 'c', global = true, env = "FERRY_CONFIG", default_value = "deploy.toml")]
     pub config: PathBuf,
 
     /// More logging on stderr (-v debug, -vv trace). RUST_LOG overrides.
@@ -180,20 +174,8 @@ mod tests {
     #[test]
     fn parses_deploy_flags() {
         let cli = Cli::try_parse_from([
-            "ferry",
-            "--output",
-            "json",
-            "deploy",
-            "web",
-            "--host",
-            "a",
-            "-H",
-            "b",
-            "--parallel",
-            "3",
-            "--dry-run",
-            "--lock-wait",
-            "1m",
+            "ferry", "--output", "json", "deploy", "web", "--host", "a", "-H", "b", "--parallel",
+            "3", "--dry-run", "--lock-wait", "1m",
         ])
         .unwrap();
         assert_eq!(cli.output, OutputFormat::Json);

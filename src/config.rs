@@ -452,22 +452,20 @@ impl Validator<'_> {
     fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
         match value {
             None => default,
-            Some(s) => {
-                match humantime::parse_duration(s) {
-                    Ok(d) if d.is_zero() => {
-                        self.error(key, "must be longer than zero");
-                        default
-                    }
-                    Ok(d) => d,
-                    Err(e) => {
-                        self.error(
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d.is_zero() => {
+                    self.error(key, "must be longer than zero");
+                    default
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    self.error(
                         key,
                         format!("`{s}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\""),
                     );
-                        default
-                    }
+                    default
                 }
-            }
+            },
         }
     }
 
@@ -489,7 +487,14 @@ impl Validator<'_> {
         }
     }
 
-    fn host(&mut self, name: &str, h: RawHost, d: &RawSettings, env: &Env, base: &Path) -> Host {
+    fn host(
+        &mut self,
+        name: &str,
+        h: RawHost,
+        d: &RawSettings,
+        env: &Env,
+        base: &Path,
+    ) -> Host {
         let k = |key: &'static str| [Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)];
         if !valid_name(name) {
             self.error(
@@ -503,10 +508,7 @@ impl Validator<'_> {
         }
         // Which table a setting came from, for error locations.
         let pick = |own: &Option<String>, def: &Option<String>, key: &'static str| match own {
-            Some(v) => Some((
-                v.clone(),
-                vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)],
-            )),
+            Some(v) => Some((v.clone(), vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)])),
             None => def
                 .clone()
                 .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
@@ -613,10 +615,7 @@ impl Validator<'_> {
             }
         };
         if svc_hosts.is_empty() {
-            self.error(
-                &sk("hosts"),
-                "the service has no hosts: define [hosts.NAME]",
-            );
+            self.error(&sk("hosts"), "the service has no hosts: define [hosts.NAME]");
         }
         // units
         let mut units = Vec::new();
@@ -658,9 +657,7 @@ impl Validator<'_> {
                     } else if !unit_names.contains(r) && !unit_names.contains(&template_of(r)) {
                         self.error(
                             &key,
-                            format!(
-                                "`{r}` is not one of this service's units; add its file to `units`"
-                            ),
+                            format!("`{r}` is not one of this service's units; add its file to `units`"),
                         );
                     }
                 }
@@ -672,11 +669,8 @@ impl Validator<'_> {
                 .map(|u| u.name.clone())
                 .collect(),
         };
-        let start_timeout = self.duration(
-            &sk("start_timeout"),
-            s.start_timeout.as_deref(),
-            Duration::from_secs(30),
-        );
+        let start_timeout =
+            self.duration(&sk("start_timeout"), s.start_timeout.as_deref(), Duration::from_secs(30));
         // files
         let mut files = Vec::new();
         let mut dests = BTreeMap::new();
@@ -700,9 +694,7 @@ impl Validator<'_> {
             if let Some(prev) = dests.insert(dest.clone(), i) {
                 self.error(
                     &fk("dest"),
-                    format!(
-                        "`{dest}` is also the dest of files[{prev}]; each file needs its own dest"
-                    ),
+                    format!("`{dest}` is also the dest of files[{prev}]; each file needs its own dest"),
                 );
             }
             let mode = match &f.mode {
@@ -801,16 +793,8 @@ impl Validator<'_> {
             http,
             unix_http,
             command: h.command,
-            timeout: self.duration(
-                &hk("timeout"),
-                h.timeout.as_deref(),
-                Duration::from_secs(30),
-            ),
-            interval: self.duration(
-                &hk("interval"),
-                h.interval.as_deref(),
-                Duration::from_secs(1),
-            ),
+            timeout: self.duration(&hk("timeout"), h.timeout.as_deref(), Duration::from_secs(30)),
+            interval: self.duration(&hk("interval"), h.interval.as_deref(), Duration::from_secs(1)),
         }
     }
 }
@@ -904,10 +888,7 @@ pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
         (host.to_string(), port)
     } else {
         match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse().map_err(|_| format!("bad port `{p}`"))?,
-            ),
+            Some((h, p)) => (h.to_string(), p.parse().map_err(|_| format!("bad port `{p}`"))?),
             None => (authority.to_string(), 80),
         }
     };
@@ -1145,10 +1126,7 @@ mode = "0755"
     #[test]
     fn http_urls() {
         let c = parse_http_url("http://127.0.0.1:8080/healthz?x=1").unwrap();
-        assert_eq!(
-            (c.host.as_str(), c.port, c.path.as_str()),
-            ("127.0.0.1", 8080, "/healthz?x=1")
-        );
+        assert_eq!((c.host.as_str(), c.port, c.path.as_str()), ("127.0.0.1", 8080, "/healthz?x=1"));
         let c = parse_http_url("http://localhost").unwrap();
         assert_eq!((c.port, c.path.as_str()), (80, "/"));
         let c = parse_http_url("http://[::1]:81/x").unwrap();

@@ -56,12 +56,7 @@ impl Check {
     fn pass(host: &str, check: &'static str, detail: impl Into<String>) -> Check {
         Check::new(host, check, Status::Pass, detail)
     }
-    fn fail(
-        host: &str,
-        check: &'static str,
-        detail: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> Check {
+    fn fail(host: &str, check: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Check {
         Check {
             hint: Some(hint.into()),
             ..Check::new(host, check, Status::Fail, detail)
@@ -83,11 +78,7 @@ impl Human for Check {
             sanitize(&self.detail)
         );
         if let Some(h) = &self.hint {
-            line.push_str(&format!(
-                "\n{}      hint: {}",
-                " ".repeat(self.host.len()),
-                h
-            ));
+            line.push_str(&format!("\n{}      hint: {}", " ".repeat(self.host.len()), h));
         }
         Some(line)
     }
@@ -177,11 +168,7 @@ pub fn judge_user_manager(host: &str, out: &Output) -> Check {
         s => Check::fail(
             host,
             c,
-            if s.is_empty() {
-                "no answer".to_string()
-            } else {
-                s.to_string()
-            },
+            if s.is_empty() { "no answer".to_string() } else { s.to_string() },
             "check `systemctl --user status` on the host",
         ),
     }
@@ -252,10 +239,7 @@ pub fn judge_unit_dir(host: &str, out: &Output) -> Check {
         _ => Check::fail(
             host,
             c,
-            format!(
-                "~/.config/systemd/user cannot be created: {}",
-                out.stderr_str().trim()
-            ),
+            format!("~/.config/systemd/user cannot be created: {}", out.stderr_str().trim()),
             "check the ownership and permissions of the home directory",
         ),
     }
@@ -274,20 +258,12 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
             n,
             "host key",
             if conn.host_key_learned {
-                format!(
-                    "{} (new: recorded in {})",
-                    conn.host_key,
-                    host.known_hosts.display()
-                )
+                format!("{} (new: recorded in {})", conn.host_key, host.known_hosts.display())
             } else {
                 format!("{} (known_hosts)", conn.host_key)
             },
         ),
-        Check::pass(
-            n,
-            "authenticated",
-            format!("as {} with {}", host.user, conn.auth_method),
-        ),
+        Check::pass(n, "authenticated", format!("as {} with {}", host.user, conn.auth_method)),
     ];
     let (um, linger, journal, dir) = tokio::join!(
         conn.exec(USER_MANAGER_PROBE),
@@ -305,12 +281,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     for (name, result, judge) in probes {
         checks.push(match result {
             Ok(out) => judge(n, &out),
-            Err(e) => Check::fail(
-                n,
-                name,
-                e.to_string(),
-                "the connection failed during the check",
-            ),
+            Err(e) => Check::fail(n, name, e.to_string(), "the connection failed during the check"),
         });
     }
     conn.close().await;
@@ -330,10 +301,7 @@ pub struct Summary {
 impl Human for Summary {
     fn human(&self, s: &Style) -> Option<String> {
         Some(if self.failed == 0 {
-            s.green(&format!(
-                "all {} checks passed on {} host(s)",
-                self.passed, self.hosts
-            ))
+            s.green(&format!("all {} checks passed on {} host(s)", self.passed, self.hosts))
         } else {
             s.red(&format!(
                 "{} check(s) failed, {} passed on {} host(s)",
@@ -388,17 +356,10 @@ mod tests {
 
     #[test]
     fn user_manager_states() {
-        assert_eq!(
-            judge_user_manager("h", &out("running\nrc=0\n")).status,
-            Status::Pass
-        );
+        assert_eq!(judge_user_manager("h", &out("running\nrc=0\n")).status, Status::Pass);
         let c = judge_user_manager("h", &out("degraded\nrc=1\nbad.service\nworse.service\n"));
         assert_eq!(c.status, Status::Fail);
-        assert!(
-            c.detail.contains("bad.service, worse.service"),
-            "{}",
-            c.detail
-        );
+        assert!(c.detail.contains("bad.service, worse.service"), "{}", c.detail);
         let c = judge_user_manager(
             "h",
             &out("Failed to connect to bus: No medium found\nrc=1\n"),
@@ -408,16 +369,10 @@ mod tests {
 
     #[test]
     fn linger() {
-        assert_eq!(
-            judge_linger("h", &out("user=u\nlinger=yes\n")).status,
-            Status::Pass
-        );
+        assert_eq!(judge_linger("h", &out("user=u\nlinger=yes\n")).status, Status::Pass);
         let c = judge_linger("h", &out("user=bob\nlinger=no\n"));
         assert_eq!(c.status, Status::Fail);
-        assert_eq!(
-            c.hint.as_deref(),
-            Some("as root on the host: loginctl enable-linger bob")
-        );
+        assert_eq!(c.hint.as_deref(), Some("as root on the host: loginctl enable-linger bob"));
     }
 
     #[test]
@@ -434,14 +389,8 @@ mod tests {
 
     #[test]
     fn unit_dir() {
-        assert_eq!(
-            judge_unit_dir("h", &out("unit_dir=exists\n")).status,
-            Status::Pass
-        );
-        assert_eq!(
-            judge_unit_dir("h", &out("unit_dir=unwritable\n")).status,
-            Status::Fail
-        );
+        assert_eq!(judge_unit_dir("h", &out("unit_dir=exists\n")).status, Status::Pass);
+        assert_eq!(judge_unit_dir("h", &out("unit_dir=unwritable\n")).status, Status::Fail);
     }
 
     #[test]

@@ -182,19 +182,12 @@ impl Error {
                 "if the change is expected (host reinstalled), remove line {line} of {} (ssh-keygen -R HOST -f FILE) and verify the new key; otherwise investigate before connecting",
                 known_hosts.display()
             ),
-            Error::HostKeyRevoked { .. } => {
-                "this key was revoked on purpose; do not connect".into()
-            }
-            Error::KnownHosts { .. } => {
-                "fix or remove the known_hosts file, or point `known_hosts` at another".into()
-            }
+            Error::HostKeyRevoked { .. } => "this key was revoked on purpose; do not connect".into(),
+            Error::KnownHosts { .. } => "fix or remove the known_hosts file, or point `known_hosts` at another".into(),
             Error::Auth { user, .. } => format!(
                 "is the public key in ~{user}/.ssh/authorized_keys on the host? set `identity` to the right key, or load it into ssh-agent"
             ),
-            Error::Key { .. } => {
-                "check `identity`; for an encrypted key set FERRY_KEY_PASSPHRASE or use ssh-agent"
-                    .into()
-            }
+            Error::Key { .. } => "check `identity`; for an encrypted key set FERRY_KEY_PASSPHRASE or use ssh-agent".into(),
             Error::Command { .. } => return None,
             _ => return None,
         })

@@ -87,9 +87,7 @@ fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..]))
-        }
+        (Some(b'*'), _) => glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..])),
         (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
         (Some(p), Some(t)) if p.eq_ignore_ascii_case(t) => glob(&pattern[1..], &text[1..]),
         _ => false,
@@ -101,10 +99,7 @@ fn hashed_matches(entry: &str, name: &str) -> bool {
     let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let (Ok(salt), Ok(hash)) = (
-        BASE64.decode(salt.as_bytes()),
-        BASE64.decode(hash.as_bytes()),
-    ) else {
+    let (Ok(salt), Ok(hash)) = (BASE64.decode(salt.as_bytes()), BASE64.decode(hash.as_bytes())) else {
         return false;
     };
     let Ok(mut mac) = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt) else {
@@ -190,10 +185,8 @@ pub fn known_algorithms(contents: &str, host: &str, port: u16) -> Vec<ssh_key::A
 mod tests {
     use super::*;
 
-    const ED1: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINVsODFyfzr+SQd5MqMcY5tG9EjoapjNhk0qkhtZqDdu";
-    const ED2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0BG8XCxo5xiN26uIatvM0Q/ptL/0otfa/Iiwa7AhHG";
+    const ED1: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINVsODFyfzr+SQd5MqMcY5tG9EjoapjNhk0qkhtZqDdu";
+    const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0BG8XCxo5xiN26uIatvM0Q/ptL/0otfa/Iiwa7AhHG";
     const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBB+/ueGPky2Vde9BMHyzqwNfbSkGs9LE7X9tI+YqsamX4ZFnvqAS1w1voQNFMVexhdfzvW1iC9vOS2WLcZqozu8=";
 
     fn key(s: &str) -> PublicKey {
@@ -203,32 +196,17 @@ mod tests {
     #[test]
     fn plain_and_port_entries() {
         let file = format!("# comment\n\nexample.com {ED1}\n[example.com]:2222 {ED2}\n");
-        assert_eq!(
-            check(&file, "example.com", 22, &key(ED1)),
-            Verdict::Known { line: 3 }
-        );
-        assert_eq!(
-            check(&file, "example.com", 2222, &key(ED2)),
-            Verdict::Known { line: 4 }
-        );
-        assert_eq!(
-            check(&file, "example.com", 2222, &key(ED1)),
-            Verdict::Changed { line: 4 }
-        );
+        assert_eq!(check(&file, "example.com", 22, &key(ED1)), Verdict::Known { line: 3 });
+        assert_eq!(check(&file, "example.com", 2222, &key(ED2)), Verdict::Known { line: 4 });
+        assert_eq!(check(&file, "example.com", 2222, &key(ED1)), Verdict::Changed { line: 4 });
         assert_eq!(check(&file, "other.com", 22, &key(ED1)), Verdict::Unknown);
     }
 
     #[test]
     fn comma_lists_wildcards_negation() {
         let file = format!("a.example,b.example {ED1}\n*.corp,!bad.corp {ED2}\n");
-        assert_eq!(
-            check(&file, "b.example", 22, &key(ED1)),
-            Verdict::Known { line: 1 }
-        );
-        assert_eq!(
-            check(&file, "x.corp", 22, &key(ED2)),
-            Verdict::Known { line: 2 }
-        );
+        assert_eq!(check(&file, "b.example", 22, &key(ED1)), Verdict::Known { line: 1 });
+        assert_eq!(check(&file, "x.corp", 22, &key(ED2)), Verdict::Known { line: 2 });
         assert_eq!(check(&file, "bad.corp", 22, &key(ED2)), Verdict::Unknown);
     }
 
@@ -239,20 +217,10 @@ mod tests {
         let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt).unwrap();
         mac.update(b"[127.0.0.1]:2222");
         let hash = mac.finalize().into_bytes();
-        let line = format!(
-            "|1|{}|{} {ED1}\n",
-            BASE64.encode(&salt),
-            BASE64.encode(&hash)
-        );
-        assert_eq!(
-            check(&line, "127.0.0.1", 2222, &key(ED1)),
-            Verdict::Known { line: 1 }
-        );
+        let line = format!("|1|{}|{} {ED1}\n", BASE64.encode(&salt), BASE64.encode(&hash));
+        assert_eq!(check(&line, "127.0.0.1", 2222, &key(ED1)), Verdict::Known { line: 1 });
         assert_eq!(check(&line, "127.0.0.1", 22, &key(ED1)), Verdict::Unknown);
-        assert_eq!(
-            check(&line, "127.0.0.1", 2222, &key(ED2)),
-            Verdict::Changed { line: 1 }
-        );
+        assert_eq!(check(&line, "127.0.0.1", 2222, &key(ED2)), Verdict::Changed { line: 1 });
     }
 
     #[test]
@@ -266,14 +234,8 @@ mod tests {
             }
         );
         let file = format!("@revoked * {ED1}\nh {ED1}\n");
-        assert_eq!(
-            check(&file, "h", 22, &key(ED1)),
-            Verdict::Revoked { line: 1 }
-        );
-        assert_eq!(
-            check(&file, "h", 22, &key(ED2)),
-            Verdict::Changed { line: 2 }
-        );
+        assert_eq!(check(&file, "h", 22, &key(ED1)), Verdict::Revoked { line: 1 });
+        assert_eq!(check(&file, "h", 22, &key(ED2)), Verdict::Changed { line: 2 });
     }
 
     #[test]

@@ -84,10 +84,7 @@ mod tests {
 
     #[test]
     fn home_paths() {
-        assert_eq!(
-            home_path(".config/systemd/user"),
-            "\"$HOME\"/.config/systemd/user"
-        );
+        assert_eq!(home_path(".config/systemd/user"), "\"$HOME\"/.config/systemd/user");
         assert_eq!(home_path("a b"), "\"$HOME\"/'a b'");
     }
 

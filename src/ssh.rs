@@ -337,8 +337,11 @@ fn load_key(path: &Path) -> Result<PrivateKey> {
                     )));
                 }
             };
-            russh::keys::load_secret_key(path, Some(&passphrase))
-                .map_err(|e| key_err(format!("cannot decrypt it ({e}); is the passphrase right?")))
+            russh::keys::load_secret_key(path, Some(&passphrase)).map_err(|e| {
+                key_err(format!(
+                    "cannot decrypt it ({e}); is the passphrase right?"
+                ))
+            })
         }
         Err(e) => Err(key_err(e.to_string())),
     }
@@ -494,7 +497,9 @@ impl Connection {
             }
         }
         if out.status.is_none() && out.signal.is_none() && self.handle.is_closed() {
-            return Err(self.err(format!("the connection was lost while running `{command}`")));
+            return Err(self.err(format!(
+                "the connection was lost while running `{command}`"
+            )));
         }
         Ok(out)
     }

@@ -134,12 +134,7 @@ impl UnitState {
     /// Build from the `Key=value` lines of one unit.
     pub fn from_properties(props: &BTreeMap<String, String>) -> UnitState {
         let get = |k: &str| props.get(k).cloned().unwrap_or_default();
-        let num = |k: &str| {
-            props
-                .get(k)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let num = |k: &str| props.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         let list = |k: &str| {
             props
                 .get(k)
@@ -192,9 +187,7 @@ impl UnitState {
 
     /// A socket unit that is listening.
     pub fn is_listening(&self) -> bool {
-        unit_type(&self.id) == "socket"
-            && self.active_state == "active"
-            && self.sub_state == "listening"
+        unit_type(&self.id) == "socket" && self.active_state == "active" && self.sub_state == "listening"
     }
 
     /// `active (running)`, `failed (Result: exit-code)` ...
@@ -327,17 +320,11 @@ MainPID=0
         assert_eq!(s[0].triggered_by, vec!["app.socket"]);
         assert!(s[1].is_listening());
         assert_eq!(s[1].memory_current, None);
-        assert_eq!(
-            s[1].listen,
-            vec!["/run/user/1000/app.sock (Stream)", "[::]:8080 (Stream)"]
-        );
+        assert_eq!(s[1].listen, vec!["/run/user/1000/app.sock (Stream)", "[::]:8080 (Stream)"]);
         assert!(s[2].is_failed());
         assert_eq!(s[2].n_restarts, 3);
         assert_eq!(s[2].exec_main_status, 1);
         assert_eq!(s[2].main_pid, 99);
-        assert_eq!(
-            s[2].summary(),
-            "failed (failed), result: exit-code, restarted 3 times"
-        );
+        assert_eq!(s[2].summary(), "failed (failed), result: exit-code, restarted 3 times");
     }
 }
