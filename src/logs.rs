@@ -115,8 +115,9 @@ fn host_column(hosts: &[Host]) -> Option<usize> {
     })
 }
 
-/// Turn per-host failures into the command's result, after reporting them.
-fn finish(failures: Vec<Error>, reporter: &Reporter, hosts: usize) -> Result<i32, Error> {
+/// Turn per-host failures into the command's result. With several hosts they are reported
+/// here (`reporter`) or were already (None); one host's error is returned as it is.
+fn finish(failures: Vec<Error>, reporter: Option<&Reporter>, hosts: usize) -> Result<i32, Error> {
     if failures.is_empty() {
         return Ok(exit::OK);
     }
@@ -128,8 +129,10 @@ fn finish(failures: Vec<Error>, reporter: &Reporter, hosts: usize) -> Result<i32
     if hosts == 1 {
         return Err(failures.into_iter().next().expect("one failure"));
     }
-    for e in &failures {
-        reporter.error(e);
+    if let Some(reporter) = reporter {
+        for e in &failures {
+            reporter.error(e);
+        }
     }
     Err(Error::Failed {
         message: format!("{} of {hosts} host(s) failed", failures.len()),
@@ -170,7 +173,7 @@ async fn read(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32
             reporter.emit(&LogEntry::new(&hosts[i].name, &e, column));
         }
     }
-    finish(failures, reporter, hosts.len())
+    finish(failures, Some(reporter), hosts.len())
 }
 
 /// Run journalctl once on a host; print entries as they come when `print` is given.
@@ -315,11 +318,19 @@ async fn follow(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i
         .map_err(|e| Error::Local(format!("cannot handle SIGINT: {e}")))?;
     let mut sigterm = signal(SignalKind::terminate())
         .map_err(|e| Error::Local(format!("cannot handle SIGTERM: {e}")))?;
-    let all = futures::future::join_all(
-        hosts
-            .iter()
-            .map(|h| follow_host(h, &query, column, reporter, stop_rx.clone())),
-    );
+    let several = hosts.len() > 1;
+    let all = futures::future::join_all(hosts.iter().map(|h| {
+        let stop = stop_rx.clone();
+        let query = &query;
+        async move {
+            let r = follow_host(h, query, column, reporter, stop).await;
+            // With several hosts the others go on: say at once why this one stopped.
+            if several && let Err(e) = &r {
+                reporter.error(e);
+            }
+            r
+        }
+    }));
     tokio::pin!(all);
     let results = tokio::select! {
         r = &mut all => r,
@@ -331,7 +342,7 @@ async fn follow(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i
     if stopped && failures.is_empty() {
         return Ok(exit::OK);
     }
-    finish(failures, reporter, hosts.len())
+    finish(failures, None, hosts.len())
 }
 
 /// Ask every host to stop and wait for them; a second signal gives up waiting.
