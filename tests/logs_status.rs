@@ -421,9 +421,28 @@ fn logs_last_n_since_and_json() {
         "for i in $(seq 1 10); do echo {tok} n=$i; done; sleep 3; \
          for i in $(seq 11 19); do echo {tok} n=$i; done; echo '<3>'{tok} n=20; exec sleep infinity"
     ));
-    let s = Setup::new(&[("a", "ferry9")], &[("numbers", &["a"], &[(unit, &text)])]);
+    let s = Setup::new(
+        &[("a", "ferry9")],
+        &[
+            ("numbers", &["a"], &[(unit, &text)]),
+            (
+                "other",
+                &["a"],
+                &[(
+                    "flt-not-installed.service",
+                    "[Service]\nExecStart=/bin/true\n",
+                )],
+            ),
+        ],
+    );
     start_units(&r, "ferry9", &[(unit, &text)]);
     wait_journal(&r, "ferry9", unit, &format!("{tok} n=20"));
+
+    // --unit: any unit, not only the service's own.
+    let run = s.run(&["logs", "other", "--unit", unit, "-n", "2"]);
+    run.ok();
+    let nums: Vec<u64> = run.text().lines().filter_map(number).collect();
+    assert_eq!(nums, vec![19, 20], "{}", run.text());
 
     let run = s.run(&["logs", "numbers", "-n", "5"]);
     run.ok();
