@@ -10,8 +10,10 @@ pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod health;
+pub mod journal;
 pub mod known_hosts;
 pub mod lock;
+pub mod logs;
 pub mod plan;
 pub mod release;
 pub mod report;
@@ -19,6 +21,7 @@ pub mod rollback;
 pub mod sftp;
 pub mod shell;
 pub mod ssh;
+pub mod status;
 pub mod systemd;
 
 use clap::Parser;
@@ -128,8 +131,8 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             )
             .await
         }
-        Command::Logs(_) => not_yet("logs", 4),
-        Command::Status(_) => not_yet("status", 4),
+        Command::Logs(args) => logs::command(&config_path, args, reporter).await,
+        Command::Status(args) => status::command(&config_path, args, reporter).await,
         Command::Rollback(args) => {
             let config = config::load(&config_path)?;
             let (service, hosts) = service_hosts(&config, &args.service, &args.filter.hosts)?;
@@ -180,11 +183,4 @@ fn service_hosts(
         )));
     }
     Ok((service, hosts))
-}
-
-#[allow(dead_code)]
-fn not_yet(command: &str, issue: u32) -> Result<i32, Error> {
-    Err(Error::Usage(format!(
-        "`ferry {command}` is not implemented yet (issue #{issue}); nothing was done"
-    )))
 }

@@ -18,5 +18,6 @@ mod support;
 
 mod config_errors;
 mod deploy;
+mod logs_status;
 mod safety;
 mod transport;

@@ -1,0 +1,773 @@
+//! The journal, pure: `journalctl --user` command lines for `ferry logs`, parsing of
+//! `journalctl -o json` lines into entries, merging several hosts' entries by time, formatting
+//! them for people and as JSON, and judging why a user's journal shows nothing.
+//! Nothing here touches the network; `logs.rs` runs these commands.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::report::{Human, Style, sanitize, sanitize_bytes};
+use crate::shell;
+
+/// What to read from the journal, as the user asked for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Units to show (`-u` each); never empty when a command is built.
+    pub units: Vec<String>,
+    /// `-n`: the most recent N entries. None: journalctl's default (all; 10 with --follow).
+    pub lines: Option<u64>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub grep: Option<String>,
+    pub follow: bool,
+}
+
+/// Where a (re)started journalctl begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// The first start: as the user asked (`-n`, `--since`).
+    Start,
+    /// After a reconnection: right after this entry (the last one printed, or the journal's
+    /// last entry when follow started and nothing was printed since), so nothing is lost or
+    /// printed twice.
+    AfterCursor(String),
+    /// After a reconnection when the user's journal was empty at start and nothing was
+    /// printed: everything that matches is new.
+    Everything,
+}
+
+/// The line a follow command prints before the entries: the cursor of the user journal's last
+/// entry at start (a resume point when nothing gets printed before a reconnection).
+pub const ANCHOR_PREFIX: &str = "ferry-anchor ";
+
+/// The line a follow command prints first: the pid that becomes journalctl's (`exec`), so that
+/// it can be stopped by pid if a signal over the channel does not reach it.
+pub const PID_PREFIX: &str = "ferry-pid ";
+
+/// The arguments of `journalctl` (without the program name) for a query.
+pub fn journalctl_args(q: &Query, resume: &Resume) -> Vec<String> {
+    // --all: long and unprintable fields in full (otherwise json prints them as null).
+    let mut a: Vec<String> = ["--user", "--output=json", "--all", "--no-pager"]
+        .map(String::from)
+        .to_vec();
+    for u in &q.units {
+        a.push(format!("--unit={u}"));
+    }
+    match resume {
+        Resume::Start => {
+            if let Some(n) = q.lines {
+                a.push(format!("--lines={n}"));
+            }
+        }
+        Resume::AfterCursor(c) => a.push(format!("--after-cursor={c}")),
+        // --follow alone would start at the last 10 entries.
+        Resume::Everything => a.push("--lines=all".into()),
+    }
+    if let Some(s) = &q.since {
+        a.push(format!("--since={s}"));
+    }
+    if let Some(u) = &q.until {
+        a.push(format!("--until={u}"));
+    }
+    if let Some(g) = &q.grep {
+        a.push(format!("--grep={g}"));
+    }
+    if q.follow {
+        a.push("--follow".into());
+    }
+    a
+}
+
+/// The remote command line for a query: every argument quoted, and `exec` so that the channel's
+/// process IS journalctl (a signal sent over the channel reaches it, not a shell).
+/// A follow command prints its pid (see [`PID_PREFIX`]) and, at the first start, an anchor
+/// line (see [`ANCHOR_PREFIX`]) before the entries.
+pub fn command(q: &Query, resume: &Resume) -> String {
+    let mut argv = vec!["journalctl".to_string()];
+    argv.extend(journalctl_args(q, resume));
+    let mut main = format!("exec {}", shell::command(&argv));
+    if q.follow {
+        main = format!("echo \"{PID_PREFIX}$$\"; {main}");
+    }
+    if q.follow && *resume == Resume::Start {
+        let anchor = shell::command([
+            "journalctl",
+            "--user",
+            "--quiet",
+            "--lines=1",
+            "--output=json",
+            "--output-fields=__CURSOR",
+            "--no-pager",
+        ]);
+        format!(
+            "printf %s {}; {anchor} 2>/dev/null; echo; {main}",
+            shell::quote(ANCHOR_PREFIX)
+        )
+    } else {
+        main
+    }
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub cursor: String,
+    /// `__REALTIME_TIMESTAMP`: microseconds since the epoch.
+    pub realtime_us: u64,
+    /// 0 (emerg) .. 7 (debug); 6 (info) when absent.
+    pub priority: u8,
+    pub pid: Option<u32>,
+    /// The user unit (or, failing that, the syslog identifier or command name).
+    pub unit: String,
+    pub message: Message,
+}
+
+/// A MESSAGE field: text, bytes that are not UTF-8, or absent (null).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Bytes(Vec<u8>),
+    Absent,
+}
+
+impl Message {
+    /// Safe for a terminal: control characters and invalid bytes escaped.
+    pub fn display(&self) -> String {
+        match self {
+            Message::Text(s) => sanitize(s),
+            Message::Bytes(b) => sanitize_bytes(b),
+            Message::Absent => "[no message]".to_string(),
+        }
+    }
+
+    /// Text for JSON (serde_json escapes control characters): invalid bytes as `\xNN`.
+    pub fn json_text(&self) -> Option<String> {
+        match self {
+            Message::Text(s) => Some(s.clone()),
+            Message::Bytes(b) => {
+                let mut out = String::with_capacity(b.len());
+                for chunk in b.utf8_chunks() {
+                    out.push_str(chunk.valid());
+                    for byte in chunk.invalid() {
+                        out.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                Some(out)
+            }
+            Message::Absent => None,
+        }
+    }
+}
+
+/// One line of journalctl's stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Entry(Box<Entry>),
+    /// The anchor line of a follow command: the cursor, or None when the journal was empty.
+    Anchor(Option<String>),
+    /// The pid of the remote journalctl (follow commands).
+    Pid(u32),
+    Blank,
+    /// Not an entry: a message to show as a warning.
+    Other(String),
+}
+
+/// Bytes of a field value: a JSON string, or an array of byte values.
+fn field_bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Array(items) if items.iter().all(Value::is_u64) => Some(
+            items
+                .iter()
+                .map(|b| b.as_u64().unwrap_or(0).min(255) as u8)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// All values of a field: a field present several times in one entry is an array of values.
+fn field_values(v: &Value) -> Vec<Vec<u8>> {
+    match v {
+        Value::Array(items) if !items.is_empty() && !items.iter().all(Value::is_u64) => {
+            items.iter().filter_map(field_bytes).collect()
+        }
+        other => field_bytes(other).into_iter().collect(),
+    }
+}
+
+/// The first value of a field as text (lossy).
+fn field_str(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    let v = obj.get(key)?;
+    let first = field_values(v).into_iter().next()?;
+    Some(String::from_utf8_lossy(&first).into_owned())
+}
+
+fn parse_message(v: Option<&Value>) -> Message {
+    let Some(v) = v else {
+        return Message::Absent;
+    };
+    let values = field_values(v);
+    if values.is_empty() {
+        return Message::Absent;
+    }
+    let joined = values.join(&b"\n"[..]);
+    match String::from_utf8(joined) {
+        Ok(s) => Message::Text(s),
+        Err(e) => Message::Bytes(e.into_bytes()),
+    }
+}
+
+/// Parse one `journalctl -o json` object.
+pub fn parse_entry(text: &str) -> Result<Entry, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(obj) = v else {
+        return Err("not a JSON object".into());
+    };
+    let cursor = field_str(&obj, "__CURSOR").ok_or("no __CURSOR")?;
+    let realtime_us = field_str(&obj, "__REALTIME_TIMESTAMP")
+        .and_then(|t| t.parse().ok())
+        .ok_or("no __REALTIME_TIMESTAMP")?;
+    let priority = field_str(&obj, "PRIORITY")
+        .and_then(|p| p.parse::<u8>().ok())
+        .filter(|p| *p <= 7)
+        .unwrap_or(6);
+    let pid = field_str(&obj, "_PID").and_then(|p| p.parse().ok());
+    // The unit's own messages carry _SYSTEMD_USER_UNIT; the user manager's messages about a
+    // unit carry USER_UNIT (their _SYSTEMD_USER_UNIT is init.scope).
+    let unit = field_str(&obj, "_SYSTEMD_USER_UNIT")
+        .filter(|u| !u.is_empty() && u != "init.scope")
+        .or_else(|| field_str(&obj, "USER_UNIT"))
+        .or_else(|| field_str(&obj, "SYSLOG_IDENTIFIER"))
+        .or_else(|| field_str(&obj, "_COMM"))
+        .unwrap_or_else(|| "?".to_string());
+    Ok(Entry {
+        cursor,
+        realtime_us,
+        priority,
+        pid,
+        unit,
+        message: parse_message(obj.get("MESSAGE")),
+    })
+}
+
+/// Classify one complete line of journalctl's stdout (without its newline).
+pub fn parse_line(line: &[u8]) -> Line {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Line::Blank;
+    }
+    if let Some(pid) = line
+        .strip_prefix(PID_PREFIX.as_bytes())
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .and_then(|p| p.trim().parse().ok())
+    {
+        return Line::Pid(pid);
+    }
+    if let Some(rest) = line.strip_prefix(ANCHOR_PREFIX.as_bytes()) {
+        let rest = String::from_utf8_lossy(rest);
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Line::Anchor(None);
+        }
+        return match parse_entry(rest) {
+            Ok(e) => Line::Anchor(Some(e.cursor)),
+            Err(_) => Line::Anchor(None),
+        };
+    }
+    if line.first() == Some(&b'{') {
+        // journalctl's JSON is ASCII-safe (bytes go in arrays), so from_utf8 only fails on junk.
+        let text = String::from_utf8_lossy(line);
+        return match parse_entry(&text) {
+            Ok(e) => Line::Entry(Box::new(e)),
+            Err(err) => Line::Other(format!(
+                "unreadable journal line ({err}): {}",
+                sanitize(&text)
+            )),
+        };
+    }
+    Line::Other(sanitize_bytes(line))
+}
+
+/// Splits a byte stream into complete lines; a partial line waits for the rest.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+}
+
+impl LineBuffer {
+    /// Add bytes; returns the lines they complete (without `\n`).
+    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            self.buf.extend_from_slice(&rest[..i]);
+            lines.push(std::mem::take(&mut self.buf));
+            rest = &rest[i + 1..];
+        }
+        self.buf.extend_from_slice(rest);
+        lines
+    }
+
+    /// What is left without a newline (at the end of the stream).
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        if self.buf.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(&mut self.buf))
+        }
+    }
+}
+
+/// Merge several hosts' entries (each list already in journal order) into one list in timestamp
+/// order; entries with the same timestamp keep host order, then their own order.
+pub fn merge(per_host: Vec<Vec<Entry>>) -> Vec<(usize, Entry)> {
+    let mut all: Vec<(usize, Entry)> = per_host
+        .into_iter()
+        .enumerate()
+        .flat_map(|(h, entries)| entries.into_iter().map(move |e| (h, e)))
+        .collect();
+    // Stable: ties keep the order above.
+    all.sort_by_key(|(h, e)| (e.realtime_us, *h));
+    all
+}
+
+/// RFC 3339 in UTC with the given precision: `2026-11-24T12:34:56.123Z`.
+pub fn format_timestamp(us: u64, micros: bool) -> String {
+    let t = UNIX_EPOCH + Duration::from_micros(us);
+    if micros {
+        humantime::format_rfc3339_micros(t).to_string()
+    } else {
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+}
+
+/// Syslog priority names.
+pub fn priority_name(p: u8) -> &'static str {
+    [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ]
+    .get(p as usize)
+    .copied()
+    .unwrap_or("info")
+}
+
+/// One entry as printed: `HOST TIMESTAMP UNIT[PID]: MESSAGE`, or a JSON object.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub unit: String,
+    /// RFC 3339, UTC, microseconds.
+    pub timestamp: String,
+    pub timestamp_us: u64,
+    pub priority: u8,
+    pub pid: Option<u32>,
+    /// The message text; bytes that are not UTF-8 written as `\xNN`. null when absent.
+    pub message: Option<String>,
+    /// The raw bytes, only when the message is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_bytes: Option<Vec<u8>>,
+    pub cursor: String,
+    /// Human output: the width of the host column, or None to leave it out (one host).
+    #[serde(skip)]
+    pub host_column: Option<usize>,
+    #[serde(skip)]
+    display: String,
+}
+
+impl LogEntry {
+    pub fn new(host: &str, e: &Entry, host_column: Option<usize>) -> LogEntry {
+        LogEntry {
+            kind: "entry",
+            host: host.to_string(),
+            unit: e.unit.clone(),
+            timestamp: format_timestamp(e.realtime_us, true),
+            timestamp_us: e.realtime_us,
+            priority: e.priority,
+            pid: e.pid,
+            message: e.message.json_text(),
+            message_bytes: match &e.message {
+                Message::Bytes(b) => Some(b.clone()),
+                _ => None,
+            },
+            cursor: e.cursor.clone(),
+            host_column,
+            display: e.message.display(),
+        }
+    }
+}
+
+impl Human for LogEntry {
+    fn human(&self, s: &Style) -> Option<String> {
+        let mut line = String::new();
+        if let Some(w) = self.host_column {
+            line.push_str(&s.bold(&format!("{:<w$}", sanitize(&self.host))));
+            line.push(' ');
+        }
+        line.push_str(&s.dim(&format_timestamp(self.timestamp_us, false)));
+        line.push(' ');
+        line.push_str(&sanitize(&self.unit));
+        if let Some(pid) = self.pid {
+            line.push_str(&format!("[{pid}]"));
+        }
+        line.push_str(": ");
+        let msg = match self.priority {
+            0..=3 => s.red(&self.display),
+            4 => s.yellow(&self.display),
+            _ => self.display.clone(),
+        };
+        line.push_str(&msg);
+        Some(line)
+    }
+}
+
+/// Run when a host's journal gave nothing: who the user is, whether the journal is persistent,
+/// and whether the user's journal has any entry at all.
+pub const EMPTY_PROBE: &str = "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
+    mid=$(cat /etc/machine-id 2>/dev/null); \
+    if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
+    echo \"entries=$(journalctl --user --quiet --lines=1 --output=cat --no-pager 2>/dev/null | wc -l)\"";
+
+/// Why a journal query gave nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Emptiness {
+    /// The user's journal has entries, just none that match.
+    NoMatch,
+    /// The user's journal is empty or unreadable: the message and what to do.
+    Unreadable { message: String, hint: String },
+}
+
+fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(str::trim)
+}
+
+/// Judge the output of [`EMPTY_PROBE`].
+pub fn judge_empty(probe: &str) -> Emptiness {
+    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
+    let user = kv(probe, "user")
+        .filter(|u| !u.is_empty())
+        .unwrap_or("the user");
+    let persistent = kv(probe, "persistent") == Some("yes");
+    let entries: u64 = kv(probe, "entries")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if entries > 0 {
+        return Emptiness::NoMatch;
+    }
+    match uid {
+        Some(uid) if uid < 1000 => Emptiness::Unreadable {
+            message: format!(
+                "`journalctl --user` shows nothing: {user} (uid {uid}) is a system user, and journald writes the logs of system users to the system journal, not to a journal {user} can read"
+            ),
+            hint: format!(
+                "deploy as a regular user (uid >= 1000), or let {user} read the system journal (as root: usermod -aG systemd-journal {user}) and read it with `journalctl _SYSTEMD_USER_UNIT=UNIT` on the host"
+            ),
+        },
+        _ if !persistent => Emptiness::Unreadable {
+            message: "`journalctl --user` shows nothing: the journal is not persistent, and journald keeps no per-user journal in volatile storage".to_string(),
+            hint: "as root on the host: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; systemctl restart systemd-journald (earlier messages are lost)".to_string(),
+        },
+        _ => Emptiness::Unreadable {
+            message: format!("the journal of {user} is empty or cannot be read"),
+            hint: "run `ferry doctor`; check journald's SplitMode (uid) and the permissions of /var/log/journal".to_string(),
+        },
+    }
+}
+
+/// Whether a follow should warn at start that nothing will ever show: only for causes that do
+/// not go away (a system user, a volatile journal), not for a journal that is merely empty yet.
+pub fn follow_warning(probe: &str) -> Option<(String, String)> {
+    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
+    let persistent = kv(probe, "persistent") == Some("yes");
+    match judge_empty(probe) {
+        Emptiness::Unreadable { message, hint } if uid.is_some_and(|u| u < 1000) || !persistent => {
+            Some((message, hint))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q() -> Query {
+        Query {
+            units: vec!["app.service".into(), "app.socket".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn args_for_a_plain_query() {
+        let mut q = q();
+        q.lines = Some(5);
+        q.since = Some("-1h".into());
+        q.until = Some("2026-11-24 10:00".into());
+        q.grep = Some("it's [0-9]+".into());
+        assert_eq!(
+            journalctl_args(&q, &Resume::Start),
+            vec![
+                "--user",
+                "--output=json",
+                "--all",
+                "--no-pager",
+                "--unit=app.service",
+                "--unit=app.socket",
+                "--lines=5",
+                "--since=-1h",
+                "--until=2026-11-24 10:00",
+                "--grep=it's [0-9]+",
+            ]
+        );
+        let c = command(&q, &Resume::Start);
+        assert_eq!(
+            c,
+            "exec journalctl --user --output=json --all --no-pager --unit=app.service --unit=app.socket \
+             --lines=5 --since=-1h '--until=2026-11-24 10:00' '--grep=it'\\''s [0-9]+'"
+        );
+    }
+
+    #[test]
+    fn follow_prints_an_anchor_first_and_resumes_after_a_cursor() {
+        let mut q = q();
+        q.follow = true;
+        q.lines = Some(0);
+        let c = command(&q, &Resume::Start);
+        assert!(
+            c.starts_with("printf %s 'ferry-anchor '; journalctl --user --quiet --lines=1"),
+            "{c}"
+        );
+        assert!(c.ends_with("exec journalctl --user --output=json --all --no-pager --unit=app.service --unit=app.socket --lines=0 --follow"), "{c}");
+        let c = command(&q, &Resume::AfterCursor("s=abc;i=1f".into()));
+        assert_eq!(
+            c,
+            "echo \"ferry-pid $$\"; exec journalctl --user --output=json --all --no-pager --unit=app.service --unit=app.socket '--after-cursor=s=abc;i=1f' --follow"
+        );
+        let a = journalctl_args(&q, &Resume::Everything);
+        assert!(a.contains(&"--lines=all".to_string()) && !a.contains(&"--lines=0".to_string()));
+    }
+
+    /// The command survives a real `sh` with hostile arguments: each arrives as one argument.
+    #[test]
+    fn command_round_trips_through_sh() {
+        let q = Query {
+            units: vec!["a b;rm -rf ~.service".into()],
+            grep: Some("$(touch /tmp/x) `id` 'q'".into()),
+            since: Some("\"today\"".into()),
+            ..Default::default()
+        };
+        let line = command(&q, &Resume::Start).replacen("exec journalctl", "printf '%s\\n'", 1);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        let got: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        let want: Vec<String> = journalctl_args(&q, &Resume::Start);
+        assert_eq!(got, want);
+    }
+
+    const TEXT: &str = r#"{"__CURSOR":"s=1;i=a","__REALTIME_TIMESTAMP":"1764000000123456","PRIORITY":"3","_PID":"4242","_SYSTEMD_USER_UNIT":"app.service","SYSLOG_IDENTIFIER":"app","MESSAGE":"line 7"}"#;
+
+    #[test]
+    fn parses_a_text_entry() {
+        let e = parse_entry(TEXT).unwrap();
+        assert_eq!(e.cursor, "s=1;i=a");
+        assert_eq!(e.realtime_us, 1764000000123456);
+        assert_eq!(e.priority, 3);
+        assert_eq!(e.pid, Some(4242));
+        assert_eq!(e.unit, "app.service");
+        assert_eq!(e.message, Message::Text("line 7".into()));
+    }
+
+    #[test]
+    fn parses_bytes_null_and_repeated_messages() {
+        // "bad \xff \x1b[31m"
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[98,97,100,32,255,32,27,91,51,49,109],"SYSLOG_IDENTIFIER":"x"}"#;
+        let e = parse_entry(j).unwrap();
+        assert_eq!(e.message, Message::Bytes(b"bad \xff \x1b[31m".to_vec()));
+        assert_eq!(e.message.display(), "bad \\xff \\u{1b}[31m");
+        assert_eq!(e.message.json_text().unwrap(), "bad \\xff \u{1b}[31m");
+        assert_eq!(e.unit, "x");
+        assert_eq!(e.priority, 6);
+        assert_eq!(e.pid, None);
+
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":null,"_COMM":"sh"}"#;
+        let e = parse_entry(j).unwrap();
+        assert_eq!(e.message, Message::Absent);
+        assert_eq!(e.unit, "sh");
+
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":["a",[98,255]]}"#;
+        let e = parse_entry(j).unwrap();
+        assert_eq!(e.message, Message::Bytes(b"a\nb\xff".to_vec()));
+        assert_eq!(e.unit, "?");
+
+        // Valid UTF-8 sent as bytes (journald does so for control characters) becomes text.
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[104,105,7]}"#;
+        assert_eq!(
+            parse_entry(j).unwrap().message,
+            Message::Text("hi\u{7}".into())
+        );
+    }
+
+    #[test]
+    fn the_user_manager_s_messages_name_the_unit() {
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","_SYSTEMD_USER_UNIT":"init.scope","USER_UNIT":"app.service","MESSAGE":"Started app.service."}"#;
+        assert_eq!(parse_entry(j).unwrap().unit, "app.service");
+    }
+
+    #[test]
+    fn bad_entries_are_errors() {
+        assert!(parse_entry("{}").is_err());
+        assert!(parse_entry("[1]").is_err());
+        assert!(parse_entry(r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn classifies_lines() {
+        assert!(matches!(parse_line(TEXT.as_bytes()), Line::Entry(_)));
+        assert_eq!(parse_line(b""), Line::Blank);
+        assert_eq!(parse_line(b"ferry-pid 4242"), Line::Pid(4242));
+        assert_eq!(parse_line(b"ferry-anchor "), Line::Anchor(None));
+        let anchor = format!("ferry-anchor {TEXT}");
+        assert_eq!(
+            parse_line(anchor.as_bytes()),
+            Line::Anchor(Some("s=1;i=a".into()))
+        );
+        assert_eq!(
+            parse_line(b"No journal files were found.\x1b[0m"),
+            Line::Other("No journal files were found.\\u{1b}[0m".into())
+        );
+        assert!(matches!(parse_line(b"{broken"), Line::Other(_)));
+    }
+
+    #[test]
+    fn line_buffer_keeps_partial_lines() {
+        let mut b = LineBuffer::default();
+        assert!(b.push(b"ab").is_empty());
+        assert_eq!(
+            b.push(b"c\nde\n\nf"),
+            vec![b"abc".to_vec(), b"de".to_vec(), b"".to_vec()]
+        );
+        assert_eq!(b.push(b"g\n"), vec![b"fg".to_vec()]);
+        assert_eq!(b.finish(), None);
+        b.push(b"tail");
+        assert_eq!(b.finish(), Some(b"tail".to_vec()));
+    }
+
+    fn entry(ts: u64, msg: &str) -> Entry {
+        Entry {
+            cursor: format!("c{ts}{msg}"),
+            realtime_us: ts,
+            priority: 6,
+            pid: Some(1),
+            unit: "u.service".into(),
+            message: Message::Text(msg.into()),
+        }
+    }
+
+    #[test]
+    fn merges_by_time_stably() {
+        let a = vec![entry(1, "a1"), entry(5, "a5"), entry(5, "a5b")];
+        let b = vec![entry(2, "b2"), entry(5, "b5"), entry(9, "b9")];
+        let m: Vec<(usize, String)> = merge(vec![a, b])
+            .into_iter()
+            .map(|(h, e)| (h, e.message.display()))
+            .collect();
+        let want = [
+            (0, "a1"),
+            (1, "b2"),
+            (0, "a5"),
+            (0, "a5b"),
+            (1, "b5"),
+            (1, "b9"),
+        ];
+        assert_eq!(m, want.map(|(h, s)| (h, s.to_string())));
+    }
+
+    #[test]
+    fn formats_for_people_and_json() {
+        let e = parse_entry(TEXT).unwrap();
+        let plain = Style { color: false };
+        let one = LogEntry::new("web1", &e, None);
+        assert_eq!(
+            one.human(&plain).unwrap(),
+            "2025-11-24T16:00:00.123Z app.service[4242]: line 7"
+        );
+        let many = LogEntry::new("web1", &e, Some(6));
+        assert_eq!(
+            many.human(&plain).unwrap(),
+            "web1   2025-11-24T16:00:00.123Z app.service[4242]: line 7"
+        );
+        let coloured = many.human(&Style { color: true }).unwrap();
+        assert!(coloured.contains("\x1b[31mline 7\x1b[0m"), "{coloured:?}");
+        let v: Value = serde_json::to_value(&one).unwrap();
+        assert_eq!(v["type"], "entry");
+        assert_eq!(v["host"], "web1");
+        assert_eq!(v["unit"], "app.service");
+        assert_eq!(v["timestamp"], "2025-11-24T16:00:00.123456Z");
+        assert_eq!(v["priority"], 3);
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["message"], "line 7");
+        assert_eq!(v["cursor"], "s=1;i=a");
+        assert!(v.get("message_bytes").is_none());
+        assert!(v.get("host_column").is_none());
+    }
+
+    #[test]
+    fn hostile_messages_are_escaped_for_people() {
+        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[27,93,50,59,112,119,110,7,255,10,120],"_SYSTEMD_USER_UNIT":"a\u001b[2J.service"}"#;
+        let e = parse_entry(j).unwrap();
+        let line = LogEntry::new("h", &e, None)
+            .human(&Style { color: false })
+            .unwrap();
+        assert!(
+            !line.contains('\x1b') && !line.contains('\x07') && !line.contains('\n'),
+            "{line:?}"
+        );
+        assert!(line.ends_with(": \\u{1b}]2;pwn\\u{7}\\xff\\nx"), "{line:?}");
+        let v: Value = serde_json::to_value(LogEntry::new("h", &e, None)).unwrap();
+        assert_eq!(v["message_bytes"][8], 255);
+    }
+
+    #[test]
+    fn judges_an_empty_journal() {
+        assert_eq!(
+            judge_empty("uid=1001\nuser=a\npersistent=yes\nentries=1\n"),
+            Emptiness::NoMatch
+        );
+        let Emptiness::Unreadable { message, hint } =
+            judge_empty("uid=990\nuser=sysuser\npersistent=yes\nentries=0\n")
+        else {
+            panic!()
+        };
+        assert!(message.contains("system user"), "{message}");
+        assert!(hint.contains("uid >= 1000"), "{hint}");
+        let Emptiness::Unreadable { message, hint } =
+            judge_empty("uid=1001\nuser=a\npersistent=no\nentries=0\n")
+        else {
+            panic!()
+        };
+        assert!(message.contains("not persistent"), "{message}");
+        assert!(hint.contains("Storage=persistent"), "{hint}");
+        assert!(matches!(
+            judge_empty("uid=1001\nuser=a\npersistent=yes\nentries=0\n"),
+            Emptiness::Unreadable { .. }
+        ));
+        assert!(follow_warning("uid=1001\nuser=a\npersistent=yes\nentries=0\n").is_none());
+        assert!(follow_warning("uid=990\nuser=s\npersistent=yes\nentries=0\n").is_some());
+        assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=0\n").is_some());
+        assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=3\n").is_none());
+    }
+}

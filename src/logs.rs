@@ -1,0 +1,663 @@
+//! `ferry logs`: read the journal of a service's units on its hosts and print it.
+//!
+//! One connection per host, one exec channel running `journalctl --user -o json` (commands from
+//! `journal.rs`). Without --follow, one host's entries are printed as they arrive and several
+//! hosts' entries are merged by time at the end. With --follow, each host prints whole lines as
+//! they arrive; a dropped connection is re-established with backoff and journalctl resumes after
+//! the last entry printed; SIGINT/SIGTERM stop every remote journalctl and end with exit 0.
+
+use std::path::Path;
+use std::time::Duration;
+
+use russh::{ChannelMsg, Sig};
+use tokio::sync::watch;
+
+use crate::cli::LogsArgs;
+use crate::config::Host;
+use crate::error::{Error, exit};
+use crate::journal::{self, Emptiness, Entry, Line, LineBuffer, LogEntry, Query, Resume};
+use crate::report::{Reporter, sanitize, sanitize_bytes};
+use crate::ssh::{self, Connection};
+
+/// Delay before reconnection attempt `n` (0-based): 0.5 s doubling, at most 10 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << attempt.min(10));
+    Duration::from_millis(ms.min(10_000))
+}
+
+/// How long journalctl gets to exit after SIGTERM before ferry kills it by pid.
+const TERM_GRACE: Duration = Duration::from_millis(1500);
+
+/// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
+pub async fn command(
+    config_path: &Path,
+    args: LogsArgs,
+    reporter: &Reporter,
+) -> Result<i32, Error> {
+    let config = crate::config::load(config_path)?;
+    let service = config.services.get(&args.service).ok_or_else(|| {
+        Error::Usage(format!(
+            "no service `{}` in {}; defined: {}",
+            args.service,
+            config_path.display(),
+            config
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let selected = config
+        .select_hosts(&args.filter.hosts)
+        .map_err(Error::Usage)?;
+    let hosts: Vec<Host> = if args.filter.hosts.is_empty() {
+        service
+            .hosts
+            .iter()
+            .filter_map(|h| config.hosts.get(h).cloned())
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for h in selected {
+            if !service.hosts.contains(&h.name) {
+                return Err(Error::Usage(format!(
+                    "--host {}: not a host of service `{}` (its hosts: {})",
+                    h.name,
+                    service.name,
+                    service.hosts.join(", ")
+                )));
+            }
+            v.push(h.clone());
+        }
+        v
+    };
+    if hosts.is_empty() {
+        return Err(Error::Usage(format!(
+            "service `{}` has no hosts",
+            service.name
+        )));
+    }
+    let units = if args.unit.is_empty() {
+        service.units.iter().map(|u| u.name.clone()).collect()
+    } else {
+        args.unit.clone()
+    };
+    if units.is_empty() {
+        return Err(Error::Usage(format!(
+            "service `{}` has no units; name one with --unit UNIT",
+            service.name
+        )));
+    }
+    let query = Query {
+        units,
+        lines: args.lines,
+        since: args.since,
+        until: args.until,
+        grep: args.grep,
+        follow: args.follow,
+    };
+    if query.follow {
+        follow(hosts, query, reporter).await
+    } else {
+        read(hosts, query, reporter).await
+    }
+}
+
+/// The host column's width when several hosts are shown.
+fn host_column(hosts: &[Host]) -> Option<usize> {
+    (hosts.len() > 1).then(|| {
+        hosts
+            .iter()
+            .map(|h| h.name.chars().count())
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+/// Turn per-host failures into the command's result. With several hosts they are reported
+/// here (`reporter`) or were already (None); one host's error is returned as it is.
+fn finish(failures: Vec<Error>, reporter: Option<&Reporter>, hosts: usize) -> Result<i32, Error> {
+    if failures.is_empty() {
+        return Ok(exit::OK);
+    }
+    let code = if failures.iter().any(Error::is_connection) {
+        exit::CONNECTION
+    } else {
+        exit::FAILED
+    };
+    if hosts == 1 {
+        return Err(failures.into_iter().next().expect("one failure"));
+    }
+    if let Some(reporter) = reporter {
+        for e in &failures {
+            reporter.error(e);
+        }
+    }
+    Err(Error::Failed {
+        message: format!("{} of {hosts} host(s) failed", failures.len()),
+        code,
+    })
+}
+
+/// What one host gave without --follow.
+struct HostRead {
+    /// Entries kept for merging (several hosts), or empty when printed as they came.
+    entries: Vec<Entry>,
+    count: usize,
+}
+
+/// Without --follow: one host streams straight to stdout; several are merged by time.
+async fn read(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32, Error> {
+    let column = host_column(&hosts);
+    let stream_directly = hosts.len() == 1;
+    let results = futures::future::join_all(
+        hosts
+            .iter()
+            .map(|h| read_host(h, &query, stream_directly.then_some(reporter), reporter)),
+    )
+    .await;
+    let mut failures = Vec::new();
+    let mut per_host = Vec::new();
+    for r in results {
+        match r {
+            Ok(read) => per_host.push(read.entries),
+            Err(e) => {
+                failures.push(e);
+                per_host.push(Vec::new());
+            }
+        }
+    }
+    if !stream_directly {
+        for (i, e) in journal::merge(per_host) {
+            reporter.emit(&LogEntry::new(&hosts[i].name, &e, column));
+        }
+    }
+    finish(failures, Some(reporter), hosts.len())
+}
+
+/// Run journalctl once on a host; print entries as they come when `print` is given.
+async fn read_host(
+    host: &Host,
+    query: &Query,
+    print: Option<&Reporter>,
+    reporter: &Reporter,
+) -> Result<HostRead, Error> {
+    let conn = ssh::connect(host).await?;
+    let result = read_on(&conn, host, query, print, reporter).await;
+    conn.close().await;
+    result
+}
+
+async fn read_on(
+    conn: &Connection,
+    host: &Host,
+    query: &Query,
+    print: Option<&Reporter>,
+    reporter: &Reporter,
+) -> Result<HostRead, Error> {
+    let cmd = journal::command(query, &Resume::Start);
+    tracing::debug!("{}: exec {cmd}", host.name);
+    let mut channel = conn.open_exec(&cmd).await?;
+    let mut out = LineBuffer::default();
+    let mut err = LineBuffer::default();
+    let mut stderr_lines = Vec::new();
+    let mut read = HostRead {
+        entries: Vec::new(),
+        count: 0,
+    };
+    let mut status = None;
+    let mut signal = None;
+    let take = |line: Vec<u8>, read: &mut HostRead| match journal::parse_line(&line) {
+        Line::Entry(e) => {
+            read.count += 1;
+            match print {
+                Some(r) => r.emit(&LogEntry::new(&host.name, &e, None)),
+                None => read.entries.push(*e),
+            }
+        }
+        Line::Other(text) => reporter.warn(Some(&host.name), &text),
+        Line::Anchor(_) | Line::Pid(_) | Line::Blank => {}
+    };
+    while let Some(msg) = channel.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => {
+                for line in out.push(&data) {
+                    take(line, &mut read);
+                }
+            }
+            ChannelMsg::ExtendedData { data, ext: 1 } => stderr_lines.extend(err.push(&data)),
+            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+            ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    if let Some(line) = out.finish() {
+        take(line, &mut read);
+    }
+    stderr_lines.extend(err.finish());
+    let stderr: Vec<String> = stderr_lines
+        .iter()
+        .map(|l| sanitize_bytes(l))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if status.is_none() && signal.is_none() {
+        return Err(Error::Ssh {
+            host: host.name.clone(),
+            message: "the connection was lost while reading the journal".into(),
+        });
+    }
+    if status != Some(0) {
+        // journalctl --grep exits 1 when nothing matched: not an error.
+        if status == Some(1) && stderr.is_empty() && read.count == 0 {
+            report_empty(conn, host, query, reporter).await;
+            return Ok(read);
+        }
+        return Err(Error::Command {
+            host: host.name.clone(),
+            command: "journalctl --user".into(),
+            status: match (status, signal) {
+                (Some(s), _) => format!("exit status {s}"),
+                (None, Some(sig)) => format!("killed by signal {sig}"),
+                _ => "no exit status".into(),
+            },
+            stderr: stderr.join("\n"),
+        });
+    }
+    for line in &stderr {
+        reporter.warn(Some(&host.name), &format!("journalctl: {line}"));
+    }
+    if read.count == 0 {
+        report_empty(conn, host, query, reporter).await;
+    }
+    Ok(read)
+}
+
+/// A host's journal gave nothing: find out why and say so on stderr.
+async fn report_empty(conn: &Connection, host: &Host, query: &Query, reporter: &Reporter) {
+    let probe = match conn.exec(journal::EMPTY_PROBE).await {
+        Ok(out) => out.stdout_str(),
+        Err(e) => {
+            tracing::debug!("{}: empty-journal probe failed: {e}", host.name);
+            return;
+        }
+    };
+    match journal::judge_empty(&probe) {
+        Emptiness::NoMatch => {
+            let filters = [
+                query.since.as_ref().map(|s| format!("--since {s}")),
+                query.until.as_ref().map(|s| format!("--until {s}")),
+                query.grep.as_ref().map(|s| format!("--grep {s}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
+            let mut msg = format!(
+                "no journal entries for {}",
+                sanitize(&query.units.join(", "))
+            );
+            if !filters.is_empty() {
+                msg.push_str(&format!(" matching {}", sanitize(&filters.join(" "))));
+            }
+            reporter.progress(Some(&host.name), &msg);
+        }
+        Emptiness::Unreadable { message, hint } => {
+            reporter.warn(Some(&host.name), &format!("{message}\n  hint: {hint}"));
+        }
+    }
+}
+
+/// With --follow: every host in parallel until SIGINT/SIGTERM (exit 0), or until every host
+/// has ended on its own or failed.
+async fn follow(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let column = host_column(&hosts);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sigint = signal(SignalKind::interrupt())
+        .map_err(|e| Error::Local(format!("cannot handle SIGINT: {e}")))?;
+    let mut sigterm = signal(SignalKind::terminate())
+        .map_err(|e| Error::Local(format!("cannot handle SIGTERM: {e}")))?;
+    let several = hosts.len() > 1;
+    let all = futures::future::join_all(hosts.iter().map(|h| {
+        let stop = stop_rx.clone();
+        let query = &query;
+        async move {
+            let r = follow_host(h, query, column, reporter, stop).await;
+            // With several hosts the others go on: say at once why this one stopped.
+            if several && let Err(e) = &r {
+                reporter.error(e);
+            }
+            r
+        }
+    }));
+    tokio::pin!(all);
+    let results = tokio::select! {
+        r = &mut all => r,
+        _ = sigint.recv() => stop_all(&stop_tx, &mut all, &mut sigint, &mut sigterm).await,
+        _ = sigterm.recv() => stop_all(&stop_tx, &mut all, &mut sigint, &mut sigterm).await,
+    };
+    let stopped = *stop_tx.borrow();
+    let failures: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+    if stopped && failures.is_empty() {
+        return Ok(exit::OK);
+    }
+    finish(failures, None, hosts.len())
+}
+
+/// Ask every host to stop and wait for them; a second signal gives up waiting.
+async fn stop_all<F: std::future::Future<Output = Vec<Result<(), Error>>> + Unpin>(
+    stop: &watch::Sender<bool>,
+    all: &mut F,
+    sigint: &mut tokio::signal::unix::Signal,
+    sigterm: &mut tokio::signal::unix::Signal,
+) -> Vec<Result<(), Error>> {
+    let _ = stop.send(true);
+    tokio::select! {
+        r = all => r,
+        _ = sigint.recv() => Vec::new(),
+        _ = sigterm.recv() => Vec::new(),
+    }
+}
+
+/// Is this error worth another connection attempt (the network, the server going away), or
+/// final (host key, authentication, key)?
+fn transient(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Ssh { .. }
+    )
+}
+
+/// Where one host's stream stands across reconnections.
+#[derive(Debug, Default)]
+struct FollowState {
+    /// The cursor of the last entry printed.
+    last_printed: Option<String>,
+    /// The anchor line of the first start: None until seen; Some(None) if the journal was empty.
+    anchor: Option<Option<String>>,
+    started: bool,
+}
+
+impl FollowState {
+    fn resume(&self) -> Resume {
+        match (&self.last_printed, &self.anchor) {
+            (Some(c), _) => Resume::AfterCursor(c.clone()),
+            (None, Some(Some(a))) if self.started => Resume::AfterCursor(a.clone()),
+            (None, Some(None)) if self.started => Resume::Everything,
+            // Nothing printed and no anchor seen: as if for the first time.
+            _ => Resume::Start,
+        }
+    }
+}
+
+/// How one channel's stream ended.
+enum StreamEnd {
+    /// We were asked to stop and did.
+    Stopped,
+    /// journalctl ended by itself.
+    Exited { status: Option<u32>, stderr: String },
+    /// The connection (or channel) went away.
+    Lost,
+}
+
+/// Follow one host until stopped; reconnect when the connection drops.
+async fn follow_host(
+    host: &Host,
+    query: &Query,
+    column: Option<usize>,
+    reporter: &Reporter,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let name = host.name.as_str();
+    let mut state = FollowState::default();
+    let mut attempt: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let connected = tokio::select! {
+            r = ssh::connect(host) => r,
+            _ = stop.changed() => return Ok(()),
+        };
+        let conn = match connected {
+            Ok(c) => c,
+            Err(e) if state.started && transient(&e) => {
+                let wait = backoff(attempt);
+                reporter.warn(
+                    Some(name),
+                    &format!(
+                        "cannot reconnect ({e}); trying again in {}",
+                        humantime::format_duration(wait)
+                    ),
+                );
+                attempt += 1;
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => continue,
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        attempt = 0;
+        if !state.started {
+            // Say at once when nothing will ever show (system user, volatile journal).
+            if let Ok(out) = conn.exec(journal::EMPTY_PROBE).await
+                && let Some((message, hint)) = journal::follow_warning(&out.stdout_str())
+            {
+                reporter.warn(Some(name), &format!("{message}\n  hint: {hint}"));
+            }
+        } else {
+            reporter.warn(
+                Some(name),
+                &match &state.last_printed {
+                    Some(_) => "reconnected; resuming after the last entry shown".to_string(),
+                    None => "reconnected".to_string(),
+                },
+            );
+        }
+        let end = stream_once(&conn, host, query, column, reporter, &mut state, &mut stop).await;
+        match end {
+            Ok(StreamEnd::Stopped) => {
+                conn.close().await;
+                return Ok(());
+            }
+            Ok(StreamEnd::Exited { status, stderr }) => {
+                conn.close().await;
+                if status == Some(0) || *stop.borrow() {
+                    return Ok(());
+                }
+                return Err(Error::Command {
+                    host: host.name.clone(),
+                    command: "journalctl --user --follow".into(),
+                    status: status
+                        .map(|s| format!("exit status {s}"))
+                        .unwrap_or_else(|| "ended without exit status".into()),
+                    stderr,
+                });
+            }
+            Ok(StreamEnd::Lost) | Err(_) => {
+                if let Err(e) = &end {
+                    tracing::debug!("{name}: stream failed: {e}");
+                    if !state.started {
+                        conn.close().await;
+                        return Err(end.err().expect("error"));
+                    }
+                }
+                conn.close().await;
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                let wait = backoff(attempt);
+                attempt += 1;
+                reporter.warn(
+                    Some(name),
+                    &format!(
+                        "connection lost; reconnecting in {}",
+                        humantime::format_duration(wait)
+                    ),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Run one follow channel on a connection until it ends or we are asked to stop.
+async fn stream_once(
+    conn: &Connection,
+    host: &Host,
+    query: &Query,
+    column: Option<usize>,
+    reporter: &Reporter,
+    state: &mut FollowState,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<StreamEnd, Error> {
+    let name = host.name.as_str();
+    let resume = state.resume();
+    let cmd = journal::command(query, &resume);
+    tracing::debug!("{name}: exec {cmd}");
+    let mut channel = conn.open_exec(&cmd).await?;
+    state.started = true;
+    let mut out = LineBuffer::default();
+    let mut err = LineBuffer::default();
+    let mut stderr = Vec::new();
+    let mut pid: Option<u32> = None;
+    let mut status = None;
+    let mut exited = false;
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let mut killed_by_pid = false;
+    let handle_line =
+        |line: Vec<u8>, state: &mut FollowState, pid: &mut Option<u32>| match journal::parse_line(
+            &line,
+        ) {
+            Line::Entry(e) => {
+                reporter.emit(&LogEntry::new(name, &e, column));
+                state.last_printed = Some(e.cursor);
+            }
+            Line::Anchor(a) => {
+                if state.anchor.is_none() {
+                    state.anchor = Some(a);
+                }
+            }
+            Line::Pid(p) => *pid = Some(p),
+            Line::Other(text) => reporter.warn(Some(name), &text),
+            Line::Blank => {}
+        };
+    loop {
+        let deadline = async {
+            match stopping {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            msg = channel.wait() => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    for line in out.push(&data) {
+                        handle_line(line, state, &mut pid);
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    for line in err.push(&data) {
+                        let text = sanitize_bytes(&line);
+                        if stopping.is_none() && !text.trim().is_empty() {
+                            reporter.warn(Some(name), &format!("journalctl: {text}"));
+                        }
+                        stderr.push(text);
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    status = Some(exit_status);
+                    exited = true;
+                }
+                Some(ChannelMsg::ExitSignal { .. }) => exited = true,
+                Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            },
+            _ = stop.changed(), if stopping.is_none() => {
+                // SIGTERM to journalctl over the channel (honoured for non-root logins).
+                tracing::debug!("{name}: stopping journalctl (pid {pid:?})");
+                if let Err(e) = channel.signal(Sig::TERM).await {
+                    tracing::debug!("{name}: cannot send SIGTERM: {e}");
+                }
+                stopping = Some(tokio::time::Instant::now() + TERM_GRACE);
+            }
+            _ = deadline => {
+                if !killed_by_pid && let Some(p) = pid {
+                    // The signal did not reach it (root login?): by pid, if it is still ours.
+                    tracing::debug!("{name}: journalctl {p} ignored SIGTERM; killing it by pid");
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(3),
+                        conn.exec(&format!(
+                            "[ \"$(cat /proc/{p}/comm 2>/dev/null)\" = journalctl ] && kill -TERM {p}"
+                        )),
+                    )
+                    .await;
+                    killed_by_pid = true;
+                    stopping = Some(tokio::time::Instant::now() + TERM_GRACE);
+                } else {
+                    let _ = channel.close().await;
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(line) = out.finish() {
+        handle_line(line, state, &mut pid);
+    }
+    if stopping.is_some() {
+        return Ok(StreamEnd::Stopped);
+    }
+    if exited && !conn.is_closed() {
+        stderr.extend(err.finish().map(|l| sanitize_bytes(&l)));
+        return Ok(StreamEnd::Exited {
+            status,
+            stderr: stderr.join("\n"),
+        });
+    }
+    Ok(StreamEnd::Lost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_seconds() {
+        let d: Vec<u64> = (0..8).map(|a| backoff(a).as_millis() as u64).collect();
+        assert_eq!(d, vec![500, 1000, 2000, 4000, 8000, 10000, 10000, 10000]);
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn resumes_after_the_last_printed_entry_or_the_anchor() {
+        let mut s = FollowState::default();
+        assert_eq!(s.resume(), Resume::Start);
+        s.started = true;
+        // Lost before the anchor line arrived: nothing shown, start over.
+        assert_eq!(s.resume(), Resume::Start);
+        s.anchor = Some(None);
+        assert_eq!(s.resume(), Resume::Everything);
+        s.anchor = Some(Some("a".into()));
+        assert_eq!(s.resume(), Resume::AfterCursor("a".into()));
+        s.last_printed = Some("c".into());
+        assert_eq!(s.resume(), Resume::AfterCursor("c".into()));
+    }
+
+    #[test]
+    fn only_network_errors_are_retried() {
+        assert!(transient(&Error::Ssh {
+            host: "h".into(),
+            message: "x".into()
+        }));
+        assert!(!transient(&Error::Auth {
+            host: "h".into(),
+            user: "u".into(),
+            tried: vec![]
+        }));
+    }
+}

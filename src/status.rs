@@ -1,0 +1,984 @@
+//! `ferry status`: the state of each service's units on each host, and the release `current`
+//! points to. One connection and one remote script per host, hosts in parallel. Building the
+//! script, parsing its output, judging each unit and drawing the table are pure and unit-tested;
+//! only [`run`] and [`query_host`] do I/O.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::{Config, Host, Service};
+use crate::error::{Error, exit};
+use crate::report::{Format, Human, Reporter, Style, sanitize};
+use crate::shell;
+use crate::ssh;
+use crate::systemd::{self, UnitState};
+
+/// What to show on one host: each service with its unit names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPlan {
+    pub host: Host,
+    pub services: Vec<(String, Vec<String>)>,
+}
+
+/// Which hosts to query for which services, in config order. `hosts` are the selected hosts
+/// (all when `--host` was not given).
+pub fn plan(config: &Config, services: &[&Service], hosts: &[&Host]) -> Vec<HostPlan> {
+    let mut plans: BTreeMap<String, HostPlan> = BTreeMap::new();
+    for svc in services {
+        for h in hosts {
+            if !svc.hosts.contains(&h.name) {
+                continue;
+            }
+            let Some(host) = config.hosts.get(&h.name) else {
+                continue;
+            };
+            plans
+                .entry(h.name.clone())
+                .or_insert_with(|| HostPlan {
+                    host: host.clone(),
+                    services: Vec::new(),
+                })
+                .services
+                .push((
+                    svc.name.clone(),
+                    svc.units.iter().map(|u| u.name.clone()).collect(),
+                ));
+        }
+    }
+    plans.into_values().collect()
+}
+
+/// Marker lines that split the script's output into sections.
+const MARK: &str = "@ferry";
+
+/// The remote directory of a service (relative to the home directory).
+pub fn service_dir(service: &str) -> String {
+    format!(".local/share/ferry/{service}")
+}
+
+/// The one script a host runs: the time, and for each service the target of `current`, the
+/// units' properties and the state of the units that trigger them. Timestamps in UTC so they
+/// can be parsed whatever the host's time zone.
+pub fn script(services: &[(String, Vec<String>)]) -> String {
+    let mut s = String::from("TZ=UTC; export TZ; LC_ALL=C; export LC_ALL; set -f; ");
+    s.push_str(&format!("echo \"{MARK} now $(date +%s)\"; "));
+    for (name, units) in services {
+        s.push_str(&format!(
+            "printf '%s\\n' {}; ",
+            shell::quote(&format!("{MARK} service {name}"))
+        ));
+        let current = shell::home_path(&format!("{}/current", service_dir(name)));
+        s.push_str(&format!(
+            "printf '{MARK} current %s\\n' \"$(readlink {current} 2>/dev/null)\"; "
+        ));
+        if units.is_empty() {
+            continue;
+        }
+        s.push_str(&format!(
+            "echo '{MARK} show'; {}; ",
+            systemd::show_command(units)
+        ));
+        // Units that trigger ours (a socket, a timer), for judging an idle service.
+        let trig = systemd::systemctl(
+            &[
+                vec!["show".to_string()],
+                units.clone(),
+                vec!["--property=TriggeredBy".into(), "--value".into()],
+            ]
+            .concat(),
+        );
+        s.push_str(&format!(
+            "echo '{MARK} triggers'; t=$({trig}); if [ -n \"$(echo $t)\" ]; then systemctl --user show $t --property=Id,LoadState,ActiveState,SubState,Result; fi; "
+        ));
+    }
+    s.push_str(&format!("echo '{MARK} end'"));
+    s
+}
+
+/// What one host reported for one service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceReport {
+    pub service: String,
+    /// The target of `current` (empty when there is none).
+    pub current: String,
+    pub units: Vec<UnitState>,
+    pub triggers: Vec<UnitState>,
+}
+
+/// Parsed script output of one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostReport {
+    /// The host's clock (seconds since the epoch), for "since" durations without clock skew.
+    pub now: Option<u64>,
+    pub services: Vec<ServiceReport>,
+    /// The script ran to its end.
+    pub complete: bool,
+}
+
+/// Parse the output of [`script`].
+pub fn parse_output(out: &str) -> HostReport {
+    let mut report = HostReport::default();
+    let mut section = "";
+    let mut buf = String::new();
+    fn flush(report: &mut HostReport, section: &str, buf: &mut String) {
+        if let Some(svc) = report.services.last_mut() {
+            match section {
+                "show" => svc.units = systemd::parse_show(buf),
+                "triggers" => svc.triggers = systemd::parse_show(buf),
+                _ => {}
+            }
+        }
+        buf.clear();
+    }
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix(MARK).and_then(|r| r.strip_prefix(' ')) {
+            flush(&mut report, section, &mut buf);
+            let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+            match word {
+                "now" => report.now = arg.trim().parse().ok(),
+                "service" => report.services.push(ServiceReport {
+                    service: arg.to_string(),
+                    ..Default::default()
+                }),
+                "current" => {
+                    if let Some(svc) = report.services.last_mut() {
+                        svc.current = arg.trim().to_string();
+                    }
+                }
+                "end" => report.complete = true,
+                _ => {}
+            }
+            section = match word {
+                "show" => "show",
+                "triggers" => "triggers",
+                _ => "",
+            };
+            continue;
+        }
+        if !section.is_empty() {
+            buf.push_str(line);
+            buf.push('\n');
+        }
+    }
+    flush(&mut report, section, &mut buf);
+    report
+}
+
+/// The release id from the target of `current` (`releases/ID`): its last component, or None.
+pub fn release_id(target: &str) -> Option<String> {
+    let t = target.trim().trim_end_matches('/');
+    if t.is_empty() {
+        return None;
+    }
+    Some(t.rsplit('/').next().unwrap_or(t).to_string())
+}
+
+/// A `systemctl show` timestamp printed with TZ=UTC (`Tue 2026-11-24 12:00:00 UTC`) as
+/// seconds since the epoch.
+pub fn parse_timestamp(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let (date, time) = match parts.as_slice() {
+        [_dow, date, time, "UTC"] => (*date, *time),
+        [date, time, "UTC"] => (*date, *time),
+        _ => return None,
+    };
+    let t = humantime::parse_rfc3339_weak(&format!("{date} {time}")).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+}
+
+/// Whether a unit counts as up, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Up,
+    /// Not running, but started on demand by a listening socket or an active timer.
+    OnDemand(String),
+    Down(String),
+}
+
+impl Verdict {
+    pub fn ok(&self) -> bool {
+        !matches!(self, Verdict::Down(_))
+    }
+}
+
+/// Judge one unit; `others` are the service's other units and the units that trigger it.
+pub fn judge(unit: &UnitState, others: &[&UnitState]) -> Verdict {
+    if unit.load_state == "not-found" {
+        return Verdict::Down("not installed".into());
+    }
+    if unit.load_state == "masked" {
+        return Verdict::Down("masked".into());
+    }
+    if unit.active_state == "active" || unit.active_state == "reloading" {
+        return Verdict::Up;
+    }
+    if systemd::unit_type(&unit.id) == "service" && unit.active_state == "inactive" {
+        for t in &unit.triggered_by {
+            let Some(trigger) = others.iter().find(|o| &o.id == t) else {
+                continue;
+            };
+            if trigger.is_listening() {
+                return Verdict::OnDemand(format!("socket-activated: {t} is listening"));
+            }
+            if systemd::unit_type(t) == "timer"
+                && trigger.is_active()
+                && (unit.result == "success" || unit.result.is_empty())
+            {
+                return Verdict::OnDemand(format!("started by {t}"));
+            }
+        }
+    }
+    let mut why = match unit.active_state.as_str() {
+        "failed" => format!("failed (result: {})", unit.result),
+        "inactive" => "stopped".to_string(),
+        "activating" => format!("not up yet ({})", unit.sub_state),
+        "" => "no state reported".to_string(),
+        s => s.to_string(),
+    };
+    if unit.n_restarts > 0 {
+        why.push_str(&format!(", restarted {} times", unit.n_restarts));
+    }
+    Verdict::Down(why)
+}
+
+/// One unit on one host: a table row, or one JSON object.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnitStatus {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    pub unit: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+    /// When the unit entered its state (RFC 3339, UTC).
+    pub since: Option<String>,
+    /// Seconds in that state, by the host's clock.
+    pub since_seconds: Option<u64>,
+    pub main_pid: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub restarts: u64,
+    /// UnitFileState: enabled, disabled, static, ...
+    pub enabled: String,
+    /// The release id `current` points to; null when there is none.
+    pub release: Option<String>,
+    /// Sockets only: listening or not.
+    pub listening: Option<bool>,
+    pub listen: Vec<String>,
+    pub triggered_by: Vec<String>,
+    /// Up, or started on demand by a listening socket / active timer.
+    pub ok: bool,
+    /// Why it is not ok, or how it is started.
+    pub note: Option<String>,
+}
+
+/// The rows of one host's report.
+pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
+    let mut rows = Vec::new();
+    for svc in &report.services {
+        let release = release_id(&svc.current);
+        let others: Vec<&UnitState> = svc.units.iter().chain(svc.triggers.iter()).collect();
+        for u in &svc.units {
+            let verdict = judge(u, &others);
+            let raw_since = if u.is_active() && !u.active_enter_timestamp.is_empty() {
+                &u.active_enter_timestamp
+            } else {
+                &u.state_change_timestamp
+            };
+            let since = parse_timestamp(raw_since);
+            let is_socket = systemd::unit_type(&u.id) == "socket";
+            let mut note = match &verdict {
+                Verdict::Up => None,
+                Verdict::OnDemand(s) | Verdict::Down(s) => Some(s.clone()),
+            };
+            if is_socket && u.is_listening() && !u.listen.is_empty() {
+                let addrs: Vec<&str> = u
+                    .listen
+                    .iter()
+                    .map(|l| l.rsplit_once(" (").map(|(a, _)| a).unwrap_or(l))
+                    .collect();
+                note = Some(format!("listening on {}", addrs.join(", ")));
+            }
+            rows.push(UnitStatus {
+                kind: "unit",
+                host: host.to_string(),
+                service: svc.service.clone(),
+                unit: u.id.clone(),
+                load_state: u.load_state.clone(),
+                active_state: u.active_state.clone(),
+                sub_state: u.sub_state.clone(),
+                result: u.result.clone(),
+                since: since.map(|s| {
+                    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(s))
+                        .to_string()
+                }),
+                since_seconds: match (since, report.now) {
+                    (Some(s), Some(now)) => Some(now.saturating_sub(s)),
+                    _ => None,
+                },
+                main_pid: Some(u.main_pid).filter(|p| *p != 0 && u.is_active()),
+                memory_bytes: u.memory_current,
+                restarts: u.n_restarts,
+                enabled: u.unit_file_state.clone(),
+                release: release.clone(),
+                listening: is_socket.then(|| u.is_listening()),
+                listen: u.listen.clone(),
+                triggered_by: u.triggered_by.clone(),
+                ok: verdict.ok(),
+                note,
+            });
+        }
+    }
+    rows
+}
+
+/// `1.5M`, `320K`, `2.1G`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b}B")
+    } else if v < 10.0 {
+        format!("{v:.1}{}", UNITS[i])
+    } else {
+        format!("{v:.0}{}", UNITS[i])
+    }
+}
+
+/// `45s`, `12m 3s`, `3h 2m`, `5d 4h`: the two largest units.
+pub fn human_age(secs: u64) -> String {
+    let parts = [
+        (secs / 86400, "d"),
+        (secs % 86400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(n, _)| *n > 0 || first == 3)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A host that could not be asked (unreachable), or whose user manager did not answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HostError {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    /// false: connection or authentication failed; true: connected, but the query failed.
+    pub reachable: bool,
+    pub error: String,
+    pub hint: Option<String>,
+}
+
+impl Human for HostError {
+    fn human(&self, s: &Style) -> Option<String> {
+        let mut line = format!(
+            "{} {} {}",
+            s.bold(&self.host),
+            s.red(if self.reachable {
+                "ERROR"
+            } else {
+                "UNREACHABLE"
+            }),
+            sanitize(&self.error)
+        );
+        if let Some(h) = &self.hint {
+            line.push_str(&format!("\n  hint: {}", sanitize(h)));
+        }
+        Some(line)
+    }
+}
+
+/// The whole table (human output).
+#[derive(Debug, Serialize)]
+pub struct Table {
+    pub rows: Vec<UnitStatus>,
+}
+
+impl Human for Table {
+    fn human(&self, s: &Style) -> Option<String> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        Some(render_table(&self.rows, s))
+    }
+}
+
+/// Render rows as aligned columns; the service column only when there are several services.
+pub fn render_table(rows: &[UnitStatus], s: &Style) -> String {
+    let several_services = rows.windows(2).any(|w| w[0].service != w[1].service);
+    let mut header = vec!["HOST"];
+    if several_services {
+        header.push("SERVICE");
+    }
+    header.extend([
+        "UNIT", "STATE", "SINCE", "PID", "MEMORY", "RESTARTS", "ENABLED", "RELEASE", "NOTE",
+    ]);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut c = vec![sanitize(&r.host)];
+            if several_services {
+                c.push(sanitize(&r.service));
+            }
+            let state = if r.sub_state.is_empty() {
+                r.active_state.clone()
+            } else {
+                format!("{} ({})", r.active_state, r.sub_state)
+            };
+            c.extend([
+                sanitize(&r.unit),
+                sanitize(&state),
+                r.since_seconds
+                    .map(|a| format!("{} ago", human_age(a)))
+                    .or_else(|| r.since.clone())
+                    .unwrap_or_else(|| "-".into()),
+                r.main_pid
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.memory_bytes
+                    .map(human_bytes)
+                    .unwrap_or_else(|| "-".into()),
+                r.restarts.to_string(),
+                if r.enabled.is_empty() {
+                    "-".into()
+                } else {
+                    sanitize(&r.enabled)
+                },
+                r.release
+                    .as_deref()
+                    .map(sanitize)
+                    .unwrap_or_else(|| "none".into()),
+                r.note.as_deref().map(sanitize).unwrap_or_default(),
+            ]);
+            c
+        })
+        .collect();
+    let ncol = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &cells {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let state_col = if several_services { 3 } else { 2 };
+    let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w - text.chars().count()));
+    let mut lines = Vec::new();
+    let head: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i + 1 == ncol {
+                h.to_string()
+            } else {
+                pad(h, widths[i])
+            }
+        })
+        .collect();
+    lines.push(s.bold(head.join("  ").trim_end()));
+    for (row, r) in cells.iter().zip(rows) {
+        let cols: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let text = if i + 1 == ncol {
+                    c.clone()
+                } else {
+                    pad(c, widths[i])
+                };
+                if i == state_col {
+                    if r.ok { s.green(&text) } else { s.red(&text) }
+                } else {
+                    text
+                }
+            })
+            .collect();
+        lines.push(cols.join("  ").trim_end().to_string());
+    }
+    lines.join("\n")
+}
+
+/// The closing line.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub hosts: usize,
+    pub units: usize,
+    pub up: usize,
+    pub down: usize,
+    pub unreachable: usize,
+    /// Hosts reached whose user manager could not be queried.
+    pub failed: usize,
+}
+
+impl Human for Summary {
+    fn human(&self, s: &Style) -> Option<String> {
+        let mut text = if self.down == 0 {
+            format!("all {} unit(s) up on {} host(s)", self.up, self.hosts)
+        } else {
+            format!("{} of {} unit(s) down", self.down, self.units)
+        };
+        if self.unreachable > 0 {
+            text.push_str(&format!("; {} host(s) unreachable", self.unreachable));
+        }
+        if self.failed > 0 {
+            text.push_str(&format!("; {} host(s) could not be queried", self.failed));
+        }
+        Some(
+            if self.down == 0 && self.unreachable == 0 && self.failed == 0 {
+                s.green(&text)
+            } else {
+                s.red(&text)
+            },
+        )
+    }
+}
+
+/// The exit code: 0 only when every unit is up and every host answered; 3 when a host could not
+/// be reached; else 1.
+pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> i32 {
+    if unreachable > 0 {
+        exit::CONNECTION
+    } else if failed == 0 && rows.iter().all(|r| r.ok) {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Connect to one host and run its script.
+pub async fn query_host(plan: &HostPlan) -> Result<HostReport, Error> {
+    let conn = ssh::connect(&plan.host).await?;
+    let cmd = script(&plan.services);
+    let out = conn.exec(&cmd).await;
+    conn.close().await;
+    let out = out?;
+    let report = parse_output(&out.stdout_str());
+    if !report.complete {
+        return Err(Error::Command {
+            host: plan.host.name.clone(),
+            command: "systemctl --user show ...".into(),
+            status: out.status_text(),
+            stderr: out.stderr_str(),
+        });
+    }
+    // systemctl said nothing about the units: the user manager is not reachable.
+    let expected: usize = plan.services.iter().map(|(_, u)| u.len()).sum();
+    let got: usize = report.services.iter().map(|s| s.units.len()).sum();
+    if got < expected {
+        return Err(Error::Command {
+            host: plan.host.name.clone(),
+            command: "systemctl --user show".into(),
+            status: format!("reported {got} of {expected} units"),
+            stderr: out.stderr_str(),
+        });
+    }
+    Ok(report)
+}
+
+/// `ferry status [SERVICE...] [--host NAME...]`: load the config, select, run.
+pub async fn command(
+    config_path: &std::path::Path,
+    args: crate::cli::StatusArgs,
+    reporter: &Reporter,
+) -> Result<i32, Error> {
+    let config = crate::config::load(config_path)?;
+    let services = config
+        .select_services(&args.services)
+        .map_err(Error::Usage)?;
+    let hosts = config
+        .select_hosts(&args.filter.hosts)
+        .map_err(Error::Usage)?;
+    if services.is_empty() {
+        return Err(Error::Usage(format!(
+            "no services in {}: add a [services.NAME] table",
+            config_path.display()
+        )));
+    }
+    for svc in &services {
+        if svc.units.is_empty() {
+            reporter.warn(
+                None,
+                &format!("service `{}` has no units in the config", svc.name),
+            );
+        }
+    }
+    let plans = plan(&config, &services, &hosts);
+    if plans.is_empty() {
+        return Err(Error::Usage(
+            "none of the selected hosts runs the selected services".into(),
+        ));
+    }
+    Ok(run(plans, reporter).await)
+}
+
+/// `ferry status`: query the hosts in parallel, print in host order, return the exit code.
+pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
+    let tasks: Vec<_> = plans
+        .into_iter()
+        .map(|p| {
+            tokio::spawn(async move {
+                let r = query_host(&p).await;
+                (p, r)
+            })
+        })
+        .collect();
+    let hosts = tasks.len();
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for t in tasks {
+        let (plan, result) = t.await.expect("status task panicked");
+        match result {
+            Ok(report) => rows.extend(unit_statuses(&plan.host.name, &report)),
+            Err(e) => errors.push(HostError {
+                kind: "host",
+                host: plan.host.name.clone(),
+                reachable: !e.is_connection(),
+                hint: e.hint(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    match reporter.format {
+        Format::Json => rows.iter().for_each(|r| reporter.emit(r)),
+        Format::Human => reporter.emit(&Table { rows: rows.clone() }),
+    }
+    for e in &errors {
+        reporter.emit(e);
+    }
+    let up = rows.iter().filter(|r| r.ok).count();
+    let unreachable = errors.iter().filter(|e| !e.reachable).count();
+    let failed = errors.len() - unreachable;
+    reporter.emit(&Summary {
+        kind: "summary",
+        hosts,
+        units: rows.len(),
+        up,
+        down: rows.len() - up,
+        unreachable,
+        failed,
+    });
+    exit_code(&rows, unreachable, failed)
+}
+
+impl Human for UnitStatus {
+    fn human(&self, s: &Style) -> Option<String> {
+        Some(render_table(std::slice::from_ref(self), s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn services() -> Vec<(String, Vec<String>)> {
+        vec![
+            (
+                "web".into(),
+                vec!["web.service".into(), "web.socket".into()],
+            ),
+            ("it's".into(), vec![]),
+        ]
+    }
+
+    #[test]
+    fn script_quotes_and_marks_sections() {
+        let s = script(&services());
+        assert!(s.starts_with("TZ=UTC; export TZ;"), "{s}");
+        assert!(s.contains("printf '%s\\n' '@ferry service web';"), "{s}");
+        assert!(
+            s.contains("readlink \"$HOME\"/.local/share/ferry/web/current"),
+            "{s}"
+        );
+        assert!(s.contains("'@ferry service it'\\''s'"), "{s}");
+        assert!(
+            s.contains("systemctl --user show web.service web.socket --property=Id,"),
+            "{s}"
+        );
+        assert!(s.ends_with("echo '@ferry end'"));
+    }
+
+    /// The script runs in a real `sh` (with systemctl and readlink replaced) and parses back.
+    #[test]
+    fn script_runs_in_sh() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let fake = "#!/bin/sh\ncase \"$*\" in *--value*) echo web.socket; echo;; \
+            *Result) printf 'Id=web.socket\\nActiveState=active\\nSubState=listening\\n';; \
+            *) printf 'Id=web.service\\nActiveState=inactive\\nSubState=dead\\nTriggeredBy=web.socket\\n\\nId=web.socket\\nActiveState=active\\nSubState=listening\\n';; esac\n";
+        let sc = bin.join("systemctl");
+        std::fs::write(&sc, fake).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".local/share/ferry/web/releases/20261124T120000Z-aa"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            "releases/20261124T120000Z-aa",
+            home.join(".local/share/ferry/web/current"),
+        )
+        .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&services()))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let r = parse_output(&String::from_utf8(out.stdout).unwrap());
+        assert!(r.complete && r.now.is_some());
+        assert_eq!(r.services.len(), 2);
+        assert_eq!(r.services[0].current, "releases/20261124T120000Z-aa");
+        assert_eq!(r.services[0].units.len(), 2);
+        assert_eq!(r.services[0].triggers[0].id, "web.socket");
+        assert_eq!(r.services[1].service, "it's");
+        assert_eq!(r.services[1].current, "");
+        let rows = unit_statuses("h", &r);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.ok), "{rows:?}");
+        assert_eq!(rows[0].release.as_deref(), Some("20261124T120000Z-aa"));
+    }
+
+    const OUT: &str = "@ferry now 1764000100
+@ferry service app
+@ferry current releases/20261124T123456Z-1a2b3c4d
+@ferry show
+Id=app.service
+LoadState=loaded
+ActiveState=active
+SubState=running
+Result=success
+NRestarts=2
+MainPID=4242
+ActiveEnterTimestamp=Mon 2025-11-24 16:00:00 UTC
+StateChangeTimestamp=Mon 2025-11-24 16:00:00 UTC
+UnitFileState=enabled
+MemoryCurrent=1572864
+
+Id=app.socket
+LoadState=loaded
+ActiveState=active
+SubState=listening
+Result=success
+Listen=/run/user/1009/app.sock (Stream)
+UnitFileState=enabled
+MemoryCurrent=[not set]
+
+Id=bad.service
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+Result=exit-code
+MainPID=0
+ExecMainPID=77
+StateChangeTimestamp=Mon 2025-11-24 15:59:00 UTC
+UnitFileState=disabled
+
+Id=gone.service
+LoadState=not-found
+ActiveState=inactive
+SubState=dead
+@ferry triggers
+@ferry service idle
+@ferry current
+@ferry show
+Id=idle.service
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+Result=success
+TriggeredBy=idle.socket
+UnitFileState=static
+
+Id=stopped.service
+LoadState=loaded
+ActiveState=inactive
+SubState=dead
+Result=success
+UnitFileState=enabled
+@ferry triggers
+Id=idle.socket
+LoadState=loaded
+ActiveState=active
+SubState=listening
+@ferry end
+";
+
+    #[test]
+    fn parses_and_judges() {
+        let r = parse_output(OUT);
+        assert!(r.complete);
+        assert_eq!(r.now, Some(1764000100));
+        let rows = unit_statuses("h1", &r);
+        let by = |u: &str| rows.iter().find(|r| r.unit == u).unwrap();
+        let app = by("app.service");
+        assert!(app.ok);
+        assert_eq!(app.since.as_deref(), Some("2025-11-24T16:00:00Z"));
+        assert_eq!(app.since_seconds, Some(100));
+        assert_eq!(app.main_pid, Some(4242));
+        assert_eq!(app.memory_bytes, Some(1572864));
+        assert_eq!(app.restarts, 2);
+        assert_eq!(app.enabled, "enabled");
+        assert_eq!(app.release.as_deref(), Some("20261124T123456Z-1a2b3c4d"));
+        assert_eq!(app.listening, None);
+        let sock = by("app.socket");
+        assert!(sock.ok);
+        assert_eq!(sock.listening, Some(true));
+        assert_eq!(
+            sock.note.as_deref(),
+            Some("listening on /run/user/1009/app.sock")
+        );
+        let bad = by("bad.service");
+        assert!(!bad.ok);
+        assert_eq!(bad.main_pid, None);
+        assert_eq!(bad.note.as_deref(), Some("failed (result: exit-code)"));
+        assert_eq!(bad.since_seconds, Some(160));
+        assert_eq!(by("gone.service").note.as_deref(), Some("not installed"));
+        let idle = by("idle.service");
+        assert!(idle.ok, "{idle:?}");
+        assert_eq!(idle.release, None);
+        assert_eq!(
+            idle.note.as_deref(),
+            Some("socket-activated: idle.socket is listening")
+        );
+        let stopped = by("stopped.service");
+        assert!(!stopped.ok);
+        assert_eq!(stopped.note.as_deref(), Some("stopped"));
+        assert_eq!(exit_code(&rows, 0, 0), exit::FAILED);
+        let ups: Vec<UnitStatus> = rows.iter().filter(|r| r.ok).cloned().collect();
+        assert_eq!(exit_code(&ups, 0, 0), exit::OK);
+        assert_eq!(exit_code(&ups, 1, 0), exit::CONNECTION);
+        assert_eq!(exit_code(&ups, 0, 1), exit::FAILED);
+    }
+
+    #[test]
+    fn a_socket_that_is_not_listening_is_down() {
+        let svc = UnitState {
+            id: "a.service".into(),
+            load_state: "loaded".into(),
+            active_state: "inactive".into(),
+            result: "success".into(),
+            triggered_by: vec!["a.socket".into()],
+            ..Default::default()
+        };
+        let sock = UnitState {
+            id: "a.socket".into(),
+            load_state: "loaded".into(),
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            ..Default::default()
+        };
+        assert_eq!(judge(&svc, &[&sock]), Verdict::Down("stopped".into()));
+        assert!(!judge(&sock, &[&svc]).ok());
+        let timer = UnitState {
+            id: "a.timer".into(),
+            active_state: "active".into(),
+            sub_state: "waiting".into(),
+            ..Default::default()
+        };
+        let svc = UnitState {
+            triggered_by: vec!["a.timer".into()],
+            ..svc
+        };
+        assert_eq!(
+            judge(&svc, &[&timer]),
+            Verdict::OnDemand("started by a.timer".into())
+        );
+    }
+
+    #[test]
+    fn release_ids_and_timestamps() {
+        assert_eq!(
+            release_id("releases/20261124T123456Z-1a2b3c4d").as_deref(),
+            Some("20261124T123456Z-1a2b3c4d")
+        );
+        assert_eq!(release_id(""), None);
+        assert_eq!(release_id("/abs/releases/x/").as_deref(), Some("x"));
+        assert_eq!(
+            parse_timestamp("Tue 2026-11-24 12:00:00 UTC"),
+            Some(1795521600)
+        );
+        assert_eq!(parse_timestamp("n/a"), None);
+        assert_eq!(parse_timestamp("Tue 2026-11-24 12:00:00 CET"), None);
+        assert_eq!(parse_timestamp(""), None);
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1572864), "1.5M");
+        assert_eq!(human_bytes(50 * 1024 * 1024), "50M");
+        assert_eq!(human_age(0), "0s");
+        assert_eq!(human_age(45), "45s");
+        assert_eq!(human_age(723), "12m 3s");
+        assert_eq!(human_age(3 * 3600 + 125), "3h 2m");
+        assert_eq!(human_age(86400 * 5 + 3600 * 4 + 9), "5d 4h");
+        assert_eq!(human_age(7200), "2h");
+    }
+
+    #[test]
+    fn renders_an_aligned_table() {
+        let rows = unit_statuses("h1", &parse_output(OUT));
+        let t = render_table(&rows, &Style { color: false });
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), rows.len() + 1);
+        assert!(lines[0].starts_with("HOST  SERVICE  UNIT"), "{t}");
+        let col = lines[0].find("STATE").unwrap();
+        assert_eq!(&lines[1][col..col + 16], "active (running)", "{t}");
+        assert!(
+            lines[1].contains("1m 40s ago") && lines[1].contains("1.5M"),
+            "{t}"
+        );
+        assert!(lines[1].contains("20261124T123456Z-1a2b3c4d"), "{t}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("idle.service") && l.contains("none")),
+            "{t}"
+        );
+        let coloured = render_table(&rows, &Style { color: true });
+        assert!(coloured.contains("\x1b[31mfailed (failed)"), "{coloured}");
+    }
+
+    #[test]
+    fn json_fields() {
+        let rows = unit_statuses("h1", &parse_output(OUT));
+        let v = serde_json::to_value(&rows[1]).unwrap();
+        for k in [
+            "type",
+            "host",
+            "service",
+            "unit",
+            "active_state",
+            "sub_state",
+            "since",
+            "main_pid",
+            "memory_bytes",
+            "restarts",
+            "enabled",
+            "release",
+            "listening",
+            "ok",
+        ] {
+            assert!(v.get(k).is_some(), "{k} missing in {v}");
+        }
+        assert_eq!(v["type"], "unit");
+        assert_eq!(v["listening"], true);
+    }
+}
