@@ -83,6 +83,8 @@ pub struct FileSpec {
     /// Path relative to the release directory, normalised (`a/b`, no `.`/`..`).
     pub dest: String,
     pub mode: u32,
+    /// A secret (key, token, password file): mode 0600 unless a stricter one is given.
+    pub secret: bool,
 }
 
 /// Health checks of a service; all that are set must pass.
@@ -215,6 +217,7 @@ struct RawFile {
     source: String,
     dest: String,
     mode: Option<String>,
+    secret: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -712,9 +715,18 @@ impl Validator<'_> {
                     ),
                 );
             }
+            let secret = f.secret.unwrap_or(false);
             let mode = match &f.mode {
+                None if secret => 0o600,
                 None => 0o644,
                 Some(m) => match parse_mode(m) {
+                    Ok(m) if secret && m & 0o077 != 0 => {
+                        self.error(
+                            &fk("mode"),
+                            format!("`{m}`: a secret file must not be readable by group or others; use \"0600\" or \"0400\" (or leave mode out)"),
+                        );
+                        0o600
+                    }
                     Ok(m) => m,
                     Err(e) => {
                         self.error(&fk("mode"), format!("`{m}`: {e}"));
@@ -726,6 +738,7 @@ impl Validator<'_> {
                 source: base.join(&f.source),
                 dest,
                 mode,
+                secret,
             });
         }
         let health = s.health.map(|h| self.health(name, h));
@@ -1139,6 +1152,20 @@ mode = "0755"
         assert_eq!(e.0.len(), 2, "{e}");
         assert_eq!(e.0[0].key, "services.s.units[1]");
         assert_eq!(e.0[1].key, "services.s.units[2]");
+    }
+
+    #[test]
+    fn secret_files_default_to_0600_and_refuse_loose_modes() {
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[[services.s.files]]\nsource = \"k\"\ndest = \"etc/key\"\nsecret = true\n",
+        );
+        assert_eq!(c.services["s"].files[0].mode, 0o600);
+        assert!(c.services["s"].files[0].secret);
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[[services.s.files]]\nsource = \"k\"\ndest = \"etc/key\"\nsecret = true\nmode = \"0644\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.files[0].mode");
+        assert!(e.0[0].message.contains("secret"));
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub struct FilePlan {
     pub source: PathBuf,
     pub mode: u32,
     pub size: u64,
+    /// Not printed: a hash of a short secret could be guessed.
+    #[serde(skip)]
     pub sha256: String,
     pub change: Change,
     pub transfer: Transfer,

@@ -67,10 +67,24 @@ fn deploys_the_example_and_redeploys_a_change() {
     r.reset(user);
     let p = Project::new();
     p.write("message.txt", "hello, release one\n");
-    p.config(&demo_config(&p, user, "demo", port, ""));
+    p.write("api-token", "hunter2-s3cr3t-token\n");
+    p.config(&format!(
+        "{}\n[[services.demo.files]]\nsource = \"api-token\"\ndest = \"etc/api-token\"\nsecret = true\n",
+        demo_config(&p, user, "demo", port, "")
+    ));
 
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
+    // The secret is 0600 on the host and appears nowhere in ferry's output.
+    let mode = r.ssh(
+        user,
+        "stat -c %a ~/.local/share/ferry/demo/current/etc/api-token",
+    );
+    assert_eq!(mode.trim(), "600");
+    assert!(
+        !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
+        "{run}"
+    );
     let first = result_event(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(get_unix(user), "hello, release one\n");
     assert_eq!(
@@ -117,8 +131,12 @@ fn deploys_the_example_and_redeploys_a_change() {
     assert_eq!(bin["transfer"], "reuse", "{run}");
     assert_eq!(snapshot(), before, "dry run changed the remote");
     // Human dry-run output names the change.
-    let run = p.ferry(&["deploy", "--dry-run"]);
+    let run = p.ferry(&["-v", "deploy", "--dry-run"]);
     run.assert_code(0);
+    assert!(
+        !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
+        "{run}"
+    );
     assert!(
         run.stdout.contains("changed  upload share/message.txt"),
         "{run}"
