@@ -663,33 +663,38 @@ impl Job<'_> {
             args.push(format!("--user-unit={u}"));
         }
         let cmd = crate::shell::command(&args);
-        match self.conn.exec(&cmd).await {
-            Ok(out) => {
-                let text = crate::report::sanitize_bytes(&out.stdout);
-                let lines: Vec<&str> = text
-                    .split("\\n")
-                    .flat_map(|l| l.lines())
-                    .filter(|l| !l.is_empty())
-                    .collect();
-                if lines.is_empty() {
+        // A failing process's own output reaches journald through a stream that can be read
+        // after systemd's messages about the failure: wait a little for it, at most ~2 s.
+        let mut lines = Vec::new();
+        for attempt in 0..8 {
+            match self.conn.exec(&cmd).await {
+                Ok(out) => lines = journal_lines(&out.stdout),
+                Err(e) => {
                     self.reporter.warn(
                         Some(&self.host.name),
-                        "the journal has no lines from these units (is the journal persistent and readable? see `ferry doctor`)",
+                        &format!("cannot read the journal: {e}"),
                     );
-                }
-                for line in lines {
-                    self.reporter.emit(&JournalEvent {
-                        kind: "journal",
-                        host: self.host.name.clone(),
-                        service: self.service.name.clone(),
-                        line: line.to_string(),
-                    });
+                    return;
                 }
             }
-            Err(e) => self.reporter.warn(
+            if has_process_output(&lines) || attempt == 7 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if lines.is_empty() {
+            self.reporter.warn(
                 Some(&self.host.name),
-                &format!("cannot read the journal: {e}"),
-            ),
+                "the journal has no lines from these units (is the journal persistent and readable? see `ferry doctor`)",
+            );
+        }
+        for line in lines {
+            self.reporter.emit(&JournalEvent {
+                kind: "journal",
+                host: self.host.name.clone(),
+                service: self.service.name.clone(),
+                line,
+            });
         }
     }
 
@@ -1115,6 +1120,24 @@ pub fn revert_script(
     )
 }
 
+/// Lines of `journalctl -o short-iso` output, made safe to print.
+fn journal_lines(raw: &[u8]) -> Vec<String> {
+    raw.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(crate::report::sanitize_bytes)
+        .collect()
+}
+
+/// Does any line come from the unit's own processes (not from systemd about the unit)?
+/// short-iso lines are `TIME HOST IDENTIFIER[PID]: MESSAGE`.
+fn has_process_output(lines: &[String]) -> bool {
+    lines.iter().any(|l| {
+        l.split_whitespace()
+            .nth(2)
+            .is_some_and(|ident| !ident.starts_with("systemd["))
+    })
+}
+
 fn human_bytes(n: u64) -> String {
     const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -1286,6 +1309,20 @@ mod tests {
         assert_eq!(combine_codes(&[4, 5]), 5);
         assert_eq!(combine_codes(&[5, 3, 4]), 3);
         assert_eq!(combine_codes(&[3, 1, 0]), 1);
+    }
+
+    #[test]
+    fn journal_output() {
+        let raw = b"2026-11-24T13:10:19+0000 h systemd[58]: Started bad.service.\n2026-11-24T13:10:19+0000 h sh[9]: bad \x1b[31mred\xff\n";
+        let lines = journal_lines(raw);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[1].ends_with("bad \\u{1b}[31mred\\xff"),
+            "{}",
+            lines[1]
+        );
+        assert!(has_process_output(&lines));
+        assert!(!has_process_output(&lines[..1]));
     }
 
     #[test]

@@ -279,3 +279,63 @@ fn quoting_round_trips_through_the_remote_shell() {
         conn.close().await;
     });
 }
+
+/// With no `identity`, ferry authenticates with the keys of ssh-agent (SSH_AUTH_SOCK).
+#[test]
+fn ssh_agent_authenticates() {
+    let r = remote();
+    let p = Project::new();
+    let sock = p.path("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(agent);
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let add = std::process::Command::new("ssh-add")
+        .arg(&r.key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let cfg: String = host_table("web1", "ferry1")
+        .lines()
+        .filter(|l| !l.starts_with("identity"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.config(&cfg);
+    let sock_str = sock.display().to_string();
+    let run = p.ferry_env(
+        &["--output", "json", "doctor"],
+        &[("SSH_AUTH_SOCK", &sock_str)],
+    );
+    run.assert_code(0);
+    let auth = check(&run.json(), "authenticated").clone();
+    assert!(
+        auth["detail"].as_str().unwrap().contains("ssh-agent"),
+        "{auth}"
+    );
+    // Without the agent (and no key files in HOME) nothing is left to try: a clear error.
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("no key available"), "{run}");
+}

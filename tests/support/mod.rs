@@ -260,14 +260,25 @@ pub fn ferry_bin() -> &'static str {
 
 /// The demo server binary, built by cargo as an example of this package.
 pub fn demo_bin() -> PathBuf {
-    let bin = Path::new(ferry_bin());
-    let p = bin.parent().unwrap().join("examples").join("ferry-demo");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --examples` (cargo test does)",
-        p.display()
-    );
-    p
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let bin = Path::new(ferry_bin());
+            let p = bin.parent().unwrap().join("examples").join("ferry-demo");
+            if !p.exists() {
+                // `cargo test --all-targets` builds examples as tests only: build the binary.
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "--example", "ferry-demo"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .status()
+                    .expect("cargo runs");
+                assert!(status.success(), "cargo build --example ferry-demo failed");
+            }
+            assert!(p.exists(), "{} is missing after building it", p.display());
+            p
+        })
+        .clone()
 }
 
 /// A `[hosts.NAME]` table for the test remote as `user`.
