@@ -749,18 +749,21 @@ impl Validator<'_> {
                 "must be at least 2 (the current release and one to roll back to)",
             );
         }
+        // The self-revert must not fire while ferry is still verifying: confirm_timeout covers
+        // the start, the settle time and the health checks. The default: 60 s, or that plus 10 s.
+        let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
+        let verification = start_timeout + settle_time + health_timeout;
         let confirm_timeout = self.duration(
             &sk("confirm_timeout"),
             s.confirm_timeout.as_deref(),
-            Duration::from_secs(60),
+            (verification + Duration::from_secs(10)).max(Duration::from_secs(60)),
         );
-        let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
-        if s.confirm_timeout.is_some() && confirm_timeout <= start_timeout + health_timeout {
+        if s.confirm_timeout.is_some() && confirm_timeout <= verification {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
-                    "must be longer than start_timeout + health.timeout ({}); otherwise the host reverts a deploy that is still being verified",
-                    humantime::format_duration(start_timeout + health_timeout)
+                    "must be longer than start_timeout + settle_time + health.timeout ({}); otherwise the host reverts a deploy that is still being verified",
+                    humantime::format_duration(verification)
                 ),
             );
         }
@@ -1097,6 +1100,11 @@ mode = "0755"
         assert_eq!(s.settle_time, Duration::from_millis(1500));
         assert_eq!(s.keep_releases, 5);
         assert_eq!(s.confirm_timeout, Duration::from_secs(60));
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[services.s]\nstart_timeout = \"5m\"\n");
+        assert_eq!(
+            c.services["s"].confirm_timeout,
+            Duration::from_secs(300) + Duration::from_millis(1500) + Duration::from_secs(10)
+        );
         assert_eq!(s.units[0].name, "app.service");
         assert_eq!(s.units[0].source, PathBuf::from("conf/deploy/app.service"));
         assert_eq!(s.files[0].mode, 0o755);

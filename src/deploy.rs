@@ -495,7 +495,7 @@ impl Job<'_> {
                 .await?;
         }
         let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
-        sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o644)
+        sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o600)
             .await?;
         sftp.rename(&staging, &self.paths.release(&plan.release))
             .await?;
@@ -570,10 +570,11 @@ impl Job<'_> {
                     .iter()
                     .any(|t| by_id.get(t.as_str()).is_some_and(|s| s.is_listening()));
                 let mut v = systemd::assess(st, before.get(u).map(String::as_str), listening);
-                // Up, but a new invocation since it first was: it restarted behind our back.
-                if let Verdict::Up(_) = v {
+                // Active and up, but another invocation than when first seen active: it
+                // restarted behind our back (a crash loop with a long RestartSec).
+                if matches!(v, Verdict::Up(_)) && st.is_active() && !st.invocation_id.is_empty() {
                     match invocations.get(u) {
-                        Some(prev) if !st.invocation_id.is_empty() && *prev != st.invocation_id => {
+                        Some(prev) if *prev != st.invocation_id => {
                             v = Verdict::Failed(
                                 "restarted while being verified (crash loop?)".into(),
                             );
@@ -714,7 +715,18 @@ impl Job<'_> {
     }
 
     fn revert_unit(&self) -> String {
-        format!("ferry-revert-{}", self.service.name)
+        self.paths.revert_unit()
+    }
+
+    /// Stop a pending self-revert (an explicit rollback takes over from it).
+    pub async fn cancel_pending_revert(&self) -> Result<()> {
+        let unit = quote(&self.revert_unit());
+        self.conn
+            .run(&format!(
+                "systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; true"
+            ))
+            .await
+            .map(|_| ())
     }
 
     /// Arm a transient timer that reverts to `previous` unless disarmed in time.
@@ -819,6 +831,18 @@ impl Job<'_> {
         *journal_units = verify_units.clone();
         let script = activation.script(&self.paths);
         let out = self.conn.exec(&script).await?;
+        if out.status.is_none() && out.signal.is_none() {
+            // The channel closed without an exit status: the connection is gone. Nothing more
+            // can be done from here; an armed self-revert restores the host by itself.
+            return Err(Error::Ssh {
+                host: self.host.name.clone(),
+                message: format!(
+                    "the connection was lost during the activation of {}; if a previous release existed, the host reverts to it by itself within confirm_timeout ({})",
+                    activation.release,
+                    humantime::format_duration(self.service.confirm_timeout)
+                ),
+            });
+        }
         if !out.success() {
             return Ok(Err((
                 format!(
@@ -899,7 +923,10 @@ impl Job<'_> {
             ));
         }
         let holder = format!("{} (deploy, since {})", origin.by, release::now_rfc3339());
-        let lock = lock::acquire(self.conn, &self.paths, opts.lock_wait, &holder).await?;
+        let lock = lock::acquire(self.conn, &self.paths, opts.lock_wait, &holder, |h| {
+            self.phase("lock", format!("waiting for the lock held by {h}"))
+        })
+        .await?;
         let result = self.deploy_locked(local, origin, opts, &dests).await;
         lock.release().await;
         result
@@ -920,6 +947,18 @@ impl Job<'_> {
             ))
             .await?;
         let remote = self.remote_state(dests).await?;
+        if remote.revert_pending {
+            return Err(Error::Failed {
+                message: format!(
+                    "{}: the deploy of {} was never confirmed (ferry stopped before the end) and the host will revert it to the previous release by itself within confirm_timeout ({}); wait for that, or run `ferry rollback {}` now",
+                    self.host.name,
+                    remote.current.as_deref().unwrap_or("the current release"),
+                    humantime::format_duration(self.service.confirm_timeout),
+                    self.service.name
+                ),
+                code: exit::FAILED,
+            });
+        }
         let mut id = release::release_id(std::time::SystemTime::now(), &local.content_hash());
         while remote.releases.contains(&id) || remote.current.as_ref() == Some(&id) {
             tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -937,18 +976,29 @@ impl Job<'_> {
         self.upload(&plan, local).await?;
 
         let activation = Activation::for_plan(&plan);
-        self.switch(&plan.manifest, activation, &remote, "deploy", origin, opts)
-            .await
+        self.switch(
+            &plan.manifest,
+            activation,
+            &remote,
+            "deploy",
+            true,
+            origin,
+            opts,
+        )
+        .await
     }
 
     /// Make `new` live (its files are on the host), verify it, then confirm it or go back to
-    /// the release that was current. Used by deploy and by rollback.
+    /// the release that was current. Used by deploy (with the self-revert timer armed) and by
+    /// rollback (without: its target is a release that was healthy before).
+    #[allow(clippy::too_many_arguments)]
     pub async fn switch(
         &self,
         new: &Manifest,
         activation: Activation,
         remote: &plan::RemoteState,
         action: &str,
+        arm: bool,
         origin: &Origin,
         opts: &Options,
     ) -> Result<HostResult> {
@@ -958,7 +1008,7 @@ impl Job<'_> {
             .manifest
             .clone()
             .filter(|m| Some(&m.id) == previous.as_ref());
-        let armed = if let Some(pm) = &prev_manifest {
+        let armed = if let Some(pm) = prev_manifest.as_ref().filter(|_| arm) {
             self.arm_revert(new, pm, &origin.by).await?;
             true
         } else {
@@ -1104,7 +1154,7 @@ pub fn revert_script(
     format!(
         "cd \"$HOME\" || exit 1\n\
          exec 9>>{lock}\n\
-         flock -w 120 9 || exit 1\n\
+         flock -w 600 9 || exit 1\n\
          [ \"$(readlink {current})\" = {expected} ] || {{ echo 'a newer deploy or rollback happened: nothing to revert'; exit 0; }}\n\
          (\n{activation})\n\
          rc=$?\n\
@@ -1355,7 +1405,7 @@ mod tests {
         };
         let s = revert_script(&p, "20261124T000001Z-00000002", &a, &rec);
         assert!(s.contains("[ \"$(readlink .local/share/ferry/web/current)\" = releases/20261124T000001Z-00000002 ]"), "{s}");
-        assert!(s.contains("flock -w 120 9"));
+        assert!(s.contains("flock -w 600 9"));
         assert!(s.contains("restart --no-block web.service"));
     }
 }

@@ -41,13 +41,64 @@ pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str) -> String {
     )
 }
 
-/// Take the service's lock on the host, failing at once (or after `wait`) if it is held.
+/// Take the service's lock on the host. When it is held: fail at once, or, with `wait`, call
+/// `on_wait` with the holder and wait up to `wait` for it.
 pub async fn acquire(
     conn: &Connection,
     paths: &Paths,
     wait: Option<Duration>,
     holder: &str,
+    on_wait: impl FnOnce(&str),
 ) -> Result<RemoteLock> {
+    match attempt(conn, paths, None, holder).await? {
+        Ok(lock) => return Ok(lock),
+        Err(current) => {
+            if let Some(w) = wait {
+                on_wait(&current);
+                if let Ok(lock) = attempt(conn, paths, Some(w), holder).await? {
+                    return Ok(lock);
+                }
+            }
+        }
+    }
+    let current = holder_of(conn, paths).await;
+    let waited = match wait {
+        Some(d) => format!(" (waited {})", humantime::format_duration(d)),
+        None => String::new(),
+    };
+    Err(Error::Failed {
+        message: format!(
+            "{}: service `{}` is locked by {current}{waited}; wait for it to finish, or pass --lock-wait DURATION",
+            conn.host, paths.service
+        ),
+        code: exit::LOCKED,
+    })
+}
+
+/// Who holds the lock, from the holder's note.
+async fn holder_of(conn: &Connection, paths: &Paths) -> String {
+    let info = conn
+        .exec(&format!(
+            "cd \"$HOME\" && cat {} 2>/dev/null",
+            quote(&format!("{}.info", paths.lock()))
+        ))
+        .await
+        .map(|o| o.stdout_str().trim().to_string())
+        .unwrap_or_default();
+    if info.is_empty() {
+        "another deploy".to_string()
+    } else {
+        info
+    }
+}
+
+/// One try: Ok(Ok(lock)), or Ok(Err(holder)) when someone else holds it.
+async fn attempt(
+    conn: &Connection,
+    paths: &Paths,
+    wait: Option<Duration>,
+    holder: &str,
+) -> Result<std::result::Result<RemoteLock, String>> {
     let mut channel = conn.open_exec(&command(paths, wait, holder)).await?;
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
@@ -57,7 +108,7 @@ pub async fn acquire(
             ChannelMsg::Data { data } => {
                 stdout.extend_from_slice(&data);
                 if stdout.windows(9).any(|w| w == b"acquired\n") {
-                    return Ok(RemoteLock { channel });
+                    return Ok(Ok(RemoteLock { channel }));
                 }
             }
             ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
@@ -67,30 +118,7 @@ pub async fn acquire(
         }
     }
     if status == Some(BUSY) {
-        let info = conn
-            .exec(&format!(
-                "cd \"$HOME\" && cat {} 2>/dev/null",
-                quote(&format!("{}.info", paths.lock()))
-            ))
-            .await
-            .map(|o| o.stdout_str().trim().to_string())
-            .unwrap_or_default();
-        let holder = if info.is_empty() {
-            "another deploy".to_string()
-        } else {
-            info
-        };
-        let waited = match wait {
-            Some(d) => format!(" (waited {})", humantime::format_duration(d)),
-            None => String::new(),
-        };
-        return Err(Error::Failed {
-            message: format!(
-                "{}: service `{}` is locked by {holder}{waited}; wait for it to finish, or pass --lock-wait DURATION",
-                conn.host, paths.service
-            ),
-            code: exit::LOCKED,
-        });
+        return Ok(Err(holder_of(conn, paths).await));
     }
     Err(Error::Command {
         host: conn.host.clone(),

@@ -82,6 +82,8 @@ pub struct RemoteState {
     pub installed_units: BTreeMap<String, String>,
     /// Raw history.jsonl.
     pub history: Vec<release::HistoryRecord>,
+    /// The self-revert timer of an earlier, unconfirmed deploy is still armed.
+    pub revert_pending: bool,
 }
 
 /// Shell script printing the remote state as `key=value` lines.
@@ -94,9 +96,11 @@ pub fn remote_state_script(paths: &Paths, dests: &[String]) -> String {
          if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
          if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
          if [ -f \"$S/history.jsonl\" ]; then while IFS= read -r l; do echo \"history=$l\"; done < \"$S/history.jsonl\"; fi\n\
-         for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n",
+         for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n\
+         echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
+        timer = quote(&format!("{}.timer", paths.revert_unit())),
     );
     if !dests.is_empty() {
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
@@ -127,6 +131,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                 }
             }
             "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
+            "revert_timer" => st.revert_pending = v.trim() == "active",
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
             "history" => {
                 if let Ok(r) = serde_json::from_str(v) {
@@ -670,7 +675,7 @@ dest = "share/msg"
             start: vec![],
         };
         let text = format!(
-            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\n",
+            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nrevert_timer=active\n",
             serde_json::to_string(&m).unwrap(),
             "11".repeat(32),
             "aa".repeat(32)
@@ -682,6 +687,7 @@ dest = "share/msg"
         assert_eq!(st.installed_units["app.service"], "11".repeat(32));
         assert_eq!(st.current_files["bin/app"], "aa".repeat(32));
         assert!(st.history.is_empty());
+        assert!(st.revert_pending);
     }
 
     #[test]

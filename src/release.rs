@@ -57,6 +57,10 @@ impl Paths {
     pub fn unit(&self, name: &str) -> String {
         format!("{UNIT_DIR}/{name}")
     }
+    /// The transient unit of the self-arming revert (`.timer` and `.service`).
+    pub fn revert_unit(&self) -> String {
+        format!("ferry-revert-{}", self.service)
+    }
 }
 
 /// `ferry` directory inside a release.

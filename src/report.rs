@@ -141,6 +141,7 @@ impl Reporter {
 
     /// A warning on stderr (shown even with --quiet).
     pub fn warn(&self, host: Option<&str>, message: &str) {
+        let message = &sanitize_lines(message);
         let prefix = self.err_style.yellow("warning:");
         let line = match host {
             Some(h) => format!("{prefix} {h}: {message}"),
@@ -151,9 +152,18 @@ impl Reporter {
 
     /// An error with its hint on stderr.
     pub fn error(&self, err: &Error) {
-        let mut text = format!("{} {err}", self.err_style.red("error:"));
+        // Errors carry remote text (stderr of commands): never let it drive the terminal.
+        let mut text = format!(
+            "{} {}",
+            self.err_style.red("error:"),
+            sanitize_lines(&err.to_string())
+        );
         if let Some(hint) = err.hint() {
-            text.push_str(&format!("\n{} {hint}", self.err_style.bold("hint:")));
+            text.push_str(&format!(
+                "\n{} {}",
+                self.err_style.bold("hint:"),
+                sanitize_lines(&hint)
+            ));
         }
         self.stderr_line(&text);
     }
@@ -193,6 +203,11 @@ pub fn sanitize(s: &str) -> String {
     out
 }
 
+/// [`sanitize`] each line, keeping the line breaks.
+pub fn sanitize_lines(s: &str) -> String {
+    s.split('\n').map(sanitize).collect::<Vec<_>>().join("\n")
+}
+
 /// Bytes as text: valid UTF-8 as is, invalid bytes as `\xNN`, control characters escaped.
 pub fn sanitize_bytes(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
@@ -215,6 +230,7 @@ mod tests {
         assert_eq!(sanitize("tab\tok"), "tab\tok");
         assert_eq!(sanitize_bytes(b"ok \xff\xfe end\n"), "ok \\xff\\xfe end\\n");
         assert_eq!(sanitize_bytes("ünï".as_bytes()), "ünï");
+        assert_eq!(sanitize_lines("a\x1b]0;x\x07\nb"), "a\\u{1b}]0;x\\u{7}\nb");
     }
 
     #[test]

@@ -88,7 +88,10 @@ async fn rollback_host(
             origin.by,
             release::now_rfc3339()
         );
-        let lock = lock::acquire(&conn, &job.paths, opts.lock_wait, &holder).await?;
+        let lock = lock::acquire(&conn, &job.paths, opts.lock_wait, &holder, |h| {
+            reporter.progress(Some(&host.name), &format!("waiting for the lock held by {h}"))
+        })
+        .await?;
         let r = async {
             let remote = job.remote_state(&[]).await?;
             let out = conn.run(&manifests_script(&job.paths)).await?;
@@ -136,7 +139,14 @@ async fn rollback_host(
                 });
             };
             let activation = Activation::back_to(&manifest, remote.manifest.as_ref());
-            job.switch(&manifest, activation, &remote, "rollback", origin, opts)
+            if remote.revert_pending {
+                reporter.warn(
+                    Some(&host.name),
+                    "an unconfirmed deploy's self-revert was pending: cancelled, this rollback takes over",
+                );
+                job.cancel_pending_revert().await?;
+            }
+            job.switch(&manifest, activation, &remote, "rollback", false, origin, opts)
                 .await
         }
         .await;

@@ -156,6 +156,9 @@ impl Sftp {
         dst.flush()
             .await
             .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
+        dst.sync_all()
+            .await
+            .map_err(|e| self.err(format!("cannot fsync {tmp}"), e))?;
         dst.shutdown()
             .await
             .map_err(|e| self.err(format!("cannot close {tmp}"), e))?;

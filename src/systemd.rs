@@ -279,7 +279,7 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
             match (st.active_state.as_str(), st.sub_state.as_str()) {
                 ("active", _) if !restarted => Verdict::Pending("waiting for the restart".into()),
                 ("active", sub) => Verdict::Up(format!("active ({sub})")),
-                ("inactive", _) if socket_listening && st.result == "success" => {
+                ("inactive", _) if restarted && socket_listening && st.result == "success" => {
                     Verdict::Up("inactive, its socket is listening (socket-activated)".into())
                 }
                 (a, sub) => Verdict::Pending(format!("{a} ({sub})")),
@@ -438,6 +438,11 @@ MainPID=0
         );
         let idle = st("a.service", "inactive", "dead");
         assert!(matches!(assess(&idle, None, true), Verdict::Up(_)));
+        // Stopped for the restart, not started again yet: still the old invocation.
+        assert!(matches!(
+            assess(&idle, Some("new"), true),
+            Verdict::Pending(_)
+        ));
         assert!(matches!(assess(&idle, None, false), Verdict::Pending(_)));
         let mut missing = st("a.service", "inactive", "dead");
         missing.load_state = "not-found".into();
