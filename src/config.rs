@@ -300,10 +300,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start));
+        let key = e
+            .span()
+            .and_then(|s| key_at(text, s.start))
+            .unwrap_or_default();
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line,
-            key: String::new(),
+            key,
             message: e.message().trim().to_string(),
         }])
     })?;
@@ -437,6 +441,52 @@ fn locate(text: &str, path: &[Seg]) -> Option<usize> {
         };
     }
     best.map(|offset| line_of(text, offset))
+}
+
+/// The dotted key whose value (or key) covers a byte offset, e.g. `defaults.port`.
+/// (Table spans cover only their headers, so every entry is searched.)
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    fn covers(r: std::ops::Range<usize>, offset: usize) -> bool {
+        r.start <= offset && offset < r.end.max(r.start + 1)
+    }
+    fn walk(value: &DeValue, offset: usize, path: &mut Vec<String>) -> bool {
+        match value {
+            DeValue::Table(t) => {
+                for (k, v) in t.iter() {
+                    path.push(k.get_ref().to_string());
+                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
+                    if ((leaf && covers(v.span(), offset)) || covers(k.span(), offset))
+                        || walk(v.get_ref(), offset, path)
+                    {
+                        return true;
+                    }
+                    path.pop();
+                }
+                false
+            }
+            DeValue::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    let last = path.last().cloned().unwrap_or_default();
+                    if let Some(l) = path.last_mut() {
+                        l.push_str(&format!("[{i}]"));
+                    }
+                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
+                    if (leaf && covers(v.span(), offset)) || walk(v.get_ref(), offset, path) {
+                        return true;
+                    }
+                    if let Some(l) = path.last_mut() {
+                        *l = last;
+                    }
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+    let root = DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    walk(&DeValue::Table(root.get_ref().clone()), offset, &mut path).then(|| path.join("."))
 }
 
 struct Validator<'a> {
@@ -1062,6 +1112,13 @@ host_key_policy = "strict"
     fn wrong_type_names_line() {
         let e = parse_err("[defaults]\nport = \"22\"\n[hosts.a]\naddress = \"x\"\n");
         assert_eq!(e.0[0].line, Some(2), "{e}");
+        assert_eq!(e.0[0].key, "defaults.port", "{e}");
+        let e = parse_err("[hosts.a]\naddress = \"x\"\n[services.s]\nunits = [\"a.service\", 3]\n");
+        assert_eq!(e.0[0].key, "services.s.units[1]", "{e}");
+        let e = parse_err(
+            "[hosts.a]\naddress = \"x\"\n[[services.s.files]]\nsource = 1\ndest = \"d\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.files[0].source", "{e}");
     }
 
     #[test]

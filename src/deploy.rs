@@ -351,6 +351,9 @@ pub struct Job<'a> {
     pub service: &'a Service,
     pub reporter: &'a Reporter,
     pub paths: Paths,
+    /// Main PIDs of the verified units, last seen: their output is found by PID in the
+    /// journal when journald could not tell its unit (a process that exited at once).
+    pub pids: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Job<'_> {
@@ -551,6 +554,14 @@ impl Job<'_> {
         loop {
             let out = self.conn.run(&systemd::show_command(&query)).await?;
             let states = systemd::parse_show(&out);
+            {
+                let mut pids = self.pids.lock().unwrap();
+                for st in states.iter().filter(|st| units.contains(&st.id)) {
+                    if st.main_pid != 0 && !pids.contains(&st.main_pid) {
+                        pids.push(st.main_pid);
+                    }
+                }
+            }
             let by_id: BTreeMap<&str, &systemd::UnitState> =
                 states.iter().map(|s| (s.id.as_str(), s)).collect();
             let mut extra = Vec::new();
@@ -652,7 +663,7 @@ impl Job<'_> {
             "--no-pager".into(),
             "-q".into(),
             "-o".into(),
-            "short-iso".into(),
+            "short-iso-precise".into(),
             "-n".into(),
             "200".into(),
         ];
@@ -663,9 +674,20 @@ impl Job<'_> {
         for u in units {
             args.push(format!("--user-unit={u}"));
         }
-        let cmd = crate::shell::command(&args);
-        // A failing process's own output reaches journald through a stream that can be read
-        // after systemd's messages about the failure: wait a little for it, at most ~2 s.
+        let by_unit = crate::shell::command(&args);
+        // Lines journald could not attribute to the unit (its process had exited) are found
+        // by the process's PID.
+        let pids: Vec<u32> = self.pids.lock().unwrap().clone();
+        let cmd = if pids.is_empty() {
+            by_unit
+        } else {
+            let mut by_pid: Vec<String> = args[..args.len() - units.len()].to_vec();
+            by_pid.extend(pids.iter().map(|p| format!("_PID={p}")));
+            format!(
+                "{{ {by_unit}; {}; }} | sort -s -k1,1 | uniq",
+                crate::shell::command(&by_pid)
+            )
+        };
         let mut lines = Vec::new();
         for attempt in 0..8 {
             match self.conn.exec(&cmd).await {
@@ -1341,6 +1363,7 @@ async fn deploy_host(
             service,
             reporter,
             paths: Paths::new(&service.name),
+            pids: Default::default(),
         };
         results.push(job.deploy(local, origin, opts).await);
     }

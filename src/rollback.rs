@@ -81,6 +81,7 @@ async fn rollback_host(
         service,
         reporter,
         paths: Paths::new(&service.name),
+        pids: Default::default(),
     };
     let result = async {
         let holder = format!(

@@ -30,7 +30,7 @@ fn unknown_key() {
 fn wrong_type() {
     refused(
         &format!("{HOST}[services.a]\nunits = \"app.service\"\n"),
-        &["deploy.toml:5"],
+        &["deploy.toml:5", "services.a.units"],
     );
 }
 

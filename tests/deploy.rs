@@ -267,13 +267,27 @@ fn deploys_two_hosts_in_parallel() {
             .all(|l| l.starts_with("web1:") || l.starts_with("web2:")),
         "{run}"
     );
+    // Both hosts were connected to before either was switched: they ran at the same time.
+    let pos = |needle: &str| {
+        run.stderr
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle}: {run}"))
+    };
+    let first_switch = pos("switching to");
+    assert!(
+        pos("web1: connecting") < first_switch && pos("web2: connecting") < first_switch,
+        "{run}"
+    );
     eprintln!("two-host deploy took {took:?}");
 
     // One host broken: the other still deploys; the summary says which failed.
     r.ssh(u2, "echo notaport > ~/port");
     p.write("message.txt", "two hosts, again\n");
     let run = p.ferry(&["deploy"]);
-    assert_ne!(run.code, 0, "{run}");
+    // web2's previous release reads the same broken port file: its rollback fails too,
+    // and ferry says so loudly.
+    assert_eq!(run.code, 1, "{run}");
     assert!(
         run.stdout.lines().any(|l| l.starts_with("web1 app ok")),
         "{run}"
@@ -281,8 +295,7 @@ fn deploys_two_hosts_in_parallel() {
     assert!(
         run.stdout
             .lines()
-            .any(|l| l.starts_with("web2 app")
-                && (l.contains("ROLLED BACK") || l.contains("FAILED"))),
+            .any(|l| l.starts_with("web2 app ROLLBACK-FAILED") && l.contains("FAILED TOO")),
         "{run}"
     );
     assert_eq!(

@@ -56,6 +56,54 @@ fn config(p: &Project, user: &str, service: &str, health: &str, extra: &str) {
     ));
 }
 
+/// A ferry run in the background, started and waited for until its stderr shows `marker`.
+struct Background {
+    child: std::process::Child,
+    rest: std::thread::JoinHandle<Vec<String>>,
+    seen: Vec<String>,
+}
+
+fn spawn_until(p: &Project, args: &[&str], marker: &str) -> Background {
+    let mut child = p
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains(marker) {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains(marker)),
+        "ferry {args:?} never printed {marker:?}: {seen:#?}"
+    );
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    Background { child, rest, seen }
+}
+
+impl Background {
+    /// Wait for the end; the exit code.
+    fn finish(mut self) -> i32 {
+        let status = self.child.wait().unwrap();
+        let rest = self.rest.join().unwrap();
+        if status.code() != Some(0) {
+            eprintln!("background ferry: {:#?}\n{rest:#?}", self.seen);
+        }
+        status.code().unwrap_or(-1)
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
 fn json_result(run: &Run) -> serde_json::Value {
     run.events("result")
         .into_iter()
@@ -298,87 +346,64 @@ fn locks_and_self_arming_revert() {
     p.config(&cfg("sleep 2", "30s"));
     p.ferry(&["deploy"]).assert_code(0);
 
-    // Two deploys of `a` at once.
+    // Two deploys of `a` at once: the second comes while the first holds the lock (it is
+    // running its health check).
     p.write("msg", "two\n");
-    let first = p
-        .command(&["deploy", "a"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
+    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
     let second = p.ferry(&["deploy", "a"]);
     second.assert_code(5);
     assert!(second.stdout.contains("locked by tester@"), "{second}");
     assert!(second.stdout.contains("(deploy, since "), "{second}");
-    let out = first.wait_with_output().unwrap();
+    assert_eq!(first.finish(), 0);
+
+    // With --lock-wait the second waits for the first, then deploys.
+    p.write("msg", "three\n");
+    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let second = p.ferry(&["deploy", "a", "--lock-wait", "60s"]);
+    second.assert_code(0);
+    assert!(
+        second
+            .stderr
+            .contains("waiting for the lock held by tester@"),
+        "{second}"
+    );
+    assert_eq!(first.finish(), 0);
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
+        "three\n"
     );
 
-    // With --lock-wait both deploy, one after the other.
-    p.write("msg", "three\n");
-    let first = p
-        .command(&["deploy", "a"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(600));
-    p.ferry(&["deploy", "a", "--lock-wait", "60s"])
-        .assert_code(0);
-    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(0));
-
-    // Two different services deploy in parallel: their deploys overlap in time.
+    // Two different services deploy in parallel: `b` deploys while `a` holds its lock.
     p.write("msg", "four\n");
-    let t = Instant::now();
-    let a = p
-        .command(&["deploy", "a"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let a = spawn_until(&p, &["deploy", "a"], "running health checks");
     let b = p.ferry(&["deploy", "b"]);
     b.assert_code(0);
-    assert_eq!(a.wait_with_output().unwrap().status.code(), Some(0));
-    eprintln!("two services in parallel: {:?}", t.elapsed());
+    assert_eq!(a.finish(), 0);
 
     // Self-arming revert: kill ferry while the health check runs (after the restart, before
     // confirmation). Within confirm_timeout the host is back on the old release by itself.
     let before = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
-    p.config(&cfg("sleep 5", "8s"));
+    let invocation = || {
+        r.ssh(
+            user,
+            "systemctl --user show a.service -p InvocationID --value",
+        )
+    };
+    p.config(&cfg("sleep 5", "9s"));
     p.write("msg", "five\n");
-    let mut child = p
-        .command(&["deploy", "a"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line.contains("running health checks") {
-            break;
-        }
-    }
-    assert!(
-        seen.last()
-            .is_some_and(|l| l.contains("running health checks")),
-        "ferry never reached the health checks: {seen:#?}"
-    );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let child = spawn_until(&p, &["deploy", "a"], "running health checks");
+    child.kill();
     let killed = Instant::now();
     let switched = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
     assert_ne!(
         switched, before,
         "the new release was live when ferry was killed"
     );
+    let unconfirmed_invocation = invocation();
+    // Meanwhile a new deploy is refused: the host has a revert pending.
+    let run = p.ferry(&["deploy", "a"]);
+    run.assert_code(1);
+    assert!(run.stdout.contains("never confirmed"), "{run}");
     let mut reverted = None;
     while killed.elapsed() < Duration::from_secs(20) {
         if r.ssh(user, "readlink ~/.local/share/ferry/a/current") == before {
@@ -388,17 +413,27 @@ fn locks_and_self_arming_revert() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let reverted = reverted.expect("the host did not revert by itself within 20 s");
-    eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 8s)");
-    assert!(reverted <= Duration::from_secs(12), "{reverted:?}");
+    eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 9s)");
+    assert!(reverted <= Duration::from_secs(11), "{reverted:?}");
+    // The old release runs again: the service was restarted on it, and is up.
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         r.ssh(user, "systemctl --user is-active a.service"),
         "active\n"
     );
-    let msg = r.ssh(user, "cat ~/.local/share/ferry/a/current/msg");
-    assert_eq!(msg, "four\n");
+    assert_ne!(
+        invocation(),
+        unconfirmed_invocation,
+        "the service was not restarted"
+    );
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
+        "four\n"
+    );
     let run = p.ferry(&["--output", "json", "releases", "a"]);
     let last = run.events("history").last().cloned().unwrap();
     assert_eq!(last["action"], "revert", "{run}");
+    assert_eq!(last["outcome"], "reverted", "{run}");
     // And the next deploy works (the lock was released with the killed session).
     p.config(&cfg("true", "30s"));
     p.ferry(&["deploy", "a"]).assert_code(0);
