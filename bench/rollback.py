@@ -25,7 +25,26 @@ REMOTE = os.path.join(ROOT, "tests", "remote", "ferry-remote")
 USER = os.environ.get("BENCH_USER", "ferry12")
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 PORT = 18121
-CONFIRM = 5
+CONFIRM = 8
+
+
+SERVER = """
+import http.server, os, sys
+here = os.path.dirname(os.path.realpath(__file__))
+page = open(os.path.join(here, "index.html"), "rb").read()
+healthy = os.path.exists(os.path.join(here, "healthz"))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path != "/healthz" or healthy
+        body = page if self.path == "/" else b"ok"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
 
 
 def env():
@@ -65,9 +84,12 @@ def main():
     ssh("systemctl --user stop rb.service 2>/dev/null; rm -rf ~/.local/share/ferry/rb ~/.config/systemd/user/rb.service; systemctl --user daemon-reload")
     d = tempfile.mkdtemp()
     os.makedirs(f"{d}/www")
+    # The server reads its page and health file once, at start, from the release it was started
+    # in (realpath resolves `current`): what it serves proves which release is running.
+    with open(f"{d}/www/server.py", "w") as f:
+        f.write(SERVER)
     with open(f"{d}/rb.service", "w") as f:
-        f.write(f"[Service]\nExecStart=/usr/bin/python3 -m http.server {PORT} --bind 127.0.0.1 "
-                "--directory %h/.local/share/ferry/rb/current/www\n")
+        f.write(f"[Service]\nExecStart=/usr/bin/python3 %h/.local/share/ferry/rb/current/www/server.py {PORT}\n")
 
     def config(health, health_timeout, start_timeout="5s", confirm=f"{CONFIRM}s"):
         files = "".join(
