@@ -16,7 +16,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-REMOTE=${FERRY_REMOTE:-/work/main/tests/remote/ferry-remote}
+REMOTE=${FERRY_REMOTE:-$(cd "$(dirname "$0")/.." && pwd)/tests/remote/ferry-remote}
 [[ -x $REMOTE ]] || REMOTE=tests/remote/ferry-remote
 if [[ -z ${FERRY_TEST_PORT:-} ]]; then
   env_text=$("$REMOTE" env) || { echo "the test remote is not running: sudo $REMOTE start" >&2; exit 1; }
