@@ -339,3 +339,34 @@ fn ssh_agent_authenticates() {
     run.assert_code(3);
     assert!(run.stdout.contains("no key available"), "{run}");
 }
+
+/// A known_hosts file hashed by `ssh-keygen -H` (OpenSSH's HashKnownHosts) verifies the host.
+#[test]
+fn hashed_known_hosts_entries_verify_the_host() {
+    let r = remote();
+    let p = Project::new();
+    let kh = p.path("known_hosts");
+    std::fs::copy(&r.known_hosts, &kh).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hashed = std::fs::read_to_string(&kh).unwrap();
+    assert!(
+        hashed.starts_with("|1|") && !hashed.contains("127.0.0.1"),
+        "{hashed}"
+    );
+    p.config(&host_table("web1", "ferry1").replace(
+        &r.known_hosts.display().to_string(),
+        &kh.display().to_string(),
+    ));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(0);
+}
