@@ -356,7 +356,23 @@ pub struct Job<'a> {
     pub pids: std::sync::Mutex<Vec<u32>>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    pub fn new(
+        conn: &'a Connection,
+        host: &'a Host,
+        service: &'a Service,
+        reporter: &'a Reporter,
+    ) -> Job<'a> {
+        Job {
+            conn,
+            host,
+            service,
+            reporter,
+            paths: Paths::new(&service.name),
+            pids: Default::default(),
+        }
+    }
+
     fn phase(&self, phase: &'static str, message: impl Into<String>) {
         let message = message.into();
         self.reporter.emit(&PhaseEvent {
@@ -1357,14 +1373,7 @@ async fn deploy_host(
     };
     let mut results = Vec::new();
     for (service, local) in jobs {
-        let job = Job {
-            conn: &conn,
-            host,
-            service,
-            reporter,
-            paths: Paths::new(&service.name),
-            pids: Default::default(),
-        };
+        let job = Job::new(&conn, host, service, reporter);
         results.push(job.deploy(local, origin, opts).await);
     }
     conn.close().await;

@@ -75,14 +75,7 @@ async fn rollback_host(
             return fail("unreachable", e.to_string(), e.exit_code());
         }
     };
-    let job = Job {
-        conn: &conn,
-        host,
-        service,
-        reporter,
-        paths: Paths::new(&service.name),
-        pids: Default::default(),
-    };
+    let job = Job::new(&conn, host, service, reporter);
     let result = async {
         let holder = format!(
             "{} (rollback, since {})",

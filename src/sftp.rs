@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use russh_sftp::client::SftpSession;
+use russh_sftp::client::fs::File;
 use russh_sftp::protocol::{FileAttributes, OpenFlags};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -73,29 +74,10 @@ impl Sftp {
         mode: u32,
         mut on_progress: impl FnMut(u64),
     ) -> Result<()> {
-        let (dir, name) = match remote.rsplit_once('/') {
-            Some((d, n)) => (Some(d), n),
-            None => (None, remote),
-        };
-        let tmp = match dir {
-            Some(d) => format!("{d}/.{name}.ferry-part"),
-            None => format!(".{name}.ferry-part"),
-        };
         let mut src = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
-        // Mode 0600 while writing: a secret is never readable by others, even for a moment.
-        let mut attrs = FileAttributes::empty();
-        attrs.permissions = Some(0o600);
-        let mut dst = self
-            .session
-            .open_with_flags_and_attributes(
-                tmp.clone(),
-                OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
-                attrs,
-            )
-            .await
-            .map_err(|e| self.err(format!("cannot create {tmp}"), e))?;
+        let (tmp, mut dst) = self.create_temp(remote).await?;
         let mut buf = vec![0u8; CHUNK];
         loop {
             let n = src
@@ -110,38 +92,28 @@ impl Sftp {
                 .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
             on_progress(n as u64);
         }
-        // flush waits for every pipelined write and fsyncs (fsync@openssh.com).
-        dst.flush()
-            .await
-            .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
-        dst.sync_all()
-            .await
-            .map_err(|e| self.err(format!("cannot fsync {tmp}"), e))?;
-        dst.shutdown()
-            .await
-            .map_err(|e| self.err(format!("cannot close {tmp}"), e))?;
-        self.chmod(&tmp, mode).await?;
-        let _ = self.session.remove_file(remote.to_string()).await;
-        self.session
-            .rename(tmp.clone(), remote.to_string())
-            .await
-            .map_err(|e| self.err(format!("cannot rename {tmp} to {remote}"), e))?;
-        Ok(())
+        self.finish(dst, &tmp, remote, mode).await
     }
 
     /// Write small content (unit files, manifests) the same way as [`Sftp::upload`].
     pub async fn write(&self, remote: &str, content: &[u8], mode: u32) -> Result<()> {
-        let (dir, name) = match remote.rsplit_once('/') {
-            Some((d, n)) => (Some(d), n),
-            None => (None, remote),
-        };
-        let tmp = match dir {
-            Some(d) => format!("{d}/.{name}.ferry-part"),
-            None => format!(".{name}.ferry-part"),
+        let (tmp, mut dst) = self.create_temp(remote).await?;
+        dst.write_all(content)
+            .await
+            .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
+        self.finish(dst, &tmp, remote, mode).await
+    }
+
+    /// Create `.NAME.ferry-part` beside `remote`, mode 0600 from the first byte: a secret is
+    /// never readable by others, even for a moment.
+    async fn create_temp(&self, remote: &str) -> Result<(String, File)> {
+        let tmp = match remote.rsplit_once('/') {
+            Some((d, n)) => format!("{d}/.{n}.ferry-part"),
+            None => format!(".{remote}.ferry-part"),
         };
         let mut attrs = FileAttributes::empty();
         attrs.permissions = Some(0o600);
-        let mut dst = self
+        let file = self
             .session
             .open_with_flags_and_attributes(
                 tmp.clone(),
@@ -150,9 +122,12 @@ impl Sftp {
             )
             .await
             .map_err(|e| self.err(format!("cannot create {tmp}"), e))?;
-        dst.write_all(content)
-            .await
-            .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
+        Ok((tmp, file))
+    }
+
+    /// Wait for every pipelined write, fsync (fsync@openssh.com), close (checking the
+    /// result: a dropped file loses errors), chmod, rename into place.
+    async fn finish(&self, mut dst: File, tmp: &str, remote: &str, mode: u32) -> Result<()> {
         dst.flush()
             .await
             .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
@@ -162,10 +137,12 @@ impl Sftp {
         dst.shutdown()
             .await
             .map_err(|e| self.err(format!("cannot close {tmp}"), e))?;
-        self.chmod(&tmp, mode).await?;
+        self.chmod(tmp, mode).await?;
+        // Only ever used inside a new release directory: there is nothing to replace, and
+        // plain SFTP rename refuses to overwrite.
         let _ = self.session.remove_file(remote.to_string()).await;
         self.session
-            .rename(tmp.clone(), remote.to_string())
+            .rename(tmp.to_string(), remote.to_string())
             .await
             .map_err(|e| self.err(format!("cannot rename {tmp} to {remote}"), e))
     }
