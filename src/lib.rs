@@ -54,10 +54,29 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(cli, &reporter)) {
+    let interruptible = matches!(cli.command, Command::Deploy(_) | Command::Rollback(_));
+    let result = runtime.block_on(async {
+        if !interruptible {
+            return run(cli, &reporter).await;
+        }
+        // Ctrl-C during a deploy: say what state the hosts are in, then exit 130. Whatever was
+        // not activated yet is untouched; an activated, unconfirmed release is reverted by the
+        // host's self-revert timer; the lock dies with the connection.
+        tokio::select! {
+            r = run(cli, &reporter) => r,
+            _ = tokio::signal::ctrl_c() => {
+                reporter.warn(
+                    None,
+                    "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout",
+                );
+                Err(Error::Interrupted)
+            }
+        }
+    });
+    match result {
         Ok(code) => code,
         Err(e) => {
-            if !matches!(e, Error::Failed { .. }) {
+            if !matches!(e, Error::Failed { .. } | Error::Interrupted) {
                 reporter.error(&e);
             }
             e.exit_code()

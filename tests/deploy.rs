@@ -53,6 +53,26 @@ fn current(user: &str, service: &str) -> String {
         .to_string()
 }
 
+/// Wait until `child` (a ferry deploy) is uploading `share/big.bin` to `user`'s host.
+fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = remote().ssh(
+            user,
+            "stat -c %s ~/.local/share/ferry/demo/releases/.*.partial/share/.big.bin.ferry-part 2>/dev/null || echo 0",
+        );
+        if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ferry finished before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn result_event(run: &crate::support::Run) -> serde_json::Value {
     let r = run.events("result");
     assert_eq!(r.len(), 1, "{run}");
@@ -335,25 +355,34 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
         "{cfg}\n[[services.demo.files]]\nsource = \"big.bin\"\ndest = \"share/big.bin\"\n"
     ));
     let mut child = p.command(&["deploy"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let size = r.ssh(
-            user,
-            "stat -c %s ~/.local/share/ferry/demo/releases/.*.partial/share/.big.bin.ferry-part 2>/dev/null || echo 0",
-        );
-        if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ferry finished before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_uploading(user, &mut child);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
+    assert_eq!(current(user, "demo"), old);
+    assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
+    assert_eq!(get_unix(user), "the old release\n");
+
+    // Ctrl-C (SIGINT) during the upload: ferry says what state the host is in and exits 130.
+    let mut child = p
+        .command(&["deploy"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_uploading(user, &mut child);
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("interrupted: hosts not yet switched keep their current release"),
+        "{stderr}"
+    );
     assert_eq!(current(user, "demo"), old);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
     assert_eq!(get_unix(user), "the old release\n");

@@ -313,6 +313,20 @@ fn crash_loop_is_rolled_back() {
         r.ssh(user, "readlink ~/.local/share/ferry/cl/current"),
         good
     );
+
+    // Pruning never deletes the last healthy release, even when it is the oldest: with
+    // keep_releases = 2, a fixed deploy keeps itself and `good`, and prunes the two failed ones.
+    p.write("run.sh", "#!/bin/sh\necho fixed\nexec sleep 600\n");
+    p.config(&cfg.replace(
+        "start_timeout = \"10s\"",
+        "start_timeout = \"10s\"\nkeep_releases = 2",
+    ));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let fixed = json_result(&run)["release"].as_str().unwrap().to_string();
+    let dirs = r.ssh(user, "ls ~/.local/share/ferry/cl/releases");
+    let good_id = good.trim().trim_start_matches("releases/");
+    assert_eq!(dirs, format!("{good_id}\n{fixed}\n"));
 }
 
 /// Locks: two deploys of one service at once: one deploys, the other is refused with the
