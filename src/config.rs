@@ -47,6 +47,8 @@ pub struct Host {
     pub known_hosts: PathBuf,
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
+    /// Connect through this host (ProxyJump), itself connected directly.
+    pub proxy_jump: Option<Box<Host>>,
 }
 
 /// A service: the files of a release and the units that run it.
@@ -192,6 +194,7 @@ struct RawHost {
     known_hosts: Option<String>,
     host_key_policy: Option<HostKeyPolicy>,
     connect_timeout: Option<String>,
+    proxy_jump: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -529,9 +532,35 @@ impl Validator<'_> {
 
     fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
         let mut hosts = BTreeMap::new();
+        let mut jumps = Vec::new();
         for (name, h) in raw.hosts {
+            if let Some(j) = &h.proxy_jump {
+                jumps.push((name.clone(), j.clone()));
+            }
             let host = self.host(&name, h, &raw.defaults, env, base);
             hosts.insert(name, host);
+        }
+        // ProxyJump: one level, through another host of this file.
+        let jumping: BTreeSet<String> = jumps.iter().map(|(n, _)| n.clone()).collect();
+        for (name, jump) in jumps {
+            let key = [Seg::Key("hosts"), Seg::Key(&name), Seg::Key("proxy_jump")];
+            match hosts.get(&jump) {
+                None => self.error(
+                    &key,
+                    format!("host `{jump}` is not defined; proxy_jump names another [hosts.NAME]"),
+                ),
+                Some(_) if jump == name => self.error(&key, "a host cannot jump through itself"),
+                Some(_) if jumping.contains(&jump) => self.error(
+                    &key,
+                    format!("`{jump}` itself uses proxy_jump; only one jump is supported"),
+                ),
+                Some(j) => {
+                    let j = Box::new(j.clone());
+                    if let Some(h) = hosts.get_mut(&name) {
+                        h.proxy_jump = Some(j);
+                    }
+                }
+            }
         }
         let mut services = BTreeMap::new();
         for (name, s) in raw.services {
@@ -623,6 +652,7 @@ impl Validator<'_> {
             known_hosts,
             host_key_policy,
             connect_timeout,
+            proxy_jump: None,
         }
     }
 
@@ -1090,6 +1120,23 @@ host_key_policy = "strict"
         assert_eq!(b.identity, Some(PathBuf::from("/home/me/.ssh/id_b")));
         assert_eq!(b.known_hosts, PathBuf::from("conf/kh"));
         assert_eq!(b.host_key_policy, HostKeyPolicy::Strict);
+    }
+
+    #[test]
+    fn proxy_jump_resolves_one_level() {
+        let c = parse_ok(
+            "[hosts.bastion]\naddress = \"b\"\n[hosts.web]\naddress = \"10.0.0.5\"\nproxy_jump = \"bastion\"\n",
+        );
+        assert_eq!(c.hosts["web"].proxy_jump.as_ref().unwrap().address, "b");
+        assert!(c.hosts["bastion"].proxy_jump.is_none());
+        let e = parse_err("[hosts.web]\naddress = \"x\"\nproxy_jump = \"nope\"\n");
+        assert_eq!(e.0[0].key, "hosts.web.proxy_jump");
+        let e = parse_err("[hosts.web]\naddress = \"x\"\nproxy_jump = \"web\"\n");
+        assert!(e.0[0].message.contains("itself"));
+        let e = parse_err(
+            "[hosts.a]\naddress = \"x\"\nproxy_jump = \"b\"\n[hosts.b]\naddress = \"y\"\nproxy_jump = \"c\"\n[hosts.c]\naddress = \"z\"\n",
+        );
+        assert!(e.0[0].message.contains("only one jump"), "{e}");
     }
 
     #[test]

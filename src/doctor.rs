@@ -274,7 +274,14 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     };
     let n = &host.name;
     let mut checks = vec![
-        Check::pass(n, "reachable", format!("{}:{}", host.address, host.port)),
+        Check::pass(
+            n,
+            "reachable",
+            match conn.via() {
+                Some(j) => format!("{}:{} through {j}", host.address, host.port),
+                None => format!("{}:{}", host.address, host.port),
+            },
+        ),
         Check::pass(
             n,
             "host key",
@@ -470,6 +477,7 @@ mod tests {
             known_hosts: "kh".into(),
             host_key_policy: crate::config::HostKeyPolicy::Strict,
             connect_timeout: std::time::Duration::from_secs(1),
+            proxy_jump: None,
         };
         let err = Error::Auth {
             host: "h".into(),

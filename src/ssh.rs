@@ -164,6 +164,8 @@ pub struct Connection {
     pub host_key: String,
     /// The host key was new and recorded under `accept-new`.
     pub host_key_learned: bool,
+    /// The jump host's connection, kept open while this one lives.
+    jump: Option<Box<Connection>>,
 }
 
 /// Output of a finished remote command.
@@ -238,6 +240,40 @@ fn ssh_err(host: &str, e: impl std::fmt::Display) -> Error {
 
 /// Connect, verify the host key and authenticate.
 pub async fn connect(host: &Host) -> Result<Connection> {
+    let Some(jump) = &host.proxy_jump else {
+        return handshake(host, None).await;
+    };
+    // ProxyJump: log in to the jump host, then have it open a TCP connection to the target,
+    // and speak SSH to the target through that channel. The target's key is checked as usual.
+    let bastion = Box::pin(connect(jump)).await?;
+    let addr = format!("{}:{}", host.address, host.port);
+    tracing::debug!("{}: connecting to {addr} through {}", host.name, jump.name);
+    let channel = tokio::time::timeout(
+        host.connect_timeout,
+        bastion
+            .handle
+            .channel_open_direct_tcpip(&host.address, host.port as u32, "127.0.0.1", 0),
+    )
+    .await
+    .map_err(|_| Error::ConnectTimeout {
+        host: host.name.clone(),
+        addr: format!("{addr} (through {})", jump.name),
+        after: host.connect_timeout,
+    })?
+    .map_err(|e| {
+        ssh_err(
+            &host.name,
+            format!("the jump host {} cannot connect to {addr}: {e}", jump.name),
+        )
+    })?;
+    handshake(host, Some((channel.into_stream(), bastion))).await
+}
+
+/// The jump host's connection and the channel through it.
+type Jump = (russh::ChannelStream<client::Msg>, Connection);
+
+/// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
+async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
     let known = std::fs::read_to_string(&host.known_hosts).unwrap_or_default();
     let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
     let config = Arc::new(client_config(algorithms));
@@ -248,24 +284,34 @@ pub async fn connect(host: &Host) -> Result<Connection> {
     };
     let addr = format!("{}:{}", host.address, host.port);
     tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
+    // A refused host key surfaces as a generic error; report the real reason.
+    let refused = |e: russh::Error| match outcome.lock().unwrap().take() {
+        Some(KeyOutcome::Refused(err)) => *err,
+        _ => ssh_err(&host.name, format!("handshake with {addr} failed: {e}")),
+    };
+    let (stream, bastion) = match jump {
+        Some((stream, bastion)) => (Some(stream), Some(Box::new(bastion))),
+        None => (None, None),
+    };
     let connecting = async {
-        let stream = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
-            .await
-            .map_err(|source| Error::Connect {
-                host: host.name.clone(),
-                addr: addr.clone(),
-                source,
-            })?;
-        stream.set_nodelay(true).ok();
-        client::connect_stream(config, stream, handler)
-            .await
-            .map_err(|e| {
-                // A refused host key surfaces as a generic error; report the real reason.
-                match outcome.lock().unwrap().take() {
-                    Some(KeyOutcome::Refused(err)) => *err,
-                    _ => ssh_err(&host.name, format!("handshake with {addr} failed: {e}")),
-                }
-            })
+        match stream {
+            Some(stream) => client::connect_stream(config, stream, handler)
+                .await
+                .map_err(refused),
+            None => {
+                let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
+                    .await
+                    .map_err(|source| Error::Connect {
+                        host: host.name.clone(),
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                tcp.set_nodelay(true).ok();
+                client::connect_stream(config, tcp, handler)
+                    .await
+                    .map_err(refused)
+            }
+        }
     };
     let mut handle = tokio::time::timeout(host.connect_timeout, connecting)
         .await
@@ -302,6 +348,7 @@ pub async fn connect(host: &Host) -> Result<Connection> {
         auth_method,
         host_key,
         host_key_learned,
+        jump: bastion,
     })
 }
 
@@ -576,11 +623,19 @@ impl Connection {
         self.handle.is_closed()
     }
 
-    /// Close the connection politely.
+    /// Close the connection (and the jump host's) politely.
     pub async fn close(&self) {
         let _ = self
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
+        if let Some(jump) = &self.jump {
+            Box::pin(jump.close()).await;
+        }
+    }
+
+    /// The jump host's name, when connected through one.
+    pub fn via(&self) -> Option<&str> {
+        self.jump.as_ref().map(|j| j.host.as_str())
     }
 }

@@ -236,6 +236,7 @@ fn quoting_round_trips_through_the_remote_shell() {
         known_hosts: r.known_hosts.clone(),
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(10),
+        proxy_jump: None,
     };
     let args = [
         "plain",
@@ -369,4 +370,71 @@ fn hashed_known_hosts_entries_verify_the_host() {
     ));
     let run = p.ferry(&["doctor"]);
     run.assert_code(0);
+}
+
+/// proxy_jump: the target's address is a name only the jump host resolves; ferry logs in to
+/// the jump host, tunnels to the target and verifies the target's own host key.
+#[test]
+fn proxy_jump_reaches_a_host_only_the_jump_host_can() {
+    let r = remote();
+    let p = Project::new();
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    let key_line = pinned.lines().find(|l| l.contains("ssh-ed25519")).unwrap();
+    let key = key_line
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kh = p.path("known_hosts");
+    std::fs::write(
+        &kh,
+        format!("{pinned}\n[ferry-jump-only]:{} {key}\n", r.port),
+    )
+    .unwrap();
+    let mut cfg = host_table("bastion", "ferry16").replace(
+        &r.known_hosts.display().to_string(),
+        &kh.display().to_string(),
+    );
+    cfg.push_str(
+        &host_table("web1", "ferry1")
+            .replace(
+                &r.known_hosts.display().to_string(),
+                &kh.display().to_string(),
+            )
+            .replace(
+                &format!("address = \"{}\"", r.host),
+                "address = \"ferry-jump-only\"",
+            ),
+    );
+    // Without the jump the name does not resolve here.
+    p.config(&cfg);
+    let run = p.ferry(&["doctor", "--host", "web1"]);
+    run.assert_code(3);
+    // Through the jump host it works, and says so.
+    p.config(&cfg.replace("[hosts.web1]\n", "[hosts.web1]\nproxy_jump = \"bastion\"\n"));
+    let run = p.ferry(&["--output", "json", "doctor", "--host", "web1"]);
+    run.assert_code(0);
+    let reach = check(&run.json(), "reachable").clone();
+    assert_eq!(
+        reach["detail"],
+        format!("ferry-jump-only:{} through bastion", r.port)
+    );
+    // The target's key is verified on its own: a wrong one is refused even through the jump.
+    std::fs::write(
+        &kh,
+        format!(
+            "{pinned}\n[ferry-jump-only]:{} {}\n",
+            r.port,
+            std::fs::read_to_string(&r.wrong_known_hosts)
+                .unwrap()
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    )
+    .unwrap();
+    let run = p.ferry(&["doctor", "--host", "web1"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("HAS CHANGED"), "{run}");
 }
