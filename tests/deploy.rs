@@ -371,8 +371,9 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
         .spawn()
         .unwrap();
     wait_until_uploading(user, &mut child);
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's built-in kill: no dependency on a kill binary.
+    let kill = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(kill.success());

@@ -288,9 +288,10 @@ impl Running {
     }
 
     fn signal(&self, sig: &str) {
-        let st = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
+        // The shell's built-in kill: no dependency on a kill binary.
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{sig} {}", self.child.id()))
             .status()
             .unwrap();
         assert!(st.success());
