@@ -633,7 +633,8 @@ impl<'a> Job<'a> {
             } else {
                 settled_since = None;
             }
-            if start.elapsed() > timeout {
+            // Units that are up get their settle time even past start_timeout.
+            if !all_up && start.elapsed() > timeout {
                 let pending: Vec<String> = verdicts
                     .iter()
                     .filter_map(|(u, v)| match v {
@@ -700,7 +701,7 @@ impl<'a> Job<'a> {
             let mut by_pid: Vec<String> = args[..args.len() - units.len()].to_vec();
             by_pid.extend(pids.iter().map(|p| format!("_PID={p}")));
             format!(
-                "{{ {by_unit}; {}; }} | sort -s -k1,1 | uniq",
+                "{by_unit}; echo {JOURNAL_SPLIT}; {}",
                 crate::shell::command(&by_pid)
             )
         };
@@ -789,7 +790,7 @@ impl<'a> Job<'a> {
         // The script goes into a file: systemd would expand `$VAR`s in a command line.
         let file = format!("{}/revert.sh", self.paths.dir());
         let cmd = format!(
-            "cd \"$HOME\" && cat > {f} && chmod 700 {f} && \
+            "cd \"$HOME\" && cat > {f} && chmod 700 {f} && printf '%s\\n' {id} > {target} && \
              {{ systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; true; }} && \
              {} \"$HOME\"/{f}",
             crate::shell::command([
@@ -808,6 +809,8 @@ impl<'a> Job<'a> {
             ]),
             f = quote(&file),
             u = quote(&unit),
+            id = quote(&new.id),
+            target = quote(&format!("{}/revert.target", self.paths.dir())),
         );
         let out = self
             .conn
@@ -863,24 +866,34 @@ impl<'a> Job<'a> {
         &self,
         activation: &Activation,
         journal_units: &mut Vec<String>,
+        armed: bool,
     ) -> Result<std::result::Result<(), (String, Option<String>)>> {
         let verify_units = activation.verify_units();
         let (since, before) = self.before_restart(&verify_units).await?;
         *journal_units = verify_units.clone();
         let script = activation.script(&self.paths);
-        let out = self.conn.exec(&script).await?;
-        if out.status.is_none() && out.signal.is_none() {
-            // The channel closed without an exit status: the connection is gone. Nothing more
-            // can be done from here; an armed self-revert restores the host by itself.
-            return Err(Error::Ssh {
-                host: self.host.name.clone(),
-                message: format!(
-                    "the connection was lost during the activation of {}; if a previous release existed, the host reverts to it by itself within confirm_timeout ({})",
-                    activation.release,
-                    humantime::format_duration(self.service.confirm_timeout)
-                ),
-            });
-        }
+        let out = match self.conn.exec(&script).await {
+            Ok(out) => out,
+            Err(_) if self.conn.is_closed() => {
+                // Nothing more can be done from here: say what the host will do by itself.
+                let then = if armed {
+                    format!(
+                        "the host reverts to the previous release by itself within confirm_timeout ({})",
+                        humantime::format_duration(self.service.confirm_timeout)
+                    )
+                } else {
+                    "no self-revert was armed: check the host with `ferry status` and deploy or roll back again".to_string()
+                };
+                return Err(Error::Ssh {
+                    host: self.host.name.clone(),
+                    message: format!(
+                        "the connection was lost while switching to {}; {then}",
+                        activation.release
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         if !out.success() {
             return Ok(Err((
                 format!(
@@ -985,7 +998,11 @@ impl<'a> Job<'a> {
             ))
             .await?;
         let remote = self.remote_state(dests).await?;
-        if remote.revert_pending {
+        if remote.revert_pending && !remote.current_unconfirmed() {
+            // A timer left over for a release that is no longer current: harmless, clear it.
+            self.cancel_pending_revert().await?;
+        }
+        if remote.current_unconfirmed() {
             return Err(Error::Failed {
                 message: format!(
                     "{}: the deploy of {} was never confirmed (ferry stopped before the end) and the host will revert it to the previous release by itself within confirm_timeout ({}); wait for that, or run `ferry rollback {}` now",
@@ -1057,7 +1074,7 @@ impl<'a> Job<'a> {
             format!("switching to {id}: installing units, switching `current`, restarting"),
         );
         let mut units = Vec::new();
-        let live = self.go_live(&activation, &mut units).await?;
+        let live = self.go_live(&activation, &mut units, armed).await?;
         let record = |outcome: &str, reason: Option<String>| HistoryRecord {
             time: release::now_rfc3339(),
             action: action.to_string(),
@@ -1120,7 +1137,7 @@ impl<'a> Job<'a> {
                 self.phase("rollback", format!("rolling back to {}", pm.id));
                 let back = Activation::back_to(&pm, Some(new));
                 let mut units2 = Vec::new();
-                let rb = self.go_live(&back, &mut units2).await;
+                let rb = self.go_live(&back, &mut units2, armed).await;
                 if armed {
                     let _ = self.disarm_revert(&pm.id).await;
                 }
@@ -1193,6 +1210,7 @@ pub fn revert_script(
         "cd \"$HOME\" || exit 1\n\
          exec 9>>{lock}\n\
          flock -w 600 9 || exit 1\n\
+         printf 'self-revert of %s (since %s)\\n' {unconfirmed_q} \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" > {info}\n\
          [ \"$(readlink {current})\" = {expected} ] || {{ echo 'a newer deploy or rollback happened: nothing to revert'; exit 0; }}\n\
          (\n{activation})\n\
          rc=$?\n\
@@ -1200,6 +1218,8 @@ pub fn revert_script(
          printf '%s\\n' {line} | sed \"s/__TIME__/$now/\" >> {history}\n\
          exit $rc\n",
         lock = quote(&paths.lock()),
+        info = quote(&format!("{}.info", paths.lock())),
+        unconfirmed_q = quote(unconfirmed),
         current = quote(&paths.current()),
         expected = quote(&format!("releases/{unconfirmed}")),
         activation = activation.script(paths),
@@ -1209,11 +1229,33 @@ pub fn revert_script(
 }
 
 /// Lines of `journalctl -o short-iso` output, made safe to print.
+/// Separates the by-unit and the by-PID journal queries in one command's output.
+const JOURNAL_SPLIT: &str = "--ferry-journal-split--";
+
+/// Lines of `journalctl -o short-iso-precise` output (one query, or two separated by
+/// [`JOURNAL_SPLIT`]), made safe to print. The two queries' entries are merged by time without
+/// duplicates; an entry is its first line and the indented continuation lines of a multi-line
+/// message, which stay with it.
 fn journal_lines(raw: &[u8]) -> Vec<String> {
-    raw.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(crate::report::sanitize_bytes)
-        .collect()
+    let mut entries: Vec<Vec<String>> = Vec::new();
+    for part in raw.split(|b| *b == b'\n') {
+        if part.is_empty() || part == JOURNAL_SPLIT.as_bytes() {
+            continue;
+        }
+        let line = crate::report::sanitize_bytes(part);
+        match entries.last_mut() {
+            Some(entry) if part[0].is_ascii_whitespace() => entry.push(line),
+            _ => entries.push(vec![line]),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    entries.retain(|e| seen.insert(e.clone()));
+    // Stable: entries of one second keep the order journalctl gave them.
+    entries.sort_by(|a, b| {
+        let t = |e: &Vec<String>| e[0].split_whitespace().next().unwrap_or("").to_string();
+        t(a).cmp(&t(b))
+    });
+    entries.into_iter().flatten().collect()
 }
 
 /// Does any line come from the unit's own processes (not from systemd about the unit)?
@@ -1391,6 +1433,23 @@ mod tests {
         assert_eq!(combine_codes(&[4, 5]), 5);
         assert_eq!(combine_codes(&[5, 3, 4]), 3);
         assert_eq!(combine_codes(&[3, 1, 0]), 1);
+    }
+
+    #[test]
+    fn journal_queries_merge_by_time_keeping_continuations() {
+        let raw = format!(
+            "2026-11-24T13:10:19.000002+0000 h systemd[5]: Started a.\n2026-11-24T13:10:19.000009+0000 h systemd[5]: a failed.\n{JOURNAL_SPLIT}\n2026-11-24T13:10:19.000005+0000 h sh[9]: first\n    second line\n2026-11-24T13:10:19.000009+0000 h systemd[5]: a failed.\n"
+        );
+        let lines = journal_lines(raw.as_bytes());
+        assert_eq!(
+            lines,
+            vec![
+                "2026-11-24T13:10:19.000002+0000 h systemd[5]: Started a.",
+                "2026-11-24T13:10:19.000005+0000 h sh[9]: first",
+                "    second line",
+                "2026-11-24T13:10:19.000009+0000 h systemd[5]: a failed.",
+            ]
+        );
     }
 
     #[test]

@@ -54,21 +54,26 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let interruptible = matches!(cli.command, Command::Deploy(_) | Command::Rollback(_));
+    let interrupted_note = match cli.command {
+        Command::Deploy(_) => Some(
+            "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout",
+        ),
+        Command::Rollback(_) => Some(
+            "interrupted: a host may be left between releases; check with `ferry status` and run the rollback again",
+        ),
+        _ => None,
+    };
     let result = runtime.block_on(async {
-        if !interruptible {
+        let Some(note) = interrupted_note else {
             return run(cli, &reporter).await;
-        }
+        };
         // Ctrl-C during a deploy: say what state the hosts are in, then exit 130. Whatever was
         // not activated yet is untouched; an activated, unconfirmed release is reverted by the
         // host's self-revert timer; the lock dies with the connection.
         tokio::select! {
             r = run(cli, &reporter) => r,
             _ = tokio::signal::ctrl_c() => {
-                reporter.warn(
-                    None,
-                    "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout",
-                );
+                reporter.warn(None, note);
                 Err(Error::Interrupted)
             }
         }

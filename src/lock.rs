@@ -50,18 +50,17 @@ pub async fn acquire(
     holder: &str,
     on_wait: impl FnOnce(&str),
 ) -> Result<RemoteLock> {
-    match attempt(conn, paths, None, holder).await? {
+    let mut current = match attempt(conn, paths, None, holder).await? {
         Ok(lock) => return Ok(lock),
-        Err(current) => {
-            if let Some(w) = wait {
-                on_wait(&current);
-                if let Ok(lock) = attempt(conn, paths, Some(w), holder).await? {
-                    return Ok(lock);
-                }
-            }
+        Err(current) => current,
+    };
+    if let Some(w) = wait {
+        on_wait(&current);
+        match attempt(conn, paths, Some(w), holder).await? {
+            Ok(lock) => return Ok(lock),
+            Err(now) => current = now,
         }
     }
-    let current = holder_of(conn, paths).await;
     let waited = match wait {
         Some(d) => format!(" (waited {})", humantime::format_duration(d)),
         None => String::new(),

@@ -84,6 +84,15 @@ pub struct RemoteState {
     pub history: Vec<release::HistoryRecord>,
     /// The self-revert timer of an earlier, unconfirmed deploy is still armed.
     pub revert_pending: bool,
+    /// The release that timer was armed for (it reverts only while `current` is that one).
+    pub revert_for: Option<String>,
+}
+
+impl RemoteState {
+    /// Is `current` a release whose deploy was never confirmed (its self-revert still armed)?
+    pub fn current_unconfirmed(&self) -> bool {
+        self.revert_pending && self.revert_for.is_some() && self.revert_for == self.current
+    }
 }
 
 /// Shell script printing the remote state as `key=value` lines.
@@ -97,7 +106,8 @@ pub fn remote_state_script(paths: &Paths, dests: &[String]) -> String {
          if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
          if [ -f \"$S/history.jsonl\" ]; then while IFS= read -r l; do echo \"history=$l\"; done < \"$S/history.jsonl\"; fi\n\
          for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n\
-         echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n",
+         echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n\
+         echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
         timer = quote(&format!("{}.timer", paths.revert_unit())),
@@ -132,6 +142,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             }
             "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
             "revert_timer" => st.revert_pending = v.trim() == "active",
+            "revert_for" if release::is_release_id(v.trim()) => {
+                st.revert_for = Some(v.trim().to_string())
+            }
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
             "history" => {
                 if let Ok(r) = serde_json::from_str(v) {
@@ -675,7 +688,7 @@ dest = "share/msg"
             start: vec![],
         };
         let text = format!(
-            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nrevert_timer=active\n",
+            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nrevert_timer=active\nrevert_for={OLD}\n",
             serde_json::to_string(&m).unwrap(),
             "11".repeat(32),
             "aa".repeat(32)
@@ -688,6 +701,7 @@ dest = "share/msg"
         assert_eq!(st.current_files["bin/app"], "aa".repeat(32));
         assert!(st.history.is_empty());
         assert!(st.revert_pending);
+        assert!(st.current_unconfirmed());
     }
 
     #[test]

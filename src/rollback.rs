@@ -115,6 +115,14 @@ async fn rollback_host(
                     })?,
             };
             if remote.current.as_deref() == Some(target.as_str()) {
+                // Asking for the current release confirms it: a pending self-revert would
+                // otherwise take the host away from it.
+                let reason = if remote.revert_pending {
+                    job.cancel_pending_revert().await?;
+                    "already current; its pending self-revert is cancelled (confirmed)"
+                } else {
+                    "already current; nothing to do"
+                };
                 return Ok(HostResult {
                     kind: "result",
                     host: host.name.clone(),
@@ -122,7 +130,7 @@ async fn rollback_host(
                     result: "ok".into(),
                     release: Some(target.clone()),
                     previous: remote.current.clone(),
-                    reason: Some("already current; nothing to do".into()),
+                    reason: Some(reason.into()),
                     code: exit::OK,
                 });
             }
@@ -133,15 +141,16 @@ async fn rollback_host(
                 });
             };
             let activation = Activation::back_to(&manifest, remote.manifest.as_ref());
-            if remote.revert_pending {
-                reporter.warn(
-                    Some(&host.name),
-                    "an unconfirmed deploy's self-revert was pending: cancelled, this rollback takes over",
-                );
+            let result = job
+                .switch(&manifest, activation, &remote, "rollback", false, origin, opts)
+                .await?;
+            // A self-revert still pending for the release we left is moot now (its guard
+            // sees `current` changed); clear it only once the rollback has succeeded, so that an
+            // interrupted rollback still leaves the host protected.
+            if remote.revert_pending && result.code == exit::OK {
                 job.cancel_pending_revert().await?;
             }
-            job.switch(&manifest, activation, &remote, "rollback", false, origin, opts)
-                .await
+            Ok(result)
         }
         .await;
         lock.release().await;

@@ -455,4 +455,23 @@ fn locks_and_self_arming_revert() {
         r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
         "five\n"
     );
+
+    // An explicit rollback takes over from a pending self-revert: it goes back to the last
+    // healthy release at once, and the timer is gone afterwards.
+    p.config(&cfg("sleep 5", "9s"));
+    p.write("msg", "six\n");
+    spawn_until(&p, &["deploy", "a"], "running health checks").kill();
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
+        "six\n"
+    );
+    p.config(&cfg("true", "30s"));
+    let run = p.ferry(&["rollback", "a"]);
+    run.assert_code(0);
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
+        "five\n"
+    );
+    let timer = r.ssh_raw(user, "systemctl --user is-active ferry-revert-a.timer");
+    assert_eq!(String::from_utf8_lossy(&timer.stdout).trim(), "inactive");
 }
