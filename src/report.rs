@@ -117,16 +117,6 @@ impl Reporter {
         }
     }
 
-    /// Write raw text lines to stdout (already formatted by this module's callers in report terms).
-    pub fn stdout_line(&self, line: &str) {
-        let _g = self.lock.lock().unwrap();
-        self.multi.suspend(|| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        });
-    }
-
     /// A progress message on stderr (hidden with --quiet).
     pub fn progress(&self, host: Option<&str>, message: &str) {
         if self.quiet {
