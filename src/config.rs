@@ -252,18 +252,26 @@ fn default_health_path() -> String {
 pub struct Env {
     pub home: Option<PathBuf>,
     pub local_user: Option<String>,
+    /// The user's OpenSSH client config (~/.ssh/config), when it exists.
+    pub ssh_config: Option<ssh2_config::SshConfig>,
 }
 
 impl Env {
     /// The real environment of this process.
-    pub fn current() -> Env {
-        Env {
-            home: std::env::var_os("HOME").map(PathBuf::from),
+    pub fn current() -> Result<Env, String> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let ssh_config = match &home {
+            Some(h) => read_ssh_config(h)?,
+            None => None,
+        };
+        Ok(Env {
+            home,
             local_user: std::env::var("USER")
                 .ok()
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|u| !u.is_empty()),
-        }
+            ssh_config,
+        })
     }
 
     fn expand(&self, path: &str, base: &Path) -> Result<PathBuf, String> {
@@ -277,6 +285,26 @@ impl Env {
             Ok(base.join(path))
         }
     }
+}
+
+/// `~/.ssh/config`, as OpenSSH's client reads it (HostName, User, Port, IdentityFile,
+/// ConnectTimeout are used); None when there is none.
+pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, String> {
+    use ssh2_config::{ParseRule, SshConfig};
+    let path = home.join(".ssh").join("config");
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    SshConfig::default()
+        .home_dir(home)
+        .parse(
+            &mut std::io::BufReader::new(file),
+            ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
+        )
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Read and validate a config file.
@@ -294,7 +322,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read the config file: {e}{hint}"),
         }])
     })?;
-    let config = parse(&text, path, &Env::current())?;
+    let env = Env::current().map_err(|message| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("the OpenSSH client config: {message}"),
+        }])
+    })?;
+    let config = parse(&text, path, &env)?;
     check_local_files(&config, &text)?;
     Ok(config)
 }
@@ -582,7 +618,13 @@ impl Validator<'_> {
                 "host names may use letters, digits, `-`, `_` and `.` only",
             );
         }
-        let address = h.address.trim().to_string();
+        let written = h.address.trim().to_string();
+        // ~/.ssh/config applies under what deploy.toml says (as with `ssh ADDRESS`).
+        let ssh = env.ssh_config.as_ref().map(|c| c.query(&written));
+        let address = ssh
+            .as_ref()
+            .and_then(|p| p.host_name.clone())
+            .unwrap_or_else(|| written.clone());
         if address.is_empty() || address.contains(char::is_whitespace) {
             self.error(&k("address"), "must be a host name or IP address");
         }
@@ -596,7 +638,13 @@ impl Validator<'_> {
                 .clone()
                 .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
         };
-        let user = match h.user.clone().or(d.user.clone()).or(env.local_user.clone()) {
+        let user = match h
+            .user
+            .clone()
+            .or(d.user.clone())
+            .or(ssh.as_ref().and_then(|p| p.user.clone()))
+            .or(env.local_user.clone())
+        {
             Some(u) if valid_user(&u) => u,
             Some(u) => {
                 self.error(&k("user"), format!("`{u}` is not a valid user name"));
@@ -610,12 +658,19 @@ impl Validator<'_> {
                 String::new()
             }
         };
-        let port = h.port.or(d.port).unwrap_or(22);
+        let port = h
+            .port
+            .or(d.port)
+            .or(ssh.as_ref().and_then(|p| p.port))
+            .unwrap_or(22);
         if port == 0 {
             self.error(&k("port"), "port 0 is not valid");
         }
         let identity = match pick(&h.identity, &d.identity, "identity") {
-            None => None,
+            None => ssh
+                .as_ref()
+                .and_then(|p| p.identity_file.as_ref())
+                .and_then(|f| f.first().cloned()),
             Some((p, key)) => match env.expand(&p, base) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -640,7 +695,11 @@ impl Validator<'_> {
             .unwrap_or(HostKeyPolicy::Strict);
         let connect_timeout = match pick(&h.connect_timeout, &d.connect_timeout, "connect_timeout")
         {
-            None => Duration::from_secs(10),
+            None => ssh
+                .as_ref()
+                .and_then(|p| p.connect_timeout)
+                .filter(|t| !t.is_zero())
+                .unwrap_or(Duration::from_secs(10)),
             Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
         };
         Host {
@@ -1074,6 +1133,7 @@ mod tests {
         Env {
             home: Some(PathBuf::from("/home/me")),
             local_user: Some("me".into()),
+            ssh_config: None,
         }
     }
 
@@ -1137,6 +1197,37 @@ host_key_policy = "strict"
             "[hosts.a]\naddress = \"x\"\nproxy_jump = \"b\"\n[hosts.b]\naddress = \"y\"\nproxy_jump = \"c\"\n[hosts.c]\naddress = \"z\"\n",
         );
         assert!(e.0[0].message.contains("only one jump"), "{e}");
+    }
+
+    #[test]
+    fn ssh_config_applies_under_deploy_toml() {
+        let cfg = ssh2_config::SshConfig::default()
+            .home_dir("/home/me")
+            .parse(
+                &mut "Host web\n  HostName 10.1.2.3\n  User alice\n  Port 2200\n  IdentityFile ~/.ssh/web_key\n  ConnectTimeout 4\n".as_bytes(),
+                ssh2_config::ParseRule::STRICT,
+            )
+            .unwrap();
+        let env = Env {
+            ssh_config: Some(cfg),
+            ..env()
+        };
+        let c = parse(
+            "[hosts.a]\naddress = \"web\"\n[hosts.b]\naddress = \"web\"\nuser = \"bob\"\nport = 22\n[hosts.c]\naddress = \"other\"\n",
+            Path::new("deploy.toml"),
+            &env,
+        )
+        .unwrap();
+        let a = &c.hosts["a"];
+        assert_eq!(a.address, "10.1.2.3");
+        assert_eq!(a.user, "alice");
+        assert_eq!(a.port, 2200);
+        assert_eq!(a.identity, Some(PathBuf::from("/home/me/.ssh/web_key")));
+        assert_eq!(a.connect_timeout, Duration::from_secs(4));
+        let b = &c.hosts["b"];
+        assert_eq!((b.user.as_str(), b.port), ("bob", 22));
+        assert_eq!(c.hosts["c"].address, "other");
+        assert_eq!(c.hosts["c"].user, "me");
     }
 
     #[test]

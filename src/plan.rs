@@ -556,6 +556,7 @@ dest = "share/msg"
             &config::Env {
                 home: Some("/home/me".into()),
                 local_user: Some("me".into()),
+                ssh_config: None,
             },
         )
         .unwrap();

@@ -438,3 +438,37 @@ fn proxy_jump_reaches_a_host_only_the_jump_host_can() {
     run.assert_code(3);
     assert!(run.stdout.contains("HAS CHANGED"), "{run}");
 }
+
+/// ~/.ssh/config applies under deploy.toml, as with `ssh ALIAS`: HostName, Port, User,
+/// IdentityFile of a Host alias.
+#[test]
+fn ssh_config_host_alias() {
+    let r = remote();
+    let p = Project::new();
+    p.write(
+        ".ssh/config",
+        format!(
+            "Host web-alias\n  HostName {}\n  Port {}\n  User ferry1\n  IdentityFile {}\n",
+            r.host,
+            r.port,
+            r.key.display()
+        ),
+    );
+    p.config(&format!(
+        "[hosts.web]\naddress = \"web-alias\"\nknown_hosts = \"{}\"\n",
+        r.known_hosts.display()
+    ));
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    let events = run.json();
+    assert_eq!(
+        check(&events, "reachable")["detail"],
+        format!("{}:{}", r.host, r.port)
+    );
+    assert!(
+        check(&events, "authenticated")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("as ferry1 ")
+    );
+}
