@@ -990,14 +990,16 @@ impl<'a> Job<'a> {
         opts: &Options,
         dests: &[String],
     ) -> Result<HostResult> {
-        // Leftovers of interrupted deploys.
-        self.conn
+        // Leftovers of interrupted deploys go first, in the same round trip as the state.
+        let out = self
+            .conn
             .run(&format!(
-                "cd \"$HOME\" && rm -rf {}/.*.partial",
-                quote(&self.paths.releases())
+                "(cd \"$HOME\" && rm -rf {}/.*.partial)\n{}",
+                quote(&self.paths.releases()),
+                plan::remote_state_script(&self.paths, dests)
             ))
             .await?;
-        let remote = self.remote_state(dests).await?;
+        let remote = plan::parse_remote_state(&out);
         if remote.revert_pending && !remote.current_unconfirmed() {
             // A timer left over for a release that is no longer current: harmless, clear it.
             self.cancel_pending_revert().await?;

@@ -53,11 +53,6 @@ pub fn plan(config: &Config, services: &[&Service], hosts: &[&Host]) -> Vec<Host
 /// Marker lines that split the script's output into sections.
 const MARK: &str = "@ferry";
 
-/// The remote directory of a service (relative to the home directory).
-pub fn service_dir(service: &str) -> String {
-    format!(".local/share/ferry/{service}")
-}
-
 /// The one script a host runs: the time, and for each service the target of `current`, the
 /// units' properties and the state of the units that trigger them. Timestamps in UTC so they
 /// can be parsed whatever the host's time zone.
@@ -69,7 +64,7 @@ pub fn script(services: &[(String, Vec<String>)]) -> String {
             "printf '%s\\n' {}; ",
             shell::quote(&format!("{MARK} service {name}"))
         ));
-        let current = shell::home_path(&format!("{}/current", service_dir(name)));
+        let current = shell::home_path(&crate::release::Paths::new(name).current());
         s.push_str(&format!(
             "printf '{MARK} current %s\\n' \"$(readlink {current} 2>/dev/null)\"; "
         ));
