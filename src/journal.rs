@@ -1,14 +1,12 @@
-//! The journal, pure: `journalctl --user` command lines for `ferry logs`, parsing of
-//! `journalctl -o json` lines into entries, merging several hosts' entries by time, formatting
-//! them for people and as JSON, and judging why a user's journal shows nothing.
-//! Nothing here touches the network; `logs.rs` runs these commands.
+//! The journal, pure: `journalctl --user` command lines for `ferry logs` and for a deploy's
+//! failure excerpt, parsing of `journalctl -o json` lines into entries, merging entries by time,
+//! and judging why a user's journal shows nothing. Nothing here touches the network or prints:
+//! `logs.rs` runs these commands, `report::logs` shows the entries.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::report::{Human, Style, sanitize, sanitize_bytes};
 use crate::shell;
 
 /// What to read from the journal, as the user asked for it.
@@ -133,32 +131,27 @@ pub enum Message {
 }
 
 impl Message {
-    /// Safe for a terminal: control characters and invalid bytes escaped.
-    pub fn display(&self) -> String {
-        match self {
-            Message::Text(s) => sanitize(s),
-            Message::Bytes(b) => sanitize_bytes(b),
-            Message::Absent => "[no message]".to_string(),
-        }
-    }
-
-    /// Text for JSON (serde_json escapes control characters): invalid bytes as `\xNN`.
+    /// The text, invalid bytes as `\xNN`; None when absent. Control characters are kept: escape
+    /// them before they reach a terminal (the reporting layer does).
     pub fn json_text(&self) -> Option<String> {
         match self {
             Message::Text(s) => Some(s.clone()),
-            Message::Bytes(b) => {
-                let mut out = String::with_capacity(b.len());
-                for chunk in b.utf8_chunks() {
-                    out.push_str(chunk.valid());
-                    for byte in chunk.invalid() {
-                        out.push_str(&format!("\\x{byte:02x}"));
-                    }
-                }
-                Some(out)
-            }
+            Message::Bytes(b) => Some(escape_invalid(b)),
             Message::Absent => None,
         }
     }
+}
+
+/// Bytes as text: valid UTF-8 as is, each invalid byte as `\xNN`.
+fn escape_invalid(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
 }
 
 /// One line of journalctl's stdout.
@@ -170,7 +163,8 @@ pub enum Line {
     /// The pid of the remote journalctl (follow commands).
     Pid(u32),
     Blank,
-    /// Not an entry: a message to show as a warning.
+    /// Not an entry: a message to show as a warning. Raw remote text (invalid bytes as `\xNN`,
+    /// control characters kept): print it only through `Reporter::warn`, which escapes them.
     Other(String),
 }
 
@@ -282,13 +276,10 @@ pub fn parse_line(line: &[u8]) -> Line {
         let text = String::from_utf8_lossy(line);
         return match parse_entry(&text) {
             Ok(e) => Line::Entry(Box::new(e)),
-            Err(err) => Line::Other(format!(
-                "unreadable journal line ({err}): {}",
-                sanitize(&text)
-            )),
+            Err(err) => Line::Other(format!("unreadable journal line ({err}): {text}")),
         };
     }
-    Line::Other(sanitize_bytes(line))
+    Line::Other(escape_invalid(line))
 }
 
 /// Splits a byte stream into complete lines; a partial line waits for the rest.
@@ -352,77 +343,6 @@ pub fn priority_name(p: u8) -> &'static str {
     .get(p as usize)
     .copied()
     .unwrap_or("info")
-}
-
-/// One entry as printed: `HOST TIMESTAMP UNIT[PID]: MESSAGE`, or a JSON object.
-#[derive(Debug, Clone, Serialize)]
-pub struct LogEntry {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub host: String,
-    pub unit: String,
-    /// RFC 3339, UTC, microseconds.
-    pub timestamp: String,
-    pub timestamp_us: u64,
-    pub priority: u8,
-    pub pid: Option<u32>,
-    /// The message text; bytes that are not UTF-8 written as `\xNN`. null when absent.
-    pub message: Option<String>,
-    /// The raw bytes, only when the message is not valid UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message_bytes: Option<Vec<u8>>,
-    pub cursor: String,
-    /// Human output: the width of the host column, or None to leave it out (one host).
-    #[serde(skip)]
-    pub host_column: Option<usize>,
-    #[serde(skip)]
-    display: String,
-}
-
-impl LogEntry {
-    pub fn new(host: &str, e: &Entry, host_column: Option<usize>) -> LogEntry {
-        LogEntry {
-            kind: "entry",
-            host: host.to_string(),
-            unit: e.unit.clone(),
-            timestamp: format_timestamp(e.realtime_us, true),
-            timestamp_us: e.realtime_us,
-            priority: e.priority,
-            pid: e.pid,
-            message: e.message.json_text(),
-            message_bytes: match &e.message {
-                Message::Bytes(b) => Some(b.clone()),
-                _ => None,
-            },
-            cursor: e.cursor.clone(),
-            host_column,
-            display: e.message.display(),
-        }
-    }
-}
-
-impl Human for LogEntry {
-    fn human(&self, s: &Style) -> Option<String> {
-        let mut line = String::new();
-        if let Some(w) = self.host_column {
-            line.push_str(&s.bold(&format!("{:<w$}", sanitize(&self.host))));
-            line.push(' ');
-        }
-        line.push_str(&s.dim(&format_timestamp(self.timestamp_us, false)));
-        line.push(' ');
-        line.push_str(&sanitize(&self.unit));
-        if let Some(pid) = self.pid {
-            line.push_str(&format!("[{pid}]"));
-        }
-        line.push_str(": ");
-        let msg = match self.priority {
-            0..=3 => s.red(&self.display),
-            4 => s.yellow(&self.display),
-            _ => self.display.clone(),
-        };
-        line.push_str(&msg);
-        Some(line)
-    }
 }
 
 /// Run when a host's journal gave nothing: who the user is, whether the journal is persistent,
@@ -597,7 +517,6 @@ mod tests {
         let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[98,97,100,32,255,32,27,91,51,49,109],"SYSLOG_IDENTIFIER":"x"}"#;
         let e = parse_entry(j).unwrap();
         assert_eq!(e.message, Message::Bytes(b"bad \xff \x1b[31m".to_vec()));
-        assert_eq!(e.message.display(), "bad \\xff \\u{1b}[31m");
         assert_eq!(e.message.json_text().unwrap(), "bad \\xff \u{1b}[31m");
         assert_eq!(e.unit, "x");
         assert_eq!(e.priority, 6);
@@ -646,8 +565,8 @@ mod tests {
             Line::Anchor(Some("s=1;i=a".into()))
         );
         assert_eq!(
-            parse_line(b"No journal files were found.\x1b[0m"),
-            Line::Other("No journal files were found.\\u{1b}[0m".into())
+            parse_line(b"No journal files were found.\x1b[0m\xff"),
+            Line::Other("No journal files were found.\x1b[0m\\xff".into())
         );
         assert!(matches!(parse_line(b"{broken"), Line::Other(_)));
     }
@@ -683,7 +602,7 @@ mod tests {
         let b = vec![entry(2, "b2"), entry(5, "b5"), entry(9, "b9")];
         let m: Vec<(usize, String)> = merge(vec![a, b])
             .into_iter()
-            .map(|(h, e)| (h, e.message.display()))
+            .map(|(h, e)| (h, e.message.json_text().unwrap()))
             .collect();
         let want = [
             (0, "a1"),
@@ -694,51 +613,6 @@ mod tests {
             (1, "b9"),
         ];
         assert_eq!(m, want.map(|(h, s)| (h, s.to_string())));
-    }
-
-    #[test]
-    fn formats_for_people_and_json() {
-        let e = parse_entry(TEXT).unwrap();
-        let plain = Style { color: false };
-        let one = LogEntry::new("web1", &e, None);
-        assert_eq!(
-            one.human(&plain).unwrap(),
-            "2025-11-24T16:00:00.123Z app.service[4242]: line 7"
-        );
-        let many = LogEntry::new("web1", &e, Some(6));
-        assert_eq!(
-            many.human(&plain).unwrap(),
-            "web1   2025-11-24T16:00:00.123Z app.service[4242]: line 7"
-        );
-        let coloured = many.human(&Style { color: true }).unwrap();
-        assert!(coloured.contains("\x1b[31mline 7\x1b[0m"), "{coloured:?}");
-        let v: Value = serde_json::to_value(&one).unwrap();
-        assert_eq!(v["type"], "entry");
-        assert_eq!(v["host"], "web1");
-        assert_eq!(v["unit"], "app.service");
-        assert_eq!(v["timestamp"], "2025-11-24T16:00:00.123456Z");
-        assert_eq!(v["priority"], 3);
-        assert_eq!(v["pid"], 4242);
-        assert_eq!(v["message"], "line 7");
-        assert_eq!(v["cursor"], "s=1;i=a");
-        assert!(v.get("message_bytes").is_none());
-        assert!(v.get("host_column").is_none());
-    }
-
-    #[test]
-    fn hostile_messages_are_escaped_for_people() {
-        let j = r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1","MESSAGE":[27,93,50,59,112,119,110,7,255,10,120],"_SYSTEMD_USER_UNIT":"a\u001b[2J.service"}"#;
-        let e = parse_entry(j).unwrap();
-        let line = LogEntry::new("h", &e, None)
-            .human(&Style { color: false })
-            .unwrap();
-        assert!(
-            !line.contains('\x1b') && !line.contains('\x07') && !line.contains('\n'),
-            "{line:?}"
-        );
-        assert!(line.ends_with(": \\u{1b}]2;pwn\\u{7}\\xff\\nx"), "{line:?}");
-        let v: Value = serde_json::to_value(LogEntry::new("h", &e, None)).unwrap();
-        assert_eq!(v["message_bytes"][8], 255);
     }
 
     #[test]

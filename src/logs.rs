@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use crate::cli::LogsArgs;
 use crate::config::Host;
 use crate::error::{Error, exit};
-use crate::journal::{self, Emptiness, Entry, Line, LineBuffer, LogEntry, Query, Resume};
+use crate::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
+use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize, sanitize_bytes};
 use crate::ssh::{self, Connection};
 

@@ -4,6 +4,8 @@
 //! a `type` field). stderr carries progress, warnings and errors. Colour only on a terminal and
 //! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
 
+pub mod logs;
+
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
