@@ -153,7 +153,8 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Args)]
 pub struct ReleasesArgs {
-    pub service: String,
+    /// Services to list. Default: every service.
+    pub services: Vec<String>,
     #[command(flatten)]
     pub filter: HostFilter,
 }

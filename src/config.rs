@@ -90,7 +90,7 @@ pub struct FileSpec {
 }
 
 /// Health checks of a service; all that are set must pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Health {
     pub http: Option<HttpCheck>,
     pub unix_http: Option<UnixHttpCheck>,
@@ -99,7 +99,7 @@ pub struct Health {
     pub interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HttpCheck {
     pub host: String,
     pub port: u16,
@@ -109,7 +109,7 @@ pub struct HttpCheck {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnixHttpCheck {
     /// Socket path on the host; may contain `%t` and `%h`.
     pub socket: String,

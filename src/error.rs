@@ -117,6 +117,19 @@ pub enum Error {
     #[error("{message}")]
     Failed { message: String, code: i32 },
 
+    /// Refused before anything changed on the host (another deploy holds the lock, the
+    /// current release's self-revert is pending, the asked-for release is not there).
+    #[error("{host}: {message}")]
+    Refused {
+        host: String,
+        message: String,
+        code: i32,
+    },
+
+    /// Failed, and every detail has been reported already: only the exit code is left.
+    #[error("failed (reported above)")]
+    Reported { code: i32 },
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -145,7 +158,9 @@ impl Error {
             | Error::Key { .. }
             | Error::Ssh { .. } => exit::CONNECTION,
             Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => exit::FAILED,
-            Error::Failed { code, .. } => *code,
+            Error::Failed { code, .. } | Error::Refused { code, .. } | Error::Reported { code } => {
+                *code
+            }
             Error::Interrupted => exit::INTERRUPTED,
         }
     }

@@ -413,6 +413,74 @@ pub fn follow_warning(probe: &str) -> Option<(String, String)> {
     }
 }
 
+/// Separates the by-unit and the by-PID queries in [`failure_query_command`]'s output.
+pub const FAILURE_SPLIT: &str = "--ferry-journal-split--";
+
+/// One command reading the journal of a failure as JSON: the units' entries (their own and the
+/// user manager's about them) since `since` (a journalctl time, default the last 5 minutes),
+/// then, after a [`FAILURE_SPLIT`] line, the entries of these PIDs (journald loses the unit of
+/// a process that exited at once).
+pub fn failure_query_command(
+    units: &[String],
+    pids: &[u32],
+    since: Option<&str>,
+    lines: usize,
+) -> String {
+    let mut base: Vec<String> = vec![
+        "journalctl".into(),
+        "--user".into(),
+        "--no-pager".into(),
+        "-q".into(),
+        "-o".into(),
+        "json".into(),
+        "-n".into(),
+        lines.to_string(),
+        format!("--since={}", since.unwrap_or("-5min")),
+    ];
+    let mut by_unit = base.clone();
+    by_unit.extend(units.iter().map(|u| format!("--user-unit={u}")));
+    let by_unit = crate::shell::command(&by_unit);
+    if pids.is_empty() {
+        return by_unit;
+    }
+    base.extend(pids.iter().map(|p| format!("_PID={p}")));
+    format!(
+        "{by_unit}; echo {FAILURE_SPLIT}; {}",
+        crate::shell::command(&base)
+    )
+}
+
+/// Entries of [`failure_query_command`]'s output, merged by time without duplicates, and
+/// whether any of them was written by the units' own processes (not by systemd about them).
+pub fn parse_failure_output(raw: &[u8]) -> (Vec<Entry>, bool) {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut own = false;
+    for line in raw.split(|b| *b == b'\n') {
+        let Ok(text) = std::str::from_utf8(line) else {
+            continue;
+        };
+        let text = text.trim();
+        if text.is_empty() || text == FAILURE_SPLIT {
+            continue;
+        }
+        let Ok(e) = parse_entry(text) else {
+            continue;
+        };
+        if entries.iter().any(|x| x.cursor == e.cursor) {
+            continue;
+        }
+        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let ident = v.get("SYSLOG_IDENTIFIER").and_then(Value::as_str);
+        let unit = v.get("_SYSTEMD_USER_UNIT").and_then(Value::as_str);
+        if ident != Some("systemd") && unit != Some("init.scope") {
+            own = true;
+        }
+        entries.push(e);
+    }
+    entries.sort_by_key(|e| e.realtime_us);
+    (entries, own)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,5 +711,33 @@ mod tests {
         assert!(follow_warning("uid=990\nuser=s\npersistent=yes\nentries=0\n").is_some());
         assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=0\n").is_some());
         assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=3\n").is_none());
+    }
+
+    #[test]
+    fn failure_query_by_unit_and_pid() {
+        let c = failure_query_command(&["a.service".into()], &[42], Some("@1.5"), 200);
+        assert!(c.contains("--user-unit=a.service"), "{c}");
+        assert!(c.contains("--since=@1.5"), "{c}");
+        assert!(c.contains(&format!("echo {FAILURE_SPLIT}; ")), "{c}");
+        assert!(c.ends_with("_PID=42"), "{c}");
+        let c = failure_query_command(&["a.service".into()], &[], None, 200);
+        assert!(
+            !c.contains(FAILURE_SPLIT) && c.contains("--since=-5min"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn failure_output_merges_by_time_without_duplicates() {
+        let manager = r#"{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"100","_PID":"5","SYSLOG_IDENTIFIER":"systemd","_SYSTEMD_USER_UNIT":"init.scope","USER_UNIT":"a.service","MESSAGE":"a.service: Main process exited"}"#;
+        let own = r#"{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"50","_PID":"42","SYSLOG_IDENTIFIER":"sh","MESSAGE":"cannot open /etc/a.conf"}"#;
+        let raw = format!("{manager}\n{FAILURE_SPLIT}\n{own}\n{manager}\n");
+        let (entries, has_own) = parse_failure_output(raw.as_bytes());
+        assert!(has_own);
+        let cursors: Vec<&str> = entries.iter().map(|e| e.cursor.as_str()).collect();
+        assert_eq!(cursors, vec!["c2", "c1"]);
+        let (entries, has_own) = parse_failure_output(format!("{manager}\n").as_bytes());
+        assert!(!has_own);
+        assert_eq!(entries[0].unit, "a.service");
     }
 }

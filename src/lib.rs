@@ -9,20 +9,26 @@ pub mod config;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod fanout;
 pub mod health;
 pub mod journal;
 pub mod known_hosts;
+pub mod local;
 pub mod lock;
 pub mod logs;
 pub mod plan;
 pub mod release;
+pub mod releases;
 pub mod report;
+pub mod revert;
 pub mod rollback;
+pub mod session;
 pub mod sftp;
 pub mod shell;
 pub mod ssh;
 pub mod status;
 pub mod systemd;
+pub mod targets;
 
 use clap::Parser;
 
@@ -81,7 +87,10 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if !matches!(e, Error::Failed { .. } | Error::Interrupted) {
+            if !matches!(
+                e,
+                Error::Failed { .. } | Error::Reported { .. } | Error::Interrupted
+            ) {
                 reporter.error(&e);
             }
             e.exit_code()
@@ -112,34 +121,11 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
     match cli.command {
         Command::Doctor(args) => {
             let config = config::load(&config_path)?;
-            let hosts: Vec<_> = config
-                .select_hosts(&args.filter.hosts)
-                .map_err(Error::Usage)?
-                .into_iter()
-                .cloned()
-                .collect();
-            if hosts.is_empty() {
-                return Err(Error::Usage(format!(
-                    "no hosts in {}: add a [hosts.NAME] table",
-                    config_path.display()
-                )));
-            }
+            let hosts = targets::hosts(&config, &args.filter.hosts)?;
             Ok(doctor::run(hosts, reporter).await)
         }
         Command::Deploy(args) => {
             let config = config::load(&config_path)?;
-            let services: Vec<_> = config
-                .select_services(&args.services)
-                .map_err(Error::Usage)?
-                .into_iter()
-                .cloned()
-                .collect();
-            if services.is_empty() {
-                return Err(Error::Usage(format!(
-                    "no services in {}: add a [services.NAME] table",
-                    config_path.display()
-                )));
-            }
             let opts = deploy::Options {
                 dry_run: args.dry_run,
                 no_rollback: args.no_rollback,
@@ -148,7 +134,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             };
             deploy::run(
                 &config,
-                services,
+                &args.services,
                 &args.filter.hosts,
                 opts,
                 reporter.clone(),
@@ -159,18 +145,14 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
         Command::Status(args) => status::command(&config_path, args, reporter).await,
         Command::Rollback(args) => {
             let config = config::load(&config_path)?;
-            let (service, hosts) = service_hosts(&config, &args.service, &args.filter.hosts)?;
-            let opts = deploy::Options {
-                dry_run: false,
-                no_rollback: false,
+            let opts = rollback::Options {
+                to: args.to,
                 lock_wait: args.lock_wait,
-                parallel: hosts.len().max(1),
             };
-            rollback::run_rollback(
+            rollback::run(
                 &config,
-                &service,
-                args.to.as_deref(),
-                hosts,
+                &args.service,
+                &args.filter.hosts,
                 opts,
                 reporter.clone(),
             )
@@ -178,33 +160,13 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
         }
         Command::Releases(args) => {
             let config = config::load(&config_path)?;
-            let (service, hosts) = service_hosts(&config, &args.service, &args.filter.hosts)?;
-            rollback::run_releases(&service, hosts, reporter.clone()).await
+            releases::run(
+                &config,
+                &args.services,
+                &args.filter.hosts,
+                reporter.clone(),
+            )
+            .await
         }
     }
-}
-
-/// A service and the hosts it runs on, narrowed by `--host`.
-fn service_hosts(
-    config: &config::Config,
-    service: &str,
-    filter: &[String],
-) -> Result<(config::Service, Vec<config::Host>), Error> {
-    let service = config
-        .select_services(&[service.to_string()])
-        .map_err(Error::Usage)?[0]
-        .clone();
-    let selected = config.select_hosts(filter).map_err(Error::Usage)?;
-    let hosts: Vec<config::Host> = selected
-        .into_iter()
-        .filter(|h| service.hosts.contains(&h.name))
-        .cloned()
-        .collect();
-    if hosts.is_empty() {
-        return Err(Error::Usage(format!(
-            "service {} runs on none of the selected hosts",
-            service.name
-        )));
-    }
-    Ok((service, hosts))
 }

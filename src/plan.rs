@@ -86,6 +86,10 @@ pub struct RemoteState {
     pub revert_pending: bool,
     /// The release that timer was armed for (it reverts only while `current` is that one).
     pub revert_for: Option<String>,
+    /// Staging directories left by interrupted deploys (`.ID.partial`).
+    pub partial: Vec<String>,
+    /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
+    pub lock_holder: Option<String>,
 }
 
 impl RemoteState {
@@ -93,10 +97,42 @@ impl RemoteState {
     pub fn current_unconfirmed(&self) -> bool {
         self.revert_pending && self.revert_for.is_some() && self.revert_for == self.current
     }
+
+    /// Was the current release verified when it went live? Its last history record says so;
+    /// a release with no record at all (history lost) is taken as verified.
+    pub fn current_verified(&self) -> bool {
+        let Some(current) = &self.current else {
+            return false;
+        };
+        match self.history.iter().rev().find(|r| &r.release == current) {
+            Some(r) => r.outcome == "ok",
+            None => true,
+        }
+    }
+
+    /// The manifest of `current`, when it is readable.
+    pub fn current_manifest(&self) -> Option<&Manifest> {
+        self.manifest
+            .as_ref()
+            .filter(|m| Some(&m.id) == self.current.as_ref())
+    }
+
+    /// Where a failed deploy goes back to: `current` when it was verified, else the last
+    /// verified release still on the host.
+    pub fn fallback(&self) -> Option<String> {
+        let current = self.current.as_ref()?;
+        if self.current_verified() {
+            return Some(current.clone());
+        }
+        release::last_good(&self.history, Some(current))
+            .filter(|r| self.releases.iter().any(|x| x == r))
+            .map(String::from)
+    }
 }
 
-/// Shell script printing the remote state as `key=value` lines.
-pub fn remote_state_script(paths: &Paths, dests: &[String]) -> String {
+/// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
+/// which does not take the lock) it also says who holds the lock.
+pub fn remote_state_script(paths: &Paths, dests: &[String], check_lock: bool) -> String {
     let s = quote(&paths.dir());
     let mut script = format!(
         "cd \"$HOME\" || exit 1\n\
@@ -107,11 +143,17 @@ pub fn remote_state_script(paths: &Paths, dests: &[String]) -> String {
          if [ -f \"$S/history.jsonl\" ]; then while IFS= read -r l; do echo \"history=$l\"; done < \"$S/history.jsonl\"; fi\n\
          for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n\
          echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n\
-         echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n",
+         echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
+         for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
         timer = quote(&format!("{}.timer", paths.revert_unit())),
     );
+    if check_lock {
+        script.push_str(
+            "if [ -e \"$S/lock\" ]; then flock -n -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
+        );
+    }
     if !dests.is_empty() {
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
@@ -146,6 +188,23 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                 st.revert_for = Some(v.trim().to_string())
             }
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
+            "partial" => {
+                let id = v
+                    .trim()
+                    .trim_start_matches('.')
+                    .trim_end_matches(".partial");
+                if release::is_release_id(id) {
+                    st.partial.push(v.trim().to_string());
+                }
+            }
+            "lock" => {
+                let holder = v.trim();
+                st.lock_holder = Some(if holder.is_empty() {
+                    "another deploy".to_string()
+                } else {
+                    holder.to_string()
+                });
+            }
             "history" => {
                 if let Ok(r) = serde_json::from_str(v) {
                     st.history.push(r)
@@ -207,12 +266,97 @@ pub struct UnitPlan {
     pub change: Change,
 }
 
+/// One step of a deploy on one host. A plan lists them in the order `deploy` executes them;
+/// `--dry-run` prints the same list. After a failed step the plan's [`OnFailure`] applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Hold the service's lock on the host (taken before the host is read, so the plan is
+    /// made under it).
+    Lock,
+    /// Do nothing on this host, for this reason.
+    Refuse {
+        reason: String,
+        /// `locked` or `pending-revert`.
+        why: Refusal,
+    },
+    /// Remove staging directories left by interrupted deploys.
+    CleanStaging { dirs: Vec<String> },
+    /// Stop a self-revert timer left for a release that is no longer current.
+    ClearStaleRevert,
+    /// Create the staging directory `releases/.ID.partial` and its subdirectories.
+    Stage { release: String },
+    /// Copy files identical to the current release's on the host instead of sending them.
+    Reuse { files: Vec<String> },
+    /// Send files over SFTP.
+    Upload { files: Vec<String>, bytes: u64 },
+    /// Write the unit files and the manifest, then rename the staging directory to
+    /// `releases/ID`: the release is complete on the host.
+    Seal { release: String },
+    /// Arm a timer on the host that goes back to `to` unless the deploy is confirmed in time.
+    ArmRevert { to: String, after_ms: u64 },
+    /// Install the units, switch `current`, daemon-reload, enable, stop, restart, start.
+    Activate { release: String },
+    /// Wait until these units are up and have stayed up for the settle time.
+    Verify { units: Vec<String> },
+    /// Run the health checks.
+    Health { checks: Vec<String> },
+    /// Disarm the self-revert and record the release as deployed.
+    Confirm { release: String },
+    /// Delete old releases (never `current`, never the last verified one).
+    Prune { releases: Vec<String> },
+}
+
+/// Why a host is not deployed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// Another deploy or rollback holds the lock.
+    Locked,
+    /// The current release's self-revert is still armed.
+    PendingRevert,
+}
+
+impl Step {
+    /// The step's name, as in JSON (`"step"` field).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Lock => "lock",
+            Step::Refuse { .. } => "refuse",
+            Step::CleanStaging { .. } => "clean-staging",
+            Step::ClearStaleRevert => "clear-stale-revert",
+            Step::Stage { .. } => "stage",
+            Step::Reuse { .. } => "reuse",
+            Step::Upload { .. } => "upload",
+            Step::Seal { .. } => "seal",
+            Step::ArmRevert { .. } => "arm-revert",
+            Step::Activate { .. } => "activate",
+            Step::Verify { .. } => "verify",
+            Step::Health { .. } => "health",
+            Step::Confirm { .. } => "confirm",
+            Step::Prune { .. } => "prune",
+        }
+    }
+}
+
+/// What happens when activation, verification or a health check fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "then", rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Go back to this release (verified before) and verify it.
+    RollBack { to: String },
+    /// Leave the failed release in place, for this reason.
+    Stay { reason: String },
+}
+
 /// What a deploy does on one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub service: String,
     pub release: String,
     pub previous: Option<String>,
+    /// Was `previous` verified when it went live? (A release whose self-revert failed was not.)
+    pub previous_verified: bool,
     pub files: Vec<FilePlan>,
     pub units: Vec<UnitPlan>,
     pub enable: Vec<String>,
@@ -221,11 +365,22 @@ pub struct Plan {
     pub restart: Vec<String>,
     /// Sockets, timers, paths and targets started (a no-op when already active).
     pub start: Vec<String>,
+    /// Every step, in order.
+    pub steps: Vec<Step>,
+    pub on_failure: OnFailure,
     #[serde(skip)]
     pub manifest: Manifest,
 }
 
 impl Plan {
+    /// The refusal, when the plan is one.
+    pub fn refusal(&self) -> Option<(&str, Refusal)> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Refuse { reason, why } => Some((reason.as_str(), *why)),
+            _ => None,
+        })
+    }
+
     pub fn upload_bytes(&self) -> u64 {
         self.files
             .iter()
@@ -251,6 +406,13 @@ pub struct Origin {
     pub created: String,
 }
 
+/// Options of a deploy that change its plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Leave a failed release in place instead of going back.
+    pub no_rollback: bool,
+}
+
 /// Build the plan for one host.
 pub fn make(
     service: &Service,
@@ -258,6 +420,7 @@ pub fn make(
     remote: &RemoteState,
     release_id: &str,
     origin: &Origin,
+    opts: Options,
 ) -> Plan {
     let previous_units: BTreeSet<String> = remote
         .manifest
@@ -366,19 +529,160 @@ pub fn make(
         restart: restart.clone(),
         enable: enable.clone(),
         start: start.clone(),
+        judging: Some(release::StoredJudging::of(service)),
     };
-    Plan {
+    let mut plan = Plan {
         service: service.name.clone(),
         release: release_id.to_string(),
         previous: remote.current.clone(),
+        previous_verified: remote.current_verified(),
         files,
         units,
         enable,
         stop_first,
         restart,
         start,
+        steps: Vec::new(),
+        on_failure: OnFailure::Stay {
+            reason: String::new(),
+        },
         manifest,
+    };
+    plan.on_failure = on_failure(remote, opts);
+    plan.steps = steps(service, remote, &plan);
+    plan
+}
+
+fn on_failure(remote: &RemoteState, opts: Options) -> OnFailure {
+    let stay = |reason: &str| OnFailure::Stay {
+        reason: reason.to_string(),
+    };
+    let Some(current) = &remote.current else {
+        return stay("first deploy of this service: nothing to roll back to");
+    };
+    if opts.no_rollback {
+        return stay("--no-rollback: the failed release stays in place");
     }
+    match remote.fallback() {
+        Some(to) if &to != current || remote.current_manifest().is_some() => {
+            OnFailure::RollBack { to }
+        }
+        Some(_) => stay("the previous release has no manifest: cannot roll back"),
+        None => stay(&format!(
+            "the current release {current} was never verified and no verified release is on the host: nothing to roll back to"
+        )),
+    }
+}
+
+fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
+    if let Some(holder) = &remote.lock_holder {
+        return vec![Step::Refuse {
+            reason: format!(
+                "service `{}` is locked by {holder}; wait for it to finish, or pass --lock-wait DURATION",
+                service.name
+            ),
+            why: Refusal::Locked,
+        }];
+    }
+    let mut steps = vec![Step::Lock];
+    if remote.current_unconfirmed() {
+        steps.push(Step::Refuse {
+            reason: format!(
+                "the deploy of {} was never confirmed (ferry stopped before the end) and the host will revert it to the previous release by itself within confirm_timeout ({}); wait for that, or run `ferry rollback {}` now",
+                remote.current.as_deref().unwrap_or("the current release"),
+                humantime::format_duration(service.confirm_timeout),
+                service.name
+            ),
+            why: Refusal::PendingRevert,
+        });
+        return steps;
+    }
+    if !remote.partial.is_empty() {
+        steps.push(Step::CleanStaging {
+            dirs: remote.partial.clone(),
+        });
+    }
+    if remote.revert_pending {
+        steps.push(Step::ClearStaleRevert);
+    }
+    steps.push(Step::Stage {
+        release: plan.release.clone(),
+    });
+    let reuse: Vec<String> = plan
+        .files
+        .iter()
+        .filter(|f| f.transfer == Transfer::Reuse)
+        .map(|f| f.dest.clone())
+        .collect();
+    if !reuse.is_empty() {
+        steps.push(Step::Reuse { files: reuse });
+    }
+    let upload: Vec<String> = plan
+        .files
+        .iter()
+        .filter(|f| f.transfer == Transfer::Upload)
+        .map(|f| f.dest.clone())
+        .collect();
+    if !upload.is_empty() {
+        steps.push(Step::Upload {
+            files: upload,
+            bytes: plan.upload_bytes(),
+        });
+    }
+    steps.push(Step::Seal {
+        release: plan.release.clone(),
+    });
+    if let OnFailure::RollBack { to } = &plan.on_failure {
+        steps.push(Step::ArmRevert {
+            to: to.clone(),
+            after_ms: service.confirm_timeout.as_millis() as u64,
+        });
+    }
+    steps.push(Step::Activate {
+        release: plan.release.clone(),
+    });
+    let verify = Activation::for_plan(plan).verify_units();
+    if !verify.is_empty() {
+        steps.push(Step::Verify { units: verify });
+    }
+    if let Some(h) = &service.health {
+        steps.push(Step::Health {
+            checks: health_names(h),
+        });
+    }
+    steps.push(Step::Confirm {
+        release: plan.release.clone(),
+    });
+    let mut all = remote.releases.clone();
+    all.push(plan.release.clone());
+    let protect = release::last_good(&remote.history, Some(&plan.release))
+        .map(String::from)
+        .or_else(|| remote.current.clone());
+    let prune = release::to_prune(
+        &all,
+        Some(&plan.release),
+        protect.as_deref(),
+        service.keep_releases,
+    );
+    if !prune.is_empty() {
+        steps.push(Step::Prune { releases: prune });
+    }
+    steps
+}
+
+/// The health checks set, by name (`http`, `unix_http`, `command`).
+pub fn health_names(h: &crate::config::Health) -> Vec<String> {
+    let mut v = Vec::new();
+    if h.http.is_some() {
+        v.push("http".to_string());
+    }
+    if h.unix_http.is_some() {
+        v.push("unix_http".to_string());
+    }
+    if h.command.is_some() {
+        v.push("command".to_string());
+    }
+    v
 }
 
 /// What an activation does: make `release` live with its units.
@@ -610,7 +914,14 @@ dest = "share/msg"
 
     #[test]
     fn first_deploy_uploads_everything() {
-        let p = make(&service(), &local(), &RemoteState::default(), ID, &origin());
+        let p = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            ID,
+            &origin(),
+            Options::default(),
+        );
         assert!(
             p.files
                 .iter()
@@ -662,8 +973,16 @@ dest = "share/msg"
             restart: vec![],
             enable: vec![],
             start: vec![],
+            judging: None,
         });
-        let p = make(&service(), &local(), &remote, ID, &origin());
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
         assert_eq!(p.files[0].transfer, Transfer::Reuse);
         assert_eq!(p.files[1].change, Change::Changed);
         assert_eq!(p.upload_bytes(), 3);
@@ -687,6 +1006,7 @@ dest = "share/msg"
             restart: vec![],
             enable: vec![],
             start: vec![],
+            judging: None,
         };
         let text = format!(
             "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nrevert_timer=active\nrevert_for={OLD}\n",
@@ -707,14 +1027,21 @@ dest = "share/msg"
 
     #[test]
     fn probe_script_quotes_dests() {
-        let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()]);
+        let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()], false);
         assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
         assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
     }
 
     #[test]
     fn activation_script_order() {
-        let p = make(&service(), &local(), &RemoteState::default(), ID, &origin());
+        let p = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            ID,
+            &origin(),
+            Options::default(),
+        );
         let s = Activation::for_plan(&p).script(&Paths::new("app"));
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(pos("mv -f \"$UD/.ferry-tmp.\"app.service") < pos("mv -fT"));
@@ -744,6 +1071,7 @@ dest = "share/msg"
             restart: vec!["app.service".into()],
             enable: vec![],
             start: vec![],
+            judging: None,
         };
         let mut from = to.clone();
         from.id = ID.into();

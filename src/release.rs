@@ -75,6 +75,19 @@ pub fn release_id(now: SystemTime, content_hash: &str) -> String {
     format!("{stamp}-{}", &content_hash[..content_hash.len().min(8)])
 }
 
+/// A release id not taken yet on the host: [`release_id`], with `.2`, `.3`, ... appended when
+/// a release of the same second and content exists (a quick redeploy).
+pub fn fresh_id(now: SystemTime, content_hash: &str, taken: &[String]) -> String {
+    let base = release_id(now, content_hash);
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken.contains(&id) {
+        n += 1;
+        id = format!("{base}.{n}");
+    }
+    id
+}
+
 /// Is this a release id ferry made? (Guards every path built from remote listings.)
 pub fn is_release_id(s: &str) -> bool {
     let b = s.as_bytes();
@@ -111,6 +124,9 @@ pub struct Manifest {
     /// Other units started (sockets, timers, paths).
     #[serde(default)]
     pub start: Vec<String>,
+    /// The timeouts and health checks the release was deployed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judging: Option<StoredJudging>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +149,86 @@ impl Manifest {
     }
 }
 
+/// How a release is judged when it goes live: with the timeouts and health checks it was
+/// deployed with (kept in its manifest), so that a rollback is not judged by a newer config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judging {
+    pub start_timeout: std::time::Duration,
+    pub settle_time: std::time::Duration,
+    pub health: Option<crate::config::Health>,
+}
+
+/// The judging of `manifest`; a manifest written before ferry kept it falls back to the
+/// service's config.
+pub fn judging(manifest: &Manifest, service: &crate::config::Service) -> Judging {
+    match &manifest.judging {
+        Some(j) => Judging {
+            start_timeout: std::time::Duration::from_millis(j.start_timeout_ms),
+            settle_time: std::time::Duration::from_millis(j.settle_time_ms),
+            health: j.health.clone(),
+        },
+        None => Judging {
+            start_timeout: service.start_timeout,
+            settle_time: service.settle_time,
+            health: service.health.clone(),
+        },
+    }
+}
+
+/// [`Judging`] as stored in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredJudging {
+    pub start_timeout_ms: u64,
+    pub settle_time_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::config::Health>,
+}
+
+impl StoredJudging {
+    pub fn of(service: &crate::config::Service) -> StoredJudging {
+        StoredJudging {
+            start_timeout_ms: service.start_timeout.as_millis() as u64,
+            settle_time_ms: service.settle_time.as_millis() as u64,
+            health: service.health.clone(),
+        }
+    }
+}
+
+/// Script printing `manifest=ID JSON` (or `manifest=ID` without one) and `size=ID KIB` for
+/// every release directory of the service.
+pub fn manifests_script(paths: &Paths) -> String {
+    format!(
+        "cd \"$HOME\" || exit 1\nS={}\nfor d in \"$S\"/releases/*/; do d=${{d%/}}; id=${{d##*/}}; \
+         if [ -f \"$d/{META_DIR}/manifest.json\" ]; then echo \"manifest=$id $(tr -d '\\n' < \"$d/{META_DIR}/manifest.json\")\"; \
+         else echo \"manifest=$id\"; fi; \
+         echo \"size=$id $(du -sk \"$d\" 2>/dev/null | cut -f1)\"; done; exit 0\n",
+        crate::shell::quote(&paths.dir()),
+    )
+}
+
+/// Release ids with their manifest (None for a release without a readable one).
+pub type Manifests = Vec<(String, Option<Manifest>)>;
+
+/// Parse [`manifests_script`]'s output: manifests by release id, and sizes in KiB.
+pub fn parse_manifests(text: &str) -> (Manifests, Vec<(String, u64)>) {
+    let mut manifests = Vec::new();
+    let mut sizes = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("manifest=") {
+            let (id, json) = rest.split_once(' ').unwrap_or((rest, ""));
+            if is_release_id(id) {
+                manifests.push((id.to_string(), serde_json::from_str(json).ok()));
+            }
+        } else if let Some(rest) = line.strip_prefix("size=")
+            && let Some((id, kib)) = rest.split_once(' ')
+            && let Ok(k) = kib.trim().parse()
+        {
+            sizes.push((id.to_string(), k));
+        }
+    }
+    (manifests, sizes)
+}
+
 /// One line of `history.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryRecord {
@@ -144,7 +240,7 @@ pub struct HistoryRecord {
     /// The release that was current before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
-    /// `ok`, `failed`, `rolled-back`, `rollback-failed`, `reverted`.
+    /// `ok`, `failed`, `rolled-back`, `rollback-failed`, `reverted`, `revert-failed`.
     pub outcome: String,
     pub by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

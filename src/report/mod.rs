@@ -13,6 +13,9 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+pub mod deploy;
+pub mod releases;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Human,
@@ -54,6 +57,16 @@ impl Style {
 pub trait Human {
     /// Lines for stdout (no trailing newline), or None to print nothing in human mode.
     fn human(&self, style: &Style) -> Option<String>;
+}
+
+/// Plain text for people (see [`Reporter::heading`]).
+#[derive(Debug, Clone, Serialize)]
+struct Text(String);
+
+impl Human for Text {
+    fn human(&self, _: &Style) -> Option<String> {
+        Some(self.0.clone())
+    }
 }
 
 /// Prints events, progress and errors.
@@ -158,6 +171,13 @@ impl Reporter {
             ));
         }
         self.stderr_line(&text);
+    }
+
+    /// A line of data for people only (a heading): nothing in JSON mode.
+    pub fn heading(&self, line: &str) {
+        if self.format == Format::Human {
+            self.emit(&Text(line.to_string()));
+        }
     }
 
     pub fn stderr_line(&self, line: &str) {

@@ -1,0 +1,119 @@
+//! Local preparation: read and hash the files and unit files of a release, and say who deploys.
+//!
+//! Everything here happens before any connection, so bad input fails before a host changes.
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use crate::config::{Config, Service};
+use crate::error::{Error, Result};
+use crate::plan::{self, LocalFile, LocalRelease, LocalUnit, Origin};
+use crate::release;
+
+/// Hash a file by streaming it (memory stays bounded).
+async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    let mut f = tokio::fs::File::open(path).await?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok((size, plan::hex(&h.finalize())))
+}
+
+/// Read and hash the local side of a release.
+pub async fn prepare(service: &Service) -> Result<LocalRelease> {
+    let mut files = Vec::new();
+    for f in &service.files {
+        let (size, sha256) = sha256_file(&f.source).await.map_err(|e| {
+            Error::Usage(format!(
+                "service {}: cannot read {}: {e}",
+                service.name,
+                f.source.display()
+            ))
+        })?;
+        files.push(LocalFile {
+            source: f.source.clone(),
+            dest: f.dest.clone(),
+            mode: f.mode,
+            size,
+            sha256,
+        });
+    }
+    let mut units = Vec::new();
+    for u in &service.units {
+        let content = tokio::fs::read(&u.source).await.map_err(|e| {
+            Error::Usage(format!(
+                "service {}: cannot read unit file {}: {e}",
+                service.name,
+                u.source.display()
+            ))
+        })?;
+        if std::str::from_utf8(&content).is_err() {
+            return Err(Error::Usage(format!(
+                "service {}: unit file {} is not UTF-8 text",
+                service.name,
+                u.source.display()
+            )));
+        }
+        let sha256 = plan::hex(&Sha256::digest(&content));
+        units.push(LocalUnit {
+            name: u.name.clone(),
+            content,
+            sha256,
+        });
+    }
+    Ok(LocalRelease { files, units })
+}
+
+/// `user@hostname` and the git commit of the config's directory.
+pub fn origin(config: &Config) -> Origin {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .filter(|u| !u.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let dir = config
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let git_commit = git(&["rev-parse", "--short=12", "HEAD"]).map(|c| {
+        match git(&["status", "--porcelain", "--untracked-files=no"]) {
+            Some(s) if !s.is_empty() => format!("{c}-dirty"),
+            _ => c,
+        }
+    });
+    Origin {
+        by: format!("{user}@{host}"),
+        git_commit,
+        created: release::now_rfc3339(),
+    }
+}

@@ -1,0 +1,321 @@
+//! The events of `ferry deploy` and `ferry rollback`, with their human forms: per-host results,
+//! phases, unit states, journal lines of a failure, the plan a dry run prints, the steps as they
+//! are executed, and the summary.
+
+use serde::Serialize;
+
+use crate::plan::{self, Plan, Step, Transfer};
+use crate::report::{Human, Style, sanitize};
+
+/// The result for one service on one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    /// ok, planned, failed, rolled-back, rollback-failed, locked, unreachable
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip)]
+    pub code: i32,
+}
+
+impl HostResult {
+    pub fn new(
+        host: &str,
+        service: &str,
+        result: &str,
+        release: Option<&str>,
+        previous: Option<&str>,
+        reason: Option<String>,
+        code: i32,
+    ) -> HostResult {
+        HostResult {
+            kind: "result",
+            host: host.to_string(),
+            service: service.to_string(),
+            result: result.to_string(),
+            release: release.map(String::from),
+            previous: previous.map(String::from),
+            reason,
+            code,
+        }
+    }
+}
+
+impl Human for HostResult {
+    fn human(&self, s: &Style) -> Option<String> {
+        let verdict = match self.result.as_str() {
+            "ok" => s.green("ok"),
+            "planned" => s.bold("planned (dry run)"),
+            "rolled-back" => s.yellow("ROLLED BACK"),
+            _ => s.red(&self.result.to_uppercase()),
+        };
+        let mut line = format!("{} {} {verdict}", s.bold(&self.host), self.service);
+        if let Some(r) = &self.release {
+            line.push_str(&format!(" release {r}"));
+        }
+        if let Some(reason) = &self.reason {
+            line.push_str(&format!(": {}", sanitize(reason)));
+        }
+        Some(line)
+    }
+}
+
+/// A unit's state after a deploy.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    pub unit: String,
+    pub up: bool,
+    pub state: String,
+    pub detail: String,
+}
+
+impl Human for UnitEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        let mark = if self.up {
+            s.green("up  ")
+        } else {
+            s.red("DOWN")
+        };
+        Some(format!(
+            "{} {mark} {:<28} {}",
+            s.bold(&self.host),
+            self.unit,
+            sanitize(&self.detail)
+        ))
+    }
+}
+
+/// A journal line of a failed unit (from this deploy only).
+#[derive(Debug, Clone, Serialize)]
+pub struct JournalEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    pub line: String,
+}
+
+impl JournalEvent {
+    /// A journal entry of a failure, in the line format of `ferry logs` (no colour, no host).
+    pub fn new(host: &str, service: &str, entry: &crate::journal::Entry) -> JournalEvent {
+        let entry = crate::report::logs::LogEntry::new(host, entry, None);
+        JournalEvent {
+            kind: "journal",
+            host: host.to_string(),
+            service: service.to_string(),
+            line: entry.human(&Style { color: false }).unwrap_or_default(),
+        }
+    }
+}
+
+impl Human for JournalEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        Some(format!(
+            "{} {} {}",
+            s.bold(&self.host),
+            s.dim("|"),
+            self.line
+        ))
+    }
+}
+
+/// Progress of a phase (JSON only; people see it on stderr).
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    pub phase: &'static str,
+    pub message: String,
+    /// Bytes sent, for the `uploaded` phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Duration of the phase in seconds, for the `uploaded` phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+}
+
+impl Human for PhaseEvent {
+    fn human(&self, _: &Style) -> Option<String> {
+        None
+    }
+}
+
+/// What `--dry-run` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    #[serde(flatten)]
+    pub plan: Plan,
+}
+
+impl Human for PlanEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        let h = s.bold(&self.host);
+        let p = &self.plan;
+        let mut out = vec![format!(
+            "{h} {}: would deploy release {} (current: {})",
+            p.service,
+            p.release,
+            p.previous.as_deref().unwrap_or("none")
+        )];
+        for f in &p.files {
+            let what = match (f.change, f.transfer) {
+                (plan::Change::New, _) => "new      upload",
+                (plan::Change::Changed, _) => "changed  upload",
+                (_, Transfer::Reuse) => "same     reuse ",
+                _ => "         upload",
+            };
+            out.push(format!(
+                "{h}   file {what} {} ({} bytes, mode {:o})",
+                f.dest, f.size, f.mode
+            ));
+        }
+        for u in &p.units {
+            let change = format!("{:?}", u.change).to_lowercase();
+            out.push(format!("{h}   unit {change:<9} {}", u.name));
+        }
+        if !p.enable.is_empty() {
+            out.push(format!("{h}   enable  {}", p.enable.join(" ")));
+        }
+        if !p.stop_first.is_empty() {
+            out.push(format!("{h}   stop    {}", p.stop_first.join(" ")));
+        }
+        if !p.restart.is_empty() {
+            out.push(format!("{h}   restart {}", p.restart.join(" ")));
+        }
+        if !p.start.is_empty() {
+            out.push(format!("{h}   start   {}", p.start.join(" ")));
+        }
+        out.push(format!("{h}   upload  {} bytes", p.upload_bytes()));
+        if !p.previous_verified && p.previous.is_some() {
+            out.push(format!(
+                "{h}   note    the current release was never verified (its self-revert failed)"
+            ));
+        }
+        for (i, step) in p.steps.iter().enumerate() {
+            out.push(format!("{h}   step {:>2} {}", i + 1, step_text(step)));
+        }
+        match &p.on_failure {
+            plan::OnFailure::RollBack { to } => {
+                out.push(format!("{h}   on failure: roll back to {to}"))
+            }
+            plan::OnFailure::Stay { reason } => {
+                out.push(format!("{h}   on failure: stay ({reason})"))
+            }
+        }
+        Some(out.join("\n"))
+    }
+}
+
+/// A step of the plan, as it is executed (JSON only; people see progress on stderr).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    /// Position in the plan's `steps`, from 0.
+    pub index: usize,
+    #[serde(flatten)]
+    pub step: Step,
+}
+
+impl Human for StepEvent {
+    fn human(&self, _: &Style) -> Option<String> {
+        None
+    }
+}
+
+/// One line for a step of a plan.
+pub fn step_text(step: &Step) -> String {
+    let name = step.name();
+    let detail = match step {
+        Step::Lock => "hold the service's lock".to_string(),
+        Step::Refuse { reason, .. } => format!("REFUSED: {}", sanitize(reason)),
+        Step::CleanStaging { dirs } => format!("remove {} leftover staging dir(s)", dirs.len()),
+        Step::ClearStaleRevert => "stop a self-revert timer left for an old release".into(),
+        Step::Stage { release } => format!("create releases/.{release}.partial"),
+        Step::Reuse { files } => format!("copy {} unchanged file(s) on the host", files.len()),
+        Step::Upload { files, bytes } => {
+            format!("send {} file(s), {}", files.len(), human_bytes(*bytes))
+        }
+        Step::Seal { release } => {
+            format!("write units and manifest, rename into releases/{release}")
+        }
+        Step::ArmRevert { to, after_ms } => format!(
+            "arm the self-revert to {to} (fires after {})",
+            humantime::format_duration(std::time::Duration::from_millis(*after_ms))
+        ),
+        Step::Activate { release } => {
+            format!("install units, switch `current` to {release}, daemon-reload, enable, restart")
+        }
+        Step::Verify { units } => format!("wait for {} to be up and settled", units.join(", ")),
+        Step::Health { checks } => format!("health checks: {}", checks.join(", ")),
+        Step::Confirm { release } => {
+            format!("disarm the self-revert, record {release} as deployed")
+        }
+        Step::Prune { releases } => format!("delete {} old release(s)", releases.len()),
+    };
+    format!("{name:<19}{detail}")
+}
+
+/// Final summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub ok: usize,
+    pub failed: usize,
+    pub exit_code: i32,
+    pub dry_run: bool,
+    /// What an ok host was: "deployed", "rolled back" (human form only).
+    #[serde(skip)]
+    pub action: &'static str,
+}
+
+impl Human for Summary {
+    fn human(&self, s: &Style) -> Option<String> {
+        Some(if self.dry_run && self.failed == 0 {
+            format!("dry run: {} plan(s), nothing was changed", self.ok)
+        } else if self.failed == 0 {
+            s.green(&format!("{}: {} ok", self.action, self.ok))
+        } else {
+            s.red(&format!(
+                "{} ok, {} not ok (exit {})",
+                self.ok, self.failed, self.exit_code
+            ))
+        })
+    }
+}
+
+/// Bytes for people: `512 B`, `20.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}

@@ -1,0 +1,190 @@
+//! The self-arming revert, pure: the script a transient systemd timer runs on the host when a
+//! deploy is not confirmed in time, and the `systemd-run` command line that arms it.
+//!
+//! The script runs under the service's lock and only while `current` still points at the
+//! unconfirmed release (a newer deploy or rollback wins). It records its real outcome in the
+//! history: `reverted`, or `revert-failed` when the activation of the previous release failed
+//! (for example its directory is gone), in which case `current` stays where it was and the
+//! next deploy sees that release was never verified.
+
+use std::time::Duration;
+
+use crate::plan::Activation;
+use crate::release::{HistoryRecord, Paths};
+use crate::shell::quote;
+
+/// Placeholders the script fills in when it runs.
+pub const TIME: &str = "__TIME__";
+pub const OUTCOME: &str = "__OUTCOME__";
+
+/// The script the self-revert timer runs.
+pub fn script(
+    paths: &Paths,
+    unconfirmed: &str,
+    activation: &Activation,
+    record: &HistoryRecord,
+) -> String {
+    let line = serde_json::to_string(record).expect("history serialises");
+    format!(
+        "cd \"$HOME\" || exit 1\n\
+         exec 9>>{lock}\n\
+         flock -w 600 9 || exit 1\n\
+         printf 'self-revert of %s (since %s)\\n' {unconfirmed_q} \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" > {info}\n\
+         [ \"$(readlink {current})\" = {expected} ] || {{ echo 'a newer deploy or rollback happened: nothing to revert'; exit 0; }}\n\
+         (\n{activation})\n\
+         rc=$?\n\
+         if [ \"$rc\" -eq 0 ]; then outcome=reverted; else outcome=revert-failed; echo \"the revert failed (exit $rc): the unverified release stays current\" >&2; fi\n\
+         now=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n\
+         printf '%s\\n' {line} | sed \"s/{TIME}/$now/; s/{OUTCOME}/$outcome/\" >> {history}\n\
+         exit $rc\n",
+        lock = quote(&paths.lock()),
+        info = quote(&format!("{}.info", paths.lock())),
+        unconfirmed_q = quote(unconfirmed),
+        current = quote(&paths.current()),
+        expected = quote(&format!("releases/{unconfirmed}")),
+        activation = activation.script(paths),
+        line = quote(&line),
+        history = quote(&paths.history()),
+    )
+}
+
+/// Where the script is stored on the host (systemd would expand `$VAR`s in a command line).
+pub fn script_path(paths: &Paths) -> String {
+    format!("{}/revert.sh", paths.dir())
+}
+
+/// Shell command (script on stdin) that stores the script, records which release the timer
+/// guards, clears an old timer and arms a new one firing after `after`.
+pub fn arm_command(paths: &Paths, service: &str, unconfirmed: &str, after: Duration) -> String {
+    let unit = paths.revert_unit();
+    let file = script_path(paths);
+    format!(
+        "cd \"$HOME\" && cat > {f} && chmod 700 {f} && printf '%s\\n' {id} > {target} && \
+         {{ systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; true; }} && \
+         {} \"$HOME\"/{f}",
+        crate::shell::command([
+            "systemd-run",
+            "--user",
+            "--quiet",
+            "--collect",
+            &format!("--unit={unit}"),
+            &format!(
+                "--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"
+            ),
+            &format!("--on-active={}ms", after.as_millis()),
+            "--timer-property=AccuracySec=100ms",
+            "/bin/sh",
+        ]),
+        f = quote(&file),
+        u = quote(&unit),
+        id = quote(unconfirmed),
+        target = quote(&format!("{}/revert.target", paths.dir())),
+    )
+}
+
+/// Stop the timer (and a revert in progress); prints where `current` points afterwards.
+pub fn disarm_command(paths: &Paths) -> String {
+    let unit = quote(&paths.revert_unit());
+    format!(
+        "systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; cd \"$HOME\" && readlink {}",
+        quote(&paths.current())
+    )
+}
+
+/// Cancel a pending revert, whatever state it is in.
+pub fn cancel_command(paths: &Paths) -> String {
+    let unit = quote(&paths.revert_unit());
+    format!("systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; true")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activation() -> Activation {
+        Activation {
+            release: "20261124T000000Z-00000001".into(),
+            install: vec!["web.service".into()],
+            remove: vec![],
+            enable: vec![],
+            stop_first: vec![],
+            restart: vec!["web.service".into()],
+            start: vec![],
+        }
+    }
+
+    fn record() -> HistoryRecord {
+        HistoryRecord {
+            time: TIME.into(),
+            action: "revert".into(),
+            release: "20261124T000000Z-00000001".into(),
+            previous: None,
+            outcome: OUTCOME.into(),
+            by: "me".into(),
+            git_commit: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn guards_on_current_and_takes_the_lock() {
+        let p = Paths::new("web");
+        let s = script(&p, "20261124T000001Z-00000002", &activation(), &record());
+        assert!(s.contains("[ \"$(readlink .local/share/ferry/web/current)\" = releases/20261124T000001Z-00000002 ]"), "{s}");
+        assert!(s.contains("flock -w 600 9"));
+        assert!(s.contains("restart --no-block web.service"));
+    }
+
+    /// The script records what really happened: run it with sh in a scratch home where the
+    /// previous release's directory is gone and `current` points at the unconfirmed release.
+    #[test]
+    fn a_revert_that_cannot_run_records_revert_failed() {
+        let home = tempfile::tempdir().unwrap();
+        let p = Paths::new("web");
+        let dir = home.path().join(p.dir());
+        std::fs::create_dir_all(dir.join("releases/20261124T000001Z-00000002")).unwrap();
+        std::os::unix::fs::symlink("releases/20261124T000001Z-00000002", dir.join("current"))
+            .unwrap();
+        let s = script(&p, "20261124T000001Z-00000002", &activation(), &record());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&s)
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+        let rec: HistoryRecord = serde_json::from_str(history.trim()).unwrap();
+        assert_eq!(rec.outcome, "revert-failed", "{history}");
+        assert!(!rec.time.contains(TIME));
+        assert_eq!(
+            std::fs::read_link(dir.join("current")).unwrap(),
+            std::path::Path::new("releases/20261124T000001Z-00000002")
+        );
+    }
+
+    /// The "newer deploy happened" guard, run: nothing is reverted or recorded.
+    #[test]
+    fn a_newer_deploy_wins_over_the_revert() {
+        let home = tempfile::tempdir().unwrap();
+        let p = Paths::new("web");
+        let dir = home.path().join(p.dir());
+        std::fs::create_dir_all(dir.join("releases/20261124T000003Z-00000003")).unwrap();
+        std::os::unix::fs::symlink("releases/20261124T000003Z-00000003", dir.join("current"))
+            .unwrap();
+        let s = script(&p, "20261124T000001Z-00000002", &activation(), &record());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&s)
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to revert"));
+        assert!(!dir.join("history.jsonl").exists());
+        assert_eq!(
+            std::fs::read_link(dir.join("current")).unwrap(),
+            std::path::Path::new("releases/20261124T000003Z-00000003")
+        );
+    }
+}

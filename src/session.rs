@@ -1,0 +1,737 @@
+//! The per-host session: one SSH connection to a host and the operations every command performs
+//! there for a service (read the remote state, lock, stage and seal a release, arm and disarm
+//! the self-revert, activate, verify, run health checks, read the journal of a failure, record
+//! history, prune). Commands (`deploy`, `rollback`, `releases`) are sequences of these steps.
+//!
+//! Until [`ServiceSession::activate`] nothing the running service uses is touched, so an
+//! interrupted deploy leaves the previous release serving.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{Health, Host, Service};
+use crate::error::{Error, Result, exit};
+use crate::health;
+use crate::lock::{self, RemoteLock};
+use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
+use crate::release::{self, HistoryRecord, Manifest, Paths};
+use crate::report::Reporter;
+use crate::report::deploy::{
+    HostResult, JournalEvent, PhaseEvent, StepEvent, UnitEvent, human_bytes,
+};
+use crate::revert;
+use crate::sftp::Sftp;
+use crate::shell::quote;
+use crate::ssh::{self, Connection};
+use crate::systemd::{self, Verdict};
+
+/// How often unit states are polled.
+const POLL: Duration = Duration::from_millis(250);
+
+/// A connection to one host, shared by everything a command does there.
+pub struct Session {
+    pub conn: Connection,
+    pub host: Host,
+    pub reporter: Arc<Reporter>,
+}
+
+impl Session {
+    /// Connect (host key verified, authenticated).
+    pub async fn open(host: &Host, reporter: &Arc<Reporter>) -> Result<Session> {
+        reporter.progress(
+            Some(&host.name),
+            &format!("connecting to {}@{}:{}", host.user, host.address, host.port),
+        );
+        let conn = ssh::connect(host).await?;
+        Ok(Session {
+            conn,
+            host: host.clone(),
+            reporter: reporter.clone(),
+        })
+    }
+
+    /// The operations on one service of this host.
+    pub fn service<'a>(&'a self, service: &'a Service) -> ServiceSession<'a> {
+        ServiceSession {
+            session: self,
+            conn: &self.conn,
+            host: &self.host,
+            service,
+            reporter: &self.reporter,
+            paths: Paths::new(&service.name),
+            pids: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub async fn close(self) {
+        self.conn.close().await;
+    }
+}
+
+/// Why going live failed: the reason, and the host's time just before (for the journal).
+#[derive(Debug, Clone)]
+pub struct LiveFailure {
+    pub reason: String,
+    pub since: Option<String>,
+    pub units: Vec<String>,
+}
+
+/// State taken just before an activation: the host's time and the units' invocation ids.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub since: Option<String>,
+    pub invocations: BTreeMap<String, String>,
+}
+
+/// One service on one host.
+pub struct ServiceSession<'a> {
+    pub session: &'a Session,
+    pub conn: &'a Connection,
+    pub host: &'a Host,
+    pub service: &'a Service,
+    pub reporter: &'a Reporter,
+    pub paths: Paths,
+    /// Main PIDs of the verified units, last seen: their output is found by PID in the
+    /// journal when journald could not tell its unit (a process that exited at once).
+    pids: Mutex<Vec<u32>>,
+}
+
+impl ServiceSession<'_> {
+    // -----------------------------------------------------------------------------------------
+    // Reporting helpers.
+
+    pub fn phase(&self, phase: &'static str, message: impl Into<String>) {
+        let message = message.into();
+        self.reporter.emit(&PhaseEvent {
+            kind: "phase",
+            host: self.host.name.clone(),
+            service: self.service.name.clone(),
+            phase,
+            message: message.clone(),
+            bytes: None,
+            seconds: None,
+        });
+        self.reporter.progress(
+            Some(&self.host.name),
+            &format!("{}: {message}", self.service.name),
+        );
+    }
+
+    /// Say that a step of the plan is being executed now.
+    pub fn step(&self, index: usize, step: &Step) {
+        self.reporter.emit(&StepEvent {
+            kind: "step",
+            host: self.host.name.clone(),
+            service: self.service.name.clone(),
+            index,
+            step: step.clone(),
+        });
+    }
+
+    pub fn warn(&self, message: &str) {
+        self.reporter.warn(Some(&self.host.name), message);
+    }
+
+    pub fn result(
+        &self,
+        result: &str,
+        release: Option<&str>,
+        previous: Option<&str>,
+        reason: Option<String>,
+        code: i32,
+    ) -> HostResult {
+        HostResult::new(
+            &self.host.name,
+            &self.service.name,
+            result,
+            release,
+            previous,
+            reason,
+            code,
+        )
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reading the host.
+
+    /// The remote state (one round trip). `check_lock`: also say who holds the lock (a dry
+    /// run, which does not take it).
+    pub async fn probe(&self, dests: &[String], check_lock: bool) -> Result<RemoteState> {
+        let out = self
+            .conn
+            .run(&plan::remote_state_script(&self.paths, dests, check_lock))
+            .await?;
+        Ok(plan::parse_remote_state(&out))
+    }
+
+    /// Every release directory with its manifest (None when unreadable) and size in KiB.
+    pub async fn manifests(&self) -> Result<(release::Manifests, Vec<(String, u64)>)> {
+        let out = self
+            .conn
+            .run(&release::manifests_script(&self.paths))
+            .await?;
+        Ok(release::parse_manifests(&out))
+    }
+
+    /// The manifest of release `id`: the current one from the probe, others read from the host.
+    pub async fn manifest_of(&self, id: &str, remote: &RemoteState) -> Result<Manifest> {
+        if let Some(m) = remote.current_manifest().filter(|m| m.id == id) {
+            return Ok(m.clone());
+        }
+        let (manifests, _) = self.manifests().await?;
+        manifests
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .and_then(|(_, m)| m)
+            .ok_or_else(|| Error::Refused {
+                host: self.host.name.clone(),
+                message: format!("release {id} has no readable manifest on the host"),
+                code: exit::FAILED,
+            })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Lock.
+
+    /// Take the service's lock; refused (exit 5) when another deploy or rollback holds it.
+    pub async fn lock(&self, wait: Option<Duration>, action: &str, by: &str) -> Result<RemoteLock> {
+        let holder = format!("{by} ({action}, since {})", release::now_rfc3339());
+        lock::acquire(self.conn, &self.paths, wait, &holder, |h| {
+            self.phase("lock", format!("waiting for the lock held by {h}"))
+        })
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Staging a release.
+
+    /// Remove staging directories left by interrupted deploys.
+    pub async fn clean_staging(&self, dirs: &[String]) -> Result<()> {
+        let mut cmd = format!(
+            "cd \"$HOME\" && cd {} && rm -rf --",
+            quote(&self.paths.releases())
+        );
+        for d in dirs {
+            cmd.push(' ');
+            cmd.push_str(&quote(d));
+        }
+        self.conn.run(&cmd).await.map(|_| ())
+    }
+
+    /// Create the staging directory and the directories of the release's files.
+    pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        let staging = self.paths.staging(&plan.release);
+        sftp.mkdir_all(&format!("{staging}/{}/units", release::META_DIR))
+            .await?;
+        let mut dirs: Vec<String> = plan
+            .files
+            .iter()
+            .filter_map(|f| {
+                f.dest
+                    .rsplit_once('/')
+                    .map(|(d, _)| format!("{staging}/{d}"))
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in &dirs {
+            sftp.mkdir_all(d).await?;
+        }
+        Ok(())
+    }
+
+    /// Copy files identical to the current release's on the host.
+    pub async fn reuse(&self, plan: &Plan) -> Result<()> {
+        let staging = self.paths.staging(&plan.release);
+        let mut script = format!(
+            "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
+            quote(&self.paths.current()),
+            quote(&staging)
+        );
+        for f in plan.files.iter().filter(|f| f.transfer == Transfer::Reuse) {
+            let d = quote(&f.dest);
+            script.push_str(&format!(
+                "cp --reflink=auto \"$C/\"{d} \"$N/\"{d}\nchmod {:o} \"$N/\"{d}\n",
+                f.mode
+            ));
+        }
+        self.conn.run(&script).await.map(|_| ())
+    }
+
+    /// Send the files that are not on the host.
+    pub async fn upload(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        let staging = self.paths.staging(&plan.release);
+        let total = plan.upload_bytes();
+        let uploads: Vec<_> = plan
+            .files
+            .iter()
+            .filter(|f| f.transfer == Transfer::Upload)
+            .collect();
+        let reused = plan.files.len() - uploads.len();
+        self.phase(
+            "upload",
+            format!(
+                "uploading {} file(s), {} ({reused} reused)",
+                uploads.len(),
+                human_bytes(total),
+            ),
+        );
+        let bar = self.reporter.bytes_bar(&self.host.name, total);
+        let started = Instant::now();
+        for f in uploads {
+            bar.set_message(f.dest.clone());
+            sftp.upload(&f.source, &format!("{staging}/{}", f.dest), f.mode, |n| {
+                bar.inc(n)
+            })
+            .await?;
+        }
+        bar.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64();
+        let message = format!(
+            "uploaded {} in {secs:.2}s ({}/s)",
+            human_bytes(total),
+            human_bytes((total as f64 / secs.max(1e-6)) as u64)
+        );
+        self.reporter.emit(&PhaseEvent {
+            kind: "phase",
+            host: self.host.name.clone(),
+            service: self.service.name.clone(),
+            phase: "uploaded",
+            message: message.clone(),
+            bytes: Some(total),
+            seconds: Some(secs),
+        });
+        self.reporter.progress(
+            Some(&self.host.name),
+            &format!("{}: {message}", self.service.name),
+        );
+        Ok(())
+    }
+
+    /// Write the unit files and the manifest, then rename the staging directory into
+    /// `releases/ID`: from here on the release is complete on the host.
+    pub async fn seal(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
+        let staging = self.paths.staging(&plan.release);
+        let meta = format!("{staging}/{}", release::META_DIR);
+        for u in &local.units {
+            sftp.write(&format!("{meta}/units/{}", u.name), &u.content, 0o644)
+                .await?;
+        }
+        let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
+        sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o600)
+            .await?;
+        sftp.rename(&staging, &self.paths.release(&plan.release))
+            .await
+    }
+
+    /// An SFTP session on this connection.
+    pub async fn sftp(&self) -> Result<Sftp> {
+        Ok(Sftp::new(&self.host.name, self.conn.sftp().await?))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The self-revert.
+
+    /// Arm a transient timer that goes back to `to` unless disarmed within confirm_timeout.
+    pub async fn arm_revert(&self, new: &Manifest, to: &Manifest, by: &str) -> Result<()> {
+        let activation = Activation::back_to(to, Some(new));
+        let record = HistoryRecord {
+            time: revert::TIME.into(),
+            action: "revert".into(),
+            release: to.id.clone(),
+            previous: Some(new.id.clone()),
+            outcome: revert::OUTCOME.into(),
+            by: by.to_string(),
+            git_commit: to.git_commit.clone(),
+            reason: Some(format!(
+                "deploy of {} was not confirmed within confirm_timeout ({})",
+                new.id,
+                humantime::format_duration(self.service.confirm_timeout)
+            )),
+        };
+        let script = revert::script(&self.paths, &new.id, &activation, &record);
+        let cmd = revert::arm_command(
+            &self.paths,
+            &self.service.name,
+            &new.id,
+            self.service.confirm_timeout,
+        );
+        let out = self
+            .conn
+            .exec_streaming(&cmd, Some(script.as_bytes()), |_, _| {})
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                host: self.host.name.clone(),
+                command: "systemd-run (arming the self-revert timer)".into(),
+                status: out.status_text(),
+                stderr: out.stderr_str(),
+            })
+        }
+    }
+
+    /// Disarm the revert timer; false if it already fired (the host reverted by itself).
+    pub async fn disarm_revert(&self, release_id: &str) -> Result<bool> {
+        let out = self.conn.exec(&revert::disarm_command(&self.paths)).await?;
+        Ok(out.stdout_str().trim() == format!("releases/{release_id}"))
+    }
+
+    /// Stop a pending self-revert (an explicit rollback takes over from it, or it was left
+    /// for a release that is no longer current).
+    pub async fn cancel_revert(&self) -> Result<()> {
+        self.conn
+            .run(&revert::cancel_command(&self.paths))
+            .await
+            .map(|_| ())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Going live.
+
+    /// The host's time now (to show the journal from here on), and the units' invocation ids
+    /// (to tell a restarted unit).
+    async fn before(&self, units: &[String]) -> Result<Before> {
+        let mut cmd = "echo \"since=@$(date +%s.%N)\"; ".to_string();
+        if !units.is_empty() {
+            cmd.push_str(&systemd::systemctl(
+                &[
+                    vec!["show".to_string()],
+                    units.to_vec(),
+                    vec!["--property=Id,InvocationID".to_string()],
+                ]
+                .concat(),
+            ));
+        }
+        let out = self.conn.exec(&cmd).await?.stdout_str();
+        // A time, not a journal cursor: the lines a service writes to stdout can be stored
+        // after systemd's own lines yet sort before them, and --after-cursor would miss them.
+        let since = out
+            .lines()
+            .find_map(|l| l.strip_prefix("since="))
+            .map(|c| c.trim().to_string());
+        let invocations = systemd::parse_show(&out)
+            .into_iter()
+            .filter(|s| !s.id.is_empty())
+            .map(|s| (s.id, s.invocation_id))
+            .collect();
+        Ok(Before { since, invocations })
+    }
+
+    /// Run the activation script. Err(failure) when it ran and failed; a lost connection is an
+    /// error saying what the host will do by itself.
+    pub async fn activate(
+        &self,
+        activation: &Activation,
+        armed: bool,
+    ) -> Result<std::result::Result<Before, LiveFailure>> {
+        let verify_units = activation.verify_units();
+        let before = self.before(&verify_units).await?;
+        let script = activation.script(&self.paths);
+        let out = match self.conn.exec(&script).await {
+            Ok(out) => out,
+            Err(_) if self.conn.is_closed() => {
+                // Nothing more can be done from here: say what the host will do by itself.
+                let then = if armed {
+                    format!(
+                        "the host reverts to the previous release by itself within confirm_timeout ({})",
+                        humantime::format_duration(self.service.confirm_timeout)
+                    )
+                } else {
+                    "no self-revert was armed: check the host with `ferry status` and deploy or roll back again".to_string()
+                };
+                return Err(Error::Ssh {
+                    host: self.host.name.clone(),
+                    message: format!(
+                        "the connection was lost while switching to {}; {then}",
+                        activation.release
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if !out.success() {
+            return Ok(Err(LiveFailure {
+                reason: format!(
+                    "activation failed ({}): {}",
+                    out.status_text(),
+                    out.stderr_str().trim()
+                ),
+                since: before.since,
+                units: verify_units,
+            }));
+        }
+        Ok(Ok(before))
+    }
+
+    /// Wait until every unit is up and has stayed up for `settle`, or one failed, or `timeout`
+    /// passed; report the units' states. Some(reason) on failure.
+    pub async fn verify(
+        &self,
+        units: &[String],
+        before: &Before,
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<Option<String>> {
+        self.phase(
+            "verify",
+            format!("waiting for {} to come up", units.join(", ")),
+        );
+        let (verdicts, failure) = self.poll_units(units, before, timeout, settle).await?;
+        self.report_units(&verdicts);
+        Ok(failure)
+    }
+
+    async fn poll_units(
+        &self,
+        units: &[String],
+        before: &Before,
+        timeout: Duration,
+        settle: Duration,
+    ) -> Result<(Vec<(String, Verdict)>, Option<String>)> {
+        let start = Instant::now();
+        let mut settled_since: Option<Instant> = None;
+        let mut invocations: BTreeMap<String, String> = BTreeMap::new();
+        // Services triggered by sockets may be idle: ask for their sockets too.
+        let mut query: Vec<String> = units.to_vec();
+        loop {
+            let out = self.conn.run(&systemd::show_command(&query)).await?;
+            let states = systemd::parse_show(&out);
+            {
+                let mut pids = self.pids.lock().unwrap();
+                for st in states.iter().filter(|st| units.contains(&st.id)) {
+                    if st.main_pid != 0 && !pids.contains(&st.main_pid) {
+                        pids.push(st.main_pid);
+                    }
+                }
+            }
+            let by_id: BTreeMap<&str, &systemd::UnitState> =
+                states.iter().map(|s| (s.id.as_str(), s)).collect();
+            let mut extra = Vec::new();
+            let mut verdicts = Vec::new();
+            for u in units {
+                let Some(st) = by_id.get(u.as_str()) else {
+                    verdicts.push((u.clone(), Verdict::Pending("no state yet".into())));
+                    continue;
+                };
+                for t in &st.triggered_by {
+                    if !query.contains(t) {
+                        extra.push(t.clone());
+                    }
+                }
+                let listening = st
+                    .triggered_by
+                    .iter()
+                    .any(|t| by_id.get(t.as_str()).is_some_and(|s| s.is_listening()));
+                let mut v =
+                    systemd::assess(st, before.invocations.get(u).map(String::as_str), listening);
+                // Active and up, but another invocation than when first seen active: it
+                // restarted behind our back (a crash loop with a long RestartSec).
+                if matches!(v, Verdict::Up(_)) && st.is_active() && !st.invocation_id.is_empty() {
+                    match invocations.get(u) {
+                        Some(prev) if *prev != st.invocation_id => {
+                            v = Verdict::Failed(
+                                "restarted while being verified (crash loop?)".into(),
+                            );
+                        }
+                        _ => {
+                            invocations.insert(u.clone(), st.invocation_id.clone());
+                        }
+                    }
+                }
+                verdicts.push((u.clone(), v));
+            }
+            if !extra.is_empty() {
+                query.extend(extra);
+                continue;
+            }
+            if let Some((u, Verdict::Failed(why))) = verdicts
+                .iter()
+                .find(|(_, v)| matches!(v, Verdict::Failed(_)))
+            {
+                let reason = format!("{u}: {why}");
+                return Ok((verdicts, Some(reason)));
+            }
+            let all_up = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Up(_)));
+            if all_up {
+                let since = *settled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= settle {
+                    return Ok((verdicts, None));
+                }
+            } else {
+                settled_since = None;
+            }
+            // Units that are up get their settle time even past start_timeout.
+            if !all_up && start.elapsed() > timeout {
+                let pending: Vec<String> = verdicts
+                    .iter()
+                    .filter_map(|(u, v)| match v {
+                        Verdict::Pending(w) => Some(format!("{u}: {w}")),
+                        _ => None,
+                    })
+                    .collect();
+                let reason = format!(
+                    "not up within start_timeout ({}): {}",
+                    humantime::format_duration(timeout),
+                    pending.join("; ")
+                );
+                return Ok((verdicts, Some(reason)));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn report_units(&self, verdicts: &[(String, Verdict)]) {
+        for (u, v) in verdicts {
+            let (up, state, detail) = match v {
+                Verdict::Up(d) => (true, "up", d.clone()),
+                Verdict::Pending(d) => (false, "pending", d.clone()),
+                Verdict::Failed(d) => (false, "failed", d.clone()),
+            };
+            self.reporter.emit(&UnitEvent {
+                kind: "unit",
+                host: self.host.name.clone(),
+                service: self.service.name.clone(),
+                unit: u.clone(),
+                up,
+                state: state.into(),
+                detail,
+            });
+        }
+    }
+
+    /// Run the health checks `checks`. Some(reason) when they fail.
+    pub async fn health(&self, checks: &Health) -> Option<String> {
+        self.phase("health", "running health checks");
+        match health::run(self.conn, checks, &self.paths).await {
+            Ok(_) => {
+                self.phase("health", "healthy");
+                None
+            }
+            Err(reason) => Some(format!("health check failed: {reason}")),
+        }
+    }
+
+    /// Make the release described by `to` live again (its files are on the host), coming from
+    /// `from`, and judge it by the checks it was deployed with. Used by an automatic rollback
+    /// and by `ferry rollback`.
+    pub async fn restore(
+        &self,
+        to: &Manifest,
+        from: Option<&Manifest>,
+    ) -> Result<std::result::Result<(), LiveFailure>> {
+        let activation = Activation::back_to(to, from);
+        let before = match self.activate(&activation, false).await? {
+            Ok(b) => b,
+            Err(f) => return Ok(Err(f)),
+        };
+        let units = activation.verify_units();
+        let judge = release::judging(to, self.service);
+        if !units.is_empty()
+            && let Some(reason) = self
+                .verify(&units, &before, judge.start_timeout, judge.settle_time)
+                .await?
+        {
+            return Ok(Err(LiveFailure {
+                reason,
+                since: before.since,
+                units,
+            }));
+        }
+        if let Some(h) = &judge.health
+            && let Some(reason) = self.health(h).await
+        {
+            return Ok(Err(LiveFailure {
+                reason,
+                since: before.since,
+                units,
+            }));
+        }
+        Ok(Ok(()))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // After the fact.
+
+    /// Show the units' journal lines written since `since` (the failure's own lines).
+    pub async fn show_journal(&self, since: Option<&str>, units: &[String]) {
+        let pids: Vec<u32> = self.pids.lock().unwrap().clone();
+        let cmd = crate::journal::failure_query_command(units, &pids, since, 200);
+        let mut entries = Vec::new();
+        for attempt in 0..8 {
+            match self.conn.exec(&cmd).await {
+                Ok(out) => {
+                    let (e, own) = crate::journal::parse_failure_output(&out.stdout);
+                    entries = e;
+                    if own {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.warn(&format!("cannot read the journal: {e}"));
+                    return;
+                }
+            }
+            // The process's own lines can reach the journal after systemd's: wait for them.
+            if attempt == 7 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if entries.is_empty() {
+            self.warn(
+                "the journal has no lines from these units (is the journal persistent and readable? see `ferry doctor`)",
+            );
+        }
+        for e in entries {
+            self.reporter
+                .emit(&JournalEvent::new(&self.host.name, &self.service.name, &e));
+        }
+    }
+
+    /// Append a record to the service's history on the host (a warning when it fails: the
+    /// deploy itself is done).
+    pub async fn record(&self, record: &HistoryRecord) {
+        let line = serde_json::to_string(record).expect("history serialises");
+        let cmd = format!(
+            "cd \"$HOME\" && printf '%s\\n' {} >> {}",
+            quote(&line),
+            quote(&self.paths.history())
+        );
+        if let Err(e) = self.conn.run(&cmd).await {
+            self.warn(&format!("cannot record the history: {e}"));
+        }
+    }
+
+    /// Replace the last history record (a provisional one this session wrote under the lock)
+    /// by `record`.
+    pub async fn replace_last_record(&self, record: &HistoryRecord) {
+        let line = serde_json::to_string(record).expect("history serialises");
+        let cmd = format!(
+            "cd \"$HOME\" && f={} && {{ head -n -1 \"$f\"; printf '%s\\n' {}; }} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"",
+            quote(&self.paths.history()),
+            quote(&line),
+        );
+        if let Err(e) = self.conn.run(&cmd).await {
+            self.warn(&format!("cannot record the history: {e}"));
+        }
+    }
+
+    /// Delete these old releases (a warning when it fails).
+    pub async fn prune(&self, doomed: &[String]) {
+        let mut cmd = format!(
+            "cd \"$HOME\" && cd {} && rm -rf --",
+            quote(&self.paths.releases())
+        );
+        for d in doomed {
+            cmd.push(' ');
+            cmd.push_str(&quote(d));
+        }
+        match self.conn.run(&cmd).await {
+            Ok(_) => self.phase("prune", format!("removed {} old release(s)", doomed.len())),
+            Err(e) => self.warn(&format!("pruning failed: {e}")),
+        }
+    }
+}

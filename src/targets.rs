@@ -1,0 +1,155 @@
+//! Which hosts a command acts on, resolved once from the command line and the config:
+//! `--host/-H NAME` (repeatable) narrows the hosts, service names narrow the services, and each
+//! selected host gets the selected services that run there. Every command uses this.
+
+use crate::config::{Config, Host, Service};
+use crate::error::{Error, Result};
+
+/// One host and the selected services that run on it (in config order).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: Host,
+    pub services: Vec<Service>,
+}
+
+/// The hosts named by `--host` (every host when none is given).
+pub fn hosts(config: &Config, names: &[String]) -> Result<Vec<Host>> {
+    if config.hosts.is_empty() {
+        return Err(Error::Usage(format!(
+            "no hosts in {}: add a [hosts.NAME] table",
+            config.path.display()
+        )));
+    }
+    Ok(config
+        .select_hosts(names)
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+/// The services named (every service when none is given).
+pub fn services(config: &Config, names: &[String]) -> Result<Vec<Service>> {
+    if config.services.is_empty() {
+        return Err(Error::Usage(format!(
+            "no services in {}: add a [services.NAME] table",
+            config.path.display()
+        )));
+    }
+    Ok(config
+        .select_services(names)
+        .map_err(|e| Error::Usage(e.to_string()))?
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+/// Selected hosts with the selected services that run on them; hosts that run none are left
+/// out. An empty result is a usage error naming what was asked.
+pub fn resolve(
+    config: &Config,
+    service_names: &[String],
+    host_names: &[String],
+) -> Result<Vec<Target>> {
+    let services = services(config, service_names)?;
+    let hosts = hosts(config, host_names)?;
+    let targets: Vec<Target> = hosts
+        .into_iter()
+        .filter_map(|host| {
+            let here: Vec<Service> = services
+                .iter()
+                .filter(|s| s.hosts.contains(&host.name))
+                .cloned()
+                .collect();
+            (!here.is_empty()).then_some(Target {
+                host,
+                services: here,
+            })
+        })
+        .collect();
+    if targets.is_empty() {
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "nothing to do: {} run{} on none of the selected hosts ({})",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" },
+            if host_names.is_empty() {
+                "every host".to_string()
+            } else {
+                format!("--host {}", host_names.join(", "))
+            }
+        )));
+    }
+    Ok(targets)
+}
+
+/// One service by name, and the selected hosts it runs on.
+pub fn service_hosts(
+    config: &Config,
+    service: &str,
+    host_names: &[String],
+) -> Result<(Service, Vec<Host>)> {
+    let targets = resolve(config, &[service.to_string()], host_names)?;
+    let service = targets[0].services[0].clone();
+    Ok((service, targets.into_iter().map(|t| t.host).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\n[hosts.c]\naddress = \"c\"\n\
+                    [services.x]\nhosts = [\"a\", \"b\"]\n[services.y]\nhosts = [\"b\"]\n";
+        let env = crate::config::Env {
+            home: Some("/home/u".into()),
+            local_user: Some("u".into()),
+            ssh_config: None,
+        };
+        crate::config::parse(text, std::path::Path::new("deploy.toml"), &env).unwrap()
+    }
+
+    #[test]
+    fn hosts_get_the_services_that_run_there() {
+        let c = config();
+        let t = resolve(&c, &[], &[]).unwrap();
+        let got: Vec<(String, Vec<String>)> = t
+            .iter()
+            .map(|t| {
+                (
+                    t.host.name.clone(),
+                    t.services.iter().map(|s| s.name.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a".to_string(), vec!["x".to_string()]),
+                ("b".to_string(), vec!["x".to_string(), "y".to_string()]),
+            ]
+        );
+        let t = resolve(&c, &["y".into()], &["a".into(), "b".into()]).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].host.name, "b");
+    }
+
+    #[test]
+    fn errors_name_what_to_fix() {
+        let c = config();
+        let e = resolve(&c, &["y".into()], &["a".into()]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("y runs on none of the selected hosts (--host a)"),
+            "{e}"
+        );
+        let e = resolve(&c, &[], &["zz".into()]).unwrap_err();
+        assert!(e.to_string().contains("zz"), "{e}");
+        let e = resolve(&c, &["nope".into()], &[]).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+        let (s, hosts) = service_hosts(&c, "x", &[]).unwrap();
+        assert_eq!(s.name, "x");
+        assert_eq!(hosts.len(), 2);
+    }
+}
