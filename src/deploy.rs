@@ -130,7 +130,7 @@ async fn deploy_service(
     outcome.unwrap_or_else(|e| {
         let code = e.exit_code().max(1);
         let result = match &e {
-            Error::Refused { .. } if code == exit::LOCKED => "locked",
+            _ if code == exit::LOCKED => "locked",
             Error::Refused { .. } => "refused",
             _ => "failed",
         };

@@ -104,8 +104,12 @@ impl RemoteState {
         let Some(current) = &self.current else {
             return false;
         };
-        match self.history.iter().rev().find(|r| &r.release == current) {
-            Some(r) => r.outcome == "ok",
+        // A self-revert away from it means its deploy was never confirmed.
+        match self.history.iter().rev().find(|r| {
+            &r.release == current || (r.action == "revert" && r.previous.as_ref() == Some(current))
+        }) {
+            Some(r) if &r.release == current => r.outcome == "ok",
+            Some(_) => false,
             None => true,
         }
     }
@@ -124,9 +128,13 @@ impl RemoteState {
         if self.current_verified() {
             return Some(current.clone());
         }
-        release::last_good(&self.history, Some(current))
-            .filter(|r| self.releases.iter().any(|x| x == r))
-            .map(String::from)
+        self.history
+            .iter()
+            .rev()
+            .filter(|r| r.outcome == "ok" && &r.release != current)
+            .map(|r| &r.release)
+            .find(|r| self.releases.contains(r))
+            .cloned()
     }
 }
 
@@ -1092,5 +1100,218 @@ dest = "share/msg"
         b.files[0].mode = 0o700;
         assert_ne!(a.content_hash(), b.content_hash());
         assert_eq!(a.content_hash(), local().content_hash());
+    }
+
+    fn names(p: &Plan) -> Vec<&'static str> {
+        p.steps.iter().map(Step::name).collect()
+    }
+
+    fn rec(
+        release: &str,
+        action: &str,
+        outcome: &str,
+        previous: Option<&str>,
+    ) -> release::HistoryRecord {
+        release::HistoryRecord {
+            time: "t".into(),
+            action: action.into(),
+            release: release.into(),
+            previous: previous.map(String::from),
+            outcome: outcome.into(),
+            by: "me".into(),
+            git_commit: None,
+            reason: None,
+        }
+    }
+
+    /// A host where release A was deployed and verified, and is current.
+    fn deployed() -> RemoteState {
+        let a = "20261124T110000Z-aaaaaaaa";
+        let first = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            a,
+            &origin(),
+            Options::default(),
+        );
+        RemoteState {
+            current: Some(a.into()),
+            releases: vec![a.into()],
+            manifest: Some(first.manifest),
+            current_files: [("bin/app".to_string(), local().files[0].sha256.clone())].into(),
+            history: vec![rec(a, "deploy", "ok", None)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn steps_of_a_first_deploy_and_a_redeploy() {
+        let p = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(
+            names(&p),
+            vec![
+                "lock", "stage", "upload", "seal", "activate", "verify", "confirm"
+            ]
+        );
+        assert!(
+            matches!(&p.on_failure, OnFailure::Stay { reason } if reason.contains("first deploy"))
+        );
+
+        let remote = deployed();
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(
+            names(&p),
+            vec![
+                "lock",
+                "stage",
+                "reuse",
+                "upload",
+                "seal",
+                "arm-revert",
+                "activate",
+                "verify",
+                "confirm"
+            ]
+        );
+        assert_eq!(
+            p.on_failure,
+            OnFailure::RollBack {
+                to: remote.current.clone().unwrap()
+            }
+        );
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options { no_rollback: true },
+        );
+        assert!(!names(&p).contains(&"arm-revert"));
+        assert!(
+            matches!(&p.on_failure, OnFailure::Stay { reason } if reason.contains("--no-rollback"))
+        );
+    }
+
+    #[test]
+    fn leftovers_stale_timers_and_pruning_are_steps() {
+        let mut remote = deployed();
+        remote.partial = vec![".20261124T100000Z-00000000.partial".into()];
+        remote.revert_pending = true;
+        remote.revert_for = Some("20261124T100000Z-00000000".into());
+        let mut s = service();
+        s.keep_releases = 2;
+        remote
+            .releases
+            .insert(0, "20261124T090000Z-99999999".into());
+        let p = make(&s, &local(), &remote, ID, &origin(), Options::default());
+        let n = names(&p);
+        assert_eq!(&n[..3], &["lock", "clean-staging", "clear-stale-revert"]);
+        assert_eq!(n.last(), Some(&"prune"));
+        assert_eq!(
+            p.steps.last(),
+            Some(&Step::Prune {
+                releases: vec!["20261124T090000Z-99999999".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let mut remote = deployed();
+        remote.lock_holder = Some("ci@runner (deploy, since t)".into());
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(names(&p), vec!["refuse"]);
+        let (reason, why) = p.refusal().unwrap();
+        assert_eq!(why, Refusal::Locked);
+        assert!(reason.contains("ci@runner"), "{reason}");
+
+        let mut remote = deployed();
+        remote.revert_pending = true;
+        remote.revert_for = remote.current.clone();
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(names(&p), vec!["lock", "refuse"]);
+        assert_eq!(p.refusal().unwrap().1, Refusal::PendingRevert);
+    }
+
+    #[test]
+    fn an_unverified_current_release_is_not_a_rollback_target() {
+        let b = "20261124T120000Z-bbbbbbbb";
+        let mut remote = deployed();
+        let a = remote.current.clone().unwrap();
+        remote.releases.push(b.into());
+        remote.current = Some(b.into());
+        remote
+            .history
+            .push(rec(&a, "revert", "revert-failed", Some(b)));
+        assert!(!remote.current_verified());
+        assert_eq!(remote.fallback(), Some(a.clone()));
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(!p.previous_verified);
+        assert_eq!(p.on_failure, OnFailure::RollBack { to: a.clone() });
+        // Gone from the host: nothing to go back to.
+        remote.releases.retain(|r| *r != a);
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(
+            matches!(&p.on_failure, OnFailure::Stay { reason } if reason.contains("never verified"))
+        );
+    }
+
+    #[test]
+    fn the_probe_reports_leftovers_and_the_lock_holder() {
+        let st = parse_remote_state(
+            "current=releases/20261124T120000Z-abcdef01\npartial=.20261124T130000Z-00000001.partial\npartial=.junk\nlock=ci@runner (deploy, since t)\n",
+        );
+        assert_eq!(st.partial, vec![".20261124T130000Z-00000001.partial"]);
+        assert_eq!(
+            st.lock_holder.as_deref(),
+            Some("ci@runner (deploy, since t)")
+        );
+        let s = remote_state_script(&Paths::new("app"), &[], true);
+        assert!(s.contains("flock -n -E 75"), "{s}");
+        assert!(!remote_state_script(&Paths::new("app"), &[], false).contains("flock"));
     }
 }

@@ -332,6 +332,18 @@ mod tests {
     }
 
     #[test]
+    fn fresh_ids_never_collide() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let a = release_id(t, "abcdef0123456789");
+        let b = fresh_id(t, "abcdef0123456789", std::slice::from_ref(&a));
+        assert_eq!(b, format!("{a}.2"));
+        assert!(is_release_id(&b));
+        let c = fresh_id(t, "abcdef0123456789", &[a.clone(), b.clone()]);
+        assert_eq!(c, format!("{a}.3"));
+        assert!(b > a && c > b);
+    }
+
+    #[test]
     fn release_id_guard() {
         assert!(is_release_id("20261124T123456Z-1a2b3c4d"));
         assert!(!is_release_id("current"));

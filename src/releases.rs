@@ -28,8 +28,18 @@ pub fn release_events(
                 .history
                 .iter()
                 .rev()
-                .find(|r| r.release == id)
-                .map(|r| format!("{} {}", r.action, r.outcome));
+                .find(|r| {
+                    r.release == id
+                        || (r.action == "revert" && r.previous.as_deref() == Some(id.as_str()))
+                })
+                .map(|r| {
+                    if r.release == id {
+                        format!("{} {}", r.action, r.outcome)
+                    } else {
+                        // The self-revert away from it: its deploy was never confirmed.
+                        format!("unverified ({} {})", r.action, r.outcome)
+                    }
+                });
             ReleaseEvent {
                 kind: "release",
                 host: host.to_string(),

@@ -12,12 +12,16 @@
 //! - ferry9..ferry11: logs and status
 //! - ferry12: benchmarks and manual experiments
 //! - ferry15: the demo (examples/demo/run)
-//! - ferry14..ferry16: spare
+//! - ferry14, ferry16: the plan (dry run = executed steps, refusals)
+//! - ferry17..ferry24: faults (tests/faults.rs)
+//! - ferry25..ferry32: fleets
 
 mod support;
 
 mod config_errors;
 mod deploy;
+mod faults;
 mod logs_status;
+mod plan;
 mod safety;
 mod transport;

@@ -101,6 +101,46 @@ impl Remote {
             .expect("ssh runs")
     }
 
+    /// Run `command` as `user` in the background with its stdin open; it runs until the
+    /// returned [`Held`] is dropped (stdin closed, then the ssh client killed). Returns once
+    /// the command has printed `ready` on stdout.
+    pub fn hold(&self, user: &str, command: &str, ready: &str) -> Held {
+        use std::io::BufRead;
+        let mut child = Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .arg("-i")
+            .arg(&self.key)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(format!("{user}@{}", self.host))
+            .arg(command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ssh runs");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let found = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains(ready));
+        assert!(found, "`{command}` as {user} never printed {ready:?}");
+        Held { child }
+    }
+
     /// Run a command as `user` on the remote; panics with its stderr when it fails.
     pub fn ssh(&self, user: &str, command: &str) -> String {
         let out = self.ssh_raw(user, command);
@@ -187,6 +227,19 @@ impl std::fmt::Display for Run {
             "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             self.code, self.stdout, self.stderr
         )
+    }
+}
+
+/// A remote command kept running by [`Remote::hold`].
+pub struct Held {
+    child: std::process::Child,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
