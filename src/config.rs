@@ -9,7 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
 
 use crate::systemd;
 
@@ -22,6 +23,9 @@ pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
     pub hosts: BTreeMap<String, Host>,
+    /// `[groups]` as written: each group's members are host names or other groups' names.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Each service's `hosts` are already expanded to host names.
     pub services: BTreeMap<String, Service>,
 }
 
@@ -89,17 +93,37 @@ pub struct FileSpec {
     pub secret: bool,
 }
 
-/// Health checks of a service; all that are set must pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Health checks of a service; all that are set must pass. Serializable (durations as
+/// humantime strings, e.g. "30s"), so a release manifest can record the checks it was deployed
+/// with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub http: Option<HttpCheck>,
     pub unix_http: Option<UnixHttpCheck>,
     pub command: Option<String>,
+    #[serde(with = "humantime_str")]
     pub timeout: Duration,
+    #[serde(with = "humantime_str")]
     pub interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A Duration as a humantime string ("1m 30s"), which humantime parses back exactly.
+mod humantime_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpCheck {
     pub host: String,
     pub port: u16,
@@ -109,7 +133,7 @@ pub struct HttpCheck {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnixHttpCheck {
     /// Socket path on the host; may contain `%t` and `%h`.
     pub socket: String,
@@ -133,10 +157,16 @@ impl fmt::Display for ConfigError {
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
+        // A key or message may quote what the file says: never let it drive the terminal.
         if self.key.is_empty() {
-            write!(f, ": {}", self.message)
+            write!(f, ": {}", printable(&self.message))
         } else {
-            write!(f, ": `{}`: {}", self.key, self.message)
+            write!(
+                f,
+                ": `{}`: {}",
+                printable(&self.key),
+                printable(&self.message)
+            )
         }
     }
 }
@@ -169,6 +199,8 @@ struct RawConfig {
     defaults: RawSettings,
     #[serde(default)]
     hosts: BTreeMap<String, RawHost>,
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     services: BTreeMap<String, RawService>,
 }
@@ -258,7 +290,7 @@ pub struct Env {
 
 impl Env {
     /// The real environment of this process.
-    pub fn current() -> Result<Env, String> {
+    pub fn current() -> Result<Env, SshConfigError> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let ssh_config = match &home {
             Some(h) => read_ssh_config(h)?,
@@ -287,15 +319,27 @@ impl Env {
     }
 }
 
+/// The user's `~/.ssh/config` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
 /// `~/.ssh/config`, as OpenSSH's client reads it (HostName, User, Port, IdentityFile,
 /// ConnectTimeout are used); None when there is none.
-pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, String> {
+pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, SshConfigError> {
     use ssh2_config::{ParseRule, SshConfig};
     let path = home.join(".ssh").join("config");
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => return Err(SshConfigError::Read { path, source }),
     };
     SshConfig::default()
         .home_dir(home)
@@ -304,52 +348,45 @@ pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, St
             ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
         )
         .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| SshConfigError::Parse {
+            message: e.to_string(),
+            path,
+        })
 }
 
-/// Read and validate a config file.
+/// Read and validate a config file, then check the local files it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let whole_file = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message,
+        }])
+    };
     let text = std::fs::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "; create it (see deploy.example.toml) or pass --config PATH"
         } else {
             ""
         };
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read the config file: {e}{hint}"),
-        }])
+        whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
-    let env = Env::current().map_err(|message| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("the OpenSSH client config: {message}"),
-        }])
-    })?;
-    let config = parse(&text, path, &env)?;
-    check_local_files(&config, &text)?;
+    let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
+    let doc = Doc::parse(&text, path)?;
+    let config = validate(&doc, path, &env)?;
+    check_local_files(&config, &doc)?;
     Ok(config)
 }
 
-/// Parse and validate config text (no file system access but for nothing: pure).
+/// Parse and validate config text. Pure: no file system access (see [`load`]).
 pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let key = e
-            .span()
-            .and_then(|s| key_at(text, s.start))
-            .unwrap_or_default();
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line,
-            key,
-            message: e.message().trim().to_string(),
-        }])
-    })?;
+    let doc = Doc::parse(text, path)?;
+    validate(&doc, path, env)
+}
+
+fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    let raw = doc.raw(path)?;
     let base = path
         .parent()
         .map(|p| {
@@ -361,26 +398,42 @@ pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors>
         })
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let mut v = Validator {
-        text,
-        path,
-        errors: Vec::new(),
-    };
+    let mut v = Validator::new(doc, path);
+    v.control_characters();
     let config = v.config(raw, env, &base);
-    if v.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(v.errors))
-    }
+    v.finish().map(|()| config)
 }
 
-/// Check that every local file a service names exists and is readable.
-pub fn check_local_files(config: &Config, text: &str) -> Result<(), ConfigErrors> {
-    let mut v = Validator {
-        text,
-        path: &config.path,
-        errors: Vec::new(),
-    };
+/// Check that every local file the config names exists and is readable: unit files, release
+/// files and the hosts' `identity` keys (wherever the key was set: deploy.toml or ~/.ssh/config).
+fn check_local_files(config: &Config, doc: &Doc) -> Result<(), ConfigErrors> {
+    let mut v = Validator::new(doc, &config.path);
+    for (name, host) in &config.hosts {
+        let Some(identity) = &host.identity else {
+            continue;
+        };
+        let Err(e) = readable_file(identity) else {
+            continue;
+        };
+        let own = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("identity")];
+        let default = [Seg::Key("defaults"), Seg::Key("identity")];
+        if doc.get(&own).is_some() {
+            v.error(&own, format!("identity key {}: {e}", identity.display()));
+        } else if doc.get(&default).is_some() {
+            v.error(
+                &default,
+                format!("identity key {}: {e}", identity.display()),
+            );
+        } else {
+            v.error(
+                &[Seg::Key("hosts"), Seg::Key(name), Seg::Key("address")],
+                format!(
+                    "identity key {} (IdentityFile of ~/.ssh/config for this address): {e}; fix ~/.ssh/config or set `identity`",
+                    identity.display()
+                ),
+            );
+        }
+    }
     for (name, svc) in &config.services {
         for (i, unit) in svc.units.iter().enumerate() {
             if let Err(e) = readable_file(&unit.source) {
@@ -410,11 +463,7 @@ pub fn check_local_files(config: &Config, text: &str) -> Result<(), ConfigErrors
             }
         }
     }
-    if v.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(v.errors))
-    }
+    v.finish()
 }
 
 fn readable_file(path: &Path) -> Result<(), String> {
@@ -453,117 +502,289 @@ fn key_string(path: &[Seg]) -> String {
     s
 }
 
+/// `s` with control characters escaped (`\u{1b}`, `\n`), so a value never drives the terminal.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// The document, parsed once: serde reads the schema from it, and its spans give the line of
+/// every key and value an error names.
+struct Doc<'a> {
+    text: &'a str,
+    root: toml::Spanned<DeTable<'a>>,
+}
+
+impl<'a> Doc<'a> {
+    /// A TOML syntax error, located.
+    fn parse(text: &'a str, path: &Path) -> Result<Doc<'a>, ConfigErrors> {
+        let root = DeTable::parse(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                key: String::new(),
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        Ok(Doc { text, root })
+    }
+
+    /// The raw schema (unknown keys and wrong types refused, with the key they concern).
+    fn raw(&self, path: &Path) -> Result<RawConfig, ConfigErrors> {
+        RawConfig::deserialize(toml::de::Deserializer::from(self.root.clone())).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(self.text, s.start)),
+                key: e
+                    .span()
+                    .and_then(|s| self.key_at(s.start))
+                    .unwrap_or_default(),
+                message: e.message().trim().to_string(),
+            }])
+        })
+    }
+
+    /// The value at `path`, when it is written in the file.
+    fn get(&self, path: &[Seg]) -> Option<&toml::Spanned<DeValue<'a>>> {
+        let mut found = None;
+        let mut table = Some(self.root.get_ref());
+        let mut array: Option<&toml::de::DeArray<'a>> = None;
+        for seg in path {
+            let next = match (seg, table, array) {
+                (Seg::Key(k), Some(t), _) => t.get(*k),
+                (Seg::Index(i), _, Some(a)) => a.get(*i),
+                _ => None,
+            }?;
+            (table, array) = match next.get_ref() {
+                DeValue::Table(t) => (Some(t), None),
+                DeValue::Array(a) => (None, Some(a)),
+                _ => (None, None),
+            };
+            found = Some(next);
+        }
+        found
+    }
+
+    /// The line of the value at `path`, or of its nearest ancestor that is written.
+    fn locate(&self, path: &[Seg]) -> Option<usize> {
+        (1..=path.len())
+            .rev()
+            .find_map(|n| self.get(&path[..n]))
+            .map(|v| line_of(self.text, v.span().start))
+    }
+
+    /// The dotted key whose value (or key) covers a byte offset, e.g. `defaults.port`.
+    /// (Table spans cover only their headers, so every entry is searched.)
+    fn key_at(&self, offset: usize) -> Option<String> {
+        fn covers(r: std::ops::Range<usize>, offset: usize) -> bool {
+            r.start <= offset && offset < r.end.max(r.start + 1)
+        }
+        fn is_leaf(v: &DeValue) -> bool {
+            !matches!(v, DeValue::Table(_) | DeValue::Array(_))
+        }
+        fn walk(value: &DeValue, offset: usize, path: &mut Vec<String>) -> bool {
+            match value {
+                DeValue::Table(t) => walk_table(t, offset, path),
+                DeValue::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        let last = path.last().cloned().unwrap_or_default();
+                        if let Some(l) = path.last_mut() {
+                            l.push_str(&format!("[{i}]"));
+                        }
+                        if (is_leaf(v.get_ref()) && covers(v.span(), offset))
+                            || walk(v.get_ref(), offset, path)
+                        {
+                            return true;
+                        }
+                        if let Some(l) = path.last_mut() {
+                            *l = last;
+                        }
+                    }
+                    false
+                }
+                _ => false,
+            }
+        }
+        fn walk_table(t: &DeTable, offset: usize, path: &mut Vec<String>) -> bool {
+            for (k, v) in t.iter() {
+                path.push(k.get_ref().to_string());
+                if (is_leaf(v.get_ref()) && covers(v.span(), offset))
+                    || covers(k.span(), offset)
+                    || walk(v.get_ref(), offset, path)
+                {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let mut path = Vec::new();
+        walk_table(self.root.get_ref(), offset, &mut path).then(|| path.join("."))
+    }
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The line of the value at `path`, or of its nearest ancestor that exists.
-fn locate(text: &str, path: &[Seg]) -> Option<usize> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(text).ok()?;
-    let mut best = None;
-    let mut current: Option<&DeValue> = None;
-    let mut table: Option<&DeTable> = Some(root.get_ref());
-    for seg in path {
-        let next = match (seg, table, current) {
-            (Seg::Key(k), Some(t), _) => t.get(*k),
-            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
-            _ => None,
-        };
-        let Some(next) = next else { break };
-        best = Some(next.span().start);
-        current = Some(next.get_ref());
-        table = match next.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => None,
-        };
-    }
-    best.map(|offset| line_of(text, offset))
-}
-
-/// The dotted key whose value (or key) covers a byte offset, e.g. `defaults.port`.
-/// (Table spans cover only their headers, so every entry is searched.)
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    use toml::de::{DeTable, DeValue};
-    fn covers(r: std::ops::Range<usize>, offset: usize) -> bool {
-        r.start <= offset && offset < r.end.max(r.start + 1)
-    }
-    fn walk(value: &DeValue, offset: usize, path: &mut Vec<String>) -> bool {
-        match value {
-            DeValue::Table(t) => {
-                for (k, v) in t.iter() {
-                    path.push(k.get_ref().to_string());
-                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
-                    if ((leaf && covers(v.span(), offset)) || covers(k.span(), offset))
-                        || walk(v.get_ref(), offset, path)
-                    {
-                        return true;
-                    }
-                    path.pop();
-                }
-                false
-            }
-            DeValue::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    let last = path.last().cloned().unwrap_or_default();
-                    if let Some(l) = path.last_mut() {
-                        l.push_str(&format!("[{i}]"));
-                    }
-                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
-                    if (leaf && covers(v.span(), offset)) || walk(v.get_ref(), offset, path) {
-                        return true;
-                    }
-                    if let Some(l) = path.last_mut() {
-                        *l = last;
-                    }
-                }
-                false
-            }
-            _ => false,
-        }
-    }
-    let root = DeTable::parse(text).ok()?;
-    let mut path = Vec::new();
-    walk(&DeValue::Table(root.get_ref().clone()), offset, &mut path).then(|| path.join("."))
-}
+/// The longest duration ferry accepts: longer timeouts are typos (`"30m"` meant as seconds…),
+/// and the automatic-rollback timer (`systemd-run --on-active`) must stay within a day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 struct Validator<'a> {
-    text: &'a str,
+    doc: &'a Doc<'a>,
     path: &'a Path,
     errors: Vec<ConfigError>,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    fn new(doc: &'a Doc<'a>, path: &'a Path) -> Self {
+        Validator {
+            doc,
+            path,
+            errors: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    /// One error per key: the first problem found is the one reported.
     fn error(&mut self, key: &[Seg], message: impl Into<String>) {
+        let key_text = key_string(key);
+        if self.errors.iter().any(|e| e.key == key_text) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.path.to_path_buf(),
-            line: locate(self.text, key),
-            key: key_string(key),
+            line: self.doc.locate(key),
+            key: key_text,
             message: message.into(),
         });
     }
 
-    fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
-        match value {
-            None => default,
-            Some(s) => {
-                match humantime::parse_duration(s) {
-                    Ok(d) if d.is_zero() => {
-                        self.error(key, "must be longer than zero");
-                        default
-                    }
-                    Ok(d) => d,
-                    Err(e) => {
-                        self.error(
-                        key,
-                        format!("`{s}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\""),
-                    );
-                        default
-                    }
-                }
+    /// A duration; zero is refused unless `zero_ok`, and so is one above [`MAX_DURATION`].
+    fn duration_or_zero(
+        &mut self,
+        key: &[Seg],
+        value: Option<&str>,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Duration {
+        let Some(s) = value else {
+            return default;
+        };
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.error(key, "must be longer than zero");
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is longer than {}, the longest ferry accepts",
+                        printable(s),
+                        humantime::format_duration(MAX_DURATION)
+                    ),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\"",
+                        printable(s)
+                    ),
+                );
+                default
             }
         }
+    }
+
+    fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
+        self.duration_or_zero(key, value, default, false)
+    }
+
+    /// Control characters in any key or string value are refused: names and paths are printed
+    /// (`--dry-run`, errors, events), and an escape sequence in them would drive the terminal.
+    /// A health `command` may span lines (newlines and tabs).
+    fn control_characters(&mut self) {
+        fn walk<'d>(v: &mut Validator, value: &'d DeValue<'d>, path: &mut Vec<Seg<'d>>) {
+            match value {
+                DeValue::String(s) => {
+                    let multiline_ok = matches!(
+                        path.as_slice(),
+                        [
+                            Seg::Key("services"),
+                            _,
+                            Seg::Key("health"),
+                            Seg::Key("command")
+                        ]
+                    );
+                    if let Some(c) = s
+                        .chars()
+                        .find(|c| c.is_control() && !(multiline_ok && matches!(c, '\n' | '\t')))
+                    {
+                        v.error(
+                            path,
+                            format!(
+                                "contains the control character {}; remove it",
+                                c.escape_unicode()
+                            ),
+                        );
+                    }
+                }
+                DeValue::Table(t) => table(v, t, path),
+                DeValue::Array(a) => {
+                    for (i, item) in a.iter().enumerate() {
+                        path.push(Seg::Index(i));
+                        walk(v, item.get_ref(), path);
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn table<'d>(v: &mut Validator, t: &'d DeTable<'d>, path: &mut Vec<Seg<'d>>) {
+            for (k, item) in t.iter() {
+                path.push(Seg::Key(k.get_ref()));
+                if let Some(c) = k.get_ref().chars().find(|c| c.is_control()) {
+                    v.error(
+                        path,
+                        format!(
+                            "the name contains the control character {}; remove it",
+                            c.escape_unicode()
+                        ),
+                    );
+                } else {
+                    walk(v, item.get_ref(), path);
+                }
+                path.pop();
+            }
+        }
+        let doc = self.doc;
+        table(self, doc.root.get_ref(), &mut Vec::new());
     }
 
     fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
@@ -598,15 +819,92 @@ impl Validator<'_> {
                 }
             }
         }
+        let groups = raw.groups;
+        self.groups(&groups, &hosts);
         let mut services = BTreeMap::new();
         for (name, s) in raw.services {
-            let svc = self.service(&name, s, &hosts, base);
+            let svc = self.service(&name, s, &hosts, &groups, base);
             services.insert(name, svc);
         }
         Config {
             path: self.path.to_path_buf(),
             hosts,
+            groups,
             services,
+        }
+    }
+
+    /// `[groups]`: names that are not hosts, members that exist, no cycles.
+    fn groups(&mut self, groups: &BTreeMap<String, Vec<String>>, hosts: &BTreeMap<String, Host>) {
+        for (name, members) in groups {
+            let key = [Seg::Key("groups"), Seg::Key(name)];
+            if !valid_name(name) {
+                self.error(
+                    &key,
+                    "group names may use letters, digits, `-`, `_` and `.` only",
+                );
+            } else if hosts.contains_key(name) {
+                self.error(
+                    &key,
+                    format!(
+                        "`{name}` is both a host and a group; rename one (--host and `hosts` must know which is meant)"
+                    ),
+                );
+            }
+            for (i, m) in members.iter().enumerate() {
+                if !hosts.contains_key(m) && !groups.contains_key(m) {
+                    self.error(
+                        &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                        unknown_host_or_group(m, hosts, groups),
+                    );
+                }
+            }
+        }
+        // Cycles: a depth-first walk; an edge back to a group on the current path closes one,
+        // reported once, at the member that closes it.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        fn visit<'g>(
+            v: &mut Validator,
+            name: &'g str,
+            groups: &'g BTreeMap<String, Vec<String>>,
+            marks: &mut BTreeMap<&'g str, Mark>,
+            stack: &mut Vec<&'g str>,
+        ) {
+            marks.insert(name, Mark::Visiting);
+            stack.push(name);
+            for (i, m) in groups[name].iter().enumerate() {
+                if !groups.contains_key(m) {
+                    continue;
+                }
+                match marks.get(m.as_str()) {
+                    Some(Mark::Visiting) => {
+                        let from = stack.iter().position(|s| s == m).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].to_vec();
+                        cycle.push(m);
+                        v.error(
+                            &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                            format!(
+                                "groups form a cycle: {}; a group cannot contain itself",
+                                cycle.join(" -> ")
+                            ),
+                        );
+                    }
+                    Some(Mark::Done) => {}
+                    None => visit(v, m, groups, marks, stack),
+                }
+            }
+            stack.pop();
+            marks.insert(name, Mark::Done);
+        }
+        let mut marks = BTreeMap::new();
+        for name in groups.keys() {
+            if !marks.contains_key(name.as_str()) {
+                visit(self, name, groups, &mut marks, &mut Vec::new());
+            }
         }
     }
 
@@ -720,6 +1018,7 @@ impl Validator<'_> {
         name: &str,
         s: RawService,
         hosts: &BTreeMap<String, Host>,
+        groups: &BTreeMap<String, Vec<String>>,
         base: &Path,
     ) -> Service {
         let sk = |key: &'static str| [Seg::Key("services"), Seg::Key(name), Seg::Key(key)];
@@ -729,39 +1028,54 @@ impl Validator<'_> {
                 "service names may use letters, digits, `-`, `_` and `.` only (they name remote directories)",
             );
         }
-        // hosts
-        let svc_hosts = match s.hosts {
-            None => hosts.keys().cloned().collect(),
+        // hosts: host and group names, expanded to hosts (first seen first, no duplicates).
+        let mut svc_hosts: Vec<String> = Vec::new();
+        match &s.hosts {
+            None => svc_hosts = hosts.keys().cloned().collect(),
             Some(list) => {
                 for (i, h) in list.iter().enumerate() {
-                    if !hosts.contains_key(h) {
-                        let known: Vec<&str> = hosts.keys().map(String::as_str).collect();
-                        self.error(
-                            &[
-                                Seg::Key("services"),
-                                Seg::Key(name),
-                                Seg::Key("hosts"),
-                                Seg::Index(i),
-                            ],
-                            format!(
-                                "host `{h}` is not defined; define [hosts.{h}] or use one of: {}",
-                                if known.is_empty() {
-                                    "(no hosts defined)".to_string()
-                                } else {
-                                    known.join(", ")
-                                }
-                            ),
-                        );
+                    let key = [
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("hosts"),
+                        Seg::Index(i),
+                    ];
+                    if hosts.contains_key(h) {
+                        if !svc_hosts.contains(h) {
+                            svc_hosts.push(h.clone());
+                        }
+                    } else if groups.contains_key(h) {
+                        let mut members = Vec::new();
+                        expand_group(h, groups, hosts, &mut members, &mut Vec::new());
+                        if members.is_empty() {
+                            self.error(
+                                &key,
+                                format!(
+                                    "the group `{h}` has no hosts; add hosts to it under [groups] or leave it out here"
+                                ),
+                            );
+                        }
+                        for m in members {
+                            if !svc_hosts.contains(&m) {
+                                svc_hosts.push(m);
+                            }
+                        }
+                    } else {
+                        self.error(&key, unknown_host_or_group(h, hosts, groups));
                     }
                 }
-                list
             }
-        };
-        if svc_hosts.is_empty() {
-            self.error(
+        }
+        match &s.hosts {
+            None if svc_hosts.is_empty() => self.error(
                 &sk("hosts"),
                 "the service has no hosts: define [hosts.NAME]",
-            );
+            ),
+            Some(list) if list.is_empty() => self.error(
+                &sk("hosts"),
+                "lists no hosts: name hosts or groups, or leave `hosts` out to deploy to every host",
+            ),
+            _ => {}
         }
         // units
         let mut units = Vec::new();
@@ -978,6 +1292,31 @@ impl Validator<'_> {
     }
 }
 
+/// "no host or group `x`; defined hosts: a, b; groups: web".
+fn unknown_host_or_group(
+    name: &str,
+    hosts: &BTreeMap<String, Host>,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let list = |names: Vec<&String>| {
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names
+                .into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    format!(
+        "no host or group `{}`; defined hosts: {}; groups: {}",
+        printable(name),
+        list(hosts.keys().collect()),
+        list(groups.keys().collect())
+    )
+}
+
 fn template_of(unit: &str) -> String {
     match (unit.find('@'), unit.rfind('.')) {
         (Some(at), Some(dot)) if at < dot => format!("{}@{}", &unit[..at], &unit[dot..]),
@@ -1005,7 +1344,7 @@ fn valid_user(user: &str) -> bool {
 }
 
 /// `bin/app` stays `bin/app`; absolute paths and paths that leave the release directory are refused.
-pub fn normalize_dest(dest: &str) -> Result<String, String> {
+fn normalize_dest(dest: &str) -> Result<String, String> {
     if dest.starts_with('/') {
         return Err("must be relative to the release directory, not absolute".into());
     }
@@ -1030,7 +1369,7 @@ pub fn normalize_dest(dest: &str) -> Result<String, String> {
 }
 
 /// `"0755"` / `"755"` / `"0o755"` -> 0o755.
-pub fn parse_mode(mode: &str) -> Result<u32, String> {
+fn parse_mode(mode: &str) -> Result<u32, String> {
     let digits = mode.trim_start_matches("0o");
     if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
         return Err("not an octal file mode; write e.g. \"0644\" or \"0755\"".into());
@@ -1046,7 +1385,7 @@ pub fn parse_mode(mode: &str) -> Result<u32, String> {
 }
 
 /// `http://HOST:PORT/path` (plain HTTP only: the check runs over the SSH connection).
-pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
+fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or("only http:// URLs are supported (the check is tunnelled over SSH)")?;
@@ -1085,41 +1424,132 @@ pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
     })
 }
 
+/// A `--host` or service name on the command line that the config does not define. Its
+/// Display is the message for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("--host {name}: no such host or group in {}; {}", file.display(), defined_hosts(hosts, groups))]
+    UnknownHost {
+        name: String,
+        file: PathBuf,
+        hosts: Vec<String>,
+        groups: Vec<String>,
+    },
+    #[error("--host {name}: the group `{name}` in {} has no hosts; add some to it under [groups]", file.display())]
+    EmptyGroup { name: String, file: PathBuf },
+    #[error("no service `{name}` in {}; {}", file.display(), defined_services(services))]
+    UnknownService {
+        name: String,
+        file: PathBuf,
+        services: Vec<String>,
+    },
+}
+
+fn defined_hosts(hosts: &[String], groups: &[String]) -> String {
+    if hosts.is_empty() {
+        return "no hosts are defined: add a [hosts.NAME] table".into();
+    }
+    let mut s = format!("hosts: {}", hosts.join(", "));
+    if !groups.is_empty() {
+        s.push_str(&format!("; groups: {}", groups.join(", ")));
+    }
+    s
+}
+
+fn defined_services(services: &[String]) -> String {
+    if services.is_empty() {
+        "no services are defined: add a [services.NAME] table".into()
+    } else {
+        format!("defined: {}", services.join(", "))
+    }
+}
+
+/// The hosts a group stands for, nested groups expanded, in first-seen order without
+/// duplicates. A name in a cycle is not expanded twice (cycles are refused when loading).
+fn expand_group(
+    name: &str,
+    groups: &BTreeMap<String, Vec<String>>,
+    hosts: &BTreeMap<String, Host>,
+    out: &mut Vec<String>,
+    visiting: &mut Vec<String>,
+) {
+    let Some(members) = groups.get(name) else {
+        return;
+    };
+    if visiting.iter().any(|v| v == name) {
+        return;
+    }
+    visiting.push(name.to_string());
+    for m in members {
+        if hosts.contains_key(m) {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        } else {
+            expand_group(m, groups, hosts, out, visiting);
+        }
+    }
+    visiting.pop();
+}
+
 impl Config {
-    /// Hosts selected by `--host` (all when empty), or an error naming the unknown one.
-    pub fn select_hosts(&self, names: &[String]) -> Result<Vec<&Host>, String> {
+    /// The hosts of a group (nested groups expanded, first-seen order, no duplicates).
+    pub fn group_hosts(&self, group: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        expand_group(group, &self.groups, &self.hosts, &mut out, &mut Vec::new());
+        out
+    }
+
+    /// Hosts selected by `--host` (all when empty): host and group names, expanded, without
+    /// duplicates, in config order.
+    pub fn select_hosts(&self, names: &[String]) -> Result<Vec<&Host>, SelectError> {
         if names.is_empty() {
             return Ok(self.hosts.values().collect());
         }
-        names
-            .iter()
-            .map(|n| {
-                self.hosts.get(n).ok_or_else(|| {
-                    format!(
-                        "--host {n}: no such host in {}; defined: {}",
-                        self.path.display(),
-                        self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })
-            })
-            .collect()
+        let mut wanted = BTreeSet::new();
+        for n in names {
+            if self.hosts.contains_key(n) {
+                wanted.insert(n.clone());
+            } else if self.groups.contains_key(n) {
+                let members = self.group_hosts(n);
+                if members.is_empty() {
+                    return Err(SelectError::EmptyGroup {
+                        name: n.clone(),
+                        file: self.path.clone(),
+                    });
+                }
+                wanted.extend(members);
+            } else {
+                return Err(SelectError::UnknownHost {
+                    name: n.clone(),
+                    file: self.path.clone(),
+                    hosts: self.hosts.keys().cloned().collect(),
+                    groups: self.groups.keys().cloned().collect(),
+                });
+            }
+        }
+        Ok(self
+            .hosts
+            .values()
+            .filter(|h| wanted.contains(&h.name))
+            .collect())
     }
 
     /// Services selected by name (all when empty).
-    pub fn select_services(&self, names: &[String]) -> Result<Vec<&Service>, String> {
+    pub fn select_services(&self, names: &[String]) -> Result<Vec<&Service>, SelectError> {
         if names.is_empty() {
             return Ok(self.services.values().collect());
         }
         names
             .iter()
             .map(|n| {
-                self.services.get(n).ok_or_else(|| {
-                    format!(
-                        "no service `{n}` in {}; defined: {}",
-                        self.path.display(),
-                        self.services.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })
+                self.services
+                    .get(n)
+                    .ok_or_else(|| SelectError::UnknownService {
+                        name: n.clone(),
+                        file: self.path.clone(),
+                        services: self.services.keys().cloned().collect(),
+                    })
             })
             .collect()
     }

@@ -114,7 +114,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             let config = config::load(&config_path)?;
             let hosts: Vec<_> = config
                 .select_hosts(&args.filter.hosts)
-                .map_err(Error::Usage)?
+                .map_err(|e| Error::Usage(e.to_string()))?
                 .into_iter()
                 .cloned()
                 .collect();
@@ -130,7 +130,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             let config = config::load(&config_path)?;
             let services: Vec<_> = config
                 .select_services(&args.services)
-                .map_err(Error::Usage)?
+                .map_err(|e| Error::Usage(e.to_string()))?
                 .into_iter()
                 .cloned()
                 .collect();
@@ -146,10 +146,20 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 lock_wait: args.lock_wait,
                 parallel: args.parallel as usize,
             };
+            // --host takes host and group names: deploy sees the hosts they stand for.
+            let hosts: Vec<String> = match args.filter.hosts.is_empty() {
+                true => Vec::new(),
+                false => config
+                    .select_hosts(&args.filter.hosts)
+                    .map_err(|e| Error::Usage(e.to_string()))?
+                    .into_iter()
+                    .map(|h| h.name.clone())
+                    .collect(),
+            };
             deploy::run(
                 &config,
                 services,
-                &args.filter.hosts,
+                &hosts,
                 opts,
                 reporter.clone(),
             )
@@ -192,9 +202,9 @@ fn service_hosts(
 ) -> Result<(config::Service, Vec<config::Host>), Error> {
     let service = config
         .select_services(&[service.to_string()])
-        .map_err(Error::Usage)?[0]
+        .map_err(|e| Error::Usage(e.to_string()))?[0]
         .clone();
-    let selected = config.select_hosts(filter).map_err(Error::Usage)?;
+    let selected = config.select_hosts(filter).map_err(|e| Error::Usage(e.to_string()))?;
     let hosts: Vec<config::Host> = selected
         .into_iter()
         .filter(|h| service.hosts.contains(&h.name))
