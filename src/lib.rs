@@ -156,14 +156,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                     .map(|h| h.name.clone())
                     .collect(),
             };
-            deploy::run(
-                &config,
-                services,
-                &hosts,
-                opts,
-                reporter.clone(),
-            )
-            .await
+            deploy::run(&config, services, &hosts, opts, reporter.clone()).await
         }
         Command::Logs(args) => logs::command(&config_path, args, reporter).await,
         Command::Status(args) => status::command(&config_path, args, reporter).await,
@@ -204,7 +197,9 @@ fn service_hosts(
         .select_services(&[service.to_string()])
         .map_err(|e| Error::Usage(e.to_string()))?[0]
         .clone();
-    let selected = config.select_hosts(filter).map_err(|e| Error::Usage(e.to_string()))?;
+    let selected = config
+        .select_hosts(filter)
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let hosts: Vec<config::Host> = selected
         .into_iter()
         .filter(|h| service.hosts.contains(&h.name))
