@@ -71,6 +71,74 @@ pub struct Service {
     pub health: Option<Health>,
     pub keep_releases: usize,
     pub confirm_timeout: Duration,
+    /// How the deploy moves across the service's hosts.
+    pub rollout: Rollout,
+}
+
+/// `[services.NAME.rollout]`: canary hosts first, then batches, stopping after too many
+/// failures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollout {
+    /// Hosts deployed first, on their own, before any batch. Default 0.
+    pub canary: usize,
+    /// How many hosts are deployed at once after the canaries. Default: all.
+    pub batch: Batch,
+    /// Failed hosts tolerated before the rollout stops. Default 0.
+    pub max_fail: usize,
+    /// Wait between batches. Default 0.
+    pub pause: Duration,
+}
+
+/// The size of a rollout batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Batch {
+    /// Every remaining host at once.
+    #[default]
+    All,
+    /// At most this many hosts (at least 1).
+    Count(usize),
+    /// This percentage of the hosts, rounded up (1..=100).
+    Percent(u8),
+}
+
+impl Batch {
+    /// Hosts per batch out of `hosts`: at least 1, at most `hosts` (when there are any).
+    pub fn size(&self, hosts: usize) -> usize {
+        let n = match *self {
+            Batch::All => hosts,
+            Batch::Count(n) => n.min(hosts),
+            Batch::Percent(p) => (hosts * usize::from(p)).div_ceil(100),
+        };
+        n.max(1)
+    }
+}
+
+/// `2` or `"25%"`.
+fn parse_batch(value: &toml::Value) -> Result<Batch, String> {
+    const HOW: &str = "write a count of hosts (e.g. 2) or a percentage string (e.g. \"25%\")";
+    match value {
+        toml::Value::Integer(n) if *n >= 1 => Ok(Batch::Count(
+            usize::try_from(*n).map_err(|_| format!("{n} is too large"))?,
+        )),
+        toml::Value::Integer(n) => Err(format!("{n}: a batch must hold at least 1 host; {HOW}")),
+        toml::Value::String(text) => {
+            let Some(number) = text.trim().strip_suffix('%') else {
+                return Err(format!(
+                    "`{}` is not a count or a percentage; {HOW}",
+                    printable(text)
+                ));
+            };
+            match number.trim().parse::<u32>() {
+                Ok(0) => Err(format!(
+                    "`{text}`: a batch must hold at least 1 host; {HOW}"
+                )),
+                Ok(p @ 1..=100) => Ok(Batch::Percent(p as u8)),
+                Ok(_) => Err(format!("`{text}`: a percentage is at most 100%")),
+                Err(_) => Err(format!("`{}` is not a percentage; {HOW}", printable(text))),
+            }
+        }
+        other => Err(format!("a {} is not a batch size; {HOW}", other.type_str())),
+    }
 }
 
 /// A local unit file to install.
@@ -244,6 +312,16 @@ struct RawService {
     health: Option<RawHealth>,
     keep_releases: Option<usize>,
     confirm_timeout: Option<String>,
+    rollout: Option<RawRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    canary: Option<usize>,
+    batch: Option<toml::Value>,
+    max_fail: Option<usize>,
+    pause: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,8 +451,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
     let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
-    let doc = Doc::parse(&text, path)?;
-    let config = validate(&doc, path, &env)?;
+    load_text(&text, path, &env)
+}
+
+/// Validate config text, then check the local files it names.
+fn load_text(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    let doc = Doc::parse(text, path)?;
+    let config = validate(&doc, path, env)?;
     check_local_files(&config, &doc)?;
     Ok(config)
 }
@@ -923,7 +1006,7 @@ impl<'a> Validator<'a> {
             .as_ref()
             .and_then(|p| p.host_name.clone())
             .unwrap_or_else(|| written.clone());
-        if address.is_empty() || address.contains(char::is_whitespace) {
+        if address.is_empty() || address.contains(|c: char| c.is_whitespace() || c.is_control()) {
             self.error(&k("address"), "must be a host name or IP address");
         }
         // Which table a setting came from, for error locations.
@@ -1136,10 +1219,12 @@ impl<'a> Validator<'a> {
             s.start_timeout.as_deref(),
             Duration::from_secs(30),
         );
-        let settle_time = match s.settle_time.as_deref() {
-            Some("0" | "0s") => Duration::ZERO,
-            other => self.duration(&sk("settle_time"), other, Duration::from_millis(1500)),
-        };
+        let settle_time = self.duration_or_zero(
+            &sk("settle_time"),
+            s.settle_time.as_deref(),
+            Duration::from_millis(1500),
+            true,
+        );
         // files
         let mut files = Vec::new();
         let mut dests = BTreeMap::new();
@@ -1156,7 +1241,7 @@ impl<'a> Validator<'a> {
             let dest = match normalize_dest(&f.dest) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.error(&fk("dest"), format!("`{}`: {e}", f.dest));
+                    self.error(&fk("dest"), format!("`{}`: {e}", printable(&f.dest)));
                     f.dest.clone()
                 }
             };
@@ -1194,6 +1279,38 @@ impl<'a> Validator<'a> {
                 secret,
             });
         }
+        // A dest cannot be a file and, for another file, a directory (`bin` and `bin/x`).
+        for (dest, &i) in &dests {
+            for (cut, _) in dest.match_indices('/') {
+                let dir = &dest[..cut];
+                let Some(&j) = dests.get(dir) else { continue };
+                let (at, message) = if i > j {
+                    (
+                        i,
+                        format!(
+                            "`{dest}` is inside `{dir}`, the dest of files[{j}]; `{dir}` cannot be both a file and a directory"
+                        ),
+                    )
+                } else {
+                    (
+                        j,
+                        format!(
+                            "`{dir}` is also a directory: files[{i}] goes to `{dest}`; `{dir}` cannot be both a file and a directory"
+                        ),
+                    )
+                };
+                self.error(
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("files"),
+                        Seg::Index(at),
+                        Seg::Key("dest"),
+                    ],
+                    message,
+                );
+            }
+        }
         let health = s.health.map(|h| self.health(name, h));
         let keep_releases = s.keep_releases.unwrap_or(5);
         if keep_releases < 2 {
@@ -1211,7 +1328,16 @@ impl<'a> Validator<'a> {
             s.confirm_timeout.as_deref(),
             (verification + Duration::from_secs(10)).max(Duration::from_secs(60)),
         );
-        if s.confirm_timeout.is_some() && confirm_timeout <= verification {
+        if s.confirm_timeout.is_none() && confirm_timeout > MAX_DURATION {
+            self.error(
+                &sk("confirm_timeout"),
+                format!(
+                    "start_timeout + settle_time + health.timeout ({}) leave no room for the automatic rollback timer, which is at most {}: shorten them",
+                    humantime::format_duration(verification),
+                    humantime::format_duration(MAX_DURATION)
+                ),
+            );
+        } else if s.confirm_timeout.is_some() && confirm_timeout <= verification {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
@@ -1220,6 +1346,7 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let rollout = s.rollout.map(|r| self.rollout(name, r)).unwrap_or_default();
         Service {
             name: name.to_string(),
             hosts: svc_hosts,
@@ -1232,6 +1359,32 @@ impl<'a> Validator<'a> {
             health,
             keep_releases,
             confirm_timeout,
+            rollout,
+        }
+    }
+
+    fn rollout(&mut self, name: &str, r: RawRollout) -> Rollout {
+        let rk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("rollout"),
+                Seg::Key(key),
+            ]
+        };
+        let batch = match r.batch.as_ref().map(parse_batch) {
+            None => Batch::All,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                self.error(&rk("batch"), e);
+                Batch::All
+            }
+        };
+        Rollout {
+            canary: r.canary.unwrap_or(0),
+            batch,
+            max_fail: r.max_fail.unwrap_or(0),
+            pause: self.duration_or_zero(&rk("pause"), r.pause.as_deref(), Duration::ZERO, true),
         }
     }
 
@@ -1344,7 +1497,14 @@ fn valid_user(user: &str) -> bool {
 }
 
 /// `bin/app` stays `bin/app`; absolute paths and paths that leave the release directory are refused.
+/// Control characters and names of directories (`bin/`) are refused too.
 fn normalize_dest(dest: &str) -> Result<String, String> {
+    if let Some(c) = dest.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains the control character {}; remove it",
+            c.escape_unicode()
+        ));
+    }
     if dest.starts_with('/') {
         return Err("must be relative to the release directory, not absolute".into());
     }
@@ -1353,14 +1513,14 @@ fn normalize_dest(dest: &str) -> Result<String, String> {
         match part {
             "" | "." => {}
             ".." => return Err("must stay inside the release directory (no `..`)".into()),
-            p if p.contains('\0') || p.contains('\n') => {
-                return Err("must not contain NUL or newline characters".into());
-            }
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
         return Err("must name a file".into());
+    }
+    if dest.ends_with('/') || dest.ends_with("/.") {
+        return Err("names a directory; give the file name (e.g. `bin/app`)".into());
     }
     if parts[0] == "units" || parts[0] == ".ferry" {
         return Err(format!("`{}/` is reserved for ferry's own files", parts[0]));
