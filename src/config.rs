@@ -742,7 +742,9 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn finish(self) -> Result<(), ConfigErrors> {
+    /// The errors, in the order of the file (top to bottom), or Ok.
+    fn finish(mut self) -> Result<(), ConfigErrors> {
+        self.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -784,9 +786,8 @@ impl<'a> Validator<'a> {
                 self.error(
                     key,
                     format!(
-                        "`{}` is longer than {}, the longest ferry accepts",
+                        "`{}` is longer than 24h, the longest ferry accepts",
                         printable(s),
-                        humantime::format_duration(MAX_DURATION)
                     ),
                 );
                 default
@@ -1332,9 +1333,8 @@ impl<'a> Validator<'a> {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
-                    "start_timeout + settle_time + health.timeout ({}) leave no room for the automatic rollback timer, which is at most {}: shorten them",
+                    "start_timeout + settle_time + health.timeout ({}) leave no room for the automatic rollback timer, which is at most 24h: shorten them",
                     humantime::format_duration(verification),
-                    humantime::format_duration(MAX_DURATION)
                 ),
             );
         } else if s.confirm_timeout.is_some() && confirm_timeout <= verification {
@@ -2000,5 +2000,449 @@ mode = "0755"
             "[hosts.h]\naddress = \"x\"\nconnect_timeout = \"x\"\n[services.s]\nhosts = [\"nope\"]\nkeep_releases = 1\n",
         );
         assert_eq!(e.0.len(), 3, "{e}");
+    }
+
+    // --- refused values that used to pass ------------------------------------------------------
+
+    fn files_err(dests: &[&str]) -> ConfigErrors {
+        let mut text = String::from("[hosts.h]\naddress = \"x\"\n[services.s]\n");
+        for d in dests {
+            text.push_str(&format!(
+                "[[services.s.files]]\nsource = \"a\"\ndest = \"{d}\"\n"
+            ));
+        }
+        parse_err(&text)
+    }
+
+    #[test]
+    fn dest_with_control_characters_is_refused() {
+        for dest in [r"bin/\u001b[31mapp", r"bin/a\nb", r"bin/a\tb"] {
+            let e = files_err(&[dest]);
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert_eq!(e.0[0].key, "services.s.files[0].dest", "{e}");
+            assert_eq!(e.0[0].line, Some(6), "{e}");
+            assert!(e.0[0].message.contains("control character"), "{e}");
+            // What reaches the terminal is escaped.
+            assert!(!e.to_string().contains(['\u{1b}', '\t']), "{e:?}");
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+        assert!(normalize_dest("bin/\u{1b}[31mx").is_err());
+        assert!(normalize_dest("bin/a\nb").is_err());
+        assert!(normalize_dest("a\0b").is_err());
+    }
+
+    #[test]
+    fn dest_naming_a_directory_is_refused() {
+        let e = files_err(&["bin/"]);
+        assert_eq!(e.0[0].key, "services.s.files[0].dest");
+        assert_eq!(e.0[0].line, Some(6));
+        assert!(
+            e.0[0]
+                .message
+                .contains("names a directory; give the file name"),
+            "{e}"
+        );
+        assert!(normalize_dest("bin/.").is_err());
+        assert_eq!(normalize_dest("bin/app").unwrap(), "bin/app");
+    }
+
+    #[test]
+    fn a_dest_cannot_be_a_file_and_a_directory() {
+        let e = files_err(&["bin", "share/x", "bin/x"]);
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "services.s.files[2].dest");
+        assert_eq!(e.0[0].line, Some(12));
+        let m = &e.0[0].message;
+        assert!(
+            m.contains("`bin/x`") && m.contains("`bin`") && m.contains("files[0]"),
+            "{e}"
+        );
+        // The other order: the directory comes first.
+        let e = files_err(&["bin/x/y", "bin"]);
+        assert_eq!(e.0[0].key, "services.s.files[1].dest");
+        assert_eq!(e.0[0].line, Some(9));
+        let m = &e.0[0].message;
+        assert!(m.contains("`bin/x/y`") && m.contains("files[0]"), "{e}");
+        // Siblings sharing a directory are fine.
+        parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[[services.s.files]]\nsource = \"a\"\ndest = \"bin/a\"\n[[services.s.files]]\nsource = \"a\"\ndest = \"bin/ab\"\n",
+        );
+    }
+
+    #[test]
+    fn durations_are_capped_at_a_day() {
+        let e = parse_err("[hosts.h]\naddress = \"x\"\n[services.s]\nconfirm_timeout = \"25h\"\n");
+        assert_eq!(e.0[0].key, "services.s.confirm_timeout");
+        assert_eq!(e.0[0].line, Some(4));
+        assert!(e.0[0].message.contains("longer than 24h"), "{e}");
+        for key in ["start_timeout", "settle_time"] {
+            let e = parse_err(&format!(
+                "[hosts.h]\naddress = \"x\"\n[services.s]\n{key} = \"2days\"\n"
+            ));
+            assert_eq!(e.0[0].key, format!("services.s.{key}"), "{e}");
+            assert_eq!(e.0[0].line, Some(4), "{e}");
+        }
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[services.s.health]\ncommand = \"true\"\ntimeout = \"100000h\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.health.timeout");
+        assert_eq!(e.0[0].line, Some(6));
+        let e = parse_err("[defaults]\nconnect_timeout = \"48h\"\n[hosts.h]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].key, "defaults.connect_timeout");
+        // Each within the cap, but together they leave the rollback timer no room.
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nstart_timeout = \"20h\"\n[services.s.health]\ncommand = \"true\"\ntimeout = \"20h\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.confirm_timeout", "{e}");
+        assert_eq!(e.0[0].line, Some(3), "{e}");
+        assert!(e.0[0].message.contains("shorten them"), "{e}");
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[services.s]\nconfirm_timeout = \"24h\"\n");
+        assert_eq!(c.services["s"].confirm_timeout, MAX_DURATION);
+    }
+
+    #[test]
+    fn control_characters_in_names_and_values_are_refused() {
+        let e = parse_err("[hosts.a]\naddress = \"x\"\nuser = \"bob\\u001b[2J\"\n");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.user", Some(3))
+        );
+        assert_eq!(e.0.len(), 1, "one error per key: {e}");
+        let e = parse_err("[hosts.a]\naddress = \"x\\r\"\n");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.address", Some(2))
+        );
+        let e = parse_err("[defaults]\nuser = \"a\\u0007\"\n[hosts.a]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].key, "defaults.user", "{e}");
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nunits = [\"ok.service\", \"a\\u001b.service\"]\nrestart = [\"ok.service\\n\"]\n",
+        );
+        let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["services.s.units[1]", "services.s.restart[0]"],
+            "{e}"
+        );
+        assert_eq!(e.0[1].line, Some(5));
+        let e = parse_err("[hosts.\"a\\u001b\"]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].line, Some(1), "{e}");
+        assert!(!e.to_string().contains('\u{1b}'), "{e:?}");
+        // A health command may span lines.
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s.health]\ncommand = \"\"\"\ntest -e /a\n\\ttest -e /b\n\"\"\"\n",
+        );
+        assert!(
+            c.services["s"]
+                .health
+                .as_ref()
+                .unwrap()
+                .command
+                .as_ref()
+                .unwrap()
+                .contains('\n')
+        );
+    }
+
+    // --- local files --------------------------------------------------------------------------
+
+    #[test]
+    fn missing_or_unusable_identity_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deploy.toml");
+        std::fs::write(dir.path().join("key"), "k").unwrap();
+        let load = |text: &str, env: &Env| load_text(text, &path, env);
+        load("[hosts.a]\naddress = \"x\"\nidentity = \"key\"\n", &env()).unwrap();
+
+        let e = load("[hosts.a]\naddress = \"x\"\nidentity = \"nope\"\n", &env()).unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.identity", Some(3))
+        );
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert!(
+            e.0[0]
+                .message
+                .contains(&dir.path().join("nope").display().to_string()),
+            "{e}"
+        );
+
+        // From [defaults]: reported once, where it is written.
+        let e = load(
+            "[defaults]\nidentity = \"~/.ssh/none\"\n[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n",
+            &env(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("defaults.identity", Some(2))
+        );
+        assert!(e.0[0].message.contains("/home/me/.ssh/none"), "{e}");
+
+        // A directory is no key.
+        let e = load("[hosts.a]\naddress = \"x\"\nidentity = \".\"\n", &env()).unwrap_err();
+        assert!(e.0[0].message.contains("not a regular file"), "{e}");
+
+        // From ~/.ssh/config: located at the address it applies to.
+        let ssh = ssh2_config::SshConfig::default()
+            .home_dir("/home/me")
+            .parse(
+                &mut "Host web\n  IdentityFile ~/.ssh/missing\n".as_bytes(),
+                ssh2_config::ParseRule::STRICT,
+            )
+            .unwrap();
+        let env = Env {
+            ssh_config: Some(ssh),
+            ..env()
+        };
+        let e = load("[hosts.a]\n\naddress = \"web\"\n", &env).unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.address", Some(3))
+        );
+        assert!(e.0[0].message.contains("~/.ssh/config"), "{e}");
+    }
+
+    // --- groups --------------------------------------------------------------------------------
+
+    const GROUPS: &str = r#"
+[hosts.web1]
+address = "w1"
+[hosts.web2]
+address = "w2"
+[hosts.web3]
+address = "w3"
+[hosts.db]
+address = "d"
+
+[groups]
+eu = ["web2", "web1"]
+web = ["eu", "web3", "web1"]
+all = ["web", "db"]
+"#;
+
+    #[test]
+    fn groups_expand_nested_deduplicated_in_first_seen_order() {
+        let c = parse_ok(&format!(
+            "{GROUPS}[services.api]\nhosts = [\"db\", \"web\", \"web2\"]\n[services.all]\nhosts = [\"all\"]\n[services.default]\n"
+        ));
+        assert_eq!(c.services["api"].hosts, ["db", "web2", "web1", "web3"]);
+        assert_eq!(c.services["all"].hosts, ["web2", "web1", "web3", "db"]);
+        assert_eq!(c.services["default"].hosts, ["db", "web1", "web2", "web3"]);
+        assert_eq!(c.groups["web"], ["eu", "web3", "web1"], "kept as written");
+        assert_eq!(c.group_hosts("web"), ["web2", "web1", "web3"]);
+    }
+
+    #[test]
+    fn select_hosts_takes_hosts_and_groups() {
+        let c = parse_ok(GROUPS);
+        let names = |sel: &[&str]| -> Vec<String> {
+            let sel: Vec<String> = sel.iter().map(|s| s.to_string()).collect();
+            c.select_hosts(&sel)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["db", "web1", "web2", "web3"]);
+        assert_eq!(names(&["eu"]), ["web1", "web2"], "config order");
+        assert_eq!(names(&["web3", "eu", "web1"]), ["web1", "web2", "web3"]);
+        assert_eq!(names(&["db"]), ["db"]);
+        let e = c.select_hosts(&["nope".to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host nope: no such host or group in conf/deploy.toml; hosts: db, web1, web2, web3; groups: all, eu, web"
+        );
+    }
+
+    #[test]
+    fn selection_errors_say_what_is_defined() {
+        let c = parse_ok("");
+        let e = c.select_hosts(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host x: no such host or group in conf/deploy.toml; no hosts are defined: add a [hosts.NAME] table"
+        );
+        let e = c.select_services(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no service `x` in conf/deploy.toml; no services are defined: add a [services.NAME] table"
+        );
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[services.a]\n[services.b]\n");
+        let e = c.select_services(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no service `x` in conf/deploy.toml; defined: a, b"
+        );
+        assert_eq!(c.select_services(&["b".into()]).unwrap()[0].name, "b");
+        let e = c.select_hosts(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host x: no such host or group in conf/deploy.toml; hosts: h"
+        );
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[groups]\nnone = []\n");
+        let e = c.select_hosts(&["none".into()]).unwrap_err();
+        assert!(matches!(e, SelectError::EmptyGroup { .. }), "{e}");
+        assert!(e.to_string().contains("has no hosts"), "{e}");
+    }
+
+    #[test]
+    fn group_errors_name_line_and_key() {
+        let hosts = "[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n[groups]\n";
+        // An unknown member.
+        let e = parse_err(&format!("{hosts}g = [\"a\", \"c\"]\n"));
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.g[1]", Some(6)));
+        assert_eq!(
+            e.0[0].message,
+            "no host or group `c`; defined hosts: a, b; groups: g"
+        );
+        // A cycle, named in full.
+        let e = parse_err(&format!("{hosts}x = [\"a\", \"y\"]\ny = [\"x\"]\n"));
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.y[0]", Some(7)));
+        assert!(e.0[0].message.contains("x -> y -> x"), "{e}");
+        let e = parse_err(&format!("{hosts}x = [\"x\"]\n"));
+        assert!(e.0[0].message.contains("x -> x"), "{e}");
+        // A group named like a host.
+        let e = parse_err(&format!("{hosts}a = [\"b\"]\n"));
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.a", Some(6)));
+        assert!(e.0[0].message.contains("both a host and a group"), "{e}");
+        // An unknown name in a service's hosts.
+        let e = parse_err(&format!(
+            "{hosts}g = [\"a\"]\n[services.s]\nhosts = [\"g\", \"zz\"]\n"
+        ));
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.hosts[1]", Some(8))
+        );
+        assert_eq!(
+            e.0[0].message,
+            "no host or group `zz`; defined hosts: a, b; groups: g"
+        );
+        // An empty group used by a service (also through a group of empty groups).
+        let e = parse_err(&format!(
+            "{hosts}none = []\nnested = [\"none\"]\n[services.s]\nhosts = [\"a\", \"nested\"]\n"
+        ));
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.hosts[1]", Some(9))
+        );
+        assert!(e.0[0].message.contains("`nested` has no hosts"), "{e}");
+        // An empty list.
+        let e = parse_err(&format!("{hosts}[services.s]\nhosts = []\n"));
+        assert_eq!(e.0[0].key, "services.s.hosts");
+        // Bad group names.
+        let e = parse_err(&format!("{hosts}\"a b\" = [\"a\"]\n"));
+        assert_eq!(e.0[0].key, "groups.a b");
+    }
+
+    // --- rollout -------------------------------------------------------------------------------
+
+    fn rollout(table: &str) -> Result<Rollout, ConfigErrors> {
+        parse(
+            &format!("[hosts.h]\naddress = \"x\"\n[services.s.rollout]\n{table}"),
+            Path::new("conf/deploy.toml"),
+            &env(),
+        )
+        .map(|c| c.services["s"].rollout.clone())
+    }
+
+    #[test]
+    fn rollout_defaults_and_values() {
+        let d = parse_ok(SERVICE_OK).services["app"].rollout.clone();
+        assert_eq!(d, Rollout::default());
+        assert_eq!(
+            (d.canary, d.batch, d.max_fail, d.pause),
+            (0, Batch::All, 0, Duration::ZERO)
+        );
+        let r = rollout("canary = 1\nbatch = 2\nmax_fail = 1\npause = \"30s\"\n").unwrap();
+        assert_eq!(
+            r,
+            Rollout {
+                canary: 1,
+                batch: Batch::Count(2),
+                max_fail: 1,
+                pause: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            rollout("batch = \"25%\"\n").unwrap().batch,
+            Batch::Percent(25)
+        );
+        assert_eq!(
+            rollout("batch = \"100%\"\n").unwrap().batch,
+            Batch::Percent(100)
+        );
+        assert_eq!(rollout("pause = \"0s\"\n").unwrap().pause, Duration::ZERO);
+    }
+
+    #[test]
+    fn rollout_errors_name_line_and_key() {
+        for (batch, says) in [
+            ("0", "at least 1 host"),
+            ("-2", "at least 1 host"),
+            ("\"0%\"", "at least 1 host"),
+            ("\"101%\"", "at most 100%"),
+            ("\"half\"", "not a count or a percentage"),
+            ("\"x%\"", "not a percentage"),
+            ("true", "not a batch size"),
+        ] {
+            let e = rollout(&format!("canary = 1\nbatch = {batch}\n")).unwrap_err();
+            assert_eq!(e.0[0].key, "services.s.rollout.batch", "{batch}: {e}");
+            assert_eq!(e.0[0].line, Some(5), "{batch}: {e}");
+            assert!(e.0[0].message.contains(says), "{batch}: {e}");
+        }
+        let e = rollout("pause = \"soon\"\n").unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.rollout.pause", Some(4))
+        );
+        let e = rollout("canary = -1\n").unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.rollout.canary", Some(4))
+        );
+        let e = rollout("batches = 2\n").unwrap_err();
+        assert_eq!(e.0[0].line, Some(4), "{e}");
+        assert!(e.to_string().contains("batches"), "{e}");
+    }
+
+    #[test]
+    fn batch_sizes() {
+        assert_eq!(Batch::All.size(7), 7);
+        assert_eq!(Batch::All.size(0), 1);
+        assert_eq!(Batch::Count(2).size(7), 2);
+        assert_eq!(Batch::Count(9).size(7), 7);
+        assert_eq!(Batch::Percent(25).size(8), 2);
+        assert_eq!(Batch::Percent(25).size(7), 2, "rounded up");
+        assert_eq!(Batch::Percent(10).size(3), 1);
+        assert_eq!(Batch::Percent(1).size(1), 1);
+        assert_eq!(Batch::Percent(100).size(5), 5);
+    }
+
+    // --- health in release manifests ---------------------------------------------------------
+
+    #[test]
+    fn health_round_trips_through_json() {
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s.health]\nhttp = \"http://127.0.0.1:8080/healthz\"\nunix_http = { socket = \"%t/s.sock\" }\ncommand = \"true\"\ntimeout = \"1m 30s\"\ninterval = \"250ms\"\n",
+        );
+        let health = c.services["s"].health.clone().unwrap();
+        let json = serde_json::to_string(&health).unwrap();
+        assert!(json.contains(r#""timeout":"1m 30s""#), "{json}");
+        assert!(json.contains(r#""interval":"250ms""#), "{json}");
+        let back: Health = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, health);
+        let none = Health {
+            http: None,
+            unix_http: None,
+            command: Some("x".into()),
+            timeout: Duration::from_millis(1500),
+            interval: Duration::from_secs(1),
+        };
+        let back: Health = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(back, none);
     }
 }
