@@ -2425,6 +2425,18 @@ all = ["web", "db"]
     // --- health in release manifests ---------------------------------------------------------
 
     #[test]
+    fn the_example_config_is_valid() {
+        let c = parse(
+            include_str!("../deploy.example.toml"),
+            Path::new("deploy.example.toml"),
+            &env(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.services["demo"].hosts, ["local"]);
+        assert_eq!(c.services["demo"].rollout, Rollout::default());
+    }
+
+    #[test]
     fn health_round_trips_through_json() {
         let c = parse_ok(
             "[hosts.h]\naddress = \"x\"\n[services.s.health]\nhttp = \"http://127.0.0.1:8080/healthz\"\nunix_http = { socket = \"%t/s.sock\" }\ncommand = \"true\"\ntimeout = \"1m 30s\"\ninterval = \"250ms\"\n",
