@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 /// How an unknown host key is treated. A changed key is refused under every policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Refuse hosts whose key is not in known_hosts.
@@ -723,8 +723,8 @@ fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The longest duration ferry accepts: longer timeouts are typos (`"30m"` meant as seconds…),
-/// and the automatic-rollback timer (`systemd-run --on-active`) must stay within a day.
+/// The longest duration ferry accepts. Anything longer is a slip (`"30h"` for `"30s"`), and the
+/// automatic-rollback timer (`systemd-run --on-active=confirm_timeout`) must fire the same day.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 struct Validator<'a> {
