@@ -1,8 +1,11 @@
 //! `deploy.toml`: the schema (serde, unknown keys refused), defaults, and validation.
 //!
-//! Every problem is reported with the file, line and key it concerns, and all problems are
-//! collected before returning, so a user fixes their config in one pass. Nothing here touches
-//! the network; the only I/O is reading the config file and checking that local files exist.
+//! The file is parsed once into a spanned document ([`Doc`]); serde reads the schema from it,
+//! and the spans give the line of every key an error names. Every problem is reported with the
+//! file, line and key it concerns, and all problems are collected before returning (one per
+//! key, in file order), so a user fixes their config in one pass. Nothing here touches the
+//! network; the only I/O is reading the config file and checking that the local files it names
+//! (unit files, release files, identity keys) exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
