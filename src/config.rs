@@ -1,6 +1,6 @@
 //! `deploy.toml`: the schema (serde, unknown keys refused), defaults, and validation.
 //!
-//! The file is parsed once into a spanned document ([`Doc`]); serde reads the schema from it,
+//! The file is parsed once into a spanned document (`Doc`); serde reads the schema from it,
 //! and the spans give the line of every key an error names. Every problem is reported with the
 //! file, line and key it concerns, and all problems are collected before returning (one per
 //! key, in file order), so a user fixes their config in one pass. Nothing here touches the
