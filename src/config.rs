@@ -1,15 +1,19 @@
 //! `deploy.toml`: the schema (serde, unknown keys refused), defaults, and validation.
 //!
-//! Every problem is reported with the file, line and key it concerns, and all problems are
-//! collected before returning, so a user fixes their config in one pass. Nothing here touches
-//! the network; the only I/O is reading the config file and checking that local files exist.
+//! The file is parsed once into a spanned document (`Doc`); serde reads the schema from it,
+//! and the spans give the line of every key an error names. Every problem is reported with the
+//! file, line and key it concerns, and all problems are collected before returning (one per
+//! key, in file order), so a user fixes their config in one pass. Nothing here touches the
+//! network; the only I/O is reading the config file and checking that the local files it names
+//! (unit files, release files, identity keys) exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
 
 use crate::systemd;
 
@@ -22,11 +26,14 @@ pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
     pub hosts: BTreeMap<String, Host>,
+    /// `[groups]` as written: each group's members are host names or other groups' names.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Each service's `hosts` are already expanded to host names.
     pub services: BTreeMap<String, Service>,
 }
 
 /// How an unknown host key is treated. A changed key is refused under every policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
     /// Refuse hosts whose key is not in known_hosts.
@@ -67,6 +74,74 @@ pub struct Service {
     pub health: Option<Health>,
     pub keep_releases: usize,
     pub confirm_timeout: Duration,
+    /// How the deploy moves across the service's hosts.
+    pub rollout: Rollout,
+}
+
+/// `[services.NAME.rollout]`: canary hosts first, then batches, stopping after too many
+/// failures.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollout {
+    /// Hosts deployed first, on their own, before any batch. Default 0.
+    pub canary: usize,
+    /// How many hosts are deployed at once after the canaries. Default: all.
+    pub batch: Batch,
+    /// Failed hosts tolerated before the rollout stops. Default 0.
+    pub max_fail: usize,
+    /// Wait between batches. Default 0.
+    pub pause: Duration,
+}
+
+/// The size of a rollout batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Batch {
+    /// Every remaining host at once.
+    #[default]
+    All,
+    /// At most this many hosts (at least 1).
+    Count(usize),
+    /// This percentage of the hosts, rounded up (1..=100).
+    Percent(u8),
+}
+
+impl Batch {
+    /// Hosts per batch out of `hosts`: at least 1, at most `hosts` (when there are any).
+    pub fn size(&self, hosts: usize) -> usize {
+        let n = match *self {
+            Batch::All => hosts,
+            Batch::Count(n) => n.min(hosts),
+            Batch::Percent(p) => (hosts * usize::from(p)).div_ceil(100),
+        };
+        n.max(1)
+    }
+}
+
+/// `2` or `"25%"`.
+fn parse_batch(value: &toml::Value) -> Result<Batch, String> {
+    const HOW: &str = "write a count of hosts (e.g. 2) or a percentage string (e.g. \"25%\")";
+    match value {
+        toml::Value::Integer(n) if *n >= 1 => Ok(Batch::Count(
+            usize::try_from(*n).map_err(|_| format!("{n} is too large"))?,
+        )),
+        toml::Value::Integer(n) => Err(format!("{n}: a batch must hold at least 1 host; {HOW}")),
+        toml::Value::String(text) => {
+            let Some(number) = text.trim().strip_suffix('%') else {
+                return Err(format!(
+                    "`{}` is not a count or a percentage; {HOW}",
+                    printable(text)
+                ));
+            };
+            match number.trim().parse::<u32>() {
+                Ok(0) => Err(format!(
+                    "`{text}`: a batch must hold at least 1 host; {HOW}"
+                )),
+                Ok(p @ 1..=100) => Ok(Batch::Percent(p as u8)),
+                Ok(_) => Err(format!("`{text}`: a percentage is at most 100%")),
+                Err(_) => Err(format!("`{}` is not a percentage; {HOW}", printable(text))),
+            }
+        }
+        other => Err(format!("a {} is not a batch size; {HOW}", other.type_str())),
+    }
 }
 
 /// A local unit file to install.
@@ -89,17 +164,37 @@ pub struct FileSpec {
     pub secret: bool,
 }
 
-/// Health checks of a service; all that are set must pass.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Health checks of a service; all that are set must pass. Serializable (durations as
+/// humantime strings, e.g. "30s"), so a release manifest can record the checks it was deployed
+/// with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     pub http: Option<HttpCheck>,
     pub unix_http: Option<UnixHttpCheck>,
     pub command: Option<String>,
+    #[serde(with = "humantime_str")]
     pub timeout: Duration,
+    #[serde(with = "humantime_str")]
     pub interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A Duration as a humantime string ("1m 30s"), which humantime parses back exactly.
+mod humantime_str {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpCheck {
     pub host: String,
     pub port: u16,
@@ -109,7 +204,7 @@ pub struct HttpCheck {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnixHttpCheck {
     /// Socket path on the host; may contain `%t` and `%h`.
     pub socket: String,
@@ -133,10 +228,16 @@ impl fmt::Display for ConfigError {
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
         }
+        // A key or message may quote what the file says: never let it drive the terminal.
         if self.key.is_empty() {
-            write!(f, ": {}", self.message)
+            write!(f, ": {}", printable(&self.message))
         } else {
-            write!(f, ": `{}`: {}", self.key, self.message)
+            write!(
+                f,
+                ": `{}`: {}",
+                printable(&self.key),
+                printable(&self.message)
+            )
         }
     }
 }
@@ -169,6 +270,8 @@ struct RawConfig {
     defaults: RawSettings,
     #[serde(default)]
     hosts: BTreeMap<String, RawHost>,
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     services: BTreeMap<String, RawService>,
 }
@@ -212,6 +315,16 @@ struct RawService {
     health: Option<RawHealth>,
     keep_releases: Option<usize>,
     confirm_timeout: Option<String>,
+    rollout: Option<RawRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollout {
+    canary: Option<usize>,
+    batch: Option<toml::Value>,
+    max_fail: Option<usize>,
+    pause: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,7 +371,7 @@ pub struct Env {
 
 impl Env {
     /// The real environment of this process.
-    pub fn current() -> Result<Env, String> {
+    pub fn current() -> Result<Env, SshConfigError> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let ssh_config = match &home {
             Some(h) => read_ssh_config(h)?,
@@ -287,15 +400,27 @@ impl Env {
     }
 }
 
+/// The user's `~/.ssh/config` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SshConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
 /// `~/.ssh/config`, as OpenSSH's client reads it (HostName, User, Port, IdentityFile,
 /// ConnectTimeout are used); None when there is none.
-pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, String> {
+pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, SshConfigError> {
     use ssh2_config::{ParseRule, SshConfig};
     let path = home.join(".ssh").join("config");
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => return Err(SshConfigError::Read { path, source }),
     };
     SshConfig::default()
         .home_dir(home)
@@ -304,52 +429,50 @@ pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, St
             ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
         )
         .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| SshConfigError::Parse {
+            message: e.to_string(),
+            path,
+        })
 }
 
-/// Read and validate a config file.
+/// Read and validate a config file, then check the local files it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let whole_file = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message,
+        }])
+    };
     let text = std::fs::read_to_string(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "; create it (see deploy.example.toml) or pass --config PATH"
         } else {
             ""
         };
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("cannot read the config file: {e}{hint}"),
-        }])
+        whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
-    let env = Env::current().map_err(|message| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: None,
-            key: String::new(),
-            message: format!("the OpenSSH client config: {message}"),
-        }])
-    })?;
-    let config = parse(&text, path, &env)?;
-    check_local_files(&config, &text)?;
+    let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
+    load_text(&text, path, &env)
+}
+
+/// Validate config text, then check the local files it names.
+fn load_text(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    let doc = Doc::parse(text, path)?;
+    let config = validate(&doc, path, env)?;
+    check_local_files(&config, &doc)?;
     Ok(config)
 }
 
-/// Parse and validate config text (no file system access but for nothing: pure).
+/// Parse and validate config text. Pure: no file system access (see [`load`]).
 pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        let key = e
-            .span()
-            .and_then(|s| key_at(text, s.start))
-            .unwrap_or_default();
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line,
-            key,
-            message: e.message().trim().to_string(),
-        }])
-    })?;
+    let doc = Doc::parse(text, path)?;
+    validate(&doc, path, env)
+}
+
+fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+    let raw = doc.raw(path)?;
     let base = path
         .parent()
         .map(|p| {
@@ -361,26 +484,42 @@ pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors>
         })
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    let mut v = Validator {
-        text,
-        path,
-        errors: Vec::new(),
-    };
+    let mut v = Validator::new(doc, path);
+    v.control_characters();
     let config = v.config(raw, env, &base);
-    if v.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(v.errors))
-    }
+    v.finish().map(|()| config)
 }
 
-/// Check that every local file a service names exists and is readable.
-pub fn check_local_files(config: &Config, text: &str) -> Result<(), ConfigErrors> {
-    let mut v = Validator {
-        text,
-        path: &config.path,
-        errors: Vec::new(),
-    };
+/// Check that every local file the config names exists and is readable: unit files, release
+/// files and the hosts' `identity` keys (wherever the key was set: deploy.toml or ~/.ssh/config).
+fn check_local_files(config: &Config, doc: &Doc) -> Result<(), ConfigErrors> {
+    let mut v = Validator::new(doc, &config.path);
+    for (name, host) in &config.hosts {
+        let Some(identity) = &host.identity else {
+            continue;
+        };
+        let Err(e) = readable_file(identity) else {
+            continue;
+        };
+        let own = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("identity")];
+        let default = [Seg::Key("defaults"), Seg::Key("identity")];
+        if doc.get(&own).is_some() {
+            v.error(&own, format!("identity key {}: {e}", identity.display()));
+        } else if doc.get(&default).is_some() {
+            v.error(
+                &default,
+                format!("identity key {}: {e}", identity.display()),
+            );
+        } else {
+            v.error(
+                &[Seg::Key("hosts"), Seg::Key(name), Seg::Key("address")],
+                format!(
+                    "identity key {} (IdentityFile of ~/.ssh/config for this address): {e}; fix ~/.ssh/config or set `identity`",
+                    identity.display()
+                ),
+            );
+        }
+    }
     for (name, svc) in &config.services {
         for (i, unit) in svc.units.iter().enumerate() {
             if let Err(e) = readable_file(&unit.source) {
@@ -410,11 +549,7 @@ pub fn check_local_files(config: &Config, text: &str) -> Result<(), ConfigErrors
             }
         }
     }
-    if v.errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(v.errors))
-    }
+    v.finish()
 }
 
 fn readable_file(path: &Path) -> Result<(), String> {
@@ -453,117 +588,290 @@ fn key_string(path: &[Seg]) -> String {
     s
 }
 
+/// `s` with control characters escaped (`\u{1b}`, `\n`), so a value never drives the terminal.
+fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
+/// The document, parsed once: serde reads the schema from it, and its spans give the line of
+/// every key and value an error names.
+struct Doc<'a> {
+    text: &'a str,
+    root: toml::Spanned<DeTable<'a>>,
+}
+
+impl<'a> Doc<'a> {
+    /// A TOML syntax error, located.
+    fn parse(text: &'a str, path: &Path) -> Result<Doc<'a>, ConfigErrors> {
+        let root = DeTable::parse(text).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                key: String::new(),
+                message: e.message().trim().to_string(),
+            }])
+        })?;
+        Ok(Doc { text, root })
+    }
+
+    /// The raw schema (unknown keys and wrong types refused, with the key they concern).
+    fn raw(&self, path: &Path) -> Result<RawConfig, ConfigErrors> {
+        RawConfig::deserialize(toml::de::Deserializer::from(self.root.clone())).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| line_of(self.text, s.start)),
+                key: e
+                    .span()
+                    .and_then(|s| self.key_at(s.start))
+                    .unwrap_or_default(),
+                message: e.message().trim().to_string(),
+            }])
+        })
+    }
+
+    /// The value at `path`, when it is written in the file.
+    fn get(&self, path: &[Seg]) -> Option<&toml::Spanned<DeValue<'a>>> {
+        let mut found = None;
+        let mut table = Some(self.root.get_ref());
+        let mut array: Option<&toml::de::DeArray<'a>> = None;
+        for seg in path {
+            let next = match (seg, table, array) {
+                (Seg::Key(k), Some(t), _) => t.get(*k),
+                (Seg::Index(i), _, Some(a)) => a.get(*i),
+                _ => None,
+            }?;
+            (table, array) = match next.get_ref() {
+                DeValue::Table(t) => (Some(t), None),
+                DeValue::Array(a) => (None, Some(a)),
+                _ => (None, None),
+            };
+            found = Some(next);
+        }
+        found
+    }
+
+    /// The line of the value at `path`, or of its nearest ancestor that is written.
+    fn locate(&self, path: &[Seg]) -> Option<usize> {
+        (1..=path.len())
+            .rev()
+            .find_map(|n| self.get(&path[..n]))
+            .map(|v| line_of(self.text, v.span().start))
+    }
+
+    /// The dotted key whose value (or key) covers a byte offset, e.g. `defaults.port`.
+    /// (Table spans cover only their headers, so every entry is searched.)
+    fn key_at(&self, offset: usize) -> Option<String> {
+        fn covers(r: std::ops::Range<usize>, offset: usize) -> bool {
+            r.start <= offset && offset < r.end.max(r.start + 1)
+        }
+        fn is_leaf(v: &DeValue) -> bool {
+            !matches!(v, DeValue::Table(_) | DeValue::Array(_))
+        }
+        fn walk(value: &DeValue, offset: usize, path: &mut Vec<String>) -> bool {
+            match value {
+                DeValue::Table(t) => walk_table(t, offset, path),
+                DeValue::Array(a) => {
+                    for (i, v) in a.iter().enumerate() {
+                        let last = path.last().cloned().unwrap_or_default();
+                        if let Some(l) = path.last_mut() {
+                            l.push_str(&format!("[{i}]"));
+                        }
+                        if (is_leaf(v.get_ref()) && covers(v.span(), offset))
+                            || walk(v.get_ref(), offset, path)
+                        {
+                            return true;
+                        }
+                        if let Some(l) = path.last_mut() {
+                            *l = last;
+                        }
+                    }
+                    false
+                }
+                _ => false,
+            }
+        }
+        fn walk_table(t: &DeTable, offset: usize, path: &mut Vec<String>) -> bool {
+            for (k, v) in t.iter() {
+                path.push(k.get_ref().to_string());
+                if (is_leaf(v.get_ref()) && covers(v.span(), offset))
+                    || covers(k.span(), offset)
+                    || walk(v.get_ref(), offset, path)
+                {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        let mut path = Vec::new();
+        walk_table(self.root.get_ref(), offset, &mut path).then(|| path.join("."))
+    }
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The line of the value at `path`, or of its nearest ancestor that exists.
-fn locate(text: &str, path: &[Seg]) -> Option<usize> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(text).ok()?;
-    let mut best = None;
-    let mut current: Option<&DeValue> = None;
-    let mut table: Option<&DeTable> = Some(root.get_ref());
-    for seg in path {
-        let next = match (seg, table, current) {
-            (Seg::Key(k), Some(t), _) => t.get(*k),
-            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
-            _ => None,
-        };
-        let Some(next) = next else { break };
-        best = Some(next.span().start);
-        current = Some(next.get_ref());
-        table = match next.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => None,
-        };
-    }
-    best.map(|offset| line_of(text, offset))
-}
-
-/// The dotted key whose value (or key) covers a byte offset, e.g. `defaults.port`.
-/// (Table spans cover only their headers, so every entry is searched.)
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    use toml::de::{DeTable, DeValue};
-    fn covers(r: std::ops::Range<usize>, offset: usize) -> bool {
-        r.start <= offset && offset < r.end.max(r.start + 1)
-    }
-    fn walk(value: &DeValue, offset: usize, path: &mut Vec<String>) -> bool {
-        match value {
-            DeValue::Table(t) => {
-                for (k, v) in t.iter() {
-                    path.push(k.get_ref().to_string());
-                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
-                    if ((leaf && covers(v.span(), offset)) || covers(k.span(), offset))
-                        || walk(v.get_ref(), offset, path)
-                    {
-                        return true;
-                    }
-                    path.pop();
-                }
-                false
-            }
-            DeValue::Array(a) => {
-                for (i, v) in a.iter().enumerate() {
-                    let last = path.last().cloned().unwrap_or_default();
-                    if let Some(l) = path.last_mut() {
-                        l.push_str(&format!("[{i}]"));
-                    }
-                    let leaf = !matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
-                    if (leaf && covers(v.span(), offset)) || walk(v.get_ref(), offset, path) {
-                        return true;
-                    }
-                    if let Some(l) = path.last_mut() {
-                        *l = last;
-                    }
-                }
-                false
-            }
-            _ => false,
-        }
-    }
-    let root = DeTable::parse(text).ok()?;
-    let mut path = Vec::new();
-    walk(&DeValue::Table(root.get_ref().clone()), offset, &mut path).then(|| path.join("."))
-}
+/// The longest duration ferry accepts. Anything longer is a slip (`"30h"` for `"30s"`), and the
+/// automatic-rollback timer (`systemd-run --on-active=confirm_timeout`) must fire the same day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
 struct Validator<'a> {
-    text: &'a str,
+    doc: &'a Doc<'a>,
     path: &'a Path,
     errors: Vec<ConfigError>,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    fn new(doc: &'a Doc<'a>, path: &'a Path) -> Self {
+        Validator {
+            doc,
+            path,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The errors, in the order of the file (top to bottom), or Ok.
+    fn finish(mut self) -> Result<(), ConfigErrors> {
+        self.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    /// One error per key: the first problem found is the one reported.
     fn error(&mut self, key: &[Seg], message: impl Into<String>) {
+        let key_text = key_string(key);
+        if self.errors.iter().any(|e| e.key == key_text) {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.path.to_path_buf(),
-            line: locate(self.text, key),
-            key: key_string(key),
+            line: self.doc.locate(key),
+            key: key_text,
             message: message.into(),
         });
     }
 
-    fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
-        match value {
-            None => default,
-            Some(s) => {
-                match humantime::parse_duration(s) {
-                    Ok(d) if d.is_zero() => {
-                        self.error(key, "must be longer than zero");
-                        default
-                    }
-                    Ok(d) => d,
-                    Err(e) => {
-                        self.error(
-                        key,
-                        format!("`{s}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\""),
-                    );
-                        default
-                    }
-                }
+    /// A duration; zero is refused unless `zero_ok`, and so is one above [`MAX_DURATION`].
+    fn duration_or_zero(
+        &mut self,
+        key: &[Seg],
+        value: Option<&str>,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Duration {
+        let Some(s) = value else {
+            return default;
+        };
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.error(key, "must be longer than zero");
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is longer than 24h, the longest ferry accepts",
+                        printable(s),
+                    ),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\"",
+                        printable(s)
+                    ),
+                );
+                default
             }
         }
+    }
+
+    fn duration(&mut self, key: &[Seg], value: Option<&str>, default: Duration) -> Duration {
+        self.duration_or_zero(key, value, default, false)
+    }
+
+    /// Control characters in any key or string value are refused: names and paths are printed
+    /// (`--dry-run`, errors, events), and an escape sequence in them would drive the terminal.
+    /// A health `command` may span lines (newlines and tabs).
+    fn control_characters(&mut self) {
+        fn walk<'d>(v: &mut Validator, value: &'d DeValue<'d>, path: &mut Vec<Seg<'d>>) {
+            match value {
+                DeValue::String(s) => {
+                    let multiline_ok = matches!(
+                        path.as_slice(),
+                        [
+                            Seg::Key("services"),
+                            _,
+                            Seg::Key("health"),
+                            Seg::Key("command")
+                        ]
+                    );
+                    if let Some(c) = s
+                        .chars()
+                        .find(|c| c.is_control() && !(multiline_ok && matches!(c, '\n' | '\t')))
+                    {
+                        v.error(
+                            path,
+                            format!(
+                                "contains the control character {}; remove it",
+                                c.escape_unicode()
+                            ),
+                        );
+                    }
+                }
+                DeValue::Table(t) => table(v, t, path),
+                DeValue::Array(a) => {
+                    for (i, item) in a.iter().enumerate() {
+                        path.push(Seg::Index(i));
+                        walk(v, item.get_ref(), path);
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn table<'d>(v: &mut Validator, t: &'d DeTable<'d>, path: &mut Vec<Seg<'d>>) {
+            for (k, item) in t.iter() {
+                path.push(Seg::Key(k.get_ref()));
+                if let Some(c) = k.get_ref().chars().find(|c| c.is_control()) {
+                    v.error(
+                        path,
+                        format!(
+                            "the name contains the control character {}; remove it",
+                            c.escape_unicode()
+                        ),
+                    );
+                } else {
+                    walk(v, item.get_ref(), path);
+                }
+                path.pop();
+            }
+        }
+        let doc = self.doc;
+        table(self, doc.root.get_ref(), &mut Vec::new());
     }
 
     fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
@@ -598,15 +906,92 @@ impl Validator<'_> {
                 }
             }
         }
+        let groups = raw.groups;
+        self.groups(&groups, &hosts);
         let mut services = BTreeMap::new();
         for (name, s) in raw.services {
-            let svc = self.service(&name, s, &hosts, base);
+            let svc = self.service(&name, s, &hosts, &groups, base);
             services.insert(name, svc);
         }
         Config {
             path: self.path.to_path_buf(),
             hosts,
+            groups,
             services,
+        }
+    }
+
+    /// `[groups]`: names that are not hosts, members that exist, no cycles.
+    fn groups(&mut self, groups: &BTreeMap<String, Vec<String>>, hosts: &BTreeMap<String, Host>) {
+        for (name, members) in groups {
+            let key = [Seg::Key("groups"), Seg::Key(name)];
+            if !valid_name(name) {
+                self.error(
+                    &key,
+                    "group names may use letters, digits, `-`, `_` and `.` only",
+                );
+            } else if hosts.contains_key(name) {
+                self.error(
+                    &key,
+                    format!(
+                        "`{name}` is both a host and a group; rename one (--host and `hosts` must know which is meant)"
+                    ),
+                );
+            }
+            for (i, m) in members.iter().enumerate() {
+                if !hosts.contains_key(m) && !groups.contains_key(m) {
+                    self.error(
+                        &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                        unknown_host_or_group(m, hosts, groups),
+                    );
+                }
+            }
+        }
+        // Cycles: a depth-first walk; an edge back to a group on the current path closes one,
+        // reported once, at the member that closes it.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        fn visit<'g>(
+            v: &mut Validator,
+            name: &'g str,
+            groups: &'g BTreeMap<String, Vec<String>>,
+            marks: &mut BTreeMap<&'g str, Mark>,
+            stack: &mut Vec<&'g str>,
+        ) {
+            marks.insert(name, Mark::Visiting);
+            stack.push(name);
+            for (i, m) in groups[name].iter().enumerate() {
+                if !groups.contains_key(m) {
+                    continue;
+                }
+                match marks.get(m.as_str()) {
+                    Some(Mark::Visiting) => {
+                        let from = stack.iter().position(|s| s == m).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].to_vec();
+                        cycle.push(m);
+                        v.error(
+                            &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                            format!(
+                                "groups form a cycle: {}; a group cannot contain itself",
+                                cycle.join(" -> ")
+                            ),
+                        );
+                    }
+                    Some(Mark::Done) => {}
+                    None => visit(v, m, groups, marks, stack),
+                }
+            }
+            stack.pop();
+            marks.insert(name, Mark::Done);
+        }
+        let mut marks = BTreeMap::new();
+        for name in groups.keys() {
+            if !marks.contains_key(name.as_str()) {
+                visit(self, name, groups, &mut marks, &mut Vec::new());
+            }
         }
     }
 
@@ -625,7 +1010,7 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|p| p.host_name.clone())
             .unwrap_or_else(|| written.clone());
-        if address.is_empty() || address.contains(char::is_whitespace) {
+        if address.is_empty() || address.contains(|c: char| c.is_whitespace() || c.is_control()) {
             self.error(&k("address"), "must be a host name or IP address");
         }
         // Which table a setting came from, for error locations.
@@ -720,6 +1105,7 @@ impl Validator<'_> {
         name: &str,
         s: RawService,
         hosts: &BTreeMap<String, Host>,
+        groups: &BTreeMap<String, Vec<String>>,
         base: &Path,
     ) -> Service {
         let sk = |key: &'static str| [Seg::Key("services"), Seg::Key(name), Seg::Key(key)];
@@ -729,39 +1115,54 @@ impl Validator<'_> {
                 "service names may use letters, digits, `-`, `_` and `.` only (they name remote directories)",
             );
         }
-        // hosts
-        let svc_hosts = match s.hosts {
-            None => hosts.keys().cloned().collect(),
+        // hosts: host and group names, expanded to hosts (first seen first, no duplicates).
+        let mut svc_hosts: Vec<String> = Vec::new();
+        match &s.hosts {
+            None => svc_hosts = hosts.keys().cloned().collect(),
             Some(list) => {
                 for (i, h) in list.iter().enumerate() {
-                    if !hosts.contains_key(h) {
-                        let known: Vec<&str> = hosts.keys().map(String::as_str).collect();
-                        self.error(
-                            &[
-                                Seg::Key("services"),
-                                Seg::Key(name),
-                                Seg::Key("hosts"),
-                                Seg::Index(i),
-                            ],
-                            format!(
-                                "host `{h}` is not defined; define [hosts.{h}] or use one of: {}",
-                                if known.is_empty() {
-                                    "(no hosts defined)".to_string()
-                                } else {
-                                    known.join(", ")
-                                }
-                            ),
-                        );
+                    let key = [
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("hosts"),
+                        Seg::Index(i),
+                    ];
+                    if hosts.contains_key(h) {
+                        if !svc_hosts.contains(h) {
+                            svc_hosts.push(h.clone());
+                        }
+                    } else if groups.contains_key(h) {
+                        let mut members = Vec::new();
+                        expand_group(h, groups, hosts, &mut members, &mut Vec::new());
+                        if members.is_empty() {
+                            self.error(
+                                &key,
+                                format!(
+                                    "the group `{h}` has no hosts; add hosts to it under [groups] or leave it out here"
+                                ),
+                            );
+                        }
+                        for m in members {
+                            if !svc_hosts.contains(&m) {
+                                svc_hosts.push(m);
+                            }
+                        }
+                    } else {
+                        self.error(&key, unknown_host_or_group(h, hosts, groups));
                     }
                 }
-                list
             }
-        };
-        if svc_hosts.is_empty() {
-            self.error(
+        }
+        match &s.hosts {
+            None if svc_hosts.is_empty() => self.error(
                 &sk("hosts"),
                 "the service has no hosts: define [hosts.NAME]",
-            );
+            ),
+            Some(list) if list.is_empty() => self.error(
+                &sk("hosts"),
+                "lists no hosts: name hosts or groups, or leave `hosts` out to deploy to every host",
+            ),
+            _ => {}
         }
         // units
         let mut units = Vec::new();
@@ -822,10 +1223,12 @@ impl Validator<'_> {
             s.start_timeout.as_deref(),
             Duration::from_secs(30),
         );
-        let settle_time = match s.settle_time.as_deref() {
-            Some("0" | "0s") => Duration::ZERO,
-            other => self.duration(&sk("settle_time"), other, Duration::from_millis(1500)),
-        };
+        let settle_time = self.duration_or_zero(
+            &sk("settle_time"),
+            s.settle_time.as_deref(),
+            Duration::from_millis(1500),
+            true,
+        );
         // files
         let mut files = Vec::new();
         let mut dests = BTreeMap::new();
@@ -842,7 +1245,7 @@ impl Validator<'_> {
             let dest = match normalize_dest(&f.dest) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.error(&fk("dest"), format!("`{}`: {e}", f.dest));
+                    self.error(&fk("dest"), format!("`{}`: {e}", printable(&f.dest)));
                     f.dest.clone()
                 }
             };
@@ -880,6 +1283,38 @@ impl Validator<'_> {
                 secret,
             });
         }
+        // A dest cannot be a file and, for another file, a directory (`bin` and `bin/x`).
+        for (dest, &i) in &dests {
+            for (cut, _) in dest.match_indices('/') {
+                let dir = &dest[..cut];
+                let Some(&j) = dests.get(dir) else { continue };
+                let (at, message) = if i > j {
+                    (
+                        i,
+                        format!(
+                            "`{dest}` is inside `{dir}`, the dest of files[{j}]; `{dir}` cannot be both a file and a directory"
+                        ),
+                    )
+                } else {
+                    (
+                        j,
+                        format!(
+                            "`{dir}` is also a directory: files[{i}] goes to `{dest}`; `{dir}` cannot be both a file and a directory"
+                        ),
+                    )
+                };
+                self.error(
+                    &[
+                        Seg::Key("services"),
+                        Seg::Key(name),
+                        Seg::Key("files"),
+                        Seg::Index(at),
+                        Seg::Key("dest"),
+                    ],
+                    message,
+                );
+            }
+        }
         let health = s.health.map(|h| self.health(name, h));
         let keep_releases = s.keep_releases.unwrap_or(5);
         if keep_releases < 2 {
@@ -897,7 +1332,15 @@ impl Validator<'_> {
             s.confirm_timeout.as_deref(),
             (verification + Duration::from_secs(10)).max(Duration::from_secs(60)),
         );
-        if s.confirm_timeout.is_some() && confirm_timeout <= verification {
+        if s.confirm_timeout.is_none() && confirm_timeout > MAX_DURATION {
+            self.error(
+                &sk("confirm_timeout"),
+                format!(
+                    "start_timeout + settle_time + health.timeout ({}) leave no room for the automatic rollback timer, which is at most 24h: shorten them",
+                    humantime::format_duration(verification),
+                ),
+            );
+        } else if s.confirm_timeout.is_some() && confirm_timeout <= verification {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
@@ -906,6 +1349,7 @@ impl Validator<'_> {
                 ),
             );
         }
+        let rollout = s.rollout.map(|r| self.rollout(name, r)).unwrap_or_default();
         Service {
             name: name.to_string(),
             hosts: svc_hosts,
@@ -918,6 +1362,32 @@ impl Validator<'_> {
             health,
             keep_releases,
             confirm_timeout,
+            rollout,
+        }
+    }
+
+    fn rollout(&mut self, name: &str, r: RawRollout) -> Rollout {
+        let rk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("rollout"),
+                Seg::Key(key),
+            ]
+        };
+        let batch = match r.batch.as_ref().map(parse_batch) {
+            None => Batch::All,
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                self.error(&rk("batch"), e);
+                Batch::All
+            }
+        };
+        Rollout {
+            canary: r.canary.unwrap_or(0),
+            batch,
+            max_fail: r.max_fail.unwrap_or(0),
+            pause: self.duration_or_zero(&rk("pause"), r.pause.as_deref(), Duration::ZERO, true),
         }
     }
 
@@ -978,6 +1448,31 @@ impl Validator<'_> {
     }
 }
 
+/// "no host or group `x`; defined hosts: a, b; groups: web".
+fn unknown_host_or_group(
+    name: &str,
+    hosts: &BTreeMap<String, Host>,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let list = |names: Vec<&String>| {
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names
+                .into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    format!(
+        "no host or group `{}`; defined hosts: {}; groups: {}",
+        printable(name),
+        list(hosts.keys().collect()),
+        list(groups.keys().collect())
+    )
+}
+
 fn template_of(unit: &str) -> String {
     match (unit.find('@'), unit.rfind('.')) {
         (Some(at), Some(dot)) if at < dot => format!("{}@{}", &unit[..at], &unit[dot..]),
@@ -1005,7 +1500,14 @@ fn valid_user(user: &str) -> bool {
 }
 
 /// `bin/app` stays `bin/app`; absolute paths and paths that leave the release directory are refused.
-pub fn normalize_dest(dest: &str) -> Result<String, String> {
+/// Control characters and names of directories (`bin/`) are refused too.
+fn normalize_dest(dest: &str) -> Result<String, String> {
+    if let Some(c) = dest.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains the control character {}; remove it",
+            c.escape_unicode()
+        ));
+    }
     if dest.starts_with('/') {
         return Err("must be relative to the release directory, not absolute".into());
     }
@@ -1014,14 +1516,14 @@ pub fn normalize_dest(dest: &str) -> Result<String, String> {
         match part {
             "" | "." => {}
             ".." => return Err("must stay inside the release directory (no `..`)".into()),
-            p if p.contains('\0') || p.contains('\n') => {
-                return Err("must not contain NUL or newline characters".into());
-            }
             p => parts.push(p),
         }
     }
     if parts.is_empty() {
         return Err("must name a file".into());
+    }
+    if dest.ends_with('/') || dest.ends_with("/.") {
+        return Err("names a directory; give the file name (e.g. `bin/app`)".into());
     }
     if parts[0] == "units" || parts[0] == ".ferry" {
         return Err(format!("`{}/` is reserved for ferry's own files", parts[0]));
@@ -1030,7 +1532,7 @@ pub fn normalize_dest(dest: &str) -> Result<String, String> {
 }
 
 /// `"0755"` / `"755"` / `"0o755"` -> 0o755.
-pub fn parse_mode(mode: &str) -> Result<u32, String> {
+fn parse_mode(mode: &str) -> Result<u32, String> {
     let digits = mode.trim_start_matches("0o");
     if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
         return Err("not an octal file mode; write e.g. \"0644\" or \"0755\"".into());
@@ -1046,7 +1548,7 @@ pub fn parse_mode(mode: &str) -> Result<u32, String> {
 }
 
 /// `http://HOST:PORT/path` (plain HTTP only: the check runs over the SSH connection).
-pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
+fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or("only http:// URLs are supported (the check is tunnelled over SSH)")?;
@@ -1085,41 +1587,132 @@ pub fn parse_http_url(url: &str) -> Result<HttpCheck, String> {
     })
 }
 
+/// A `--host` or service name on the command line that the config does not define. Its
+/// Display is the message for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("--host {name}: no such host or group in {}; {}", file.display(), defined_hosts(hosts, groups))]
+    UnknownHost {
+        name: String,
+        file: PathBuf,
+        hosts: Vec<String>,
+        groups: Vec<String>,
+    },
+    #[error("--host {name}: the group `{name}` in {} has no hosts; add some to it under [groups]", file.display())]
+    EmptyGroup { name: String, file: PathBuf },
+    #[error("no service `{name}` in {}; {}", file.display(), defined_services(services))]
+    UnknownService {
+        name: String,
+        file: PathBuf,
+        services: Vec<String>,
+    },
+}
+
+fn defined_hosts(hosts: &[String], groups: &[String]) -> String {
+    if hosts.is_empty() {
+        return "no hosts are defined: add a [hosts.NAME] table".into();
+    }
+    let mut s = format!("hosts: {}", hosts.join(", "));
+    if !groups.is_empty() {
+        s.push_str(&format!("; groups: {}", groups.join(", ")));
+    }
+    s
+}
+
+fn defined_services(services: &[String]) -> String {
+    if services.is_empty() {
+        "no services are defined: add a [services.NAME] table".into()
+    } else {
+        format!("defined: {}", services.join(", "))
+    }
+}
+
+/// The hosts a group stands for, nested groups expanded, in first-seen order without
+/// duplicates. A name in a cycle is not expanded twice (cycles are refused when loading).
+fn expand_group(
+    name: &str,
+    groups: &BTreeMap<String, Vec<String>>,
+    hosts: &BTreeMap<String, Host>,
+    out: &mut Vec<String>,
+    visiting: &mut Vec<String>,
+) {
+    let Some(members) = groups.get(name) else {
+        return;
+    };
+    if visiting.iter().any(|v| v == name) {
+        return;
+    }
+    visiting.push(name.to_string());
+    for m in members {
+        if hosts.contains_key(m) {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        } else {
+            expand_group(m, groups, hosts, out, visiting);
+        }
+    }
+    visiting.pop();
+}
+
 impl Config {
-    /// Hosts selected by `--host` (all when empty), or an error naming the unknown one.
-    pub fn select_hosts(&self, names: &[String]) -> Result<Vec<&Host>, String> {
+    /// The hosts of a group (nested groups expanded, first-seen order, no duplicates).
+    pub fn group_hosts(&self, group: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        expand_group(group, &self.groups, &self.hosts, &mut out, &mut Vec::new());
+        out
+    }
+
+    /// Hosts selected by `--host` (all when empty): host and group names, expanded, without
+    /// duplicates, in config order.
+    pub fn select_hosts(&self, names: &[String]) -> Result<Vec<&Host>, SelectError> {
         if names.is_empty() {
             return Ok(self.hosts.values().collect());
         }
-        names
-            .iter()
-            .map(|n| {
-                self.hosts.get(n).ok_or_else(|| {
-                    format!(
-                        "--host {n}: no such host in {}; defined: {}",
-                        self.path.display(),
-                        self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })
-            })
-            .collect()
+        let mut wanted = BTreeSet::new();
+        for n in names {
+            if self.hosts.contains_key(n) {
+                wanted.insert(n.clone());
+            } else if self.groups.contains_key(n) {
+                let members = self.group_hosts(n);
+                if members.is_empty() {
+                    return Err(SelectError::EmptyGroup {
+                        name: n.clone(),
+                        file: self.path.clone(),
+                    });
+                }
+                wanted.extend(members);
+            } else {
+                return Err(SelectError::UnknownHost {
+                    name: n.clone(),
+                    file: self.path.clone(),
+                    hosts: self.hosts.keys().cloned().collect(),
+                    groups: self.groups.keys().cloned().collect(),
+                });
+            }
+        }
+        Ok(self
+            .hosts
+            .values()
+            .filter(|h| wanted.contains(&h.name))
+            .collect())
     }
 
     /// Services selected by name (all when empty).
-    pub fn select_services(&self, names: &[String]) -> Result<Vec<&Service>, String> {
+    pub fn select_services(&self, names: &[String]) -> Result<Vec<&Service>, SelectError> {
         if names.is_empty() {
             return Ok(self.services.values().collect());
         }
         names
             .iter()
             .map(|n| {
-                self.services.get(n).ok_or_else(|| {
-                    format!(
-                        "no service `{n}` in {}; defined: {}",
-                        self.path.display(),
-                        self.services.keys().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })
+                self.services
+                    .get(n)
+                    .ok_or_else(|| SelectError::UnknownService {
+                        name: n.clone(),
+                        file: self.path.clone(),
+                        services: self.services.keys().cloned().collect(),
+                    })
             })
             .collect()
     }
@@ -1410,5 +2003,461 @@ mode = "0755"
             "[hosts.h]\naddress = \"x\"\nconnect_timeout = \"x\"\n[services.s]\nhosts = [\"nope\"]\nkeep_releases = 1\n",
         );
         assert_eq!(e.0.len(), 3, "{e}");
+    }
+
+    // --- refused values that used to pass ------------------------------------------------------
+
+    fn files_err(dests: &[&str]) -> ConfigErrors {
+        let mut text = String::from("[hosts.h]\naddress = \"x\"\n[services.s]\n");
+        for d in dests {
+            text.push_str(&format!(
+                "[[services.s.files]]\nsource = \"a\"\ndest = \"{d}\"\n"
+            ));
+        }
+        parse_err(&text)
+    }
+
+    #[test]
+    fn dest_with_control_characters_is_refused() {
+        for dest in [r"bin/\u001b[31mapp", r"bin/a\nb", r"bin/a\tb"] {
+            let e = files_err(&[dest]);
+            assert_eq!(e.0.len(), 1, "{e}");
+            assert_eq!(e.0[0].key, "services.s.files[0].dest", "{e}");
+            assert_eq!(e.0[0].line, Some(6), "{e}");
+            assert!(e.0[0].message.contains("control character"), "{e}");
+            // What reaches the terminal is escaped.
+            assert!(!e.to_string().contains(['\u{1b}', '\t']), "{e:?}");
+            assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        }
+        assert!(normalize_dest("bin/\u{1b}[31mx").is_err());
+        assert!(normalize_dest("bin/a\nb").is_err());
+        assert!(normalize_dest("a\0b").is_err());
+    }
+
+    #[test]
+    fn dest_naming_a_directory_is_refused() {
+        let e = files_err(&["bin/"]);
+        assert_eq!(e.0[0].key, "services.s.files[0].dest");
+        assert_eq!(e.0[0].line, Some(6));
+        assert!(
+            e.0[0]
+                .message
+                .contains("names a directory; give the file name"),
+            "{e}"
+        );
+        assert!(normalize_dest("bin/.").is_err());
+        assert_eq!(normalize_dest("bin/app").unwrap(), "bin/app");
+    }
+
+    #[test]
+    fn a_dest_cannot_be_a_file_and_a_directory() {
+        let e = files_err(&["bin", "share/x", "bin/x"]);
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(e.0[0].key, "services.s.files[2].dest");
+        assert_eq!(e.0[0].line, Some(12));
+        let m = &e.0[0].message;
+        assert!(
+            m.contains("`bin/x`") && m.contains("`bin`") && m.contains("files[0]"),
+            "{e}"
+        );
+        // The other order: the directory comes first.
+        let e = files_err(&["bin/x/y", "bin"]);
+        assert_eq!(e.0[0].key, "services.s.files[1].dest");
+        assert_eq!(e.0[0].line, Some(9));
+        let m = &e.0[0].message;
+        assert!(m.contains("`bin/x/y`") && m.contains("files[0]"), "{e}");
+        // Siblings sharing a directory are fine.
+        parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[[services.s.files]]\nsource = \"a\"\ndest = \"bin/a\"\n[[services.s.files]]\nsource = \"a\"\ndest = \"bin/ab\"\n",
+        );
+    }
+
+    #[test]
+    fn durations_are_capped_at_a_day() {
+        let e = parse_err("[hosts.h]\naddress = \"x\"\n[services.s]\nconfirm_timeout = \"25h\"\n");
+        assert_eq!(e.0[0].key, "services.s.confirm_timeout");
+        assert_eq!(e.0[0].line, Some(4));
+        assert!(e.0[0].message.contains("longer than 24h"), "{e}");
+        for key in ["start_timeout", "settle_time"] {
+            let e = parse_err(&format!(
+                "[hosts.h]\naddress = \"x\"\n[services.s]\n{key} = \"2days\"\n"
+            ));
+            assert_eq!(e.0[0].key, format!("services.s.{key}"), "{e}");
+            assert_eq!(e.0[0].line, Some(4), "{e}");
+        }
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\n[services.s.health]\ncommand = \"true\"\ntimeout = \"100000h\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.health.timeout");
+        assert_eq!(e.0[0].line, Some(6));
+        let e = parse_err("[defaults]\nconnect_timeout = \"48h\"\n[hosts.h]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].key, "defaults.connect_timeout");
+        // Each within the cap, but together they leave the rollback timer no room.
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nstart_timeout = \"20h\"\n[services.s.health]\ncommand = \"true\"\ntimeout = \"20h\"\n",
+        );
+        assert_eq!(e.0[0].key, "services.s.confirm_timeout", "{e}");
+        assert_eq!(e.0[0].line, Some(3), "{e}");
+        assert!(e.0[0].message.contains("shorten them"), "{e}");
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[services.s]\nconfirm_timeout = \"24h\"\n");
+        assert_eq!(c.services["s"].confirm_timeout, MAX_DURATION);
+    }
+
+    #[test]
+    fn control_characters_in_names_and_values_are_refused() {
+        let e = parse_err("[hosts.a]\naddress = \"x\"\nuser = \"bob\\u001b[2J\"\n");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.user", Some(3))
+        );
+        assert_eq!(e.0.len(), 1, "one error per key: {e}");
+        let e = parse_err("[hosts.a]\naddress = \"x\\r\"\n");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.address", Some(2))
+        );
+        let e = parse_err("[defaults]\nuser = \"a\\u0007\"\n[hosts.a]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].key, "defaults.user", "{e}");
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.s]\nunits = [\"ok.service\", \"a\\u001b.service\"]\nrestart = [\"ok.service\\n\"]\n",
+        );
+        let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["services.s.units[1]", "services.s.restart[0]"],
+            "{e}"
+        );
+        assert_eq!(e.0[1].line, Some(5));
+        let e = parse_err("[hosts.\"a\\u001b\"]\naddress = \"x\"\n");
+        assert_eq!(e.0[0].line, Some(1), "{e}");
+        assert!(!e.to_string().contains('\u{1b}'), "{e:?}");
+        // A health command may span lines.
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s.health]\ncommand = \"\"\"\ntest -e /a\n\\ttest -e /b\n\"\"\"\n",
+        );
+        assert!(
+            c.services["s"]
+                .health
+                .as_ref()
+                .unwrap()
+                .command
+                .as_ref()
+                .unwrap()
+                .contains('\n')
+        );
+    }
+
+    // --- local files --------------------------------------------------------------------------
+
+    #[test]
+    fn missing_or_unusable_identity_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deploy.toml");
+        std::fs::write(dir.path().join("key"), "k").unwrap();
+        let load = |text: &str, env: &Env| load_text(text, &path, env);
+        load("[hosts.a]\naddress = \"x\"\nidentity = \"key\"\n", &env()).unwrap();
+
+        let e = load("[hosts.a]\naddress = \"x\"\nidentity = \"nope\"\n", &env()).unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.identity", Some(3))
+        );
+        assert!(e.0[0].message.contains("does not exist"), "{e}");
+        assert!(
+            e.0[0]
+                .message
+                .contains(&dir.path().join("nope").display().to_string()),
+            "{e}"
+        );
+
+        // From [defaults]: reported once, where it is written.
+        let e = load(
+            "[defaults]\nidentity = \"~/.ssh/none\"\n[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n",
+            &env(),
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("defaults.identity", Some(2))
+        );
+        assert!(e.0[0].message.contains("/home/me/.ssh/none"), "{e}");
+
+        // A directory is no key.
+        let e = load("[hosts.a]\naddress = \"x\"\nidentity = \".\"\n", &env()).unwrap_err();
+        assert!(e.0[0].message.contains("not a regular file"), "{e}");
+
+        // From ~/.ssh/config: located at the address it applies to.
+        let ssh = ssh2_config::SshConfig::default()
+            .home_dir("/home/me")
+            .parse(
+                &mut "Host web\n  IdentityFile ~/.ssh/missing\n".as_bytes(),
+                ssh2_config::ParseRule::STRICT,
+            )
+            .unwrap();
+        let env = Env {
+            ssh_config: Some(ssh),
+            ..env()
+        };
+        let e = load("[hosts.a]\n\naddress = \"web\"\n", &env).unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("hosts.a.address", Some(3))
+        );
+        assert!(e.0[0].message.contains("~/.ssh/config"), "{e}");
+    }
+
+    // --- groups --------------------------------------------------------------------------------
+
+    const GROUPS: &str = r#"
+[hosts.web1]
+address = "w1"
+[hosts.web2]
+address = "w2"
+[hosts.web3]
+address = "w3"
+[hosts.db]
+address = "d"
+
+[groups]
+eu = ["web2", "web1"]
+web = ["eu", "web3", "web1"]
+all = ["web", "db"]
+"#;
+
+    #[test]
+    fn groups_expand_nested_deduplicated_in_first_seen_order() {
+        let c = parse_ok(&format!(
+            "{GROUPS}[services.api]\nhosts = [\"db\", \"web\", \"web2\"]\n[services.all]\nhosts = [\"all\"]\n[services.default]\n"
+        ));
+        assert_eq!(c.services["api"].hosts, ["db", "web2", "web1", "web3"]);
+        assert_eq!(c.services["all"].hosts, ["web2", "web1", "web3", "db"]);
+        assert_eq!(c.services["default"].hosts, ["db", "web1", "web2", "web3"]);
+        assert_eq!(c.groups["web"], ["eu", "web3", "web1"], "kept as written");
+        assert_eq!(c.group_hosts("web"), ["web2", "web1", "web3"]);
+    }
+
+    #[test]
+    fn select_hosts_takes_hosts_and_groups() {
+        let c = parse_ok(GROUPS);
+        let names = |sel: &[&str]| -> Vec<String> {
+            let sel: Vec<String> = sel.iter().map(|s| s.to_string()).collect();
+            c.select_hosts(&sel)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name.clone())
+                .collect()
+        };
+        assert_eq!(names(&[]), ["db", "web1", "web2", "web3"]);
+        assert_eq!(names(&["eu"]), ["web1", "web2"], "config order");
+        assert_eq!(names(&["web3", "eu", "web1"]), ["web1", "web2", "web3"]);
+        assert_eq!(names(&["db"]), ["db"]);
+        let e = c.select_hosts(&["nope".to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host nope: no such host or group in conf/deploy.toml; hosts: db, web1, web2, web3; groups: all, eu, web"
+        );
+    }
+
+    #[test]
+    fn selection_errors_say_what_is_defined() {
+        let c = parse_ok("");
+        let e = c.select_hosts(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host x: no such host or group in conf/deploy.toml; no hosts are defined: add a [hosts.NAME] table"
+        );
+        let e = c.select_services(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no service `x` in conf/deploy.toml; no services are defined: add a [services.NAME] table"
+        );
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[services.a]\n[services.b]\n");
+        let e = c.select_services(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no service `x` in conf/deploy.toml; defined: a, b"
+        );
+        assert_eq!(c.select_services(&["b".into()]).unwrap()[0].name, "b");
+        let e = c.select_hosts(&["x".into()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--host x: no such host or group in conf/deploy.toml; hosts: h"
+        );
+        let c = parse_ok("[hosts.h]\naddress = \"x\"\n[groups]\nnone = []\n");
+        let e = c.select_hosts(&["none".into()]).unwrap_err();
+        assert!(matches!(e, SelectError::EmptyGroup { .. }), "{e}");
+        assert!(e.to_string().contains("has no hosts"), "{e}");
+    }
+
+    #[test]
+    fn group_errors_name_line_and_key() {
+        let hosts = "[hosts.a]\naddress = \"x\"\n[hosts.b]\naddress = \"y\"\n[groups]\n";
+        // An unknown member.
+        let e = parse_err(&format!("{hosts}g = [\"a\", \"c\"]\n"));
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.g[1]", Some(6)));
+        assert_eq!(
+            e.0[0].message,
+            "no host or group `c`; defined hosts: a, b; groups: g"
+        );
+        // A cycle, named in full.
+        let e = parse_err(&format!("{hosts}x = [\"a\", \"y\"]\ny = [\"x\"]\n"));
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.y[0]", Some(7)));
+        assert!(e.0[0].message.contains("x -> y -> x"), "{e}");
+        let e = parse_err(&format!("{hosts}x = [\"x\"]\n"));
+        assert!(e.0[0].message.contains("x -> x"), "{e}");
+        // A group named like a host.
+        let e = parse_err(&format!("{hosts}a = [\"b\"]\n"));
+        assert_eq!((e.0[0].key.as_str(), e.0[0].line), ("groups.a", Some(6)));
+        assert!(e.0[0].message.contains("both a host and a group"), "{e}");
+        // An unknown name in a service's hosts.
+        let e = parse_err(&format!(
+            "{hosts}g = [\"a\"]\n[services.s]\nhosts = [\"g\", \"zz\"]\n"
+        ));
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.hosts[1]", Some(8))
+        );
+        assert_eq!(
+            e.0[0].message,
+            "no host or group `zz`; defined hosts: a, b; groups: g"
+        );
+        // An empty group used by a service (also through a group of empty groups).
+        let e = parse_err(&format!(
+            "{hosts}none = []\nnested = [\"none\"]\n[services.s]\nhosts = [\"a\", \"nested\"]\n"
+        ));
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.hosts[1]", Some(9))
+        );
+        assert!(e.0[0].message.contains("`nested` has no hosts"), "{e}");
+        // An empty list.
+        let e = parse_err(&format!("{hosts}[services.s]\nhosts = []\n"));
+        assert_eq!(e.0[0].key, "services.s.hosts");
+        // Bad group names.
+        let e = parse_err(&format!("{hosts}\"a b\" = [\"a\"]\n"));
+        assert_eq!(e.0[0].key, "groups.a b");
+    }
+
+    // --- rollout -------------------------------------------------------------------------------
+
+    fn rollout(table: &str) -> Result<Rollout, ConfigErrors> {
+        parse(
+            &format!("[hosts.h]\naddress = \"x\"\n[services.s.rollout]\n{table}"),
+            Path::new("conf/deploy.toml"),
+            &env(),
+        )
+        .map(|c| c.services["s"].rollout.clone())
+    }
+
+    #[test]
+    fn rollout_defaults_and_values() {
+        let d = parse_ok(SERVICE_OK).services["app"].rollout.clone();
+        assert_eq!(d, Rollout::default());
+        assert_eq!(
+            (d.canary, d.batch, d.max_fail, d.pause),
+            (0, Batch::All, 0, Duration::ZERO)
+        );
+        let r = rollout("canary = 1\nbatch = 2\nmax_fail = 1\npause = \"30s\"\n").unwrap();
+        assert_eq!(
+            r,
+            Rollout {
+                canary: 1,
+                batch: Batch::Count(2),
+                max_fail: 1,
+                pause: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            rollout("batch = \"25%\"\n").unwrap().batch,
+            Batch::Percent(25)
+        );
+        assert_eq!(
+            rollout("batch = \"100%\"\n").unwrap().batch,
+            Batch::Percent(100)
+        );
+        assert_eq!(rollout("pause = \"0s\"\n").unwrap().pause, Duration::ZERO);
+    }
+
+    #[test]
+    fn rollout_errors_name_line_and_key() {
+        for (batch, says) in [
+            ("0", "at least 1 host"),
+            ("-2", "at least 1 host"),
+            ("\"0%\"", "at least 1 host"),
+            ("\"101%\"", "at most 100%"),
+            ("\"half\"", "not a count or a percentage"),
+            ("\"x%\"", "not a percentage"),
+            ("true", "not a batch size"),
+        ] {
+            let e = rollout(&format!("canary = 1\nbatch = {batch}\n")).unwrap_err();
+            assert_eq!(e.0[0].key, "services.s.rollout.batch", "{batch}: {e}");
+            assert_eq!(e.0[0].line, Some(5), "{batch}: {e}");
+            assert!(e.0[0].message.contains(says), "{batch}: {e}");
+        }
+        let e = rollout("pause = \"soon\"\n").unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.rollout.pause", Some(4))
+        );
+        let e = rollout("canary = -1\n").unwrap_err();
+        assert_eq!(
+            (e.0[0].key.as_str(), e.0[0].line),
+            ("services.s.rollout.canary", Some(4))
+        );
+        let e = rollout("batches = 2\n").unwrap_err();
+        assert_eq!(e.0[0].line, Some(4), "{e}");
+        assert!(e.to_string().contains("batches"), "{e}");
+    }
+
+    #[test]
+    fn batch_sizes() {
+        assert_eq!(Batch::All.size(7), 7);
+        assert_eq!(Batch::All.size(0), 1);
+        assert_eq!(Batch::Count(2).size(7), 2);
+        assert_eq!(Batch::Count(9).size(7), 7);
+        assert_eq!(Batch::Percent(25).size(8), 2);
+        assert_eq!(Batch::Percent(25).size(7), 2, "rounded up");
+        assert_eq!(Batch::Percent(10).size(3), 1);
+        assert_eq!(Batch::Percent(1).size(1), 1);
+        assert_eq!(Batch::Percent(100).size(5), 5);
+    }
+
+    // --- health in release manifests ---------------------------------------------------------
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let c = parse(
+            include_str!("../deploy.example.toml"),
+            Path::new("deploy.example.toml"),
+            &env(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.services["demo"].hosts, ["local"]);
+        assert_eq!(c.services["demo"].rollout, Rollout::default());
+    }
+
+    #[test]
+    fn health_round_trips_through_json() {
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.s.health]\nhttp = \"http://127.0.0.1:8080/healthz\"\nunix_http = { socket = \"%t/s.sock\" }\ncommand = \"true\"\ntimeout = \"1m 30s\"\ninterval = \"250ms\"\n",
+        );
+        let health = c.services["s"].health.clone().unwrap();
+        let json = serde_json::to_string(&health).unwrap();
+        assert!(json.contains(r#""timeout":"1m 30s""#), "{json}");
+        assert!(json.contains(r#""interval":"250ms""#), "{json}");
+        let back: Health = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, health);
+        let none = Health {
+            http: None,
+            unix_http: None,
+            command: Some("x".into()),
+            timeout: Duration::from_millis(1500),
+            interval: Duration::from_secs(1),
+        };
+        let back: Health = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(back, none);
     }
 }

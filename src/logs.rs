@@ -51,7 +51,7 @@ pub async fn command(
     })?;
     let selected = config
         .select_hosts(&args.filter.hosts)
-        .map_err(Error::Usage)?;
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let hosts: Vec<Host> = if args.filter.hosts.is_empty() {
         service
             .hosts

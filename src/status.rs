@@ -595,10 +595,10 @@ pub async fn command(
     let config = crate::config::load(config_path)?;
     let services = config
         .select_services(&args.services)
-        .map_err(Error::Usage)?;
+        .map_err(|e| Error::Usage(e.to_string()))?;
     let hosts = config
         .select_hosts(&args.filter.hosts)
-        .map_err(Error::Usage)?;
+        .map_err(|e| Error::Usage(e.to_string()))?;
     if services.is_empty() {
         return Err(Error::Usage(format!(
             "no services in {}: add a [services.NAME] table",

@@ -14,7 +14,7 @@ pub struct Target {
 
 /// The hosts named by `--host` (every host when none is given).
 pub fn hosts(config: &Config, names: &[String]) -> Result<Vec<Host>> {
-    if config.hosts.is_empty() {
+    if config.hosts.is_empty() && names.is_empty() {
         return Err(Error::Usage(format!(
             "no hosts in {}: add a [hosts.NAME] table",
             config.path.display()
@@ -30,7 +30,7 @@ pub fn hosts(config: &Config, names: &[String]) -> Result<Vec<Host>> {
 
 /// The services named (every service when none is given).
 pub fn services(config: &Config, names: &[String]) -> Result<Vec<Service>> {
-    if config.services.is_empty() {
+    if config.services.is_empty() && names.is_empty() {
         return Err(Error::Usage(format!(
             "no services in {}: add a [services.NAME] table",
             config.path.display()

@@ -123,3 +123,147 @@ fn unknown_host_flag() {
     run.assert_code(2);
     assert!(run.stderr.contains("web9"), "{run}");
 }
+
+#[test]
+fn missing_identity_key() {
+    refused(
+        &format!("{HOST}identity = \"keys/nope\"\n[services.a]\nunits = [\"app.service\"]\n"),
+        &[
+            "deploy.toml:4",
+            "hosts.web1.identity",
+            "keys/nope",
+            "does not exist",
+        ],
+    );
+}
+
+#[test]
+fn dest_with_an_escape_sequence() {
+    let p = Project::new();
+    p.config(&format!(
+        "{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/\\u001b[31mred\"\n"
+    ));
+    p.write("app", "binary");
+    let run = p.ferry(&["deploy", "--dry-run"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("deploy.toml:7")
+            && run.stderr.contains("services.a.files[0].dest")
+            && run.stderr.contains("control character"),
+        "{run}"
+    );
+    assert!(
+        !run.stderr.contains('\u{1b}') && !run.stdout.contains('\u{1b}'),
+        "the escape reaches the terminal: {run:?}"
+    );
+}
+
+#[test]
+fn dest_that_is_also_a_directory() {
+    refused(
+        &format!(
+            "{HOST}[services.a]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin\"\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n"
+        ),
+        &[
+            "deploy.toml:10",
+            "services.a.files[1].dest",
+            "`bin`",
+            "files[0]",
+        ],
+    );
+}
+
+#[test]
+fn group_errors() {
+    refused(
+        &format!("{HOST}[groups]\nweb = [\"web1\", \"web9\"]\n"),
+        &[
+            "deploy.toml:5",
+            "groups.web[1]",
+            "web9",
+            "defined hosts: web1",
+        ],
+    );
+    refused(
+        &format!("{HOST}[groups]\na = [\"b\"]\nb = [\"a\"]\n"),
+        &["deploy.toml:6", "groups.b[0]", "a -> b -> a"],
+    );
+    refused(
+        &format!("{HOST}[groups]\nnone = []\n[services.a]\nhosts = [\"none\"]\n"),
+        &[
+            "deploy.toml:7",
+            "services.a.hosts[0]",
+            "`none` has no hosts",
+        ],
+    );
+}
+
+#[test]
+fn bad_rollout() {
+    refused(
+        &format!("{HOST}[services.a]\n[services.a.rollout]\ncanary = 1\nbatch = \"0%\"\n"),
+        &[
+            "deploy.toml:7",
+            "services.a.rollout.batch",
+            "at least 1 host",
+        ],
+    );
+}
+
+#[test]
+fn unknown_group_flag_names_hosts_and_groups() {
+    let p = Project::new();
+    p.config(&format!("{HOST}[groups]\nweb = [\"web1\"]\n"));
+    let run = p.ferry(&["doctor", "--host", "web9"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "--host web9: no such host or group in deploy.toml; hosts: web1; groups: web"
+        ),
+        "{run}"
+    );
+}
+
+#[test]
+fn no_services_defined() {
+    let p = Project::new();
+    p.config(HOST);
+    let run = p.ferry(&["deploy", "api"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "no service `api` in deploy.toml; no services are defined: add a [services.NAME] table"
+        ),
+        "{run}"
+    );
+}
+
+/// `--host GROUP` deploys to the group's hosts only: `b` is unreachable (port 1), so a deploy
+/// that tried it would fail; one that resolves the group reaches `a` only.
+#[test]
+fn deploy_to_a_group() {
+    let user = "ferry19";
+    let r = crate::support::remote();
+    r.reset(user);
+    let p = Project::new();
+    p.write("app", "group deploy\n");
+    p.config(&format!(
+        "{}[hosts.b]\naddress = \"127.0.0.1\"\nport = 1\nuser = \"{user}\"\nconnect_timeout = \"2s\"\n\n\
+         [groups]\ncanary = [\"a\"]\nall = [\"canary\", \"b\"]\n\n\
+         [services.grp]\nhosts = [\"all\"]\n[[services.grp.files]]\nsource = \"app\"\ndest = \"share/app.txt\"\n",
+        crate::support::host_table("a", user)
+    ));
+    let run = p.ferry(&["--output", "json", "deploy", "-H", "canary"]);
+    run.assert_code(0);
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/grp/current/share/app.txt"),
+        "group deploy\n"
+    );
+    let hosts: std::collections::BTreeSet<String> = run
+        .json()
+        .iter()
+        .filter_map(|e| e["host"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(hosts, ["a".to_string()].into(), "{run}");
+    r.reset(user);
+}

@@ -13,7 +13,9 @@
 //! - ferry12: benchmarks and manual experiments
 //! - ferry15: the demo (examples/demo/run)
 //! - ferry14, ferry16: the plan (dry run = executed steps, refusals)
-//! - ferry17..ferry24: faults (tests/faults.rs)
+//! - ferry17, ferry18: faults (tests/faults.rs)
+//! - ferry19: deploy to a group (config_errors)
+//! - ferry20..ferry24: faults
 //! - ferry25..ferry32: fleets
 
 mod support;
