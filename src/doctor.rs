@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::Host;
 use crate::error::Error;
+use crate::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::report::{Human, Reporter, Style, sanitize};
 use crate::ssh::{self, Connection, Output};
 
@@ -132,23 +133,22 @@ pub const USER_MANAGER_PROBE: &str = "systemctl --user is-system-running 2>&1; e
 pub const LINGER_PROBE: &str = "u=$(id -un); echo \"user=$u\"; \
     v=$(loginctl show-user \"$u\" --property=Linger --value 2>/dev/null); \
     if [ -z \"$v\" ]; then if [ -e \"/var/lib/systemd/linger/$u\" ]; then v=yes; else v=no; fi; fi; echo \"linger=$v\"";
-pub const JOURNAL_PROBE: &str = "echo \"uid=$(id -u)\"; mid=$(cat /etc/machine-id 2>/dev/null); \
-    if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
-    m=\"ferry-doctor-$$-$(date +%s%N)\"; \
+/// [`journal::FACTS_PROBE`], then a message of the user's own read back with `journalctl --user`.
+pub fn journal_probe() -> String {
+    format!(
+        "{}; {}",
+        journal::FACTS_PROBE,
+        "m=\"ferry-doctor-$$-$(date +%s%N)\"; \
     if ! command -v systemd-cat >/dev/null; then echo readable=unknown; exit 0; fi; \
     echo \"$m\" | systemd-cat -t ferry-doctor; i=0; \
     while [ $i -lt 40 ]; do \
       if journalctl --user -q -o cat \"MESSAGE=$m\" 2>/dev/null | grep -q .; then echo readable=yes; exit 0; fi; \
-      sleep 0.1; i=$((i+1)); done; echo readable=no";
+      sleep 0.1; i=$((i+1)); done; echo readable=no"
+    )
+}
 pub const UNIT_DIR_PROBE: &str = "d=\"$HOME/.config/systemd/user\"; \
     if [ -d \"$d\" ]; then s=exists; else s=created; fi; \
     mkdir -p \"$d\" && [ -w \"$d\" ] && echo \"unit_dir=$s\" || echo unit_dir=unwritable";
-
-fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .map(str::trim)
-}
 
 pub fn judge_user_manager(host: &str, out: &Output) -> Check {
     let text = out.stdout_str();
@@ -208,34 +208,20 @@ pub fn judge_linger(host: &str, out: &Output) -> Check {
 
 pub fn judge_journal(host: &str, out: &Output) -> Check {
     let text = out.stdout_str();
-    let uid: u32 = kv(&text, "uid").and_then(|u| u.parse().ok()).unwrap_or(0);
-    let persistent = kv(&text, "persistent") == Some("yes");
+    let facts = JournalFacts::parse(&text);
     let readable = kv(&text, "readable");
     let c = "journal";
-    if readable == Some("no") {
-        let hint = if uid < 1000 {
-            format!(
-                "uid {uid} is a system user: journald keeps its logs in the system journal, which `journalctl --user` does not show; deploy as a regular user (uid >= 1000), or add it to group systemd-journal"
-            )
-        } else if !persistent {
-            "make the journal persistent: as root, mkdir -p /var/log/journal and set Storage=persistent in /etc/systemd/journald.conf, then restart systemd-journald".to_string()
-        } else {
-            "check journald's SplitMode and the permissions of /var/log/journal".to_string()
-        };
-        return Check::fail(
-            host,
-            c,
-            format!("`journalctl --user` does not show the user's own messages (uid {uid})"),
-            hint,
-        );
-    }
-    if !persistent {
-        return Check::fail(
-            host,
-            c,
-            "not persistent: logs are lost at reboot and `journalctl --user` may show nothing",
-            "as root: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; systemctl restart systemd-journald",
-        );
+    if readable == Some("no") || !facts.persistent() {
+        // The same words as `ferry logs` when the journal shows nothing.
+        let d = journal::diagnose(&facts).unwrap_or_else(|| Diagnosis {
+            message: format!(
+                "`journalctl --user` does not show the own messages of {} (uid {})",
+                facts.user_name(),
+                facts.uid.map_or("?".to_string(), |u| u.to_string())
+            ),
+            hint: "as root on the host: check that journald's SplitMode is uid (the default) and that /var/log/journal/MACHINE-ID/user-UID.journal belongs to the user".to_string(),
+        });
+        return Check::fail(host, c, d.message, d.hint);
     }
     match readable {
         Some("yes") => Check::pass(host, c, "persistent, readable by the user"),
@@ -301,10 +287,11 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
             format!("as {} with {}", host.user, conn.auth_method),
         ),
     ];
+    let journal_probe = journal_probe();
     let (um, linger, journal, dir) = tokio::join!(
         conn.exec(USER_MANAGER_PROBE),
         conn.exec(LINGER_PROBE),
-        conn.exec(JOURNAL_PROBE),
+        conn.exec(&journal_probe),
         conn.exec(UNIT_DIR_PROBE),
     );
     type Judge = fn(&str, &Output) -> Check;
@@ -452,6 +439,25 @@ mod tests {
         let vol = judge_journal("h", &out("uid=1000\npersistent=no\nreadable=yes\n"));
         assert_eq!(vol.status, Status::Fail);
         assert!(vol.detail.contains("not persistent"));
+    }
+
+    /// `ferry doctor` and `ferry logs` (nothing shown) give the same reason and fix.
+    #[test]
+    fn journal_check_says_what_logs_says() {
+        for facts in [
+            "uid=990\nuser=sys\npersistent=yes\nvar_log_journal=yes\nstorage=persistent\n",
+            "uid=1001\nuser=app\npersistent=no\nvar_log_journal=no\nstorage=\n",
+            "uid=1001\nuser=app\npersistent=yes\nvar_log_journal=yes\nstorage=volatile\n",
+        ] {
+            let c = judge_journal("h", &out(&format!("{facts}readable=no\n")));
+            let journal::Emptiness::Unreadable { message, hint } =
+                journal::judge_empty(&format!("{facts}entries=0\n"))
+            else {
+                panic!("{facts}")
+            };
+            assert_eq!(c.status, Status::Fail);
+            assert_eq!((c.detail, c.hint.unwrap()), (message, hint));
+        }
     }
 
     #[test]

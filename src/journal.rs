@@ -345,12 +345,144 @@ pub fn priority_name(p: u8) -> &'static str {
     .unwrap_or("info")
 }
 
-/// Run when a host's journal gave nothing: who the user is, whether the journal is persistent,
-/// and whether the user's journal has any entry at all.
-pub const EMPTY_PROBE: &str = "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
-    mid=$(cat /etc/machine-id 2>/dev/null); \
-    if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
-    echo \"entries=$(journalctl --user --quiet --lines=1 --output=cat --no-pager 2>/dev/null | wc -l)\"";
+/// The value of `KEY=value` in a probe's output (the first line with that key), trimmed.
+pub fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(str::trim)
+}
+
+/// The shell text of [`FACTS_PROBE`] (a macro so that [`EMPTY_PROBE`] can extend it at compile
+/// time).
+macro_rules! facts_probe {
+    () => {
+        "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
+        mid=$(cat /etc/machine-id 2>/dev/null); \
+        if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
+        if [ -d /var/log/journal ]; then echo var_log_journal=yes; else echo var_log_journal=no; fi; \
+        echo \"storage=$( { systemd-analyze cat-config systemd/journald.conf 2>/dev/null || \
+          cat /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf 2>/dev/null; } \
+          | sed -n 's/^[[:space:]]*Storage[[:space:]]*=[[:space:]]*//p' | tail -n 1)\""
+    };
+}
+
+/// Facts about the login's journal, as `KEY=value` lines (see [`JournalFacts::parse`]): the uid
+/// and user, whether journald writes this machine's journal to /var/log/journal, whether
+/// /var/log/journal exists, and journald's effective `Storage=` (empty when not set).
+pub const FACTS_PROBE: &str = facts_probe!();
+
+/// Run when a host's journal gave nothing: [`FACTS_PROBE`], and whether the user's journal has
+/// any entry at all.
+pub const EMPTY_PROBE: &str = concat!(
+    facts_probe!(),
+    "; echo \"entries=$(journalctl --user --quiet --lines=1 --output=cat --no-pager 2>/dev/null | wc -l)\""
+);
+
+/// What [`FACTS_PROBE`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalFacts {
+    pub uid: Option<u32>,
+    /// The login name; empty when unknown.
+    pub user: String,
+    /// /var/log/journal/MACHINE-ID exists.
+    pub machine_dir: bool,
+    /// /var/log/journal exists.
+    pub var_log_journal: bool,
+    /// journald's `Storage=` (lowercase); `auto` when not set.
+    pub storage: String,
+}
+
+/// uids below this are system users: journald gives them no per-user journal file, so
+/// `journalctl --user` shows them nothing (their messages go to the system journal).
+pub const FIRST_REGULAR_UID: u32 = 1000;
+
+impl JournalFacts {
+    pub fn parse(probe: &str) -> JournalFacts {
+        let storage = kv(probe, "storage")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("auto")
+            .to_ascii_lowercase();
+        JournalFacts {
+            uid: kv(probe, "uid").and_then(|u| u.parse().ok()),
+            user: kv(probe, "user").unwrap_or("").to_string(),
+            machine_dir: kv(probe, "persistent") == Some("yes"),
+            var_log_journal: kv(probe, "var_log_journal") == Some("yes"),
+            storage,
+        }
+    }
+
+    /// The user's name for messages.
+    pub fn user_name(&self) -> &str {
+        if self.user.is_empty() {
+            "the user"
+        } else {
+            &self.user
+        }
+    }
+
+    /// A system user (uid below [`FIRST_REGULAR_UID`]).
+    pub fn system_user(&self) -> bool {
+        self.uid.is_some_and(|u| u < FIRST_REGULAR_UID)
+    }
+
+    /// journald writes to /var/log/journal: the only storage with per-user journals.
+    pub fn persistent(&self) -> bool {
+        self.machine_dir && !matches!(self.storage.as_str(), "volatile" | "none")
+    }
+}
+
+/// A reason, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub message: String,
+    pub hint: String,
+}
+
+/// Why `journalctl --user` can show nothing for a reason that does not go away by itself: a
+/// system user, or a journal that is not persistent. None when neither applies. `ferry logs`
+/// (empty output) and `ferry doctor` (journal checks) say the same thing through this.
+pub fn diagnose(f: &JournalFacts) -> Option<Diagnosis> {
+    let user = f.user_name();
+    if let Some(uid) = f.uid.filter(|_| f.system_user()) {
+        return Some(Diagnosis {
+            message: format!(
+                "`journalctl --user` shows nothing: {user} (uid {uid}) is a system user, and journald writes the logs of system users to the system journal, not to a journal {user} can read"
+            ),
+            hint: format!(
+                "deploy as a regular user, not a system user (uid >= {FIRST_REGULAR_UID}), or let {user} read the system journal (as root: usermod -aG systemd-journal {user}) and read it with `journalctl _SYSTEMD_USER_UNIT=UNIT` on the host"
+            ),
+        });
+    }
+    let restart = "systemctl restart systemd-journald (earlier messages are lost)";
+    match f.storage.as_str() {
+        "none" => Some(Diagnosis {
+            message: "`journalctl --user` shows nothing: journald stores no logs at all (Storage=none)".to_string(),
+            hint: format!(
+                "as root on the host: set Storage=persistent in /etc/systemd/journald.conf (and in any file of /etc/systemd/journald.conf.d that sets Storage=none); mkdir -p /var/log/journal; {restart}"
+            ),
+        }),
+        "volatile" => Some(Diagnosis {
+            message: "`journalctl --user` shows nothing: the journal is not persistent (Storage=volatile), and journald keeps no per-user journal in volatile storage".to_string(),
+            hint: format!(
+                "as root on the host: set Storage=persistent in /etc/systemd/journald.conf (and in any file of /etc/systemd/journald.conf.d that sets Storage=volatile); mkdir -p /var/log/journal; {restart}"
+            ),
+        }),
+        _ if !f.persistent() => Some(Diagnosis {
+            message: format!(
+                "`journalctl --user` shows nothing: the journal is not persistent ({}), and journald keeps no per-user journal in volatile storage",
+                if f.var_log_journal {
+                    "journald does not write to /var/log/journal".to_string()
+                } else {
+                    format!("Storage={} and no /var/log/journal", f.storage)
+                }
+            ),
+            hint: format!(
+                "as root on the host: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; {restart}"
+            ),
+        }),
+        _ => None,
+    }
+}
 
 /// Why a journal query gave nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,56 +493,35 @@ pub enum Emptiness {
     Unreadable { message: String, hint: String },
 }
 
-fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .map(str::trim)
-}
-
 /// Judge the output of [`EMPTY_PROBE`].
 pub fn judge_empty(probe: &str) -> Emptiness {
-    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
-    let user = kv(probe, "user")
-        .filter(|u| !u.is_empty())
-        .unwrap_or("the user");
-    let persistent = kv(probe, "persistent") == Some("yes");
     let entries: u64 = kv(probe, "entries")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     if entries > 0 {
         return Emptiness::NoMatch;
     }
-    match uid {
-        Some(uid) if uid < 1000 => Emptiness::Unreadable {
-            message: format!(
-                "`journalctl --user` shows nothing: {user} (uid {uid}) is a system user, and journald writes the logs of system users to the system journal, not to a journal {user} can read"
-            ),
-            hint: format!(
-                "deploy as a regular user (uid >= 1000), or let {user} read the system journal (as root: usermod -aG systemd-journal {user}) and read it with `journalctl _SYSTEMD_USER_UNIT=UNIT` on the host"
-            ),
-        },
-        _ if !persistent => Emptiness::Unreadable {
-            message: "`journalctl --user` shows nothing: the journal is not persistent, and journald keeps no per-user journal in volatile storage".to_string(),
-            hint: "as root on the host: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; systemctl restart systemd-journald (earlier messages are lost)".to_string(),
-        },
-        _ => Emptiness::Unreadable {
-            message: format!("the journal of {user} is empty or cannot be read"),
-            hint: "run `ferry doctor`; check journald's SplitMode (uid) and the permissions of /var/log/journal".to_string(),
-        },
+    let facts = JournalFacts::parse(probe);
+    let d = diagnose(&facts).unwrap_or_else(|| Diagnosis {
+        message: format!(
+            "the journal of {} is empty or cannot be read",
+            facts.user_name()
+        ),
+        hint: "run `ferry doctor`; check journald's SplitMode (uid) and the permissions of /var/log/journal".to_string(),
+    });
+    Emptiness::Unreadable {
+        message: d.message,
+        hint: d.hint,
     }
 }
 
 /// Whether a follow should warn at start that nothing will ever show: only for causes that do
 /// not go away (a system user, a volatile journal), not for a journal that is merely empty yet.
 pub fn follow_warning(probe: &str) -> Option<(String, String)> {
-    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
-    let persistent = kv(probe, "persistent") == Some("yes");
-    match judge_empty(probe) {
-        Emptiness::Unreadable { message, hint } if uid.is_some_and(|u| u < 1000) || !persistent => {
-            Some((message, hint))
-        }
-        _ => None,
+    if judge_empty(probe) == Emptiness::NoMatch {
+        return None;
     }
+    diagnose(&JournalFacts::parse(probe)).map(|d| (d.message, d.hint))
 }
 
 #[cfg(test)]
@@ -643,5 +754,94 @@ mod tests {
         assert!(follow_warning("uid=990\nuser=s\npersistent=yes\nentries=0\n").is_some());
         assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=0\n").is_some());
         assert!(follow_warning("uid=1001\nuser=a\npersistent=no\nentries=3\n").is_none());
+    }
+
+    #[test]
+    fn reads_journal_facts() {
+        let f = JournalFacts::parse(
+            "uid=1001\nuser=app\npersistent=yes\nvar_log_journal=yes\nstorage=Persistent\n",
+        );
+        assert_eq!(
+            f,
+            JournalFacts {
+                uid: Some(1001),
+                user: "app".into(),
+                machine_dir: true,
+                var_log_journal: true,
+                storage: "persistent".into(),
+            }
+        );
+        assert!(f.persistent() && !f.system_user());
+        // Storage= not set anywhere: journald's default.
+        let f = JournalFacts::parse("uid=x\nuser=\nstorage=\n");
+        assert_eq!(f.storage, "auto");
+        assert_eq!(f.uid, None);
+        assert_eq!(f.user_name(), "the user");
+        assert!(!f.persistent());
+        assert_eq!(kv("a=1\nkey= v \nkey=2\n", "key"), Some("v"));
+        assert_eq!(kv("keys=1\n", "key"), None);
+    }
+
+    fn facts(storage: &str, machine_dir: bool, var_log_journal: bool, uid: u32) -> JournalFacts {
+        JournalFacts {
+            uid: Some(uid),
+            user: "app".into(),
+            machine_dir,
+            var_log_journal,
+            storage: storage.into(),
+        }
+    }
+
+    #[test]
+    fn diagnoses_each_cause_with_its_fix() {
+        assert_eq!(diagnose(&facts("persistent", true, true, 1001)), None);
+        assert_eq!(diagnose(&facts("auto", true, true, 1001)), None);
+        // A system user first: no storage setting helps it.
+        let d = diagnose(&facts("persistent", true, true, 999)).unwrap();
+        assert!(
+            d.message.contains("app (uid 999) is a system user"),
+            "{d:?}"
+        );
+        assert!(d.hint.contains("usermod -aG systemd-journal app"), "{d:?}");
+        let d = diagnose(&facts("volatile", true, true, 1001)).unwrap();
+        assert!(d.message.contains("Storage=volatile"), "{d:?}");
+        assert!(d.hint.contains("set Storage=persistent"), "{d:?}");
+        let d = diagnose(&facts("none", false, false, 1001)).unwrap();
+        assert!(d.message.contains("Storage=none"), "{d:?}");
+        let d = diagnose(&facts("auto", false, false, 1001)).unwrap();
+        assert!(
+            d.message
+                .contains("not persistent (Storage=auto and no /var/log/journal)"),
+            "{d:?}"
+        );
+        assert!(
+            d.hint
+                .starts_with("as root on the host: mkdir -p /var/log/journal;")
+        );
+        let d = diagnose(&facts("persistent", false, true, 1001)).unwrap();
+        assert!(
+            d.message
+                .contains("journald does not write to /var/log/journal"),
+            "{d:?}"
+        );
+    }
+
+    /// The probe runs in a real `sh` and answers every key (whatever this machine's journal is).
+    #[test]
+    fn empty_probe_runs_in_sh() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(EMPTY_PROBE)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        for key in ["uid", "user", "persistent", "var_log_journal", "storage"] {
+            assert!(kv(&text, key).is_some(), "{key} missing in {text:?}");
+        }
+        assert!(kv(&text, "uid").unwrap().parse::<u32>().is_ok(), "{text}");
+        assert!(
+            kv(&text, "entries").unwrap().parse::<u64>().is_ok(),
+            "{text}"
+        );
     }
 }
