@@ -345,6 +345,65 @@ pub fn priority_name(p: u8) -> &'static str {
     .unwrap_or("info")
 }
 
+/// The line between the two queries of [`failure_query_command`].
+pub const FAILURE_SPLIT: &str = "ferry-journal-split";
+
+/// One shell command for the journal excerpt of failed units: `journalctl --user -o json` of
+/// the units (`--user-unit=U`: their own messages and the user manager's about them), then a
+/// [`FAILURE_SPLIT`] line, then the entries of the given processes (`_PID=`: the lines of a
+/// process that exited before journald could tell its unit). Each query reads at most `lines`
+/// entries written since `since` (journalctl syntax; `-5min` when None). A part with nothing
+/// to match is left out; with neither units nor pids the command prints nothing.
+/// Parse its output with [`parse_failure_output`].
+pub fn failure_query_command(
+    units: &[String],
+    pids: &[u32],
+    since: Option<&str>,
+    lines: usize,
+) -> String {
+    let base: Vec<String> = vec![
+        "journalctl".into(),
+        "--user".into(),
+        "--output=json".into(),
+        "--all".into(),
+        "--quiet".into(),
+        "--no-pager".into(),
+        format!("--lines={lines}"),
+        format!("--since={}", since.unwrap_or("-5min")),
+    ];
+    let query = |matches: Vec<String>| shell::command([base.clone(), matches].concat());
+    let mut parts = Vec::new();
+    if !units.is_empty() {
+        parts.push(query(
+            units.iter().map(|u| format!("--user-unit={u}")).collect(),
+        ));
+    }
+    if !pids.is_empty() {
+        parts.push(query(pids.iter().map(|p| format!("_PID={p}")).collect()));
+    }
+    if parts.is_empty() {
+        return "true".to_string();
+    }
+    parts.join(&format!("; echo {FAILURE_SPLIT}; "))
+}
+
+/// The entries in the output of [`failure_query_command`]: both queries' entries in time order
+/// (ties keep the order journalctl gave), each entry once (by cursor). Lines that are not
+/// entries are skipped.
+pub fn parse_failure_output(raw: &[u8]) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    let mut entries: Vec<Entry> = raw
+        .split(|b| *b == b'\n')
+        .filter_map(|line| match parse_line(line) {
+            Line::Entry(e) => Some(*e),
+            _ => None,
+        })
+        .filter(|e| seen.insert(e.cursor.clone()))
+        .collect();
+    entries.sort_by_key(|e| e.realtime_us);
+    entries
+}
+
 /// The value of `KEY=value` in a probe's output (the first line with that key), trimmed.
 pub fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()
@@ -843,5 +902,116 @@ mod tests {
             kv(&text, "entries").unwrap().parse::<u64>().is_ok(),
             "{text}"
         );
+    }
+
+    #[test]
+    fn failure_query_reads_units_then_pids() {
+        let units = vec!["app.service".to_string(), "app.socket".to_string()];
+        let c = failure_query_command(&units, &[285, 290], Some("2026-11-24 12:00:00"), 200);
+        assert_eq!(
+            c,
+            "journalctl --user --output=json --all --quiet --no-pager --lines=200 \
+             '--since=2026-11-24 12:00:00' --user-unit=app.service --user-unit=app.socket; \
+             echo ferry-journal-split; \
+             journalctl --user --output=json --all --quiet --no-pager --lines=200 \
+             '--since=2026-11-24 12:00:00' _PID=285 _PID=290"
+        );
+        assert_eq!(
+            failure_query_command(&units[..1], &[], None, 50),
+            "journalctl --user --output=json --all --quiet --no-pager --lines=50 --since=-5min \
+             --user-unit=app.service"
+        );
+        assert_eq!(
+            failure_query_command(&[], &[7], None, 5),
+            "journalctl --user --output=json --all --quiet --no-pager --lines=5 --since=-5min _PID=7"
+        );
+        assert_eq!(failure_query_command(&[], &[], None, 5), "true");
+    }
+
+    /// Hostile unit names arrive as one argument each through a real `sh`.
+    #[test]
+    fn failure_query_round_trips_through_sh() {
+        let units = vec!["a b;$(id).service".to_string()];
+        let line = failure_query_command(&units, &[9], Some("'today'"), 3)
+            .replace("journalctl", "printf '%s\\n'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        let got = String::from_utf8(out.stdout).unwrap();
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got[6], "--since='today'");
+        assert_eq!(got[7], "--user-unit=a b;$(id).service");
+        assert_eq!(got[8], "ferry-journal-split");
+        assert_eq!(got[16], "_PID=9");
+        assert_eq!(got.len(), 17);
+    }
+
+    /// Output as journalctl 252 printed it for a unit that wrote two lines and exited 3; the
+    /// `_PID=` query finds its line again plus one journald could not attribute to the unit.
+    #[test]
+    fn failure_output_merges_by_time_without_duplicates() {
+        let by_unit = [
+            r#"{"_PID":"69","SYSLOG_IDENTIFIER":"systemd","_SYSTEMD_USER_UNIT":"init.scope","USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"Starting app.service - demo...","__CURSOR":"s=ef95;i=15a;b=2ea6;m=bc239443;t=6610aec8ede16;x=9844","__REALTIME_TIMESTAMP":"1795549406617110","_COMM":"systemd","_TRANSPORT":"journal"}"#,
+            r#"{"_COMM":"sh","_SYSTEMD_USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"started","__CURSOR":"s=ef95;i=15b;b=2ea6;m=bc239b82;t=6610aec8ee555;x=ae47","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__REALTIME_TIMESTAMP":"1795549406618965"}"#,
+            r#"{"PRIORITY":"5","_PID":"69","MESSAGE":"app.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED","SYSLOG_IDENTIFIER":"systemd","USER_UNIT":"app.service","_SYSTEMD_USER_UNIT":"init.scope","__CURSOR":"s=ef95;i=15e;b=2ea6;m=bc239f75;t=6610aec8ee948;x=337e","EXIT_STATUS":"3","__REALTIME_TIMESTAMP":"1795549406619976"}"#,
+            r#"{"MESSAGE":"app.service: Failed with result 'exit-code'.","PRIORITY":"4","USER_UNIT":"app.service","_SYSTEMD_USER_UNIT":"init.scope","_PID":"69","UNIT_RESULT":"exit-code","__CURSOR":"s=ef95;i=15f;b=2ea6;m=bc23a058;t=6610aec8eea2b;x=5ee6","__REALTIME_TIMESTAMP":"1795549406620203"}"#,
+        ];
+        let by_pid = [
+            r#"{"_COMM":"sh","_SYSTEMD_USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"started","__CURSOR":"s=ef95;i=15b;b=2ea6;m=bc239b82;t=6610aec8ee555;x=ae47","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__REALTIME_TIMESTAMP":"1795549406618965"}"#,
+            r#"{"MESSAGE":"boom: cannot open /etc/app.conf","PRIORITY":"6","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__CURSOR":"s=ef95;i=15d;b=2ea6;m=bc239daa;t=6610aec8ee77d;x=a260","__REALTIME_TIMESTAMP":"1795549406619517"}"#,
+        ];
+        let raw = format!(
+            "{}\n{FAILURE_SPLIT}\n{}\n",
+            by_unit.join("\n"),
+            by_pid.join("\n")
+        );
+        let entries = parse_failure_output(raw.as_bytes());
+        let got: Vec<(u64, &str, Option<u32>, String)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.realtime_us,
+                    e.unit.as_str(),
+                    e.pid,
+                    e.message.json_text().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1795549406617110,
+                    "app.service",
+                    Some(69),
+                    "Starting app.service - demo...".into()
+                ),
+                (1795549406618965, "app.service", Some(285), "started".into()),
+                (
+                    1795549406619517,
+                    "sh",
+                    Some(285),
+                    "boom: cannot open /etc/app.conf".into()
+                ),
+                (
+                    1795549406619976,
+                    "app.service",
+                    Some(69),
+                    "app.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED".into()
+                ),
+                (
+                    1795549406620203,
+                    "app.service",
+                    Some(69),
+                    "app.service: Failed with result 'exit-code'.".into()
+                ),
+            ]
+        );
+        assert_eq!(entries[4].priority, 4);
+        // Nothing, or only journalctl's words: no entries.
+        assert!(parse_failure_output(b"").is_empty());
+        assert!(parse_failure_output(b"-- No entries --\nferry-journal-split\n").is_empty());
     }
 }
