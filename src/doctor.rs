@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::config::Host;
 use crate::error::Error;
 use crate::journal::{self, Diagnosis, JournalFacts, kv};
-use crate::report::{Human, Reporter, Style, sanitize};
+use crate::report::Reporter;
+use crate::report::doctor::Summary;
 use crate::ssh::{self, Connection, Output};
 
 /// The checks, in the order they are reported.
@@ -67,30 +68,6 @@ impl Check {
             hint: Some(hint.into()),
             ..Check::new(host, check, Status::Fail, detail)
         }
-    }
-}
-
-impl Human for Check {
-    fn human(&self, s: &Style) -> Option<String> {
-        let mark = match self.status {
-            Status::Pass => s.green("ok  "),
-            Status::Fail => s.red("FAIL"),
-            Status::Skip => s.dim("skip"),
-        };
-        let mut line = format!(
-            "{} {mark} {:<15} {}",
-            s.bold(&self.host),
-            self.check,
-            sanitize(&self.detail)
-        );
-        if let Some(h) = &self.hint {
-            line.push_str(&format!(
-                "\n{}      hint: {}",
-                " ".repeat(self.host.len()),
-                h
-            ));
-        }
-        Some(line)
     }
 }
 
@@ -314,32 +291,6 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     }
     conn.close().await;
     checks
-}
-
-/// Summary line after all hosts.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub hosts: usize,
-    pub passed: usize,
-    pub failed: usize,
-}
-
-impl Human for Summary {
-    fn human(&self, s: &Style) -> Option<String> {
-        Some(if self.failed == 0 {
-            s.green(&format!(
-                "all {} checks passed on {} host(s)",
-                self.passed, self.hosts
-            ))
-        } else {
-            s.red(&format!(
-                "{} check(s) failed, {} passed on {} host(s)",
-                self.failed, self.passed, self.hosts
-            ))
-        })
-    }
 }
 
 /// `ferry doctor`: check hosts in parallel, print in config order. Exit code: 0 when every
