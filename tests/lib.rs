@@ -18,6 +18,7 @@ mod support;
 
 mod config_errors;
 mod deploy;
+mod doctor;
 mod logs_status;
 mod safety;
 mod transport;
