@@ -1,6 +1,9 @@
-//! `ferry doctor`: is each host ready for ferry? One verdict per check, with a hint per failure.
+//! `ferry doctor`: is each host ready for ferry? One verdict per check, with a hint (the exact
+//! fix) per failure or warning.
 //!
-//! The probes are plain remote commands; judging their output is pure and unit-tested.
+//! After the connection checks, every probe runs in one remote script (one round trip per
+//! host); judging each section of its output is pure and unit-tested. The events are drawn by
+//! `report::doctor`.
 
 use std::collections::BTreeMap;
 

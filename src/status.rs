@@ -1,7 +1,7 @@
 //! `ferry status`: the state of each service's units on each host, and the release `current`
 //! points to. One connection and one remote script per host, hosts in parallel. Building the
-//! script, parsing its output, judging each unit and drawing the table are pure and unit-tested;
-//! only [`run`] and [`query_host`] do I/O.
+//! script, parsing its output and judging each unit are pure and unit-tested; only [`run`] and
+//! [`query_host`] do I/O. The table and the other events are drawn by `report::status`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
