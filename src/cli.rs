@@ -60,8 +60,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show the state of a service's units on each host (exit 0 only when all are up).
     Status(StatusArgs),
-    /// Check that each host is ready for ferry: reachable, host key, login, user manager,
-    /// lingering, journal, unit directory.
+    /// Check that each host is ready for ferry: reachable, host key, login, systemd version,
+    /// user bus, user manager, lingering, journal and its storage, unit directory, cgroup
+    /// delegation, unprivileged ports. Each failure or warning says how to fix it. Exit 0 when
+    /// no check failed (warnings do not count), 3 when a host cannot be reached, else 1.
     Doctor(DoctorArgs),
     /// Switch a service back to its previous release (or the one given with --to).
     Rollback(RollbackArgs),

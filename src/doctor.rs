@@ -1,23 +1,35 @@
-//! `ferry doctor`: is each host ready for ferry? One verdict per check, with a hint per failure.
+//! `ferry doctor`: is each host ready for ferry? One verdict per check, with a hint (the exact
+//! fix) per failure or warning.
 //!
-//! The probes are plain remote commands; judging their output is pure and unit-tested.
+//! After the connection checks, every probe runs in one remote script (one round trip per
+//! host); judging each section of its output is pure and unit-tested. The events are drawn by
+//! `report::doctor`.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::config::Host;
 use crate::error::Error;
-use crate::report::{Human, Reporter, Style, sanitize};
-use crate::ssh::{self, Connection, Output};
+use crate::journal::{self, Diagnosis, JournalFacts, kv};
+use crate::report::Reporter;
+use crate::report::doctor::Summary;
+use crate::ssh::{self, Connection};
 
 /// The checks, in the order they are reported.
 pub const CHECKS: &[&str] = &[
     "reachable",
     "host key",
     "authenticated",
+    "systemd version",
+    "user bus",
     "user manager",
     "lingering",
     "journal",
+    "journal storage",
     "unit directory",
+    "cgroup delegation",
+    "unprivileged ports",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,6 +37,8 @@ pub const CHECKS: &[&str] = &[
 pub enum Status {
     Pass,
     Fail,
+    /// Works, but something a service may need is missing (does not change the exit code).
+    Warn,
     /// Not run because an earlier check failed.
     Skip,
 }
@@ -67,29 +81,16 @@ impl Check {
             ..Check::new(host, check, Status::Fail, detail)
         }
     }
-}
-
-impl Human for Check {
-    fn human(&self, s: &Style) -> Option<String> {
-        let mark = match self.status {
-            Status::Pass => s.green("ok  "),
-            Status::Fail => s.red("FAIL"),
-            Status::Skip => s.dim("skip"),
-        };
-        let mut line = format!(
-            "{} {mark} {:<15} {}",
-            s.bold(&self.host),
-            self.check,
-            sanitize(&self.detail)
-        );
-        if let Some(h) = &self.hint {
-            line.push_str(&format!(
-                "\n{}      hint: {}",
-                " ".repeat(self.host.len()),
-                h
-            ));
+    fn warn(
+        host: &str,
+        check: &'static str,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
+        Check {
+            hint: Some(hint.into()),
+            ..Check::new(host, check, Status::Warn, detail)
         }
-        Some(line)
     }
 }
 
@@ -126,15 +127,24 @@ pub fn connection_checks(host: &Host, err: &Error) -> Vec<Check> {
     checks
 }
 
-/// Probe commands, each judged by a function below.
+/// The marker lines that split the doctor script's output into sections.
+const MARK: &str = "@ferry-doctor";
+
+/// Probes, each printing `KEY=value` lines (or, for the user manager, systemctl's words) and
+/// each judged by a function below. They run in one script: see [`script`].
+pub const SYSTEMD_PROBE: &str = "systemctl --version 2>/dev/null | head -n 2";
+pub const BUS_PROBE: &str = "u=$(id -u); echo \"uid=$u\"; echo \"user=$(id -un)\"; \
+    echo \"xdg=$XDG_RUNTIME_DIR\"; \
+    if [ -d \"/run/user/$u\" ]; then echo run_dir=yes; else echo run_dir=no; fi; \
+    if [ -S \"/run/user/$u/bus\" ]; then echo bus=yes; else echo bus=no; fi";
 pub const USER_MANAGER_PROBE: &str = "systemctl --user is-system-running 2>&1; echo \"rc=$?\"; \
     systemctl --user list-units --state=failed --plain --no-legend --no-pager 2>/dev/null | cut -d' ' -f1";
 pub const LINGER_PROBE: &str = "u=$(id -un); echo \"user=$u\"; \
     v=$(loginctl show-user \"$u\" --property=Linger --value 2>/dev/null); \
     if [ -z \"$v\" ]; then if [ -e \"/var/lib/systemd/linger/$u\" ]; then v=yes; else v=no; fi; fi; echo \"linger=$v\"";
-pub const JOURNAL_PROBE: &str = "echo \"uid=$(id -u)\"; mid=$(cat /etc/machine-id 2>/dev/null); \
-    if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
-    m=\"ferry-doctor-$$-$(date +%s%N)\"; \
+/// Written after [`journal::FACTS_PROBE`]: a message of the user's own, read back with
+/// `journalctl --user` (polled for up to 4 s: journald writes asynchronously).
+pub const JOURNAL_READ_PROBE: &str = "m=\"ferry-doctor-$$-$(date +%s%N)\"; \
     if ! command -v systemd-cat >/dev/null; then echo readable=unknown; exit 0; fi; \
     echo \"$m\" | systemd-cat -t ferry-doctor; i=0; \
     while [ $i -lt 40 ]; do \
@@ -142,16 +152,161 @@ pub const JOURNAL_PROBE: &str = "echo \"uid=$(id -u)\"; mid=$(cat /etc/machine-i
       sleep 0.1; i=$((i+1)); done; echo readable=no";
 pub const UNIT_DIR_PROBE: &str = "d=\"$HOME/.config/systemd/user\"; \
     if [ -d \"$d\" ]; then s=exists; else s=created; fi; \
-    mkdir -p \"$d\" && [ -w \"$d\" ] && echo \"unit_dir=$s\" || echo unit_dir=unwritable";
+    if e=$(mkdir -p \"$d\" 2>&1) && [ -w \"$d\" ]; then echo \"unit_dir=$s\"; \
+    else echo unit_dir=unwritable; echo \"error=$e\"; fi";
+pub const CGROUP_PROBE: &str = "u=$(id -u); echo \"uid=$u\"; echo \"user=$(id -un)\"; \
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo v2=yes; else echo v2=no; fi; \
+    echo \"root=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)\"; \
+    m=\"/sys/fs/cgroup/user.slice/user-$u.slice/user@$u.service\"; \
+    if [ -r \"$m/cgroup.controllers\" ]; then echo \"controllers=$(cat \"$m/cgroup.controllers\")\"; \
+    echo \"subtree=$(cat \"$m/cgroup.subtree_control\" 2>/dev/null)\"; else echo controllers=missing; fi";
+pub const PORTS_PROBE: &str =
+    "echo \"port_start=$(cat /proc/sys/net/ipv4/ip_unprivileged_port_start 2>/dev/null)\"";
 
-fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .map(str::trim)
+/// The sections of the doctor script, in order: (section, probe).
+fn probes() -> Vec<(&'static str, String)> {
+    vec![
+        ("systemd", SYSTEMD_PROBE.to_string()),
+        ("bus", BUS_PROBE.to_string()),
+        ("user-manager", USER_MANAGER_PROBE.to_string()),
+        ("linger", LINGER_PROBE.to_string()),
+        (
+            "journal",
+            format!("{}; {JOURNAL_READ_PROBE}", journal::FACTS_PROBE),
+        ),
+        ("unit-dir", UNIT_DIR_PROBE.to_string()),
+        ("cgroup", CGROUP_PROBE.to_string()),
+        ("ports", PORTS_PROBE.to_string()),
+    ]
 }
 
-pub fn judge_user_manager(host: &str, out: &Output) -> Check {
-    let text = out.stdout_str();
+/// The one script doctor runs on a host (one round trip): each probe in its own subshell (an
+/// `exit` ends only that probe), after a `@ferry-doctor SECTION` line; `@ferry-doctor end` last.
+pub fn script() -> String {
+    let mut s = String::from("LC_ALL=C; export LC_ALL; ");
+    for (section, probe) in probes() {
+        s.push_str(&format!("echo '{MARK} {section}'; ( {probe} ); "));
+    }
+    s.push_str(&format!("echo '{MARK} end'"));
+    s
+}
+
+/// The script's output by section (a section that did not run is absent).
+pub fn parse_sections(out: &str) -> BTreeMap<String, String> {
+    let mut sections = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix(MARK).and_then(|r| r.strip_prefix(' ')) {
+            current = Some(name.trim().to_string());
+            sections
+                .entry(name.trim().to_string())
+                .or_insert_with(String::new);
+            continue;
+        }
+        if let Some(text) = current.as_ref().and_then(|c| sections.get_mut(c)) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    sections
+}
+
+/// The oldest systemd ferry works with: `journalctl --output-fields` (ferry logs --follow)
+/// came with 236.
+pub const MIN_SYSTEMD: u32 = 236;
+
+pub fn judge_systemd_version(host: &str, text: &str) -> Check {
+    let c = "systemd version";
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("").trim();
+    let version: Option<u32> = first
+        .strip_prefix("systemd ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.split(['.', '~', '-']).next())
+        .and_then(|v| v.parse().ok());
+    let features = lines.next().unwrap_or("");
+    match version {
+        None => Check::fail(
+            host,
+            c,
+            if first.is_empty() {
+                "`systemctl --version` printed nothing: is systemd installed?".to_string()
+            } else {
+                format!("cannot read the version from `{first}`")
+            },
+            format!(
+                "ferry needs systemd {MIN_SYSTEMD} or newer as the host's init and user manager: install it"
+            ),
+        ),
+        Some(v) if v < MIN_SYSTEMD => Check::fail(
+            host,
+            c,
+            format!(
+                "systemd {v} is too old: ferry needs {MIN_SYSTEMD} or newer (journalctl --output-fields)"
+            ),
+            format!("upgrade systemd on the host to {MIN_SYSTEMD} or newer"),
+        ),
+        Some(v) if features.split_whitespace().any(|f| f == "-PCRE2") => Check::warn(
+            host,
+            c,
+            format!("systemd {v}, built without PCRE2: `ferry logs --grep` fails on this host"),
+            "leave out --grep for this host, or install a systemd built with PCRE2",
+        ),
+        Some(v) => Check::pass(host, c, format!("systemd {v}")),
+    }
+}
+
+/// The fix when the login has no user runtime directory or bus.
+const PAM_FIX: &str = "pam_systemd sets it up at login: install libpam-systemd (Debian/Ubuntu; systemd's pam module elsewhere), make sure UsePAM yes is in /etc/ssh/sshd_config, then reconnect";
+
+pub fn judge_user_bus(host: &str, text: &str) -> Check {
+    let c = "user bus";
+    let uid = kv(text, "uid").unwrap_or("UID");
+    let user = kv(text, "user").filter(|u| !u.is_empty()).unwrap_or("USER");
+    let runtime = format!("/run/user/{uid}");
+    let xdg = kv(text, "xdg").unwrap_or("");
+    if xdg.is_empty() {
+        return Check::fail(
+            host,
+            c,
+            "XDG_RUNTIME_DIR is not set for the login: `systemctl --user` cannot find the user manager",
+            PAM_FIX,
+        );
+    }
+    if xdg.trim_end_matches('/') != runtime {
+        return Check::fail(
+            host,
+            c,
+            format!(
+                "XDG_RUNTIME_DIR is {xdg}, not {runtime}: commands would talk to another user's manager or none"
+            ),
+            format!("do not set XDG_RUNTIME_DIR in {user}'s shell files; {PAM_FIX}"),
+        );
+    }
+    if kv(text, "run_dir") != Some("yes") {
+        return Check::fail(
+            host,
+            c,
+            format!("{runtime} does not exist: the user has no running user manager"),
+            format!(
+                "as root on the host: loginctl enable-linger {user}; if it still does not appear, {PAM_FIX}"
+            ),
+        );
+    }
+    if kv(text, "bus") != Some("yes") {
+        return Check::fail(
+            host,
+            c,
+            format!(
+                "{runtime}/bus does not exist: `systemd-run --user` (ferry's self-revert timer) cannot reach the user manager"
+            ),
+            "as root on the host: install dbus-user-session (Debian/Ubuntu; the dbus user units elsewhere), then restart the user manager (systemctl restart user@UID.service) or log in again",
+        );
+    }
+    Check::pass(host, c, format!("XDG_RUNTIME_DIR={runtime}, {runtime}/bus"))
+}
+
+pub fn judge_user_manager(host: &str, text: &str) -> Check {
     let mut lines = text.lines();
     let state = lines.next().unwrap_or("").trim().to_string();
     let failed: Vec<&str> = lines
@@ -192,10 +347,9 @@ pub fn judge_user_manager(host: &str, out: &Output) -> Check {
     }
 }
 
-pub fn judge_linger(host: &str, out: &Output) -> Check {
-    let text = out.stdout_str();
-    let user = kv(&text, "user").unwrap_or("USER").to_string();
-    match kv(&text, "linger") {
+pub fn judge_linger(host: &str, text: &str) -> Check {
+    let user = kv(text, "user").unwrap_or("USER").to_string();
+    match kv(text, "linger") {
         Some("yes") => Check::pass(host, "lingering", "on"),
         _ => Check::fail(
             host,
@@ -206,36 +360,21 @@ pub fn judge_linger(host: &str, out: &Output) -> Check {
     }
 }
 
-pub fn judge_journal(host: &str, out: &Output) -> Check {
-    let text = out.stdout_str();
-    let uid: u32 = kv(&text, "uid").and_then(|u| u.parse().ok()).unwrap_or(0);
-    let persistent = kv(&text, "persistent") == Some("yes");
-    let readable = kv(&text, "readable");
+pub fn judge_journal(host: &str, text: &str) -> Check {
+    let facts = JournalFacts::parse(text);
+    let readable = kv(text, "readable");
     let c = "journal";
-    if readable == Some("no") {
-        let hint = if uid < 1000 {
-            format!(
-                "uid {uid} is a system user: journald keeps its logs in the system journal, which `journalctl --user` does not show; deploy as a regular user (uid >= 1000), or add it to group systemd-journal"
-            )
-        } else if !persistent {
-            "make the journal persistent: as root, mkdir -p /var/log/journal and set Storage=persistent in /etc/systemd/journald.conf, then restart systemd-journald".to_string()
-        } else {
-            "check journald's SplitMode and the permissions of /var/log/journal".to_string()
-        };
-        return Check::fail(
-            host,
-            c,
-            format!("`journalctl --user` does not show the user's own messages (uid {uid})"),
-            hint,
-        );
-    }
-    if !persistent {
-        return Check::fail(
-            host,
-            c,
-            "not persistent: logs are lost at reboot and `journalctl --user` may show nothing",
-            "as root: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; systemctl restart systemd-journald",
-        );
+    if readable == Some("no") || !facts.persistent() {
+        // The same words as `ferry logs` when the journal shows nothing.
+        let d = journal::diagnose(&facts).unwrap_or_else(|| Diagnosis {
+            message: format!(
+                "`journalctl --user` does not show the own messages of {} (uid {})",
+                facts.user_name(),
+                facts.uid.map_or("?".to_string(), |u| u.to_string())
+            ),
+            hint: "as root on the host: check that journald's SplitMode is uid (the default) and that /var/log/journal/MACHINE-ID/user-UID.journal belongs to the user".to_string(),
+        });
+        return Check::fail(host, c, d.message, d.hint);
     }
     match readable {
         Some("yes") => Check::pass(host, c, "persistent, readable by the user"),
@@ -248,10 +387,37 @@ pub fn judge_journal(host: &str, out: &Output) -> Check {
     }
 }
 
-pub fn judge_unit_dir(host: &str, out: &Output) -> Check {
-    let text = out.stdout_str();
+/// journald's storage and the uid range, from the journal section's facts: the configuration
+/// behind what the `journal` check sees (the same fix as `ferry logs`).
+pub fn judge_journal_storage(host: &str, text: &str) -> Check {
+    let c = "journal storage";
+    let f = JournalFacts::parse(text);
+    let uid = f.uid.map_or("?".to_string(), |u| u.to_string());
+    let place = if f.persistent() {
+        "/var/log/journal in use".to_string()
+    } else if f.var_log_journal {
+        "/var/log/journal exists but is not used".to_string()
+    } else {
+        "no /var/log/journal".to_string()
+    };
+    let users = if f.system_user() {
+        format!(
+            "uid {uid} is below {}: no per-user journal",
+            journal::FIRST_REGULAR_UID
+        )
+    } else {
+        format!("uid {uid} gets its own journal")
+    };
+    let detail = format!("Storage={}, {place}; {users}", f.storage);
+    match journal::diagnose(&f) {
+        Some(d) => Check::fail(host, c, detail, d.hint),
+        None => Check::pass(host, c, detail),
+    }
+}
+
+pub fn judge_unit_dir(host: &str, text: &str) -> Check {
     let c = "unit directory";
-    match kv(&text, "unit_dir") {
+    match kv(text, "unit_dir") {
         Some("exists") => Check::pass(host, c, "~/.config/systemd/user exists"),
         Some("created") => Check::pass(host, c, "~/.config/systemd/user created"),
         _ => Check::fail(
@@ -259,14 +425,115 @@ pub fn judge_unit_dir(host: &str, out: &Output) -> Check {
             c,
             format!(
                 "~/.config/systemd/user cannot be created: {}",
-                out.stderr_str().trim()
+                kv(text, "error")
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or("not writable")
             ),
             "check the ownership and permissions of the home directory",
         ),
     }
 }
 
-/// Run every check on one host.
+/// The controllers resource settings of user units need: memory (MemoryMax=, MemoryHigh=),
+/// pids (TasksMax=), cpu (CPUQuota=, CPUWeight=).
+const NEEDED_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+
+pub fn judge_cgroups(host: &str, text: &str) -> Check {
+    let c = "cgroup delegation";
+    let uid = kv(text, "uid").unwrap_or("UID");
+    let user = kv(text, "user").filter(|u| !u.is_empty()).unwrap_or("USER");
+    if kv(text, "v2") != Some("yes") {
+        return Check::warn(
+            host,
+            c,
+            "cgroup v1 (or no cgroup filesystem): MemoryMax=, CPUQuota=, TasksMax= in user units are not enforced",
+            "boot the host with cgroup v2: add systemd.unified_cgroup_hierarchy=1 to the kernel command line",
+        );
+    }
+    let manager = format!("/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service");
+    let Some(delegated) = kv(text, "controllers").filter(|c| *c != "missing") else {
+        return Check::warn(
+            host,
+            c,
+            format!("{manager} does not exist: cannot tell which controllers the user manager has"),
+            format!("as root on the host: loginctl enable-linger {user}, then run doctor again"),
+        );
+    };
+    let delegated: Vec<&str> = delegated.split_whitespace().collect();
+    let root: Vec<&str> = kv(text, "root").unwrap_or("").split_whitespace().collect();
+    let missing: Vec<&str> = NEEDED_CONTROLLERS
+        .into_iter()
+        .filter(|n| !delegated.contains(n))
+        .collect();
+    let shown = if delegated.is_empty() {
+        "none".to_string()
+    } else {
+        delegated.join(" ")
+    };
+    if missing.is_empty() {
+        return Check::pass(host, c, format!("delegated to user@{uid}.service: {shown}"));
+    }
+    let settings: Vec<&str> = missing
+        .iter()
+        .map(|m| match *m {
+            "cpu" => "CPUQuota=/CPUWeight=",
+            "memory" => "MemoryMax=/MemoryHigh=",
+            _ => "TasksMax=",
+        })
+        .collect();
+    let detail = format!(
+        "delegated to user@{uid}.service: {shown} (missing: {}): {} in user units are accepted but not enforced",
+        missing.join(" "),
+        settings.join(", ")
+    );
+    let hint = if missing.iter().any(|m| !root.contains(m)) {
+        format!(
+            "the kernel offers no {} controller at /sys/fs/cgroup (a container whose host delegates none?): enable them where this system runs, then delegate them as below; as root: mkdir -p /etc/systemd/system/user@.service.d; printf '[Service]\\nDelegate=cpu memory pids\\n' > /etc/systemd/system/user@.service.d/delegate.conf; systemctl daemon-reload; systemctl restart user@{uid}.service",
+            missing.join("/")
+        )
+    } else {
+        format!(
+            "as root on the host: mkdir -p /etc/systemd/system/user@.service.d; printf '[Service]\\nDelegate=cpu memory pids\\n' > /etc/systemd/system/user@.service.d/delegate.conf; systemctl daemon-reload; systemctl restart user@{uid}.service (it stops {user}'s services for a moment)"
+        )
+    };
+    Check::warn(host, c, detail, hint)
+}
+
+pub fn judge_ports(host: &str, text: &str) -> Check {
+    let c = "unprivileged ports";
+    let sysctl = "net.ipv4.ip_unprivileged_port_start";
+    match kv(text, "port_start").and_then(|p| p.parse::<u32>().ok()) {
+        None => Check::pass(
+            host,
+            c,
+            format!("user services can listen on ports 1024 and up (no {sysctl} in this kernel)"),
+        ),
+        Some(0) => Check::pass(
+            host,
+            c,
+            format!("user services can listen on any port ({sysctl}=0)"),
+        ),
+        Some(p) if p <= 1024 => Check::pass(
+            host,
+            c,
+            format!(
+                "user services can listen on ports {p} and up ({sysctl}={p}); a lower port needs that sysctl lowered as root"
+            ),
+        ),
+        Some(p) => Check::warn(
+            host,
+            c,
+            format!(
+                "user services can listen only on ports {p} and up ({sysctl}={p}, above the usual 1024)"
+            ),
+            format!(
+                "as root on the host: sysctl -w {sysctl}=1024 and put `{sysctl} = 1024` in /etc/sysctl.d/50-ferry-ports.conf"
+            ),
+        ),
+    }
+}
+
+/// Run every check on one host: one connection, one script.
 pub async fn check_host(host: &Host) -> Vec<Check> {
     let conn: Connection = match ssh::connect(host).await {
         Ok(c) => c,
@@ -301,58 +568,52 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
             format!("as {} with {}", host.user, conn.auth_method),
         ),
     ];
-    let (um, linger, journal, dir) = tokio::join!(
-        conn.exec(USER_MANAGER_PROBE),
-        conn.exec(LINGER_PROBE),
-        conn.exec(JOURNAL_PROBE),
-        conn.exec(UNIT_DIR_PROBE),
-    );
-    type Judge = fn(&str, &Output) -> Check;
-    let probes: [(&'static str, _, Judge); 4] = [
-        ("user manager", um, judge_user_manager),
-        ("lingering", linger, judge_linger),
-        ("journal", journal, judge_journal),
-        ("unit directory", dir, judge_unit_dir),
-    ];
-    for (name, result, judge) in probes {
-        checks.push(match result {
-            Ok(out) => judge(n, &out),
-            Err(e) => Check::fail(
-                n,
-                name,
-                e.to_string(),
-                "the connection failed during the check",
-            ),
-        });
-    }
+    let result = conn.exec(&script()).await;
     conn.close().await;
+    checks.extend(match result {
+        Ok(out) => judge_all(n, &out.stdout_str()),
+        Err(e) => CHECKS[3..]
+            .iter()
+            .map(|name| {
+                Check::fail(
+                    n,
+                    name,
+                    e.to_string(),
+                    "the connection failed during the check: run doctor again",
+                )
+            })
+            .collect(),
+    });
     checks
 }
 
-/// Summary line after all hosts.
-#[derive(Debug, Serialize)]
-pub struct Summary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub hosts: usize,
-    pub passed: usize,
-    pub failed: usize,
-}
-
-impl Human for Summary {
-    fn human(&self, s: &Style) -> Option<String> {
-        Some(if self.failed == 0 {
-            s.green(&format!(
-                "all {} checks passed on {} host(s)",
-                self.passed, self.hosts
-            ))
-        } else {
-            s.red(&format!(
-                "{} check(s) failed, {} passed on {} host(s)",
-                self.failed, self.passed, self.hosts
-            ))
+/// Judge the output of [`script`]: every check after `authenticated`, in [`CHECKS`] order.
+pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
+    let sections = parse_sections(out);
+    let complete = sections.contains_key("end");
+    type Judge = fn(&str, &str) -> Check;
+    let judges: [(&str, Judge); 9] = [
+        ("systemd", judge_systemd_version),
+        ("bus", judge_user_bus),
+        ("user-manager", judge_user_manager),
+        ("linger", judge_linger),
+        ("journal", judge_journal),
+        ("journal", judge_journal_storage),
+        ("unit-dir", judge_unit_dir),
+        ("cgroup", judge_cgroups),
+        ("ports", judge_ports),
+    ];
+    judges
+        .iter()
+        .map(|(section, judge)| {
+            let mut c = judge(host, sections.get(*section).map_or("", String::as_str));
+            if !complete && c.status != Status::Pass {
+                c.detail
+                    .push_str(" (the check script did not run to its end)");
+            }
+            c
         })
-    }
+        .collect()
 }
 
 /// `ferry doctor`: check hosts in parallel, print in config order. Exit code: 0 when every
@@ -364,6 +625,7 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
         .collect();
     let mut passed = 0;
     let mut failed = 0;
+    let mut warnings = 0;
     let mut unconnected = false;
     let n = tasks.len();
     for t in tasks {
@@ -375,6 +637,7 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
                     failed += 1;
                     unconnected |= matches!(c.check, "reachable" | "host key" | "authenticated");
                 }
+                Status::Warn => warnings += 1,
                 Status::Skip => {}
             }
             reporter.emit(c);
@@ -385,6 +648,7 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
         hosts: n,
         passed,
         failed,
+        warnings,
     });
     if unconnected {
         crate::error::exit::CONNECTION
@@ -399,42 +663,30 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
 mod tests {
     use super::*;
 
-    fn out(stdout: &str) -> Output {
-        Output {
-            status: Some(0),
-            signal: None,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: vec![],
-        }
-    }
-
     #[test]
     fn user_manager_states() {
         assert_eq!(
-            judge_user_manager("h", &out("running\nrc=0\n")).status,
+            judge_user_manager("h", "running\nrc=0\n").status,
             Status::Pass
         );
-        let c = judge_user_manager("h", &out("degraded\nrc=1\nbad.service\nworse.service\n"));
+        let c = judge_user_manager("h", "degraded\nrc=1\nbad.service\nworse.service\n");
         assert_eq!(c.status, Status::Fail);
         assert!(
             c.detail.contains("bad.service, worse.service"),
             "{}",
             c.detail
         );
-        let c = judge_user_manager(
-            "h",
-            &out("Failed to connect to bus: No medium found\nrc=1\n"),
-        );
+        let c = judge_user_manager("h", "Failed to connect to bus: No medium found\nrc=1\n");
         assert!(c.hint.unwrap().contains("libpam-systemd"));
     }
 
     #[test]
     fn linger() {
         assert_eq!(
-            judge_linger("h", &out("user=u\nlinger=yes\n")).status,
+            judge_linger("h", "user=u\nlinger=yes\n").status,
             Status::Pass
         );
-        let c = judge_linger("h", &out("user=bob\nlinger=no\n"));
+        let c = judge_linger("h", "user=bob\nlinger=no\n");
         assert_eq!(c.status, Status::Fail);
         assert_eq!(
             c.hint.as_deref(),
@@ -444,24 +696,43 @@ mod tests {
 
     #[test]
     fn journal() {
-        let ok = judge_journal("h", &out("uid=1000\npersistent=yes\nreadable=yes\n"));
+        let ok = judge_journal("h", "uid=1000\npersistent=yes\nreadable=yes\n");
         assert_eq!(ok.status, Status::Pass);
-        let sys = judge_journal("h", &out("uid=990\npersistent=yes\nreadable=no\n"));
+        let sys = judge_journal("h", "uid=990\npersistent=yes\nreadable=no\n");
         assert_eq!(sys.status, Status::Fail);
         assert!(sys.hint.unwrap().contains("system user"));
-        let vol = judge_journal("h", &out("uid=1000\npersistent=no\nreadable=yes\n"));
+        let vol = judge_journal("h", "uid=1000\npersistent=no\nreadable=yes\n");
         assert_eq!(vol.status, Status::Fail);
         assert!(vol.detail.contains("not persistent"));
+    }
+
+    /// `ferry doctor` and `ferry logs` (nothing shown) give the same reason and fix.
+    #[test]
+    fn journal_check_says_what_logs_says() {
+        for facts in [
+            "uid=990\nuser=sys\npersistent=yes\nvar_log_journal=yes\nstorage=persistent\n",
+            "uid=1001\nuser=app\npersistent=no\nvar_log_journal=no\nstorage=\n",
+            "uid=1001\nuser=app\npersistent=yes\nvar_log_journal=yes\nstorage=volatile\n",
+        ] {
+            let c = judge_journal("h", &(format!("{facts}readable=no\n")));
+            let journal::Emptiness::Unreadable { message, hint } =
+                journal::judge_empty(&format!("{facts}entries=0\n"))
+            else {
+                panic!("{facts}")
+            };
+            assert_eq!(c.status, Status::Fail);
+            assert_eq!((c.detail, c.hint.unwrap()), (message, hint));
+        }
     }
 
     #[test]
     fn unit_dir() {
         assert_eq!(
-            judge_unit_dir("h", &out("unit_dir=exists\n")).status,
+            judge_unit_dir("h", "unit_dir=exists\n").status,
             Status::Pass
         );
         assert_eq!(
-            judge_unit_dir("h", &out("unit_dir=unwritable\n")).status,
+            judge_unit_dir("h", "unit_dir=unwritable\n").status,
             Status::Fail
         );
     }
@@ -495,8 +766,253 @@ mod tests {
                 Status::Skip,
                 Status::Skip,
                 Status::Skip,
+                Status::Skip,
+                Status::Skip,
+                Status::Skip,
+                Status::Skip,
+                Status::Skip,
                 Status::Skip
             ]
         );
+    }
+
+    #[test]
+    fn unit_dir_names_the_error() {
+        let c = judge_unit_dir(
+            "h",
+            "unit_dir=unwritable\nerror=mkdir: cannot create directory '/home/a/.config': Permission denied\n",
+        );
+        assert!(c.detail.ends_with("Permission denied"), "{}", c.detail);
+    }
+
+    #[test]
+    fn systemd_versions() {
+        let debian = "systemd 252 (252.39-1~deb12u2)\n+PAM +AUDIT +SELINUX +PCRE2 -PWQUALITY default-hierarchy=unified\n";
+        let c = judge_systemd_version("h", debian);
+        assert_eq!((c.status, c.detail.as_str()), (Status::Pass, "systemd 252"));
+        let c = judge_systemd_version("h", "systemd 257.9-1 (257.9-1)\n+PAM\n");
+        assert_eq!((c.status, c.detail.as_str()), (Status::Pass, "systemd 257"));
+        let c = judge_systemd_version("h", "systemd 229\n+PAM\n");
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(
+            c.hint.as_deref(),
+            Some("upgrade systemd on the host to 236 or newer")
+        );
+        let c = judge_systemd_version("h", "systemd 245 (245.4)\n+PAM -PCRE2 +ZSTD\n");
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("--grep"), "{}", c.detail);
+        let c = judge_systemd_version("h", "");
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("printed nothing"), "{}", c.detail);
+    }
+
+    #[test]
+    fn user_bus() {
+        let ok = "uid=1001\nuser=app\nxdg=/run/user/1001\nrun_dir=yes\nbus=yes\n";
+        let c = judge_user_bus("h", ok);
+        assert_eq!(c.status, Status::Pass, "{c:?}");
+        let c = judge_user_bus("h", &ok.replace("xdg=/run/user/1001", "xdg="));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("XDG_RUNTIME_DIR is not set"), "{c:?}");
+        assert!(c.hint.unwrap().contains("UsePAM yes"));
+        let c = judge_user_bus("h", &ok.replace("xdg=/run/user/1001", "xdg=/run/user/0"));
+        assert!(
+            c.detail
+                .contains("XDG_RUNTIME_DIR is /run/user/0, not /run/user/1001"),
+            "{c:?}"
+        );
+        let c = judge_user_bus("h", &ok.replace("run_dir=yes", "run_dir=no"));
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.hint
+                .unwrap()
+                .starts_with("as root on the host: loginctl enable-linger app")
+        );
+        let c = judge_user_bus("h", &ok.replace("bus=yes", "bus=no"));
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail.starts_with("/run/user/1001/bus does not exist"),
+            "{c:?}"
+        );
+        assert!(c.hint.unwrap().contains("dbus-user-session"));
+    }
+
+    #[test]
+    fn journal_storage() {
+        let facts = |storage: &str, dir: &str, uid: u32| {
+            format!(
+                "uid={uid}\nuser=app\npersistent={dir}\nvar_log_journal={dir}\nstorage={storage}\nreadable=yes\n"
+            )
+        };
+        let c = judge_journal_storage("h", &facts("persistent", "yes", 1001));
+        assert_eq!(c.status, Status::Pass);
+        assert_eq!(
+            c.detail,
+            "Storage=persistent, /var/log/journal in use; uid 1001 gets its own journal"
+        );
+        let c = judge_journal_storage("h", &facts("", "yes", 1001));
+        assert_eq!(c.status, Status::Pass);
+        assert!(
+            c.detail
+                .starts_with("Storage=auto, /var/log/journal in use")
+        );
+        let c = judge_journal_storage("h", &facts("", "no", 1001));
+        assert_eq!(c.status, Status::Fail);
+        assert_eq!(
+            c.detail,
+            "Storage=auto, no /var/log/journal; uid 1001 gets its own journal"
+        );
+        assert!(
+            c.hint
+                .unwrap()
+                .starts_with("as root on the host: mkdir -p /var/log/journal")
+        );
+        let c = judge_journal_storage("h", &facts("volatile", "yes", 1001));
+        assert_eq!(c.status, Status::Fail);
+        assert!(c.detail.contains("exists but is not used"), "{c:?}");
+        assert!(c.hint.unwrap().contains("set Storage=persistent"));
+        let c = judge_journal_storage("h", &facts("persistent", "yes", 990));
+        assert_eq!(c.status, Status::Fail);
+        assert!(
+            c.detail
+                .ends_with("uid 990 is below 1000: no per-user journal"),
+            "{c:?}"
+        );
+        // The fix is the one `ferry logs` gives for an empty journal.
+        let journal::Emptiness::Unreadable { hint, .. } =
+            journal::judge_empty(&facts("persistent", "yes", 990))
+        else {
+            panic!()
+        };
+        assert_eq!(c.hint.unwrap(), hint);
+    }
+
+    #[test]
+    fn cgroup_delegation() {
+        let text = |controllers: &str, root: &str| {
+            format!(
+                "uid=1001\nuser=app\nv2=yes\nroot={root}\ncontrollers={controllers}\nsubtree=\n"
+            )
+        };
+        let all = "cpuset cpu io memory pids";
+        let c = judge_cgroups("h", &text("cpu memory pids", all));
+        assert_eq!(c.status, Status::Pass);
+        assert_eq!(c.detail, "delegated to user@1001.service: cpu memory pids");
+        let c = judge_cgroups("h", &text("memory pids", all));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains(
+                "(missing: cpu): CPUQuota=/CPUWeight= in user units are accepted but not enforced"
+            ),
+            "{c:?}"
+        );
+        let hint = c.hint.unwrap();
+        assert!(
+            hint.starts_with("as root on the host: mkdir -p /etc/systemd/system/user@.service.d;")
+                && hint.contains("Delegate=cpu memory pids")
+                && hint.contains("systemctl restart user@1001.service"),
+            "{hint}"
+        );
+        // A container that got no controllers (like the test remote): say where to fix it.
+        let c = judge_cgroups("h", &text("", ""));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail
+                .starts_with("delegated to user@1001.service: none (missing: cpu memory pids)"),
+            "{c:?}"
+        );
+        assert!(
+            c.hint
+                .unwrap()
+                .starts_with("the kernel offers no cpu/memory/pids controller")
+        );
+        let c = judge_cgroups("h", "uid=1001\nuser=app\nv2=no\n");
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.hint
+                .unwrap()
+                .contains("systemd.unified_cgroup_hierarchy=1")
+        );
+        let c = judge_cgroups(
+            "h",
+            "uid=1001\nuser=app\nv2=yes\nroot=cpu\ncontrollers=missing\n",
+        );
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains(
+            "/sys/fs/cgroup/user.slice/user-1001.slice/user@1001.service does not exist"
+        ));
+    }
+
+    #[test]
+    fn unprivileged_ports() {
+        let c = judge_ports("h", "port_start=1024\n");
+        assert_eq!(c.status, Status::Pass);
+        assert!(c.detail.contains("ports 1024 and up"), "{c:?}");
+        assert_eq!(judge_ports("h", "port_start=0\n").status, Status::Pass);
+        assert!(
+            judge_ports("h", "port_start=80\n")
+                .detail
+                .contains("ports 80 and up")
+        );
+        let c = judge_ports("h", "port_start=2000\n");
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.hint
+                .unwrap()
+                .contains("sysctl -w net.ipv4.ip_unprivileged_port_start=1024")
+        );
+        assert_eq!(judge_ports("h", "port_start=\n").status, Status::Pass);
+    }
+
+    #[test]
+    fn sections_and_an_unfinished_script() {
+        let out = "@ferry-doctor systemd\nsystemd 252 (252.39)\n+PCRE2\n@ferry-doctor bus\nuid=1\n@ferry-doctor end\n";
+        let s = parse_sections(out);
+        assert_eq!(s["systemd"], "systemd 252 (252.39)\n+PCRE2\n");
+        assert_eq!(s["bus"], "uid=1\n");
+        assert!(s.contains_key("end"));
+        let checks = judge_all("h", "@ferry-doctor systemd\nsystemd 252\n");
+        let names: Vec<&str> = checks.iter().map(|c| c.check).collect();
+        assert_eq!(names, CHECKS[3..].to_vec());
+        assert_eq!(checks[0].status, Status::Pass);
+        assert!(
+            checks[1]
+                .detail
+                .ends_with("(the check script did not run to its end)"),
+            "{:?}",
+            checks[1]
+        );
+    }
+
+    /// The whole script runs in a real `sh` and every section answers (whatever this machine
+    /// is: only the shape is checked here; the values are checked against the test remote).
+    #[test]
+    fn script_runs_in_sh() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            // Without systemd-cat, the journal probe answers at once (no journal to poll here).
+            .arg(script().replace("command -v systemd-cat", "command -v ferry-no-such-command"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let s = parse_sections(&text);
+        let names: Vec<&str> = probes().iter().map(|(n, _)| *n).collect();
+        for n in names.iter().chain(&["end"]) {
+            assert!(s.contains_key(*n), "no section {n} in {text}");
+        }
+        for (section, key) in [
+            ("bus", "uid"),
+            ("bus", "run_dir"),
+            ("linger", "linger"),
+            ("journal", "storage"),
+            ("journal", "readable"),
+            ("cgroup", "v2"),
+            ("ports", "port_start"),
+        ] {
+            assert!(
+                kv(&s[section], key).is_some(),
+                "{key} missing in {section}: {text}"
+            );
+        }
     }
 }

@@ -120,6 +120,8 @@ pub struct Entry {
     /// The user unit (or, failing that, the syslog identifier or command name).
     pub unit: String,
     pub message: Message,
+    /// Written by the user manager (systemd) about the unit, not by the unit's processes.
+    pub from_manager: bool,
 }
 
 /// A MESSAGE field: text, bytes that are not UTF-8, or absent (null).
@@ -237,12 +239,15 @@ pub fn parse_entry(text: &str) -> Result<Entry, String> {
         .or_else(|| field_str(&obj, "SYSLOG_IDENTIFIER"))
         .or_else(|| field_str(&obj, "_COMM"))
         .unwrap_or_else(|| "?".to_string());
+    let from_manager = field_str(&obj, "_SYSTEMD_USER_UNIT").as_deref() == Some("init.scope")
+        || field_str(&obj, "SYSLOG_IDENTIFIER").as_deref() == Some("systemd");
     Ok(Entry {
         cursor,
         realtime_us,
         priority,
         pid,
         unit,
+        from_manager,
         message: parse_message(obj.get("MESSAGE")),
     })
 }
@@ -345,12 +350,203 @@ pub fn priority_name(p: u8) -> &'static str {
     .unwrap_or("info")
 }
 
-/// Run when a host's journal gave nothing: who the user is, whether the journal is persistent,
-/// and whether the user's journal has any entry at all.
-pub const EMPTY_PROBE: &str = "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
-    mid=$(cat /etc/machine-id 2>/dev/null); \
-    if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
-    echo \"entries=$(journalctl --user --quiet --lines=1 --output=cat --no-pager 2>/dev/null | wc -l)\"";
+/// The line between the two queries of [`failure_query_command`].
+pub const FAILURE_SPLIT: &str = "ferry-journal-split";
+
+/// One shell command for the journal excerpt of failed units: `journalctl --user -o json` of
+/// the units (`--user-unit=U`: their own messages and the user manager's about them), then a
+/// [`FAILURE_SPLIT`] line, then the entries of the given processes (`_PID=`: the lines of a
+/// process that exited before journald could tell its unit). Each query reads at most `lines`
+/// entries written since `since` (journalctl syntax; `-5min` when None). A part with nothing
+/// to match is left out; with neither units nor pids the command prints nothing.
+/// Parse its output with [`parse_failure_output`].
+pub fn failure_query_command(
+    units: &[String],
+    pids: &[u32],
+    since: Option<&str>,
+    lines: usize,
+) -> String {
+    let base: Vec<String> = vec![
+        "journalctl".into(),
+        "--user".into(),
+        "--output=json".into(),
+        "--all".into(),
+        "--quiet".into(),
+        "--no-pager".into(),
+        format!("--lines={lines}"),
+        format!("--since={}", since.unwrap_or("-5min")),
+    ];
+    let query = |matches: Vec<String>| shell::command([base.clone(), matches].concat());
+    let mut parts = Vec::new();
+    if !units.is_empty() {
+        parts.push(query(
+            units.iter().map(|u| format!("--user-unit={u}")).collect(),
+        ));
+    }
+    if !pids.is_empty() {
+        parts.push(query(pids.iter().map(|p| format!("_PID={p}")).collect()));
+    }
+    if parts.is_empty() {
+        return "true".to_string();
+    }
+    parts.join(&format!("; echo {FAILURE_SPLIT}; "))
+}
+
+/// The entries in the output of [`failure_query_command`]: both queries' entries in time order
+/// (ties keep the order journalctl gave), each entry once (by cursor). Lines that are not
+/// entries are skipped.
+pub fn parse_failure_output(raw: &[u8]) -> Vec<Entry> {
+    let mut seen = std::collections::HashSet::new();
+    let mut entries: Vec<Entry> = raw
+        .split(|b| *b == b'\n')
+        .filter_map(|line| match parse_line(line) {
+            Line::Entry(e) => Some(*e),
+            _ => None,
+        })
+        .filter(|e| seen.insert(e.cursor.clone()))
+        .collect();
+    entries.sort_by_key(|e| e.realtime_us);
+    entries
+}
+
+/// The value of `KEY=value` in a probe's output (the first line with that key), trimmed.
+pub fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .map(str::trim)
+}
+
+/// The shell text of [`FACTS_PROBE`] (a macro so that [`EMPTY_PROBE`] can extend it at compile
+/// time).
+macro_rules! facts_probe {
+    () => {
+        "echo \"uid=$(id -u)\"; echo \"user=$(id -un)\"; \
+        mid=$(cat /etc/machine-id 2>/dev/null); \
+        if [ -n \"$mid\" ] && [ -d \"/var/log/journal/$mid\" ]; then echo persistent=yes; else echo persistent=no; fi; \
+        if [ -d /var/log/journal ]; then echo var_log_journal=yes; else echo var_log_journal=no; fi; \
+        echo \"storage=$( { systemd-analyze cat-config systemd/journald.conf 2>/dev/null || \
+          cat /etc/systemd/journald.conf /etc/systemd/journald.conf.d/*.conf 2>/dev/null; } \
+          | sed -n 's/^[[:space:]]*Storage[[:space:]]*=[[:space:]]*//p' | tail -n 1)\""
+    };
+}
+
+/// Facts about the login's journal, as `KEY=value` lines (see [`JournalFacts::parse`]): the uid
+/// and user, whether journald writes this machine's journal to /var/log/journal, whether
+/// /var/log/journal exists, and journald's effective `Storage=` (empty when not set).
+pub const FACTS_PROBE: &str = facts_probe!();
+
+/// Run when a host's journal gave nothing: [`FACTS_PROBE`], and whether the user's journal has
+/// any entry at all.
+pub const EMPTY_PROBE: &str = concat!(
+    facts_probe!(),
+    "; echo \"entries=$(journalctl --user --quiet --lines=1 --output=cat --no-pager 2>/dev/null | wc -l)\""
+);
+
+/// What [`FACTS_PROBE`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JournalFacts {
+    pub uid: Option<u32>,
+    /// The login name; empty when unknown.
+    pub user: String,
+    /// /var/log/journal/MACHINE-ID exists.
+    pub machine_dir: bool,
+    /// /var/log/journal exists.
+    pub var_log_journal: bool,
+    /// journald's `Storage=` (lowercase); `auto` when not set.
+    pub storage: String,
+}
+
+/// uids below this are system users: journald gives them no per-user journal file, so
+/// `journalctl --user` shows them nothing (their messages go to the system journal).
+pub const FIRST_REGULAR_UID: u32 = 1000;
+
+impl JournalFacts {
+    pub fn parse(probe: &str) -> JournalFacts {
+        let storage = kv(probe, "storage")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("auto")
+            .to_ascii_lowercase();
+        JournalFacts {
+            uid: kv(probe, "uid").and_then(|u| u.parse().ok()),
+            user: kv(probe, "user").unwrap_or("").to_string(),
+            machine_dir: kv(probe, "persistent") == Some("yes"),
+            var_log_journal: kv(probe, "var_log_journal") == Some("yes"),
+            storage,
+        }
+    }
+
+    /// The user's name for messages.
+    pub fn user_name(&self) -> &str {
+        if self.user.is_empty() {
+            "the user"
+        } else {
+            &self.user
+        }
+    }
+
+    /// A system user (uid below [`FIRST_REGULAR_UID`]).
+    pub fn system_user(&self) -> bool {
+        self.uid.is_some_and(|u| u < FIRST_REGULAR_UID)
+    }
+
+    /// journald writes to /var/log/journal: the only storage with per-user journals.
+    pub fn persistent(&self) -> bool {
+        self.machine_dir && !matches!(self.storage.as_str(), "volatile" | "none")
+    }
+}
+
+/// A reason, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    pub message: String,
+    pub hint: String,
+}
+
+/// Why `journalctl --user` can show nothing for a reason that does not go away by itself: a
+/// system user, or a journal that is not persistent. None when neither applies. `ferry logs`
+/// (empty output) and `ferry doctor` (journal checks) say the same thing through this.
+pub fn diagnose(f: &JournalFacts) -> Option<Diagnosis> {
+    let user = f.user_name();
+    if let Some(uid) = f.uid.filter(|_| f.system_user()) {
+        return Some(Diagnosis {
+            message: format!(
+                "`journalctl --user` shows nothing: {user} (uid {uid}) is a system user, and journald writes the logs of system users to the system journal, not to a journal {user} can read"
+            ),
+            hint: format!(
+                "deploy as a regular user, not a system user (uid >= {FIRST_REGULAR_UID}), or let {user} read the system journal (as root: usermod -aG systemd-journal {user}) and read it with `journalctl _SYSTEMD_USER_UNIT=UNIT` on the host"
+            ),
+        });
+    }
+    let restart = "systemctl restart systemd-journald (earlier messages are lost)";
+    match f.storage.as_str() {
+        "none" => Some(Diagnosis {
+            message: "`journalctl --user` shows nothing: journald stores no logs at all (Storage=none)".to_string(),
+            hint: format!(
+                "as root on the host: set Storage=persistent in /etc/systemd/journald.conf (and in any file of /etc/systemd/journald.conf.d that sets Storage=none); mkdir -p /var/log/journal; {restart}"
+            ),
+        }),
+        "volatile" => Some(Diagnosis {
+            message: "`journalctl --user` shows nothing: the journal is not persistent (Storage=volatile), and journald keeps no per-user journal in volatile storage".to_string(),
+            hint: format!(
+                "as root on the host: set Storage=persistent in /etc/systemd/journald.conf (and in any file of /etc/systemd/journald.conf.d that sets Storage=volatile); mkdir -p /var/log/journal; {restart}"
+            ),
+        }),
+        _ if !f.persistent() => Some(Diagnosis {
+            message: format!(
+                "`journalctl --user` shows nothing: the journal is not persistent ({}), and journald keeps no per-user journal in volatile storage",
+                if f.var_log_journal {
+                    "journald does not write to /var/log/journal".to_string()
+                } else {
+                    format!("Storage={} and no /var/log/journal", f.storage)
+                }
+            ),
+            hint: format!(
+                "as root on the host: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; {restart}"
+            ),
+        }),
+        _ => None,
+    }
+}
 
 /// Why a journal query gave nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -361,124 +557,35 @@ pub enum Emptiness {
     Unreadable { message: String, hint: String },
 }
 
-fn kv<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .map(str::trim)
-}
-
 /// Judge the output of [`EMPTY_PROBE`].
 pub fn judge_empty(probe: &str) -> Emptiness {
-    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
-    let user = kv(probe, "user")
-        .filter(|u| !u.is_empty())
-        .unwrap_or("the user");
-    let persistent = kv(probe, "persistent") == Some("yes");
     let entries: u64 = kv(probe, "entries")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     if entries > 0 {
         return Emptiness::NoMatch;
     }
-    match uid {
-        Some(uid) if uid < 1000 => Emptiness::Unreadable {
-            message: format!(
-                "`journalctl --user` shows nothing: {user} (uid {uid}) is a system user, and journald writes the logs of system users to the system journal, not to a journal {user} can read"
-            ),
-            hint: format!(
-                "deploy as a regular user (uid >= 1000), or let {user} read the system journal (as root: usermod -aG systemd-journal {user}) and read it with `journalctl _SYSTEMD_USER_UNIT=UNIT` on the host"
-            ),
-        },
-        _ if !persistent => Emptiness::Unreadable {
-            message: "`journalctl --user` shows nothing: the journal is not persistent, and journald keeps no per-user journal in volatile storage".to_string(),
-            hint: "as root on the host: mkdir -p /var/log/journal; set Storage=persistent in /etc/systemd/journald.conf; systemctl restart systemd-journald (earlier messages are lost)".to_string(),
-        },
-        _ => Emptiness::Unreadable {
-            message: format!("the journal of {user} is empty or cannot be read"),
-            hint: "run `ferry doctor`; check journald's SplitMode (uid) and the permissions of /var/log/journal".to_string(),
-        },
+    let facts = JournalFacts::parse(probe);
+    let d = diagnose(&facts).unwrap_or_else(|| Diagnosis {
+        message: format!(
+            "the journal of {} is empty or cannot be read",
+            facts.user_name()
+        ),
+        hint: "run `ferry doctor`; check journald's SplitMode (uid) and the permissions of /var/log/journal".to_string(),
+    });
+    Emptiness::Unreadable {
+        message: d.message,
+        hint: d.hint,
     }
 }
 
 /// Whether a follow should warn at start that nothing will ever show: only for causes that do
 /// not go away (a system user, a volatile journal), not for a journal that is merely empty yet.
 pub fn follow_warning(probe: &str) -> Option<(String, String)> {
-    let uid: Option<u32> = kv(probe, "uid").and_then(|u| u.parse().ok());
-    let persistent = kv(probe, "persistent") == Some("yes");
-    match judge_empty(probe) {
-        Emptiness::Unreadable { message, hint } if uid.is_some_and(|u| u < 1000) || !persistent => {
-            Some((message, hint))
-        }
-        _ => None,
+    if judge_empty(probe) == Emptiness::NoMatch {
+        return None;
     }
-}
-
-/// Separates the by-unit and the by-PID queries in [`failure_query_command`]'s output.
-pub const FAILURE_SPLIT: &str = "--ferry-journal-split--";
-
-/// One command reading the journal of a failure as JSON: the units' entries (their own and the
-/// user manager's about them) since `since` (a journalctl time, default the last 5 minutes),
-/// then, after a [`FAILURE_SPLIT`] line, the entries of these PIDs (journald loses the unit of
-/// a process that exited at once).
-pub fn failure_query_command(
-    units: &[String],
-    pids: &[u32],
-    since: Option<&str>,
-    lines: usize,
-) -> String {
-    let mut base: Vec<String> = vec![
-        "journalctl".into(),
-        "--user".into(),
-        "--no-pager".into(),
-        "-q".into(),
-        "-o".into(),
-        "json".into(),
-        "-n".into(),
-        lines.to_string(),
-        format!("--since={}", since.unwrap_or("-5min")),
-    ];
-    let mut by_unit = base.clone();
-    by_unit.extend(units.iter().map(|u| format!("--user-unit={u}")));
-    let by_unit = crate::shell::command(&by_unit);
-    if pids.is_empty() {
-        return by_unit;
-    }
-    base.extend(pids.iter().map(|p| format!("_PID={p}")));
-    format!(
-        "{by_unit}; echo {FAILURE_SPLIT}; {}",
-        crate::shell::command(&base)
-    )
-}
-
-/// Entries of [`failure_query_command`]'s output, merged by time without duplicates, and
-/// whether any of them was written by the units' own processes (not by systemd about them).
-pub fn parse_failure_output(raw: &[u8]) -> (Vec<Entry>, bool) {
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut own = false;
-    for line in raw.split(|b| *b == b'\n') {
-        let Ok(text) = std::str::from_utf8(line) else {
-            continue;
-        };
-        let text = text.trim();
-        if text.is_empty() || text == FAILURE_SPLIT {
-            continue;
-        }
-        let Ok(e) = parse_entry(text) else {
-            continue;
-        };
-        if entries.iter().any(|x| x.cursor == e.cursor) {
-            continue;
-        }
-        let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        let ident = v.get("SYSLOG_IDENTIFIER").and_then(Value::as_str);
-        let unit = v.get("_SYSTEMD_USER_UNIT").and_then(Value::as_str);
-        if ident != Some("systemd") && unit != Some("init.scope") {
-            own = true;
-        }
-        entries.push(e);
-    }
-    entries.sort_by_key(|e| e.realtime_us);
-    (entries, own)
+    diagnose(&JournalFacts::parse(probe)).map(|d| (d.message, d.hint))
 }
 
 #[cfg(test)]
@@ -661,6 +768,7 @@ mod tests {
             pid: Some(1),
             unit: "u.service".into(),
             message: Message::Text(msg.into()),
+            from_manager: false,
         }
     }
 
@@ -714,30 +822,210 @@ mod tests {
     }
 
     #[test]
-    fn failure_query_by_unit_and_pid() {
-        let c = failure_query_command(&["a.service".into()], &[42], Some("@1.5"), 200);
-        assert!(c.contains("--user-unit=a.service"), "{c}");
-        assert!(c.contains("--since=@1.5"), "{c}");
-        assert!(c.contains(&format!("echo {FAILURE_SPLIT}; ")), "{c}");
-        assert!(c.ends_with("_PID=42"), "{c}");
-        let c = failure_query_command(&["a.service".into()], &[], None, 200);
+    fn reads_journal_facts() {
+        let f = JournalFacts::parse(
+            "uid=1001\nuser=app\npersistent=yes\nvar_log_journal=yes\nstorage=Persistent\n",
+        );
+        assert_eq!(
+            f,
+            JournalFacts {
+                uid: Some(1001),
+                user: "app".into(),
+                machine_dir: true,
+                var_log_journal: true,
+                storage: "persistent".into(),
+            }
+        );
+        assert!(f.persistent() && !f.system_user());
+        // Storage= not set anywhere: journald's default.
+        let f = JournalFacts::parse("uid=x\nuser=\nstorage=\n");
+        assert_eq!(f.storage, "auto");
+        assert_eq!(f.uid, None);
+        assert_eq!(f.user_name(), "the user");
+        assert!(!f.persistent());
+        assert_eq!(kv("a=1\nkey= v \nkey=2\n", "key"), Some("v"));
+        assert_eq!(kv("keys=1\n", "key"), None);
+    }
+
+    fn facts(storage: &str, machine_dir: bool, var_log_journal: bool, uid: u32) -> JournalFacts {
+        JournalFacts {
+            uid: Some(uid),
+            user: "app".into(),
+            machine_dir,
+            var_log_journal,
+            storage: storage.into(),
+        }
+    }
+
+    #[test]
+    fn diagnoses_each_cause_with_its_fix() {
+        assert_eq!(diagnose(&facts("persistent", true, true, 1001)), None);
+        assert_eq!(diagnose(&facts("auto", true, true, 1001)), None);
+        // A system user first: no storage setting helps it.
+        let d = diagnose(&facts("persistent", true, true, 999)).unwrap();
         assert!(
-            !c.contains(FAILURE_SPLIT) && c.contains("--since=-5min"),
-            "{c}"
+            d.message.contains("app (uid 999) is a system user"),
+            "{d:?}"
+        );
+        assert!(d.hint.contains("usermod -aG systemd-journal app"), "{d:?}");
+        let d = diagnose(&facts("volatile", true, true, 1001)).unwrap();
+        assert!(d.message.contains("Storage=volatile"), "{d:?}");
+        assert!(d.hint.contains("set Storage=persistent"), "{d:?}");
+        let d = diagnose(&facts("none", false, false, 1001)).unwrap();
+        assert!(d.message.contains("Storage=none"), "{d:?}");
+        let d = diagnose(&facts("auto", false, false, 1001)).unwrap();
+        assert!(
+            d.message
+                .contains("not persistent (Storage=auto and no /var/log/journal)"),
+            "{d:?}"
+        );
+        assert!(
+            d.hint
+                .starts_with("as root on the host: mkdir -p /var/log/journal;")
+        );
+        let d = diagnose(&facts("persistent", false, true, 1001)).unwrap();
+        assert!(
+            d.message
+                .contains("journald does not write to /var/log/journal"),
+            "{d:?}"
+        );
+    }
+
+    /// The probe runs in a real `sh` and answers every key (whatever this machine's journal is).
+    #[test]
+    fn empty_probe_runs_in_sh() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(EMPTY_PROBE)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        for key in ["uid", "user", "persistent", "var_log_journal", "storage"] {
+            assert!(kv(&text, key).is_some(), "{key} missing in {text:?}");
+        }
+        assert!(kv(&text, "uid").unwrap().parse::<u32>().is_ok(), "{text}");
+        assert!(
+            kv(&text, "entries").unwrap().parse::<u64>().is_ok(),
+            "{text}"
         );
     }
 
     #[test]
+    fn failure_query_reads_units_then_pids() {
+        let units = vec!["app.service".to_string(), "app.socket".to_string()];
+        let c = failure_query_command(&units, &[285, 290], Some("2026-11-24 12:00:00"), 200);
+        assert_eq!(
+            c,
+            "journalctl --user --output=json --all --quiet --no-pager --lines=200 \
+             '--since=2026-11-24 12:00:00' --user-unit=app.service --user-unit=app.socket; \
+             echo ferry-journal-split; \
+             journalctl --user --output=json --all --quiet --no-pager --lines=200 \
+             '--since=2026-11-24 12:00:00' _PID=285 _PID=290"
+        );
+        assert_eq!(
+            failure_query_command(&units[..1], &[], None, 50),
+            "journalctl --user --output=json --all --quiet --no-pager --lines=50 --since=-5min \
+             --user-unit=app.service"
+        );
+        assert_eq!(
+            failure_query_command(&[], &[7], None, 5),
+            "journalctl --user --output=json --all --quiet --no-pager --lines=5 --since=-5min _PID=7"
+        );
+        assert_eq!(failure_query_command(&[], &[], None, 5), "true");
+    }
+
+    /// Hostile unit names arrive as one argument each through a real `sh`.
+    #[test]
+    fn failure_query_round_trips_through_sh() {
+        let units = vec!["a b;$(id).service".to_string()];
+        let line = failure_query_command(&units, &[9], Some("'today'"), 3)
+            .replace("journalctl", "printf '%s\\n'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .unwrap();
+        let got = String::from_utf8(out.stdout).unwrap();
+        let got: Vec<&str> = got.lines().collect();
+        assert_eq!(got[6], "--since='today'");
+        assert_eq!(got[7], "--user-unit=a b;$(id).service");
+        assert_eq!(got[8], "ferry-journal-split");
+        assert_eq!(got[16], "_PID=9");
+        assert_eq!(got.len(), 17);
+    }
+
+    /// Output as journalctl 252 printed it for a unit that wrote two lines and exited 3; the
+    /// `_PID=` query finds its line again plus one journald could not attribute to the unit.
+    #[test]
     fn failure_output_merges_by_time_without_duplicates() {
+        let by_unit = [
+            r#"{"_PID":"69","SYSLOG_IDENTIFIER":"systemd","_SYSTEMD_USER_UNIT":"init.scope","USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"Starting app.service - demo...","__CURSOR":"s=ef95;i=15a;b=2ea6;m=bc239443;t=6610aec8ede16;x=9844","__REALTIME_TIMESTAMP":"1795549406617110","_COMM":"systemd","_TRANSPORT":"journal"}"#,
+            r#"{"_COMM":"sh","_SYSTEMD_USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"started","__CURSOR":"s=ef95;i=15b;b=2ea6;m=bc239b82;t=6610aec8ee555;x=ae47","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__REALTIME_TIMESTAMP":"1795549406618965"}"#,
+            r#"{"PRIORITY":"5","_PID":"69","MESSAGE":"app.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED","SYSLOG_IDENTIFIER":"systemd","USER_UNIT":"app.service","_SYSTEMD_USER_UNIT":"init.scope","__CURSOR":"s=ef95;i=15e;b=2ea6;m=bc239f75;t=6610aec8ee948;x=337e","EXIT_STATUS":"3","__REALTIME_TIMESTAMP":"1795549406619976"}"#,
+            r#"{"MESSAGE":"app.service: Failed with result 'exit-code'.","PRIORITY":"4","USER_UNIT":"app.service","_SYSTEMD_USER_UNIT":"init.scope","_PID":"69","UNIT_RESULT":"exit-code","__CURSOR":"s=ef95;i=15f;b=2ea6;m=bc23a058;t=6610aec8eea2b;x=5ee6","__REALTIME_TIMESTAMP":"1795549406620203"}"#,
+        ];
+        let by_pid = [
+            r#"{"_COMM":"sh","_SYSTEMD_USER_UNIT":"app.service","PRIORITY":"6","MESSAGE":"started","__CURSOR":"s=ef95;i=15b;b=2ea6;m=bc239b82;t=6610aec8ee555;x=ae47","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__REALTIME_TIMESTAMP":"1795549406618965"}"#,
+            r#"{"MESSAGE":"boom: cannot open /etc/app.conf","PRIORITY":"6","_PID":"285","SYSLOG_IDENTIFIER":"sh","_TRANSPORT":"stdout","__CURSOR":"s=ef95;i=15d;b=2ea6;m=bc239daa;t=6610aec8ee77d;x=a260","__REALTIME_TIMESTAMP":"1795549406619517"}"#,
+        ];
+        let raw = format!(
+            "{}\n{FAILURE_SPLIT}\n{}\n",
+            by_unit.join("\n"),
+            by_pid.join("\n")
+        );
+        let entries = parse_failure_output(raw.as_bytes());
+        let got: Vec<(u64, &str, Option<u32>, String)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.realtime_us,
+                    e.unit.as_str(),
+                    e.pid,
+                    e.message.json_text().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1795549406617110,
+                    "app.service",
+                    Some(69),
+                    "Starting app.service - demo...".into()
+                ),
+                (1795549406618965, "app.service", Some(285), "started".into()),
+                (
+                    1795549406619517,
+                    "sh",
+                    Some(285),
+                    "boom: cannot open /etc/app.conf".into()
+                ),
+                (
+                    1795549406619976,
+                    "app.service",
+                    Some(69),
+                    "app.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED".into()
+                ),
+                (
+                    1795549406620203,
+                    "app.service",
+                    Some(69),
+                    "app.service: Failed with result 'exit-code'.".into()
+                ),
+            ]
+        );
+        assert_eq!(entries[4].priority, 4);
+        // Nothing, or only journalctl's words: no entries.
+        assert!(parse_failure_output(b"").is_empty());
+        assert!(parse_failure_output(b"-- No entries --\nferry-journal-split\n").is_empty());
+    }
+
+    #[test]
+    fn tells_the_manager_s_lines_from_the_unit_s_own() {
         let manager = r#"{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"100","_PID":"5","SYSLOG_IDENTIFIER":"systemd","_SYSTEMD_USER_UNIT":"init.scope","USER_UNIT":"a.service","MESSAGE":"a.service: Main process exited"}"#;
-        let own = r#"{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"50","_PID":"42","SYSLOG_IDENTIFIER":"sh","MESSAGE":"cannot open /etc/a.conf"}"#;
-        let raw = format!("{manager}\n{FAILURE_SPLIT}\n{own}\n{manager}\n");
-        let (entries, has_own) = parse_failure_output(raw.as_bytes());
-        assert!(has_own);
-        let cursors: Vec<&str> = entries.iter().map(|e| e.cursor.as_str()).collect();
-        assert_eq!(cursors, vec!["c2", "c1"]);
-        let (entries, has_own) = parse_failure_output(format!("{manager}\n").as_bytes());
-        assert!(!has_own);
-        assert_eq!(entries[0].unit, "a.service");
+        let own = r#"{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"50","_PID":"42","SYSLOG_IDENTIFIER":"sh","_SYSTEMD_USER_UNIT":"a.service","MESSAGE":"cannot open"}"#;
+        assert!(parse_entry(manager).unwrap().from_manager);
+        assert!(!parse_entry(own).unwrap().from_manager);
     }
 }

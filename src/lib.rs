@@ -142,7 +142,13 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             .await
         }
         Command::Logs(args) => logs::command(&config_path, args, reporter).await,
-        Command::Status(args) => status::command(&config_path, args, reporter).await,
+        Command::Status(args) => {
+            let opts = status::Options {
+                services: args.services,
+                hosts: args.filter.hosts,
+            };
+            status::command(&config_path, &opts, reporter).await
+        }
         Command::Rollback(args) => {
             let config = config::load(&config_path)?;
             let opts = rollback::Options {

@@ -663,9 +663,8 @@ impl ServiceSession<'_> {
         for attempt in 0..8 {
             match self.conn.exec(&cmd).await {
                 Ok(out) => {
-                    let (e, own) = crate::journal::parse_failure_output(&out.stdout);
-                    entries = e;
-                    if own {
+                    entries = crate::journal::parse_failure_output(&out.stdout);
+                    if entries.iter().any(|e| !e.from_manager) {
                         break;
                     }
                 }

@@ -1,7 +1,7 @@
 //! `ferry status`: the state of each service's units on each host, and the release `current`
 //! points to. One connection and one remote script per host, hosts in parallel. Building the
-//! script, parsing its output, judging each unit and drawing the table are pure and unit-tested;
-//! only [`run`] and [`query_host`] do I/O.
+//! script, parsing its output and judging each unit are pure and unit-tested; only [`run`] and
+//! [`query_host`] do I/O. The table and the other events are drawn by `report::status`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, exit};
-use crate::report::{Format, Human, Reporter, Style, sanitize};
+use crate::report::status::HostError;
+use crate::report::{self, Reporter};
 use crate::shell;
 use crate::ssh;
 use crate::systemd::{self, UnitState};
@@ -331,219 +332,6 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
     rows
 }
 
-/// `1.5M`, `320K`, `2.1G`.
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < UNITS.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b}B")
-    } else if v < 10.0 {
-        format!("{v:.1}{}", UNITS[i])
-    } else {
-        format!("{v:.0}{}", UNITS[i])
-    }
-}
-
-/// `45s`, `12m 3s`, `3h 2m`, `5d 4h`: the two largest units.
-pub fn human_age(secs: u64) -> String {
-    let parts = [
-        (secs / 86400, "d"),
-        (secs % 86400 / 3600, "h"),
-        (secs % 3600 / 60, "m"),
-        (secs % 60, "s"),
-    ];
-    let first = parts.iter().position(|(n, _)| *n > 0).unwrap_or(3);
-    parts[first..]
-        .iter()
-        .take(2)
-        .filter(|(n, _)| *n > 0 || first == 3)
-        .map(|(n, u)| format!("{n}{u}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A host that could not be asked (unreachable), or whose user manager did not answer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HostError {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub host: String,
-    /// false: connection or authentication failed; true: connected, but the query failed.
-    pub reachable: bool,
-    pub error: String,
-    pub hint: Option<String>,
-}
-
-impl Human for HostError {
-    fn human(&self, s: &Style) -> Option<String> {
-        let mut line = format!(
-            "{} {} {}",
-            s.bold(&self.host),
-            s.red(if self.reachable {
-                "ERROR"
-            } else {
-                "UNREACHABLE"
-            }),
-            sanitize(&self.error)
-        );
-        if let Some(h) = &self.hint {
-            line.push_str(&format!("\n  hint: {}", sanitize(h)));
-        }
-        Some(line)
-    }
-}
-
-/// The whole table (human output).
-#[derive(Debug, Serialize)]
-pub struct Table {
-    pub rows: Vec<UnitStatus>,
-}
-
-impl Human for Table {
-    fn human(&self, s: &Style) -> Option<String> {
-        if self.rows.is_empty() {
-            return None;
-        }
-        Some(render_table(&self.rows, s))
-    }
-}
-
-/// Render rows as aligned columns; the service column only when there are several services.
-pub fn render_table(rows: &[UnitStatus], s: &Style) -> String {
-    let several_services = rows.windows(2).any(|w| w[0].service != w[1].service);
-    let mut header = vec!["HOST"];
-    if several_services {
-        header.push("SERVICE");
-    }
-    header.extend([
-        "UNIT", "STATE", "SINCE", "PID", "MEMORY", "RESTARTS", "ENABLED", "RELEASE", "NOTE",
-    ]);
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut c = vec![sanitize(&r.host)];
-            if several_services {
-                c.push(sanitize(&r.service));
-            }
-            let state = if r.sub_state.is_empty() {
-                r.active_state.clone()
-            } else {
-                format!("{} ({})", r.active_state, r.sub_state)
-            };
-            c.extend([
-                sanitize(&r.unit),
-                sanitize(&state),
-                r.since_seconds
-                    .map(|a| format!("{} ago", human_age(a)))
-                    .or_else(|| r.since.clone())
-                    .unwrap_or_else(|| "-".into()),
-                r.main_pid
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.memory_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                r.restarts.to_string(),
-                if r.enabled.is_empty() {
-                    "-".into()
-                } else {
-                    sanitize(&r.enabled)
-                },
-                r.release
-                    .as_deref()
-                    .map(sanitize)
-                    .unwrap_or_else(|| "none".into()),
-                r.note.as_deref().map(sanitize).unwrap_or_default(),
-            ]);
-            c
-        })
-        .collect();
-    let ncol = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &cells {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let state_col = if several_services { 3 } else { 2 };
-    let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w - text.chars().count()));
-    let mut lines = Vec::new();
-    let head: Vec<String> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            if i + 1 == ncol {
-                h.to_string()
-            } else {
-                pad(h, widths[i])
-            }
-        })
-        .collect();
-    lines.push(s.bold(head.join("  ").trim_end()));
-    for (row, r) in cells.iter().zip(rows) {
-        let cols: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let text = if i + 1 == ncol {
-                    c.clone()
-                } else {
-                    pad(c, widths[i])
-                };
-                if i == state_col {
-                    if r.ok { s.green(&text) } else { s.red(&text) }
-                } else {
-                    text
-                }
-            })
-            .collect();
-        lines.push(cols.join("  ").trim_end().to_string());
-    }
-    lines.join("\n")
-}
-
-/// The closing line.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub hosts: usize,
-    pub units: usize,
-    pub up: usize,
-    pub down: usize,
-    pub unreachable: usize,
-    /// Hosts reached whose user manager could not be queried.
-    pub failed: usize,
-}
-
-impl Human for Summary {
-    fn human(&self, s: &Style) -> Option<String> {
-        let mut text = if self.down == 0 {
-            format!("all {} unit(s) up on {} host(s)", self.up, self.hosts)
-        } else {
-            format!("{} of {} unit(s) down", self.down, self.units)
-        };
-        if self.unreachable > 0 {
-            text.push_str(&format!("; {} host(s) unreachable", self.unreachable));
-        }
-        if self.failed > 0 {
-            text.push_str(&format!("; {} host(s) could not be queried", self.failed));
-        }
-        Some(
-            if self.down == 0 && self.unreachable == 0 && self.failed == 0 {
-                s.green(&text)
-            } else {
-                s.red(&text)
-            },
-        )
-    }
-}
-
 /// The exit code: 0 only when every unit is up and every host answered; 3 when a host could not
 /// be reached; else 1.
 pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> i32 {
@@ -586,18 +374,27 @@ pub async fn query_host(plan: &HostPlan) -> Result<HostReport, Error> {
     Ok(report)
 }
 
+/// What `ferry status` was asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Services to show; empty: every service.
+    pub services: Vec<String>,
+    /// Only these hosts; empty: every host of the services.
+    pub hosts: Vec<String>,
+}
+
 /// `ferry status [SERVICE...] [--host NAME...]`: load the config, select, run.
 pub async fn command(
     config_path: &std::path::Path,
-    args: crate::cli::StatusArgs,
+    opts: &Options,
     reporter: &Reporter,
 ) -> Result<i32, Error> {
     let config = crate::config::load(config_path)?;
     let services = config
-        .select_services(&args.services)
+        .select_services(&opts.services)
         .map_err(|e| Error::Usage(e.to_string()))?;
     let hosts = config
-        .select_hosts(&args.filter.hosts)
+        .select_hosts(&opts.hosts)
         .map_err(|e| Error::Usage(e.to_string()))?;
     if services.is_empty() {
         return Err(Error::Usage(format!(
@@ -640,45 +437,15 @@ pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
         let (plan, result) = t.await.expect("status task panicked");
         match result {
             Ok(report) => rows.extend(unit_statuses(&plan.host.name, &report)),
-            Err(e) => errors.push(HostError {
-                kind: "host",
-                host: plan.host.name.clone(),
-                reachable: !e.is_connection(),
-                hint: e.hint(),
-                error: e.to_string(),
-            }),
+            Err(e) => errors.push(HostError::new(&plan.host.name, &e)),
         }
     }
-    match reporter.format {
-        Format::Json => rows.iter().for_each(|r| reporter.emit(r)),
-        Format::Human => reporter.emit(&Table { rows: rows.clone() }),
-    }
-    for e in &errors {
-        reporter.emit(e);
-    }
-    let up = rows.iter().filter(|r| r.ok).count();
-    let unreachable = errors.iter().filter(|e| !e.reachable).count();
-    let failed = errors.len() - unreachable;
-    reporter.emit(&Summary {
-        kind: "summary",
-        hosts,
-        units: rows.len(),
-        up,
-        down: rows.len() - up,
-        unreachable,
-        failed,
-    });
-    exit_code(&rows, unreachable, failed)
-}
-
-impl Human for UnitStatus {
-    fn human(&self, s: &Style) -> Option<String> {
-        Some(render_table(std::slice::from_ref(self), s))
-    }
+    let summary = report::status::emit(reporter, hosts, &rows, &errors);
+    exit_code(&rows, summary.unreachable, summary.failed)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn services() -> Vec<(String, Vec<String>)> {
@@ -750,7 +517,8 @@ mod tests {
         assert_eq!(rows[0].release.as_deref(), Some("20261124T120000Z-aa"));
     }
 
-    const OUT: &str = "@ferry now 1764000100
+    /// Script output of one host with every kind of unit state.
+    pub(crate) const OUT: &str = "@ferry now 1764000100
 @ferry service app
 @ferry current releases/20261124T123456Z-1a2b3c4d
 @ferry show
@@ -912,43 +680,6 @@ SubState=listening
         assert_eq!(parse_timestamp("n/a"), None);
         assert_eq!(parse_timestamp("Tue 2026-11-24 12:00:00 CET"), None);
         assert_eq!(parse_timestamp(""), None);
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(512), "512B");
-        assert_eq!(human_bytes(1572864), "1.5M");
-        assert_eq!(human_bytes(50 * 1024 * 1024), "50M");
-        assert_eq!(human_age(0), "0s");
-        assert_eq!(human_age(45), "45s");
-        assert_eq!(human_age(723), "12m 3s");
-        assert_eq!(human_age(3 * 3600 + 125), "3h 2m");
-        assert_eq!(human_age(86400 * 5 + 3600 * 4 + 9), "5d 4h");
-        assert_eq!(human_age(7200), "2h");
-    }
-
-    #[test]
-    fn renders_an_aligned_table() {
-        let rows = unit_statuses("h1", &parse_output(OUT));
-        let t = render_table(&rows, &Style { color: false });
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), rows.len() + 1);
-        assert!(lines[0].starts_with("HOST  SERVICE  UNIT"), "{t}");
-        let col = lines[0].find("STATE").unwrap();
-        assert_eq!(&lines[1][col..col + 16], "active (running)", "{t}");
-        assert!(
-            lines[1].contains("1m 40s ago") && lines[1].contains("1.5M"),
-            "{t}"
-        );
-        assert!(lines[1].contains("20261124T123456Z-1a2b3c4d"), "{t}");
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.contains("idle.service") && l.contains("none")),
-            "{t}"
-        );
-        let coloured = render_table(&rows, &Style { color: true });
-        assert!(coloured.contains("\x1b[31mfailed (failed)"), "{coloured}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod support;
 
 mod config_errors;
 mod deploy;
+mod doctor;
 mod faults;
 mod logs_status;
 mod plan;

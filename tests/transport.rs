@@ -41,7 +41,12 @@ fn doctor_passes_on_a_ready_host() {
     let run = p.ferry(&["doctor"]);
     run.assert_code(0);
     assert!(run.stdout.contains("lingering"), "{run}");
-    assert!(run.stdout.contains("all 7 checks passed"), "{run}");
+    // Every check passed, some perhaps with a warning (the test remote delegates no cgroup
+    // controllers).
+    assert!(
+        run.stdout.contains("all 12 checks passed") || run.stdout.contains("no check failed"),
+        "{run}"
+    );
 }
 
 #[test]

@@ -1,0 +1,125 @@
+//! `ferry doctor` events: one line per check (with its hint when it did not pass) and the
+//! closing summary.
+
+use serde::Serialize;
+
+use crate::doctor::{Check, Status};
+use crate::report::{Human, Style, sanitize};
+
+impl Human for Check {
+    fn human(&self, s: &Style) -> Option<String> {
+        let mark = match self.status {
+            Status::Pass => s.green("ok  "),
+            Status::Fail => s.red("FAIL"),
+            Status::Warn => s.yellow("warn"),
+            Status::Skip => s.dim("skip"),
+        };
+        let mut line = format!(
+            "{} {mark} {:<18} {}",
+            s.bold(&self.host),
+            self.check,
+            sanitize(&self.detail)
+        );
+        if let Some(h) = &self.hint {
+            line.push_str(&format!(
+                "\n{}      hint: {}",
+                " ".repeat(self.host.len()),
+                sanitize(h)
+            ));
+        }
+        Some(line)
+    }
+}
+
+/// Summary line after all hosts.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub hosts: usize,
+    pub passed: usize,
+    pub failed: usize,
+    /// Checks that passed with a warning (they do not change the exit code).
+    pub warnings: usize,
+}
+
+impl Human for Summary {
+    fn human(&self, s: &Style) -> Option<String> {
+        let warnings = if self.warnings > 0 {
+            format!(", {} warning(s)", self.warnings)
+        } else {
+            String::new()
+        };
+        Some(if self.failed > 0 {
+            s.red(&format!(
+                "{} check(s) failed, {} passed on {} host(s){warnings}",
+                self.failed, self.passed, self.hosts
+            ))
+        } else if self.warnings > 0 {
+            s.yellow(&format!(
+                "no check failed on {} host(s): {} passed{warnings}",
+                self.hosts, self.passed
+            ))
+        } else {
+            s.green(&format!(
+                "all {} checks passed on {} host(s)",
+                self.passed, self.hosts
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_shows_its_hint_under_it() {
+        let c = Check {
+            kind: "check",
+            host: "web1".into(),
+            check: "lingering",
+            status: Status::Fail,
+            detail: "off for app".into(),
+            hint: Some("as root on the host: loginctl enable-linger app".into()),
+        };
+        assert_eq!(
+            c.human(&Style { color: false }).unwrap(),
+            "web1 FAIL lingering          off for app\n          hint: as root on the host: loginctl enable-linger app"
+        );
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["type"], "check");
+        assert_eq!(v["status"], "fail");
+    }
+
+    #[test]
+    fn summary_words() {
+        let plain = Style { color: false };
+        let s = Summary {
+            kind: "summary",
+            hosts: 2,
+            passed: 14,
+            failed: 0,
+            warnings: 0,
+        };
+        assert_eq!(
+            s.human(&plain).unwrap(),
+            "all 14 checks passed on 2 host(s)"
+        );
+        let s = Summary { warnings: 1, ..s };
+        assert_eq!(
+            s.human(&plain).unwrap(),
+            "no check failed on 2 host(s): 14 passed, 1 warning(s)"
+        );
+        let s = Summary { failed: 2, ..s };
+        assert_eq!(
+            s.human(&plain).unwrap(),
+            "2 check(s) failed, 14 passed on 2 host(s), 1 warning(s)"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            (&v["type"], &v["passed"], &v["failed"], &v["warnings"]),
+            (&"summary".into(), &14.into(), &2.into(), &1.into())
+        );
+    }
+}
