@@ -123,6 +123,21 @@ pub struct LogsArgs {
     pub grep: Option<String>,
 }
 
+impl From<LogsArgs> for crate::logs::Options {
+    fn from(a: LogsArgs) -> Self {
+        crate::logs::Options {
+            service: a.service,
+            hosts: a.filter.hosts,
+            follow: a.follow,
+            lines: a.lines,
+            since: a.since,
+            until: a.until,
+            units: a.unit,
+            grep: a.grep,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Services to show. Default: every service.

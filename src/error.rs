@@ -99,6 +99,10 @@ pub enum Error {
     #[error("{host}: ssh: {message}")]
     Ssh { host: String, message: String },
 
+    /// The SSH connection went away in the middle of an operation (`during`: what was under way).
+    #[error("{host}: the connection was lost while {during}")]
+    ConnectionLost { host: String, during: String },
+
     #[error("{host}: `{command}` failed ({status}){}", stderr_suffix(stderr))]
     Command {
         host: String,
@@ -143,7 +147,8 @@ impl Error {
             | Error::KnownHosts { .. }
             | Error::Auth { .. }
             | Error::Key { .. }
-            | Error::Ssh { .. } => exit::CONNECTION,
+            | Error::Ssh { .. }
+            | Error::ConnectionLost { .. } => exit::CONNECTION,
             Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => exit::FAILED,
             Error::Failed { code, .. } => *code,
             Error::Interrupted => exit::INTERRUPTED,
@@ -195,6 +200,9 @@ impl Error {
                 "check `identity`; for an encrypted key set FERRY_KEY_PASSPHRASE or use ssh-agent"
                     .into()
             }
+            Error::ConnectionLost { host, .. } => format!(
+                "what was under way on {host} may or may not have finished there; check the network path and that sshd is up on {host}, then run the same ferry command again (`ferry status` shows where the host stands)"
+            ),
             Error::Command { .. } => return None,
             _ => return None,
         })

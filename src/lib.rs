@@ -155,7 +155,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             )
             .await
         }
-        Command::Logs(args) => logs::command(&config_path, args, reporter).await,
+        Command::Logs(args) => logs::command(&config_path, args.into(), reporter).await,
         Command::Status(args) => status::command(&config_path, args, reporter).await,
         Command::Rollback(args) => {
             let config = config::load(&config_path)?;

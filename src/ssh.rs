@@ -154,7 +154,7 @@ impl client::Handler for Handler {
 
 /// An authenticated connection to one host.
 pub struct Connection {
-    handle: Handle<Handler>,
+    handle: Arc<Handle<Handler>>,
     /// The host's name in the config.
     pub host: String,
     pub user: String,
@@ -206,6 +206,207 @@ impl Output {
 pub enum Stream {
     Stdout,
     Stderr,
+}
+
+/// What a spawned command's stdin gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Stdin<'a> {
+    /// EOF at once.
+    Closed,
+    /// These bytes, then EOF.
+    Data(&'a [u8]),
+    /// Kept open: write with [`RemoteProcess::write`], end with [`RemoteProcess::send_eof`].
+    Open,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Status(u32),
+    /// It was killed by this signal (`TERM`, `KILL`, ...).
+    Signal(String),
+}
+
+/// What a running remote command produced: output as it arrives, then how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exit(Exit),
+}
+
+/// A signal for a remote process. OpenSSH delivers channel signals for non-root logins only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+    Int,
+    Hup,
+}
+
+/// A command running on the host, on its own channel of the connection.
+///
+/// Dropping it sends nothing: the remote command keeps its stdin open until it ends or the
+/// connection ends (the deploy lock relies on exactly that).
+pub struct RemoteProcess {
+    channel: russh::Channel<client::Msg>,
+    handle: Arc<Handle<Handler>>,
+    host: String,
+    command: String,
+    exit: Option<Exit>,
+    /// The server closed the channel (as opposed to the session dropping it).
+    closed: bool,
+}
+
+impl RemoteProcess {
+    /// The next chunk of output or the exit; None once the channel has closed. OpenSSH sends
+    /// the exit status after the output's EOF and before closing, so read until None.
+    /// Cancel-safe: a `select!` may drop it and call it again.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            match self.channel.wait().await? {
+                ChannelMsg::Data { data } => return Some(Event::Stdout(data.into())),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    return Some(Event::Stderr(data.into()));
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    let exit = Exit::Status(exit_status);
+                    self.exit = Some(exit.clone());
+                    return Some(Event::Exit(exit));
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    let exit = Exit::Signal(sig_name(&signal_name));
+                    self.exit = Some(exit.clone());
+                    return Some(Event::Exit(exit));
+                }
+                ChannelMsg::Close => {
+                    self.closed = true;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// How the command ended, once [`RemoteProcess::next`] has returned the exit.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    /// The output ended without an exit status because the connection went away (only
+    /// meaningful after [`RemoteProcess::next`] returned None).
+    pub fn connection_lost(&self) -> bool {
+        self.exit.is_none() && (!self.closed || self.handle.is_closed())
+    }
+
+    /// [`Error::ConnectionLost`] for this command; `during` says what was under way.
+    pub fn lost(&self, during: impl Into<String>) -> Error {
+        Error::ConnectionLost {
+            host: self.host.clone(),
+            during: during.into(),
+        }
+    }
+
+    fn failed(&self, e: russh::Error, what: &str) -> Error {
+        if self.handle.is_closed() || transport_gone(&e) {
+            self.lost(format!("running `{}`", abbreviate(&self.command)))
+        } else {
+            ssh_err(&self.host, format!("{what}: {e}"))
+        }
+    }
+
+    /// Send bytes to the command's stdin.
+    pub async fn write(&self, data: &[u8]) -> Result<()> {
+        self.channel
+            .data(data)
+            .await
+            .map_err(|e| self.failed(e, "cannot send input"))
+    }
+
+    /// Close the command's stdin.
+    pub async fn send_eof(&self) -> Result<()> {
+        self.channel
+            .eof()
+            .await
+            .map_err(|e| self.failed(e, "cannot close the input"))
+    }
+
+    /// Send a signal to the command (OpenSSH ignores it for root logins).
+    pub async fn signal(&self, signal: Signal) -> Result<()> {
+        let sig = match signal {
+            Signal::Term => russh::Sig::TERM,
+            Signal::Kill => russh::Sig::KILL,
+            Signal::Int => russh::Sig::INT,
+            Signal::Hup => russh::Sig::HUP,
+        };
+        self.channel
+            .signal(sig)
+            .await
+            .map_err(|e| self.failed(e, &format!("cannot send SIG{signal:?}")))
+    }
+
+    /// Close our side of the channel (the server may still send what is in flight).
+    pub async fn close(&self) {
+        let _ = self.channel.close().await;
+    }
+
+    /// Read to the end, calling `on_output` with each chunk, and collect everything.
+    pub async fn output(mut self, mut on_output: impl FnMut(Stream, &[u8])) -> Result<Output> {
+        let mut out = Output::default();
+        while let Some(event) = self.next().await {
+            match event {
+                Event::Stdout(data) => {
+                    on_output(Stream::Stdout, &data);
+                    out.stdout.extend_from_slice(&data);
+                }
+                Event::Stderr(data) => {
+                    on_output(Stream::Stderr, &data);
+                    out.stderr.extend_from_slice(&data);
+                }
+                Event::Exit(Exit::Status(s)) => out.status = Some(s),
+                Event::Exit(Exit::Signal(sig)) => out.signal = Some(sig),
+            }
+        }
+        if self.connection_lost() {
+            return Err(self.lost(format!("running `{}`", abbreviate(&self.command))));
+        }
+        Ok(out)
+    }
+}
+
+/// `TERM`, `KILL`, or the name a server sent.
+fn sig_name(sig: &russh::Sig) -> String {
+    match sig {
+        russh::Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A command shortened for messages: its first line, at most 80 characters.
+fn abbreviate(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    let mut short: String = first.chars().take(80).collect();
+    if short.len() < command.len() {
+        short.push_str("...");
+    }
+    short
+}
+
+/// Does this russh error mean the connection itself is gone (not just one request refused)?
+fn transport_gone(e: &russh::Error) -> bool {
+    use russh::Error as E;
+    matches!(
+        e,
+        E::SendError
+            | E::RecvError
+            | E::Disconnect
+            | E::HUP
+            | E::IO(_)
+            | E::KeepaliveTimeout
+            | E::InactivityTimeout
+            | E::ConnectionTimeout
+    )
 }
 
 fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
@@ -342,7 +543,7 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
     })??;
     tracing::debug!("{}: authenticated with {auth_method}", host.name);
     Ok(Connection {
-        handle,
+        handle: Arc::new(handle),
         host: host.name.clone(),
         user: host.user.clone(),
         auth_method,
@@ -490,18 +691,51 @@ impl Connection {
         ssh_err(&self.host, e)
     }
 
-    /// Open a session channel running `command`.
-    pub async fn open_exec(&self, command: &str) -> Result<russh::Channel<client::Msg>> {
+    /// The error for a failed operation: [`Error::ConnectionLost`] when the connection is gone
+    /// (`during` says what was under way), else [`Error::Ssh`] with `what` and russh's reason.
+    fn failed(&self, e: russh::Error, what: &str, during: impl FnOnce() -> String) -> Error {
+        if self.handle.is_closed() || transport_gone(&e) {
+            Error::ConnectionLost {
+                host: self.host.clone(),
+                during: during(),
+            }
+        } else {
+            self.err(format!("{what}: {e}"))
+        }
+    }
+
+    /// Start `command` on a new channel. Read what it prints and how it ends with
+    /// [`RemoteProcess::next`]. With [`Stdin::Open`] its stdin stays open until
+    /// [`RemoteProcess::send_eof`] (or until the process or the connection is dropped).
+    pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
+        tracing::debug!("{}: exec {command}", self.host);
+        let running = || format!("starting `{}`", abbreviate(command));
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot open a channel", running))?;
         channel
             .exec(true, command)
             .await
-            .map_err(|e| self.err(format!("cannot run `{command}`: {e}")))?;
-        Ok(channel)
+            .map_err(|e| self.failed(e, &format!("cannot run `{command}`"), running))?;
+        let process = RemoteProcess {
+            channel,
+            handle: self.handle.clone(),
+            host: self.host.clone(),
+            command: command.to_string(),
+            exit: None,
+            closed: false,
+        };
+        match stdin {
+            Stdin::Open => {}
+            Stdin::Closed => process.send_eof().await?,
+            Stdin::Data(input) => {
+                process.write(input).await?;
+                process.send_eof().await?;
+            }
+        }
+        Ok(process)
     }
 
     /// Run a command, feeding `stdin` (then EOF), calling `on_output` with chunks as they arrive.
@@ -509,43 +743,14 @@ impl Connection {
         &self,
         command: &str,
         stdin: Option<&[u8]>,
-        mut on_output: impl FnMut(Stream, &[u8]),
+        on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<Output> {
-        tracing::debug!("{}: exec {command}", self.host);
-        let mut channel = self.open_exec(command).await?;
-        if let Some(input) = stdin {
-            channel
-                .data(input)
-                .await
-                .map_err(|e| self.err(format!("cannot send input: {e}")))?;
-        }
-        channel.eof().await.ok();
-        let mut out = Output::default();
-        // Read until the channel closes: the exit status comes after EOF.
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    on_output(Stream::Stdout, &data);
-                    out.stdout.extend_from_slice(&data);
-                }
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    on_output(Stream::Stderr, &data);
-                    out.stderr.extend_from_slice(&data);
-                }
-                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    out.signal = Some(format!("{signal_name:?}"))
-                }
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        if out.status.is_none() && out.signal.is_none() && self.handle.is_closed() {
-            return Err(self.err(format!("the connection was lost while running `{command}`")));
-        }
-        Ok(out)
+        let stdin = match stdin {
+            Some(input) => Stdin::Data(input),
+            None => Stdin::Closed,
+        };
+        self.spawn(command, stdin).await?.output(on_output).await
     }
-
     /// Run a command and collect its output.
     pub async fn exec(&self, command: &str) -> Result<Output> {
         self.exec_streaming(command, None, |_, _| {}).await
@@ -573,15 +778,16 @@ impl Connection {
 
     /// Start an SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
+        let starting = || "starting an SFTP session".to_string();
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot open a channel", starting))?;
         channel
             .request_subsystem(true, "sftp")
             .await
-            .map_err(|e| self.err(format!("cannot start the sftp subsystem: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot start the sftp subsystem", starting))?;
         let config = russh_sftp::client::Config {
             max_concurrent_writes: 64,
             request_timeout_secs: 60,
@@ -605,7 +811,13 @@ impl Connection {
             .handle
             .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
             .await
-            .map_err(|e| self.err(format!("cannot open {host}:{port} from the host: {e}")))?;
+            .map_err(|e| {
+                self.failed(
+                    e,
+                    &format!("cannot open {host}:{port} from the host"),
+                    || format!("opening {host}:{port} from the host"),
+                )
+            })?;
         Ok(channel.into_stream())
     }
 
@@ -615,7 +827,13 @@ impl Connection {
             .handle
             .channel_open_direct_streamlocal(path)
             .await
-            .map_err(|e| self.err(format!("cannot open unix socket {path} on the host: {e}")))?;
+            .map_err(|e| {
+                self.failed(
+                    e,
+                    &format!("cannot open unix socket {path} on the host"),
+                    || format!("opening unix socket {path} on the host"),
+                )
+            })?;
         Ok(channel.into_stream())
     }
 
