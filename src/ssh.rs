@@ -29,7 +29,51 @@ enum KeyOutcome {
 
 struct Handler {
     host: Host,
+    /// The contents of the host's known_hosts file, read before connecting.
+    known: String,
     outcome: Arc<Mutex<Option<KeyOutcome>>>,
+}
+
+/// Read a known_hosts file; a missing one is empty. Only a regular file (or a symlink to one)
+/// is read: a FIFO would block forever, a device could be endless, a directory is a mistake.
+fn read_known_hosts(host: &Host) -> Result<String> {
+    let path = &host.known_hosts;
+    let refuse = |message: String| Error::KnownHosts {
+        host: host.name.clone(),
+        path: path.clone(),
+        message,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    if let Some(kind) = not_a_regular_file(&meta.file_type()) {
+        return Err(refuse(format!(
+            "it is {kind}, not a regular file; ferry reads known_hosts only from a regular file"
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))
+}
+
+/// What kind of file this is when it is not a regular file (`a directory`, `a FIFO ...`).
+fn not_a_regular_file(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 impl Handler {
@@ -37,19 +81,8 @@ impl Handler {
         let h = &self.host;
         let fingerprint = known_hosts::fingerprint(key);
         let addr = format!("{}:{}", h.address, h.port);
-        let contents = match std::fs::read_to_string(&h.known_hosts) {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return KeyOutcome::Refused(Box::new(Error::KnownHosts {
-                    host: h.name.clone(),
-                    path: h.known_hosts.clone(),
-                    message: e.to_string(),
-                }));
-            }
-        };
         let refuse = |e: Error| KeyOutcome::Refused(Box::new(e));
-        match known_hosts::check(&contents, &h.address, h.port, key) {
+        match known_hosts::check(&self.known, &h.address, h.port, key) {
             Verdict::Known { .. } => KeyOutcome::Accepted {
                 fingerprint,
                 learned: false,
@@ -475,12 +508,13 @@ type Jump = (russh::ChannelStream<client::Msg>, Connection);
 
 /// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
 async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
-    let known = std::fs::read_to_string(&host.known_hosts).unwrap_or_default();
+    let known = read_known_hosts(host)?;
     let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
     let config = Arc::new(client_config(algorithms));
     let outcome = Arc::new(Mutex::new(None));
     let handler = Handler {
         host: host.clone(),
+        known,
         outcome: outcome.clone(),
     };
     let addr = format!("{}:{}", host.address, host.port);

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, exit};
-use crate::report::{Format, Human, Reporter, Style, sanitize};
+use crate::report::{Format, Human, Reporter, Style, sanitize, sanitize_lines};
 use crate::shell;
 use crate::ssh;
 use crate::systemd::{self, UnitState};
@@ -392,7 +392,9 @@ impl Human for HostError {
             sanitize(&self.error)
         );
         if let Some(h) = &self.hint {
-            line.push_str(&format!("\n  hint: {}", sanitize(h)));
+            // A hint may span lines (the known_hosts line to add): keep them, indented.
+            let hint = sanitize_lines(h).replace('\n', "\n        ");
+            line.push_str(&format!("\n  hint: {hint}"));
         }
         Some(line)
     }

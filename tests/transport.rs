@@ -472,3 +472,78 @@ fn ssh_config_host_alias() {
             .starts_with("as ferry1 ")
     );
 }
+
+/// A known_hosts that is a FIFO (reading it would block forever) or a directory is refused
+/// before connecting, with an error naming the file; so is it under accept-new (appending to a
+/// FIFO would block too).
+#[test]
+fn known_hosts_that_is_not_a_regular_file_is_refused() {
+    let r = remote();
+    let p = Project::new();
+    let fifo = p.path("kh.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .output()
+        .expect("mkfifo runs");
+    assert!(made.status.success(), "{made:?}");
+    let dir = p.path("kh.d");
+    std::fs::create_dir(&dir).unwrap();
+    let base = host_table("web1", "ferry1");
+    for (path, kind) in [(&fifo, "FIFO"), (&dir, "directory")] {
+        let cfg = base.replace(
+            &r.known_hosts.display().to_string(),
+            &path.display().to_string(),
+        );
+        for cfg in [
+            cfg.clone(),
+            cfg.replace(
+                "connect_timeout",
+                "host_key_policy = \"accept-new\"\nconnect_timeout",
+            ),
+        ] {
+            p.config(&cfg);
+            let run = p.ferry(&["doctor"]);
+            run.assert_code(3);
+            assert!(
+                run.stdout
+                    .contains(&format!("cannot use known_hosts file {}", path.display())),
+                "names the file: {run}"
+            );
+            assert!(run.stdout.contains(kind), "says what it is: {run}");
+            assert!(run.stdout.contains("not a regular file"), "{run}");
+        }
+    }
+    assert!(dir.read_dir().unwrap().next().is_none(), "nothing written");
+}
+
+/// `ferry status` to a host with an unknown key shows the hint's lines as lines: the
+/// known_hosts line to add can be copied as it is (no literal `\n`).
+#[test]
+fn unknown_host_hint_keeps_its_lines() {
+    let r = remote();
+    let p = Project::new();
+    let kh = p.path("kh");
+    p.write("u/x.service", "[Service]\nExecStart=/bin/true\n");
+    let cfg = format!(
+        "{}[services.x]\nhosts = [\"web1\"]\nunits = [\"u/x.service\"]\n",
+        host_table("web1", "ferry1").replace(
+            &r.known_hosts.display().to_string(),
+            &kh.display().to_string(),
+        )
+    );
+    p.config(&cfg);
+    let run = p.ferry(&["status"]);
+    run.assert_code(3);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("is not known"), "{run}");
+    assert!(!all.contains("\\n"), "a literal \\n in: {run}");
+    let line_to_add = format!("[{}]:{} ssh-ed25519 ", r.host, r.port);
+    let line = all
+        .lines()
+        .find(|l| l.contains(&line_to_add))
+        .unwrap_or_else(|| panic!("no line to add: {run}"));
+    assert!(
+        line.trim_start().starts_with(&line_to_add),
+        "the line to add stands on its own line: {line:?}"
+    );
+}
