@@ -197,6 +197,8 @@ pub struct Connection {
     pub host_key: String,
     /// The host key was new and recorded under `accept-new`.
     pub host_key_learned: bool,
+    /// How many handshakes it took (more than 1 when the server cut one short).
+    pub attempts: u32,
     /// The jump host's connection, kept open while this one lives.
     jump: Option<Box<Connection>>,
 }
@@ -472,43 +474,171 @@ fn ssh_err(host: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// How many times a handshake the server cut short is tried in all.
+pub const HANDSHAKE_TRIES: u32 = 5;
+
 /// Connect, verify the host key and authenticate.
+///
+/// sshd drops connections beyond its `MaxStartups` (default 10:30:100: past ten
+/// unauthenticated connections at once, 30% and more are closed at once), which many hosts
+/// behind one sshd, or one host with a high `--parallel`, run into. A handshake that the server
+/// reset or closed before authentication is therefore tried again, up to
+/// [`HANDSHAKE_TRIES`] times within `connect_timeout`, after a growing, jittered pause. A refused
+/// host key, a failed authentication or a refused TCP connection is never retried.
 pub async fn connect(host: &Host) -> Result<Connection> {
-    let Some(jump) = &host.proxy_jump else {
-        return handshake(host, None).await;
+    let bastion = match &host.proxy_jump {
+        Some(jump) => Some(Box::pin(connect(jump)).await?),
+        None => None,
     };
-    // ProxyJump: log in to the jump host, then have it open a TCP connection to the target,
-    // and speak SSH to the target through that channel. The target's key is checked as usual.
-    let bastion = Box::pin(connect(jump)).await?;
+    let deadline = tokio::time::Instant::now() + host.connect_timeout;
+    let mut attempt = 1;
+    loop {
+        match attempt_handshake(host, bastion.as_ref(), deadline).await {
+            Ok(mut conn) => {
+                conn.attempts = attempt;
+                conn.jump = bastion.map(Box::new);
+                return Ok(conn);
+            }
+            Err(Failure::Final(e)) => {
+                if let Some(b) = &bastion {
+                    b.close().await;
+                }
+                return Err(e);
+            }
+            Err(Failure::Retry(cause)) => {
+                let delay = retry_delay(attempt, jitter());
+                let out_of_time = tokio::time::Instant::now() + delay >= deadline;
+                if attempt >= HANDSHAKE_TRIES || out_of_time {
+                    if let Some(b) = &bastion {
+                        b.close().await;
+                    }
+                    return Err(ssh_err(
+                        &host.name,
+                        format!(
+                            "handshake with {}:{} failed: {cause} ({attempt} attempt(s) within {}); sshd's MaxStartups may be limiting logins at once: lower --parallel, or raise MaxStartups in the host's sshd_config",
+                            host.address,
+                            host.port,
+                            humantime::format_duration(host.connect_timeout)
+                        ),
+                    ));
+                }
+                tracing::info!(
+                    "{}: {cause} (sshd MaxStartups?), retrying in {}ms ({}/{HANDSHAKE_TRIES})",
+                    host.name,
+                    delay.as_millis(),
+                    attempt + 1
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Why one handshake attempt failed.
+enum Failure {
+    /// Worth another try: what happened, e.g. "handshake reset by the server".
+    Retry(String),
+    /// Final.
+    Final(Error),
+}
+
+/// The pause before attempt `attempt + 1`: 100 ms doubling per attempt (at most 1.6 s), plus
+/// `jitter` (0..1) times as much again, so that connections dropped together do not all come
+/// back together.
+fn retry_delay(attempt: u32, jitter: f64) -> Duration {
+    let base = 100u64 << attempt.clamp(1, 5).saturating_sub(1);
+    let extra = (base as f64 * jitter.clamp(0.0, 1.0)) as u64;
+    Duration::from_millis(base + extra)
+}
+
+/// A random fraction in 0..1, from the standard library's randomly seeded hasher.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Is a failed handshake worth another try, and what happened? Only when the server cut it
+/// short: reset it, or closed the connection before its banner or during the key exchange.
+/// A refused host key (russh's UnknownKey, whatever the reason) is never retried.
+fn retryable(e: &russh::Error) -> Option<&'static str> {
+    use std::io::ErrorKind as K;
+    match e {
+        russh::Error::IO(io) => match io.kind() {
+            K::ConnectionReset | K::ConnectionAborted => Some("handshake reset by the server"),
+            K::UnexpectedEof | K::BrokenPipe => {
+                Some("the server closed the connection during the handshake")
+            }
+            _ => None,
+        },
+        russh::Error::Disconnect | russh::Error::HUP => {
+            Some("the server closed the connection during the handshake")
+        }
+        _ => None,
+    }
+}
+
+/// One attempt: connect (directly, or through the jump host), verify the host key,
+/// authenticate. Connecting and the key exchange must end by `deadline`.
+async fn attempt_handshake(
+    host: &Host,
+    bastion: Option<&Connection>,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<Connection, Failure> {
     let addr = format!("{}:{}", host.address, host.port);
-    tracing::debug!("{}: connecting to {addr} through {}", host.name, jump.name);
-    let channel = tokio::time::timeout(
-        host.connect_timeout,
+    let timed_out = |addr: String| {
+        Failure::Final(Error::ConnectTimeout {
+            host: host.name.clone(),
+            addr,
+            after: host.connect_timeout,
+        })
+    };
+    let Some(bastion) = bastion else {
+        return handshake(host, None, deadline).await;
+    };
+    // ProxyJump: the jump host opens a TCP connection to the target, and we speak SSH to the
+    // target through that channel. The target's key is checked as usual.
+    tracing::debug!(
+        "{}: connecting to {addr} through {}",
+        host.name,
+        bastion.host
+    );
+    let channel = tokio::time::timeout_at(
+        deadline,
         bastion
             .handle
             .channel_open_direct_tcpip(&host.address, host.port as u32, "127.0.0.1", 0),
     )
     .await
-    .map_err(|_| Error::ConnectTimeout {
-        host: host.name.clone(),
-        addr: format!("{addr} (through {})", jump.name),
-        after: host.connect_timeout,
-    })?
+    .map_err(|_| timed_out(format!("{addr} (through {})", bastion.host)))?
     .map_err(|e| {
-        ssh_err(
-            &host.name,
-            format!("the jump host {} cannot connect to {addr}: {e}", jump.name),
-        )
+        Failure::Final(if bastion.is_closed() || transport_gone(&e) {
+            Error::ConnectionLost {
+                host: bastion.host.clone(),
+                during: format!("opening a connection to {addr} for {}", host.name),
+            }
+        } else {
+            ssh_err(
+                &host.name,
+                format!(
+                    "the jump host {} cannot connect to {addr}: {e}",
+                    bastion.host
+                ),
+            )
+        })
     })?;
-    handshake(host, Some((channel.into_stream(), bastion))).await
+    handshake(host, Some(channel.into_stream()), deadline).await
 }
 
-/// The jump host's connection and the channel through it.
-type Jump = (russh::ChannelStream<client::Msg>, Connection);
-
 /// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
-async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
-    let known = read_known_hosts(host)?;
+async fn handshake(
+    host: &Host,
+    stream: Option<russh::ChannelStream<client::Msg>>,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<Connection, Failure> {
+    let known = read_known_hosts(host).map_err(Failure::Final)?;
     let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
     let config = Arc::new(client_config(algorithms));
     let outcome = Arc::new(Mutex::new(None));
@@ -518,42 +648,53 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         outcome: outcome.clone(),
     };
     let addr = format!("{}:{}", host.address, host.port);
-    tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
-    // A refused host key surfaces as a generic error; report the real reason.
-    let refused = |e: russh::Error| match outcome.lock().unwrap().take() {
-        Some(KeyOutcome::Refused(err)) => *err,
-        _ => ssh_err(&host.name, format!("handshake with {addr} failed: {e}")),
+    let via = match &host.proxy_jump {
+        Some(j) => format!("{addr} (through {})", j.name),
+        None => addr.clone(),
     };
-    let (stream, bastion) = match jump {
-        Some((stream, bastion)) => (Some(stream), Some(Box::new(bastion))),
-        None => (None, None),
+    tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
+    // A refused host key surfaces as a generic error: report the real reason. A handshake the
+    // server cut short may be tried again.
+    let failed = |e: russh::Error| match outcome.lock().unwrap().take() {
+        Some(KeyOutcome::Refused(err)) => Failure::Final(*err),
+        _ => match retryable(&e) {
+            Some(cause) => Failure::Retry(cause.to_string()),
+            None => Failure::Final(ssh_err(
+                &host.name,
+                format!("handshake with {addr} failed: {e}"),
+            )),
+        },
     };
     let connecting = async {
         match stream {
             Some(stream) => client::connect_stream(config, stream, handler)
                 .await
-                .map_err(refused),
+                .map_err(failed),
             None => {
                 let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
                     .await
-                    .map_err(|source| Error::Connect {
-                        host: host.name.clone(),
-                        addr: addr.clone(),
-                        source,
+                    .map_err(|source| {
+                        Failure::Final(Error::Connect {
+                            host: host.name.clone(),
+                            addr: addr.clone(),
+                            source,
+                        })
                     })?;
                 tcp.set_nodelay(true).ok();
                 client::connect_stream(config, tcp, handler)
                     .await
-                    .map_err(refused)
+                    .map_err(failed)
             }
         }
     };
-    let mut handle = tokio::time::timeout(host.connect_timeout, connecting)
+    let mut handle = tokio::time::timeout_at(deadline, connecting)
         .await
-        .map_err(|_| Error::ConnectTimeout {
-            host: host.name.clone(),
-            addr: addr.clone(),
-            after: host.connect_timeout,
+        .map_err(|_| {
+            Failure::Final(Error::ConnectTimeout {
+                host: host.name.clone(),
+                addr: via,
+                after: host.connect_timeout,
+            })
         })??;
     let (host_key, host_key_learned) = match outcome.lock().unwrap().take() {
         Some(KeyOutcome::Accepted {
@@ -562,7 +703,10 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         }) => (fingerprint, learned),
         _ => {
             // Cannot happen: russh only proceeds after check_server_key accepted the key.
-            return Err(ssh_err(&host.name, "host key was not verified"));
+            return Err(Failure::Final(ssh_err(
+                &host.name,
+                "host key was not verified",
+            )));
         }
     };
     let auth_method = tokio::time::timeout(
@@ -570,11 +714,14 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         authenticate(&mut handle, host),
     )
     .await
-    .map_err(|_| Error::ConnectTimeout {
-        host: host.name.clone(),
-        addr,
-        after: host.connect_timeout,
-    })??;
+    .map_err(|_| {
+        Failure::Final(Error::ConnectTimeout {
+            host: host.name.clone(),
+            addr,
+            after: host.connect_timeout,
+        })
+    })?
+    .map_err(Failure::Final)?;
     tracing::debug!("{}: authenticated with {auth_method}", host.name);
     Ok(Connection {
         handle: Arc::new(handle),
@@ -583,7 +730,8 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         auth_method,
         host_key,
         host_key_learned,
-        jump: bastion,
+        attempts: 1,
+        jump: None,
     })
 }
 
@@ -889,5 +1037,132 @@ impl Connection {
     /// The jump host's name, when connected through one.
     pub fn via(&self) -> Option<&str> {
         self.jump.as_ref().map(|j| j.host.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    fn io(kind: ErrorKind) -> russh::Error {
+        russh::Error::IO(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_handshake_the_server_cut_short_is_retried() {
+        // sshd past MaxStartups closes the accepted socket: a reset when our banner was
+        // already sent, an EOF (russh: Disconnect) when not.
+        assert_eq!(
+            retryable(&io(ErrorKind::ConnectionReset)),
+            Some("handshake reset by the server")
+        );
+        for e in [
+            io(ErrorKind::UnexpectedEof),
+            io(ErrorKind::BrokenPipe),
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+        ] {
+            assert_eq!(
+                retryable(&e),
+                Some("the server closed the connection during the handshake"),
+                "{e:?}"
+            );
+        }
+        assert!(retryable(&io(ErrorKind::ConnectionAborted)).is_some());
+    }
+
+    #[test]
+    fn host_key_and_protocol_failures_are_never_retried() {
+        for e in [
+            // What russh returns when check_server_key refused the key.
+            russh::Error::UnknownKey,
+            russh::Error::KeyChanged { line: 3 },
+            russh::Error::WrongServerSig,
+            russh::Error::NotAuthenticated,
+            russh::Error::NoAuthMethod,
+            russh::Error::Version,
+            russh::Error::Kex,
+            russh::Error::PacketAuth,
+            io(ErrorKind::PermissionDenied),
+            io(ErrorKind::ConnectionRefused),
+            io(ErrorKind::TimedOut),
+        ] {
+            assert_eq!(retryable(&e), None, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_are_jittered_and_bounded() {
+        let low: Vec<u64> = (1..=6)
+            .map(|a| retry_delay(a, 0.0).as_millis() as u64)
+            .collect();
+        assert_eq!(low, vec![100, 200, 400, 800, 1600, 1600]);
+        assert_eq!(retry_delay(2, 1.0), Duration::from_millis(400));
+        assert_eq!(retry_delay(2, 0.5), Duration::from_millis(300));
+        // Out-of-range input stays within bounds.
+        assert_eq!(retry_delay(0, 7.0), Duration::from_millis(200));
+        assert_eq!(retry_delay(u32::MAX, -1.0), Duration::from_millis(1600));
+        // Every retry of a connect fits in the default 10 s connect_timeout.
+        let worst: Duration = (1..HANDSHAKE_TRIES).map(|a| retry_delay(a, 1.0)).sum();
+        assert!(worst <= Duration::from_secs(3), "{worst:?}");
+    }
+
+    #[test]
+    fn jitter_is_a_fraction_and_varies() {
+        let samples: Vec<f64> = (0..64).map(|_| jitter()).collect();
+        assert!(
+            samples.iter().all(|j| (0.0..1.0).contains(j)),
+            "{samples:?}"
+        );
+        assert!(samples.iter().any(|j| *j != samples[0]), "{samples:?}");
+    }
+
+    #[test]
+    fn a_lost_session_is_told_apart_from_a_refused_request() {
+        for e in [
+            russh::Error::SendError,
+            russh::Error::RecvError,
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+            russh::Error::KeepaliveTimeout,
+            io(ErrorKind::ConnectionReset),
+        ] {
+            assert!(transport_gone(&e), "{e:?}");
+        }
+        for e in [
+            russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited),
+            russh::Error::RequestDenied,
+            russh::Error::WrongChannel,
+        ] {
+            assert!(!transport_gone(&e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn commands_are_abbreviated_in_messages() {
+        assert_eq!(abbreviate("true"), "true");
+        assert_eq!(abbreviate("sh -s\necho hi"), "sh -s...");
+        let long = "x".repeat(100);
+        assert_eq!(abbreviate(&long), format!("{}...", "x".repeat(80)));
+        assert_eq!(abbreviate("ünï"), "ünï");
+    }
+
+    #[test]
+    fn connection_lost_names_host_and_what_was_under_way() {
+        let e = Error::ConnectionLost {
+            host: "web1".into(),
+            during: "running `systemctl --user restart app.service`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "web1: the connection was lost while running `systemctl --user restart app.service`"
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::CONNECTION);
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("run the same ferry command again")
+        );
     }
 }

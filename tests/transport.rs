@@ -547,3 +547,98 @@ fn unknown_host_hint_keeps_its_lines() {
         "the line to add stands on its own line: {line:?}"
     );
 }
+
+/// A second sshd in the test remote, on a port of its own, with the remote's sshd config (so
+/// sshd's default MaxStartups): a burst of connections to it cannot disturb the logins of the
+/// tests that share the main sshd (OpenSSH's client does not retry). Stopped when dropped.
+struct OwnSshd {
+    port: u16,
+    pidfile: String,
+}
+
+impl OwnSshd {
+    fn start() -> OwnSshd {
+        let r = remote();
+        // The container shares the host's network: a port free here is free there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let pidfile = format!("/run/ferry-test-sshd-{port}.pid");
+        // sshd binds its socket before it forks into the background: it listens on return.
+        let out = r.root(&format!("/usr/sbin/sshd -p {port} -o PidFile={pidfile}"));
+        assert!(out.status.success(), "own sshd did not start: {out:?}");
+        OwnSshd { port, pidfile }
+    }
+
+    /// A known_hosts file pinning the remote's host key for this port.
+    fn known_hosts(&self, p: &Project) -> std::path::PathBuf {
+        let r = remote();
+        let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+        let kh = p.path("known_hosts.own");
+        std::fs::write(
+            &kh,
+            pinned.replace(
+                &format!("[{}]:{} ", r.host, r.port),
+                &format!("[{}]:{} ", r.host, self.port),
+            ),
+        )
+        .unwrap();
+        kh
+    }
+}
+
+impl Drop for OwnSshd {
+    fn drop(&mut self) {
+        remote().root(&format!("kill $(cat {0}) && rm -f {0}", self.pidfile));
+    }
+}
+
+/// 32 connections at once to one sshd with its default `MaxStartups 10:30:100`: sshd drops
+/// handshakes past ten at once, and ferry tries those again, so every connection succeeds.
+#[test]
+fn many_connections_at_once_to_one_sshd_all_succeed() {
+    let r = remote();
+    // The proof needs sshd's default limit (the remote must not raise it).
+    let out = r.root("sshd -T | grep -i '^maxstartups '");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "maxstartups 10:30:100",
+        "the test remote's sshd must use the default MaxStartups: {out:?}"
+    );
+    let sshd = OwnSshd::start();
+    let p = Project::new();
+    let host = ferry::config::Host {
+        name: "web1".into(),
+        address: r.host.clone(),
+        user: "ferry1".into(),
+        port: sshd.port,
+        identity: Some(r.key.clone()),
+        known_hosts: sshd.known_hosts(&p),
+        host_key_policy: ferry::config::HostKeyPolicy::Strict,
+        connect_timeout: std::time::Duration::from_secs(10),
+        proxy_jump: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let results = futures::future::join_all((0..32).map(|_| async {
+            let conn = ferry::ssh::connect(&host).await?;
+            let out = conn.run("echo ok").await;
+            conn.close().await;
+            out.map(|o| (o, conn.attempts))
+        }))
+        .await;
+        let mut retried = 0;
+        for (i, result) in results.into_iter().enumerate() {
+            let (out, attempts) = result.unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            assert_eq!(out, "ok\n");
+            if attempts > 1 {
+                retried += 1;
+            }
+        }
+        // sshd really dropped some, so the retry was exercised (and worked).
+        assert!(
+            retried > 0,
+            "no handshake was dropped: the test proves nothing"
+        );
+    });
+}
