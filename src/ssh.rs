@@ -983,6 +983,18 @@ impl Connection {
             })
     }
 
+    /// [`Connection::sftp`] wrapped in [`crate::sftp::Sftp`], which can then tell a lost
+    /// connection ([`Error::ConnectionLost`]) from a failed request.
+    pub async fn open_sftp(&self) -> Result<crate::sftp::Sftp> {
+        let session = self.sftp().await?;
+        let handle = self.handle.clone();
+        Ok(crate::sftp::Sftp::with_liveness(
+            &self.host,
+            session,
+            Arc::new(move || handle.is_closed()),
+        ))
+    }
+
     /// A TCP connection made by the host to `host:port` (direct-tcpip).
     pub async fn connect_tcp(
         &self,

@@ -642,3 +642,69 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
         );
     });
 }
+
+/// The connection dies under a running command and an open SFTP session (sshd of the user
+/// killed): every operation says the connection was lost, with exit code 3, instead of
+/// russh's "sender dropped".
+#[test]
+fn a_connection_lost_mid_command_is_reported_as_such() {
+    let r = remote();
+    let host = ferry::config::Host {
+        name: "web1".into(),
+        address: r.host.clone(),
+        user: "ferry14".into(),
+        port: r.port,
+        identity: Some(r.key.clone()),
+        known_hosts: r.known_hosts.clone(),
+        host_key_policy: ferry::config::HostKeyPolicy::Strict,
+        connect_timeout: std::time::Duration::from_secs(10),
+        proxy_jump: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use ferry::error::Error;
+        use ferry::ssh::{Event, Stdin};
+        let conn = ferry::ssh::connect(&host).await.expect("connects");
+        let sftp = conn.open_sftp().await.expect("sftp");
+        let plain = ferry::sftp::Sftp::new("web1", conn.sftp().await.expect("sftp"));
+        // statvfs@openssh.com works on OpenSSH: the home filesystem has room.
+        let free = sftp
+            .free_space(".")
+            .await
+            .expect("statvfs")
+            .expect("supported");
+        assert!(free > 0);
+        let cmd = "echo started; exec sleep 600";
+        let mut process = conn.spawn(cmd, Stdin::Closed).await.unwrap();
+        assert_eq!(
+            process.next().await,
+            Some(Event::Stdout(b"started\n".to_vec()))
+        );
+        let out = r.root("pkill -KILL -u ferry14 -x sshd");
+        assert!(out.status.success(), "no sshd of ferry14 killed: {out:?}");
+
+        let e = process.output(|_, _| {}).await.unwrap_err();
+        assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("web1: the connection was lost while running `{cmd}`")
+        );
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.hint().unwrap().contains("may or may not have finished"));
+
+        let e = conn.exec("true").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "web1: the connection was lost while starting `true`"
+        );
+        for s in [&sftp, &plain] {
+            let e = s.write("lost.txt", b"x", 0o644).await.unwrap_err();
+            assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+            assert_eq!(e.exit_code(), 3);
+            assert!(
+                e.to_string().contains("transferring files over SFTP"),
+                "{e}"
+            );
+        }
+    });
+}
