@@ -112,10 +112,10 @@ pub struct LogsArgs {
     #[arg(long, short = 'n', value_name = "N")]
     pub lines: Option<u64>,
     /// Entries on or newer than this (journalctl syntax: "2026-11-24 10:00", "-1h", "today").
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Entries on or older than this (journalctl syntax).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Show this unit instead of the service's units (repeatable; any unit name).
     #[arg(long, short = 'u', value_name = "UNIT")]
@@ -123,6 +123,21 @@ pub struct LogsArgs {
     /// Only entries whose message matches this pattern (journalctl --grep).
     #[arg(long, short = 'g', value_name = "PATTERN")]
     pub grep: Option<String>,
+}
+
+impl From<LogsArgs> for crate::logs::Options {
+    fn from(a: LogsArgs) -> Self {
+        crate::logs::Options {
+            service: a.service,
+            hosts: a.filter.hosts,
+            follow: a.follow,
+            lines: a.lines,
+            since: a.since,
+            until: a.until,
+            units: a.unit,
+            grep: a.grep,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +223,25 @@ mod tests {
         assert_eq!(d.parallel, 3);
         assert!(d.dry_run);
         assert_eq!(d.lock_wait, Some(std::time::Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn logs_since_and_until_take_relative_times() {
+        let cli = Cli::try_parse_from([
+            "ferry", "logs", "demo", "--since", "-1m", "--until", "-10s", "-f",
+        ])
+        .unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.since.as_deref(), Some("-1m"));
+        assert_eq!(l.until.as_deref(), Some("-10s"));
+        assert!(l.follow, "flags after a hyphen value still parse");
+        let cli = Cli::try_parse_from(["ferry", "logs", "demo", "--since=-2h"]).unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert_eq!(l.since.as_deref(), Some("-2h"));
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub enum Error {
     #[error("{host}: ssh: {message}")]
     Ssh { host: String, message: String },
 
+    /// The SSH connection went away in the middle of an operation (`during`: what was under way).
+    #[error("{host}: the connection was lost while {during}")]
+    ConnectionLost { host: String, during: String },
+
     #[error("{host}: `{command}` failed ({status}){}", stderr_suffix(stderr))]
     Command {
         host: String,
@@ -112,10 +116,6 @@ pub enum Error {
 
     #[error("{0}")]
     Local(String),
-
-    /// The operation ran and failed; the details have been reported already.
-    #[error("{message}")]
-    Failed { message: String, code: i32 },
 
     /// Refused before anything changed on the host (another deploy holds the lock, the
     /// current release's self-revert is pending, the asked-for release is not there).
@@ -156,11 +156,10 @@ impl Error {
             | Error::KnownHosts { .. }
             | Error::Auth { .. }
             | Error::Key { .. }
-            | Error::Ssh { .. } => exit::CONNECTION,
+            | Error::Ssh { .. }
+            | Error::ConnectionLost { .. } => exit::CONNECTION,
             Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => exit::FAILED,
-            Error::Failed { code, .. } | Error::Refused { code, .. } | Error::Reported { code } => {
-                *code
-            }
+            Error::Refused { code, .. } | Error::Reported { code } => *code,
             Error::Interrupted => exit::INTERRUPTED,
         }
     }
@@ -210,6 +209,9 @@ impl Error {
                 "check `identity`; for an encrypted key set FERRY_KEY_PASSPHRASE or use ssh-agent"
                     .into()
             }
+            Error::ConnectionLost { host, .. } => format!(
+                "what was under way on {host} may or may not have finished there; check the network path and that sshd is up on {host}, then run the same ferry command again (`ferry status` shows where the host stands)"
+            ),
             Error::Command { .. } => return None,
             _ => return None,
         })

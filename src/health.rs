@@ -162,12 +162,22 @@ async fn round(
     Ok(passed)
 }
 
-/// Run the checks every `interval` until all pass in one round, or `timeout` passes.
-pub async fn run(conn: &Connection, health: &Health, paths: &Paths) -> Result<Vec<String>, String> {
+/// Health checks that did not pass in time: the last failure, for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unhealthy(pub String);
+
+/// Run the checks every `interval` until all pass in one round, or `timeout` passes. Ok with
+/// what passed.
+pub async fn run(
+    conn: &Connection,
+    health: &Health,
+    paths: &Paths,
+) -> Result<Vec<String>, Unhealthy> {
     let env = conn
         .run("printf '%s\\n' \"$HOME\" \"${XDG_RUNTIME_DIR:-/run/user/$(id -u)}\"")
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unhealthy(e.to_string()))?;
     let mut lines = env.lines();
     let home = lines.next().unwrap_or_default().to_string();
     let runtime = lines.next().unwrap_or_default().to_string();
@@ -178,10 +188,10 @@ pub async fn run(conn: &Connection, health: &Health, paths: &Paths) -> Result<Ve
             Ok(passed) => return Ok(passed),
             Err(last) => {
                 if start.elapsed() + health.interval > health.timeout {
-                    return Err(format!(
+                    return Err(Unhealthy(format!(
                         "{last} (still failing after {})",
                         humantime::format_duration(Duration::from_secs(start.elapsed().as_secs()))
-                    ));
+                    )));
                 }
                 tracing::debug!("{}: health: {last}", conn.host);
             }

@@ -87,10 +87,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            if !matches!(
-                e,
-                Error::Failed { .. } | Error::Reported { .. } | Error::Interrupted
-            ) {
+            if !matches!(e, Error::Reported { .. } | Error::Interrupted) {
                 reporter.error(&e);
             }
             e.exit_code()
@@ -141,7 +138,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             )
             .await
         }
-        Command::Logs(args) => logs::command(&config_path, args, reporter).await,
+        Command::Logs(args) => logs::command(&config_path, args.into(), reporter).await,
         Command::Status(args) => {
             let opts = status::Options {
                 services: args.services,

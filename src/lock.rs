@@ -6,20 +6,18 @@
 
 use std::time::Duration;
 
-use russh::ChannelMsg;
-use russh::client::Msg;
-
 use crate::error::{Error, Result, exit};
 use crate::release::Paths;
 use crate::shell::quote;
-use crate::ssh::Connection;
+use crate::ssh::{Connection, Event, Exit, RemoteProcess, Stdin};
 
 /// Exit status flock uses when the lock is held by someone else (`-E`).
 const BUSY: u32 = 75;
 
 /// A held lock; released by [`RemoteLock::release`] or when the connection ends.
 pub struct RemoteLock {
-    channel: russh::Channel<Msg>,
+    /// The holder; its stdin stays open while the lock is held.
+    holder: RemoteProcess,
 }
 
 /// The command that takes the lock and holds it while its stdin is open.
@@ -65,10 +63,11 @@ pub async fn acquire(
         Some(d) => format!(" (waited {})", humantime::format_duration(d)),
         None => String::new(),
     };
-    Err(Error::Failed {
+    Err(Error::Refused {
+        host: conn.host.clone(),
         message: format!(
-            "{}: service `{}` is locked by {current}{waited}; wait for it to finish, or pass --lock-wait DURATION",
-            conn.host, paths.service
+            "service `{}` is locked by {current}{waited}; wait for it to finish, or pass --lock-wait DURATION",
+            paths.service
         ),
         code: exit::LOCKED,
     })
@@ -98,23 +97,32 @@ async fn attempt(
     wait: Option<Duration>,
     holder: &str,
 ) -> Result<std::result::Result<RemoteLock, String>> {
-    let mut channel = conn.open_exec(&command(paths, wait, holder)).await?;
+    let mut holder_process = conn
+        .spawn(&command(paths, wait, holder), Stdin::Open)
+        .await?;
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut status = None;
-    while let Some(msg) = channel.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => {
+    while let Some(event) = holder_process.next().await {
+        match event {
+            Event::Stdout(data) => {
                 stdout.extend_from_slice(&data);
                 if stdout.windows(9).any(|w| w == b"acquired\n") {
-                    return Ok(Ok(RemoteLock { channel }));
+                    return Ok(Ok(RemoteLock {
+                        holder: holder_process,
+                    }));
                 }
             }
-            ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
-            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-            ChannelMsg::Close => break,
-            _ => {}
+            Event::Stderr(data) => stderr.extend_from_slice(&data),
+            Event::Exit(Exit::Status(s)) => status = Some(s),
+            Event::Exit(Exit::Signal(_)) => {}
         }
+    }
+    if holder_process.connection_lost() {
+        return Err(holder_process.lost(format!(
+            "taking the deploy lock of service `{}` (nothing had been changed on the host yet)",
+            paths.service
+        )));
     }
     if status == Some(BUSY) {
         return Ok(Err(holder_of(conn, paths).await));
@@ -138,9 +146,9 @@ async fn attempt(
 impl RemoteLock {
     /// Release: EOF ends the holder's `cat`, which ends flock.
     pub async fn release(mut self) {
-        let _ = self.channel.eof().await;
+        let _ = self.holder.send_eof().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while self.channel.wait().await.is_some() {}
+            while self.holder.next().await.is_some() {}
         })
         .await;
     }

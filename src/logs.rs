@@ -9,16 +9,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use russh::{ChannelMsg, Sig};
 use tokio::sync::watch;
 
-use crate::cli::LogsArgs;
 use crate::config::Host;
 use crate::error::{Error, exit};
 use crate::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
 use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize, sanitize_bytes};
-use crate::ssh::{self, Connection};
+use crate::ssh::{self, Connection, Event, Exit, Signal, Stdin};
 
 /// Delay before reconnection attempt `n` (0-based): 0.5 s doubling, at most 10 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -26,15 +24,31 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(ms.min(10_000))
 }
 
+/// What `ferry logs` was asked for (built from the command line by `cli`).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The service whose units' journal to show.
+    pub service: String,
+    /// Only these hosts (by name); empty: every host of the service.
+    pub hosts: Vec<String>,
+    /// Keep printing new entries as they arrive.
+    pub follow: bool,
+    /// Number of most recent entries per host.
+    pub lines: Option<u64>,
+    /// journalctl's --since / --until, passed through.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// These units instead of the service's units.
+    pub units: Vec<String>,
+    /// journalctl --grep.
+    pub grep: Option<String>,
+}
+
 /// How long journalctl gets to exit after SIGTERM before ferry kills it by pid.
 const TERM_GRACE: Duration = Duration::from_millis(1500);
 
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
-pub async fn command(
-    config_path: &Path,
-    args: LogsArgs,
-    reporter: &Reporter,
-) -> Result<i32, Error> {
+pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> Result<i32, Error> {
     let config = crate::config::load(config_path)?;
     let service = config.services.get(&args.service).ok_or_else(|| {
         Error::Usage(format!(
@@ -50,9 +64,9 @@ pub async fn command(
         ))
     })?;
     let selected = config
-        .select_hosts(&args.filter.hosts)
+        .select_hosts(&args.hosts)
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let hosts: Vec<Host> = if args.filter.hosts.is_empty() {
+    let hosts: Vec<Host> = if args.hosts.is_empty() {
         service
             .hosts
             .iter()
@@ -79,10 +93,10 @@ pub async fn command(
             service.name
         )));
     }
-    let units = if args.unit.is_empty() {
+    let units = if args.units.is_empty() {
         service.units.iter().map(|u| u.name.clone()).collect()
     } else {
-        args.unit.clone()
+        args.units.clone()
     };
     if units.is_empty() {
         return Err(Error::Usage(format!(
@@ -135,10 +149,8 @@ fn finish(failures: Vec<Error>, reporter: Option<&Reporter>, hosts: usize) -> Re
             reporter.error(e);
         }
     }
-    Err(Error::Failed {
-        message: format!("{} of {hosts} host(s) failed", failures.len()),
-        code,
-    })
+    tracing::debug!("{} of {hosts} host(s) failed", failures.len());
+    Err(Error::Reported { code })
 }
 
 /// What one host gave without --follow.
@@ -199,7 +211,7 @@ async fn read_on(
 ) -> Result<HostRead, Error> {
     let cmd = journal::command(query, &Resume::Start);
     tracing::debug!("{}: exec {cmd}", host.name);
-    let mut channel = conn.open_exec(&cmd).await?;
+    let mut process = conn.spawn(&cmd, Stdin::Closed).await?;
     let mut out = LineBuffer::default();
     let mut err = LineBuffer::default();
     let mut stderr_lines = Vec::new();
@@ -207,8 +219,6 @@ async fn read_on(
         entries: Vec::new(),
         count: 0,
     };
-    let mut status = None;
-    let mut signal = None;
     let take = |line: Vec<u8>, read: &mut HostRead| match journal::parse_line(&line) {
         Line::Entry(e) => {
             read.count += 1;
@@ -220,18 +230,15 @@ async fn read_on(
         Line::Other(text) => reporter.warn(Some(&host.name), &text),
         Line::Anchor(_) | Line::Pid(_) | Line::Blank => {}
     };
-    while let Some(msg) = channel.wait().await {
-        match msg {
-            ChannelMsg::Data { data } => {
+    while let Some(event) = process.next().await {
+        match event {
+            Event::Stdout(data) => {
                 for line in out.push(&data) {
                     take(line, &mut read);
                 }
             }
-            ChannelMsg::ExtendedData { data, ext: 1 } => stderr_lines.extend(err.push(&data)),
-            ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-            ChannelMsg::ExitSignal { signal_name, .. } => signal = Some(format!("{signal_name:?}")),
-            ChannelMsg::Close => break,
-            _ => {}
+            Event::Stderr(data) => stderr_lines.extend(err.push(&data)),
+            Event::Exit(_) => {}
         }
     }
     if let Some(line) = out.finish() {
@@ -243,11 +250,12 @@ async fn read_on(
         .map(|l| sanitize_bytes(l))
         .filter(|l| !l.trim().is_empty())
         .collect();
-    if status.is_none() && signal.is_none() {
-        return Err(Error::Ssh {
-            host: host.name.clone(),
-            message: "the connection was lost while reading the journal".into(),
-        });
+    let status = match process.exit() {
+        Some(Exit::Status(s)) => Some(*s),
+        _ => None,
+    };
+    if process.connection_lost() {
+        return Err(process.lost("reading the journal"));
     }
     if status != Some(0) {
         // journalctl --grep exits 1 when nothing matched: not an error.
@@ -258,10 +266,10 @@ async fn read_on(
         return Err(Error::Command {
             host: host.name.clone(),
             command: "journalctl --user".into(),
-            status: match (status, signal) {
-                (Some(s), _) => format!("exit status {s}"),
-                (None, Some(sig)) => format!("killed by signal {sig}"),
-                _ => "no exit status".into(),
+            status: match process.exit() {
+                Some(Exit::Status(s)) => format!("exit status {s}"),
+                Some(Exit::Signal(sig)) => format!("killed by signal {sig}"),
+                None => "no exit status".into(),
             },
             stderr: stderr.join("\n"),
         });
@@ -366,7 +374,10 @@ async fn stop_all<F: std::future::Future<Output = Vec<Result<(), Error>>> + Unpi
 fn transient(e: &Error) -> bool {
     matches!(
         e,
-        Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Ssh { .. }
+        Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Ssh { .. }
+            | Error::ConnectionLost { .. }
     )
 }
 
@@ -521,14 +532,12 @@ async fn stream_once(
     let resume = state.resume();
     let cmd = journal::command(query, &resume);
     tracing::debug!("{name}: exec {cmd}");
-    let mut channel = conn.open_exec(&cmd).await?;
+    let mut process = conn.spawn(&cmd, Stdin::Closed).await?;
     state.started = true;
     let mut out = LineBuffer::default();
     let mut err = LineBuffer::default();
     let mut stderr = Vec::new();
     let mut pid: Option<u32> = None;
-    let mut status = None;
-    let mut exited = false;
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut killed_by_pid = false;
     let handle_line =
@@ -556,13 +565,13 @@ async fn stream_once(
             }
         };
         tokio::select! {
-            msg = channel.wait() => match msg {
-                Some(ChannelMsg::Data { data }) => {
+            event = process.next() => match event {
+                Some(Event::Stdout(data)) => {
                     for line in out.push(&data) {
                         handle_line(line, state, &mut pid);
                     }
                 }
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                Some(Event::Stderr(data)) => {
                     for line in err.push(&data) {
                         let text = sanitize_bytes(&line);
                         if stopping.is_none() && !text.trim().is_empty() {
@@ -571,18 +580,13 @@ async fn stream_once(
                         stderr.push(text);
                     }
                 }
-                Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    status = Some(exit_status);
-                    exited = true;
-                }
-                Some(ChannelMsg::ExitSignal { .. }) => exited = true,
-                Some(ChannelMsg::Close) | None => break,
-                Some(_) => {}
+                Some(Event::Exit(_)) => {}
+                None => break,
             },
             _ = stop.changed(), if stopping.is_none() => {
                 // SIGTERM to journalctl over the channel (honoured for non-root logins).
                 tracing::debug!("{name}: stopping journalctl (pid {pid:?})");
-                if let Err(e) = channel.signal(Sig::TERM).await {
+                if let Err(e) = process.signal(Signal::Term).await {
                     tracing::debug!("{name}: cannot send SIGTERM: {e}");
                 }
                 stopping = Some(tokio::time::Instant::now() + TERM_GRACE);
@@ -601,7 +605,7 @@ async fn stream_once(
                     killed_by_pid = true;
                     stopping = Some(tokio::time::Instant::now() + TERM_GRACE);
                 } else {
-                    let _ = channel.close().await;
+                    process.close().await;
                     break;
                 }
             }
@@ -613,10 +617,15 @@ async fn stream_once(
     if stopping.is_some() {
         return Ok(StreamEnd::Stopped);
     }
-    if exited && !conn.is_closed() {
+    if let Some(exit) = process.exit()
+        && !conn.is_closed()
+    {
         stderr.extend(err.finish().map(|l| sanitize_bytes(&l)));
         return Ok(StreamEnd::Exited {
-            status,
+            status: match exit {
+                Exit::Status(s) => Some(*s),
+                Exit::Signal(_) => None,
+            },
             stderr: stderr.join("\n"),
         });
     }

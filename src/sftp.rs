@@ -2,13 +2,16 @@
 //! to a temporary name, fsynced, chmod'ed, then renamed into place.
 //!
 //! Remote paths are relative to the login directory (the home directory, where OpenSSH's
-//! sftp-server starts).
+//! sftp-server starts). When an upload fails, its partial temporary file is removed at once;
+//! a full disk is named as such (SFTP v3 only says "Failure"), with the space left there.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use russh_sftp::client::SftpSession;
+use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::fs::File;
-use russh_sftp::protocol::{FileAttributes, OpenFlags};
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
@@ -16,10 +19,28 @@ use crate::error::{Error, Result};
 /// Size of each read from the local file; writes are pipelined by russh-sftp.
 const CHUNK: usize = 256 * 1024;
 
+/// Below this many free bytes, a write that failed without a reason failed for lack of space
+/// (a failed write leaves at most the few KiB of one SFTP write free).
+const FULL_BELOW: u64 = 1024 * 1024;
+
+/// Is the SSH connection closed? (From [`crate::ssh::Connection::open_sftp`].)
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// An SFTP session bound to a host name for error messages.
 pub struct Sftp {
     pub host: String,
     session: SftpSession,
+    closed: Option<Liveness>,
+}
+
+/// Where an upload failed.
+enum Failed {
+    /// On this machine (reading the source): nothing to say about the host.
+    Local(Error),
+    /// Writing, flushing, fsyncing or closing the remote file.
+    Write { what: String, error: std::io::Error },
+    /// Any other remote step.
+    Other(Error),
 }
 
 impl Sftp {
@@ -27,13 +48,51 @@ impl Sftp {
         Sftp {
             host: host.to_string(),
             session,
+            closed: None,
         }
     }
 
-    fn err(&self, what: String, e: impl std::fmt::Display) -> Error {
+    /// [`Sftp::new`] that can also tell a lost connection from a failed request.
+    pub fn with_liveness(host: &str, session: SftpSession, closed: Liveness) -> Sftp {
+        Sftp {
+            closed: Some(closed),
+            ..Sftp::new(host, session)
+        }
+    }
+
+    fn connection_closed(&self) -> bool {
+        self.closed.as_ref().is_some_and(|f| f())
+    }
+
+    /// An error of an SFTP request: [`Error::ConnectionLost`] when the connection (or the SFTP
+    /// session) is gone, else [`Error::Sftp`] with `what` and the server's reason.
+    fn err(&self, what: String, e: &SftpError) -> Error {
+        if self.connection_closed() || session_gone(e) {
+            return self.lost(&what);
+        }
         Error::Sftp {
             host: self.host.clone(),
             message: format!("{what}: {e}"),
+        }
+    }
+
+    /// The same for an I/O error of a remote file.
+    fn io_err(&self, what: String, e: &std::io::Error) -> Error {
+        if self.connection_closed() || io_gone(e) {
+            return self.lost(&what);
+        }
+        Error::Sftp {
+            host: self.host.clone(),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    /// `what` is "cannot write PATH" and the like: the connection was lost at that step.
+    fn lost(&self, what: &str) -> Error {
+        let step = what.strip_prefix("cannot ").unwrap_or(what);
+        Error::ConnectionLost {
+            host: self.host.clone(),
+            during: format!("transferring files over SFTP (at: {step})"),
         }
     }
 
@@ -48,9 +107,13 @@ impl Sftp {
             match self.session.metadata(path.clone()).await {
                 Ok(m) if m.is_dir() => continue,
                 Ok(_) => {
-                    return Err(
-                        self.err(format!("{path} exists and is not a directory"), "remove it")
-                    );
+                    return Err(Error::Sftp {
+                        host: self.host.clone(),
+                        message: format!("{path} exists and is not a directory: remove it"),
+                    });
+                }
+                Err(e) if self.connection_closed() || session_gone(&e) => {
+                    return Err(self.lost(&format!("create directory {path}")));
                 }
                 Err(_) => {}
             }
@@ -58,7 +121,7 @@ impl Sftp {
                 // Raced with another creator? Fine if it is a directory now.
                 match self.session.metadata(path.clone()).await {
                     Ok(m) if m.is_dir() => {}
-                    _ => return Err(self.err(format!("cannot create directory {path}"), e)),
+                    _ => return Err(self.err(format!("cannot create directory {path}"), &e)),
                 }
             }
         }
@@ -78,19 +141,30 @@ impl Sftp {
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
         let (tmp, mut dst) = self.create_temp(remote).await?;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = src
-                .read(&mut buf)
-                .await
-                .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?;
-            if n == 0 {
-                break;
+        let copied = async {
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = src.read(&mut buf).await.map_err(|e| {
+                    Failed::Local(Error::Local(format!(
+                        "cannot read {}: {e}",
+                        local.display()
+                    )))
+                })?;
+                if n == 0 {
+                    return Ok(());
+                }
+                dst.write_all(&buf[..n])
+                    .await
+                    .map_err(|error| Failed::Write {
+                        what: format!("cannot write {tmp}"),
+                        error,
+                    })?;
+                on_progress(n as u64);
             }
-            dst.write_all(&buf[..n])
-                .await
-                .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
-            on_progress(n as u64);
+        }
+        .await;
+        if let Err(failed) = copied {
+            return Err(self.abandon(dst, &tmp, failed).await);
         }
         self.finish(dst, &tmp, remote, mode).await
     }
@@ -98,9 +172,10 @@ impl Sftp {
     /// Write small content (unit files, manifests) the same way as [`Sftp::upload`].
     pub async fn write(&self, remote: &str, content: &[u8], mode: u32) -> Result<()> {
         let (tmp, mut dst) = self.create_temp(remote).await?;
-        dst.write_all(content)
-            .await
-            .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
+        if let Err(error) = dst.write_all(content).await {
+            let what = format!("cannot write {tmp}");
+            return Err(self.abandon(dst, &tmp, Failed::Write { what, error }).await);
+        }
         self.finish(dst, &tmp, remote, mode).await
     }
 
@@ -121,30 +196,85 @@ impl Sftp {
                 attrs,
             )
             .await
-            .map_err(|e| self.err(format!("cannot create {tmp}"), e))?;
+            .map_err(|e| self.err(format!("cannot create {tmp}"), &e))?;
         Ok((tmp, file))
     }
 
     /// Wait for every pipelined write, fsync (fsync@openssh.com), close (checking the
     /// result: a dropped file loses errors), chmod, rename into place.
     async fn finish(&self, mut dst: File, tmp: &str, remote: &str, mode: u32) -> Result<()> {
-        dst.flush()
-            .await
-            .map_err(|e| self.err(format!("cannot write {tmp}"), e))?;
-        dst.sync_all()
-            .await
-            .map_err(|e| self.err(format!("cannot fsync {tmp}"), e))?;
-        dst.shutdown()
-            .await
-            .map_err(|e| self.err(format!("cannot close {tmp}"), e))?;
-        self.chmod(tmp, mode).await?;
+        let written = async {
+            let write = |what: &str| {
+                let what = format!("cannot {what} {tmp}");
+                move |error| Failed::Write { what, error }
+            };
+            dst.flush().await.map_err(write("write"))?;
+            dst.sync_all()
+                .await
+                .map_err(|e| write("fsync")(std::io::Error::other(e)))?;
+            dst.shutdown().await.map_err(write("close"))?;
+            self.chmod(tmp, mode).await.map_err(Failed::Other)
+        }
+        .await;
+        if let Err(failed) = written {
+            return Err(self.abandon(dst, tmp, failed).await);
+        }
         // Only ever used inside a new release directory: there is nothing to replace, and
         // plain SFTP rename refuses to overwrite.
         let _ = self.session.remove_file(remote.to_string()).await;
         self.session
             .rename(tmp.to_string(), remote.to_string())
             .await
-            .map_err(|e| self.err(format!("cannot rename {tmp} to {remote}"), e))
+            .map_err(|e| self.err(format!("cannot rename {tmp} to {remote}"), &e))
+    }
+
+    /// An upload failed: say why (a full disk by name), and remove the partial file at once
+    /// (unless the connection is gone: then nothing can be removed).
+    async fn abandon(&self, dst: File, tmp: &str, failed: Failed) -> Error {
+        let error = match failed {
+            Failed::Local(e) | Failed::Other(e) => e,
+            Failed::Write { what, error } => match self.io_err(what.clone(), &error) {
+                lost @ Error::ConnectionLost { .. } => return lost,
+                _ if is_failure(&error) => {
+                    // Ask before removing the file, which frees its space.
+                    let dir = parent(tmp);
+                    let free = self.free_space(dir).await.ok().flatten();
+                    Error::Sftp {
+                        host: self.host.clone(),
+                        message: write_failure(&self.host, &what, dir, free, &error.to_string()),
+                    }
+                }
+                other => other,
+            },
+        };
+        if matches!(error, Error::ConnectionLost { .. }) {
+            return error;
+        }
+        // Dropping the file sends its CLOSE (sftp-server keeps an open file's space), which the
+        // server handles before the REMOVE that follows on the same channel.
+        drop(dst);
+        if let Err(e) = self.session.remove_file(tmp.to_string()).await {
+            tracing::warn!("{}: cannot remove the partial file {tmp}: {e}", self.host);
+        }
+        error
+    }
+
+    /// Free bytes for ferry's user on the filesystem of `path` (statvfs@openssh.com); None when
+    /// the server lacks that extension.
+    pub async fn free_space(&self, path: &str) -> Result<Option<u64>> {
+        let info = self
+            .session
+            .fs_info(path.to_string())
+            .await
+            .map_err(|e| self.err(format!("cannot query the free space of {path}"), &e))?;
+        Ok(info.map(|s| {
+            let unit = if s.fragment_size > 0 {
+                s.fragment_size
+            } else {
+                s.block_size
+            };
+            s.blocks_avail.saturating_mul(unit)
+        }))
     }
 
     /// chmod with only the permissions set (a full attribute set would also truncate).
@@ -154,7 +284,7 @@ impl Sftp {
         self.session
             .set_metadata(path.to_string(), attrs)
             .await
-            .map_err(|e| self.err(format!("cannot chmod {path} to {mode:o}"), e))
+            .map_err(|e| self.err(format!("cannot chmod {path} to {mode:o}"), &e))
     }
 
     /// Read a small remote file; None when it does not exist.
@@ -166,7 +296,7 @@ impl Sftp {
                 .read(path.to_string())
                 .await
                 .map(Some)
-                .map_err(|e| self.err(format!("cannot read {path}"), e)),
+                .map_err(|e| self.err(format!("cannot read {path}"), &e)),
         }
     }
 
@@ -174,10 +304,174 @@ impl Sftp {
         self.session
             .rename(from.to_string(), to.to_string())
             .await
-            .map_err(|e| self.err(format!("cannot rename {from} to {to}"), e))
+            .map_err(|e| self.err(format!("cannot rename {from} to {to}"), &e))
     }
 
     pub async fn close(self) {
         let _ = self.session.close().await;
+    }
+}
+
+/// The directory of a remote path (`.` for a bare name: the login directory).
+fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((dir, _)) => dir,
+        None => ".",
+    }
+}
+
+/// Did the server answer SSH_FX_FAILURE, SFTP v3's reason for "no space left" (and for
+/// anything else it has no code for)? russh-sftp hands a failed write back as an I/O error
+/// carrying the server's message ("Failure"), other requests as a status.
+fn is_failure(e: &std::io::Error) -> bool {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<SftpError>())
+    {
+        Some(SftpError::Status(s)) => s.status_code == StatusCode::Failure,
+        Some(_) => false,
+        None => e.to_string() == "Failure",
+    }
+}
+
+/// Does this SFTP error mean the session (its channel, or the connection) is gone?
+fn session_gone(e: &SftpError) -> bool {
+    match e {
+        SftpError::Status(s) => matches!(
+            s.status_code,
+            StatusCode::NoConnection | StatusCode::ConnectionLost
+        ),
+        // russh-sftp's words when the session's transport ended under a pending request.
+        SftpError::UnexpectedBehavior(m) => {
+            m == "sender dropped"
+                || m == "session closed"
+                || m.starts_with("SendError")
+                || m.starts_with("RecvError")
+        }
+        SftpError::IO(_) => true,
+        _ => false,
+    }
+}
+
+/// The same for an I/O error of a remote file.
+fn io_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<SftpError>())
+    {
+        Some(inner) => session_gone(inner),
+        None => matches!(
+            e.kind(),
+            K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::NotConnected
+        ),
+    }
+}
+
+/// The message for a write that failed with SSH_FX_FAILURE: a full disk when (almost) no
+/// space is left on that filesystem, else the server's word and what was checked.
+fn write_failure(host: &str, what: &str, dir: &str, free: Option<u64>, cause: &str) -> String {
+    match free {
+        Some(free) if free < FULL_BELOW => format!(
+            "{what}: the disk of {host} is full ({free} bytes free on the filesystem of {dir}); the partial file was removed: make room there and deploy again"
+        ),
+        Some(free) => format!(
+            "{what}: {cause} ({free} bytes free on the filesystem of {dir}, so not a full disk: a disk quota, or an I/O error on {host}?); the partial file was removed"
+        ),
+        None => format!(
+            "{what}: {cause} (the server gave no reason and cannot report free space: is the disk of {host} full?); the partial file was removed"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh_sftp::protocol::Status;
+
+    fn status(code: StatusCode, message: &str) -> SftpError {
+        SftpError::Status(Status {
+            id: 1,
+            status_code: code,
+            error_message: message.into(),
+            language_tag: "en".into(),
+        })
+    }
+
+    #[test]
+    fn a_full_disk_is_named_with_the_space_left() {
+        assert_eq!(
+            write_failure(
+                "web1",
+                "cannot write app/.bin.ferry-part",
+                "app",
+                Some(4096),
+                "Failure"
+            ),
+            "cannot write app/.bin.ferry-part: the disk of web1 is full (4096 bytes free on the filesystem of app); the partial file was removed: make room there and deploy again"
+        );
+        assert!(write_failure("h", "w", "d", Some(0), "Failure").contains("is full (0 bytes"));
+    }
+
+    #[test]
+    fn a_failure_with_space_left_is_not_called_a_full_disk() {
+        let m = write_failure("web1", "cannot write x", "d", Some(5 << 30), "Failure");
+        assert!(!m.contains("is full"), "{m}");
+        assert!(m.contains("cannot write x: Failure (5368709120 bytes free on the filesystem of d, so not a full disk"), "{m}");
+        let m = write_failure("web1", "cannot write x", "d", None, "Failure");
+        assert!(m.contains("is the disk of web1 full?"), "{m}");
+        assert!(m.contains("partial file was removed"), "{m}");
+    }
+
+    #[test]
+    fn ssh_fx_failure_is_recognised_in_both_forms() {
+        // A failed write: russh-sftp gives the server's message as an I/O error.
+        assert!(is_failure(&std::io::Error::other("Failure")));
+        // A failed fsync or other request: the status itself.
+        assert!(is_failure(&std::io::Error::other(status(
+            StatusCode::Failure,
+            "Failure"
+        ))));
+        assert!(!is_failure(&std::io::Error::other("Permission denied")));
+        assert!(!is_failure(&std::io::Error::other(status(
+            StatusCode::PermissionDenied,
+            "Permission denied"
+        ))));
+    }
+
+    #[test]
+    fn a_lost_session_is_told_apart_from_a_failed_request() {
+        assert!(session_gone(&SftpError::UnexpectedBehavior(
+            "sender dropped".into()
+        )));
+        assert!(session_gone(&SftpError::UnexpectedBehavior(
+            "session closed".into()
+        )));
+        assert!(session_gone(&status(StatusCode::ConnectionLost, "")));
+        assert!(session_gone(&status(StatusCode::NoConnection, "")));
+        assert!(!session_gone(&status(StatusCode::Failure, "Failure")));
+        assert!(!session_gone(&status(
+            StatusCode::NoSuchFile,
+            "No such file"
+        )));
+        assert!(!session_gone(&SftpError::Timeout));
+        assert!(io_gone(&std::io::Error::other(
+            SftpError::UnexpectedBehavior("sender dropped".into())
+        )));
+        assert!(io_gone(&std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe
+        )));
+        assert!(!io_gone(&std::io::Error::other("Failure")));
+    }
+
+    #[test]
+    fn parent_of_remote_paths() {
+        assert_eq!(
+            parent(".local/share/ferry/x/.f.ferry-part"),
+            ".local/share/ferry/x"
+        );
+        assert_eq!(parent(".f.ferry-part"), ".");
+        assert_eq!(parent("/f"), "/");
     }
 }

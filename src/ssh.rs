@@ -29,7 +29,51 @@ enum KeyOutcome {
 
 struct Handler {
     host: Host,
+    /// The contents of the host's known_hosts file, read before connecting.
+    known: String,
     outcome: Arc<Mutex<Option<KeyOutcome>>>,
+}
+
+/// Read a known_hosts file; a missing one is empty. Only a regular file (or a symlink to one)
+/// is read: a FIFO would block forever, a device could be endless, a directory is a mistake.
+fn read_known_hosts(host: &Host) -> Result<String> {
+    let path = &host.known_hosts;
+    let refuse = |message: String| Error::KnownHosts {
+        host: host.name.clone(),
+        path: path.clone(),
+        message,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    if let Some(kind) = not_a_regular_file(&meta.file_type()) {
+        return Err(refuse(format!(
+            "it is {kind}, not a regular file; ferry reads known_hosts only from a regular file"
+        )));
+    }
+    std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))
+}
+
+/// What kind of file this is when it is not a regular file (`a directory`, `a FIFO ...`).
+fn not_a_regular_file(t: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 impl Handler {
@@ -37,19 +81,8 @@ impl Handler {
         let h = &self.host;
         let fingerprint = known_hosts::fingerprint(key);
         let addr = format!("{}:{}", h.address, h.port);
-        let contents = match std::fs::read_to_string(&h.known_hosts) {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return KeyOutcome::Refused(Box::new(Error::KnownHosts {
-                    host: h.name.clone(),
-                    path: h.known_hosts.clone(),
-                    message: e.to_string(),
-                }));
-            }
-        };
         let refuse = |e: Error| KeyOutcome::Refused(Box::new(e));
-        match known_hosts::check(&contents, &h.address, h.port, key) {
+        match known_hosts::check(&self.known, &h.address, h.port, key) {
             Verdict::Known { .. } => KeyOutcome::Accepted {
                 fingerprint,
                 learned: false,
@@ -154,7 +187,7 @@ impl client::Handler for Handler {
 
 /// An authenticated connection to one host.
 pub struct Connection {
-    handle: Handle<Handler>,
+    handle: Arc<Handle<Handler>>,
     /// The host's name in the config.
     pub host: String,
     pub user: String,
@@ -164,6 +197,8 @@ pub struct Connection {
     pub host_key: String,
     /// The host key was new and recorded under `accept-new`.
     pub host_key_learned: bool,
+    /// How many handshakes it took (more than 1 when the server cut one short).
+    pub attempts: u32,
     /// The jump host's connection, kept open while this one lives.
     jump: Option<Box<Connection>>,
 }
@@ -208,6 +243,207 @@ pub enum Stream {
     Stderr,
 }
 
+/// What a spawned command's stdin gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Stdin<'a> {
+    /// EOF at once.
+    Closed,
+    /// These bytes, then EOF.
+    Data(&'a [u8]),
+    /// Kept open: write with [`RemoteProcess::write`], end with [`RemoteProcess::send_eof`].
+    Open,
+}
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Status(u32),
+    /// It was killed by this signal (`TERM`, `KILL`, ...).
+    Signal(String),
+}
+
+/// What a running remote command produced: output as it arrives, then how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exit(Exit),
+}
+
+/// A signal for a remote process. OpenSSH delivers channel signals for non-root logins only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+    Int,
+    Hup,
+}
+
+/// A command running on the host, on its own channel of the connection.
+///
+/// Dropping it sends nothing: the remote command keeps its stdin open until it ends or the
+/// connection ends (the deploy lock relies on exactly that).
+pub struct RemoteProcess {
+    channel: russh::Channel<client::Msg>,
+    handle: Arc<Handle<Handler>>,
+    host: String,
+    command: String,
+    exit: Option<Exit>,
+    /// The server closed the channel (as opposed to the session dropping it).
+    closed: bool,
+}
+
+impl RemoteProcess {
+    /// The next chunk of output or the exit; None once the channel has closed. OpenSSH sends
+    /// the exit status after the output's EOF and before closing, so read until None.
+    /// Cancel-safe: a `select!` may drop it and call it again.
+    pub async fn next(&mut self) -> Option<Event> {
+        loop {
+            match self.channel.wait().await? {
+                ChannelMsg::Data { data } => return Some(Event::Stdout(data.into())),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    return Some(Event::Stderr(data.into()));
+                }
+                ChannelMsg::ExitStatus { exit_status } => {
+                    let exit = Exit::Status(exit_status);
+                    self.exit = Some(exit.clone());
+                    return Some(Event::Exit(exit));
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    let exit = Exit::Signal(sig_name(&signal_name));
+                    self.exit = Some(exit.clone());
+                    return Some(Event::Exit(exit));
+                }
+                ChannelMsg::Close => {
+                    self.closed = true;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// How the command ended, once [`RemoteProcess::next`] has returned the exit.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    /// The output ended without an exit status because the connection went away (only
+    /// meaningful after [`RemoteProcess::next`] returned None).
+    pub fn connection_lost(&self) -> bool {
+        self.exit.is_none() && (!self.closed || self.handle.is_closed())
+    }
+
+    /// [`Error::ConnectionLost`] for this command; `during` says what was under way.
+    pub fn lost(&self, during: impl Into<String>) -> Error {
+        Error::ConnectionLost {
+            host: self.host.clone(),
+            during: during.into(),
+        }
+    }
+
+    fn failed(&self, e: russh::Error, what: &str) -> Error {
+        if self.handle.is_closed() || transport_gone(&e) {
+            self.lost(format!("running `{}`", abbreviate(&self.command)))
+        } else {
+            ssh_err(&self.host, format!("{what}: {e}"))
+        }
+    }
+
+    /// Send bytes to the command's stdin.
+    pub async fn write(&self, data: &[u8]) -> Result<()> {
+        self.channel
+            .data(data)
+            .await
+            .map_err(|e| self.failed(e, "cannot send input"))
+    }
+
+    /// Close the command's stdin.
+    pub async fn send_eof(&self) -> Result<()> {
+        self.channel
+            .eof()
+            .await
+            .map_err(|e| self.failed(e, "cannot close the input"))
+    }
+
+    /// Send a signal to the command (OpenSSH ignores it for root logins).
+    pub async fn signal(&self, signal: Signal) -> Result<()> {
+        let sig = match signal {
+            Signal::Term => russh::Sig::TERM,
+            Signal::Kill => russh::Sig::KILL,
+            Signal::Int => russh::Sig::INT,
+            Signal::Hup => russh::Sig::HUP,
+        };
+        self.channel
+            .signal(sig)
+            .await
+            .map_err(|e| self.failed(e, &format!("cannot send SIG{signal:?}")))
+    }
+
+    /// Close our side of the channel (the server may still send what is in flight).
+    pub async fn close(&self) {
+        let _ = self.channel.close().await;
+    }
+
+    /// Read to the end, calling `on_output` with each chunk, and collect everything.
+    pub async fn output(mut self, mut on_output: impl FnMut(Stream, &[u8])) -> Result<Output> {
+        let mut out = Output::default();
+        while let Some(event) = self.next().await {
+            match event {
+                Event::Stdout(data) => {
+                    on_output(Stream::Stdout, &data);
+                    out.stdout.extend_from_slice(&data);
+                }
+                Event::Stderr(data) => {
+                    on_output(Stream::Stderr, &data);
+                    out.stderr.extend_from_slice(&data);
+                }
+                Event::Exit(Exit::Status(s)) => out.status = Some(s),
+                Event::Exit(Exit::Signal(sig)) => out.signal = Some(sig),
+            }
+        }
+        if self.connection_lost() {
+            return Err(self.lost(format!("running `{}`", abbreviate(&self.command))));
+        }
+        Ok(out)
+    }
+}
+
+/// `TERM`, `KILL`, or the name a server sent.
+fn sig_name(sig: &russh::Sig) -> String {
+    match sig {
+        russh::Sig::Custom(name) => name.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A command shortened for messages: its first line, at most 80 characters.
+fn abbreviate(command: &str) -> String {
+    let first = command.lines().next().unwrap_or_default();
+    let mut short: String = first.chars().take(80).collect();
+    if short.len() < command.len() {
+        short.push_str("...");
+    }
+    short
+}
+
+/// Does this russh error mean the connection itself is gone (not just one request refused)?
+fn transport_gone(e: &russh::Error) -> bool {
+    use russh::Error as E;
+    matches!(
+        e,
+        E::SendError
+            | E::RecvError
+            | E::Disconnect
+            | E::HUP
+            | E::IO(_)
+            | E::KeepaliveTimeout
+            | E::InactivityTimeout
+            | E::ConnectionTimeout
+    )
+}
+
 fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
     let mut preferred = russh::Preferred::default();
     if !algorithms.is_empty() {
@@ -238,87 +474,227 @@ fn ssh_err(host: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// How many times a handshake the server cut short is tried in all.
+pub const HANDSHAKE_TRIES: u32 = 5;
+
 /// Connect, verify the host key and authenticate.
+///
+/// sshd drops connections beyond its `MaxStartups` (default 10:30:100: past ten
+/// unauthenticated connections at once, 30% and more are closed at once), which many hosts
+/// behind one sshd, or one host with a high `--parallel`, run into. A handshake that the server
+/// reset or closed before authentication is therefore tried again, up to
+/// [`HANDSHAKE_TRIES`] times within `connect_timeout`, after a growing, jittered pause. A refused
+/// host key, a failed authentication or a refused TCP connection is never retried.
 pub async fn connect(host: &Host) -> Result<Connection> {
-    let Some(jump) = &host.proxy_jump else {
-        return handshake(host, None).await;
+    let bastion = match &host.proxy_jump {
+        Some(jump) => Some(Box::pin(connect(jump)).await?),
+        None => None,
     };
-    // ProxyJump: log in to the jump host, then have it open a TCP connection to the target,
-    // and speak SSH to the target through that channel. The target's key is checked as usual.
-    let bastion = Box::pin(connect(jump)).await?;
+    let deadline = tokio::time::Instant::now() + host.connect_timeout;
+    let mut attempt = 1;
+    loop {
+        match attempt_handshake(host, bastion.as_ref(), deadline).await {
+            Ok(mut conn) => {
+                conn.attempts = attempt;
+                conn.jump = bastion.map(Box::new);
+                return Ok(conn);
+            }
+            Err(Failure::Final(e)) => {
+                if let Some(b) = &bastion {
+                    b.close().await;
+                }
+                return Err(e);
+            }
+            Err(Failure::Retry(cause)) => {
+                let delay = retry_delay(attempt, jitter());
+                let out_of_time = tokio::time::Instant::now() + delay >= deadline;
+                if attempt >= HANDSHAKE_TRIES || out_of_time {
+                    if let Some(b) = &bastion {
+                        b.close().await;
+                    }
+                    return Err(ssh_err(
+                        &host.name,
+                        format!(
+                            "handshake with {}:{} failed: {cause} ({attempt} attempt(s) within {}); sshd's MaxStartups may be limiting logins at once: lower --parallel, or raise MaxStartups in the host's sshd_config",
+                            host.address,
+                            host.port,
+                            humantime::format_duration(host.connect_timeout)
+                        ),
+                    ));
+                }
+                tracing::info!(
+                    "{}: {cause} (sshd MaxStartups?), retrying in {}ms ({}/{HANDSHAKE_TRIES})",
+                    host.name,
+                    delay.as_millis(),
+                    attempt + 1
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Why one handshake attempt failed.
+enum Failure {
+    /// Worth another try: what happened, e.g. "handshake reset by the server".
+    Retry(String),
+    /// Final.
+    Final(Error),
+}
+
+/// The pause before attempt `attempt + 1`: 100 ms doubling per attempt (at most 1.6 s), plus
+/// `jitter` (0..1) times as much again, so that connections dropped together do not all come
+/// back together.
+fn retry_delay(attempt: u32, jitter: f64) -> Duration {
+    let base = 100u64 << attempt.clamp(1, 5).saturating_sub(1);
+    let extra = (base as f64 * jitter.clamp(0.0, 1.0)) as u64;
+    Duration::from_millis(base + extra)
+}
+
+/// A random fraction in 0..1, from the standard library's randomly seeded hasher.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Is a failed handshake worth another try, and what happened? Only when the server cut it
+/// short: reset it, or closed the connection before its banner or during the key exchange.
+/// A refused host key (russh's UnknownKey, whatever the reason) is never retried.
+fn retryable(e: &russh::Error) -> Option<&'static str> {
+    use std::io::ErrorKind as K;
+    match e {
+        russh::Error::IO(io) => match io.kind() {
+            K::ConnectionReset | K::ConnectionAborted => Some("handshake reset by the server"),
+            K::UnexpectedEof | K::BrokenPipe => {
+                Some("the server closed the connection during the handshake")
+            }
+            _ => None,
+        },
+        russh::Error::Disconnect | russh::Error::HUP => {
+            Some("the server closed the connection during the handshake")
+        }
+        _ => None,
+    }
+}
+
+/// One attempt: connect (directly, or through the jump host), verify the host key,
+/// authenticate. Connecting and the key exchange must end by `deadline`.
+async fn attempt_handshake(
+    host: &Host,
+    bastion: Option<&Connection>,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<Connection, Failure> {
     let addr = format!("{}:{}", host.address, host.port);
-    tracing::debug!("{}: connecting to {addr} through {}", host.name, jump.name);
-    let channel = tokio::time::timeout(
-        host.connect_timeout,
+    let timed_out = |addr: String| {
+        Failure::Final(Error::ConnectTimeout {
+            host: host.name.clone(),
+            addr,
+            after: host.connect_timeout,
+        })
+    };
+    let Some(bastion) = bastion else {
+        return handshake(host, None, deadline).await;
+    };
+    // ProxyJump: the jump host opens a TCP connection to the target, and we speak SSH to the
+    // target through that channel. The target's key is checked as usual.
+    tracing::debug!(
+        "{}: connecting to {addr} through {}",
+        host.name,
+        bastion.host
+    );
+    let channel = tokio::time::timeout_at(
+        deadline,
         bastion
             .handle
             .channel_open_direct_tcpip(&host.address, host.port as u32, "127.0.0.1", 0),
     )
     .await
-    .map_err(|_| Error::ConnectTimeout {
-        host: host.name.clone(),
-        addr: format!("{addr} (through {})", jump.name),
-        after: host.connect_timeout,
-    })?
+    .map_err(|_| timed_out(format!("{addr} (through {})", bastion.host)))?
     .map_err(|e| {
-        ssh_err(
-            &host.name,
-            format!("the jump host {} cannot connect to {addr}: {e}", jump.name),
-        )
+        Failure::Final(if bastion.is_closed() || transport_gone(&e) {
+            Error::ConnectionLost {
+                host: bastion.host.clone(),
+                during: format!("opening a connection to {addr} for {}", host.name),
+            }
+        } else {
+            ssh_err(
+                &host.name,
+                format!(
+                    "the jump host {} cannot connect to {addr}: {e}",
+                    bastion.host
+                ),
+            )
+        })
     })?;
-    handshake(host, Some((channel.into_stream(), bastion))).await
+    handshake(host, Some(channel.into_stream()), deadline).await
 }
 
-/// The jump host's connection and the channel through it.
-type Jump = (russh::ChannelStream<client::Msg>, Connection);
-
 /// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
-async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
-    let known = std::fs::read_to_string(&host.known_hosts).unwrap_or_default();
+async fn handshake(
+    host: &Host,
+    stream: Option<russh::ChannelStream<client::Msg>>,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<Connection, Failure> {
+    let known = read_known_hosts(host).map_err(Failure::Final)?;
     let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
     let config = Arc::new(client_config(algorithms));
     let outcome = Arc::new(Mutex::new(None));
     let handler = Handler {
         host: host.clone(),
+        known,
         outcome: outcome.clone(),
     };
     let addr = format!("{}:{}", host.address, host.port);
-    tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
-    // A refused host key surfaces as a generic error; report the real reason.
-    let refused = |e: russh::Error| match outcome.lock().unwrap().take() {
-        Some(KeyOutcome::Refused(err)) => *err,
-        _ => ssh_err(&host.name, format!("handshake with {addr} failed: {e}")),
+    let via = match &host.proxy_jump {
+        Some(j) => format!("{addr} (through {})", j.name),
+        None => addr.clone(),
     };
-    let (stream, bastion) = match jump {
-        Some((stream, bastion)) => (Some(stream), Some(Box::new(bastion))),
-        None => (None, None),
+    tracing::debug!("{}: connecting to {addr} as {}", host.name, host.user);
+    // A refused host key surfaces as a generic error: report the real reason. A handshake the
+    // server cut short may be tried again.
+    let failed = |e: russh::Error| match outcome.lock().unwrap().take() {
+        Some(KeyOutcome::Refused(err)) => Failure::Final(*err),
+        _ => match retryable(&e) {
+            Some(cause) => Failure::Retry(cause.to_string()),
+            None => Failure::Final(ssh_err(
+                &host.name,
+                format!("handshake with {addr} failed: {e}"),
+            )),
+        },
     };
     let connecting = async {
         match stream {
             Some(stream) => client::connect_stream(config, stream, handler)
                 .await
-                .map_err(refused),
+                .map_err(failed),
             None => {
                 let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
                     .await
-                    .map_err(|source| Error::Connect {
-                        host: host.name.clone(),
-                        addr: addr.clone(),
-                        source,
+                    .map_err(|source| {
+                        Failure::Final(Error::Connect {
+                            host: host.name.clone(),
+                            addr: addr.clone(),
+                            source,
+                        })
                     })?;
                 tcp.set_nodelay(true).ok();
                 client::connect_stream(config, tcp, handler)
                     .await
-                    .map_err(refused)
+                    .map_err(failed)
             }
         }
     };
-    let mut handle = tokio::time::timeout(host.connect_timeout, connecting)
+    let mut handle = tokio::time::timeout_at(deadline, connecting)
         .await
-        .map_err(|_| Error::ConnectTimeout {
-            host: host.name.clone(),
-            addr: addr.clone(),
-            after: host.connect_timeout,
+        .map_err(|_| {
+            Failure::Final(Error::ConnectTimeout {
+                host: host.name.clone(),
+                addr: via,
+                after: host.connect_timeout,
+            })
         })??;
     let (host_key, host_key_learned) = match outcome.lock().unwrap().take() {
         Some(KeyOutcome::Accepted {
@@ -327,7 +703,10 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         }) => (fingerprint, learned),
         _ => {
             // Cannot happen: russh only proceeds after check_server_key accepted the key.
-            return Err(ssh_err(&host.name, "host key was not verified"));
+            return Err(Failure::Final(ssh_err(
+                &host.name,
+                "host key was not verified",
+            )));
         }
     };
     let auth_method = tokio::time::timeout(
@@ -335,20 +714,24 @@ async fn handshake(host: &Host, jump: Option<Jump>) -> Result<Connection> {
         authenticate(&mut handle, host),
     )
     .await
-    .map_err(|_| Error::ConnectTimeout {
-        host: host.name.clone(),
-        addr,
-        after: host.connect_timeout,
-    })??;
+    .map_err(|_| {
+        Failure::Final(Error::ConnectTimeout {
+            host: host.name.clone(),
+            addr,
+            after: host.connect_timeout,
+        })
+    })?
+    .map_err(Failure::Final)?;
     tracing::debug!("{}: authenticated with {auth_method}", host.name);
     Ok(Connection {
-        handle,
+        handle: Arc::new(handle),
         host: host.name.clone(),
         user: host.user.clone(),
         auth_method,
         host_key,
         host_key_learned,
-        jump: bastion,
+        attempts: 1,
+        jump: None,
     })
 }
 
@@ -490,18 +873,51 @@ impl Connection {
         ssh_err(&self.host, e)
     }
 
-    /// Open a session channel running `command`.
-    pub async fn open_exec(&self, command: &str) -> Result<russh::Channel<client::Msg>> {
+    /// The error for a failed operation: [`Error::ConnectionLost`] when the connection is gone
+    /// (`during` says what was under way), else [`Error::Ssh`] with `what` and russh's reason.
+    fn failed(&self, e: russh::Error, what: &str, during: impl FnOnce() -> String) -> Error {
+        if self.handle.is_closed() || transport_gone(&e) {
+            Error::ConnectionLost {
+                host: self.host.clone(),
+                during: during(),
+            }
+        } else {
+            self.err(format!("{what}: {e}"))
+        }
+    }
+
+    /// Start `command` on a new channel. Read what it prints and how it ends with
+    /// [`RemoteProcess::next`]. With [`Stdin::Open`] its stdin stays open until
+    /// [`RemoteProcess::send_eof`] (or until the process or the connection is dropped).
+    pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
+        tracing::debug!("{}: exec {command}", self.host);
+        let running = || format!("starting `{}`", abbreviate(command));
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot open a channel", running))?;
         channel
             .exec(true, command)
             .await
-            .map_err(|e| self.err(format!("cannot run `{command}`: {e}")))?;
-        Ok(channel)
+            .map_err(|e| self.failed(e, &format!("cannot run `{command}`"), running))?;
+        let process = RemoteProcess {
+            channel,
+            handle: self.handle.clone(),
+            host: self.host.clone(),
+            command: command.to_string(),
+            exit: None,
+            closed: false,
+        };
+        match stdin {
+            Stdin::Open => {}
+            Stdin::Closed => process.send_eof().await?,
+            Stdin::Data(input) => {
+                process.write(input).await?;
+                process.send_eof().await?;
+            }
+        }
+        Ok(process)
     }
 
     /// Run a command, feeding `stdin` (then EOF), calling `on_output` with chunks as they arrive.
@@ -509,43 +925,14 @@ impl Connection {
         &self,
         command: &str,
         stdin: Option<&[u8]>,
-        mut on_output: impl FnMut(Stream, &[u8]),
+        on_output: impl FnMut(Stream, &[u8]),
     ) -> Result<Output> {
-        tracing::debug!("{}: exec {command}", self.host);
-        let mut channel = self.open_exec(command).await?;
-        if let Some(input) = stdin {
-            channel
-                .data(input)
-                .await
-                .map_err(|e| self.err(format!("cannot send input: {e}")))?;
-        }
-        channel.eof().await.ok();
-        let mut out = Output::default();
-        // Read until the channel closes: the exit status comes after EOF.
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    on_output(Stream::Stdout, &data);
-                    out.stdout.extend_from_slice(&data);
-                }
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    on_output(Stream::Stderr, &data);
-                    out.stderr.extend_from_slice(&data);
-                }
-                ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    out.signal = Some(format!("{signal_name:?}"))
-                }
-                ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-        if out.status.is_none() && out.signal.is_none() && self.handle.is_closed() {
-            return Err(self.err(format!("the connection was lost while running `{command}`")));
-        }
-        Ok(out)
+        let stdin = match stdin {
+            Some(input) => Stdin::Data(input),
+            None => Stdin::Closed,
+        };
+        self.spawn(command, stdin).await?.output(on_output).await
     }
-
     /// Run a command and collect its output.
     pub async fn exec(&self, command: &str) -> Result<Output> {
         self.exec_streaming(command, None, |_, _| {}).await
@@ -573,15 +960,16 @@ impl Connection {
 
     /// Start an SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
+        let starting = || "starting an SFTP session".to_string();
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| self.err(format!("cannot open a channel: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot open a channel", starting))?;
         channel
             .request_subsystem(true, "sftp")
             .await
-            .map_err(|e| self.err(format!("cannot start the sftp subsystem: {e}")))?;
+            .map_err(|e| self.failed(e, "cannot start the sftp subsystem", starting))?;
         let config = russh_sftp::client::Config {
             max_concurrent_writes: 64,
             request_timeout_secs: 60,
@@ -595,6 +983,18 @@ impl Connection {
             })
     }
 
+    /// [`Connection::sftp`] wrapped in [`crate::sftp::Sftp`], which can then tell a lost
+    /// connection ([`Error::ConnectionLost`]) from a failed request.
+    pub async fn open_sftp(&self) -> Result<crate::sftp::Sftp> {
+        let session = self.sftp().await?;
+        let handle = self.handle.clone();
+        Ok(crate::sftp::Sftp::with_liveness(
+            &self.host,
+            session,
+            Arc::new(move || handle.is_closed()),
+        ))
+    }
+
     /// A TCP connection made by the host to `host:port` (direct-tcpip).
     pub async fn connect_tcp(
         &self,
@@ -605,7 +1005,13 @@ impl Connection {
             .handle
             .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
             .await
-            .map_err(|e| self.err(format!("cannot open {host}:{port} from the host: {e}")))?;
+            .map_err(|e| {
+                self.failed(
+                    e,
+                    &format!("cannot open {host}:{port} from the host"),
+                    || format!("opening {host}:{port} from the host"),
+                )
+            })?;
         Ok(channel.into_stream())
     }
 
@@ -615,7 +1021,13 @@ impl Connection {
             .handle
             .channel_open_direct_streamlocal(path)
             .await
-            .map_err(|e| self.err(format!("cannot open unix socket {path} on the host: {e}")))?;
+            .map_err(|e| {
+                self.failed(
+                    e,
+                    &format!("cannot open unix socket {path} on the host"),
+                    || format!("opening unix socket {path} on the host"),
+                )
+            })?;
         Ok(channel.into_stream())
     }
 
@@ -637,5 +1049,132 @@ impl Connection {
     /// The jump host's name, when connected through one.
     pub fn via(&self) -> Option<&str> {
         self.jump.as_ref().map(|j| j.host.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::ErrorKind;
+
+    fn io(kind: ErrorKind) -> russh::Error {
+        russh::Error::IO(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn a_handshake_the_server_cut_short_is_retried() {
+        // sshd past MaxStartups closes the accepted socket: a reset when our banner was
+        // already sent, an EOF (russh: Disconnect) when not.
+        assert_eq!(
+            retryable(&io(ErrorKind::ConnectionReset)),
+            Some("handshake reset by the server")
+        );
+        for e in [
+            io(ErrorKind::UnexpectedEof),
+            io(ErrorKind::BrokenPipe),
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+        ] {
+            assert_eq!(
+                retryable(&e),
+                Some("the server closed the connection during the handshake"),
+                "{e:?}"
+            );
+        }
+        assert!(retryable(&io(ErrorKind::ConnectionAborted)).is_some());
+    }
+
+    #[test]
+    fn host_key_and_protocol_failures_are_never_retried() {
+        for e in [
+            // What russh returns when check_server_key refused the key.
+            russh::Error::UnknownKey,
+            russh::Error::KeyChanged { line: 3 },
+            russh::Error::WrongServerSig,
+            russh::Error::NotAuthenticated,
+            russh::Error::NoAuthMethod,
+            russh::Error::Version,
+            russh::Error::Kex,
+            russh::Error::PacketAuth,
+            io(ErrorKind::PermissionDenied),
+            io(ErrorKind::ConnectionRefused),
+            io(ErrorKind::TimedOut),
+        ] {
+            assert_eq!(retryable(&e), None, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn retry_delays_grow_are_jittered_and_bounded() {
+        let low: Vec<u64> = (1..=6)
+            .map(|a| retry_delay(a, 0.0).as_millis() as u64)
+            .collect();
+        assert_eq!(low, vec![100, 200, 400, 800, 1600, 1600]);
+        assert_eq!(retry_delay(2, 1.0), Duration::from_millis(400));
+        assert_eq!(retry_delay(2, 0.5), Duration::from_millis(300));
+        // Out-of-range input stays within bounds.
+        assert_eq!(retry_delay(0, 7.0), Duration::from_millis(200));
+        assert_eq!(retry_delay(u32::MAX, -1.0), Duration::from_millis(1600));
+        // Every retry of a connect fits in the default 10 s connect_timeout.
+        let worst: Duration = (1..HANDSHAKE_TRIES).map(|a| retry_delay(a, 1.0)).sum();
+        assert!(worst <= Duration::from_secs(3), "{worst:?}");
+    }
+
+    #[test]
+    fn jitter_is_a_fraction_and_varies() {
+        let samples: Vec<f64> = (0..64).map(|_| jitter()).collect();
+        assert!(
+            samples.iter().all(|j| (0.0..1.0).contains(j)),
+            "{samples:?}"
+        );
+        assert!(samples.iter().any(|j| *j != samples[0]), "{samples:?}");
+    }
+
+    #[test]
+    fn a_lost_session_is_told_apart_from_a_refused_request() {
+        for e in [
+            russh::Error::SendError,
+            russh::Error::RecvError,
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+            russh::Error::KeepaliveTimeout,
+            io(ErrorKind::ConnectionReset),
+        ] {
+            assert!(transport_gone(&e), "{e:?}");
+        }
+        for e in [
+            russh::Error::ChannelOpenFailure(russh::ChannelOpenFailure::AdministrativelyProhibited),
+            russh::Error::RequestDenied,
+            russh::Error::WrongChannel,
+        ] {
+            assert!(!transport_gone(&e), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn commands_are_abbreviated_in_messages() {
+        assert_eq!(abbreviate("true"), "true");
+        assert_eq!(abbreviate("sh -s\necho hi"), "sh -s...");
+        let long = "x".repeat(100);
+        assert_eq!(abbreviate(&long), format!("{}...", "x".repeat(80)));
+        assert_eq!(abbreviate("ünï"), "ünï");
+    }
+
+    #[test]
+    fn connection_lost_names_host_and_what_was_under_way() {
+        let e = Error::ConnectionLost {
+            host: "web1".into(),
+            during: "running `systemctl --user restart app.service`".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "web1: the connection was lost while running `systemctl --user restart app.service`"
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::CONNECTION);
+        assert!(
+            e.hint()
+                .unwrap()
+                .contains("run the same ferry command again")
+        );
     }
 }

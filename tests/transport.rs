@@ -477,3 +477,239 @@ fn ssh_config_host_alias() {
             .starts_with("as ferry1 ")
     );
 }
+
+/// A known_hosts that is a FIFO (reading it would block forever) or a directory is refused
+/// before connecting, with an error naming the file; so is it under accept-new (appending to a
+/// FIFO would block too).
+#[test]
+fn known_hosts_that_is_not_a_regular_file_is_refused() {
+    let r = remote();
+    let p = Project::new();
+    let fifo = p.path("kh.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .output()
+        .expect("mkfifo runs");
+    assert!(made.status.success(), "{made:?}");
+    let dir = p.path("kh.d");
+    std::fs::create_dir(&dir).unwrap();
+    let base = host_table("web1", "ferry1");
+    for (path, kind) in [(&fifo, "FIFO"), (&dir, "directory")] {
+        let cfg = base.replace(
+            &r.known_hosts.display().to_string(),
+            &path.display().to_string(),
+        );
+        for cfg in [
+            cfg.clone(),
+            cfg.replace(
+                "connect_timeout",
+                "host_key_policy = \"accept-new\"\nconnect_timeout",
+            ),
+        ] {
+            p.config(&cfg);
+            let run = p.ferry(&["doctor"]);
+            run.assert_code(3);
+            assert!(
+                run.stdout
+                    .contains(&format!("cannot use known_hosts file {}", path.display())),
+                "names the file: {run}"
+            );
+            assert!(run.stdout.contains(kind), "says what it is: {run}");
+            assert!(run.stdout.contains("not a regular file"), "{run}");
+        }
+    }
+    assert!(dir.read_dir().unwrap().next().is_none(), "nothing written");
+}
+
+/// `ferry status` to a host with an unknown key shows the hint's lines as lines: the
+/// known_hosts line to add can be copied as it is (no literal `\n`).
+#[test]
+fn unknown_host_hint_keeps_its_lines() {
+    let r = remote();
+    let p = Project::new();
+    let kh = p.path("kh");
+    p.write("u/x.service", "[Service]\nExecStart=/bin/true\n");
+    let cfg = format!(
+        "{}[services.x]\nhosts = [\"web1\"]\nunits = [\"u/x.service\"]\n",
+        host_table("web1", "ferry1").replace(
+            &r.known_hosts.display().to_string(),
+            &kh.display().to_string(),
+        )
+    );
+    p.config(&cfg);
+    let run = p.ferry(&["status"]);
+    run.assert_code(3);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("is not known"), "{run}");
+    assert!(!all.contains("\\n"), "a literal \\n in: {run}");
+    let line_to_add = format!("[{}]:{} ssh-ed25519 ", r.host, r.port);
+    let line = all
+        .lines()
+        .find(|l| l.contains(&line_to_add))
+        .unwrap_or_else(|| panic!("no line to add: {run}"));
+    assert!(
+        line.trim_start().starts_with(&line_to_add),
+        "the line to add stands on its own line: {line:?}"
+    );
+}
+
+/// A second sshd in the test remote, on a port of its own, with the remote's sshd config (so
+/// sshd's default MaxStartups): a burst of connections to it cannot disturb the logins of the
+/// tests that share the main sshd (OpenSSH's client does not retry). Stopped when dropped.
+struct OwnSshd {
+    port: u16,
+    pidfile: String,
+}
+
+impl OwnSshd {
+    fn start() -> OwnSshd {
+        let r = remote();
+        // The container shares the host's network: a port free here is free there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let pidfile = format!("/run/ferry-test-sshd-{port}.pid");
+        // sshd binds its socket before it forks into the background: it listens on return.
+        let out = r.root(&format!("/usr/sbin/sshd -p {port} -o PidFile={pidfile}"));
+        assert!(out.status.success(), "own sshd did not start: {out:?}");
+        OwnSshd { port, pidfile }
+    }
+
+    /// A known_hosts file pinning the remote's host key for this port.
+    fn known_hosts(&self, p: &Project) -> std::path::PathBuf {
+        let r = remote();
+        let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+        let kh = p.path("known_hosts.own");
+        std::fs::write(
+            &kh,
+            pinned.replace(
+                &format!("[{}]:{} ", r.host, r.port),
+                &format!("[{}]:{} ", r.host, self.port),
+            ),
+        )
+        .unwrap();
+        kh
+    }
+}
+
+impl Drop for OwnSshd {
+    fn drop(&mut self) {
+        remote().root(&format!("kill $(cat {0}) && rm -f {0}", self.pidfile));
+    }
+}
+
+/// 32 connections at once to one sshd with its default `MaxStartups 10:30:100`: sshd drops
+/// handshakes past ten at once, and ferry tries those again, so every connection succeeds.
+#[test]
+fn many_connections_at_once_to_one_sshd_all_succeed() {
+    let r = remote();
+    // The proof needs sshd's default limit (the remote must not raise it).
+    let out = r.root("sshd -T | grep -i '^maxstartups '");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "maxstartups 10:30:100",
+        "the test remote's sshd must use the default MaxStartups: {out:?}"
+    );
+    let sshd = OwnSshd::start();
+    let p = Project::new();
+    let host = ferry::config::Host {
+        name: "web1".into(),
+        address: r.host.clone(),
+        user: "ferry1".into(),
+        port: sshd.port,
+        identity: Some(r.key.clone()),
+        known_hosts: sshd.known_hosts(&p),
+        host_key_policy: ferry::config::HostKeyPolicy::Strict,
+        connect_timeout: std::time::Duration::from_secs(10),
+        proxy_jump: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let results = futures::future::join_all((0..32).map(|_| async {
+            let conn = ferry::ssh::connect(&host).await?;
+            let out = conn.run("echo ok").await;
+            conn.close().await;
+            out.map(|o| (o, conn.attempts))
+        }))
+        .await;
+        let mut retried = 0;
+        for (i, result) in results.into_iter().enumerate() {
+            let (out, attempts) = result.unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            assert_eq!(out, "ok\n");
+            if attempts > 1 {
+                retried += 1;
+            }
+        }
+        // sshd really dropped some, so the retry was exercised (and worked).
+        assert!(
+            retried > 0,
+            "no handshake was dropped: the test proves nothing"
+        );
+    });
+}
+
+/// The connection dies under a running command and an open SFTP session (sshd of the user
+/// killed): every operation says the connection was lost, with exit code 3, instead of
+/// russh's "sender dropped".
+#[test]
+fn a_connection_lost_mid_command_is_reported_as_such() {
+    let r = remote();
+    let host = ferry::config::Host {
+        name: "web1".into(),
+        address: r.host.clone(),
+        user: "ferry14".into(),
+        port: r.port,
+        identity: Some(r.key.clone()),
+        known_hosts: r.known_hosts.clone(),
+        host_key_policy: ferry::config::HostKeyPolicy::Strict,
+        connect_timeout: std::time::Duration::from_secs(10),
+        proxy_jump: None,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use ferry::error::Error;
+        use ferry::ssh::{Event, Stdin};
+        let conn = ferry::ssh::connect(&host).await.expect("connects");
+        let sftp = conn.open_sftp().await.expect("sftp");
+        let plain = ferry::sftp::Sftp::new("web1", conn.sftp().await.expect("sftp"));
+        // statvfs@openssh.com works on OpenSSH: the home filesystem has room.
+        let free = sftp
+            .free_space(".")
+            .await
+            .expect("statvfs")
+            .expect("supported");
+        assert!(free > 0);
+        let cmd = "echo started; exec sleep 600";
+        let mut process = conn.spawn(cmd, Stdin::Closed).await.unwrap();
+        assert_eq!(
+            process.next().await,
+            Some(Event::Stdout(b"started\n".to_vec()))
+        );
+        let out = r.root("pkill -KILL -u ferry14 -x sshd");
+        assert!(out.status.success(), "no sshd of ferry14 killed: {out:?}");
+
+        let e = process.output(|_, _| {}).await.unwrap_err();
+        assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!("web1: the connection was lost while running `{cmd}`")
+        );
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.hint().unwrap().contains("may or may not have finished"));
+
+        let e = conn.exec("true").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "web1: the connection was lost while starting `true`"
+        );
+        for s in [&sftp, &plain] {
+            let e = s.write("lost.txt", b"x", 0o644).await.unwrap_err();
+            assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
+            assert_eq!(e.exit_code(), 3);
+            assert!(
+                e.to_string().contains("transferring files over SFTP"),
+                "{e}"
+            );
+        }
+    });
+}

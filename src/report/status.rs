@@ -102,7 +102,9 @@ impl Human for HostError {
             sanitize(&self.error)
         );
         if let Some(h) = &self.hint {
-            line.push_str(&format!("\n  hint: {}", sanitize(h)));
+            // A hint may span lines (the known_hosts line to add): keep them, indented.
+            let hint = crate::report::sanitize_lines(h).replace('\n', "\n        ");
+            line.push_str(&format!("\n  hint: {hint}"));
         }
         Some(line)
     }
