@@ -246,6 +246,7 @@ pub async fn execute(
     let mut armed = false;
     let mut before = Before::default();
     for (index, step) in plan.steps.iter().enumerate() {
+        fault_point(step.name());
         ss.step(index, step);
         match step {
             // Taken before the host was read: the plan was made under it.
@@ -382,6 +383,7 @@ async fn fail(
         }
         OnFailure::RollBack { to } => to,
     };
+    fault_point("rollback");
     ss.phase("rollback", format!("rolling back to {to}"));
     // Recorded before going back, so that a deploy killed during its rollback leaves a trace;
     // the final outcome replaces this record.
@@ -478,4 +480,14 @@ fn rollback_failed(
         )),
         exit::FAILED,
     )
+}
+
+/// Fault injection for the test suite: with `FERRY_FAULT_AT=NAME` in the environment, ferry
+/// dies at once (abort: no cleanup, like `kill -9`) just before the step (or `rollback`) of
+/// that name. Unset in normal use.
+fn fault_point(name: &str) {
+    if std::env::var_os("FERRY_FAULT_AT").is_some_and(|v| v == name) {
+        eprintln!("FERRY_FAULT_AT={name}: aborting");
+        std::process::abort();
+    }
 }
