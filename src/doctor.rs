@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::config::Host;
 use crate::error::Error;
+use crate::fanout;
 use crate::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::report::Reporter;
 use crate::report::doctor::Summary;
@@ -616,20 +617,24 @@ pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
         .collect()
 }
 
+/// How many hosts are checked at once.
+const PARALLEL: usize = 64;
+
 /// `ferry doctor`: check hosts in parallel, print in config order. Exit code: 0 when every
 /// check passed, 3 when a host could not be reached or logged in to, else 1.
 pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
-    let tasks: Vec<_> = hosts
-        .into_iter()
-        .map(|h| tokio::spawn(async move { check_host(&h).await }))
-        .collect();
+    let n = hosts.len();
+    let results = fanout::each(
+        hosts,
+        PARALLEL,
+        |h: Host| async move { check_host(&h).await },
+    )
+    .await;
     let mut passed = 0;
     let mut failed = 0;
     let mut warnings = 0;
     let mut unconnected = false;
-    let n = tasks.len();
-    for t in tasks {
-        let checks = t.await.expect("doctor task panicked");
+    for checks in results {
         for c in &checks {
             match c.status {
                 Status::Pass => passed += 1,

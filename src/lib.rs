@@ -144,7 +144,8 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 services: args.services,
                 hosts: args.filter.hosts,
             };
-            status::command(&config_path, &opts, reporter).await
+            let config = config::load(&config_path)?;
+            status::command(&config, &opts, reporter).await
         }
         Command::Rollback(args) => {
             let config = config::load(&config_path)?;

@@ -3,18 +3,19 @@
 //! script, parsing its output and judging each unit are pure and unit-tested; only [`run`] and
 //! [`query_host`] do I/O. The table and the other events are drawn by `report::status`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::{Config, Host, Service};
+use crate::config::{Config, Host};
 use crate::error::{Error, exit};
+use crate::fanout;
 use crate::report::status::HostError;
 use crate::report::{self, Reporter};
 use crate::shell;
 use crate::ssh;
 use crate::systemd::{self, UnitState};
+use crate::targets::{self, Target};
 
 /// What to show on one host: each service with its unit names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,32 +24,23 @@ pub struct HostPlan {
     pub services: Vec<(String, Vec<String>)>,
 }
 
-/// Which hosts to query for which services, in config order. `hosts` are the selected hosts
-/// (all when `--host` was not given).
-pub fn plan(config: &Config, services: &[&Service], hosts: &[&Host]) -> Vec<HostPlan> {
-    let mut plans: BTreeMap<String, HostPlan> = BTreeMap::new();
-    for svc in services {
-        for h in hosts {
-            if !svc.hosts.contains(&h.name) {
-                continue;
-            }
-            let Some(host) = config.hosts.get(&h.name) else {
-                continue;
-            };
-            plans
-                .entry(h.name.clone())
-                .or_insert_with(|| HostPlan {
-                    host: host.clone(),
-                    services: Vec::new(),
-                })
+impl HostPlan {
+    /// The services of a selected host, with their unit names.
+    pub fn of(target: &Target) -> HostPlan {
+        HostPlan {
+            host: target.host.clone(),
+            services: target
                 .services
-                .push((
-                    svc.name.clone(),
-                    svc.units.iter().map(|u| u.name.clone()).collect(),
-                ));
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.units.iter().map(|u| u.name.clone()).collect(),
+                    )
+                })
+                .collect(),
         }
     }
-    plans.into_values().collect()
 }
 
 /// Marker lines that split the script's output into sections.
@@ -383,58 +375,38 @@ pub struct Options {
     pub hosts: Vec<String>,
 }
 
-/// `ferry status [SERVICE...] [--host NAME...]`: load the config, select, run.
-pub async fn command(
-    config_path: &std::path::Path,
-    opts: &Options,
-    reporter: &Reporter,
-) -> Result<i32, Error> {
-    let config = crate::config::load(config_path)?;
-    let services = config
-        .select_services(&opts.services)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let hosts = config
-        .select_hosts(&opts.hosts)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    if services.is_empty() {
-        return Err(Error::Usage(format!(
-            "no services in {}: add a [services.NAME] table",
-            config_path.display()
-        )));
-    }
-    for svc in &services {
-        if svc.units.is_empty() {
+/// `ferry status [SERVICE...] [--host NAME...]`.
+pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
+    let targets = targets::resolve(config, &opts.services, &opts.hosts)?;
+    for svc in config.services.values() {
+        if svc.units.is_empty()
+            && targets
+                .iter()
+                .any(|t| t.services.iter().any(|s| s.name == svc.name))
+        {
             reporter.warn(
                 None,
                 &format!("service `{}` has no units in the config", svc.name),
             );
         }
     }
-    let plans = plan(&config, &services, &hosts);
-    if plans.is_empty() {
-        return Err(Error::Usage(
-            "none of the selected hosts runs the selected services".into(),
-        ));
-    }
-    Ok(run(plans, reporter).await)
+    Ok(run(targets.iter().map(HostPlan::of).collect(), reporter).await)
 }
+
+/// How many hosts are queried at once.
+const PARALLEL: usize = 64;
 
 /// `ferry status`: query the hosts in parallel, print in host order, return the exit code.
 pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
-    let tasks: Vec<_> = plans
-        .into_iter()
-        .map(|p| {
-            tokio::spawn(async move {
-                let r = query_host(&p).await;
-                (p, r)
-            })
-        })
-        .collect();
-    let hosts = tasks.len();
+    let hosts = plans.len();
+    let results = fanout::each(plans, PARALLEL, |p: HostPlan| async move {
+        let r = query_host(&p).await;
+        (p, r)
+    })
+    .await;
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for t in tasks {
-        let (plan, result) = t.await.expect("status task panicked");
+    for (plan, result) in results {
         match result {
             Ok(report) => rows.extend(unit_statuses(&plan.host.name, &report)),
             Err(e) => errors.push(HostError::new(&plan.host.name, &e)),

@@ -749,8 +749,11 @@ fn hostile_bytes_are_printed_safely() {
     let entries = json.json();
     let e = entries
         .iter()
-        .find(|e| !e["message_bytes"].is_null())
-        .unwrap_or_else(|| panic!("no entry with message_bytes: {entries:#?}"));
+        .find(|e| {
+            !e["message_bytes"].is_null()
+                && e["message"].as_str().is_some_and(|m| m.starts_with(&tok))
+        })
+        .unwrap_or_else(|| panic!("no entry of {tok} with message_bytes: {entries:#?}"));
     let bytes: Vec<u8> = e["message_bytes"]
         .as_array()
         .expect("message_bytes for a non-UTF-8 message")
