@@ -77,7 +77,7 @@ fn not_a_regular_file(t: &std::fs::FileType) -> Option<&'static str> {
     } else if t.is_block_device() {
         Some("a block device")
     } else {
-        Some("not a regular file")
+        Some("a special file")
     }
 }
 
