@@ -2,7 +2,12 @@
 //! authenticate, and run remote commands over channels of one multiplexed connection.
 //!
 //! One [`Connection`] per host serves every command, SFTP session and forwarded socket of an
-//! operation. Exit statuses are read after EOF, as OpenSSH sends them then.
+//! operation. Every command runs through one streaming API, [`Connection::spawn`] ->
+//! [`RemoteProcess`] (output as it arrives, then the exit, which OpenSSH sends after EOF);
+//! `exec`/`run` collect it. No other module sees russh's channel messages.
+//!
+//! A handshake the server cuts short (sshd's MaxStartups) is tried again; a connection that
+//! dies under an operation is [`Error::ConnectionLost`], saying what was under way.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -72,7 +77,7 @@ fn not_a_regular_file(t: &std::fs::FileType) -> Option<&'static str> {
     } else if t.is_block_device() {
         Some("a block device")
     } else {
-        Some("not a regular file")
+        Some("a special file")
     }
 }
 
