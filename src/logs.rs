@@ -50,49 +50,7 @@ const TERM_GRACE: Duration = Duration::from_millis(1500);
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
 pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> Result<i32, Error> {
     let config = crate::config::load(config_path)?;
-    let service = config.services.get(&args.service).ok_or_else(|| {
-        Error::Usage(format!(
-            "no service `{}` in {}; defined: {}",
-            args.service,
-            config_path.display(),
-            config
-                .services
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
-    let selected = config
-        .select_hosts(&args.hosts)
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let hosts: Vec<Host> = if args.hosts.is_empty() {
-        service
-            .hosts
-            .iter()
-            .filter_map(|h| config.hosts.get(h).cloned())
-            .collect()
-    } else {
-        let mut v = Vec::new();
-        for h in selected {
-            if !service.hosts.contains(&h.name) {
-                return Err(Error::Usage(format!(
-                    "--host {}: not a host of service `{}` (its hosts: {})",
-                    h.name,
-                    service.name,
-                    service.hosts.join(", ")
-                )));
-            }
-            v.push(h.clone());
-        }
-        v
-    };
-    if hosts.is_empty() {
-        return Err(Error::Usage(format!(
-            "service `{}` has no hosts",
-            service.name
-        )));
-    }
+    let (service, hosts) = crate::targets::service_hosts(&config, &args.service, &args.hosts)?;
     let units = if args.units.is_empty() {
         service.units.iter().map(|u| u.name.clone()).collect()
     } else {

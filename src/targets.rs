@@ -53,6 +53,30 @@ pub fn resolve(
 ) -> Result<Vec<Target>> {
     let services = services(config, service_names)?;
     let hosts = hosts(config, host_names)?;
+    // A host named by itself (not through a group) must run one of the services: a typo or a
+    // wrong host is an error, not a silent no-op. Hosts of a group are narrowed silently.
+    for name in host_names {
+        if config.hosts.contains_key(name) && !services.iter().any(|s| s.hosts.contains(name)) {
+            let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--host {name}: not a host of {} (the services there: {})",
+                names.join(", "),
+                {
+                    let there: Vec<&str> = config
+                        .services
+                        .values()
+                        .filter(|s| s.hosts.contains(name))
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    if there.is_empty() {
+                        "none".to_string()
+                    } else {
+                        there.join(", ")
+                    }
+                }
+            )));
+        }
+    }
     let targets: Vec<Target> = hosts
         .into_iter()
         .filter_map(|host| {
@@ -129,7 +153,7 @@ mod tests {
                 ("b".to_string(), vec!["x".to_string(), "y".to_string()]),
             ]
         );
-        let t = resolve(&c, &["y".into()], &["a".into(), "b".into()]).unwrap();
+        let t = resolve(&c, &["y".into()], &["b".into()]).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].host.name, "b");
     }
@@ -141,7 +165,13 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(
             e.to_string()
-                .contains("y runs on none of the selected hosts (--host a)"),
+                .contains("--host a: not a host of y (the services there: x)"),
+            "{e}"
+        );
+        let e = resolve(&c, &[], &["c".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("--host c: not a host of x, y (the services there: none)"),
             "{e}"
         );
         let e = resolve(&c, &[], &["zz".into()]).unwrap_err();
