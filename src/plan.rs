@@ -181,15 +181,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             continue;
         };
         match k {
-            "current" => {
-                let id = v
-                    .trim()
-                    .trim_start_matches("releases/")
-                    .trim_end_matches('/');
-                if release::is_release_id(id) {
-                    st.current = Some(id.to_string());
-                }
-            }
+            "current" => st.current = release::parse_current(v),
             "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
             "revert_timer" => st.revert_pending = v.trim() == "active",
             "revert_for" if release::is_release_id(v.trim()) => {

@@ -103,6 +103,14 @@ pub fn is_release_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
+/// The release id a `current` symlink's target names (`releases/ID`, with or without a
+/// trailing `/` or a leading path), when it is a ferry release id.
+pub fn parse_current(target: &str) -> Option<String> {
+    let t = target.trim().trim_end_matches('/');
+    let id = t.rsplit('/').next().unwrap_or(t);
+    is_release_id(id).then(|| id.to_string())
+}
+
 /// What a release holds; stored as `.ferry/manifest.json` in the release directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -341,6 +349,25 @@ mod tests {
         let c = fresh_id(t, "abcdef0123456789", &[a.clone(), b.clone()]);
         assert_eq!(c, format!("{a}.3"));
         assert!(b > a && c > b);
+    }
+
+    #[test]
+    fn current_targets() {
+        let id = "20261124T123456Z-1a2b3c4d";
+        assert_eq!(
+            parse_current(&format!("releases/{id}")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            parse_current(&format!("releases/{id}/\n")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            parse_current(&format!("/home/u/.local/share/ferry/s/releases/{id}")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(parse_current("releases/../../etc"), None);
+        assert_eq!(parse_current(""), None);
     }
 
     #[test]

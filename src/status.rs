@@ -156,11 +156,7 @@ pub fn parse_output(out: &str) -> HostReport {
 
 /// The release id from the target of `current` (`releases/ID`): its last component, or None.
 pub fn release_id(target: &str) -> Option<String> {
-    let t = target.trim().trim_end_matches('/');
-    if t.is_empty() {
-        return None;
-    }
-    Some(t.rsplit('/').next().unwrap_or(t).to_string())
+    crate::release::parse_current(target)
 }
 
 /// A `systemctl show` timestamp printed with TZ=UTC (`Tue 2026-11-24 12:00:00 UTC`) as
@@ -644,7 +640,8 @@ SubState=listening
             Some("20261124T123456Z-1a2b3c4d")
         );
         assert_eq!(release_id(""), None);
-        assert_eq!(release_id("/abs/releases/x/").as_deref(), Some("x"));
+        // Not a ferry release id: not shown as one (the same check as deploy's).
+        assert_eq!(release_id("/abs/releases/x/"), None);
         assert_eq!(
             parse_timestamp("Tue 2026-11-24 12:00:00 UTC"),
             Some(1795521600)
