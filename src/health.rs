@@ -106,12 +106,7 @@ async fn round(
     per_try: Duration,
 ) -> Result<Vec<String>, String> {
     let mut passed = Vec::new();
-    let timed = |what: String| {
-        format!(
-            "{what}: no answer within {}",
-            humantime::format_duration(per_try)
-        )
-    };
+    let timed = || format!("no answer within {}", humantime::format_duration(per_try));
     if let Some(h) = &health.http {
         let what = format!("GET {}", h.url);
         let r = tokio::time::timeout(per_try, async {
@@ -122,7 +117,7 @@ async fn round(
             http_over(s, &h.host, &h.path).await
         })
         .await
-        .unwrap_or_else(|_| Err(timed(what.clone())));
+        .unwrap_or_else(|_| Err(timed()));
         passed.push(judge(&what, r)?);
     }
     if let Some(u) = &health.unix_http {
@@ -136,7 +131,7 @@ async fn round(
             http_over(s, "localhost", &u.path).await
         })
         .await
-        .unwrap_or_else(|_| Err(timed(what.clone())));
+        .unwrap_or_else(|_| Err(timed()));
         passed.push(judge(&what, r)?);
     }
     if let Some(cmd) = &health.command {
@@ -147,7 +142,7 @@ async fn round(
         );
         let out = tokio::time::timeout(per_try, conn.exec(&script))
             .await
-            .map_err(|_| timed(what.clone()))?
+            .map_err(|_| format!("{what}: {}", timed()))?
             .map_err(|e| format!("{what}: {e}"))?;
         if !out.success() {
             let mut msg = format!("{what}: {}", out.status_text());

@@ -104,8 +104,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "ferry=trace,russh=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only on a terminal and never with NO_COLOR, like the rest of ferry's stderr.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(verbose > 1)
         .without_time()

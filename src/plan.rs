@@ -251,6 +251,8 @@ pub struct FilePlan {
     pub dest: String,
     #[serde(skip)]
     pub source: PathBuf,
+    /// In JSON an octal string like `"0755"`, as in deploy.toml.
+    #[serde(serialize_with = "octal_mode")]
     pub mode: u32,
     pub size: u64,
     /// Not printed: a hash of a short secret could be guessed.
@@ -347,6 +349,10 @@ pub enum OnFailure {
     RollBack { to: String },
     /// Leave the failed release in place, for this reason.
     Stay { reason: String },
+}
+
+fn octal_mode<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
 }
 
 /// What a deploy does on one host.
@@ -1305,5 +1311,22 @@ dest = "share/msg"
         let s = remote_state_script(&Paths::new("app"), &[], true);
         assert!(s.contains("flock -n -E 75"), "{s}");
         assert!(!remote_state_script(&Paths::new("app"), &[], false).contains("flock"));
+    }
+
+    #[test]
+    fn json_modes_are_octal_strings() {
+        let p = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["files"][0]["mode"], "0755");
+        assert_eq!(v["files"][1]["mode"], "0644");
+        // Hashes of files are never printed (a short secret's hash could be guessed).
+        assert!(v["files"][0].get("sha256").is_none());
     }
 }

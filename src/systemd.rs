@@ -264,9 +264,15 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
     match unit_type(&st.id) {
         "service" => {
             if st.n_restarts > 0 {
+                // ExecMainStatus is the current process's: 0 while a restarted process runs.
+                let status = if st.exec_main_status != 0 {
+                    format!(" (last exit status {})", st.exec_main_status)
+                } else {
+                    String::new()
+                };
                 return Verdict::Failed(format!(
-                    "crash loop: restarted {} times since the deploy (last exit status {})",
-                    st.n_restarts, st.exec_main_status
+                    "crash loop: restarted {} times since the deploy{status}",
+                    st.n_restarts
                 ));
             }
             if st.sub_state == "auto-restart" {
@@ -428,6 +434,19 @@ MainPID=0
         looping.n_restarts = 2;
         assert!(
             matches!(assess(&looping, None, false), Verdict::Failed(m) if m.contains("crash loop"))
+        );
+        // While the restarted process runs, ExecMainStatus is 0: no "last exit status 0".
+        looping.exec_main_status = 0;
+        assert_eq!(
+            assess(&looping, None, false),
+            Verdict::Failed("crash loop: restarted 2 times since the deploy".into())
+        );
+        looping.exec_main_status = 3;
+        assert_eq!(
+            assess(&looping, None, false),
+            Verdict::Failed(
+                "crash loop: restarted 2 times since the deploy (last exit status 3)".into()
+            )
         );
         let auto = st("a.service", "activating", "auto-restart");
         assert!(matches!(assess(&auto, None, false), Verdict::Failed(_)));
