@@ -7,14 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::config::Host;
 use crate::error::Error;
 use crate::fanout;
 use crate::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::report::Reporter;
-use crate::report::doctor::Summary;
+use crate::report::doctor::{Check, Status, Summary};
 use crate::ssh::{self, Connection};
 
 /// The checks, in the order they are reported.
@@ -32,30 +30,6 @@ pub const CHECKS: &[&str] = &[
     "cgroup delegation",
     "unprivileged ports",
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Fail,
-    /// Works, but something a service may need is missing (does not change the exit code).
-    Warn,
-    /// Not run because an earlier check failed.
-    Skip,
-}
-
-/// One verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub host: String,
-    pub check: &'static str,
-    pub status: Status,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
 
 impl Check {
     fn new(host: &str, check: &'static str, status: Status, detail: impl Into<String>) -> Check {

@@ -327,7 +327,7 @@ impl ServiceSession<'_> {
 
     /// An SFTP session on this connection.
     pub async fn sftp(&self) -> Result<Sftp> {
-        Ok(Sftp::new(&self.host.name, self.conn.sftp().await?))
+        Sftp::open(self.conn).await
     }
 
     // -----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ const CHUNK: usize = 256 * 1024;
 /// (a failed write leaves at most the few KiB of one SFTP write free).
 const FULL_BELOW: u64 = 1024 * 1024;
 
-/// Is the SSH connection closed? (From [`crate::ssh::Connection::open_sftp`].)
+/// Is the SSH connection closed? (From [`crate::ssh::Connection::liveness`].)
 pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// An SFTP session bound to a host name for error messages.
@@ -50,6 +50,13 @@ impl Sftp {
             session,
             closed: None,
         }
+    }
+
+    /// An SFTP session on a new channel of `conn`, which can tell a lost connection
+    /// ([`Error::ConnectionLost`]) from a failed request.
+    pub async fn open(conn: &crate::ssh::Connection) -> Result<Sftp> {
+        let session = conn.sftp().await?;
+        Ok(Sftp::with_liveness(&conn.host, session, conn.liveness()))
     }
 
     /// [`Sftp::new`] that can also tell a lost connection from a failed request.

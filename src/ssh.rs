@@ -988,16 +988,11 @@ impl Connection {
             })
     }
 
-    /// [`Connection::sftp`] wrapped in [`crate::sftp::Sftp`], which can then tell a lost
-    /// connection ([`Error::ConnectionLost`]) from a failed request.
-    pub async fn open_sftp(&self) -> Result<crate::sftp::Sftp> {
-        let session = self.sftp().await?;
+    /// A function telling whether this connection is closed (for sessions on its channels,
+    /// such as SFTP, to tell a lost connection from a failed request).
+    pub fn liveness(&self) -> Arc<dyn Fn() -> bool + Send + Sync> {
         let handle = self.handle.clone();
-        Ok(crate::sftp::Sftp::with_liveness(
-            &self.host,
-            session,
-            Arc::new(move || handle.is_closed()),
-        ))
+        Arc::new(move || handle.is_closed())
     }
 
     /// A TCP connection made by the host to `host:port` (direct-tcpip).

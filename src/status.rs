@@ -5,12 +5,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::config::{Config, Host};
 use crate::error::{Error, exit};
 use crate::fanout;
-use crate::report::status::HostError;
+use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
 use crate::ssh;
@@ -225,39 +223,6 @@ pub fn judge(unit: &UnitState, others: &[&UnitState]) -> Verdict {
         why.push_str(&format!(", restarted {} times", unit.n_restarts));
     }
     Verdict::Down(why)
-}
-
-/// One unit on one host: a table row, or one JSON object.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct UnitStatus {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub host: String,
-    pub service: String,
-    pub unit: String,
-    pub load_state: String,
-    pub active_state: String,
-    pub sub_state: String,
-    pub result: String,
-    /// When the unit entered its state (RFC 3339, UTC).
-    pub since: Option<String>,
-    /// Seconds in that state, by the host's clock.
-    pub since_seconds: Option<u64>,
-    pub main_pid: Option<u32>,
-    pub memory_bytes: Option<u64>,
-    pub restarts: u64,
-    /// UnitFileState: enabled, disabled, static, ...
-    pub enabled: String,
-    /// The release id `current` points to; null when there is none.
-    pub release: Option<String>,
-    /// Sockets only: listening or not.
-    pub listening: Option<bool>,
-    pub listen: Vec<String>,
-    pub triggered_by: Vec<String>,
-    /// Up, or started on demand by a listening socket / active timer.
-    pub ok: bool,
-    /// Why it is not ok, or how it is started.
-    pub note: Option<String>,
 }
 
 /// The rows of one host's report.

@@ -670,7 +670,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
         use ferry::error::Error;
         use ferry::ssh::{Event, Stdin};
         let conn = ferry::ssh::connect(&host).await.expect("connects");
-        let sftp = conn.open_sftp().await.expect("sftp");
+        let sftp = ferry::sftp::Sftp::open(&conn).await.expect("sftp");
         let plain = ferry::sftp::Sftp::new("web1", conn.sftp().await.expect("sftp"));
         // statvfs@openssh.com works on OpenSSH: the home filesystem has room.
         let free = sftp

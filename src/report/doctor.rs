@@ -3,8 +3,31 @@
 
 use serde::Serialize;
 
-use crate::doctor::{Check, Status};
 use crate::report::{Human, Style, sanitize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    /// Works, but something a service may need is missing (does not change the exit code).
+    Warn,
+    /// Not run because an earlier check failed.
+    Skip,
+}
+
+/// One verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
 
 impl Human for Check {
     fn human(&self, s: &Style) -> Option<String> {

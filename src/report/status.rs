@@ -5,7 +5,6 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::report::{Format, Human, Reporter, Style, sanitize};
-use crate::status::UnitStatus;
 
 /// Print the outcome of `ferry status`, hosts in the order given: the table (JSON: one `unit`
 /// object per row), then each host that could not be queried, then the summary, returned.
@@ -75,6 +74,39 @@ pub struct HostError {
     pub reachable: bool,
     pub error: String,
     pub hint: Option<String>,
+}
+
+/// One unit on one host: a table row, or one JSON object.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnitStatus {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub service: String,
+    pub unit: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub result: String,
+    /// When the unit entered its state (RFC 3339, UTC).
+    pub since: Option<String>,
+    /// Seconds in that state, by the host's clock.
+    pub since_seconds: Option<u64>,
+    pub main_pid: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub restarts: u64,
+    /// UnitFileState: enabled, disabled, static, ...
+    pub enabled: String,
+    /// The release id `current` points to; null when there is none.
+    pub release: Option<String>,
+    /// Sockets only: listening or not.
+    pub listening: Option<bool>,
+    pub listen: Vec<String>,
+    pub triggered_by: Vec<String>,
+    /// Up, or started on demand by a listening socket / active timer.
+    pub ok: bool,
+    /// Why it is not ok, or how it is started.
+    pub note: Option<String>,
 }
 
 impl HostError {
