@@ -449,8 +449,50 @@ fn transport_gone(e: &russh::Error) -> bool {
     )
 }
 
+/// Ciphers in order of preference: AES-GCM first where the CPU has AES instructions (it is then
+/// the fastest, as OpenSSH's own benchmarks show), ChaCha20-Poly1305 first elsewhere.
+fn cipher_order(aes_in_hardware: bool) -> Vec<russh::cipher::Name> {
+    use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
+    if aes_in_hardware {
+        vec![
+            AES_128_GCM,
+            AES_256_GCM,
+            CHACHA20_POLY1305,
+            AES_256_CTR,
+            AES_128_CTR,
+        ]
+    } else {
+        vec![
+            CHACHA20_POLY1305,
+            AES_128_GCM,
+            AES_256_GCM,
+            AES_256_CTR,
+            AES_128_CTR,
+        ]
+    }
+}
+
+fn aes_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
 fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
-    let mut preferred = russh::Preferred::default();
+    let mut preferred = russh::Preferred {
+        cipher: cipher_order(aes_in_hardware()).into(),
+        ..Default::default()
+    };
     if !algorithms.is_empty() {
         // Ask first for the algorithms known_hosts holds for this host, then the rest.
         let mut keys: Vec<_> = algorithms;
@@ -1176,5 +1218,19 @@ mod tests {
                 .unwrap()
                 .contains("run the same ferry command again")
         );
+    }
+
+    #[test]
+    fn aes_gcm_first_with_aes_instructions() {
+        assert_eq!(cipher_order(true)[0], russh::cipher::AES_128_GCM);
+        assert_eq!(cipher_order(false)[0], russh::cipher::CHACHA20_POLY1305);
+        // Only AEAD or CTR ciphers; never CBC or none.
+        for c in cipher_order(true) {
+            let n = c.as_ref();
+            assert!(
+                n.contains("gcm") || n.contains("ctr") || n.contains("chacha"),
+                "{n}"
+            );
+        }
     }
 }
