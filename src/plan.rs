@@ -496,6 +496,17 @@ impl Plan {
                     self.release
                 ),
             },
+            Some(i) if activate == Some(i) => match &armed {
+                Some(to) => format!(
+                    "during the activation of {}: if it reached the host, {}; else the host still runs {previous}",
+                    self.release,
+                    revert(to)
+                ),
+                None => format!(
+                    "during the activation of {}: the host runs it or {previous}, unverified, with no self-revert (first deploy or --no-rollback); run `ferry status {}`",
+                    self.release, self.service
+                ),
+            },
             Some(_) => match &armed {
                 Some(to) => format!("after activation of {}: {}", self.release, revert(to)),
                 None => format!(
@@ -1551,6 +1562,10 @@ dest = "share/msg"
             p.state_if_lost(Some(at("arm-revert")), t)
                 .starts_with("before activation")
         );
+        assert!(
+            p.state_if_lost(Some(at("activate")), t)
+                .starts_with("during the activation")
+        );
         for step in ["activate", "verify"] {
             let s = p.state_if_lost(Some(at(step)), t);
             assert!(
@@ -1582,6 +1597,10 @@ dest = "share/msg"
         );
         assert!(
             p.state_if_lost(Some(act), t)
+                .contains("unverified, with no self-revert")
+        );
+        assert!(
+            p.state_if_lost(Some(act + 1), t)
                 .contains("not verified and with no self-revert")
         );
     }
