@@ -237,3 +237,289 @@ fn a_self_revert_that_cannot_run_is_recorded_and_the_next_deploy_knows() {
         "four\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fault-injection suite (issue 14): disk full, connection lost, kill -9 at every step,
+// stalled sessions, sshd restarted, the self-revert racing a new deploy.
+
+/// The main PID of a user unit (0 when it has none).
+fn main_pid(user: &str, unit: &str) -> u32 {
+    remote()
+        .ssh(
+            user,
+            &format!("systemctl --user show -p MainPID --value {unit}"),
+        )
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Entries of the service's `releases/` directory, hidden ones (staging) included.
+fn release_dirs(user: &str, service: &str) -> Vec<String> {
+    let out = remote().ssh(
+        user,
+        &format!("ls -A ~/.local/share/ferry/{service}/releases 2>/dev/null; true"),
+    );
+    out.lines().map(String::from).collect()
+}
+
+fn history_lines(user: &str, service: &str) -> Vec<String> {
+    remote()
+        .ssh(
+            user,
+            &format!("cat ~/.local/share/ferry/{service}/history.jsonl 2>/dev/null; true"),
+        )
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Is the service's lock free? (flock -n succeeds.)
+fn lock_free(user: &str, service: &str) -> bool {
+    remote()
+        .ssh_raw(
+            user,
+            &format!("flock -n ~/.local/share/ferry/{service}/lock true"),
+        )
+        .status
+        .success()
+}
+
+/// A ferry run in the background whose stderr is read line by line as it comes.
+struct Bg {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Vec<String>,
+    stdout: std::thread::JoinHandle<String>,
+}
+
+impl Bg {
+    fn spawn(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Bg {
+        let mut cmd = p.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            use std::io::Read;
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        Bg {
+            child,
+            lines,
+            stderr: Vec::new(),
+            stdout,
+        }
+    }
+
+    /// Wait until ferry prints a line containing `needle` on stderr (it exits first: panic).
+    fn wait_for_line(&mut self, needle: &str) {
+        while let Ok(l) = self.lines.recv() {
+            let found = l.contains(needle);
+            self.stderr.push(l);
+            if found {
+                return;
+            }
+        }
+        panic!(
+            "ferry never printed {needle:?}; stderr:\n{}",
+            self.stderr.join("\n")
+        );
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+    }
+
+    fn finish(mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        self.stderr.extend(self.lines.iter());
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: self.stdout.join().unwrap(),
+            stderr: self.stderr.join("\n"),
+        }
+    }
+}
+
+/// A FERRY_FAULT_PAUSE gate: ferry waits before a step until [`Gate::open`].
+struct Gate {
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let dir = tempfile::tempdir().unwrap();
+        Gate {
+            file: dir.path().join("go"),
+            _dir: dir,
+        }
+    }
+    fn env(&self, step: &str) -> String {
+        format!("{step}:{}", self.file.display())
+    }
+    fn open(&self) {
+        std::fs::write(&self.file, "").unwrap();
+    }
+}
+
+/// A small tmpfs over the user's `~/.local/share/ferry`, unmounted when dropped.
+struct SmallDisk {
+    user: String,
+}
+
+impl SmallDisk {
+    fn mount(user: &str, size: &str) -> SmallDisk {
+        let r = remote();
+        r.ssh(user, "mkdir -p ~/.local/share/ferry");
+        let out = r.root(&format!(
+            "umount /home/{user}/.local/share/ferry 2>/dev/null; \
+             mount -t tmpfs -o size={size},mode=0755,uid=$(id -u {user}),gid=$(id -g {user}) tmpfs /home/{user}/.local/share/ferry"
+        ));
+        assert!(
+            out.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            user: user.to_string(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let user = &self.user;
+        // The units use files on it: stop them first.
+        let _ = remote().ssh_raw(user, "systemctl --user stop app.service");
+        let _ = remote().root(&format!("umount -l /home/{user}/.local/share/ferry"));
+    }
+}
+
+fn app_config(user: &str, extra: &str, files: &[&str]) -> String {
+    let mut s = format!(
+        "{}[services.app]\nunits = [\"app.service\"]\nstart_timeout = \"3s\"\nsettle_time = \"0.3s\"\n{extra}\n",
+        host_table("web1", user)
+    );
+    for f in files {
+        s.push_str(&format!(
+            "[[services.app.files]]\nsource = \"{f}\"\ndest = \"{f}\"\n"
+        ));
+    }
+    s
+}
+
+fn release_of(run: &Run) -> String {
+    format!(
+        "releases/{}",
+        result(run)["release"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{run}"))
+    )
+}
+
+/// Issue item 4: a full disk said "Failure". A release that cannot fit is refused before
+/// anything changes; one that fits the check but not the disk (filled between the plan and
+/// the upload) fails naming the full disk, and its staging directory is removed at once.
+#[test]
+fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
+    let user = "ferry20";
+    let r = remote();
+    r.reset(user);
+    let _disk = SmallDisk::mount(user, "2m");
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.write("msg", "one\n");
+    p.config(&app_config(user, "", &["msg"]));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v1 = release_of(&run);
+    let pid = main_pid(user, "app.service");
+    let history = history_lines(user, "app");
+
+    // 3 MiB on a 2 MiB filesystem: refused before anything is sent.
+    p.write("big", vec![7u8; 3 << 20]);
+    p.config(&app_config(user, "", &["msg", "big"]));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(1);
+    let res = result(&run);
+    assert_eq!(res["result"], "refused", "{run}");
+    let reason = res["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the host's disk is full: ")
+            && reason.contains("free on the filesystem of ~/.local/share/ferry/app, the release needs 4.0 MiB"),
+        "{run}"
+    );
+    assert_eq!(current(user, "app"), v1);
+    assert_eq!(release_dirs(user, "app"), vec![v1.trim_start_matches("releases/")]);
+    assert_eq!(main_pid(user, "app.service"), pid);
+    assert_eq!(history_lines(user, "app"), history);
+    // The dry run says the same.
+    let dry = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
+    dry.assert_code(1);
+    assert_eq!(dry.events("plan")[0]["steps"][1]["why"], "disk-full", "{dry}");
+
+    // 300 KiB fits the check, but the disk fills up after the plan (ferry paused before the
+    // upload): the write fails, and ferry says why and removes its staging directory at once.
+    p.write("big", vec![7u8; 300 << 10]);
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("upload"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=upload");
+    // Fill it, then leave 64 KiB.
+    r.ssh(
+        user,
+        "cat /dev/zero > ~/.local/share/ferry/filler 2>/dev/null; truncate -s -64K ~/.local/share/ferry/filler",
+    );
+    assert_eq!(
+        release_dirs(user, "app").len(),
+        2,
+        "the staging directory is there before the upload"
+    );
+    gate.open();
+    let run = bg.finish();
+    run.assert_code(1);
+    let res = result(&run);
+    assert_eq!(res["result"], "failed", "{run}");
+    let reason = res["reason"].as_str().unwrap();
+    assert!(reason.contains("the disk of web1 is full"), "{run}");
+    assert!(reason.contains("staging directory") && reason.contains("was removed"), "{run}");
+    // Removed now, not at the next deploy; the old release still serves, untouched.
+    assert_eq!(release_dirs(user, "app"), vec![v1.trim_start_matches("releases/")]);
+    assert_eq!(current(user, "app"), v1);
+    assert_eq!(started_from(user, "app"), v1);
+    assert_eq!(main_pid(user, "app.service"), pid);
+    assert_eq!(
+        r.ssh(user, "find ~/.local/share/ferry -name '*.ferry-part' -o -name '*.partial'"),
+        ""
+    );
+
+    // Room made: the same deploy works.
+    r.ssh(user, "rm ~/.local/share/ferry/filler");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v2 = release_of(&run);
+    assert_eq!(current(user, "app"), v2);
+    assert_eq!(started_from(user, "app"), v2);
+}
