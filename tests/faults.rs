@@ -523,3 +523,118 @@ fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
     assert_eq!(current(user, "app"), v2);
     assert_eq!(started_from(user, "app"), v2);
 }
+
+/// Is the service's self-revert timer armed?
+fn revert_armed(user: &str) -> bool {
+    remote()
+        .ssh(
+            user,
+            "systemctl --user is-active ferry-revert-app.timer ferry-revert-app.service; true",
+        )
+        .lines()
+        .any(|l| l.trim() == "active" || l.trim() == "activating")
+}
+
+/// A deploy killed (`abort`, like kill -9) just before each step of its plan, and before its
+/// own rollback: the host is left serving a verified release (at once before activation; by
+/// the self-revert, within confirm_timeout, after it; the new one when it was confirmed), no
+/// lock is held, and the next deploy cleans up and works.
+#[test]
+fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_works() {
+    let user = "ferry21";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.write("static", "the same in every release\n");
+    p.config(&app_config(
+        user,
+        "confirm_timeout = \"6s\"\nkeep_releases = 2\n\
+         [services.app.health]\ncommand = \"! grep -q bad msg\"\ntimeout = \"1s\"\ninterval = \"200ms\"\n",
+        &["static", "msg"],
+    ));
+    let mut good = String::new();
+    for v in ["zero", "one"] {
+        p.write("msg", format!("{v}\n"));
+        let run = p.ferry(&["--output", "json", "deploy"]);
+        run.assert_code(0);
+        good = release_of(&run);
+    }
+    let steps = [
+        "lock",
+        "stage",
+        "reuse",
+        "upload",
+        "seal",
+        "arm-revert",
+        "activate",
+        "verify",
+        "health",
+        "confirm",
+        "prune",
+        "rollback",
+    ];
+    for (n, step) in steps.into_iter().enumerate() {
+        let pid = main_pid(user, "app.service");
+        // `rollback`: a release whose health check fails, killed before going back.
+        p.write(
+            "msg",
+            if step == "rollback" {
+                format!("bad {n}\n")
+            } else {
+                format!("{step} {n}\n")
+            },
+        );
+        let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", step)]);
+        assert!(
+            run.code != 0 && run.stderr.contains(&format!("FERRY_FAULT_AT={step}: aborting")),
+            "{step}: ferry did not stop there\n{run}"
+        );
+        match step {
+            // Before activation nothing the service uses was touched.
+            "lock" | "stage" | "reuse" | "upload" | "seal" | "arm-revert" | "activate" => {
+                assert_eq!(current(user, "app"), good, "{step}");
+                assert_eq!(started_from(user, "app"), good, "{step}");
+                assert_eq!(main_pid(user, "app.service"), pid, "{step}: restarted");
+            }
+            // Activated, never confirmed: the host goes back by itself.
+            "verify" | "health" | "confirm" | "rollback" => {
+                assert_ne!(current(user, "app"), good, "{step}: not activated?");
+                wait_for(&format!("{step}: the self-revert to {good}"), || {
+                    current(user, "app") == good && !revert_armed(user)
+                });
+                assert_eq!(started_from(user, "app"), good, "{step}");
+                let last = history_lines(user, "app").pop().unwrap();
+                assert!(last.contains("\"action\":\"revert\"") && last.contains("\"outcome\":\"reverted\""), "{step}: {last}");
+            }
+            // Confirmed: the new release stays; only the pruning was cut short.
+            "prune" => {
+                let now = current(user, "app");
+                assert_ne!(now, good);
+                assert_eq!(started_from(user, "app"), now);
+                assert!(!revert_armed(user));
+                assert!(release_dirs(user, "app").len() > 2, "pruned though killed before");
+            }
+            _ => unreachable!(),
+        }
+        // The lock died with ferry's session.
+        wait_for(&format!("{step}: the lock to be free"), || lock_free(user, "app"));
+        // The next deploy (of a good release) cleans up and works.
+        p.write("msg", format!("{step} {n} fixed\n"));
+        let run = p.ferry(&["--output", "json", "deploy"]);
+        run.assert_code(0);
+        good = release_of(&run);
+        assert_eq!(current(user, "app"), good, "{step}");
+        assert_eq!(started_from(user, "app"), good, "{step}");
+        assert_eq!(
+            r.ssh(user, "cat ~/.local/share/ferry/app/current/msg"),
+            format!("{step} {n} fixed\n")
+        );
+        let dirs = release_dirs(user, "app");
+        assert!(
+            dirs.iter().all(|d| !d.starts_with('.')) && dirs.len() <= 3,
+            "{step}: leftovers {dirs:?}"
+        );
+        assert!(!revert_armed(user), "{step}: a revert timer is left");
+    }
+}
