@@ -415,15 +415,16 @@ async fn fail(
         )
     };
     if ss.conn.is_closed() {
+        // Activated (or its activation failed): the state after activation.
         let at = plan
             .steps
             .iter()
-            .position(|s| s.name() == "activate")
+            .position(|s| s.name() == "verify" || s.name() == "health")
             .unwrap_or(0);
         let e = Error::ConnectionLost {
             host: ss.host.name.clone(),
             during: format!(
-                "verifying the new release ({reason}) (deploy of {id}); {}",
+                "verifying the new release (deploy of {id}); {}",
                 plan.state_if_lost(Some(at), ss.service.confirm_timeout)
             ),
         };

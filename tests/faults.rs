@@ -638,3 +638,113 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
         assert!(!revert_armed(user), "{step}: a revert timer is left");
     }
 }
+
+/// Kill the user's SSH sessions from the host's side (sshd's per-session processes run as the
+/// user; the listening sshd does not).
+fn kill_sessions(user: &str, signal: &str) {
+    let out = remote().root(&format!("pkill -{signal} -u {user} -x sshd"));
+    assert!(
+        out.status.success(),
+        "pkill -{signal} -u {user} sshd: no process? {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Issue item 3: a connection lost mid-deploy said "sender dropped", exit 1. Now: the
+/// connection to the host was lost, in which step, what state the host is in; exit 3. The
+/// host is in that state, and the next deploy works.
+#[test]
+fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
+    let user = "ferry22";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.config(&app_config(
+        user,
+        "confirm_timeout = \"8s\"\n\
+         [services.app.health]\ncommand = \"sleep 1\"\ntimeout = \"3s\"\ninterval = \"200ms\"\n",
+        &["msg"],
+    ));
+    p.write("msg", "first\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let mut good = release_of(&run);
+    for (n, step) in ["upload", "activate", "verify", "health"].into_iter().enumerate() {
+        let pid = main_pid(user, "app.service");
+        p.write("msg", format!("{step} {n}\n"));
+        let gate = Gate::new();
+        let mut bg = Bg::spawn(
+            &p,
+            &["--output", "json", "deploy"],
+            &[("FERRY_FAULT_PAUSE", &gate.env(step))],
+        );
+        if step == "health" {
+            // While the health check runs on the host.
+            gate.open();
+            bg.wait_for_line("running health checks");
+        } else {
+            bg.wait_for_line(&format!("FERRY_FAULT_PAUSE={step}"));
+        }
+        kill_sessions(user, "KILL");
+        gate.open();
+        let run = bg.finish();
+        run.assert_code(3);
+        let res = result(&run);
+        assert_eq!(res["result"], "failed", "{run}");
+        let reason = res["reason"].as_str().unwrap();
+        assert!(reason.starts_with("web1: the connection was lost while "), "{run}");
+        println!("{step}: {reason}");
+        let id = run
+            .events("step")
+            .iter()
+            .find_map(|e| (e["step"] == "stage").then(|| e["release"].as_str().unwrap().to_string()))
+            .unwrap_or_else(|| panic!("{run}"));
+        let good_id = good.trim_start_matches("releases/");
+        let revert = format!(
+            "the self-revert armed on the host brings release {good_id} back within confirm_timeout (8s)"
+        );
+        match step {
+            "upload" => {
+                assert!(reason.contains("(step `upload` of the deploy of"), "{run}");
+                assert!(
+                    reason.contains(&format!("before activation: the host still runs release {good_id}, nothing it uses was changed")),
+                    "{run}"
+                );
+                assert_eq!(current(user, "app"), good);
+                assert_eq!(main_pid(user, "app.service"), pid);
+                assert!(release_dirs(user, "app").contains(&format!(".{id}.partial")));
+            }
+            "activate" => {
+                assert!(reason.contains("(step `activate` of the deploy of"), "{run}");
+                assert!(reason.contains("during the activation of") && reason.contains(&revert), "{run}");
+                // The connection was gone before the activation script was sent.
+                assert_eq!(current(user, "app"), good);
+                assert_eq!(main_pid(user, "app.service"), pid);
+            }
+            _ => {
+                if step == "verify" {
+                    assert!(reason.contains("(step `verify` of the deploy of"), "{run}");
+                } else {
+                    assert!(reason.contains("verifying the new release"), "{run}");
+                }
+                assert!(reason.contains(&format!("after activation of {id}: {revert}")), "{run}");
+                assert_eq!(current(user, "app"), format!("releases/{id}"));
+                wait_for(&format!("{step}: the self-revert"), || {
+                    current(user, "app") == good && !revert_armed(user)
+                });
+                assert_eq!(started_from(user, "app"), good);
+            }
+        }
+        // The next deploy cleans up and works.
+        wait_for("the lock to be free", || lock_free(user, "app"));
+        // (After `activate`, the lost deploy's timer may still be armed: that release never
+        // became current, so this deploy clears it instead of being refused.)
+        let run = p.ferry(&["--output", "json", "deploy"]);
+        run.assert_code(0);
+        good = release_of(&run);
+        assert_eq!(started_from(user, "app"), good);
+        assert!(release_dirs(user, "app").iter().all(|d| !d.starts_with('.')));
+        assert!(!revert_armed(user));
+    }
+}
