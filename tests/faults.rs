@@ -748,3 +748,173 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
         assert!(!revert_armed(user));
     }
 }
+
+/// The SSH session stalled (its sshd process stopped, as a hung host or a dead network path
+/// would): ferry does not hang; its keepalive (every 10 s, 3 unanswered = dead) ends the
+/// connection, it says so with exit 3, and the host is in the state it names.
+#[test]
+fn a_stalled_session_is_given_up_and_the_host_recovers() {
+    let user = "ferry24";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.config(&app_config(user, "confirm_timeout = \"8s\"\n", &["msg"]));
+    p.write("msg", "first\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let mut good = release_of(&run);
+    for (n, step) in ["upload", "verify"].into_iter().enumerate() {
+        let pid = main_pid(user, "app.service");
+        p.write("msg", format!("{step} {n}\n"));
+        let gate = Gate::new();
+        let mut bg = Bg::spawn(
+            &p,
+            &["--output", "json", "deploy"],
+            &[("FERRY_FAULT_PAUSE", &gate.env(step))],
+        );
+        bg.wait_for_line(&format!("FERRY_FAULT_PAUSE={step}"));
+        kill_sessions(user, "STOP");
+        gate.open();
+        let run = bg.finish();
+        // Let the stopped processes go: they find their connection closed and exit.
+        kill_sessions(user, "CONT");
+        run.assert_code(3);
+        let reason = result(&run)["reason"].as_str().unwrap().to_string();
+        println!("{step}: {reason}");
+        assert!(reason.starts_with("web1: the connection was lost while "), "{run}");
+        assert!(reason.contains(&format!("(step `{step}` of the deploy of")), "{run}");
+        if step == "upload" {
+            assert!(reason.contains("before activation"), "{run}");
+            assert_eq!(current(user, "app"), good);
+            assert_eq!(main_pid(user, "app.service"), pid);
+        } else {
+            assert!(reason.contains("after activation"), "{run}");
+            wait_for("the self-revert", || {
+                current(user, "app") == good && !revert_armed(user)
+            });
+            assert_eq!(started_from(user, "app"), good);
+        }
+        wait_for("the lock to be free", || lock_free(user, "app"));
+        let run = p.ferry(&["--output", "json", "deploy"]);
+        run.assert_code(0);
+        good = release_of(&run);
+        assert_eq!(started_from(user, "app"), good);
+        assert!(release_dirs(user, "app").iter().all(|d| !d.starts_with('.')));
+    }
+}
+
+/// sshd restarted on the host during a deploy: the running session survives (sshd's
+/// sessions outlive the listener), the deploy completes, and the next one connects anew.
+/// And the self-revert racing a new deploy: it fires while that deploy holds the lock, waits
+/// for the lock, and never undoes the newer deploy.
+#[test]
+fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
+    let user = "ferry23";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.config(&app_config(user, "confirm_timeout = \"5s\"\n", &["msg"]));
+    p.write("msg", "first\n");
+    p.ferry(&["deploy"]).assert_code(0);
+
+    p.write("msg", "second\n");
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("upload"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=upload");
+    let out = r.root("systemctl restart ssh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    gate.open();
+    let run = bg.finish();
+    run.assert_code(0);
+    let v2 = release_of(&run);
+    assert_eq!(started_from(user, "app"), v2);
+    p.write("msg", "third\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v3 = release_of(&run);
+    assert_eq!(started_from(user, "app"), v3);
+
+    // A deploy killed just before activation leaves its self-revert armed (for a release that
+    // never became current).
+    p.write("msg", "fourth\n");
+    let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", "activate")]);
+    assert!(run.stderr.contains("FERRY_FAULT_AT=activate: aborting"), "{run}");
+    assert!(revert_armed(user));
+    // The next deploy takes the lock and plans; it waits before clearing that timer until the
+    // timer has fired: the revert then waits for the lock.
+    wait_for("the lock to be free", || lock_free(user, "app"));
+    p.write("msg", "fifth\n");
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("clear-stale-revert"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=clear-stale-revert");
+    wait_for("the revert to fire and wait for the lock", || {
+        r.ssh(user, "systemctl --user is-active ferry-revert-app.service; true")
+            .trim()
+            == "active"
+    });
+    assert_eq!(current(user, "app"), v3, "the revert did not wait for the lock");
+    gate.open();
+    let run = bg.finish();
+    run.assert_code(0);
+    let v5 = release_of(&run);
+    assert_eq!(current(user, "app"), v5);
+    assert_eq!(started_from(user, "app"), v5);
+    assert!(!revert_armed(user));
+    assert!(
+        !history_lines(user, "app")
+            .iter()
+            .any(|l| l.contains("\"action\":\"revert\"")),
+        "a revert ran"
+    );
+
+    // Again, but the new deploy dies while the revert waits: the revert then gets the lock,
+    // sees `current` is not the release it guards, and does nothing.
+    let pid = main_pid(user, "app.service");
+    p.write("msg", "sixth\n");
+    let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", "activate")]);
+    assert!(run.stderr.contains("FERRY_FAULT_AT=activate: aborting"), "{run}");
+    wait_for("the lock to be free", || lock_free(user, "app"));
+    p.write("msg", "seventh\n");
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("clear-stale-revert"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=clear-stale-revert");
+    wait_for("the revert to fire and wait for the lock", || {
+        r.ssh(user, "systemctl --user is-active ferry-revert-app.service; true")
+            .trim()
+            == "active"
+    });
+    bg.kill();
+    bg.finish();
+    wait_for("the revert to finish", || !revert_armed(user));
+    let journal = r.ssh(
+        user,
+        "journalctl --user -u ferry-revert-app.service -o cat --no-pager | tail -n 5",
+    );
+    assert!(journal.contains("a newer deploy or rollback happened: nothing to revert"), "{journal}");
+    assert_eq!(current(user, "app"), v5);
+    assert_eq!(main_pid(user, "app.service"), pid);
+    assert!(
+        !history_lines(user, "app")
+            .iter()
+            .any(|l| l.contains("\"action\":\"revert\"")),
+        "a revert ran"
+    );
+    p.write("msg", "eighth\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_eq!(started_from(user, "app"), release_of(&run));
+}
