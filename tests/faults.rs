@@ -465,17 +465,26 @@ fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
     let reason = res["reason"].as_str().unwrap();
     assert!(
         reason.contains("the host's disk is full: ")
-            && reason.contains("free on the filesystem of ~/.local/share/ferry/app, the release needs 4.0 MiB"),
+            && reason.contains(
+                "free on the filesystem of ~/.local/share/ferry/app, the release needs 4.0 MiB"
+            ),
         "{run}"
     );
     assert_eq!(current(user, "app"), v1);
-    assert_eq!(release_dirs(user, "app"), vec![v1.trim_start_matches("releases/")]);
+    assert_eq!(
+        release_dirs(user, "app"),
+        vec![v1.trim_start_matches("releases/")]
+    );
     assert_eq!(main_pid(user, "app.service"), pid);
     assert_eq!(history_lines(user, "app"), history);
     // The dry run says the same.
     let dry = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
     dry.assert_code(1);
-    assert_eq!(dry.events("plan")[0]["steps"][1]["why"], "disk-full", "{dry}");
+    assert_eq!(
+        dry.events("plan")[0]["steps"][1]["why"],
+        "disk-full",
+        "{dry}"
+    );
 
     // 300 KiB fits the check, but the disk fills up after the plan (ferry paused before the
     // upload): the write fails, and ferry says why and removes its staging directory at once.
@@ -504,14 +513,23 @@ fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
     assert_eq!(res["result"], "failed", "{run}");
     let reason = res["reason"].as_str().unwrap();
     assert!(reason.contains("the disk of web1 is full"), "{run}");
-    assert!(reason.contains("staging directory") && reason.contains("was removed"), "{run}");
+    assert!(
+        reason.contains("staging directory") && reason.contains("was removed"),
+        "{run}"
+    );
     // Removed now, not at the next deploy; the old release still serves, untouched.
-    assert_eq!(release_dirs(user, "app"), vec![v1.trim_start_matches("releases/")]);
+    assert_eq!(
+        release_dirs(user, "app"),
+        vec![v1.trim_start_matches("releases/")]
+    );
     assert_eq!(current(user, "app"), v1);
     assert_eq!(started_from(user, "app"), v1);
     assert_eq!(main_pid(user, "app.service"), pid);
     assert_eq!(
-        r.ssh(user, "find ~/.local/share/ferry -name '*.ferry-part' -o -name '*.partial'"),
+        r.ssh(
+            user,
+            "find ~/.local/share/ferry -name '*.ferry-part' -o -name '*.partial'"
+        ),
         ""
     );
 
@@ -587,7 +605,10 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
         );
         let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", step)]);
         assert!(
-            run.code != 0 && run.stderr.contains(&format!("FERRY_FAULT_AT={step}: aborting")),
+            run.code != 0
+                && run
+                    .stderr
+                    .contains(&format!("FERRY_FAULT_AT={step}: aborting")),
             "{step}: ferry did not stop there\n{run}"
         );
         match step {
@@ -605,7 +626,11 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
                 });
                 assert_eq!(started_from(user, "app"), good, "{step}");
                 let last = history_lines(user, "app").pop().unwrap();
-                assert!(last.contains("\"action\":\"revert\"") && last.contains("\"outcome\":\"reverted\""), "{step}: {last}");
+                assert!(
+                    last.contains("\"action\":\"revert\"")
+                        && last.contains("\"outcome\":\"reverted\""),
+                    "{step}: {last}"
+                );
             }
             // Confirmed: the new release stays; only the pruning was cut short.
             "prune" => {
@@ -613,12 +638,17 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
                 assert_ne!(now, good);
                 assert_eq!(started_from(user, "app"), now);
                 assert!(!revert_armed(user));
-                assert!(release_dirs(user, "app").len() > 2, "pruned though killed before");
+                assert!(
+                    release_dirs(user, "app").len() > 2,
+                    "pruned though killed before"
+                );
             }
             _ => unreachable!(),
         }
         // The lock died with ferry's session.
-        wait_for(&format!("{step}: the lock to be free"), || lock_free(user, "app"));
+        wait_for(&format!("{step}: the lock to be free"), || {
+            lock_free(user, "app")
+        });
         // The next deploy (of a good release) cleans up and works.
         p.write("msg", format!("{step} {n} fixed\n"));
         let run = p.ferry(&["--output", "json", "deploy"]);
@@ -670,7 +700,10 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     let mut good = release_of(&run);
-    for (n, step) in ["upload", "activate", "verify", "health"].into_iter().enumerate() {
+    for (n, step) in ["upload", "activate", "verify", "health"]
+        .into_iter()
+        .enumerate()
+    {
         let pid = main_pid(user, "app.service");
         p.write("msg", format!("{step} {n}\n"));
         let gate = Gate::new();
@@ -693,12 +726,17 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
         let res = result(&run);
         assert_eq!(res["result"], "failed", "{run}");
         let reason = res["reason"].as_str().unwrap();
-        assert!(reason.starts_with("web1: the connection was lost while "), "{run}");
+        assert!(
+            reason.starts_with("web1: the connection was lost while "),
+            "{run}"
+        );
         println!("{step}: {reason}");
         let id = run
             .events("step")
             .iter()
-            .find_map(|e| (e["step"] == "stage").then(|| e["release"].as_str().unwrap().to_string()))
+            .find_map(|e| {
+                (e["step"] == "stage").then(|| e["release"].as_str().unwrap().to_string())
+            })
             .unwrap_or_else(|| panic!("{run}"));
         let good_id = good.trim_start_matches("releases/");
         let revert = format!(
@@ -716,8 +754,14 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
                 assert!(release_dirs(user, "app").contains(&format!(".{id}.partial")));
             }
             "activate" => {
-                assert!(reason.contains("(step `activate` of the deploy of"), "{run}");
-                assert!(reason.contains("during the activation of") && reason.contains(&revert), "{run}");
+                assert!(
+                    reason.contains("(step `activate` of the deploy of"),
+                    "{run}"
+                );
+                assert!(
+                    reason.contains("during the activation of") && reason.contains(&revert),
+                    "{run}"
+                );
                 // The connection was gone before the activation script was sent.
                 assert_eq!(current(user, "app"), good);
                 assert_eq!(main_pid(user, "app.service"), pid);
@@ -728,7 +772,10 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
                 } else {
                     assert!(reason.contains("verifying the new release"), "{run}");
                 }
-                assert!(reason.contains(&format!("after activation of {id}: {revert}")), "{run}");
+                assert!(
+                    reason.contains(&format!("after activation of {id}: {revert}")),
+                    "{run}"
+                );
                 assert_eq!(current(user, "app"), format!("releases/{id}"));
                 wait_for(&format!("{step}: the self-revert"), || {
                     current(user, "app") == good && !revert_armed(user)
@@ -744,7 +791,11 @@ fn a_connection_lost_mid_deploy_says_where_and_the_host_recovers() {
         run.assert_code(0);
         good = release_of(&run);
         assert_eq!(started_from(user, "app"), good);
-        assert!(release_dirs(user, "app").iter().all(|d| !d.starts_with('.')));
+        assert!(
+            release_dirs(user, "app")
+                .iter()
+                .all(|d| !d.starts_with('.'))
+        );
         assert!(!revert_armed(user));
     }
 }
@@ -764,7 +815,7 @@ fn a_stalled_session_is_given_up_and_the_host_recovers() {
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     let mut good = release_of(&run);
-    for (n, step) in ["upload", "verify"].into_iter().enumerate() {
+    for (n, step) in ["upload", "activate", "verify"].into_iter().enumerate() {
         let pid = main_pid(user, "app.service");
         p.write("msg", format!("{step} {n}\n"));
         let gate = Gate::new();
@@ -782,10 +833,22 @@ fn a_stalled_session_is_given_up_and_the_host_recovers() {
         run.assert_code(3);
         let reason = result(&run)["reason"].as_str().unwrap().to_string();
         println!("{step}: {reason}");
-        assert!(reason.starts_with("web1: the connection was lost while "), "{run}");
-        assert!(reason.contains(&format!("(step `{step}` of the deploy of")), "{run}");
-        if step == "upload" {
-            assert!(reason.contains("before activation"), "{run}");
+        assert!(
+            reason.starts_with("web1: the connection was lost while "),
+            "{run}"
+        );
+        assert!(
+            reason.contains(&format!("(step `{step}` of the deploy of")),
+            "{run}"
+        );
+        if step == "upload" || step == "activate" {
+            // Stalled before the activation script was sent.
+            let state = if step == "upload" {
+                "before activation"
+            } else {
+                "during the activation"
+            };
+            assert!(reason.contains(state), "{run}");
             assert_eq!(current(user, "app"), good);
             assert_eq!(main_pid(user, "app.service"), pid);
         } else {
@@ -800,7 +863,11 @@ fn a_stalled_session_is_given_up_and_the_host_recovers() {
         run.assert_code(0);
         good = release_of(&run);
         assert_eq!(started_from(user, "app"), good);
-        assert!(release_dirs(user, "app").iter().all(|d| !d.starts_with('.')));
+        assert!(
+            release_dirs(user, "app")
+                .iter()
+                .all(|d| !d.starts_with('.'))
+        );
     }
 }
 
@@ -828,7 +895,11 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     );
     bg.wait_for_line("FERRY_FAULT_PAUSE=upload");
     let out = r.root("systemctl restart ssh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     gate.open();
     let run = bg.finish();
     run.assert_code(0);
@@ -844,7 +915,10 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     // never became current).
     p.write("msg", "fourth\n");
     let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", "activate")]);
-    assert!(run.stderr.contains("FERRY_FAULT_AT=activate: aborting"), "{run}");
+    assert!(
+        run.stderr.contains("FERRY_FAULT_AT=activate: aborting"),
+        "{run}"
+    );
     assert!(revert_armed(user));
     // The next deploy takes the lock and plans; it waits before clearing that timer until the
     // timer has fired: the revert then waits for the lock.
@@ -858,11 +932,18 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     );
     bg.wait_for_line("FERRY_FAULT_PAUSE=clear-stale-revert");
     wait_for("the revert to fire and wait for the lock", || {
-        r.ssh(user, "systemctl --user is-active ferry-revert-app.service; true")
-            .trim()
+        r.ssh(
+            user,
+            "systemctl --user is-active ferry-revert-app.service; true",
+        )
+        .trim()
             == "active"
     });
-    assert_eq!(current(user, "app"), v3, "the revert did not wait for the lock");
+    assert_eq!(
+        current(user, "app"),
+        v3,
+        "the revert did not wait for the lock"
+    );
     gate.open();
     let run = bg.finish();
     run.assert_code(0);
@@ -882,7 +963,10 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     let pid = main_pid(user, "app.service");
     p.write("msg", "sixth\n");
     let run = p.ferry_env(&["deploy"], &[("FERRY_FAULT_AT", "activate")]);
-    assert!(run.stderr.contains("FERRY_FAULT_AT=activate: aborting"), "{run}");
+    assert!(
+        run.stderr.contains("FERRY_FAULT_AT=activate: aborting"),
+        "{run}"
+    );
     wait_for("the lock to be free", || lock_free(user, "app"));
     p.write("msg", "seventh\n");
     let gate = Gate::new();
@@ -893,8 +977,11 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     );
     bg.wait_for_line("FERRY_FAULT_PAUSE=clear-stale-revert");
     wait_for("the revert to fire and wait for the lock", || {
-        r.ssh(user, "systemctl --user is-active ferry-revert-app.service; true")
-            .trim()
+        r.ssh(
+            user,
+            "systemctl --user is-active ferry-revert-app.service; true",
+        )
+        .trim()
             == "active"
     });
     bg.kill();
@@ -904,7 +991,10 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
         user,
         "journalctl --user -u ferry-revert-app.service -o cat --no-pager | tail -n 5",
     );
-    assert!(journal.contains("a newer deploy or rollback happened: nothing to revert"), "{journal}");
+    assert!(
+        journal.contains("a newer deploy or rollback happened: nothing to revert"),
+        "{journal}"
+    );
     assert_eq!(current(user, "app"), v5);
     assert_eq!(main_pid(user, "app.service"), pid);
     assert!(

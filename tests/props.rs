@@ -24,7 +24,11 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
     fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
         &v[self.below(v.len())]
@@ -33,15 +37,81 @@ impl Rng {
 
 /// Pieces that mean something to TOML, to ferry's validation, or to a terminal.
 const TOKENS: &[&str] = &[
-    "[", "]", "[[", "]]", "=", "\"", "'", "\"\"\"", "'''", "\n", "#", "{", "}", ",", ".", "-",
-    "\\", "\\u0000", "\\u001b[31m", "\u{1b}", "\u{0}", "\u{7f}", "é", "🦀", "0", "-1", "1e999",
-    "inf", "nan", "0o777", "0x10", "true", "\"\"", "\"0755\"", "\"4777\"", "\"9s\"", "\"25h\"",
-    "\"1y\"", "\"0s\"", "\"-1s\"", "\"../x\"", "\"/abs\"", "\"bin/\"", "\"a\\nb\"", "\"%t/s\"",
-    "\"x.service\"", "\"x.socket\"", "\"@.service\"", "\"web1\"", "[hosts.h]", "[services.s]",
-    "[[services.s.files]]", "[groups]", "[defaults]", "[services.s.rollout]",
-    "[services.s.health]", "address", "hosts", "units", "dest", "source", "mode", "secret",
-    "keep_releases", "confirm_timeout", "start_timeout", "settle_time", "proxy_jump",
-    "identity", "port", "65536", "99999999999999999999", "user", "restart", "enable",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "=",
+    "\"",
+    "'",
+    "\"\"\"",
+    "'''",
+    "\n",
+    "#",
+    "{",
+    "}",
+    ",",
+    ".",
+    "-",
+    "\\",
+    "\\u0000",
+    "\\u001b[31m",
+    "\u{1b}",
+    "\u{0}",
+    "\u{7f}",
+    "é",
+    "🦀",
+    "0",
+    "-1",
+    "1e999",
+    "inf",
+    "nan",
+    "0o777",
+    "0x10",
+    "true",
+    "\"\"",
+    "\"0755\"",
+    "\"4777\"",
+    "\"9s\"",
+    "\"25h\"",
+    "\"1y\"",
+    "\"0s\"",
+    "\"-1s\"",
+    "\"../x\"",
+    "\"/abs\"",
+    "\"bin/\"",
+    "\"a\\nb\"",
+    "\"%t/s\"",
+    "\"x.service\"",
+    "\"x.socket\"",
+    "\"@.service\"",
+    "\"web1\"",
+    "[hosts.h]",
+    "[services.s]",
+    "[[services.s.files]]",
+    "[groups]",
+    "[defaults]",
+    "[services.s.rollout]",
+    "[services.s.health]",
+    "address",
+    "hosts",
+    "units",
+    "dest",
+    "source",
+    "mode",
+    "secret",
+    "keep_releases",
+    "confirm_timeout",
+    "start_timeout",
+    "settle_time",
+    "proxy_jump",
+    "identity",
+    "port",
+    "65536",
+    "99999999999999999999",
+    "user",
+    "restart",
+    "enable",
 ];
 
 const SEED_CONFIG: &str = r#"
@@ -143,12 +213,14 @@ fn env() -> config::Env {
 fn the_config_parser_never_panics_and_every_error_is_located() {
     // The manifest directory: `source = "Cargo.toml"` exists there.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.toml");
-    let example = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.example.toml"),
-    )
-    .unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy.example.toml"))
+            .unwrap();
     let seeds = [SEED_CONFIG, example.as_str(), ""];
-    assert!(config::parse(SEED_CONFIG, &path, &env()).is_ok(), "the seed config is valid");
+    assert!(
+        config::parse(SEED_CONFIG, &path, &env()).is_ok(),
+        "the seed config is valid"
+    );
     let mut rng = Rng(0x5eed_f00d_1234_5678);
     let (mut ok, mut errors) = (0, 0);
     for case in 0..3000 {
@@ -166,18 +238,24 @@ fn the_config_parser_never_panics_and_every_error_is_located() {
             Ok(_) => ok += 1,
             Err(e) => {
                 errors += 1;
-                assert!(!e.0.is_empty(), "an error with no detail, case {case}:\n{text}");
+                assert!(
+                    !e.0.is_empty(),
+                    "an error with no detail, case {case}:\n{text}"
+                );
                 for err in &e.0 {
                     assert_eq!(err.file, path, "case {case}: {err}");
                     let shown = err.to_string();
                     assert!(shown.contains("deploy.toml"), "case {case}: {shown}");
                     assert!(
-                        err.line.is_some_and(|l| l >= 1 && l <= text.lines().count().max(1) + 1),
+                        err.line
+                            .is_some_and(|l| l >= 1 && l <= text.lines().count().max(1) + 1),
                         "case {case}: error without a (valid) line: {shown}\n---\n{text}"
                     );
                     // A control character in the input is never printed raw.
                     assert!(
-                        !shown.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+                        !shown
+                            .chars()
+                            .any(|c| c.is_control() && c != '\n' && c != '\t'),
                         "case {case}: raw control character in {shown:?}"
                     );
                 }
