@@ -267,10 +267,22 @@ impl ServiceSession<'_> {
                 host,
                 message: format!("{message}; {note}"),
             },
-            e if full => Error::Sftp {
-                host: host.clone(),
-                message: format!("{}; {note} (the error: {e})", full_says(free.unwrap_or(0))),
-            },
+            e if full => {
+                // A command's own words, not its script.
+                let cause = match &e {
+                    Error::Command { stderr, .. } if !stderr.trim().is_empty() => {
+                        stderr.trim().to_string()
+                    }
+                    e => e.to_string(),
+                };
+                Error::Sftp {
+                    host: host.clone(),
+                    message: format!(
+                        "{}; {note} (the error: {cause})",
+                        full_says(free.unwrap_or(0))
+                    ),
+                }
+            }
             Error::Sftp { host, message } => Error::Sftp {
                 host,
                 message: format!("{message}; {note}"),

@@ -512,6 +512,7 @@ fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
     let res = result(&run);
     assert_eq!(res["result"], "failed", "{run}");
     let reason = res["reason"].as_str().unwrap();
+    println!("upload: {reason}");
     assert!(reason.contains("the disk of web1 is full"), "{run}");
     assert!(
         reason.contains("staging directory") && reason.contains("was removed"),
@@ -540,6 +541,40 @@ fn a_full_disk_is_refused_early_or_cleaned_up_at_once() {
     let v2 = release_of(&run);
     assert_eq!(current(user, "app"), v2);
     assert_eq!(started_from(user, "app"), v2);
+
+    // The same when the disk fills up before the unchanged 300 KiB file is copied on the host
+    // (`cp` says "No space left on device"): named, staging removed at once.
+    p.write("msg", "three\n");
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("reuse"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=reuse");
+    r.ssh(
+        user,
+        "cat /dev/zero > ~/.local/share/ferry/filler 2>/dev/null; truncate -s -64K ~/.local/share/ferry/filler",
+    );
+    gate.open();
+    let run = bg.finish();
+    run.assert_code(1);
+    let reason = result(&run)["reason"].as_str().unwrap().to_string();
+    println!("reuse: {reason}");
+    assert!(
+        reason.contains("the disk of web1 is full") && reason.contains("was removed"),
+        "{run}"
+    );
+    assert_eq!(
+        r.ssh(user, "find ~/.local/share/ferry -name '*.partial'"),
+        ""
+    );
+    assert_eq!(current(user, "app"), v2);
+    assert_eq!(started_from(user, "app"), v2);
+    r.ssh(user, "rm ~/.local/share/ferry/filler");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_eq!(started_from(user, "app"), release_of(&run));
 }
 
 /// Is the service's self-revert timer armed?
