@@ -4,6 +4,7 @@
 //! previous verified release (judged by the checks it was deployed with), or stay.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
@@ -200,7 +201,7 @@ async fn dry_run(
 fn refusal_code(why: Refusal) -> i32 {
     match why {
         Refusal::Locked => exit::LOCKED,
-        Refusal::PendingRevert => exit::FAILED,
+        Refusal::PendingRevert | Refusal::DiskFull => exit::FAILED,
     }
 }
 
@@ -221,13 +222,43 @@ async fn deploy_locked(
     result
 }
 
-/// Execute the plan's steps in order.
+/// Execute the plan's steps in order. A lost connection says in which step, and what state
+/// that leaves the host in.
 pub async fn execute(
     ss: &ServiceSession<'_>,
     plan: &Plan,
     local: &LocalRelease,
     remote: &RemoteState,
     origin: &Origin,
+) -> Result<HostResult> {
+    let at = AtomicUsize::new(0);
+    let id = plan.release.as_str();
+    execute_steps(ss, plan, local, remote, origin, &at)
+        .await
+        .map_err(|e| match e {
+            Error::ConnectionLost { host, during } => Error::ConnectionLost {
+                during: format!(
+                    "{during} (step `{}` of the deploy of {id}); {}",
+                    plan.steps[at.load(Ordering::Relaxed)].name(),
+                    plan.state_if_lost(
+                        Some(at.load(Ordering::Relaxed)),
+                        ss.service.confirm_timeout
+                    )
+                ),
+                host,
+            },
+            e => e,
+        })
+}
+
+/// [`execute`]; `at` is the index of the step under way.
+async fn execute_steps(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    local: &LocalRelease,
+    remote: &RemoteState,
+    origin: &Origin,
+    at: &AtomicUsize,
 ) -> Result<HostResult> {
     let id = plan.release.as_str();
     let previous = remote.current.as_deref();
@@ -246,7 +277,9 @@ pub async fn execute(
     let mut armed = false;
     let mut before = Before::default();
     for (index, step) in plan.steps.iter().enumerate() {
+        at.store(index, Ordering::Relaxed);
         fault_point(step.name());
+        crate::session::fault_pause(step.name()).await;
         ss.step(index, step);
         match step {
             // Taken before the host was read: the plan was made under it.
@@ -364,6 +397,45 @@ async fn fail(
         git_commit: origin.git_commit.clone(),
         reason: Some(reason),
     };
+    // The failure may be the lost connection itself (a health check cut short).
+    let lost = |during: &str| {
+        let e = Error::ConnectionLost {
+            host: ss.host.name.clone(),
+            during: format!(
+                "{during} (deploy of {id}); {}",
+                plan.state_if_lost(None, ss.service.confirm_timeout)
+            ),
+        };
+        ss.result(
+            "failed",
+            Some(id),
+            previous,
+            Some(e.to_string()),
+            exit::CONNECTION,
+        )
+    };
+    if ss.conn.is_closed() {
+        // Activated (or its activation failed): the state after activation.
+        let at = plan
+            .steps
+            .iter()
+            .position(|s| s.name() == "verify" || s.name() == "health")
+            .unwrap_or(0);
+        let e = Error::ConnectionLost {
+            host: ss.host.name.clone(),
+            during: format!(
+                "verifying the new release (deploy of {id}); {}",
+                plan.state_if_lost(Some(at), ss.service.confirm_timeout)
+            ),
+        };
+        return Ok(ss.result(
+            "failed",
+            Some(id),
+            previous,
+            Some(e.to_string()),
+            exit::CONNECTION,
+        ));
+    }
     ss.warn(&format!("{}: {reason}", ss.service.name));
     ss.show_journal(failure.since.as_deref(), &failure.units)
         .await;
@@ -394,6 +466,9 @@ async fn fail(
     .await;
     let back = match ss.manifest_of(to, remote).await {
         Ok(m) => m,
+        Err(Error::ConnectionLost { .. }) => {
+            return Ok(lost(&format!("rolling back to {to} after: {reason}")));
+        }
         Err(e) => {
             ss.replace_last_record(&record(
                 "rollback-failed",
@@ -444,6 +519,9 @@ async fn fail(
             ))
             .await;
             Ok(rollback_failed(ss, id, previous, &reason, to, &f.reason))
+        }
+        Err(Error::ConnectionLost { .. }) => {
+            Ok(lost(&format!("rolling back to {to} after: {reason}")))
         }
         Err(e) => {
             ss.replace_last_record(&record(

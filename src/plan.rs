@@ -7,12 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Service;
 use crate::release::{self, Manifest, ManifestFile, ManifestUnit, Paths};
+use crate::report::deploy::human_bytes;
 use crate::shell::quote;
 use crate::systemd;
 
@@ -90,6 +92,27 @@ pub struct RemoteState {
     pub partial: Vec<String>,
     /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
     pub lock_holder: Option<String>,
+    /// Free space for the user on the filesystem that holds the service's directory (or its
+    /// nearest existing ancestor), when `df` could tell.
+    pub free: Option<FreeSpace>,
+}
+
+/// Free bytes on a filesystem of the host, and the path (relative to the home directory,
+/// `.` for the home directory itself) they were measured at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSpace {
+    pub bytes: u64,
+    pub path: String,
+}
+
+impl FreeSpace {
+    /// The path as a user would type it on the host (`~/...`).
+    pub fn display_path(&self) -> String {
+        match self.path.trim_start_matches("./") {
+            "." | "" => "~".to_string(),
+            p => format!("~/{p}"),
+        }
+    }
 }
 
 impl RemoteState {
@@ -152,7 +175,9 @@ pub fn remote_state_script(paths: &Paths, dests: &[String], check_lock: bool) ->
          for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n\
          echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n\
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
-         for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n",
+         for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
+         d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
+         echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
         timer = quote(&format!("{}.timer", paths.revert_unit())),
@@ -195,6 +220,16 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                     .trim_end_matches(".partial");
                 if release::is_release_id(id) {
                     st.partial.push(v.trim().to_string());
+                }
+            }
+            "free" => {
+                if let Some((kib, path)) = v.split_once(' ')
+                    && let Ok(kib) = kib.trim().parse::<u64>()
+                {
+                    st.free = Some(FreeSpace {
+                        bytes: kib.saturating_mul(1024),
+                        path: path.trim().to_string(),
+                    });
                 }
             }
             "lock" => {
@@ -317,6 +352,8 @@ pub enum Refusal {
     Locked,
     /// The current release's self-revert is still armed.
     PendingRevert,
+    /// The release does not fit in the free space of the host's filesystem.
+    DiskFull,
 }
 
 impl Step {
@@ -395,6 +432,89 @@ impl Plan {
             .sum()
     }
 
+    /// Bytes the new release takes on the host: every file (uploaded or copied from the
+    /// current release), rounded up to whole 4 KiB blocks, its unit files and manifest, and
+    /// [`SPACE_MARGIN`] for directories, temporary names and the history.
+    pub fn space_needed(&self) -> u64 {
+        let block = |n: u64| n.div_ceil(BLOCK).max(1) * BLOCK;
+        let files: u64 = self.files.iter().map(|f| block(f.size)).sum();
+        let meta = (self.units.len() as u64 + 1) * BLOCK;
+        files + meta + SPACE_MARGIN
+    }
+
+    /// What a user must know when the connection to the host is lost during step `index`
+    /// (or during the rollback after a failure, `index` = None): the state the host is in.
+    pub fn state_if_lost(&self, index: Option<usize>, confirm_timeout: Duration) -> String {
+        let armed = self.steps.iter().find_map(|s| match s {
+            Step::ArmRevert { to, .. } => Some(to.clone()),
+            _ => None,
+        });
+        let position = |name: &str| self.steps.iter().position(|s| s.name() == name);
+        let (activate, confirm) = (position("activate"), position("confirm"));
+        let previous = match &self.previous {
+            Some(p) => format!("release {p}"),
+            None => "no release of this service (first deploy)".to_string(),
+        };
+        let revert = |to: &str| {
+            format!(
+                "the self-revert armed on the host brings release {to} back within confirm_timeout ({}) unless this deploy was confirmed",
+                humantime::format_duration(confirm_timeout)
+            )
+        };
+        let partial = format!(
+            "a partial upload (releases/.{}.partial) may be left: the next deploy removes it",
+            self.release
+        );
+        match index {
+            None => match &armed {
+                Some(to) => format!("during the rollback: {}", revert(to)),
+                None => format!(
+                    "during the rollback: the host may run release {} or {previous}, unverified; run `ferry status` and `ferry rollback {}`",
+                    self.release, self.service
+                ),
+            },
+            // Up to activation (a self-revert armed by then does nothing while `current` is
+            // unchanged, and the next deploy clears it).
+            Some(i) if activate.is_none_or(|a| i < a) => format!(
+                "before activation: the host still runs {previous}, nothing it uses was changed; {partial}"
+            ),
+            Some(i) if confirm.is_some_and(|c| i > c) => format!(
+                "after the deploy of {} was confirmed: the host runs it; pruning old releases may be incomplete (the next deploy does it)",
+                self.release
+            ),
+            Some(i) if confirm == Some(i) => match &armed {
+                Some(to) => format!(
+                    "while confirming release {}: if the confirmation reached the host it stays, else {}; `ferry releases {}` shows which",
+                    self.release,
+                    revert(to),
+                    self.service
+                ),
+                None => format!(
+                    "while confirming release {}: the host runs it, verified, but its history record may be missing",
+                    self.release
+                ),
+            },
+            Some(i) if activate == Some(i) => match &armed {
+                Some(to) => format!(
+                    "during the activation of {}: if it reached the host, {}; else the host still runs {previous}",
+                    self.release,
+                    revert(to)
+                ),
+                None => format!(
+                    "during the activation of {}: the host runs it or {previous}, unverified, with no self-revert (first deploy or --no-rollback); run `ferry status {}`",
+                    self.release, self.service
+                ),
+            },
+            Some(_) => match &armed {
+                Some(to) => format!("after activation of {}: {}", self.release, revert(to)),
+                None => format!(
+                    "after activation: the host runs release {}, not verified and with no self-revert (first deploy or --no-rollback); run `ferry status {}`",
+                    self.release, self.service
+                ),
+            },
+        }
+    }
+
     pub fn removed_units(&self) -> Vec<String> {
         self.units
             .iter()
@@ -403,6 +523,12 @@ impl Plan {
             .collect()
     }
 }
+
+/// The block size space is counted in.
+const BLOCK: u64 = 4096;
+
+/// Room kept free beyond the release itself (directories, temporary names, history, logs).
+pub const SPACE_MARGIN: u64 = 1024 * 1024;
 
 /// Who deploys, for manifests and history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -602,6 +728,28 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
             why: Refusal::PendingRevert,
         });
         return steps;
+    }
+    // Leftover staging directories hold space the check cannot count: then the cleanup runs
+    // first and a full disk is caught by the upload itself.
+    if remote.partial.is_empty()
+        && let Some(free) = &remote.free
+    {
+        let needed = plan.space_needed();
+        if needed > free.bytes {
+            steps.push(Step::Refuse {
+                reason: format!(
+                    "the host's disk is full: {} free on the filesystem of {}, the release needs {} ({} file(s), {} to upload, and a margin of {}); make room there (or lower keep_releases) and deploy again",
+                    human_bytes(free.bytes),
+                    free.display_path(),
+                    human_bytes(needed),
+                    plan.files.len(),
+                    human_bytes(plan.upload_bytes()),
+                    human_bytes(SPACE_MARGIN),
+                ),
+                why: Refusal::DiskFull,
+            });
+            return steps;
+        }
     }
     if !remote.partial.is_empty() {
         steps.push(Step::CleanStaging {
@@ -1311,6 +1459,148 @@ dest = "share/msg"
         let s = remote_state_script(&Paths::new("app"), &[], true);
         assert!(s.contains("flock -n -E 75"), "{s}");
         assert!(!remote_state_script(&Paths::new("app"), &[], false).contains("flock"));
+    }
+
+    #[test]
+    fn the_probe_reports_free_space_and_a_release_that_does_not_fit_is_refused() {
+        let s = remote_state_script(&Paths::new("app"), &[], false);
+        assert!(s.contains("df -Pk"), "{s}");
+        let st = parse_remote_state("free=2048 .local/share/ferry\nfree=junk x\n");
+        let free = st.free.clone().unwrap();
+        assert_eq!(free.bytes, 2048 * 1024);
+        assert_eq!(free.display_path(), "~/.local/share/ferry");
+        assert_eq!(
+            FreeSpace {
+                bytes: 0,
+                path: ".".into()
+            }
+            .display_path(),
+            "~"
+        );
+
+        let mut remote = deployed();
+        let fits = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        let needed = fits.space_needed();
+        // Both files (one reused: it is copied on the host), the units, the margin.
+        assert_eq!(needed, 2 * 4096 + 3 * 4096 + SPACE_MARGIN);
+        remote.free = Some(FreeSpace {
+            bytes: needed,
+            path: ".local/share/ferry".into(),
+        });
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(p.refusal().is_none(), "{:?}", names(&p));
+        remote.free.as_mut().unwrap().bytes = needed - 1;
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(names(&p), vec!["lock", "refuse"]);
+        let (reason, why) = p.refusal().unwrap();
+        assert_eq!(why, Refusal::DiskFull);
+        assert!(
+            reason.starts_with("the host's disk is full: ")
+                && reason
+                    .contains("free on the filesystem of ~/.local/share/ferry, the release needs"),
+            "{reason}"
+        );
+        // Leftover staging directories hold space the probe cannot count: clean, then try.
+        remote.partial = vec![".20261124T100000Z-00000000.partial".into()];
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(p.refusal().is_none());
+    }
+
+    #[test]
+    fn a_lost_connection_says_what_state_the_host_is_in() {
+        let remote = deployed();
+        let a = remote.current.clone().unwrap();
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        let t = Duration::from_secs(60);
+        let at = |name: &str| p.steps.iter().position(|s| s.name() == name).unwrap();
+        let s = p.state_if_lost(Some(at("upload")), t);
+        assert!(
+            s.starts_with(&format!(
+                "before activation: the host still runs release {a}"
+            )),
+            "{s}"
+        );
+        assert!(s.contains(&format!(".{ID}.partial")), "{s}");
+        assert!(
+            p.state_if_lost(Some(at("arm-revert")), t)
+                .starts_with("before activation")
+        );
+        assert!(
+            p.state_if_lost(Some(at("activate")), t)
+                .starts_with("during the activation")
+        );
+        for step in ["activate", "verify"] {
+            let s = p.state_if_lost(Some(at(step)), t);
+            assert!(
+                s.contains(&format!("self-revert armed on the host brings release {a} back within confirm_timeout (1m)")),
+                "{s}"
+            );
+        }
+        assert!(
+            p.state_if_lost(Some(at("confirm")), t)
+                .contains("if the confirmation reached the host it stays")
+        );
+        assert!(
+            p.state_if_lost(None, t)
+                .starts_with("during the rollback: the self-revert")
+        );
+        // A first deploy has no self-revert.
+        let p = make(
+            &service(),
+            &local(),
+            &RemoteState::default(),
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        let act = p.steps.iter().position(|s| s.name() == "activate").unwrap();
+        assert!(
+            p.state_if_lost(Some(act - 1), t)
+                .contains("no release of this service (first deploy)")
+        );
+        assert!(
+            p.state_if_lost(Some(act), t)
+                .contains("unverified, with no self-revert")
+        );
+        assert!(
+            p.state_if_lost(Some(act + 1), t)
+                .contains("not verified and with no self-revert")
+        );
     }
 
     #[test]

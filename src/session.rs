@@ -26,6 +26,10 @@ use crate::shell::quote;
 use crate::ssh::{self, Connection};
 use crate::systemd::{self, Verdict};
 
+/// Below this many free bytes after a failed write, the disk is full (a failed write leaves
+/// at most a few KiB free).
+const DISK_FULL_BELOW: u64 = 1024 * 1024;
+
 /// How often unit states are polled.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -219,8 +223,86 @@ impl ServiceSession<'_> {
         self.conn.run(&cmd).await.map(|_| ())
     }
 
+    /// A step writing the staging directory failed: remove that directory at once (a full
+    /// disk must not stay full until the next deploy), and name a full disk as such. Nothing
+    /// can be removed when the connection is gone: the next deploy does it then.
+    pub async fn abandon_staging(&self, plan: &Plan, error: Error) -> Error {
+        if matches!(error, Error::ConnectionLost { .. }) || self.conn.is_closed() {
+            return error;
+        }
+        let staging = self.paths.staging(&plan.release);
+        let releases = self.paths.releases();
+        // Free space first: removing the directory frees what it took.
+        let cmd = format!(
+            "cd \"$HOME\" || exit 1; echo \"free=$(df -Pk -- {r} 2>/dev/null | awk 'NR==2 {{print $4}}')\"; rm -rf -- {s}",
+            r = quote(&releases),
+            s = quote(&staging),
+        );
+        let out = self.conn.exec(&cmd).await;
+        let removed = matches!(&out, Ok(o) if o.success());
+        let free = out.ok().and_then(|o| {
+            o.stdout_str()
+                .lines()
+                .find_map(|l| l.strip_prefix("free="))
+                .and_then(|k| k.trim().parse::<u64>().ok())
+                .map(|k| k.saturating_mul(1024))
+        });
+        let note = if removed {
+            format!("the staging directory ~/{staging} was removed")
+        } else {
+            format!(
+                "the staging directory ~/{staging} could not be removed (the next deploy removes it)"
+            )
+        };
+        let host = self.host.name.clone();
+        let full = free.is_some_and(|f| f < DISK_FULL_BELOW);
+        let full_says = |free: u64| {
+            format!(
+                "the disk of {host} is full ({} free on the filesystem of ~/{releases}): make room there and deploy again",
+                human_bytes(free)
+            )
+        };
+        match error {
+            Error::Sftp { host, message } if message.contains("is full") => Error::Sftp {
+                host,
+                message: format!("{message}; {note}"),
+            },
+            e if full => {
+                // A command's own words, not its script.
+                let cause = match &e {
+                    Error::Command { stderr, .. } if !stderr.trim().is_empty() => {
+                        stderr.trim().to_string()
+                    }
+                    e => e.to_string(),
+                };
+                Error::Sftp {
+                    host: host.clone(),
+                    message: format!(
+                        "{}; {note} (the error: {cause})",
+                        full_says(free.unwrap_or(0))
+                    ),
+                }
+            }
+            Error::Sftp { host, message } => Error::Sftp {
+                host,
+                message: format!("{message}; {note}"),
+            },
+            e => {
+                self.warn(&note);
+                e
+            }
+        }
+    }
+
     /// Create the staging directory and the directories of the release's files.
     pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        match self.stage_dirs(plan, sftp).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
         sftp.mkdir_all(&format!("{staging}/{}/units", release::META_DIR))
             .await?;
@@ -243,6 +325,13 @@ impl ServiceSession<'_> {
 
     /// Copy files identical to the current release's on the host.
     pub async fn reuse(&self, plan: &Plan) -> Result<()> {
+        match self.copy_reused(plan).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn copy_reused(&self, plan: &Plan) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
         let mut script = format!(
             "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
@@ -261,6 +350,13 @@ impl ServiceSession<'_> {
 
     /// Send the files that are not on the host.
     pub async fn upload(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        match self.send_files(plan, sftp).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn send_files(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
         let total = plan.upload_bytes();
         let uploads: Vec<_> = plan
@@ -312,6 +408,13 @@ impl ServiceSession<'_> {
     /// Write the unit files and the manifest, then rename the staging directory into
     /// `releases/ID`: from here on the release is complete on the host.
     pub async fn seal(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
+        match self.write_meta(plan, local, sftp).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
         let meta = format!("{staging}/{}", release::META_DIR);
         for u in &local.units {
@@ -732,5 +835,30 @@ impl ServiceSession<'_> {
             Ok(_) => self.phase("prune", format!("removed {} old release(s)", doomed.len())),
             Err(e) => self.warn(&format!("pruning failed: {e}")),
         }
+    }
+}
+
+/// Fault injection for the test suite: with `FERRY_FAULT_PAUSE=STEP:FILE`, ferry says
+/// "FERRY_FAULT_PAUSE=STEP: waiting for FILE" on stderr just before that step, then waits
+/// until the local file FILE exists (so a test can change the host at a known point, e.g.
+/// fill its disk between the plan and the upload). Unset in normal use.
+pub async fn fault_pause(step: &str) {
+    let Some(v) = std::env::var_os("FERRY_FAULT_PAUSE") else {
+        return;
+    };
+    let v = v.to_string_lossy();
+    let Some((name, file)) = v.split_once(':') else {
+        return;
+    };
+    if name != step {
+        return;
+    }
+    eprintln!("FERRY_FAULT_PAUSE={step}: waiting for {file}");
+    // Bounded: a test that forgets to release it fails instead of hanging.
+    for _ in 0..3000 {
+        if std::path::Path::new(file).exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

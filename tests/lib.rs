@@ -26,5 +26,6 @@ mod doctor;
 mod faults;
 mod logs_status;
 mod plan;
+mod props;
 mod safety;
 mod transport;
