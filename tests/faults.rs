@@ -917,7 +917,17 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     r.reset(user);
     let p = Project::new();
     started_from_unit(&p, "app");
-    p.config(&app_config(user, "confirm_timeout = \"5s\"\n", &["msg"]));
+    // An sshd of this test's own: restarting the remote's main sshd would refuse the logins of
+    // the tests running beside this one.
+    let sshd = crate::support::OwnSshd::start();
+    // A confirm_timeout long enough that the timers below have not fired yet when the next
+    // deploy plans, even on a loaded machine.
+    p.config(
+        &app_config(user, "confirm_timeout = \"15s\"\n", &["msg"]).replace(
+            &host_table("web1", user),
+            &sshd.host_table(&p, "web1", user),
+        ),
+    );
     p.write("msg", "first\n");
     p.ferry(&["deploy"]).assert_code(0);
 
@@ -929,12 +939,7 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
         &[("FERRY_FAULT_PAUSE", &gate.env("upload"))],
     );
     bg.wait_for_line("FERRY_FAULT_PAUSE=upload");
-    let out = r.root("systemctl restart ssh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sshd.restart();
     gate.open();
     let run = bg.finish();
     run.assert_code(0);

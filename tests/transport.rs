@@ -1,7 +1,7 @@
 //! The SSH transport and `ferry doctor` against the real remote: host keys, authentication,
 //! quoting, and the readiness checks.
 
-use crate::support::{Project, host_table, remote};
+use crate::support::{OwnSshd, Project, host_table, remote};
 
 fn doctor_json(p: &Project) -> (i32, Vec<serde_json::Value>, String) {
     let run = p.ferry(&["--output", "json", "doctor"]);
@@ -551,51 +551,6 @@ fn unknown_host_hint_keeps_its_lines() {
         line.trim_start().starts_with(&line_to_add),
         "the line to add stands on its own line: {line:?}"
     );
-}
-
-/// A second sshd in the test remote, on a port of its own, with the remote's sshd config (so
-/// sshd's default MaxStartups): a burst of connections to it cannot disturb the logins of the
-/// tests that share the main sshd (OpenSSH's client does not retry). Stopped when dropped.
-struct OwnSshd {
-    port: u16,
-    pidfile: String,
-}
-
-impl OwnSshd {
-    fn start() -> OwnSshd {
-        let r = remote();
-        // The container shares the host's network: a port free here is free there.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let pidfile = format!("/run/ferry-test-sshd-{port}.pid");
-        // sshd binds its socket before it forks into the background: it listens on return.
-        let out = r.root(&format!("/usr/sbin/sshd -p {port} -o PidFile={pidfile}"));
-        assert!(out.status.success(), "own sshd did not start: {out:?}");
-        OwnSshd { port, pidfile }
-    }
-
-    /// A known_hosts file pinning the remote's host key for this port.
-    fn known_hosts(&self, p: &Project) -> std::path::PathBuf {
-        let r = remote();
-        let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
-        let kh = p.path("known_hosts.own");
-        std::fs::write(
-            &kh,
-            pinned.replace(
-                &format!("[{}]:{} ", r.host, r.port),
-                &format!("[{}]:{} ", r.host, self.port),
-            ),
-        )
-        .unwrap();
-        kh
-    }
-}
-
-impl Drop for OwnSshd {
-    fn drop(&mut self) {
-        remote().root(&format!("kill $(cat {0}) && rm -f {0}", self.pidfile));
-    }
 }
 
 /// 32 connections at once to one sshd with its default `MaxStartups 10:30:100`: sshd drops

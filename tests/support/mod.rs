@@ -345,3 +345,75 @@ pub fn host_table(name: &str, user: &str) -> String {
         r.known_hosts.display()
     )
 }
+
+/// A second sshd in the test remote, on a port of its own, with the remote's sshd config (so
+/// sshd's default MaxStartups): a burst of connections to it cannot disturb the logins of the
+/// tests that share the main sshd (OpenSSH's client does not retry). Stopped when dropped.
+pub struct OwnSshd {
+    pub port: u16,
+    pidfile: String,
+}
+
+impl OwnSshd {
+    pub fn start() -> OwnSshd {
+        let r = remote();
+        // The container shares the host's network: a port free here is free there.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let pidfile = format!("/run/ferry-test-sshd-{port}.pid");
+        // sshd binds its socket before it forks into the background: it listens on return.
+        let out = r.root(&format!("/usr/sbin/sshd -p {port} -o PidFile={pidfile}"));
+        assert!(out.status.success(), "own sshd did not start: {out:?}");
+        OwnSshd { port, pidfile }
+    }
+
+    /// A known_hosts file pinning the remote's host key for this port.
+    pub fn known_hosts(&self, p: &Project) -> std::path::PathBuf {
+        let r = remote();
+        let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+        let kh = p.path("known_hosts.own");
+        std::fs::write(
+            &kh,
+            pinned.replace(
+                &format!("[{}]:{} ", r.host, r.port),
+                &format!("[{}]:{} ", r.host, self.port),
+            ),
+        )
+        .unwrap();
+        kh
+    }
+}
+
+impl OwnSshd {
+    /// Restart it the way `systemctl restart ssh` does: the listener stops (sessions it
+    /// started go on) and a new one takes the port.
+    pub fn restart(&self) {
+        let r = remote();
+        let out = r.root(&format!(
+            "kill $(cat {0}) && while kill -0 $(cat {0}) 2>/dev/null; do sleep 0.05; done; /usr/sbin/sshd -p {1} -o PidFile={0}",
+            self.pidfile, self.port
+        ));
+        assert!(out.status.success(), "own sshd did not restart: {out:?}");
+    }
+
+    /// `host_table` text pointed at this sshd.
+    pub fn host_table(&self, p: &Project, name: &str, user: &str) -> String {
+        let r = remote();
+        host_table(name, user)
+            .replace(
+                &format!("port = {}\n", r.port),
+                &format!("port = {}\n", self.port),
+            )
+            .replace(
+                &r.known_hosts.display().to_string(),
+                &self.known_hosts(p).display().to_string(),
+            )
+    }
+}
+
+impl Drop for OwnSshd {
+    fn drop(&mut self) {
+        remote().root(&format!("kill $(cat {0}) && rm -f {0}", self.pidfile));
+    }
+}
