@@ -73,6 +73,45 @@ fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
     }
 }
 
+/// The release the demo server (ferry-demo.service) *started* from, asked over its TCP proxy:
+/// `/release` is resolved once when the process starts, so it proves what runs, not where
+/// `current` points. Returns the release id.
+fn running_release(port: u16) -> String {
+    let dir = remote()
+        .http_get(port, "/release")
+        .expect("the demo answers /release");
+    let dir = dir.trim();
+    let (_, id) = dir
+        .rsplit_once("/releases/")
+        .unwrap_or_else(|| panic!("/release is not a release directory: {dir}"));
+    id.to_string()
+}
+
+/// The demo server's pid, from its own `/version` answer.
+fn demo_pid(port: u16) -> String {
+    let v = remote()
+        .http_get(port, "/version")
+        .expect("the demo answers");
+    v.trim().rsplit(' ').next().unwrap().to_string()
+}
+
+/// Neither the secret nor its sha256 (nor a prefix of it) appears in `run`'s output.
+fn assert_secret_hidden(run: &crate::support::Run, secret: &str) {
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let secret = secret.trim();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(secret), "the secret was printed\n{run}");
+        assert!(
+            !text.to_lowercase().contains(&hash[..12]),
+            "the secret's sha256 ({hash}) was printed\n{run}"
+        );
+    }
+}
+
 fn result_event(run: &crate::support::Run) -> serde_json::Value {
     let r = run.events("result");
     assert_eq!(r.len(), 1, "{run}");
@@ -93,6 +132,7 @@ fn deploys_the_example_and_redeploys_a_change() {
         demo_config(&p, user, "demo", port, "")
     ));
 
+    let secret = "hunter2-s3cr3t-token\n";
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     // The secret is 0600 on the host and appears nowhere in ferry's output.
@@ -105,7 +145,10 @@ fn deploys_the_example_and_redeploys_a_change() {
         !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
         "{run}"
     );
+    assert_secret_hidden(&run, secret);
     let first = result_event(&run)["release"].as_str().unwrap().to_string();
+    // The server that answers was started from the new release.
+    assert_eq!(running_release(port), first);
     assert_eq!(get_unix(user), "hello, release one\n");
     assert_eq!(
         r.http_get(port, "/").as_deref(),
@@ -137,6 +180,7 @@ fn deploys_the_example_and_redeploys_a_change() {
     let before = snapshot();
     let run = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
     run.assert_code(0);
+    assert_secret_hidden(&run, secret);
     let plan = &run.events("plan")[0];
     let files = plan["files"].as_array().unwrap();
     let msg = files
@@ -157,16 +201,26 @@ fn deploys_the_example_and_redeploys_a_change() {
         !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
         "{run}"
     );
+    assert_secret_hidden(&run, secret);
     assert!(
         run.stdout.contains("changed  upload share/message.txt"),
         "{run}"
     );
+    let run = p.ferry(&["-vv", "deploy", "--dry-run"]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, secret);
+    assert_eq!(snapshot(), before, "dry run changed the remote");
 
     // Redeploy: new content served, old release kept, current switched.
+    let pid_before = demo_pid(port);
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
+    assert_secret_hidden(&run, secret);
     let second = result_event(&run)["release"].as_str().unwrap().to_string();
     assert_ne!(first, second);
+    // The server was restarted on the new release.
+    assert_eq!(running_release(port), second);
+    assert_ne!(demo_pid(port), pid_before, "the demo was not restarted");
     assert_eq!(get_unix(user), "hello, release two\n");
     assert_eq!(
         r.http_get(port, "/").as_deref(),
@@ -183,6 +237,59 @@ fn deploys_the_example_and_redeploys_a_change() {
     assert_eq!(mode.trim(), "755");
     // JSON mode: stdout is JSON Lines only.
     run.json();
+
+    // A release that fails its health check (verbose, with the secret changed): rolled back,
+    // the server restarted on the second release again; the secret is never printed.
+    let cfg = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
+    let secret = "another-s3cr3t-value\n";
+    p.write("api-token", secret);
+    p.write("message.txt", "hello, broken release\n");
+    p.config(&format!(
+        "{cfg}\n[services.demo.health]\ncommand = \"echo checking; false\"\ntimeout = \"3s\"\n"
+    ));
+    let pid_before = demo_pid(port);
+    let run = p.ferry(&["-vv", "deploy"]);
+    run.assert_code(4);
+    assert!(run.stdout.contains("ROLLED BACK"), "{run}");
+    assert_secret_hidden(&run, secret);
+    assert_eq!(current(user, "demo"), format!("releases/{second}"));
+    assert_eq!(running_release(port), second);
+    assert_ne!(
+        demo_pid(port),
+        pid_before,
+        "the rollback did not restart the demo"
+    );
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release two\n")
+    );
+    let run = p.ferry(&["--output", "json", "-vv", "deploy", "--dry-run"]);
+    assert_secret_hidden(&run, secret);
+
+    // A manual rollback (verbose) goes back to the first release: the server restarts on it.
+    p.config(&cfg);
+    let pid_before = demo_pid(port);
+    let run = p.ferry(&["-vv", "rollback", "demo"]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, secret);
+    assert_secret_hidden(&run, "hunter2-s3cr3t-token\n");
+    assert_eq!(current(user, "demo"), format!("releases/{first}"));
+    assert_eq!(running_release(port), first);
+    assert_ne!(
+        demo_pid(port),
+        pid_before,
+        "the rollback did not restart the demo"
+    );
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release one\n")
+    );
+    let run = p.ferry(&[
+        "--output", "json", "-vv", "rollback", "demo", "--to", &second,
+    ]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, "hunter2-s3cr3t-token\n");
+    assert_eq!(running_release(port), second);
 }
 
 #[test]
