@@ -318,6 +318,30 @@ fn a_failing_service_fails_the_deploy_with_its_journal() {
     );
     assert!(run.stdout.contains("FAILED"), "{run}");
     assert!(run.stdout.contains("nothing to roll back to"), "{run}");
+    // The host: a first deploy has nothing to go back to, so the failed release stays, as
+    // ferry said: one release, no staging left, `current` on it, the unit installed and
+    // failed, and the history says it failed.
+    let state = r.host_state(user, "bad");
+    let releases: Vec<&str> = state
+        .lines()
+        .skip_while(|l| *l != "releases:")
+        .skip(1)
+        .take_while(|l| *l != "units:")
+        .filter(|l| !l.starts_with('.'))
+        .collect();
+    assert_eq!(releases.len(), 1, "{state}");
+    assert!(
+        state.contains(&format!("current: releases/{}\n", releases[0])),
+        "{state}"
+    );
+    assert!(
+        state.contains("Id=bad.service ActiveState=failed"),
+        "{state}"
+    );
+    let hist = p.ferry(&["--output", "json", "releases", "bad"]);
+    let last = hist.events("history").last().cloned().unwrap();
+    assert_eq!(last["action"], "deploy", "{hist}");
+    assert_eq!(last["outcome"], "failed", "{hist}");
 
     let run = p.ferry(&["--output", "json", "deploy", "loop"]);
     run.assert_code(1);
@@ -411,6 +435,7 @@ fn deploys_two_hosts_in_parallel() {
     // One host broken: the other still deploys; the summary says which failed.
     r.ssh(u2, "echo notaport > ~/port");
     p.write("message.txt", "two hosts, again\n");
+    let web2_before = r.host_state(u2, "app");
     let run = p.ferry(&["deploy"]);
     // web2's previous release reads the same broken port file: its rollback fails too,
     // and ferry says so loudly.
@@ -429,6 +454,41 @@ fn deploys_two_hosts_in_parallel() {
         r.http_get(18141, "/").as_deref(),
         Some("two hosts, again\n")
     );
+    // web2's host went back as far as it could: `current` on the old release again, the unit
+    // directory as it was, the failed release kept beside the old one (for inspection), and
+    // the unit (restarted on the old release) failed, as ferry said.
+    let web2_after = r.host_state(u2, "app");
+    let section = |state: &str, from: &str, to: &str| -> Vec<String> {
+        state
+            .lines()
+            .skip_while(|l| *l != from)
+            .skip(1)
+            .take_while(|l| *l != to)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        web2_after.lines().next(),
+        web2_before.lines().next(),
+        "current moved\n{web2_after}"
+    );
+    let units = |s: &str| -> Vec<String> {
+        section(s, "units:", "")
+            .into_iter()
+            .filter(|l| !l.starts_with("Id="))
+            .collect()
+    };
+    assert_eq!(units(&web2_after), units(&web2_before), "{web2_after}");
+    let (old_rel, new_rel) = (
+        section(&web2_before, "releases:", "units:"),
+        section(&web2_after, "releases:", "units:"),
+    );
+    assert_eq!(new_rel.len(), old_rel.len() + 1, "{web2_after}");
+    assert!(old_rel.iter().all(|d| new_rel.contains(d)), "{web2_after}");
+    assert!(
+        web2_after.contains("Id=app.service ActiveState=failed"),
+        "{web2_after}"
+    );
 }
 
 #[test]
@@ -444,6 +504,7 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     p.ferry(&["deploy"]).assert_code(0);
     let old = current(user, "demo");
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
+    let old_pid = demo_pid(port);
 
     // A big file makes the upload take a while; kill ferry in the middle of it.
     let big = p.path("big.bin");
@@ -469,6 +530,9 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     assert_eq!(current(user, "demo"), old);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
     assert_eq!(get_unix(user), "the old release\n");
+    // The server still runs from the old release: never restarted.
+    assert_eq!(format!("releases/{}", running_release(port)), old);
+    assert_eq!(demo_pid(port), old_pid, "the demo was restarted");
 
     // Ctrl-C (SIGINT) during the upload: ferry says what state the host is in and exits 130.
     let mut child = p
@@ -494,14 +558,157 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     assert_eq!(current(user, "demo"), old);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
     assert_eq!(get_unix(user), "the old release\n");
+    // The server still runs from the old release: never restarted.
+    assert_eq!(format!("releases/{}", running_release(port)), old);
+    assert_eq!(demo_pid(port), old_pid, "the demo was restarted");
 
     // The next deploy works and cleans up the partial upload.
     p.config(&cfg);
-    p.ferry(&["deploy"]).assert_code(0);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the new release\n"));
+    let new = result_event(&run)["release"].as_str().unwrap().to_string();
+    assert_eq!(running_release(port), new);
     let leftovers = r.ssh(
         user,
         "ls -a ~/.local/share/ferry/demo/releases | grep -c partial || true",
     );
     assert_eq!(leftovers.trim(), "0");
+}
+
+/// The units of a release as a user sees them: the unit directory (names, symlinks, contents)
+/// and systemd's view of every unit either release has (loaded, active, enabled, what a
+/// socket listens on).
+fn unit_view(user: &str, names: &[&str]) -> String {
+    remote().ssh(
+        user,
+        &format!(
+            "cd ~/.config/systemd/user && find . -mindepth 1 -printf '%P %y %l\\n' | sort && \
+             find . -type f -exec sha256sum {{}} + | sort -k2 && \
+             systemctl --user show {} -p Id,LoadState,ActiveState,SubState,UnitFileState,Listen",
+            names.join(" ")
+        ),
+    )
+}
+
+/// Rolling back a release that added, changed and removed units (sockets among them) puts
+/// the old release's units back exactly: files, enablement, what runs and listens; after an
+/// automatic rollback and after `ferry rollback`.
+#[test]
+fn rollback_restores_the_old_releases_units() {
+    let user = "ferry12";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    let main = |v: &str| {
+        format!(
+            "[Service]\nEnvironment=V={v}\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/ur/current)\" && exec sleep 600'\n\
+             [Install]\nWantedBy=default.target\n"
+        )
+    };
+    let socket = |path: &str| {
+        format!("[Socket]\nListenStream=%t/{path}\n[Install]\nWantedBy=sockets.target\n")
+    };
+    let idle = "[Service]\nExecStart=/bin/sleep 600\n";
+    // Release A: main, a socket that B changes (ur-echo), a socket that B removes (ur-old).
+    let release_a = |p: &Project| {
+        for f in ["ur-new.socket", "ur-new.service"] {
+            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+        }
+        p.write("units/ur-main.service", main("A"));
+        p.write("units/ur-echo.socket", socket("ur-a.sock"));
+        p.write("units/ur-echo.service", idle);
+        p.write("units/ur-old.socket", socket("ur-old.sock"));
+        p.write("units/ur-old.service", idle);
+        p.write("version", "A\n");
+    };
+    // Release B: main changed, ur-echo.socket changed, ur-old removed, ur-new added.
+    let release_b = |p: &Project| {
+        for f in ["ur-old.socket", "ur-old.service"] {
+            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+        }
+        p.write("units/ur-main.service", main("B"));
+        p.write("units/ur-echo.socket", socket("ur-b.sock"));
+        p.write("units/ur-new.socket", socket("ur-new.sock"));
+        p.write("units/ur-new.service", idle);
+        p.write("version", "B\n");
+    };
+    let config = |p: &Project, health: &str| {
+        let mut units: Vec<String> = std::fs::read_dir(p.path("units"))
+            .unwrap()
+            .map(|e| format!("units/{}", e.unwrap().file_name().to_str().unwrap()))
+            .collect();
+        units.sort();
+        p.config(&format!(
+            "{}[services.ur]\nunits = {units:?}\nrestart = [\"ur-main.service\"]\nstart_timeout = \"10s\"\n\
+             [[services.ur.files]]\nsource = \"version\"\ndest = \"version\"\n\
+             [services.ur.health]\ncommand = \"{health}\"\ntimeout = \"3s\"\n",
+            host_table("web1", user)
+        ));
+    };
+    let names = [
+        "ur-main.service",
+        "ur-echo.socket",
+        "ur-echo.service",
+        "ur-old.socket",
+        "ur-old.service",
+        "ur-new.socket",
+        "ur-new.service",
+    ];
+    let release_dir = |id: &str| format!("/home/{user}/.local/share/ferry/ur/releases/{id}");
+
+    release_a(&p);
+    config(&p, "true");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let a = result_event(&run)["release"].as_str().unwrap().to_string();
+    let view_a = unit_view(user, &names);
+    assert!(
+        view_a.contains("Id=ur-old.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled"),
+        "{view_a}"
+    );
+    assert!(view_a.contains("ur-a.sock (Stream)"), "{view_a}");
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+
+    // B fails its health check: rolled back automatically.
+    release_b(&p);
+    config(&p, "false");
+    let inv = r.unit_prop(user, "ur-main.service", "InvocationID");
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(4);
+    assert_eq!(
+        unit_view(user, &names),
+        view_a,
+        "after the automatic rollback"
+    );
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+    assert_ne!(
+        r.unit_prop(user, "ur-main.service", "InvocationID"),
+        inv,
+        "ur-main.service was not restarted"
+    );
+
+    // B healthy: deployed, its units live (the view differs from A's).
+    config(&p, "true");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let b = result_event(&run)["release"].as_str().unwrap().to_string();
+    let view_b = unit_view(user, &names);
+    assert!(view_b.contains("ur-b.sock (Stream)"), "{view_b}");
+    assert!(
+        view_b.contains("Id=ur-new.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled"),
+        "{view_b}"
+    );
+    assert!(
+        view_b.contains("Id=ur-old.socket\nLoadState=not-found\nActiveState=inactive"),
+        "{view_b}"
+    );
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&b));
+
+    // `ferry rollback`: A's units again, exactly.
+    let inv = r.unit_prop(user, "ur-main.service", "InvocationID");
+    p.ferry(&["rollback", "ur"]).assert_code(0);
+    assert_eq!(unit_view(user, &names), view_a, "after ferry rollback");
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+    assert_ne!(r.unit_prop(user, "ur-main.service", "InvocationID"), inv);
 }
