@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use crate::support::{Project, Run, host_table, remote};
 
 /// A service that serves its release's `www/` directory over HTTP on `port` (python3 on the
-/// host), and over a unix socket through systemd-socket-proxyd.
+/// host), and over a unix socket through systemd-socket-proxyd. `current` is resolved once,
+/// when the server starts (it runs in, and serves, that release directory), so what it serves
+/// is the release it *started* from: a deploy or rollback that does not restart it shows.
 fn web_service(p: &Project, service: &str, port: u16) {
     p.write(
         &format!("{service}.service"),
         format!(
-            "[Service]\nExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1 --directory %h/.local/share/ferry/{service}/current/www\n"
+            "[Service]\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/{service}/current)\" && exec /usr/bin/python3 -m http.server {port} --bind 127.0.0.1 --directory www'\n"
         ),
     );
     // unix socket -> TCP, for the unix_http check.
@@ -144,6 +146,17 @@ fn health_checks_rollback_history_and_pruning() {
     run.assert_code(0);
     let v1 = json_result(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    let unit = format!("{svc}.service");
+    let home = format!("/home/{user}/.local/share/ferry/{svc}/");
+    // The release the server process started from, and its InvocationID.
+    let started = || {
+        r.started_from(user, &unit)
+            .strip_prefix(&home)
+            .unwrap_or_else(|| panic!("{unit} does not run from a release"))
+            .to_string()
+    };
+    let invocation = || r.unit_prop(user, &unit, "InvocationID");
+    assert_eq!(started(), format!("releases/{v1}"));
 
     // Each check alone fails on a release without /healthz, and the old release serves again.
     for check in [
@@ -160,6 +173,7 @@ fn health_checks_rollback_history_and_pruning() {
             .to_string();
         release(&p, "v2-broken", false);
         config(&p, user, svc, &check, "keep_releases = 20");
+        let before = invocation();
         let start = Instant::now();
         let run = p.ferry(&["--output", "json", "deploy"]);
         run.assert_code(4);
@@ -178,6 +192,10 @@ fn health_checks_rollback_history_and_pruning() {
             &format!("readlink ~/.local/share/ferry/{svc}/current"),
         );
         assert_eq!(now.trim(), good);
+        // The server was restarted (on the new release, then on the old one) and runs the
+        // old release.
+        assert_eq!(started(), good, "{check}");
+        assert_ne!(invocation(), before, "{check}: {unit} was not restarted");
         eprintln!(
             "{check}: failed deploy + rollback took {:?}",
             start.elapsed()
@@ -222,13 +240,19 @@ fn health_checks_rollback_history_and_pruning() {
     );
 
     // rollback --to the first release, then deploy again: history shows it all in order.
+    let before = invocation();
     let run = p.ferry(&["--output", "json", "rollback", svc, "--to", &v1]);
     run.assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    assert_eq!(started(), format!("releases/{v1}"));
+    assert_ne!(invocation(), before, "rollback --to did not restart {unit}");
     release(&p, "v4", true);
     config(&p, user, svc, &all_checks, "keep_releases = 20");
-    p.ferry(&["deploy"]).assert_code(0);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v4 = json_result(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(serving(port).as_deref(), Some("v4\n"));
+    assert_eq!(started(), format!("releases/{v4}"));
     let run = p.ferry(&["--output", "json", "releases", svc]);
     let history = run.events("history");
     let n = history.len();
@@ -237,8 +261,11 @@ fn health_checks_rollback_history_and_pruning() {
     assert_eq!(history[n - 1]["action"], "deploy");
     assert_eq!(history[n - 1]["outcome"], "ok");
     // Plain `rollback` goes to the previous healthy release.
+    let before = invocation();
     p.ferry(&["rollback", svc]).assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    assert_eq!(started(), format!("releases/{v1}"));
+    assert_ne!(invocation(), before, "rollback did not restart {unit}");
 
     // Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain,
     // the current one among them; the history survives pruning.
@@ -269,7 +296,7 @@ fn crash_loop_is_rolled_back() {
     let p = Project::new();
     p.write(
         "run.sh",
-        "#!/bin/sh\necho \"version $(cat \"$(dirname \"$0\")/version\")\"\nexec sleep 600\n",
+        "#!/bin/sh\ncd \"$(dirname \"$(readlink -f \"$0\")\")/..\" || exit 1\necho \"version $(cat bin/version)\"\nexec sleep 600\n",
     );
     p.write("version", "good\n");
     p.write(
@@ -283,6 +310,9 @@ fn crash_loop_is_rolled_back() {
     p.config(&cfg);
     p.ferry(&["deploy"]).assert_code(0);
     let good = r.ssh(user, "readlink ~/.local/share/ferry/cl/current");
+    let good_dir = format!("/home/{user}/.local/share/ferry/cl/{}", good.trim());
+    assert_eq!(r.started_from(user, "cl.service"), good_dir);
+    let before = r.unit_prop(user, "cl.service", "InvocationID");
     p.write(
         "run.sh",
         "#!/bin/sh\necho 'crashing on purpose'\nsleep 0.2\nexit 4\n",
@@ -305,6 +335,9 @@ fn crash_loop_is_rolled_back() {
         r.ssh(user, "systemctl --user is-active cl.service"),
         "active\n"
     );
+    // Restarted on the good release.
+    assert_eq!(r.started_from(user, "cl.service"), good_dir);
+    assert_ne!(r.unit_prop(user, "cl.service", "InvocationID"), before);
     // --no-rollback leaves the failed release in place.
     let run = p.ferry(&["deploy", "--no-rollback"]);
     run.assert_code(1);
