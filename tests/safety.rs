@@ -363,148 +363,203 @@ fn crash_loop_is_rolled_back() {
 }
 
 /// Locks: two deploys of one service at once: one deploys, the other is refused with the
-/// holder (or waits with --lock-wait); two services deploy in parallel. Then the self-arming
-/// revert: ferry killed after the restart, before confirmation; the host goes back by itself.
+/// holder and changes nothing (or waits with --lock-wait, then deploys its own content); two
+/// services deploy in parallel. Then the self-arming revert: ferry killed after the restart,
+/// before confirmation; a deploy meanwhile is refused and changes nothing; the host goes back
+/// by itself and the old release runs again.
+///
+/// A deploy is held in its health check by a gate the test opens (a file on the host), never
+/// by a sleep: the lock is held exactly until the test releases it.
 #[test]
 fn locks_and_self_arming_revert() {
     let user = "ferry13";
     let r = remote();
     r.reset(user);
+    r.ssh(user, "rm -f ~/gate");
     let p = Project::new();
     p.write("msg", "one\n");
-    // A health command that takes a while keeps a deploy (and its lock) busy.
+    // Each service runs in the release it started from (resolved at start).
     for svc in ["a", "b"] {
         p.write(
             &format!("{svc}.service"),
-            "[Service]\nExecStart=/bin/sleep 600\n",
+            format!(
+                "[Service]\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/{svc}/current)\" && exec sleep 600'\n"
+            ),
         );
     }
-    let cfg = |health_cmd: &str, confirm: &str| {
+    let cfg = |health_cmd: &str, health_timeout: &str, confirm: &str| {
         let mut c = host_table("web1", user);
         for svc in ["a", "b"] {
             c.push_str(&format!(
                 "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"3s\"\nconfirm_timeout = \"{confirm}\"\n\
                  [[services.{svc}.files]]\nsource = \"msg\"\ndest = \"msg\"\n\
-                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"4s\"\n"
+                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"{health_timeout}\"\n"
             ));
         }
         c
     };
-    p.config(&cfg("sleep 2", "30s"));
+    // The health check waits until the test opens the gate.
+    let gated = "while [ ! -e $HOME/gate ]; do sleep 0.1; done";
+    let close_gate = || r.ssh(user, "rm -f ~/gate");
+    let open_gate = || r.ssh(user, "touch ~/gate");
+    let msg = |svc: &str| r.ssh(user, &format!("cat ~/.local/share/ferry/{svc}/current/msg"));
+    let dir = |svc: &str| format!("/home/{user}/.local/share/ferry/{svc}/");
+    // The release `svc`'s process started from, as `releases/ID`.
+    let started = |svc: &str| {
+        r.started_from(user, &format!("{svc}.service"))
+            .strip_prefix(&dir(svc))
+            .unwrap_or_else(|| panic!("{svc}.service does not run from a release"))
+            .to_string()
+    };
+    let current = |svc: &str| {
+        r.ssh(
+            user,
+            &format!("readlink ~/.local/share/ferry/{svc}/current"),
+        )
+        .trim()
+        .to_string()
+    };
+    p.config(&cfg(gated, "120s", "150s"));
+    open_gate();
     p.ferry(&["deploy"]).assert_code(0);
+    close_gate();
 
-    // Two deploys of `a` at once: the second comes while the first holds the lock (it is
-    // running its health check).
+    // Two deploys of `a` at once: the second comes while the first holds the lock (its health
+    // check waits at the gate). The second is refused and changes nothing on the host.
     p.write("msg", "two\n");
     let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let before = r.host_state(user, "a");
     let second = p.ferry(&["deploy", "a"]);
     second.assert_code(5);
     assert!(second.stdout.contains("locked by tester@"), "{second}");
     assert!(second.stdout.contains("(deploy, since "), "{second}");
-    assert_eq!(first.finish(), 0);
-
-    // With --lock-wait the second waits for the first, then deploys.
-    p.write("msg", "three\n");
-    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
-    let second = p.ferry(&["deploy", "a", "--lock-wait", "60s"]);
-    second.assert_code(0);
-    assert!(
-        second
-            .stderr
-            .contains("waiting for the lock held by tester@"),
-        "{second}"
-    );
-    assert_eq!(first.finish(), 0);
     assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "three\n"
+        r.host_state(user, "a"),
+        before,
+        "a refused deploy changed the host"
     );
+    open_gate();
+    assert_eq!(first.finish(), 0);
+    assert_eq!(msg("a"), "two\n");
+    close_gate();
+
+    // With --lock-wait the second waits for the first, then deploys its own content: it is
+    // what ends up live, after the first's.
+    p.write("msg", "three, the first\n");
+    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    p.write("msg", "three, the waiting one\n");
+    let second = spawn_until(
+        &p,
+        &["deploy", "a", "--lock-wait", "300s"],
+        "waiting for the lock held by tester@",
+    );
+    assert_eq!(msg("a"), "three, the first\n");
+    open_gate();
+    assert_eq!(first.finish(), 0);
+    assert_eq!(second.finish(), 0);
+    assert_eq!(msg("a"), "three, the waiting one\n");
+    assert_eq!(started("a"), current("a"));
+    let run = p.ferry(&["--output", "json", "releases", "a"]);
+    let history = run.events("history");
+    let n = history.len();
+    assert_eq!(
+        history[n - 1]["release"],
+        current("a").trim_start_matches("releases/")
+    );
+    assert_eq!(history[n - 1]["outcome"], "ok", "{run}");
+    assert_eq!(history[n - 2]["outcome"], "ok", "{run}");
+    assert_eq!(
+        history[n - 1]["previous"],
+        history[n - 2]["release"],
+        "{run}"
+    );
+    close_gate();
 
     // Two different services deploy in parallel: `b` deploys while `a` holds its lock.
+    p.config(&cfg(gated, "120s", "150s").replacen(
+        &format!("[services.b.health]\ncommand = \"{gated}\""),
+        "[services.b.health]\ncommand = \"true\"",
+        1,
+    ));
     p.write("msg", "four\n");
     let a = spawn_until(&p, &["deploy", "a"], "running health checks");
     let b = p.ferry(&["deploy", "b"]);
     b.assert_code(0);
+    assert_eq!(msg("b"), "four\n");
+    assert_eq!(started("b"), current("b"));
+    open_gate();
     assert_eq!(a.finish(), 0);
+    assert_eq!(msg("a"), "four\n");
 
-    // Self-arming revert: kill ferry while the health check runs (after the restart, before
-    // confirmation). Within confirm_timeout the host is back on the old release by itself.
-    let before = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
-    let invocation = || {
-        r.ssh(
-            user,
-            "systemctl --user show a.service -p InvocationID --value",
-        )
-    };
-    p.config(&cfg("sleep 5", "9s"));
+    // Self-arming revert: kill ferry while the health check waits (after the restart, before
+    // confirmation). After confirm_timeout the host is back on the old release by itself.
+    close_gate();
+    let before = current("a");
+    assert_eq!(started("a"), before);
+    p.config(&cfg(gated, "4s", "20s"));
     p.write("msg", "five\n");
     let child = spawn_until(&p, &["deploy", "a"], "running health checks");
     child.kill();
-    let killed = Instant::now();
-    let switched = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
+    let switched = current("a");
     assert_ne!(
         switched, before,
         "the new release was live when ferry was killed"
     );
-    let unconfirmed_invocation = invocation();
-    // Meanwhile a new deploy is refused: the host has a revert pending.
+    assert_eq!(started("a"), switched);
+    let unconfirmed_invocation = r.unit_prop(user, "a.service", "InvocationID");
+    // Meanwhile a new deploy is refused: the host has a revert pending. It changes nothing.
+    let state = r.host_state(user, "a");
     let run = p.ferry(&["deploy", "a"]);
     run.assert_code(1);
     assert!(run.stdout.contains("never confirmed"), "{run}");
-    let mut reverted = None;
-    while killed.elapsed() < Duration::from_secs(20) {
-        if r.ssh(user, "readlink ~/.local/share/ferry/a/current") == before {
-            reverted = Some(killed.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reverted = reverted.expect("the host did not revert by itself within 20 s");
-    eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 9s)");
-    assert!(reverted <= Duration::from_secs(11), "{reverted:?}");
+    assert_eq!(
+        r.host_state(user, "a"),
+        state,
+        "a deploy refused during a pending revert changed the host"
+    );
+    // The revert fires (polled: up to 60 s for a 20 s confirm_timeout on a loaded machine).
+    r.poll("the host reverting by itself", 600, || {
+        (current("a") == before).then_some(())
+    });
     // The old release runs again: the service was restarted on it, and is up.
-    std::thread::sleep(Duration::from_millis(500));
+    r.poll("a.service restarted on the old release", 300, || {
+        let inv = r.unit_prop(user, "a.service", "InvocationID");
+        let active = r.unit_prop(user, "a.service", "ActiveState");
+        (active == "active" && inv != unconfirmed_invocation && !inv.is_empty()).then_some(())
+    });
     assert_eq!(
-        r.ssh(user, "systemctl --user is-active a.service"),
-        "active\n"
+        started("a"),
+        before,
+        "the reverted service runs another release"
     );
-    assert_ne!(
-        invocation(),
-        unconfirmed_invocation,
-        "the service was not restarted"
-    );
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "four\n"
-    );
-    let run = p.ferry(&["--output", "json", "releases", "a"]);
-    let last = run.events("history").last().cloned().unwrap();
-    assert_eq!(last["action"], "revert", "{run}");
-    assert_eq!(last["outcome"], "reverted", "{run}");
+    assert_eq!(msg("a"), "four\n");
+    // The revert records itself once it is done: poll for the history line.
+    let last = r.poll("the revert in the history", 100, || {
+        let run = p.ferry(&["--output", "json", "releases", "a"]);
+        let last = run.events("history").last().cloned().unwrap();
+        (last["action"] == "revert").then_some(last)
+    });
+    assert_eq!(last["outcome"], "reverted", "{last}");
     // And the next deploy works (the lock was released with the killed session).
-    p.config(&cfg("true", "30s"));
+    p.config(&cfg("true", "4s", "30s"));
     p.ferry(&["deploy", "a"]).assert_code(0);
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "five\n"
-    );
+    assert_eq!(msg("a"), "five\n");
+    assert_eq!(started("a"), current("a"));
 
     // An explicit rollback takes over from a pending self-revert: it goes back to the last
     // healthy release at once, and the timer is gone afterwards.
-    p.config(&cfg("sleep 5", "9s"));
+    let healthy = current("a");
+    p.config(&cfg(gated, "4s", "20s"));
     p.write("msg", "six\n");
     spawn_until(&p, &["deploy", "a"], "running health checks").kill();
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "six\n"
-    );
-    p.config(&cfg("true", "30s"));
+    assert_eq!(msg("a"), "six\n");
+    p.config(&cfg("true", "4s", "30s"));
     let run = p.ferry(&["rollback", "a"]);
     run.assert_code(0);
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "five\n"
-    );
+    assert_eq!(msg("a"), "five\n");
+    assert_eq!(started("a"), healthy);
     let timer = r.ssh_raw(user, "systemctl --user is-active ferry-revert-a.timer");
     assert_eq!(String::from_utf8_lossy(&timer.stdout).trim(), "inactive");
+    // Health commands of killed deploys still wait at the gate: let them end.
+    open_gate();
 }
