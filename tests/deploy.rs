@@ -53,9 +53,10 @@ fn current(user: &str, service: &str) -> String {
         .to_string()
 }
 
-/// Wait until `child` (a ferry deploy) is uploading `share/big.bin` to `user`'s host.
+/// Wait until `child` (a ferry deploy) is uploading `share/big.bin` to `user`'s host. No
+/// deadline: hashing and sending 400 MiB take what they take on a loaded machine; the wait
+/// ends (and fails) if ferry finishes first.
 fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let size = remote().ssh(
             user,
@@ -64,7 +65,6 @@ fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
         if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
             return;
         }
-        assert!(Instant::now() < deadline, "the upload never started");
         assert!(
             child.try_wait().unwrap().is_none(),
             "ferry finished before it could be interrupted"

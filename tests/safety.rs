@@ -506,6 +506,9 @@ fn locks_and_self_arming_revert() {
         "the new release was live when ferry was killed"
     );
     assert_eq!(started("a"), switched);
+    // The revert is armed for confirm_timeout (20 s) after the activation: the timer says so.
+    let timer = r.unit_prop(user, "ferry-revert-a.timer", "TimersMonotonic");
+    assert!(timer.contains("OnActiveUSec=20s"), "{timer}");
     let unconfirmed_invocation = r.unit_prop(user, "a.service", "InvocationID");
     // Meanwhile a new deploy is refused: the host has a revert pending. It changes nothing.
     let state = r.host_state(user, "a");
@@ -560,6 +563,30 @@ fn locks_and_self_arming_revert() {
     assert_eq!(started("a"), healthy);
     let timer = r.ssh_raw(user, "systemctl --user is-active ferry-revert-a.timer");
     assert_eq!(String::from_utf8_lossy(&timer.stdout).trim(), "inactive");
+
+    // The revert script's "newer deploy or rollback happened" guard, run on the host: the
+    // timer was stopped, but were it to fire now (a late timer racing the rollback), the
+    // script the timer runs must see that `current` moved on and change nothing.
+    let state = r.host_state(user, "a");
+    let history = r.ssh(user, "cat ~/.local/share/ferry/a/history.jsonl");
+    let out = r.ssh_raw(user, "/bin/sh \"$HOME\"/.local/share/ferry/a/revert.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("nothing to revert"),
+        "{out:?}"
+    );
+    assert_eq!(
+        r.host_state(user, "a"),
+        state,
+        "the stale revert changed the host"
+    );
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/history.jsonl"),
+        history,
+        "the stale revert wrote history"
+    );
+    assert_eq!(msg("a"), "five\n");
+
     // Health commands of killed deploys still wait at the gate: let them end.
     open_gate();
 }

@@ -393,7 +393,7 @@ pub fn demo_bin() -> PathBuf {
 pub fn host_table(name: &str, user: &str) -> String {
     let r = remote();
     format!(
-        "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{user}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"10s\"\n\n",
+        "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{user}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"30s\"\n\n",
         r.host,
         r.port,
         r.key.display(),
