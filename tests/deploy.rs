@@ -655,7 +655,8 @@ fn rollback_restores_the_old_releases_units() {
         "ur-new.socket",
         "ur-new.service",
     ];
-    let release_dir = |id: &str| format!("/home/{user}/.local/share/ferry/ur/releases/{id}");
+    let home = r.home(user);
+    let release_dir = |id: &str| format!("{home}/.local/share/ferry/ur/releases/{id}");
 
     release_a(&p);
     config(&p, "true");

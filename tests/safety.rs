@@ -147,7 +147,7 @@ fn health_checks_rollback_history_and_pruning() {
     let v1 = json_result(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
     let unit = format!("{svc}.service");
-    let home = format!("/home/{user}/.local/share/ferry/{svc}/");
+    let home = format!("{}/.local/share/ferry/{svc}/", r.home(user));
     // The release the server process started from, and its InvocationID.
     let started = || {
         r.started_from(user, &unit)
@@ -310,7 +310,7 @@ fn crash_loop_is_rolled_back() {
     p.config(&cfg);
     p.ferry(&["deploy"]).assert_code(0);
     let good = r.ssh(user, "readlink ~/.local/share/ferry/cl/current");
-    let good_dir = format!("/home/{user}/.local/share/ferry/cl/{}", good.trim());
+    let good_dir = format!("{}/.local/share/ferry/cl/{}", r.home(user), good.trim());
     assert_eq!(r.started_from(user, "cl.service"), good_dir);
     let before = r.unit_prop(user, "cl.service", "InvocationID");
     p.write(
@@ -403,7 +403,8 @@ fn locks_and_self_arming_revert() {
     let close_gate = || r.ssh(user, "rm -f ~/gate");
     let open_gate = || r.ssh(user, "touch ~/gate");
     let msg = |svc: &str| r.ssh(user, &format!("cat ~/.local/share/ferry/{svc}/current/msg"));
-    let dir = |svc: &str| format!("/home/{user}/.local/share/ferry/{svc}/");
+    let home = r.home(user);
+    let dir = |svc: &str| format!("{home}/.local/share/ferry/{svc}/");
     // The release `svc`'s process started from, as `releases/ID`.
     let started = |svc: &str| {
         r.started_from(user, &format!("{svc}.service"))

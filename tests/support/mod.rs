@@ -183,6 +183,11 @@ impl Remote {
         .to_string()
     }
 
+    /// `user`'s home directory on the host.
+    pub fn home(&self, user: &str) -> String {
+        self.ssh(user, "printf %s \"$HOME\"")
+    }
+
     /// The directory the main process of `unit` runs in, resolved (`/proc/PID/cwd`): test
     /// services `cd` into the resolved release directory when they start, so this is the
     /// release the running process *started* from, whatever `current` says now.
