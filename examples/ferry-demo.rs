@@ -8,6 +8,10 @@
 //! - `GET /`        the contents of `--message FILE`, read at every request (so a redeploy shows)
 //! - `GET /healthz` `ok`
 //! - `GET /version` the version and the pid (so a restart shows)
+//! - `GET /release` the directory this process started from, resolved once at start: the
+//!   directory holding `bin/ferry-demo` (its own executable, symlinks such as ferry's
+//!   `current` resolved), so `/release` shows which release is *running*, not which one
+//!   `current` points to now
 //!
 //! `HEAD` works too; anything else gets 404 (or 405 for a known path). One line is logged per
 //! request on stdout, which journald captures. SIGTERM's default action ends it: there is no
@@ -133,12 +137,13 @@ fn main() {
     }
 
     let message = opts.message;
+    let started_from: &'static str = Box::leak(started_from().into_boxed_str());
     loop {
         match listener.accept() {
             Ok(conn) => {
                 let message = message.clone();
-                let spawned =
-                    std::thread::Builder::new().spawn(move || serve(conn, message.as_deref()));
+                let spawned = std::thread::Builder::new()
+                    .spawn(move || serve(conn, message.as_deref(), started_from));
                 if let Err(e) = spawned {
                     log(&format!("cannot start a thread for a connection: {e}"));
                 }
@@ -153,6 +158,25 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
+    }
+}
+
+/// The release directory this process was started from: the resolved path of its own
+/// executable (the kernel resolves symlinks such as `current` at exec time), without the
+/// trailing `bin/NAME`; the executable's directory when it is not in a `bin` directory.
+fn started_from() -> String {
+    match std::env::current_exe() {
+        Ok(exe) => release_dir_of(&exe).display().to_string(),
+        Err(e) => format!("(unknown: {e})"),
+    }
+}
+
+/// `/x/releases/ID/bin/ferry-demo` -> `/x/releases/ID`; `/x/y/ferry-demo` -> `/x/y`.
+fn release_dir_of(exe: &Path) -> &Path {
+    let dir = exe.parent().unwrap_or(exe);
+    match dir.file_name() {
+        Some(name) if name == "bin" => dir.parent().unwrap_or(dir),
+        _ => dir,
     }
 }
 
@@ -366,11 +390,11 @@ impl Response {
 }
 
 /// Handle one connection: read the head, answer, log, close.
-fn serve(mut conn: Conn, message: Option<&Path>) {
+fn serve(mut conn: Conn, message: Option<&Path>, started_from: &str) {
     let (request, response) = match read_head(&mut conn.stream) {
         Ok(head) => match parse_request(&head) {
             Ok(req) => {
-                let resp = route(&req, message);
+                let resp = route(&req, message, started_from);
                 (Some(req), resp)
             }
             Err(e) => (
@@ -488,8 +512,11 @@ fn parse_request(head: &[u8]) -> Result<Request, &'static str> {
 }
 
 /// The answer to a request.
-fn route(req: &Request, message: Option<&Path>) -> Response {
-    let known = matches!(req.path.as_str(), "/" | "/healthz" | "/version");
+fn route(req: &Request, message: Option<&Path>, started_from: &str) -> Response {
+    let known = matches!(
+        req.path.as_str(),
+        "/" | "/healthz" | "/version" | "/release"
+    );
     if !known {
         return Response::new(404, "Not Found", "not found\n");
     }
@@ -500,6 +527,7 @@ fn route(req: &Request, message: Option<&Path>) -> Response {
     }
     match req.path.as_str() {
         "/healthz" => Response::new(200, "OK", "ok\n"),
+        "/release" => Response::new(200, "OK", format!("{started_from}\n")),
         "/version" => Response::new(
             200,
             "OK",
@@ -589,17 +617,25 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route(&req("GET", "/healthz"), None).body, b"ok\n");
+        assert_eq!(route(&req("GET", "/healthz"), None, "/r").body, b"ok\n");
         assert_eq!(
-            route(&req("GET", "/"), None).body,
+            route(&req("GET", "/"), None, "/r").body,
             b"hello from ferry-demo\n"
         );
-        let v = route(&req("GET", "/version"), None);
+        let v = route(&req("GET", "/version"), None, "/r");
         assert!(String::from_utf8(v.body).unwrap().contains(VERSION));
-        assert_eq!(route(&req("GET", "/nope"), None).status, 404);
-        let r = route(&req("POST", "/"), None);
+        assert_eq!(route(&req("GET", "/nope"), None, "/r").status, 404);
+        assert_eq!(
+            route(&req("GET", "/release"), None, "/srv/releases/r1").body,
+            b"/srv/releases/r1\n"
+        );
+        let r = route(&req("POST", "/"), None, "/r");
         assert_eq!((r.status, r.allow), (405, Some("GET, HEAD")));
-        let missing = route(&req("GET", "/"), Some(Path::new("/nonexistent/ferry-demo")));
+        let missing = route(
+            &req("GET", "/"),
+            Some(Path::new("/nonexistent/ferry-demo")),
+            "/r",
+        );
         assert_eq!(missing.status, 500);
     }
 
@@ -609,10 +645,33 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("message.txt");
         std::fs::write(&file, "release 1\n\n").unwrap();
-        assert_eq!(route(&req("GET", "/"), Some(&file)).body, b"release 1\n");
+        assert_eq!(
+            route(&req("GET", "/"), Some(&file), "/r").body,
+            b"release 1\n"
+        );
         std::fs::write(&file, "release 2").unwrap();
-        assert_eq!(route(&req("GET", "/"), Some(&file)).body, b"release 2\n");
+        assert_eq!(
+            route(&req("GET", "/"), Some(&file), "/r").body,
+            b"release 2\n"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_release_is_the_directory_above_bin() {
+        assert_eq!(
+            release_dir_of(Path::new(
+                "/h/.local/share/ferry/demo/releases/r1/bin/ferry-demo"
+            )),
+            Path::new("/h/.local/share/ferry/demo/releases/r1")
+        );
+        assert_eq!(
+            release_dir_of(Path::new("/opt/demo/ferry-demo")),
+            Path::new("/opt/demo")
+        );
+        // The test binary itself is not in a `bin` directory: its own directory.
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(started_from(), exe.parent().unwrap().display().to_string());
     }
 
     #[test]

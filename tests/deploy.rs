@@ -53,9 +53,10 @@ fn current(user: &str, service: &str) -> String {
         .to_string()
 }
 
-/// Wait until `child` (a ferry deploy) is uploading `share/big.bin` to `user`'s host.
+/// Wait until `child` (a ferry deploy) is uploading `share/big.bin` to `user`'s host. No
+/// deadline: hashing and sending 400 MiB take what they take on a loaded machine; the wait
+/// ends (and fails) if ferry finishes first.
 fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let size = remote().ssh(
             user,
@@ -64,12 +65,50 @@ fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
         if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
             return;
         }
-        assert!(Instant::now() < deadline, "the upload never started");
         assert!(
             child.try_wait().unwrap().is_none(),
             "ferry finished before it could be interrupted"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The release the demo server (ferry-demo.service) *started* from, asked over its TCP proxy:
+/// `/release` is resolved once when the process starts, so it proves what runs, not where
+/// `current` points. Returns the release id.
+fn running_release(port: u16) -> String {
+    let dir = remote()
+        .http_get(port, "/release")
+        .expect("the demo answers /release");
+    let dir = dir.trim();
+    let (_, id) = dir
+        .rsplit_once("/releases/")
+        .unwrap_or_else(|| panic!("/release is not a release directory: {dir}"));
+    id.to_string()
+}
+
+/// The demo server's pid, from its own `/version` answer.
+fn demo_pid(port: u16) -> String {
+    let v = remote()
+        .http_get(port, "/version")
+        .expect("the demo answers");
+    v.trim().rsplit(' ').next().unwrap().to_string()
+}
+
+/// Neither the secret nor its sha256 (nor a prefix of it) appears in `run`'s output.
+fn assert_secret_hidden(run: &crate::support::Run, secret: &str) {
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let secret = secret.trim();
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(secret), "the secret was printed\n{run}");
+        assert!(
+            !text.to_lowercase().contains(&hash[..12]),
+            "the secret's sha256 ({hash}) was printed\n{run}"
+        );
     }
 }
 
@@ -93,6 +132,7 @@ fn deploys_the_example_and_redeploys_a_change() {
         demo_config(&p, user, "demo", port, "")
     ));
 
+    let secret = "hunter2-s3cr3t-token\n";
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     // The secret is 0600 on the host and appears nowhere in ferry's output.
@@ -105,7 +145,10 @@ fn deploys_the_example_and_redeploys_a_change() {
         !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
         "{run}"
     );
+    assert_secret_hidden(&run, secret);
     let first = result_event(&run)["release"].as_str().unwrap().to_string();
+    // The server that answers was started from the new release.
+    assert_eq!(running_release(port), first);
     assert_eq!(get_unix(user), "hello, release one\n");
     assert_eq!(
         r.http_get(port, "/").as_deref(),
@@ -137,6 +180,7 @@ fn deploys_the_example_and_redeploys_a_change() {
     let before = snapshot();
     let run = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
     run.assert_code(0);
+    assert_secret_hidden(&run, secret);
     let plan = &run.events("plan")[0];
     let files = plan["files"].as_array().unwrap();
     let msg = files
@@ -157,16 +201,26 @@ fn deploys_the_example_and_redeploys_a_change() {
         !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
         "{run}"
     );
+    assert_secret_hidden(&run, secret);
     assert!(
         run.stdout.contains("changed  upload share/message.txt"),
         "{run}"
     );
+    let run = p.ferry(&["-vv", "deploy", "--dry-run"]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, secret);
+    assert_eq!(snapshot(), before, "dry run changed the remote");
 
     // Redeploy: new content served, old release kept, current switched.
+    let pid_before = demo_pid(port);
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
+    assert_secret_hidden(&run, secret);
     let second = result_event(&run)["release"].as_str().unwrap().to_string();
     assert_ne!(first, second);
+    // The server was restarted on the new release.
+    assert_eq!(running_release(port), second);
+    assert_ne!(demo_pid(port), pid_before, "the demo was not restarted");
     assert_eq!(get_unix(user), "hello, release two\n");
     assert_eq!(
         r.http_get(port, "/").as_deref(),
@@ -183,6 +237,59 @@ fn deploys_the_example_and_redeploys_a_change() {
     assert_eq!(mode.trim(), "755");
     // JSON mode: stdout is JSON Lines only.
     run.json();
+
+    // A release that fails its health check (verbose, with the secret changed): rolled back,
+    // the server restarted on the second release again; the secret is never printed.
+    let cfg = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
+    let secret = "another-s3cr3t-value\n";
+    p.write("api-token", secret);
+    p.write("message.txt", "hello, broken release\n");
+    p.config(&format!(
+        "{cfg}\n[services.demo.health]\ncommand = \"echo checking; false\"\ntimeout = \"3s\"\n"
+    ));
+    let pid_before = demo_pid(port);
+    let run = p.ferry(&["-vv", "deploy"]);
+    run.assert_code(4);
+    assert!(run.stdout.contains("ROLLED BACK"), "{run}");
+    assert_secret_hidden(&run, secret);
+    assert_eq!(current(user, "demo"), format!("releases/{second}"));
+    assert_eq!(running_release(port), second);
+    assert_ne!(
+        demo_pid(port),
+        pid_before,
+        "the rollback did not restart the demo"
+    );
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release two\n")
+    );
+    let run = p.ferry(&["--output", "json", "-vv", "deploy", "--dry-run"]);
+    assert_secret_hidden(&run, secret);
+
+    // A manual rollback (verbose) goes back to the first release: the server restarts on it.
+    p.config(&cfg);
+    let pid_before = demo_pid(port);
+    let run = p.ferry(&["-vv", "rollback", "demo"]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, secret);
+    assert_secret_hidden(&run, "hunter2-s3cr3t-token\n");
+    assert_eq!(current(user, "demo"), format!("releases/{first}"));
+    assert_eq!(running_release(port), first);
+    assert_ne!(
+        demo_pid(port),
+        pid_before,
+        "the rollback did not restart the demo"
+    );
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release one\n")
+    );
+    let run = p.ferry(&[
+        "--output", "json", "-vv", "rollback", "demo", "--to", &second,
+    ]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, "hunter2-s3cr3t-token\n");
+    assert_eq!(running_release(port), second);
 }
 
 #[test]
@@ -211,6 +318,30 @@ fn a_failing_service_fails_the_deploy_with_its_journal() {
     );
     assert!(run.stdout.contains("FAILED"), "{run}");
     assert!(run.stdout.contains("nothing to roll back to"), "{run}");
+    // The host: a first deploy has nothing to go back to, so the failed release stays, as
+    // ferry said: one release, no staging left, `current` on it, the unit installed and
+    // failed, and the history says it failed.
+    let state = r.host_state(user, "bad");
+    let releases: Vec<&str> = state
+        .lines()
+        .skip_while(|l| *l != "releases:")
+        .skip(1)
+        .take_while(|l| *l != "units:")
+        .filter(|l| !l.starts_with('.'))
+        .collect();
+    assert_eq!(releases.len(), 1, "{state}");
+    assert!(
+        state.contains(&format!("current: releases/{}\n", releases[0])),
+        "{state}"
+    );
+    assert!(
+        state.contains("Id=bad.service ActiveState=failed"),
+        "{state}"
+    );
+    let hist = p.ferry(&["--output", "json", "releases", "bad"]);
+    let last = hist.events("history").last().cloned().unwrap();
+    assert_eq!(last["action"], "deploy", "{hist}");
+    assert_eq!(last["outcome"], "failed", "{hist}");
 
     let run = p.ferry(&["--output", "json", "deploy", "loop"]);
     run.assert_code(1);
@@ -304,6 +435,7 @@ fn deploys_two_hosts_in_parallel() {
     // One host broken: the other still deploys; the summary says which failed.
     r.ssh(u2, "echo notaport > ~/port");
     p.write("message.txt", "two hosts, again\n");
+    let web2_before = r.host_state(u2, "app");
     let run = p.ferry(&["deploy"]);
     // web2's previous release reads the same broken port file: its rollback fails too,
     // and ferry says so loudly.
@@ -322,6 +454,41 @@ fn deploys_two_hosts_in_parallel() {
         r.http_get(18141, "/").as_deref(),
         Some("two hosts, again\n")
     );
+    // web2's host went back as far as it could: `current` on the old release again, the unit
+    // directory as it was, the failed release kept beside the old one (for inspection), and
+    // the unit (restarted on the old release) failed, as ferry said.
+    let web2_after = r.host_state(u2, "app");
+    let section = |state: &str, from: &str, to: &str| -> Vec<String> {
+        state
+            .lines()
+            .skip_while(|l| *l != from)
+            .skip(1)
+            .take_while(|l| *l != to)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        web2_after.lines().next(),
+        web2_before.lines().next(),
+        "current moved\n{web2_after}"
+    );
+    let units = |s: &str| -> Vec<String> {
+        section(s, "units:", "")
+            .into_iter()
+            .filter(|l| !l.starts_with("Id="))
+            .collect()
+    };
+    assert_eq!(units(&web2_after), units(&web2_before), "{web2_after}");
+    let (old_rel, new_rel) = (
+        section(&web2_before, "releases:", "units:"),
+        section(&web2_after, "releases:", "units:"),
+    );
+    assert_eq!(new_rel.len(), old_rel.len() + 1, "{web2_after}");
+    assert!(old_rel.iter().all(|d| new_rel.contains(d)), "{web2_after}");
+    assert!(
+        web2_after.contains("Id=app.service ActiveState=failed"),
+        "{web2_after}"
+    );
 }
 
 #[test]
@@ -337,6 +504,7 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     p.ferry(&["deploy"]).assert_code(0);
     let old = current(user, "demo");
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
+    let old_pid = demo_pid(port);
 
     // A big file makes the upload take a while; kill ferry in the middle of it.
     let big = p.path("big.bin");
@@ -362,6 +530,9 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     assert_eq!(current(user, "demo"), old);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
     assert_eq!(get_unix(user), "the old release\n");
+    // The server still runs from the old release: never restarted.
+    assert_eq!(format!("releases/{}", running_release(port)), old);
+    assert_eq!(demo_pid(port), old_pid, "the demo was restarted");
 
     // Ctrl-C (SIGINT) during the upload: ferry says what state the host is in and exits 130.
     let mut child = p
@@ -387,14 +558,158 @@ fn a_deploy_killed_during_upload_leaves_the_old_release_serving() {
     assert_eq!(current(user, "demo"), old);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the old release\n"));
     assert_eq!(get_unix(user), "the old release\n");
+    // The server still runs from the old release: never restarted.
+    assert_eq!(format!("releases/{}", running_release(port)), old);
+    assert_eq!(demo_pid(port), old_pid, "the demo was restarted");
 
     // The next deploy works and cleans up the partial upload.
     p.config(&cfg);
-    p.ferry(&["deploy"]).assert_code(0);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
     assert_eq!(r.http_get(port, "/").as_deref(), Some("the new release\n"));
+    let new = result_event(&run)["release"].as_str().unwrap().to_string();
+    assert_eq!(running_release(port), new);
     let leftovers = r.ssh(
         user,
         "ls -a ~/.local/share/ferry/demo/releases | grep -c partial || true",
     );
     assert_eq!(leftovers.trim(), "0");
+}
+
+/// The units of a release as a user sees them: the unit directory (names, symlinks, contents)
+/// and systemd's view of every unit either release has (loaded, active, enabled, what a
+/// socket listens on).
+fn unit_view(user: &str, names: &[&str]) -> String {
+    remote().ssh(
+        user,
+        &format!(
+            "cd ~/.config/systemd/user && find . -mindepth 1 -printf '%P %y %l\\n' | sort && \
+             find . -type f -exec sha256sum {{}} + | sort -k2 && \
+             systemctl --user show {} -p Id,LoadState,ActiveState,SubState,UnitFileState,Listen",
+            names.join(" ")
+        ),
+    )
+}
+
+/// Rolling back a release that added, changed and removed units (sockets among them) puts
+/// the old release's units back exactly: files, enablement, what runs and listens; after an
+/// automatic rollback and after `ferry rollback`.
+#[test]
+fn rollback_restores_the_old_releases_units() {
+    let user = "ferry12";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    let main = |v: &str| {
+        format!(
+            "[Service]\nEnvironment=V={v}\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/ur/current)\" && exec sleep 600'\n\
+             [Install]\nWantedBy=default.target\n"
+        )
+    };
+    let socket = |path: &str| {
+        format!("[Socket]\nListenStream=%t/{path}\n[Install]\nWantedBy=sockets.target\n")
+    };
+    let idle = "[Service]\nExecStart=/bin/sleep 600\n";
+    // Release A: main, a socket that B changes (ur-echo), a socket that B removes (ur-old).
+    let release_a = |p: &Project| {
+        for f in ["ur-new.socket", "ur-new.service"] {
+            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+        }
+        p.write("units/ur-main.service", main("A"));
+        p.write("units/ur-echo.socket", socket("ur-a.sock"));
+        p.write("units/ur-echo.service", idle);
+        p.write("units/ur-old.socket", socket("ur-old.sock"));
+        p.write("units/ur-old.service", idle);
+        p.write("version", "A\n");
+    };
+    // Release B: main changed, ur-echo.socket changed, ur-old removed, ur-new added.
+    let release_b = |p: &Project| {
+        for f in ["ur-old.socket", "ur-old.service"] {
+            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+        }
+        p.write("units/ur-main.service", main("B"));
+        p.write("units/ur-echo.socket", socket("ur-b.sock"));
+        p.write("units/ur-new.socket", socket("ur-new.sock"));
+        p.write("units/ur-new.service", idle);
+        p.write("version", "B\n");
+    };
+    let config = |p: &Project, health: &str| {
+        let mut units: Vec<String> = std::fs::read_dir(p.path("units"))
+            .unwrap()
+            .map(|e| format!("units/{}", e.unwrap().file_name().to_str().unwrap()))
+            .collect();
+        units.sort();
+        p.config(&format!(
+            "{}[services.ur]\nunits = {units:?}\nrestart = [\"ur-main.service\"]\nstart_timeout = \"10s\"\n\
+             [[services.ur.files]]\nsource = \"version\"\ndest = \"version\"\n\
+             [services.ur.health]\ncommand = \"{health}\"\ntimeout = \"3s\"\n",
+            host_table("web1", user)
+        ));
+    };
+    let names = [
+        "ur-main.service",
+        "ur-echo.socket",
+        "ur-echo.service",
+        "ur-old.socket",
+        "ur-old.service",
+        "ur-new.socket",
+        "ur-new.service",
+    ];
+    let home = r.home(user);
+    let release_dir = |id: &str| format!("{home}/.local/share/ferry/ur/releases/{id}");
+
+    release_a(&p);
+    config(&p, "true");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let a = result_event(&run)["release"].as_str().unwrap().to_string();
+    let view_a = unit_view(user, &names);
+    assert!(
+        view_a.contains("Id=ur-old.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled"),
+        "{view_a}"
+    );
+    assert!(view_a.contains("ur-a.sock (Stream)"), "{view_a}");
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+
+    // B fails its health check: rolled back automatically.
+    release_b(&p);
+    config(&p, "false");
+    let inv = r.unit_prop(user, "ur-main.service", "InvocationID");
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(4);
+    assert_eq!(
+        unit_view(user, &names),
+        view_a,
+        "after the automatic rollback"
+    );
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+    assert_ne!(
+        r.unit_prop(user, "ur-main.service", "InvocationID"),
+        inv,
+        "ur-main.service was not restarted"
+    );
+
+    // B healthy: deployed, its units live (the view differs from A's).
+    config(&p, "true");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let b = result_event(&run)["release"].as_str().unwrap().to_string();
+    let view_b = unit_view(user, &names);
+    assert!(view_b.contains("ur-b.sock (Stream)"), "{view_b}");
+    assert!(
+        view_b.contains("Id=ur-new.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\nUnitFileState=enabled"),
+        "{view_b}"
+    );
+    assert!(
+        view_b.contains("Id=ur-old.socket\nLoadState=not-found\nActiveState=inactive"),
+        "{view_b}"
+    );
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&b));
+
+    // `ferry rollback`: A's units again, exactly.
+    let inv = r.unit_prop(user, "ur-main.service", "InvocationID");
+    p.ferry(&["rollback", "ur"]).assert_code(0);
+    assert_eq!(unit_view(user, &names), view_a, "after ferry rollback");
+    assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
+    assert_ne!(r.unit_prop(user, "ur-main.service", "InvocationID"), inv);
 }

@@ -10,7 +10,7 @@
 //! - ferry8: crash loop rolled back
 //! - ferry13: locks, self-arming revert
 //! - ferry9..ferry11: logs and status
-//! - ferry12: benchmarks and manual experiments
+//! - ferry12: rollback of added/changed/removed units (deploy.rs); benchmarks and manual experiments
 //! - ferry15: the demo (examples/demo/run)
 //! - ferry14, ferry16: the plan (dry run = executed steps, refusals)
 //! - ferry17, ferry18: faults (tests/faults.rs)

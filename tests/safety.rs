@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use crate::support::{Project, Run, host_table, remote};
 
 /// A service that serves its release's `www/` directory over HTTP on `port` (python3 on the
-/// host), and over a unix socket through systemd-socket-proxyd.
+/// host), and over a unix socket through systemd-socket-proxyd. `current` is resolved once,
+/// when the server starts (it runs in, and serves, that release directory), so what it serves
+/// is the release it *started* from: a deploy or rollback that does not restart it shows.
 fn web_service(p: &Project, service: &str, port: u16) {
     p.write(
         &format!("{service}.service"),
         format!(
-            "[Service]\nExecStart=/usr/bin/python3 -m http.server {port} --bind 127.0.0.1 --directory %h/.local/share/ferry/{service}/current/www\n"
+            "[Service]\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/{service}/current)\" && exec /usr/bin/python3 -m http.server {port} --bind 127.0.0.1 --directory www'\n"
         ),
     );
     // unix socket -> TCP, for the unix_http check.
@@ -144,6 +146,17 @@ fn health_checks_rollback_history_and_pruning() {
     run.assert_code(0);
     let v1 = json_result(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    let unit = format!("{svc}.service");
+    let home = format!("{}/.local/share/ferry/{svc}/", r.home(user));
+    // The release the server process started from, and its InvocationID.
+    let started = || {
+        r.started_from(user, &unit)
+            .strip_prefix(&home)
+            .unwrap_or_else(|| panic!("{unit} does not run from a release"))
+            .to_string()
+    };
+    let invocation = || r.unit_prop(user, &unit, "InvocationID");
+    assert_eq!(started(), format!("releases/{v1}"));
 
     // Each check alone fails on a release without /healthz, and the old release serves again.
     for check in [
@@ -160,6 +173,7 @@ fn health_checks_rollback_history_and_pruning() {
             .to_string();
         release(&p, "v2-broken", false);
         config(&p, user, svc, &check, "keep_releases = 20");
+        let before = invocation();
         let start = Instant::now();
         let run = p.ferry(&["--output", "json", "deploy"]);
         run.assert_code(4);
@@ -178,6 +192,10 @@ fn health_checks_rollback_history_and_pruning() {
             &format!("readlink ~/.local/share/ferry/{svc}/current"),
         );
         assert_eq!(now.trim(), good);
+        // The server was restarted (on the new release, then on the old one) and runs the
+        // old release.
+        assert_eq!(started(), good, "{check}");
+        assert_ne!(invocation(), before, "{check}: {unit} was not restarted");
         eprintln!(
             "{check}: failed deploy + rollback took {:?}",
             start.elapsed()
@@ -222,13 +240,19 @@ fn health_checks_rollback_history_and_pruning() {
     );
 
     // rollback --to the first release, then deploy again: history shows it all in order.
+    let before = invocation();
     let run = p.ferry(&["--output", "json", "rollback", svc, "--to", &v1]);
     run.assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    assert_eq!(started(), format!("releases/{v1}"));
+    assert_ne!(invocation(), before, "rollback --to did not restart {unit}");
     release(&p, "v4", true);
     config(&p, user, svc, &all_checks, "keep_releases = 20");
-    p.ferry(&["deploy"]).assert_code(0);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v4 = json_result(&run)["release"].as_str().unwrap().to_string();
     assert_eq!(serving(port).as_deref(), Some("v4\n"));
+    assert_eq!(started(), format!("releases/{v4}"));
     let run = p.ferry(&["--output", "json", "releases", svc]);
     let history = run.events("history");
     let n = history.len();
@@ -237,8 +261,11 @@ fn health_checks_rollback_history_and_pruning() {
     assert_eq!(history[n - 1]["action"], "deploy");
     assert_eq!(history[n - 1]["outcome"], "ok");
     // Plain `rollback` goes to the previous healthy release.
+    let before = invocation();
     p.ferry(&["rollback", svc]).assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
+    assert_eq!(started(), format!("releases/{v1}"));
+    assert_ne!(invocation(), before, "rollback did not restart {unit}");
 
     // Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain,
     // the current one among them; the history survives pruning.
@@ -269,7 +296,7 @@ fn crash_loop_is_rolled_back() {
     let p = Project::new();
     p.write(
         "run.sh",
-        "#!/bin/sh\necho \"version $(cat \"$(dirname \"$0\")/version\")\"\nexec sleep 600\n",
+        "#!/bin/sh\ncd \"$(dirname \"$(readlink -f \"$0\")\")/..\" || exit 1\necho \"version $(cat bin/version)\"\nexec sleep 600\n",
     );
     p.write("version", "good\n");
     p.write(
@@ -283,6 +310,9 @@ fn crash_loop_is_rolled_back() {
     p.config(&cfg);
     p.ferry(&["deploy"]).assert_code(0);
     let good = r.ssh(user, "readlink ~/.local/share/ferry/cl/current");
+    let good_dir = format!("{}/.local/share/ferry/cl/{}", r.home(user), good.trim());
+    assert_eq!(r.started_from(user, "cl.service"), good_dir);
+    let before = r.unit_prop(user, "cl.service", "InvocationID");
     p.write(
         "run.sh",
         "#!/bin/sh\necho 'crashing on purpose'\nsleep 0.2\nexit 4\n",
@@ -305,6 +335,9 @@ fn crash_loop_is_rolled_back() {
         r.ssh(user, "systemctl --user is-active cl.service"),
         "active\n"
     );
+    // Restarted on the good release.
+    assert_eq!(r.started_from(user, "cl.service"), good_dir);
+    assert_ne!(r.unit_prop(user, "cl.service", "InvocationID"), before);
     // --no-rollback leaves the failed release in place.
     let run = p.ferry(&["deploy", "--no-rollback"]);
     run.assert_code(1);
@@ -330,148 +363,231 @@ fn crash_loop_is_rolled_back() {
 }
 
 /// Locks: two deploys of one service at once: one deploys, the other is refused with the
-/// holder (or waits with --lock-wait); two services deploy in parallel. Then the self-arming
-/// revert: ferry killed after the restart, before confirmation; the host goes back by itself.
+/// holder and changes nothing (or waits with --lock-wait, then deploys its own content); two
+/// services deploy in parallel. Then the self-arming revert: ferry killed after the restart,
+/// before confirmation; a deploy meanwhile is refused and changes nothing; the host goes back
+/// by itself and the old release runs again.
+///
+/// A deploy is held in its health check by a gate the test opens (a file on the host), never
+/// by a sleep: the lock is held exactly until the test releases it.
 #[test]
 fn locks_and_self_arming_revert() {
     let user = "ferry13";
     let r = remote();
     r.reset(user);
+    r.ssh(user, "rm -f ~/gate");
     let p = Project::new();
     p.write("msg", "one\n");
-    // A health command that takes a while keeps a deploy (and its lock) busy.
+    // Each service runs in the release it started from (resolved at start).
     for svc in ["a", "b"] {
         p.write(
             &format!("{svc}.service"),
-            "[Service]\nExecStart=/bin/sleep 600\n",
+            format!(
+                "[Service]\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/{svc}/current)\" && exec sleep 600'\n"
+            ),
         );
     }
-    let cfg = |health_cmd: &str, confirm: &str| {
+    let cfg = |health_cmd: &str, health_timeout: &str, confirm: &str| {
         let mut c = host_table("web1", user);
         for svc in ["a", "b"] {
             c.push_str(&format!(
                 "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"3s\"\nconfirm_timeout = \"{confirm}\"\n\
                  [[services.{svc}.files]]\nsource = \"msg\"\ndest = \"msg\"\n\
-                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"4s\"\n"
+                 [services.{svc}.health]\ncommand = \"{health_cmd}\"\ntimeout = \"{health_timeout}\"\n"
             ));
         }
         c
     };
-    p.config(&cfg("sleep 2", "30s"));
+    // The health check waits until the test opens the gate.
+    let gated = "while [ ! -e $HOME/gate ]; do sleep 0.1; done";
+    let close_gate = || r.ssh(user, "rm -f ~/gate");
+    let open_gate = || r.ssh(user, "touch ~/gate");
+    let msg = |svc: &str| r.ssh(user, &format!("cat ~/.local/share/ferry/{svc}/current/msg"));
+    let home = r.home(user);
+    let dir = |svc: &str| format!("{home}/.local/share/ferry/{svc}/");
+    // The release `svc`'s process started from, as `releases/ID`.
+    let started = |svc: &str| {
+        r.started_from(user, &format!("{svc}.service"))
+            .strip_prefix(&dir(svc))
+            .unwrap_or_else(|| panic!("{svc}.service does not run from a release"))
+            .to_string()
+    };
+    let current = |svc: &str| {
+        r.ssh(
+            user,
+            &format!("readlink ~/.local/share/ferry/{svc}/current"),
+        )
+        .trim()
+        .to_string()
+    };
+    p.config(&cfg(gated, "120s", "150s"));
+    open_gate();
     p.ferry(&["deploy"]).assert_code(0);
+    close_gate();
 
-    // Two deploys of `a` at once: the second comes while the first holds the lock (it is
-    // running its health check).
+    // Two deploys of `a` at once: the second comes while the first holds the lock (its health
+    // check waits at the gate). The second is refused and changes nothing on the host.
     p.write("msg", "two\n");
     let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let before = r.host_state(user, "a");
     let second = p.ferry(&["deploy", "a"]);
     second.assert_code(5);
     assert!(second.stdout.contains("locked by tester@"), "{second}");
     assert!(second.stdout.contains("(deploy, since "), "{second}");
-    assert_eq!(first.finish(), 0);
-
-    // With --lock-wait the second waits for the first, then deploys.
-    p.write("msg", "three\n");
-    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
-    let second = p.ferry(&["deploy", "a", "--lock-wait", "60s"]);
-    second.assert_code(0);
-    assert!(
-        second
-            .stderr
-            .contains("waiting for the lock held by tester@"),
-        "{second}"
-    );
-    assert_eq!(first.finish(), 0);
     assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "three\n"
+        r.host_state(user, "a"),
+        before,
+        "a refused deploy changed the host"
     );
+    open_gate();
+    assert_eq!(first.finish(), 0);
+    assert_eq!(msg("a"), "two\n");
+    close_gate();
+
+    // With --lock-wait the second waits for the first, then deploys its own content: it is
+    // what ends up live, after the first's.
+    p.write("msg", "three, the first\n");
+    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    p.write("msg", "three, the waiting one\n");
+    let second = spawn_until(
+        &p,
+        &["deploy", "a", "--lock-wait", "300s"],
+        "waiting for the lock held by tester@",
+    );
+    assert_eq!(msg("a"), "three, the first\n");
+    open_gate();
+    assert_eq!(first.finish(), 0);
+    assert_eq!(second.finish(), 0);
+    assert_eq!(msg("a"), "three, the waiting one\n");
+    assert_eq!(started("a"), current("a"));
+    let run = p.ferry(&["--output", "json", "releases", "a"]);
+    let history = run.events("history");
+    let n = history.len();
+    assert_eq!(
+        history[n - 1]["release"],
+        current("a").trim_start_matches("releases/")
+    );
+    assert_eq!(history[n - 1]["outcome"], "ok", "{run}");
+    assert_eq!(history[n - 2]["outcome"], "ok", "{run}");
+    assert_eq!(
+        history[n - 1]["previous"],
+        history[n - 2]["release"],
+        "{run}"
+    );
+    close_gate();
 
     // Two different services deploy in parallel: `b` deploys while `a` holds its lock.
+    p.config(&cfg(gated, "120s", "150s").replacen(
+        &format!("[services.b.health]\ncommand = \"{gated}\""),
+        "[services.b.health]\ncommand = \"true\"",
+        1,
+    ));
     p.write("msg", "four\n");
     let a = spawn_until(&p, &["deploy", "a"], "running health checks");
     let b = p.ferry(&["deploy", "b"]);
     b.assert_code(0);
+    assert_eq!(msg("b"), "four\n");
+    assert_eq!(started("b"), current("b"));
+    open_gate();
     assert_eq!(a.finish(), 0);
+    assert_eq!(msg("a"), "four\n");
 
-    // Self-arming revert: kill ferry while the health check runs (after the restart, before
-    // confirmation). Within confirm_timeout the host is back on the old release by itself.
-    let before = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
-    let invocation = || {
-        r.ssh(
-            user,
-            "systemctl --user show a.service -p InvocationID --value",
-        )
-    };
-    p.config(&cfg("sleep 5", "9s"));
+    // Self-arming revert: kill ferry while the health check waits (after the restart, before
+    // confirmation). After confirm_timeout the host is back on the old release by itself.
+    close_gate();
+    let before = current("a");
+    assert_eq!(started("a"), before);
+    p.config(&cfg(gated, "4s", "20s"));
     p.write("msg", "five\n");
     let child = spawn_until(&p, &["deploy", "a"], "running health checks");
     child.kill();
-    let killed = Instant::now();
-    let switched = r.ssh(user, "readlink ~/.local/share/ferry/a/current");
+    let switched = current("a");
     assert_ne!(
         switched, before,
         "the new release was live when ferry was killed"
     );
-    let unconfirmed_invocation = invocation();
-    // Meanwhile a new deploy is refused: the host has a revert pending.
+    assert_eq!(started("a"), switched);
+    // The revert is armed for confirm_timeout (20 s) after the activation: the timer says so.
+    let timer = r.unit_prop(user, "ferry-revert-a.timer", "TimersMonotonic");
+    assert!(timer.contains("OnActiveUSec=20s"), "{timer}");
+    let unconfirmed_invocation = r.unit_prop(user, "a.service", "InvocationID");
+    // Meanwhile a new deploy is refused: the host has a revert pending. It changes nothing.
+    let state = r.host_state(user, "a");
     let run = p.ferry(&["deploy", "a"]);
     run.assert_code(1);
     assert!(run.stdout.contains("never confirmed"), "{run}");
-    let mut reverted = None;
-    while killed.elapsed() < Duration::from_secs(20) {
-        if r.ssh(user, "readlink ~/.local/share/ferry/a/current") == before {
-            reverted = Some(killed.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reverted = reverted.expect("the host did not revert by itself within 20 s");
-    eprintln!("self-revert after kill: {reverted:?} (confirm_timeout 9s)");
-    assert!(reverted <= Duration::from_secs(11), "{reverted:?}");
+    assert_eq!(
+        r.host_state(user, "a"),
+        state,
+        "a deploy refused during a pending revert changed the host"
+    );
+    // The revert fires (polled: up to 60 s for a 20 s confirm_timeout on a loaded machine).
+    r.poll("the host reverting by itself", 600, || {
+        (current("a") == before).then_some(())
+    });
     // The old release runs again: the service was restarted on it, and is up.
-    std::thread::sleep(Duration::from_millis(500));
+    r.poll("a.service restarted on the old release", 300, || {
+        let inv = r.unit_prop(user, "a.service", "InvocationID");
+        let active = r.unit_prop(user, "a.service", "ActiveState");
+        (active == "active" && inv != unconfirmed_invocation && !inv.is_empty()).then_some(())
+    });
     assert_eq!(
-        r.ssh(user, "systemctl --user is-active a.service"),
-        "active\n"
+        started("a"),
+        before,
+        "the reverted service runs another release"
     );
-    assert_ne!(
-        invocation(),
-        unconfirmed_invocation,
-        "the service was not restarted"
-    );
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "four\n"
-    );
-    let run = p.ferry(&["--output", "json", "releases", "a"]);
-    let last = run.events("history").last().cloned().unwrap();
-    assert_eq!(last["action"], "revert", "{run}");
-    assert_eq!(last["outcome"], "reverted", "{run}");
+    assert_eq!(msg("a"), "four\n");
+    // The revert records itself once it is done: poll for the history line.
+    let last = r.poll("the revert in the history", 100, || {
+        let run = p.ferry(&["--output", "json", "releases", "a"]);
+        let last = run.events("history").last().cloned().unwrap();
+        (last["action"] == "revert").then_some(last)
+    });
+    assert_eq!(last["outcome"], "reverted", "{last}");
     // And the next deploy works (the lock was released with the killed session).
-    p.config(&cfg("true", "30s"));
+    p.config(&cfg("true", "4s", "30s"));
     p.ferry(&["deploy", "a"]).assert_code(0);
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "five\n"
-    );
+    assert_eq!(msg("a"), "five\n");
+    assert_eq!(started("a"), current("a"));
 
     // An explicit rollback takes over from a pending self-revert: it goes back to the last
     // healthy release at once, and the timer is gone afterwards.
-    p.config(&cfg("sleep 5", "9s"));
+    let healthy = current("a");
+    p.config(&cfg(gated, "4s", "20s"));
     p.write("msg", "six\n");
     spawn_until(&p, &["deploy", "a"], "running health checks").kill();
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "six\n"
-    );
-    p.config(&cfg("true", "30s"));
+    assert_eq!(msg("a"), "six\n");
+    p.config(&cfg("true", "4s", "30s"));
     let run = p.ferry(&["rollback", "a"]);
     run.assert_code(0);
-    assert_eq!(
-        r.ssh(user, "cat ~/.local/share/ferry/a/current/msg"),
-        "five\n"
-    );
+    assert_eq!(msg("a"), "five\n");
+    assert_eq!(started("a"), healthy);
     let timer = r.ssh_raw(user, "systemctl --user is-active ferry-revert-a.timer");
     assert_eq!(String::from_utf8_lossy(&timer.stdout).trim(), "inactive");
+
+    // The revert script's "newer deploy or rollback happened" guard, run on the host: the
+    // timer was stopped, but were it to fire now (a late timer racing the rollback), the
+    // script the timer runs must see that `current` moved on and change nothing.
+    let state = r.host_state(user, "a");
+    let history = r.ssh(user, "cat ~/.local/share/ferry/a/history.jsonl");
+    let out = r.ssh_raw(user, "/bin/sh \"$HOME\"/.local/share/ferry/a/revert.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("nothing to revert"),
+        "{out:?}"
+    );
+    assert_eq!(
+        r.host_state(user, "a"),
+        state,
+        "the stale revert changed the host"
+    );
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/a/history.jsonl"),
+        history,
+        "the stale revert wrote history"
+    );
+    assert_eq!(msg("a"), "five\n");
+
+    // Health commands of killed deploys still wait at the gate: let them end.
+    open_gate();
 }

@@ -109,6 +109,78 @@ fn changed_host_key_is_refused() {
     assert!(run.stdout.contains("HAS CHANGED"), "{run}");
 }
 
+/// A changed or unknown host key stops `deploy` too, before anything reaches the host: no
+/// release directory, no unit, no lock file; exit 3 with the reason.
+#[test]
+fn deploy_refuses_a_changed_or_unknown_host_key_and_leaves_the_host_untouched() {
+    let r = remote();
+    let user = "ferry1";
+    let p = Project::new();
+    p.write("msg", "should never arrive\n");
+    p.write("hostkey.service", "[Service]\nExecStart=/bin/sleep 600\n");
+    let service = "[services.hostkey]\nunits = [\"hostkey.service\"]\n\
+                   [[services.hostkey.files]]\nsource = \"msg\"\ndest = \"msg\"\n";
+    let untouched = || {
+        let out = r.ssh(
+            user,
+            "test -e ~/.local/share/ferry/hostkey && echo dir; \
+             test -e ~/.config/systemd/user/hostkey.service && echo unit; \
+             systemctl --user show hostkey.service -p LoadState --value",
+        );
+        assert_eq!(out, "not-found\n", "the refused deploy touched the host");
+    };
+    let unknown = p.path("kh");
+    let cases = [
+        (
+            "changed key, strict",
+            host_table("web1", user).replace(
+                &r.known_hosts.display().to_string(),
+                &r.wrong_known_hosts.display().to_string(),
+            ),
+            "HAS CHANGED",
+        ),
+        (
+            "changed key, accept-new",
+            host_table("web1", user)
+                .replace(
+                    &r.known_hosts.display().to_string(),
+                    &r.wrong_known_hosts.display().to_string(),
+                )
+                .replace(
+                    "connect_timeout",
+                    "host_key_policy = \"accept-new\"\nconnect_timeout",
+                ),
+            "HAS CHANGED",
+        ),
+        (
+            "unknown host, strict",
+            host_table("web1", user).replace(
+                &r.known_hosts.display().to_string(),
+                &unknown.display().to_string(),
+            ),
+            "is not known",
+        ),
+    ];
+    let wrong_before = std::fs::read_to_string(&r.wrong_known_hosts).unwrap();
+    untouched();
+    for (case, hosts, says) in cases {
+        p.config(&format!("{hosts}{service}"));
+        for args in [&["deploy"][..], &["--output", "json", "deploy"][..]] {
+            let run = p.ferry(args);
+            run.assert_code(3);
+            let text = format!("{}{}", run.stdout, run.stderr);
+            assert!(text.contains(says), "{case}: {run}");
+            untouched();
+        }
+        assert!(!unknown.exists(), "{case}: strict wrote known_hosts");
+    }
+    // accept-new did not replace the changed key in the known_hosts file either.
+    assert_eq!(
+        std::fs::read_to_string(&r.wrong_known_hosts).unwrap(),
+        wrong_before
+    );
+}
+
 #[test]
 fn unknown_host_strict_refuses_accept_new_records() {
     let r = remote();
@@ -575,7 +647,9 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
         identity: Some(r.key.clone()),
         known_hosts: sshd.known_hosts(&p),
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
-        connect_timeout: std::time::Duration::from_secs(10),
+        // The retries' budget: 32 handshakes at once on a loaded 2-core machine need more
+        // than 10 s.
+        connect_timeout: std::time::Duration::from_secs(30),
         proxy_jump: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

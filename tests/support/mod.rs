@@ -173,6 +173,66 @@ impl Remote {
         );
     }
 
+    /// `systemctl --user show UNIT -p PROP --value` as `user`, trimmed.
+    pub fn unit_prop(&self, user: &str, unit: &str, prop: &str) -> String {
+        self.ssh(
+            user,
+            &format!("systemctl --user show {unit} -p {prop} --value"),
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// `user`'s home directory on the host.
+    pub fn home(&self, user: &str) -> String {
+        self.ssh(user, "printf %s \"$HOME\"")
+    }
+
+    /// The directory the main process of `unit` runs in, resolved (`/proc/PID/cwd`): test
+    /// services `cd` into the resolved release directory when they start, so this is the
+    /// release the running process *started* from, whatever `current` says now.
+    pub fn started_from(&self, user: &str, unit: &str) -> String {
+        let pid = self.unit_prop(user, unit, "MainPID");
+        assert!(
+            pid != "0" && !pid.is_empty(),
+            "{unit} of {user} has no main process"
+        );
+        self.ssh(user, &format!("readlink /proc/{pid}/cwd"))
+            .trim()
+            .to_string()
+    }
+
+    /// What a user checks to see that a host did not change: `current` of `service`, its
+    /// releases directory, the unit directory (names, symlinks, contents) and each installed
+    /// unit's state and InvocationID (a restarted unit gets a new one).
+    pub fn host_state(&self, user: &str, service: &str) -> String {
+        self.ssh(
+            user,
+            &format!(
+                "cd ~ && S=.local/share/ferry/{service}; echo \"current: $(readlink $S/current)\"; \
+                 echo releases:; ls -a $S/releases 2>/dev/null; \
+                 UD=.config/systemd/user; echo units:; \
+                 find $UD -mindepth 1 -printf '%P %y %l\\n' 2>/dev/null | sort; \
+                 find $UD -type f -exec sha256sum {{}} + 2>/dev/null | sort -k2; \
+                 for u in $(ls $UD 2>/dev/null | grep -v -e '\\.wants$' -e '\\.requires$'); do \
+                   systemctl --user show \"$u\" -p Id,ActiveState,UnitFileState,InvocationID | tr '\\n' ' '; echo; \
+                 done"
+            ),
+        )
+    }
+
+    /// Poll `check` (a bounded number of tries, 100 ms apart) until it returns Some; panics
+    /// naming `what` when it never does. For state that settles asynchronously on the host.
+    pub fn poll<T>(&self, what: &str, tries: u32, mut check: impl FnMut() -> Option<T>) -> T {
+        for _ in 0..tries {
+            if let Some(v) = check() {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what}: not reached after {tries} tries")
+    }
+
     /// `curl http://127.0.0.1:PORT/PATH` from the test machine: the body, or None.
     pub fn http_get(&self, port: u16, path: &str) -> Option<String> {
         let out = Command::new("curl")
@@ -338,7 +398,7 @@ pub fn demo_bin() -> PathBuf {
 pub fn host_table(name: &str, user: &str) -> String {
     let r = remote();
     format!(
-        "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{user}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"10s\"\n\n",
+        "[hosts.{name}]\naddress = \"{}\"\nport = {}\nuser = \"{user}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\nconnect_timeout = \"30s\"\n\n",
         r.host,
         r.port,
         r.key.display(),
