@@ -279,6 +279,7 @@ pub async fn execute(
                 ss.seal(plan, local, &s).await?;
                 s.close().await;
             }
+            Step::CheckUnits { units } => crate::unit_check::check(ss, id, units, local).await?,
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, remote).await?;
                 ss.arm_revert(&plan.manifest, &to, &origin.by).await?;

@@ -258,6 +258,11 @@ pub fn step_text(step: &Step) -> String {
         Step::Seal { release } => {
             format!("write units and manifest, rename into releases/{release}")
         }
+        Step::CheckUnits { units } => format!(
+            "check {} unit file(s) with systemd-analyze --user verify: {}",
+            units.len(),
+            units.join(" ")
+        ),
         Step::ArmRevert { to, after_ms } => format!(
             "arm the self-revert to {to} (fires after {})",
             humantime::format_duration(std::time::Duration::from_millis(*after_ms))

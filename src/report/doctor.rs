@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::doctor::{Check, Status};
+use crate::doctor::{Check, FixEvent, Status};
 use crate::report::{Human, Style, sanitize};
 
 impl Human for Check {
@@ -28,6 +28,28 @@ impl Human for Check {
             ));
         }
         Some(line)
+    }
+}
+
+impl Human for FixEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        let pad = " ".repeat(self.host.len());
+        let (mark, what) = match self.result {
+            "done" => (s.green("done"), "ran as root with sudo -n:"),
+            "failed" => (
+                s.red("FAIL"),
+                "could not run with sudo -n; as root on the host:",
+            ),
+            _ => (s.yellow("fix "), "as root on the host:"),
+        };
+        let mut text = format!("{} {mark} {:<18} {what}", s.bold(&self.host), self.check);
+        for c in &self.commands {
+            text.push_str(&format!("\n{pad}      {}", sanitize(c)));
+        }
+        if let Some(e) = &self.error {
+            text.push_str(&format!("\n{pad}      error: {}", sanitize(e)));
+        }
+        Some(text)
     }
 }
 
@@ -90,6 +112,31 @@ mod tests {
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["type"], "check");
         assert_eq!(v["status"], "fail");
+    }
+
+    #[test]
+    fn a_fix_lists_its_commands() {
+        let f = FixEvent {
+            kind: "fix",
+            host: "web1".into(),
+            check: "lingering",
+            commands: vec!["loginctl enable-linger app".into()],
+            result: "print",
+            error: None,
+        };
+        assert_eq!(
+            f.human(&Style { color: false }).unwrap(),
+            "web1 fix  lingering          as root on the host:\n          loginctl enable-linger app"
+        );
+        let f = FixEvent {
+            result: "failed",
+            error: Some("sudo is not installed".into()),
+            ..f
+        };
+        let text = f.human(&Style { color: false }).unwrap();
+        assert!(text.contains("FAIL lingering"), "{text}");
+        assert!(text.ends_with("error: sudo is not installed"), "{text}");
+        assert_eq!(serde_json::to_value(&f).unwrap()["result"], "failed");
     }
 
     #[test]
