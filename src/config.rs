@@ -2526,4 +2526,43 @@ all = ["web", "db"]
         let back: Health = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
         assert_eq!(back, none);
     }
+
+    // --- `run` and `lint` (issue 13) ---
+
+    #[test]
+    fn run_table_generates_units_that_restart_and_may_be_named() {
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.aptly]\nunits = [\"extra.service\"]\n[services.aptly.run]\ncommand = \"bin/aptly api serve\"\nsocket = \"%t/aptly.sock\"\ntcp_proxy = \"127.0.0.1:8080\"\n",
+        );
+        let s = &c.services["aptly"];
+        assert_eq!(
+            s.restart,
+            ["extra.service", "aptly.service", "aptly-proxy.service"]
+        );
+        let run = s.run.as_ref().unwrap();
+        assert_eq!(run.restart, "on-failure");
+        assert!(!run.environment_file);
+        assert_eq!(s.lint, crate::lint::Level::Warn);
+        let c = parse_ok(
+            "[hosts.h]\naddress = \"x\"\n[services.a]\nrestart = [\"a.service\"]\nlint = \"deny\"\n[services.a.run]\ncommand = \"/bin/sleep 100\"\n",
+        );
+        assert_eq!(c.services["a"].restart, ["a.service"]);
+        assert_eq!(c.services["a"].lint, crate::lint::Level::Deny);
+    }
+
+    #[test]
+    fn run_table_errors_name_their_key() {
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.a]\nlint = \"strict\"\nunits = [\"a.service\"]\n[services.a.run]\ncommand = \"bin/a\"\ntcp_proxy = \"8080\"\nrestart = \"sometimes\"\n",
+        );
+        let keys: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"services.a.run.tcp_proxy"), "{e}");
+        assert!(keys.contains(&"services.a.run.restart"), "{e}");
+        assert!(keys.contains(&"services.a.lint"), "{e}");
+        assert!(e.to_string().contains("also listed in `units`"), "{e}");
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\n[services.a.run]\ncommand = \"bin/a\"\nuser = \"root\"\n",
+        );
+        assert!(e.to_string().contains("user"), "{e}");
+    }
 }
