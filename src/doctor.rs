@@ -629,9 +629,9 @@ pub enum Fix {
 }
 
 /// The journald drop-in that makes the journal persistent (per-user journals need it).
-pub const JOURNAL_DROPIN: &str = "/etc/systemd/journald.conf.d/50-ferry-persistent.conf";
+pub const JOURNAL_DROPIN: &str = "/etc/systemd/journald.conf.d/99-ferry-persistent.conf";
 /// The user@.service drop-in that delegates the cgroup controllers to user managers.
-pub const DELEGATE_DROPIN: &str = "/etc/systemd/system/user@.service.d/50-ferry-delegate.conf";
+pub const DELEGATE_DROPIN: &str = "/etc/systemd/system/user@.service.d/delegate.conf";
 /// The sysctl file that keeps the unprivileged port start at 1024.
 pub const PORTS_SYSCTL: &str = "/etc/sysctl.d/50-ferry-ports.conf";
 
@@ -851,6 +851,60 @@ mod tests {
             c.hint.as_deref(),
             Some("as root on the host: loginctl enable-linger bob")
         );
+    }
+
+    #[test]
+    fn fixes_are_root_commands_for_what_did_not_pass() {
+        let c = judge_linger("h", "user=bob\nlinger=no\n");
+        assert_eq!(
+            fix_commands(&c, "bob"),
+            Some(vec!["loginctl enable-linger bob".to_string()])
+        );
+        let ok = judge_linger("h", "user=bob\nlinger=yes\n");
+        assert_eq!(fix_commands(&ok, "bob"), None);
+        // A user name is quoted for the shell root runs.
+        assert_eq!(
+            fix_commands(&c, "o'brien").unwrap()[0],
+            "loginctl enable-linger 'o'\\''brien'"
+        );
+        let volatile = Check::fail(
+            "h",
+            "journal storage",
+            "Storage=auto, no /var/log/journal; uid 1000 gets its own journal",
+            "x",
+        );
+        let cmds = fix_commands(&volatile, "bob").unwrap();
+        assert!(
+            cmds.iter()
+                .any(|c| c.contains(JOURNAL_DROPIN) && c.contains("Storage=persistent"))
+        );
+        assert_eq!(cmds.last().unwrap(), "systemctl restart systemd-journald");
+        let system = Check::fail(
+            "h",
+            "journal storage",
+            "Storage=persistent, /var/log/journal in use; uid 999 is below 1000: no per-user journal",
+            "x",
+        );
+        assert_eq!(
+            fix_commands(&system, "bob"),
+            None,
+            "no command makes a system uid a regular one"
+        );
+        let ports = Check::warn("h", "unprivileged ports", "only 2048 and up", "x");
+        assert!(
+            fix_commands(&ports, "bob").unwrap()[0]
+                .starts_with("sysctl -w net.ipv4.ip_unprivileged_port_start=1024")
+        );
+        // Every command parses in sh.
+        for c in [c, volatile, ports] {
+            for cmd in fix_commands(&c, "bob").unwrap() {
+                let ok = std::process::Command::new("sh")
+                    .args(["-n", "-c", &cmd])
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "{cmd}");
+            }
+        }
     }
 
     #[test]
