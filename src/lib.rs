@@ -184,7 +184,17 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
         Command::Units(args) => {
             let config = config::load(&config_path)?;
             let service = targets::services(&config, std::slice::from_ref(&args.service))?;
-            for (name, content, from) in unit_check::unit_texts(&service[0]) {
+            let texts = unit_check::unit_texts(&service[0]);
+            if texts.is_empty() {
+                reporter.warn(
+                    None,
+                    &format!(
+                        "service {} installs no unit files: list them in `units` or add a [services.{}.run] table",
+                        args.service, args.service
+                    ),
+                );
+            }
+            for (name, content, from) in texts {
                 reporter.emit(&report::units::UnitFile {
                     kind: "unit-file",
                     service: args.service.clone(),

@@ -64,15 +64,6 @@ pub fn lint_local(services: &[&Service], reporter: &Reporter) -> Result<()> {
     }
 }
 
-/// The name a unit file is verified under: a template (`app@.service`) as an instance
-/// (`app@ferry-check.service`), since systemd-analyze verifies units, not templates.
-pub fn verify_name(unit: &str) -> String {
-    match unit.split_once("@.") {
-        Some((prefix, suffix)) => format!("{prefix}@ferry-check.{suffix}"),
-        None => unit.to_string(),
-    }
-}
-
 const MARK: &str = "@ferry-check";
 
 /// The remote script: copy the sealed units into a temporary directory, with
@@ -89,7 +80,7 @@ pub fn script(service: &str, release_dir: &str, units: &[String]) -> String {
             "sed -e \"s|{}|$rel|g\" \"$rel\"/.ferry/units/{} > \"$d\"/{} || exit 91; ",
             current.replace('.', "\\."),
             quote(u),
-            quote(&verify_name(u))
+            quote(u)
         ));
     }
     s.push_str(&format!(
@@ -100,7 +91,7 @@ pub fn script(service: &str, release_dir: &str, units: &[String]) -> String {
     ));
     for u in units {
         s.push(' ');
-        s.push_str(&quote(&verify_name(u)));
+        s.push_str(&quote(u));
     }
     s.push_str(&format!(" 2>&1; echo \"{MARK} rc=$?\""));
     s
@@ -244,12 +235,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn templates_are_verified_as_instances() {
-        assert_eq!(verify_name("app@.service"), "app@ferry-check.service");
-        assert_eq!(verify_name("app.socket"), "app.socket");
-    }
-
-    #[test]
     fn script_points_current_into_the_new_release() {
         let s = script(
             "web",
@@ -260,7 +245,7 @@ mod tests {
             s.contains(r"s|%h/\.local/share/ferry/web/current|$rel|g"),
             "{s}"
         );
-        assert!(s.contains("systemd-analyze --user verify web.service w@ferry-check.service 2>&1"));
+        assert!(s.contains("systemd-analyze --user verify web.service w@.service 2>&1"));
         let out = std::process::Command::new("sh")
             .args(["-n", "-c", &s])
             .status()

@@ -149,12 +149,17 @@ fn a_broken_unit_is_refused_before_the_switch() {
     let user = "ferry34";
     let r = remote();
     r.reset(user);
-    let good = "[Unit]\nDescription=extra\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=%h/.local/share/ferry/svc/current/bin/ferry-demo --help\n";
+    let good = "[Unit]\nDescription=extra\nWants=worker@1.service\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=%h/.local/share/ferry/svc/current/bin/ferry-demo --help\n";
     let p = run_project(
         user,
         "svc",
         "command = \"bin/ferry-demo --message share/message.txt\"\nsocket = \"%t/svc34.sock\"\n",
-        "units = [\"extra.service\"]\nrestart = [\"svc.service\"]\n",
+        "units = [\"extra.service\", \"worker@.service\"]\nrestart = [\"svc.service\"]\n",
+    );
+    // A template, referenced by an instance: verified as it is.
+    p.write(
+        "worker@.service",
+        "[Service]\nExecStart=%h/.local/share/ferry/svc/current/bin/ferry-demo --help %i\n",
     );
     // The first deploy is verified with the release in place (`current` does not exist yet),
     // and a warning of systemd-analyze is shown, not fatal.
