@@ -186,6 +186,12 @@ fn a_broken_unit_is_refused_before_the_switch() {
         "{run}"
     );
     assert_eq!(current(user, "svc").unwrap(), first, "current did not move");
+    // The history says why.
+    let last = r.ssh(user, "tail -n 1 ~/.local/share/ferry/svc/history.jsonl");
+    assert!(
+        last.contains("\"outcome\":\"refused\"") && last.contains("Invalid section header"),
+        "{last}"
+    );
     assert_eq!(get_unix(user, "svc34.sock"), "release one\n");
     let installed = r.ssh(user, "cat ~/.config/systemd/user/extra.service");
     assert!(
