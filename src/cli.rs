@@ -69,6 +69,15 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the releases of a service on each host, with the deploy history.
     Releases(ReleasesArgs),
+    /// Print the unit files a deploy of SERVICE installs (those generated from
+    /// `[services.SERVICE.run]` included), to read them or eject them into files; lint them.
+    Units(UnitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnitsArgs {
+    /// The service whose units to print.
+    pub service: String,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -153,6 +162,13 @@ pub struct StatusArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub filter: HostFilter,
+    /// Print the exact root commands that fix what failed (nothing is run).
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: run those commands on the host through `sudo -n` (when the login may), and
+    /// say what changed.
+    #[arg(long, requires = "fix")]
+    pub sudo: bool,
 }
 
 #[derive(Debug, Args)]

@@ -312,6 +312,12 @@ async fn execute_steps(
                 ss.seal(plan, local, &s).await?;
                 s.close().await;
             }
+            Step::CheckUnits { units } => {
+                if let Err(e) = crate::unit_check::check(ss, id, units, local).await {
+                    ss.record(&record("refused", Some(e.to_string()))).await;
+                    return Err(e);
+                }
+            }
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, remote).await?;
                 ss.arm_revert(&plan.manifest, &to, &origin.by).await?;

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::fanout;
 use crate::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::report::Reporter;
-use crate::report::doctor::{Check, Status, Summary};
+use crate::report::doctor::{Check, FixEvent, Status, Summary};
 use crate::ssh::{self, Connection};
 
 /// The checks, in the order they are reported.
@@ -594,21 +594,155 @@ pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
 /// How many hosts are checked at once.
 const PARALLEL: usize = 64;
 
+/// `--fix`: print the root commands that fix what failed, or run them with `sudo -n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fix {
+    No,
+    Print,
+    Sudo,
+}
+
+/// The journald drop-in that makes the journal persistent (per-user journals need it).
+pub const JOURNAL_DROPIN: &str = "/etc/systemd/journald.conf.d/99-ferry-persistent.conf";
+/// The user@.service drop-in that delegates the cgroup controllers to user managers.
+pub const DELEGATE_DROPIN: &str = "/etc/systemd/system/user@.service.d/delegate.conf";
+/// The sysctl file that keeps the unprivileged port start at 1024.
+pub const PORTS_SYSCTL: &str = "/etc/sysctl.d/50-ferry-ports.conf";
+
+/// The exact commands root runs on the host to fix a check that did not pass, for the login
+/// `user`; None when there is no command to run (the hint says what to do).
+pub fn fix_commands(c: &Check, user: &str) -> Option<Vec<String>> {
+    if c.status == Status::Pass || c.status == Status::Skip {
+        return None;
+    }
+    let u = crate::shell::quote(user);
+    Some(match c.check {
+        "lingering" => vec![format!("loginctl enable-linger {u}")],
+        "user manager" | "user bus" => vec![
+            format!("loginctl enable-linger {u}"),
+            format!("systemctl start user@$(id -u {u}).service"),
+        ],
+        // A system uid gets no per-user journal whatever the storage: no command fixes that.
+        "journal storage" if !c.detail.contains("is below") => vec![
+            "mkdir -p /etc/systemd/journald.conf.d".into(),
+            format!("printf '[Journal]\\nStorage=persistent\\n' > {JOURNAL_DROPIN}"),
+            "mkdir -p /var/log/journal".into(),
+            "systemd-tmpfiles --create --prefix /var/log/journal".into(),
+            "systemctl restart systemd-journald".into(),
+        ],
+        "cgroup delegation"
+            if c.detail.contains("missing:")
+                && !c.hint.as_deref().unwrap_or("").contains("offers no") =>
+        {
+            vec![
+                "mkdir -p /etc/systemd/system/user@.service.d".into(),
+                format!(
+                    "printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' > {DELEGATE_DROPIN}"
+                ),
+                "systemctl daemon-reload".into(),
+                format!("systemctl restart user@$(id -u {u}).service"),
+            ]
+        }
+        "unprivileged ports" => vec![
+            "sysctl -w net.ipv4.ip_unprivileged_port_start=1024".into(),
+            format!("echo 'net.ipv4.ip_unprivileged_port_start = 1024' > {PORTS_SYSCTL}"),
+        ],
+        _ => return None,
+    })
+}
+
+/// Run the fixes of one host through `sudo -n`, one check's commands at a time.
+async fn apply_fixes(host: &Host, fixes: Vec<(&'static str, Vec<String>)>) -> Vec<FixEvent> {
+    let event = |check, commands, result, error| FixEvent {
+        kind: "fix",
+        host: host.name.clone(),
+        check,
+        commands,
+        result,
+        error,
+    };
+    let conn = match ssh::connect(host).await {
+        Ok(c) => c,
+        Err(e) => {
+            return fixes
+                .into_iter()
+                .map(|(check, cmds)| event(check, cmds, "failed", Some(e.to_string())))
+                .collect();
+        }
+    };
+    let mut out = Vec::new();
+    for (check, cmds) in fixes {
+        let script = format!("set -e; {}", cmds.join("; "));
+        let line = format!("sudo -n sh -c {}", crate::shell::quote(&script));
+        match conn.exec(&line).await {
+            Ok(o) if o.success() => out.push(event(check, cmds, "done", None)),
+            Ok(o) => {
+                let err = o.stderr_str();
+                let err = err.trim();
+                let why = if o.status_text().contains("127")
+                    || err.contains("sudo: not found")
+                    || err.contains("command not found")
+                {
+                    format!("sudo is not installed on the host ({err}); run the commands as root")
+                } else if err.contains("password is required")
+                    || err.contains("not in the sudoers")
+                    || err.contains("not allowed")
+                {
+                    format!(
+                        "{} may not run them with `sudo -n` ({err}); run the commands as root",
+                        host.user
+                    )
+                } else {
+                    format!("{} ({err})", o.status_text())
+                };
+                out.push(event(check, cmds, "failed", Some(why)));
+            }
+            Err(e) => out.push(event(check, cmds, "failed", Some(e.to_string()))),
+        }
+    }
+    conn.close().await;
+    out
+}
+
 /// `ferry doctor`: check hosts in parallel, print in config order. Exit code: 0 when every
-/// check passed, 3 when a host could not be reached or logged in to, else 1.
-pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
+/// check passed, 3 when a host could not be reached or logged in to, else 1. With `--fix`,
+/// each host's failing checks are followed by the root commands that fix them (run with
+/// `sudo -n` under `--sudo`; a fix that could not be run makes the exit code 1).
+pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
     let n = hosts.len();
-    let results = fanout::each(
-        hosts,
-        PARALLEL,
-        |h: Host| async move { check_host(&h).await },
-    )
+    let results = fanout::each(hosts, PARALLEL, move |h: Host| async move {
+        let checks = check_host(&h).await;
+        let fixes: Vec<(&'static str, Vec<String>)> = if fix == Fix::No {
+            Vec::new()
+        } else {
+            checks
+                .iter()
+                .filter_map(|c| fix_commands(c, &h.user).map(|cmds| (c.check, cmds)))
+                .collect()
+        };
+        let events = match fix {
+            Fix::Sudo if !fixes.is_empty() => apply_fixes(&h, fixes).await,
+            _ => fixes
+                .into_iter()
+                .map(|(check, commands)| FixEvent {
+                    kind: "fix",
+                    host: h.name.clone(),
+                    check,
+                    commands,
+                    result: "print",
+                    error: None,
+                })
+                .collect(),
+        };
+        (checks, events)
+    })
     .await;
     let mut passed = 0;
     let mut failed = 0;
     let mut warnings = 0;
     let mut unconnected = false;
-    for checks in results {
+    let mut fix_failed = false;
+    for (checks, fixes) in results {
         for c in &checks {
             match c.status {
                 Status::Pass => passed += 1,
@@ -621,6 +755,10 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
             }
             reporter.emit(c);
         }
+        for f in &fixes {
+            fix_failed |= f.result == "failed";
+            reporter.emit(f);
+        }
     }
     reporter.emit(&Summary {
         kind: "summary",
@@ -631,7 +769,7 @@ pub async fn run(hosts: Vec<Host>, reporter: &Reporter) -> i32 {
     });
     if unconnected {
         crate::error::exit::CONNECTION
-    } else if failed > 0 {
+    } else if failed > 0 || fix_failed {
         crate::error::exit::FAILED
     } else {
         crate::error::exit::OK
@@ -671,6 +809,60 @@ mod tests {
             c.hint.as_deref(),
             Some("as root on the host: loginctl enable-linger bob")
         );
+    }
+
+    #[test]
+    fn fixes_are_root_commands_for_what_did_not_pass() {
+        let c = judge_linger("h", "user=bob\nlinger=no\n");
+        assert_eq!(
+            fix_commands(&c, "bob"),
+            Some(vec!["loginctl enable-linger bob".to_string()])
+        );
+        let ok = judge_linger("h", "user=bob\nlinger=yes\n");
+        assert_eq!(fix_commands(&ok, "bob"), None);
+        // A user name is quoted for the shell root runs.
+        assert_eq!(
+            fix_commands(&c, "o'brien").unwrap()[0],
+            "loginctl enable-linger 'o'\\''brien'"
+        );
+        let volatile = Check::fail(
+            "h",
+            "journal storage",
+            "Storage=auto, no /var/log/journal; uid 1000 gets its own journal",
+            "x",
+        );
+        let cmds = fix_commands(&volatile, "bob").unwrap();
+        assert!(
+            cmds.iter()
+                .any(|c| c.contains(JOURNAL_DROPIN) && c.contains("Storage=persistent"))
+        );
+        assert_eq!(cmds.last().unwrap(), "systemctl restart systemd-journald");
+        let system = Check::fail(
+            "h",
+            "journal storage",
+            "Storage=persistent, /var/log/journal in use; uid 999 is below 1000: no per-user journal",
+            "x",
+        );
+        assert_eq!(
+            fix_commands(&system, "bob"),
+            None,
+            "no command makes a system uid a regular one"
+        );
+        let ports = Check::warn("h", "unprivileged ports", "only 2048 and up", "x");
+        assert!(
+            fix_commands(&ports, "bob").unwrap()[0]
+                .starts_with("sysctl -w net.ipv4.ip_unprivileged_port_start=1024")
+        );
+        // Every command parses in sh.
+        for c in [c, volatile, ports] {
+            for cmd in fix_commands(&c, "bob").unwrap() {
+                let ok = std::process::Command::new("sh")
+                    .args(["-n", "-c", &cmd])
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "{cmd}");
+            }
+        }
     }
 
     #[test]

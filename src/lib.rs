@@ -11,8 +11,10 @@ pub mod doctor;
 pub mod error;
 pub mod fanout;
 pub mod health;
+pub mod human;
 pub mod journal;
 pub mod known_hosts;
+pub mod lint;
 pub mod local;
 pub mod lock;
 pub mod logs;
@@ -29,6 +31,8 @@ pub mod ssh;
 pub mod status;
 pub mod systemd;
 pub mod targets;
+pub mod unit_check;
+pub mod units;
 
 use clap::Parser;
 
@@ -123,7 +127,12 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
         Command::Doctor(args) => {
             let config = config::load(&config_path)?;
             let hosts = targets::hosts(&config, &args.filter.hosts)?;
-            Ok(doctor::run(hosts, reporter).await)
+            let fix = match (args.fix, args.sudo) {
+                (false, _) => doctor::Fix::No,
+                (true, false) => doctor::Fix::Print,
+                (true, true) => doctor::Fix::Sudo,
+            };
+            Ok(doctor::run(hosts, fix, reporter).await)
         }
         Command::Deploy(args) => {
             let config = config::load(&config_path)?;
@@ -133,6 +142,13 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 lock_wait: args.lock_wait,
                 parallel: args.parallel as usize,
             };
+            // ferry's lints of the units, before any connection (lint = "deny": exit 2).
+            let named: Vec<&config::Service> = config
+                .services
+                .values()
+                .filter(|s| args.services.is_empty() || args.services.contains(&s.name))
+                .collect();
+            unit_check::lint_local(&named, reporter)?;
             deploy::run(
                 &config,
                 &args.services,
@@ -165,6 +181,31 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 reporter.clone(),
             )
             .await
+        }
+        Command::Units(args) => {
+            let config = config::load(&config_path)?;
+            let service = targets::services(&config, std::slice::from_ref(&args.service))?;
+            let texts = unit_check::unit_texts(&service[0]);
+            if texts.is_empty() {
+                reporter.warn(
+                    None,
+                    &format!(
+                        "service {} installs no unit files: list them in `units` or add a [services.{}.run] table",
+                        args.service, args.service
+                    ),
+                );
+            }
+            for (name, content, from) in texts {
+                reporter.emit(&report::units::UnitFile {
+                    kind: "unit-file",
+                    service: args.service.clone(),
+                    name,
+                    from,
+                    content,
+                });
+            }
+            unit_check::lint_local(&[&service[0]], reporter)?;
+            Ok(exit::OK)
         }
         Command::Releases(args) => {
             let config = config::load(&config_path)?;

@@ -69,6 +69,19 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
             sha256,
         });
     }
+    // Units generated from `[services.NAME.run]`, installed like the listed ones.
+    for g in service
+        .run
+        .iter()
+        .flat_map(|r| crate::units::generate(&service.name, r))
+    {
+        let sha256 = plan::hex(&Sha256::digest(g.content.as_bytes()));
+        units.push(LocalUnit {
+            name: g.name,
+            content: g.content.into_bytes(),
+            sha256,
+        });
+    }
     Ok(LocalRelease { files, units })
 }
 

@@ -13,8 +13,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::Service;
+use crate::human::human_bytes;
 use crate::release::{self, Manifest, ManifestFile, ManifestUnit, Paths};
-use crate::report::deploy::human_bytes;
 use crate::shell::quote;
 use crate::systemd;
 
@@ -330,6 +330,9 @@ pub enum Step {
     /// Write the unit files and the manifest, then rename the staging directory to
     /// `releases/ID`: the release is complete on the host.
     Seal { release: String },
+    /// `systemd-analyze --user verify` of the sealed release's units (and the lints that need
+    /// the host's facts), before anything is switched: an error stops the deploy here.
+    CheckUnits { units: Vec<String> },
     /// Arm a timer on the host that goes back to `to` unless the deploy is confirmed in time.
     ArmRevert { to: String, after_ms: u64 },
     /// Install the units, switch `current`, daemon-reload, enable, stop, restart, start.
@@ -368,6 +371,7 @@ impl Step {
             Step::Reuse { .. } => "reuse",
             Step::Upload { .. } => "upload",
             Step::Seal { .. } => "seal",
+            Step::CheckUnits { .. } => "check-units",
             Step::ArmRevert { .. } => "arm-revert",
             Step::Activate { .. } => "activate",
             Step::Verify { .. } => "verify",
@@ -786,6 +790,11 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
     steps.push(Step::Seal {
         release: plan.release.clone(),
     });
+    if !plan.units.is_empty() {
+        steps.push(Step::CheckUnits {
+            units: plan.units.iter().map(|u| u.name.clone()).collect(),
+        });
+    }
     if let OnFailure::RollBack { to } = &plan.on_failure {
         steps.push(Step::ArmRevert {
             to: to.clone(),
@@ -1304,7 +1313,14 @@ dest = "share/msg"
         assert_eq!(
             names(&p),
             vec![
-                "lock", "stage", "upload", "seal", "activate", "verify", "confirm"
+                "lock",
+                "stage",
+                "upload",
+                "seal",
+                "check-units",
+                "activate",
+                "verify",
+                "confirm"
             ]
         );
         assert!(
@@ -1328,6 +1344,7 @@ dest = "share/msg"
                 "reuse",
                 "upload",
                 "seal",
+                "check-units",
                 "arm-revert",
                 "activate",
                 "verify",

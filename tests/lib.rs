@@ -17,6 +17,7 @@
 //! - ferry19: deploy to a group (config_errors)
 //! - ferry20..ferry24: faults
 //! - ferry25..ferry32: fleets
+//! - ferry33..ferry36: systemd (generated units, unit checks, lints, doctor --fix)
 
 mod support;
 
@@ -28,4 +29,5 @@ mod logs_status;
 mod plan;
 mod props;
 mod safety;
+mod systemd;
 mod transport;

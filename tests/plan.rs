@@ -72,6 +72,7 @@ fn the_steps_deploy_executes_are_the_steps_dry_run_printed() {
             "reuse",
             "upload",
             "seal",
+            "check-units",
             "arm-revert",
             "activate",
             "verify",

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+pub use crate::human::human_bytes;
 use crate::plan::{self, Plan, Step, Transfer};
 use crate::report::{Human, Style, sanitize};
 
@@ -258,6 +259,11 @@ pub fn step_text(step: &Step) -> String {
         Step::Seal { release } => {
             format!("write units and manifest, rename into releases/{release}")
         }
+        Step::CheckUnits { units } => format!(
+            "check {} unit file(s) with systemd-analyze --user verify: {}",
+            units.len(),
+            units.join(" ")
+        ),
         Step::ArmRevert { to, after_ms } => format!(
             "arm the self-revert to {to} (fires after {})",
             humantime::format_duration(std::time::Duration::from_millis(*after_ms))
@@ -301,21 +307,5 @@ impl Human for Summary {
                 self.ok, self.failed, self.exit_code
             ))
         })
-    }
-}
-
-/// Bytes for people: `512 B`, `20.0 MiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
     }
 }

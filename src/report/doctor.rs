@@ -29,6 +29,22 @@ pub struct Check {
     pub hint: Option<String>,
 }
 
+/// A fix for one check of one host: printed, or run through `sudo -n`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FixEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub host: String,
+    pub check: &'static str,
+    /// The commands, to run as root on the host, in order.
+    pub commands: Vec<String>,
+    /// `print` (not run), `done` (ran through sudo -n and succeeded) or `failed`.
+    pub result: &'static str,
+    /// With `failed`: why (sudo's or the command's message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 impl Human for Check {
     fn human(&self, s: &Style) -> Option<String> {
         let mark = match self.status {
@@ -51,6 +67,28 @@ impl Human for Check {
             ));
         }
         Some(line)
+    }
+}
+
+impl Human for FixEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        let pad = " ".repeat(self.host.len());
+        let (mark, what) = match self.result {
+            "done" => (s.green("done"), "ran as root with sudo -n:"),
+            "failed" => (
+                s.red("FAIL"),
+                "could not run with sudo -n; as root on the host:",
+            ),
+            _ => (s.yellow("fix "), "as root on the host:"),
+        };
+        let mut text = format!("{} {mark} {:<18} {what}", s.bold(&self.host), self.check);
+        for c in &self.commands {
+            text.push_str(&format!("\n{pad}      {}", sanitize(c)));
+        }
+        if let Some(e) = &self.error {
+            text.push_str(&format!("\n{pad}      error: {}", sanitize(e)));
+        }
+        Some(text)
     }
 }
 
@@ -113,6 +151,31 @@ mod tests {
         let v = serde_json::to_value(&c).unwrap();
         assert_eq!(v["type"], "check");
         assert_eq!(v["status"], "fail");
+    }
+
+    #[test]
+    fn a_fix_lists_its_commands() {
+        let f = FixEvent {
+            kind: "fix",
+            host: "web1".into(),
+            check: "lingering",
+            commands: vec!["loginctl enable-linger app".into()],
+            result: "print",
+            error: None,
+        };
+        assert_eq!(
+            f.human(&Style { color: false }).unwrap(),
+            "web1 fix  lingering          as root on the host:\n          loginctl enable-linger app"
+        );
+        let f = FixEvent {
+            result: "failed",
+            error: Some("sudo is not installed".into()),
+            ..f
+        };
+        let text = f.human(&Style { color: false }).unwrap();
+        assert!(text.contains("FAIL lingering"), "{text}");
+        assert!(text.ends_with("error: sudo is not installed"), "{text}");
+        assert_eq!(serde_json::to_value(&f).unwrap()["result"], "failed");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod doctor;
 pub mod logs;
 pub mod status;
+pub mod units;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
