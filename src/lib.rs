@@ -18,6 +18,7 @@ pub mod lint;
 pub mod local;
 pub mod lock;
 pub mod logs;
+pub mod paths;
 pub mod plan;
 pub mod release;
 pub mod releases;

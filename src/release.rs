@@ -15,56 +15,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-/// Root of ferry's files on a host, relative to the home directory.
-pub const ROOT: &str = ".local/share/ferry";
-/// The user's systemd unit directory, relative to the home directory.
-pub const UNIT_DIR: &str = ".config/systemd/user";
-
-/// Paths of one service on a host, relative to the home directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Paths {
-    pub service: String,
-}
-
-impl Paths {
-    pub fn new(service: &str) -> Paths {
-        Paths {
-            service: service.to_string(),
-        }
-    }
-    pub fn dir(&self) -> String {
-        format!("{ROOT}/{}", self.service)
-    }
-    pub fn releases(&self) -> String {
-        format!("{}/releases", self.dir())
-    }
-    pub fn release(&self, id: &str) -> String {
-        format!("{}/{id}", self.releases())
-    }
-    /// Where a release is assembled before it is complete.
-    pub fn staging(&self, id: &str) -> String {
-        format!("{}/.{id}.partial", self.releases())
-    }
-    pub fn current(&self) -> String {
-        format!("{}/current", self.dir())
-    }
-    pub fn history(&self) -> String {
-        format!("{}/history.jsonl", self.dir())
-    }
-    pub fn lock(&self) -> String {
-        format!("{}/lock", self.dir())
-    }
-    pub fn unit(&self, name: &str) -> String {
-        format!("{UNIT_DIR}/{name}")
-    }
-    /// The transient unit of the self-arming revert (`.timer` and `.service`).
-    pub fn revert_unit(&self) -> String {
-        format!("ferry-revert-{}", self.service)
-    }
-}
-
-/// `ferry` directory inside a release.
-pub const META_DIR: &str = ".ferry";
+pub use crate::paths::{META_DIR, Paths, ROOT, UNIT_DIR};
 
 /// A release id: UTC time to the second, then a short hash of the release's content, so ids
 /// sort by time: `20261124T123456Z-1a2b3c4d`.

@@ -21,7 +21,7 @@
 //!
 //! `ferry units NAME` prints them (to eject them into files and list them in `units`).
 
-use crate::release;
+use crate::paths::Paths;
 
 /// Where systemd-socket-proxyd lives: `/usr/lib/systemd` on every merged-/usr distribution
 /// (Debian 12, Ubuntu, Fedora, Arch; Debian's `/lib/systemd` is the same directory). The
@@ -164,7 +164,7 @@ fn is_path(listen: &str) -> bool {
 
 /// `%h/.local/share/ferry/SERVICE/current`: the live release, as unit files name it.
 pub fn current_dir(service: &str) -> String {
-    format!("%h/{}", release::Paths::new(service).current())
+    format!("%h/{}", Paths::new(service).current())
 }
 
 /// The command with its program resolved against the release directory.
