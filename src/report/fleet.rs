@@ -65,7 +65,12 @@ impl Reporter {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
-        self.progress(Some(host), outcome);
+        // Printed above the live lines (not through `progress`, which would give the host a
+        // live line again).
+        if !self.quiet {
+            let host = self.err_style.bold(&format!("{host}:"));
+            self.stderr_line(&format!("{host} {}", sanitize(outcome)));
+        }
     }
 
     /// Stop the live lines.
