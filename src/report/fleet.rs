@@ -97,18 +97,14 @@ impl Reporter {
     }
 }
 
-/// One line for a host's outcome (the live line's last state, and the table's verdict).
-pub fn verdict(result: &str) -> &'static str {
+/// A host's outcome for people, as a single host's result line says it (report/deploy.rs).
+pub fn verdict(result: &str) -> String {
     match result {
-        "ok" => "ok",
-        "planned" => "planned",
-        "not-reached" => "not reached",
-        "rolled-back" => "ROLLED BACK",
-        "rollback-failed" => "ROLLBACK FAILED",
-        "locked" => "LOCKED",
-        "refused" => "REFUSED",
-        "unreachable" => "UNREACHABLE",
-        _ => "FAILED",
+        "ok" => "ok".into(),
+        "planned" => "planned (dry run)".into(),
+        "not-reached" => "not reached".into(),
+        "rolled-back" => "ROLLED BACK".into(),
+        other => other.to_uppercase(),
     }
 }
 
