@@ -332,6 +332,9 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
         return (results, None);
     }
     let count = |f: &dyn Fn(&HostResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let not_reached = count(&|r| r.result == "not-reached");
+    // Over budget after the last host started: nothing was left out, the rollout went through.
+    let stopped = stopped.filter(|_| not_reached > 0 || ctx.opts.rollback_all_on_failure);
     let event = RolloutEvent {
         kind: "rollout",
         service: service.name.clone(),
@@ -340,7 +343,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
         deployed: count(&|r| r.result == "ok"),
         failed: budget.lock().unwrap().failed().len(),
         put_back,
-        not_reached: count(&|r| r.result == "not-reached"),
+        not_reached,
         stopped,
     };
     (results, Some(event))

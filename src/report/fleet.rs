@@ -216,6 +216,12 @@ pub struct RolloutEvent {
 impl Human for RolloutEvent {
     fn human(&self, s: &Style) -> Option<String> {
         let Some(why) = &self.stopped else {
+            if self.failed > 0 && self.hosts > 1 {
+                return Some(s.red(&format!(
+                    "{}: {} of {} host(s) failed. After fixing the cause: ferry deploy {} --retry-failed",
+                    self.service, self.failed, self.hosts, self.service
+                )));
+            }
             // A rollout that went through in one batch says nothing beyond the results.
             return (self.batches > 1).then(|| {
                 format!(
@@ -358,9 +364,17 @@ mod tests {
                 && text.contains("ferry deploy api --retry-failed"),
             "{text}"
         );
+        let failed = RolloutEvent {
+            stopped: None,
+            batches: 1,
+            ..e.clone()
+        };
+        let text = failed.human(&Style { color: false }).unwrap();
+        assert!(text.contains("api: 1 of 6 host(s) failed"), "{text}");
         let ok = RolloutEvent {
             stopped: None,
             batches: 1,
+            failed: 0,
             ..e
         };
         assert_eq!(ok.human(&Style { color: false }), None);
