@@ -72,6 +72,18 @@ pub enum Command {
     /// Print the unit files a deploy of SERVICE installs (those generated from
     /// `[services.SERVICE.run]` included), to read them or eject them into files; lint them.
     Units(UnitsArgs),
+    /// Run a command on a service's hosts, in the current release's directory, as the deploy user.
+    #[command(
+        long_about = "Run a command on a service's hosts as the deploy user, in the current release's \
+            directory (~/.local/share/ferry/SERVICE/current) with its bin/ first on PATH and \
+            FERRY_SERVICE and FERRY_RELEASE set.\n\n\
+            The words after `--` are passed as they are (each quoted for the remote shell): use \
+            `-- sh -c 'a | b'` for shell syntax. Output is printed line by line, prefixed by the \
+            host; --output json prints one object per host with stdout, stderr and exit_status.\n\n\
+            Exit: 0 when the command exited 0 on every host, 1 when it did not on one, 3 when a \
+            host could not be reached."
+    )]
+    Exec(ExecArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +118,28 @@ pub struct DeployArgs {
     /// Wait up to this long for another deploy's lock (e.g. "2m") instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_wait: Option<std::time::Duration>,
+    /// Deploy only to the hosts that failed or were not reached in the last rollout of each
+    /// service (recorded in .ferry/state.json next to the config).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// When a rollout stops (a canary failed, or more than max_fail hosts), put every host it
+    /// had switched back on its previous release.
+    #[arg(long, conflicts_with = "no_rollback")]
+    pub rollback_all_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The service whose hosts and current release to use.
+    pub service: String,
+    #[command(flatten)]
+    pub filter: HostFilter,
+    /// How many hosts to run the command on at once.
+    #[arg(long, short = 'p', default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +292,46 @@ mod tests {
             panic!()
         };
         assert_eq!(l.since.as_deref(), Some("-2h"));
+    }
+
+    #[test]
+    fn parses_exec_and_fleet_flags() {
+        let cli = Cli::try_parse_from([
+            "ferry", "exec", "api", "-H", "web", "-p", "32", "--", "ls", "-l", "--", "a b",
+        ])
+        .unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.service, "api");
+        assert_eq!(e.filter.hosts, vec!["web"]);
+        assert_eq!(e.parallel, 32);
+        assert_eq!(e.command, vec!["ls", "-l", "--", "a b"]);
+        assert!(
+            Cli::try_parse_from(["ferry", "exec", "api"]).is_err(),
+            "a command is required"
+        );
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "deploy",
+            "api",
+            "--retry-failed",
+            "--rollback-all-on-failure",
+        ])
+        .unwrap();
+        let Command::Deploy(d) = cli.command else {
+            panic!()
+        };
+        assert!(d.retry_failed && d.rollback_all_on_failure);
+        assert!(
+            Cli::try_parse_from([
+                "ferry",
+                "deploy",
+                "--no-rollback",
+                "--rollback-all-on-failure"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

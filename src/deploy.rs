@@ -1,12 +1,17 @@
-//! `ferry deploy`: prepare the release locally, then on each host (in parallel) make the plan
-//! and execute its steps, one by one, exactly as `--dry-run` prints them. When activation,
-//! verification or a health check fails, the plan's `on_failure` applies: go back to the
-//! previous verified release (judged by the checks it was deployed with), or stay.
+//! `ferry deploy`: prepare the releases locally, then roll each service out over its hosts
+//! (canary hosts first, then batches, within the failure budget: see `rollout`), and on each
+//! host make the plan and execute its steps, one by one, exactly as `--dry-run` prints them.
+//! When activation, verification or a health check fails, the plan's `on_failure` applies: go
+//! back to the previous verified release (judged by the checks it was deployed with), or stay.
+//!
+//! Several services are rolled out one after another, each with its own rollout; a rollout that
+//! stops does not stop the next service's. Each rollout's outcome per host is recorded in
+//! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::config::Config;
+use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
 use crate::fanout;
 use crate::local;
@@ -14,8 +19,11 @@ use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteSt
 use crate::release::{self, HistoryRecord};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, PlanEvent, Summary};
+use crate::report::fleet::{self, BatchEvent, RolloutEvent};
+use crate::rollout::{self, Budget};
 use crate::session::{Before, LiveFailure, ServiceSession, Session};
-use crate::targets::{self, Target};
+use crate::state;
+use crate::targets;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -23,6 +31,10 @@ pub struct Options {
     pub no_rollback: bool,
     pub lock_wait: Option<std::time::Duration>,
     pub parallel: usize,
+    /// Only the hosts that failed or were not reached in the last rollout of each service.
+    pub retry_failed: bool,
+    /// When a rollout stops, put every host it switched back on its previous release.
+    pub rollback_all_on_failure: bool,
 }
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
@@ -34,35 +46,105 @@ pub async fn run(
     reporter: Arc<Reporter>,
 ) -> Result<i32> {
     let targets = targets::resolve(config, services, hosts)?;
-    // Everything local first: bad input fails before any host changes.
-    let mut prepared: Vec<(String, Arc<LocalRelease>)> = Vec::new();
-    for t in &targets {
-        for s in &t.services {
-            if !prepared.iter().any(|(n, _)| *n == s.name) {
-                prepared.push((s.name.clone(), Arc::new(local::prepare(s).await?)));
+    let state_file = state::path(&config.path);
+    let recorded = if opts.retry_failed {
+        Some(state::load(&state_file)?)
+    } else {
+        None
+    };
+    // Each selected service with its selected hosts, in the order its `hosts` lists them.
+    let mut rollouts: Vec<(Service, Vec<Host>)> = Vec::new();
+    for service in targets::services(config, services)? {
+        if rollouts.iter().any(|(s, _)| s.name == service.name) {
+            continue;
+        }
+        let mut here: Vec<Host> = service
+            .hosts
+            .iter()
+            .filter_map(|name| {
+                targets
+                    .iter()
+                    .find(|t| {
+                        t.host.name == *name && t.services.iter().any(|s| s.name == service.name)
+                    })
+                    .map(|t| t.host.clone())
+            })
+            .collect();
+        if let Some(recorded) = &recorded {
+            let Some(retry) = recorded.retry_hosts(&service.name) else {
+                if services.contains(&service.name) {
+                    return Err(Error::Usage(format!(
+                        "--retry-failed: no rollout of {} is recorded in {}; deploy it without --retry-failed first",
+                        service.name,
+                        state_file.display()
+                    )));
+                }
+                continue;
+            };
+            here.retain(|h| retry.contains(&h.name));
+            if here.is_empty() {
+                reporter.progress(
+                    None,
+                    &format!(
+                        "{}: nothing to retry: every selected host ended ok in its last rollout",
+                        service.name
+                    ),
+                );
             }
         }
+        if !here.is_empty() {
+            rollouts.push((service, here));
+        }
     }
-    let prepared = Arc::new(prepared);
+    if recorded.is_some() && rollouts.is_empty() {
+        if reporter.format == crate::report::Format::Json {
+            reporter.emit(&Summary {
+                kind: "summary",
+                ok: 0,
+                failed: 0,
+                exit_code: exit::OK,
+                dry_run: opts.dry_run,
+                action: "deployed",
+            });
+        } else {
+            reporter.heading("nothing to retry: every selected host ended ok in its last rollout");
+        }
+        return Ok(exit::OK);
+    }
+    // Everything local first: bad input fails before any host changes.
+    let mut prepared: Vec<Arc<LocalRelease>> = Vec::new();
+    for (s, _) in &rollouts {
+        prepared.push(Arc::new(local::prepare(s).await?));
+    }
     let origin = Arc::new(local::origin(config));
     let opts = Arc::new(opts);
-    let (r, o, p) = (reporter.clone(), opts.clone(), prepared.clone());
-    let results: Vec<HostResult> = fanout::each(targets, opts.parallel, move |t: Target| {
-        let (r, o, p, origin) = (r.clone(), o.clone(), p.clone(), origin.clone());
-        async move { deploy_host(t, &p, &origin, &o, &r).await }
-    })
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut results: Vec<HostResult> = Vec::new();
+    let mut events: Vec<RolloutEvent> = Vec::new();
+    for ((service, hosts), local) in rollouts.into_iter().zip(prepared) {
+        let ctx = Ctx {
+            service: Arc::new(service),
+            local,
+            origin: origin.clone(),
+            opts: opts.clone(),
+            reporter: reporter.clone(),
+            state_file: state_file.clone(),
+        };
+        let (r, e) = roll_out(&ctx, hosts).await;
+        results.extend(r);
+        events.extend(e);
+    }
     let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
     let code = fanout::combine_codes(&codes);
     if results.len() > 1 || code != exit::OK || !opts.dry_run {
-        for r in &results {
-            reporter.emit(r);
-        }
+        reporter.results(&results);
     }
-    let ok = results.iter().filter(|r| r.code == exit::OK).count();
+    for e in &events {
+        reporter.emit(e);
+    }
+    let ok = results
+        .iter()
+        .filter(|r| rollout::is_success(&r.result))
+        .count();
     reporter.emit(&Summary {
         kind: "summary",
         ok,
@@ -74,46 +156,387 @@ pub async fn run(
     Ok(code)
 }
 
-async fn deploy_host(
-    target: Target,
-    prepared: &[(String, Arc<LocalRelease>)],
-    origin: &Origin,
-    opts: &Options,
-    reporter: &Arc<Reporter>,
-) -> Vec<HostResult> {
-    let session = match Session::open(&target.host, reporter).await {
+/// What every host of one service's rollout shares.
+struct Ctx {
+    service: Arc<Service>,
+    local: Arc<LocalRelease>,
+    origin: Arc<Origin>,
+    opts: Arc<Options>,
+    reporter: Arc<Reporter>,
+    state_file: std::path::PathBuf,
+}
+
+impl Ctx {
+    fn share(&self) -> Ctx {
+        Ctx {
+            service: self.service.clone(),
+            local: self.local.clone(),
+            origin: self.origin.clone(),
+            opts: self.opts.clone(),
+            reporter: self.reporter.clone(),
+            state_file: self.state_file.clone(),
+        }
+    }
+
+    /// Record results in the state file (a warning when it cannot be written).
+    fn record_state(&self, results: &[HostResult]) {
+        if self.opts.dry_run {
+            return;
+        }
+        let now = release::now_rfc3339();
+        let written = state::update(&self.state_file, |s| {
+            for r in results {
+                s.set(&r.service, &r.host, &r.result, r.release.as_deref(), &now);
+            }
+        });
+        if let Err(e) = written {
+            self.reporter.warn(None, &e.to_string());
+        }
+    }
+}
+
+/// Roll one service out over `hosts`: its results in rollout order, and the rollout's summary
+/// (none for a dry run).
+async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<RolloutEvent>) {
+    let service = &ctx.service;
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let waves = if ctx.opts.dry_run {
+        // A dry run changes nothing: every host shows its plan.
+        rollout::waves(&names, &Default::default())
+    } else {
+        rollout::waves(&names, &service.rollout)
+    };
+    if !ctx.opts.dry_run {
+        let now = release::now_rfc3339();
+        if let Err(e) = state::update(&ctx.state_file, |s| s.start(&service.name, &names, &now)) {
+            ctx.reporter.warn(None, &e.to_string());
+        }
+    }
+    if hosts.len() > 1 {
+        ctx.reporter.fleet_begin();
+    }
+    let budget = Arc::new(Mutex::new(Budget::new(&service.rollout)));
+    let mut results: Vec<HostResult> = Vec::new();
+    for wave in &waves {
+        let stop = budget.lock().unwrap().stop_reason();
+        if stop.is_some() {
+            break;
+        }
+        if wave.index > 0 && !service.rollout.pause.is_zero() {
+            ctx.reporter.progress(
+                None,
+                &format!(
+                    "{}: pausing {} before the next batch",
+                    service.name,
+                    humantime::format_duration(service.rollout.pause)
+                ),
+            );
+            tokio::time::sleep(service.rollout.pause).await;
+        }
+        if waves.len() > 1 {
+            let event = BatchEvent {
+                kind: "batch",
+                service: service.name.clone(),
+                batch: wave.index + 1,
+                batches: waves.len(),
+                canary: wave.canary,
+                hosts: wave.hosts.clone(),
+            };
+            ctx.reporter.progress(None, &event.text());
+            ctx.reporter.emit(&event);
+        }
+        let wave_hosts: Vec<Host> = hosts
+            .iter()
+            .filter(|h| wave.hosts.contains(&h.name))
+            .cloned()
+            .collect();
+        let (c, b, canary) = (ctx.share(), budget.clone(), wave.canary);
+        let done: Vec<HostResult> =
+            fanout::each(wave_hosts, ctx.opts.parallel, move |host: Host| {
+                let (c, b) = (c.share(), b.clone());
+                async move {
+                    // Once over budget, no further host starts, not even in this batch.
+                    if let Some(why) = b.lock().unwrap().stop_reason() {
+                        return not_reached(&host.name, &c.service.name, &why);
+                    }
+                    let r = deploy_host(&host, &c).await;
+                    if !c.opts.dry_run {
+                        b.lock().unwrap().record(
+                            &host.name,
+                            canary,
+                            rollout::is_success(&r.result),
+                        );
+                    }
+                    c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+                    r
+                }
+            })
+            .await;
+        ctx.record_state(&done);
+        results.extend(done);
+    }
+    let stopped = budget.lock().unwrap().stop_reason();
+    for name in &names {
+        if !results.iter().any(|r| r.host == *name) {
+            let why = stopped.as_deref().unwrap_or("the rollout stopped");
+            results.push(not_reached(name, &service.name, why));
+        }
+    }
+    let mut put_back = 0;
+    if let Some(why) = &stopped
+        && ctx.opts.rollback_all_on_failure
+    {
+        let switched: Vec<(Host, HostResult)> = results
+            .iter()
+            .filter(|r| r.result == "ok")
+            .filter_map(|r| {
+                let host = hosts.iter().find(|h| h.name == r.host)?;
+                Some((host.clone(), r.clone()))
+            })
+            .collect();
+        if !switched.is_empty() {
+            ctx.reporter.progress(
+                None,
+                &format!(
+                    "{}: putting {} switched host(s) back on their previous release (--rollback-all-on-failure)",
+                    service.name,
+                    switched.len()
+                ),
+            );
+        }
+        let (c, why) = (ctx.share(), Arc::new(why.clone()));
+        let back: Vec<HostResult> = fanout::each(
+            switched,
+            ctx.opts.parallel,
+            move |(host, r): (Host, HostResult)| {
+                let (c, why) = (c.share(), why.clone());
+                async move {
+                    let r = put_back_host(&host, r, &why, &c).await;
+                    c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+                    r
+                }
+            },
+        )
+        .await;
+        ctx.record_state(&back);
+        for b in back {
+            if b.result == "rolled-back" {
+                put_back += 1;
+            }
+            if let Some(r) = results.iter_mut().find(|r| r.host == b.host) {
+                *r = b;
+            }
+        }
+    }
+    ctx.reporter.fleet_end();
+    if ctx.opts.dry_run {
+        return (results, None);
+    }
+    let count = |f: &dyn Fn(&HostResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let not_reached = count(&|r| r.result == "not-reached");
+    // Over budget after the last host started: nothing was left out, the rollout went through.
+    let stopped = stopped.filter(|_| not_reached > 0 || ctx.opts.rollback_all_on_failure);
+    let event = RolloutEvent {
+        kind: "rollout",
+        service: service.name.clone(),
+        hosts: names.len(),
+        batches: waves.len(),
+        deployed: count(&|r| r.result == "ok"),
+        failed: budget.lock().unwrap().failed().len(),
+        put_back,
+        not_reached,
+        stopped,
+    };
+    (results, Some(event))
+}
+
+/// A host the rollout did not start on: it keeps its release.
+fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
+    HostResult::new(
+        host,
+        service,
+        "not-reached",
+        None,
+        None,
+        Some(format!(
+            "not reached, keeps its current release: the rollout stopped ({why})"
+        )),
+        exit::OK,
+    )
+}
+
+/// Deploy the service to one host (its own connection).
+async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
+    let session = match Session::open(host, &ctx.reporter).await {
         Ok(s) => s,
         Err(e) => {
-            reporter.error(&e);
-            return target
-                .services
-                .iter()
-                .map(|s| {
-                    HostResult::new(
-                        &target.host.name,
-                        &s.name,
-                        "unreachable",
-                        None,
-                        None,
-                        Some(e.to_string()),
-                        e.exit_code(),
-                    )
-                })
-                .collect();
+            ctx.reporter.error(&e);
+            return HostResult::new(
+                &host.name,
+                &ctx.service.name,
+                "unreachable",
+                None,
+                None,
+                Some(e.to_string()),
+                e.exit_code(),
+            );
         }
     };
-    let mut results = Vec::new();
-    for service in &target.services {
-        let local = &prepared
-            .iter()
-            .find(|(n, _)| *n == service.name)
-            .expect("every service was prepared")
-            .1;
-        let ss = session.service(service);
-        results.push(deploy_service(&ss, local, origin, opts).await);
-    }
+    let ss = session.service(&ctx.service);
+    let result = deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts).await;
     session.close().await;
-    results
+    result
+}
+
+/// `--rollback-all-on-failure`: put a host that went through back on the release it had
+/// before (`deployed.previous`), as `ferry rollback --to` would, if it is still on the release
+/// this rollout gave it.
+async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) -> HostResult {
+    let (Some(new), Some(old)) = (deployed.release.clone(), deployed.previous.clone()) else {
+        let note = "stays on the new release: it had no release before this deploy".to_string();
+        ctx.reporter.warn(Some(&host.name), &note);
+        return HostResult {
+            reason: Some(note),
+            ..deployed
+        };
+    };
+    let result = |result: &str, reason: String, code: i32| {
+        HostResult::new(
+            &host.name,
+            &ctx.service.name,
+            result,
+            Some(&new),
+            Some(&old),
+            Some(reason),
+            code,
+        )
+    };
+    let session = match Session::open(host, &ctx.reporter).await {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.reporter.error(&e);
+            return result(
+                "rollback-failed",
+                format!("deployed, but could not be put back on {old}: {e}"),
+                e.exit_code(),
+            );
+        }
+    };
+    let ss = session.service(&ctx.service);
+    let r = match ss
+        .lock(ctx.opts.lock_wait, "rollback", &ctx.origin.by)
+        .await
+    {
+        Ok(lock) => {
+            let r = put_back_locked(&ss, &new, &old, why, ctx).await;
+            lock.release().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    session.close().await;
+    r.unwrap_or_else(|e| {
+        let reason = match e {
+            Error::Refused { message, .. } => message,
+            e => e.to_string(),
+        };
+        result(
+            "rollback-failed",
+            format!("deployed, but could not be put back on {old}: {reason}"),
+            exit::FAILED,
+        )
+    })
+}
+
+async fn put_back_locked(
+    ss: &ServiceSession<'_>,
+    new: &str,
+    old: &str,
+    why: &str,
+    ctx: &Ctx,
+) -> Result<HostResult> {
+    let remote = ss.probe(&[], false).await?;
+    let current = remote.current.as_deref();
+    if current != Some(new) {
+        let note = format!(
+            "left alone: its current release is now {} (not {new}, which this rollout deployed)",
+            current.unwrap_or("none")
+        );
+        ss.warn(&note);
+        return Ok(ss.result("ok", current, Some(old), Some(note), exit::OK));
+    }
+    let (manifests, _) = ss.manifests().await?;
+    let Some(back) = manifests
+        .into_iter()
+        .find(|(id, _)| id == old)
+        .and_then(|(_, m)| m)
+    else {
+        return Err(Error::Refused {
+            host: ss.host.name.clone(),
+            message: format!("release {old} is no longer on the host (or has no manifest)"),
+            code: exit::FAILED,
+        });
+    };
+    ss.phase(
+        "rollback",
+        format!("putting {old} back (the rollout stopped)"),
+    );
+    let record = |outcome: &str, reason: String| HistoryRecord {
+        time: release::now_rfc3339(),
+        action: "rollback".into(),
+        release: old.to_string(),
+        previous: Some(new.to_string()),
+        outcome: outcome.into(),
+        by: ctx.origin.by.clone(),
+        git_commit: back.git_commit.clone(),
+        reason: Some(reason),
+    };
+    let because = format!(
+        "--rollback-all-on-failure: the rollout of {} stopped: {why}",
+        ss.service.name
+    );
+    match ss.restore(&back, remote.current_manifest()).await? {
+        Ok(()) => {
+            ss.record(&record("ok", because)).await;
+            Ok(ss.result(
+                "rolled-back",
+                Some(new),
+                Some(old),
+                Some(format!(
+                    "deployed, then put back on {old}: the rollout stopped ({why})"
+                )),
+                exit::ROLLED_BACK,
+            ))
+        }
+        Err(f) => {
+            ss.warn(&format!("{}: {}", ss.service.name, f.reason));
+            ss.show_journal(f.since.as_deref(), &f.units).await;
+            // Go back to the release that passed its checks in this rollout.
+            let again = match remote.current_manifest() {
+                Some(m) => ss.restore(m, Some(&back)).await?.err().map(|f| f.reason),
+                None => Some("its manifest is unreadable".into()),
+            };
+            ss.record(&record("failed", format!("{because}; {}", f.reason)))
+                .await;
+            let reason = match again {
+                None => format!(
+                    "could not be put back on {old} ({}); back on {new}",
+                    f.reason
+                ),
+                Some(e) => format!(
+                    "PUTTING {old} BACK FAILED ({}); GOING BACK TO {new} FAILED TOO: {e}",
+                    f.reason
+                ),
+            };
+            Ok(ss.result(
+                "rollback-failed",
+                Some(new),
+                Some(old),
+                Some(reason),
+                exit::FAILED,
+            ))
+        }
+    }
 }
 
 /// Deploy one service on one host; every outcome is a [`HostResult`].

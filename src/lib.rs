@@ -9,6 +9,7 @@ pub mod config;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod exec;
 pub mod fanout;
 pub mod health;
 pub mod human;
@@ -25,10 +26,12 @@ pub mod releases;
 pub mod report;
 pub mod revert;
 pub mod rollback;
+pub mod rollout;
 pub mod session;
 pub mod sftp;
 pub mod shell;
 pub mod ssh;
+pub mod state;
 pub mod status;
 pub mod systemd;
 pub mod targets;
@@ -67,7 +70,7 @@ pub fn main() -> i32 {
         .expect("tokio runtime");
     let interrupted_note = match cli.command {
         Command::Deploy(_) => Some(
-            "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout",
+            "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout; `ferry deploy --retry-failed` deploys to the hosts that were not done",
         ),
         Command::Rollback(_) => Some(
             "interrupted: a host may be left between releases; check with `ferry status` and run the rollback again",
@@ -142,6 +145,8 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 no_rollback: args.no_rollback,
                 lock_wait: args.lock_wait,
                 parallel: args.parallel as usize,
+                retry_failed: args.retry_failed,
+                rollback_all_on_failure: args.rollback_all_on_failure,
             };
             // ferry's lints of the units, before any connection (lint = "deny": exit 2).
             let named: Vec<&config::Service> = config
@@ -207,6 +212,16 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             }
             unit_check::lint_local(&[&service[0]], reporter)?;
             Ok(exit::OK)
+        }
+        Command::Exec(args) => {
+            let config = config::load(&config_path)?;
+            let opts = exec::Options {
+                service: args.service,
+                hosts: args.filter.hosts,
+                parallel: args.parallel as usize,
+                command: args.command,
+            };
+            exec::run(&config, opts, reporter.clone()).await
         }
         Command::Releases(args) => {
             let config = config::load(&config_path)?;

@@ -25,6 +25,7 @@ mod config_errors;
 mod deploy;
 mod doctor;
 mod faults;
+mod fleets;
 mod logs_status;
 mod plan;
 mod props;

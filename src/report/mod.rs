@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::error::Error;
 
 pub mod deploy;
+pub mod fleet;
 pub mod releases;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct Reporter {
     pub progress_bars: bool,
     lock: Mutex<()>,
     multi: indicatif::MultiProgress,
+    /// Live per-host lines of a rollout (see [`fleet::Lines`]).
+    fleet: fleet::Lines,
 }
 
 fn color_allowed(is_tty: bool) -> bool {
@@ -107,6 +110,7 @@ impl Reporter {
             progress_bars,
             lock: Mutex::new(()),
             multi,
+            fleet: fleet::Lines::default(),
         }
     }
 
@@ -138,6 +142,11 @@ impl Reporter {
     /// A progress message on stderr (hidden with --quiet).
     pub fn progress(&self, host: Option<&str>, message: &str) {
         if self.quiet {
+            return;
+        }
+        if let Some(h) = host
+            && self.fleet_update(h, message)
+        {
             return;
         }
         let line = match host {
@@ -193,6 +202,10 @@ impl Reporter {
 
     /// A byte progress bar for one host's upload (hidden when not on a terminal).
     pub fn bytes_bar(&self, host: &str, total: u64) -> indicatif::ProgressBar {
+        if self.fleet.is_active() {
+            // A fleet shows one line per host, not a bar per upload.
+            return indicatif::ProgressBar::hidden();
+        }
         let bar = self.multi.add(indicatif::ProgressBar::new(total));
         bar.set_style(
             indicatif::ProgressStyle::with_template(

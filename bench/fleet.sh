@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Benchmark of ferry on a fleet: wall time on many hosts vs one host, on the test remote.
+#
+#   sudo tests/remote/ferry-remote start && bench/fleet.sh
+#
+# 1. `ferry exec SERVICE -- true` on 1 host vs 16 hosts (--parallel 16): connection, auth and one
+#    command per host. The 16 hosts are 8 remote users, each under two host names (exec keeps no
+#    state per host, so sharing a user changes nothing).
+# 2. `ferry deploy` (a 5 MiB file + a unit, default settle_time 1.5 s) to 1 host vs 8 hosts at
+#    once, and vs 8 hosts in batches of 2 (4 batches). A deploy holds a lock per user and
+#    service, so each deployed host needs its own user: 8 is what the remote gives this bench.
+# Users: $BENCH_USERS (default ferry25..ferry32). Medians of $BENCH_RUNS runs (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+read -r -a users <<<"${BENCH_USERS:-ferry25 ferry26 ferry27 ferry28 ferry29 ferry30 ferry31 ferry32}"
+runs=${BENCH_RUNS:-3}
+remote=tests/remote/ferry-remote
+eval "$("$remote" env)"
+cargo build --release --quiet
+ferry=$PWD/target/release/ferry
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
+          -o "UserKnownHostsFile=$FERRY_TEST_KNOWN_HOSTS" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
+rssh() { local u=$1; shift; ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$u@$FERRY_TEST_HOST" "$@"; }
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+for u in "${users[@]}"; do
+  rssh "$u" 'systemctl --user stop fleetbench.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/.config/systemd/user/fleetbench.service; systemctl --user daemon-reload' || true
+done
+
+printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench.service"
+{
+  i=0
+  for round in 1 2; do
+    for u in "${users[@]}"; do
+      i=$((i + 1))
+      printf '[hosts.b%02d]\naddress = "%s"\nport = %s\nuser = "%s"\nidentity = "%s"\nknown_hosts = "%s"\n\n' \
+        "$i" "$FERRY_TEST_HOST" "$FERRY_TEST_PORT" "$u" "$FERRY_TEST_KEY" "$FERRY_TEST_KNOWN_HOSTS"
+    done
+  done
+  n=${#users[@]}
+  printf '[groups]\none = ["b01"]\nall = [%s]\ndistinct = [%s]\n\n' \
+    "$(seq -f '"b%02g"' -s, 1 $((2 * n)))" "$(seq -f '"b%02g"' -s, 1 "$n")"
+  cat <<TOML
+[services.fleetbench]
+hosts = ["distinct"]
+units = ["fleetbench.service"]
+keep_releases = 3
+
+[services.fleetbench.rollout]
+batch = ${BENCH_BATCH:-100}
+
+[[services.fleetbench.files]]
+source = "app.bin"
+dest = "bin/app"
+mode = "0755"
+TOML
+} >"$work/deploy.toml"
+
+cfg="$work/deploy.toml"
+# Every user gets the service once, so that exec finds a current release everywhere.
+head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
+"$ferry" -q -c "$cfg" deploy --parallel 8 >/dev/null
+
+timed() { # the command; prints its wall time in seconds; fails loudly if it fails
+  local t0 t1
+  t0=$(now)
+  "$@" >/dev/null 2>"$work/err" || { echo "bench: failed: $*" >&2; cat "$work/err" >&2; exit 1; }
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
+
+exec1=(); exec16=(); dep1=(); dep8=(); dep8b=()
+for _ in $(seq "$runs"); do
+  exec1+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H one -- true)")
+  exec16+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H all --parallel 16 -- true)")
+  head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
+  dep1+=("$(timed "$ferry" -q -c "$cfg" deploy -H one)")
+  head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
+  dep8+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel 8)")
+  head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
+  sed -i 's/^batch = .*/batch = 2/' "$cfg"
+  dep8b+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel 8)")
+  sed -i "s/^batch = .*/batch = ${BENCH_BATCH:-100}/" "$cfg"
+done
+
+m() { printf '%s\n' "$@" | median; }
+e1=$(m "${exec1[@]}"); e16=$(m "${exec16[@]}")
+d1=$(m "${dep1[@]}"); d8=$(m "${dep8[@]}"); d8b=$(m "${dep8b[@]}")
+printf '\n%-58s %9s %9s %7s\n' "measure (median of $runs)" "1 host" "N hosts" "ratio"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "exec -- true: 1 host vs 16 hosts (--parallel 16)" "$e1" "$e16" "$(echo "$e16 / $e1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs 8 hosts (one batch)" "$d1" "$d8" "$(echo "$d8 / $d1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs 8 hosts (batch = 2)" "$d1" "$d8b" "$(echo "$d8b / $d1" | bc -l)"
+
+for u in "${users[@]}"; do
+  rssh "$u" 'systemctl --user stop fleetbench.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/.config/systemd/user/fleetbench.service; systemctl --user daemon-reload' || true
+done
