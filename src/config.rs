@@ -76,6 +76,57 @@ pub struct Service {
     pub confirm_timeout: Duration,
     /// How the deploy moves across the service's hosts.
     pub rollout: Rollout,
+    // Environment and hooks (issue 10).
+    /// `[services.NAME.env]`: written to the release as a 0600 env file (`.ferry/env`), which
+    /// every `.service` unit of the service reads (see `crate::env`). Values are resolved on
+    /// the machine running ferry, once per deploy, and never printed.
+    pub env: BTreeMap<String, EnvValue>,
+    /// `[services.NAME.hooks]`.
+    pub hooks: Hooks,
+}
+
+/// Where the value of an environment variable comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// Written in deploy.toml.
+    Literal(String),
+    /// `{ env = "VAR" }`: ferry's own environment (e.g. a CI secret).
+    Env(String),
+    /// `{ command = "..." }`: stdout of `sh -c COMMAND`, run in the config file's directory,
+    /// one trailing newline removed.
+    Command { command: String, dir: PathBuf },
+    /// `{ file = "..." }`: a local file's content (resolved against the config's directory).
+    File(PathBuf),
+}
+
+/// `[services.NAME.hooks]`: commands run around the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hooks {
+    /// On each host, in the new release's directory with its env, under the lock, before
+    /// anything live changes. Failure stops that host's deploy.
+    pub before_switch: Option<String>,
+    /// On each host once the units are verified (and healthy). Failure fails the deploy
+    /// (rolled back).
+    pub after_switch: Option<String>,
+    /// On the machine running ferry, once per deploy, after every host, in the config's
+    /// directory.
+    pub local_after: Option<String>,
+    /// The longest a hook may run (default 5m).
+    pub timeout: Duration,
+    /// The config file's directory (where `local_after` runs).
+    pub dir: PathBuf,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            before_switch: None,
+            after_switch: None,
+            local_after: None,
+            timeout: Duration::from_secs(300),
+            dir: PathBuf::from("."),
+        }
+    }
 }
 
 /// `[services.NAME.rollout]`: canary hosts first, then batches, stopping after too many
@@ -316,6 +367,18 @@ struct RawService {
     keep_releases: Option<usize>,
     confirm_timeout: Option<String>,
     rollout: Option<RawRollout>,
+    // Environment and hooks (issue 10).
+    env: Option<BTreeMap<String, toml::Value>>,
+    hooks: Option<RawHooks>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    before_switch: Option<String>,
+    after_switch: Option<String>,
+    local_after: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -815,7 +878,8 @@ impl<'a> Validator<'a> {
 
     /// Control characters in any key or string value are refused: names and paths are printed
     /// (`--dry-run`, errors, events), and an escape sequence in them would drive the terminal.
-    /// A health `command` may span lines (newlines and tabs).
+    /// A health `command`, hooks and env values (never printed) may span lines (newlines and
+    /// tabs).
     fn control_characters(&mut self) {
         fn walk<'d>(v: &mut Validator, value: &'d DeValue<'d>, path: &mut Vec<Seg<'d>>) {
             match value {
@@ -827,7 +891,7 @@ impl<'a> Validator<'a> {
                             _,
                             Seg::Key("health"),
                             Seg::Key("command")
-                        ]
+                        ] | [Seg::Key("services"), _, Seg::Key("hooks" | "env"), ..]
                     );
                     if let Some(c) = s
                         .chars()
@@ -1325,8 +1389,22 @@ impl<'a> Validator<'a> {
         }
         // The self-revert must not fire while ferry is still verifying: confirm_timeout covers
         // the start, the settle time and the health checks. The default: 60 s, or that plus 10 s.
+        // Environment and hooks (issue 10).
+        let env = self.env(name, s.env.unwrap_or_default(), base);
+        let hooks = self.hooks(name, s.hooks, base);
         let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
-        let verification = start_timeout + settle_time + health_timeout;
+        // An after_switch hook runs while the self-revert is armed: it is part of verification.
+        let hook_timeout = hooks
+            .after_switch
+            .as_ref()
+            .map(|_| hooks.timeout)
+            .unwrap_or_default();
+        let verification = start_timeout + settle_time + health_timeout + hook_timeout;
+        let parts = if hook_timeout.is_zero() {
+            "start_timeout + settle_time + health.timeout"
+        } else {
+            "start_timeout + settle_time + health.timeout + hooks.timeout (after_switch)"
+        };
         let confirm_timeout = self.duration(
             &sk("confirm_timeout"),
             s.confirm_timeout.as_deref(),
@@ -1336,7 +1414,7 @@ impl<'a> Validator<'a> {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
-                    "start_timeout + settle_time + health.timeout ({}) leave no room for the automatic rollback timer, which is at most 24h: shorten them",
+                    "{parts} ({}) leave no room for the automatic rollback timer, which is at most 24h: shorten them",
                     humantime::format_duration(verification),
                 ),
             );
@@ -1344,7 +1422,7 @@ impl<'a> Validator<'a> {
             self.error(
                 &sk("confirm_timeout"),
                 format!(
-                    "must be longer than start_timeout + settle_time + health.timeout ({}); otherwise the host reverts a deploy that is still being verified",
+                    "must be longer than {parts} ({}); otherwise the host reverts a deploy that is still being verified",
                     humantime::format_duration(verification)
                 ),
             );
@@ -1363,6 +1441,112 @@ impl<'a> Validator<'a> {
             keep_releases,
             confirm_timeout,
             rollout,
+            env,
+            hooks,
+        }
+    }
+
+    /// `[services.NAME.env]`: names a shell and systemd accept; values a literal (string,
+    /// number, boolean) or one of `{ env = "VAR" }`, `{ command = "..." }`, `{ file = "..." }`.
+    fn env(
+        &mut self,
+        name: &str,
+        raw: BTreeMap<String, toml::Value>,
+        base: &Path,
+    ) -> BTreeMap<String, EnvValue> {
+        const HOW: &str = "write a string, or one of { env = \"VAR\" }, { command = \"...\" }, { file = \"PATH\" }";
+        let mut env = BTreeMap::new();
+        for (var, value) in raw {
+            let key = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("env"),
+                Seg::Key(&var),
+            ];
+            if !crate::env::valid_name(&var) {
+                self.error(
+                    &key,
+                    "variable names may use letters, digits and `_`, and must not start with a digit",
+                );
+                continue;
+            }
+            if var.starts_with("FERRY_") {
+                self.error(
+                    &key,
+                    "names starting with FERRY_ are ferry's own (hooks get FERRY_SERVICE, FERRY_HOST, ...); rename it",
+                );
+                continue;
+            }
+            let parsed = match value {
+                toml::Value::String(v) => Ok(EnvValue::Literal(v)),
+                toml::Value::Integer(n) => Ok(EnvValue::Literal(n.to_string())),
+                toml::Value::Float(f) => Ok(EnvValue::Literal(f.to_string())),
+                toml::Value::Boolean(b) => Ok(EnvValue::Literal(b.to_string())),
+                toml::Value::Table(t) => {
+                    let mut entries = t.into_iter();
+                    match (entries.next(), entries.next()) {
+                        (Some((kind, toml::Value::String(v))), None) => match kind.as_str() {
+                            "env" if crate::env::valid_name(&v) => Ok(EnvValue::Env(v)),
+                            "env" => Err(format!(
+                                "`{}` is not an environment variable name",
+                                printable(&v)
+                            )),
+                            "command" if v.trim().is_empty() => {
+                                Err("`command` must not be empty".to_string())
+                            }
+                            "command" => Ok(EnvValue::Command {
+                                command: v,
+                                dir: base.to_path_buf(),
+                            }),
+                            "file" => Ok(EnvValue::File(base.join(v))),
+                            other => Err(format!("unknown source `{}`; {HOW}", printable(other))),
+                        },
+                        (Some(_), None) => Err(format!("the source must be a string; {HOW}")),
+                        _ => Err(format!("give exactly one source; {HOW}")),
+                    }
+                }
+                other => Err(format!("a {} is not a value; {HOW}", other.type_str())),
+            };
+            match parsed {
+                Ok(v) => {
+                    env.insert(var, v);
+                }
+                Err(e) => self.error(&key, e),
+            }
+        }
+        env
+    }
+
+    fn hooks(&mut self, name: &str, raw: Option<RawHooks>, base: &Path) -> Hooks {
+        let Some(h) = raw else {
+            return Hooks {
+                dir: base.to_path_buf(),
+                ..Hooks::default()
+            };
+        };
+        let hk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("hooks"),
+                Seg::Key(key),
+            ]
+        };
+        for (key, command) in [
+            ("before_switch", &h.before_switch),
+            ("after_switch", &h.after_switch),
+            ("local_after", &h.local_after),
+        ] {
+            if command.as_ref().is_some_and(|c| c.trim().is_empty()) {
+                self.error(&hk(key), "must not be empty (leave it out for no hook)");
+            }
+        }
+        Hooks {
+            timeout: self.duration(&hk("timeout"), h.timeout.as_deref(), Hooks::default().timeout),
+            before_switch: h.before_switch,
+            after_switch: h.after_switch,
+            local_after: h.local_after,
+            dir: base.to_path_buf(),
         }
     }
 
@@ -1736,6 +1920,68 @@ mod tests {
 
     fn parse_err(text: &str) -> ConfigErrors {
         parse(text, Path::new("conf/deploy.toml"), &env()).expect_err("config should be refused")
+    }
+
+    #[test]
+    fn env_values_and_hooks() {
+        let c = parse_ok(
+            r#"
+[hosts.a]
+address = "a"
+[services.api.env]
+LOG_LEVEL = "info"
+PORT = 8080
+DATABASE_URL = { env = "API_DATABASE_URL" }
+API_TOKEN = { command = "pass show api/token" }
+SENTRY_DSN = { file = "secrets/sentry.dsn" }
+[services.api.hooks]
+before_switch = "bin/api migrate"
+after_switch = "bin/api warm"
+local_after = "scripts/notify.sh"
+timeout = "2m"
+"#,
+        );
+        let s = &c.services["api"];
+        assert_eq!(s.env["LOG_LEVEL"], EnvValue::Literal("info".into()));
+        assert_eq!(s.env["PORT"], EnvValue::Literal("8080".into()));
+        assert_eq!(s.env["DATABASE_URL"], EnvValue::Env("API_DATABASE_URL".into()));
+        assert_eq!(
+            s.env["API_TOKEN"],
+            EnvValue::Command {
+                command: "pass show api/token".into(),
+                dir: "conf".into()
+            }
+        );
+        assert_eq!(s.env["SENTRY_DSN"], EnvValue::File("conf/secrets/sentry.dsn".into()));
+        assert_eq!(s.hooks.before_switch.as_deref(), Some("bin/api migrate"));
+        assert_eq!(s.hooks.timeout, Duration::from_secs(120));
+        // The after_switch hook runs while the self-revert is armed.
+        assert_eq!(s.confirm_timeout, Duration::from_secs(30 + 120 + 10) + Duration::from_millis(1500));
+        assert_eq!(c.services["api"].hooks.dir, PathBuf::from("conf"));
+    }
+
+    #[test]
+    fn bad_env_and_hooks_name_line_and_key() {
+        let e = parse_err(
+            "[hosts.a]\naddress = \"a\"\n[services.api.env]\n\"1X\" = \"v\"\nA = { vault = \"x\" }\nB = { env = \"X\", file = \"y\" }\nFERRY_HOST = \"x\"\nC = [1]\n[services.api.hooks]\nbefore_switch = \" \"\ntimeout = \"soon\"\n",
+        );
+        let text = e.to_string();
+        for (line, key) in [
+            (4, "services.api.env.1X"),
+            (5, "services.api.env.A"),
+            (6, "services.api.env.B"),
+            (7, "services.api.env.FERRY_HOST"),
+            (8, "services.api.env.C"),
+            (10, "services.api.hooks.before_switch"),
+            (11, "services.api.hooks.timeout"),
+        ] {
+            assert!(
+                text.contains(&format!("conf/deploy.toml:{line}: `{key}`")),
+                "{key} at line {line}:\n{text}"
+            );
+        }
+        // A multi-line value is fine (a PEM key); an escape character is not.
+        parse_ok("[hosts.a]\naddress = \"a\"\n[services.api.env]\nKEY = \"\"\"\nline1\nline2\n\"\"\"\n");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
 use crate::fanout;
+use crate::hooks::{self, Hook};
 use crate::local;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
 use crate::release::{self, HistoryRecord};
@@ -59,6 +60,14 @@ pub async fn run(
     if results.len() > 1 || code != exit::OK || !opts.dry_run {
         for r in &results {
             reporter.emit(r);
+        }
+    }
+    if !opts.dry_run {
+        for (name, local) in prepared.iter() {
+            let mine: Vec<&HostResult> = results.iter().filter(|r| r.service == *name).collect();
+            if let Some(service) = config.services.get(name) {
+                hooks::run_local(service, &mine, local.env.as_ref(), &reporter).await;
+            }
         }
     }
     let ok = results.iter().filter(|r| r.code == exit::OK).count();
@@ -279,6 +288,31 @@ pub async fn execute(
                 ss.seal(plan, local, &s).await?;
                 s.close().await;
             }
+            Step::BeforeSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::BeforeSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
+                    // Nothing live changed: the old release keeps serving.
+                    ss.record(&record("failed", Some(reason.clone()))).await;
+                    return Ok(ss.result(
+                        "failed",
+                        Some(id),
+                        previous,
+                        Some(format!(
+                            "{reason}; nothing live changed, {} keeps serving",
+                            previous.unwrap_or("no release")
+                        )),
+                        exit::FAILED,
+                    ));
+                }
+            }
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, remote).await?;
                 ss.arm_revert(&plan.manifest, &to, &origin.by).await?;
@@ -315,6 +349,25 @@ pub async fn execute(
             Step::Health { .. } => {
                 let checks = ss.service.health.as_ref().expect("planned with health");
                 if let Some(reason) = ss.health(checks).await {
+                    let f = LiveFailure {
+                        reason,
+                        since: before.since.clone(),
+                        units: activation.verify_units(),
+                    };
+                    return fail(ss, plan, remote, origin, armed, f).await;
+                }
+            }
+            Step::AfterSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::AfterSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
                     let f = LiveFailure {
                         reason,
                         since: before.since.clone(),

@@ -48,6 +48,8 @@ impl LocalUnit {
 pub struct LocalRelease {
     pub files: Vec<LocalFile>,
     pub units: Vec<LocalUnit>,
+    /// The service's env file (`.ferry/env`), when it has `[env]`.
+    pub env: Option<crate::env::EnvFile>,
 }
 
 impl LocalRelease {
@@ -59,6 +61,9 @@ impl LocalRelease {
         }
         for u in &self.units {
             h.update(format!("u {} {}\n", u.name, u.sha256));
+        }
+        if let Some(env) = &self.env {
+            h.update(format!("e {}\n", env.sha256()));
         }
         hex(&h.finalize())
     }
@@ -295,6 +300,9 @@ pub enum Step {
     /// Write the unit files and the manifest, then rename the staging directory to
     /// `releases/ID`: the release is complete on the host.
     Seal { release: String },
+    /// Run the `before_switch` hook in the new release's directory, with its env. Failure
+    /// stops the deploy on this host before anything live changes.
+    BeforeSwitch { command: String },
     /// Arm a timer on the host that goes back to `to` unless the deploy is confirmed in time.
     ArmRevert { to: String, after_ms: u64 },
     /// Install the units, switch `current`, daemon-reload, enable, stop, restart, start.
@@ -303,6 +311,9 @@ pub enum Step {
     Verify { units: Vec<String> },
     /// Run the health checks.
     Health { checks: Vec<String> },
+    /// Run the `after_switch` hook in the new (now current) release's directory. Failure fails
+    /// the deploy (the plan's `on_failure` applies).
+    AfterSwitch { command: String },
     /// Disarm the self-revert and record the release as deployed.
     Confirm { release: String },
     /// Delete old releases (never `current`, never the last verified one).
@@ -331,10 +342,12 @@ impl Step {
             Step::Reuse { .. } => "reuse",
             Step::Upload { .. } => "upload",
             Step::Seal { .. } => "seal",
+            Step::BeforeSwitch { .. } => "before-switch",
             Step::ArmRevert { .. } => "arm-revert",
             Step::Activate { .. } => "activate",
             Step::Verify { .. } => "verify",
             Step::Health { .. } => "health",
+            Step::AfterSwitch { .. } => "after-switch",
             Step::Confirm { .. } => "confirm",
             Step::Prune { .. } => "prune",
         }
@@ -365,6 +378,9 @@ pub struct Plan {
     pub previous_verified: bool,
     pub files: Vec<FilePlan>,
     pub units: Vec<UnitPlan>,
+    /// Names of the variables of the release's env file (never their values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     pub enable: Vec<String>,
     /// Changed socket units (not restarted by the list) stopped before the restart.
     pub stop_first: Vec<String>,
@@ -523,6 +539,12 @@ pub fn make(
                 size: f.size,
                 sha256: f.sha256.clone(),
             })
+            .chain(local.env.iter().map(|e| ManifestFile {
+                dest: crate::env::file_in_release(),
+                mode: 0o600,
+                size: e.size(),
+                sha256: e.sha256(),
+            }))
             .collect(),
         units: local
             .units
@@ -544,6 +566,11 @@ pub fn make(
         previous_verified: remote.current_verified(),
         files,
         units,
+        env: local
+            .env
+            .as_ref()
+            .map(|e| e.names.clone())
+            .unwrap_or_default(),
         enable,
         stop_first,
         restart,
@@ -638,6 +665,11 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
     steps.push(Step::Seal {
         release: plan.release.clone(),
     });
+    if let Some(command) = &service.hooks.before_switch {
+        steps.push(Step::BeforeSwitch {
+            command: command.clone(),
+        });
+    }
     if let OnFailure::RollBack { to } = &plan.on_failure {
         steps.push(Step::ArmRevert {
             to: to.clone(),
@@ -654,6 +686,11 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
     if let Some(h) = &service.health {
         steps.push(Step::Health {
             checks: health_names(h),
+        });
+    }
+    if let Some(command) = &service.hooks.after_switch {
+        steps.push(Step::AfterSwitch {
+            command: command.clone(),
         });
     }
     steps.push(Step::Confirm {
@@ -904,6 +941,7 @@ dest = "share/msg"
                     sha256: "22".repeat(32),
                 },
             ],
+            env: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
 
 pub mod doctor;
+pub mod hooks;
 pub mod logs;
 pub mod status;
 
