@@ -17,6 +17,7 @@
 //! - ferry19: deploy to a group (config_errors)
 //! - ferry20..ferry24: faults
 //! - ferry25..ferry32: fleets
+//! - ferry37..ferry40: services (env, hooks)
 
 mod support;
 
@@ -27,4 +28,5 @@ mod faults;
 mod logs_status;
 mod plan;
 mod safety;
+mod services;
 mod transport;
