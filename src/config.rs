@@ -1542,7 +1542,11 @@ impl<'a> Validator<'a> {
             }
         }
         Hooks {
-            timeout: self.duration(&hk("timeout"), h.timeout.as_deref(), Hooks::default().timeout),
+            timeout: self.duration(
+                &hk("timeout"),
+                h.timeout.as_deref(),
+                Hooks::default().timeout,
+            ),
             before_switch: h.before_switch,
             after_switch: h.after_switch,
             local_after: h.local_after,
@@ -1944,7 +1948,10 @@ timeout = "2m"
         let s = &c.services["api"];
         assert_eq!(s.env["LOG_LEVEL"], EnvValue::Literal("info".into()));
         assert_eq!(s.env["PORT"], EnvValue::Literal("8080".into()));
-        assert_eq!(s.env["DATABASE_URL"], EnvValue::Env("API_DATABASE_URL".into()));
+        assert_eq!(
+            s.env["DATABASE_URL"],
+            EnvValue::Env("API_DATABASE_URL".into())
+        );
         assert_eq!(
             s.env["API_TOKEN"],
             EnvValue::Command {
@@ -1952,11 +1959,17 @@ timeout = "2m"
                 dir: "conf".into()
             }
         );
-        assert_eq!(s.env["SENTRY_DSN"], EnvValue::File("conf/secrets/sentry.dsn".into()));
+        assert_eq!(
+            s.env["SENTRY_DSN"],
+            EnvValue::File("conf/secrets/sentry.dsn".into())
+        );
         assert_eq!(s.hooks.before_switch.as_deref(), Some("bin/api migrate"));
         assert_eq!(s.hooks.timeout, Duration::from_secs(120));
         // The after_switch hook runs while the self-revert is armed.
-        assert_eq!(s.confirm_timeout, Duration::from_secs(30 + 120 + 10) + Duration::from_millis(1500));
+        assert_eq!(
+            s.confirm_timeout,
+            Duration::from_secs(30 + 120 + 10) + Duration::from_millis(1500)
+        );
         assert_eq!(c.services["api"].hooks.dir, PathBuf::from("conf"));
     }
 
@@ -1981,7 +1994,9 @@ timeout = "2m"
             );
         }
         // A multi-line value is fine (a PEM key); an escape character is not.
-        parse_ok("[hosts.a]\naddress = \"a\"\n[services.api.env]\nKEY = \"\"\"\nline1\nline2\n\"\"\"\n");
+        parse_ok(
+            "[hosts.a]\naddress = \"a\"\n[services.api.env]\nKEY = \"\"\"\nline1\nline2\n\"\"\"\n",
+        );
     }
 
     #[test]

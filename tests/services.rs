@@ -151,11 +151,7 @@ fn unresolvable_env_values_stop_before_any_connection() {
         "{run}"
     );
     // A failing command: exit 2, its value never used.
-    let p = project(
-        user,
-        "TOKEN = { command = \"cat dsn.txt; exit 3\" }",
-        "",
-    );
+    let p = project(user, "TOKEN = { command = \"cat dsn.txt; exit 3\" }", "");
     let run = p.ferry(&["deploy", "--dry-run"]);
     run.assert_code(2);
     assert!(
