@@ -83,6 +83,11 @@ pub struct Service {
     pub env: BTreeMap<String, EnvValue>,
     /// `[services.NAME.hooks]`.
     pub hooks: Hooks,
+    /// `templates = true`: unit files are rendered per host (see `crate::template`).
+    pub templates: bool,
+    /// What templates see of each of the service's hosts, by host name: `name`, `address`,
+    /// `user` and `vars` (`[hosts.NAME.vars]`).
+    pub host_context: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where the value of an environment variable comes from.
@@ -349,6 +354,8 @@ struct RawHost {
     host_key_policy: Option<HostKeyPolicy>,
     connect_timeout: Option<String>,
     proxy_jump: Option<String>,
+    // Per-host variables for templates (issue 10).
+    vars: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,6 +377,7 @@ struct RawService {
     // Environment and hooks (issue 10).
     env: Option<BTreeMap<String, toml::Value>>,
     hooks: Option<RawHooks>,
+    templates: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -941,7 +949,16 @@ impl<'a> Validator<'a> {
     fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
         let mut hosts = BTreeMap::new();
         let mut jumps = Vec::new();
-        for (name, h) in raw.hosts {
+        let mut vars: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+            BTreeMap::new();
+        for (name, mut h) in raw.hosts {
+            if let Some(v) = h.vars.take() {
+                let json = v
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                vars.insert(name.clone(), json);
+            }
             if let Some(j) = &h.proxy_jump {
                 jumps.push((name.clone(), j.clone()));
             }
@@ -974,7 +991,21 @@ impl<'a> Validator<'a> {
         self.groups(&groups, &hosts);
         let mut services = BTreeMap::new();
         for (name, s) in raw.services {
-            let svc = self.service(&name, s, &hosts, &groups, base);
+            let mut svc = self.service(&name, s, &hosts, &groups, base);
+            svc.host_context = svc
+                .hosts
+                .iter()
+                .filter_map(|h| hosts.get(h))
+                .map(|h| {
+                    let context = serde_json::json!({
+                        "name": h.name,
+                        "address": h.address,
+                        "user": h.user,
+                        "vars": vars.get(&h.name).cloned().unwrap_or_default(),
+                    });
+                    (h.name.clone(), context)
+                })
+                .collect();
             services.insert(name, svc);
         }
         Config {
@@ -1443,6 +1474,8 @@ impl<'a> Validator<'a> {
             rollout,
             env,
             hooks,
+            templates: s.templates.unwrap_or(false),
+            host_context: BTreeMap::new(),
         }
     }
 

@@ -161,22 +161,25 @@ fn make_plan(
     remote: &RemoteState,
     origin: &Origin,
     opts: &Options,
-) -> Plan {
+) -> Result<(Plan, LocalRelease)> {
     let id = release::fresh_id(
         std::time::SystemTime::now(),
         &local.content_hash(),
         &remote.releases,
     );
-    plan::make(
+    // The release as it is for this host (unit templates rendered).
+    let local = crate::template::for_host(ss.service, local, &ss.host.name, &id)?;
+    let plan = plan::make(
         ss.service,
-        local,
+        &local,
         remote,
         &id,
         origin,
         plan::Options {
             no_rollback: opts.no_rollback,
         },
-    )
+    );
+    Ok((plan, local))
 }
 
 /// Print the plan; nothing changes on the host (the lock is looked at, not taken).
@@ -187,7 +190,7 @@ async fn dry_run(
     opts: &Options,
 ) -> Result<HostResult> {
     let remote = ss.probe(&dests(local), true).await?;
-    let plan = make_plan(ss, local, &remote, origin, opts);
+    let (plan, _) = make_plan(ss, local, &remote, origin, opts)?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
         host: ss.host.name.clone(),
@@ -222,8 +225,8 @@ async fn deploy_locked(
     let lock = ss.lock(opts.lock_wait, "deploy", &origin.by).await?;
     let result = async {
         let remote = ss.probe(&dests(local), false).await?;
-        let plan = make_plan(ss, local, &remote, origin, opts);
-        execute(ss, &plan, local, &remote, origin).await
+        let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
+        execute(ss, &plan, &local, &remote, origin).await
     }
     .await;
     lock.release().await;

@@ -31,6 +31,7 @@ pub mod ssh;
 pub mod status;
 pub mod systemd;
 pub mod targets;
+pub mod template;
 
 use clap::Parser;
 

@@ -74,7 +74,11 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
             sha256,
         });
     }
-    Ok(LocalRelease { files, units, env })
+    let local = LocalRelease { files, units, env };
+    // Templates are rendered for every host now, so an undefined name stops before any
+    // connection.
+    crate::template::check(service, &local)?;
+    Ok(local)
 }
 
 /// `user@hostname` and the git commit of the config's directory.

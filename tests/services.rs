@@ -139,11 +139,16 @@ fn env_values_reach_the_process_and_are_never_printed() {
 
 #[test]
 fn unresolvable_env_values_stop_before_any_connection() {
-    let user = "ferry40";
+    // It never connects: ferry37's host (another test's) only shows that nothing was made.
+    let user = "ferry37";
     let r = remote();
-    r.reset(user);
+    let unresolved = |p: Project| {
+        let text = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
+        p.config(&text.replace("services.svc", "services.unresolved"));
+        p
+    };
     // Not set: exit 2, nothing on the host.
-    let p = project(user, ENV, "");
+    let p = unresolved(project(user, ENV, ""));
     let run = p.ferry(&["deploy"]);
     run.assert_code(2);
     assert!(
@@ -151,7 +156,11 @@ fn unresolvable_env_values_stop_before_any_connection() {
         "{run}"
     );
     // A failing command: exit 2, its value never used.
-    let p = project(user, "TOKEN = { command = \"cat dsn.txt; exit 3\" }", "");
+    let p = unresolved(project(
+        user,
+        "TOKEN = { command = \"cat dsn.txt; exit 3\" }",
+        "",
+    ));
     let run = p.ferry(&["deploy", "--dry-run"]);
     run.assert_code(2);
     assert!(
@@ -160,16 +169,25 @@ fn unresolvable_env_values_stop_before_any_connection() {
     );
     assert_no_secret(&run);
     assert_eq!(
-        r.ssh(user, "ls -A ~/.local/share/ferry 2>/dev/null | wc -l")
-            .trim(),
-        "0",
+        r.ssh(
+            user,
+            "test -e ~/.local/share/ferry/unresolved && echo touched; true"
+        )
+        .trim(),
+        "",
         "the host was touched"
     );
 }
 
+/// Hooks on one user, one after the other: a failing before_switch, then a failing
+/// after_switch.
 #[test]
-fn a_failing_before_switch_leaves_the_old_release_serving_untouched() {
-    let user = "ferry38";
+fn hooks_a_failing_before_switch_changes_nothing_a_failing_after_switch_rolls_back() {
+    a_failing_before_switch_leaves_the_old_release_serving_untouched("ferry38");
+    a_failing_after_switch_rolls_back("ferry38");
+}
+
+fn a_failing_before_switch_leaves_the_old_release_serving_untouched(user: &str) {
     let r = remote();
     r.reset(user);
     let record = "before_switch = \"echo \\\"$FERRY_SERVICE $FERRY_HOST $FERRY_RELEASE [$FERRY_PREVIOUS_RELEASE] $PWD $VERSION\\\" > \\\"$XDG_RUNTIME_DIR/before.txt\\\"; echo token=$FROM_ENV\"\nlocal_after = \"env | grep ^FERRY_ > after.txt\"";
@@ -243,9 +261,7 @@ fn a_failing_before_switch_leaves_the_old_release_serving_untouched() {
     );
 }
 
-#[test]
-fn a_failing_after_switch_rolls_back() {
-    let user = "ferry39";
+fn a_failing_after_switch_rolls_back(user: &str) {
     let r = remote();
     r.reset(user);
     let hooks = "after_switch = \"test \\\"$VERSION\\\" = 1\"\nlocal_after = \"env | grep ^FERRY_ > after.txt\"";
@@ -292,4 +308,70 @@ fn a_failing_after_switch_rolls_back() {
         "{after}"
     );
     assert_no_secret(&run);
+}
+
+/// Two hosts, one unit template: each host's unit listens on the port of its own `vars`.
+#[test]
+fn unit_templates_use_each_hosts_vars() {
+    let r = remote();
+    let hosts = [("web1", "ferry39", 19501), ("web2", "ferry40", 19502)];
+    for (_, user, _) in hosts {
+        r.reset(user);
+    }
+    let p = Project::new();
+    p.write("share/hello.txt", "hello from a template\n");
+    let unit = "[Unit]\nDescription=templated on {{ host.name }}\n# release {{ release.id }}\n\n[Service]\n\
+                ExecStart=/usr/bin/python3 -m http.server {{ host.vars.port }} --bind 127.0.0.1 --directory %h/.local/share/ferry/{{ service.name }}/current/share\n";
+    p.write("units/tpl-web.service", unit);
+    let mut config = String::new();
+    for (name, user, port) in hosts {
+        config.push_str(&host_table(name, user));
+        config.push_str(&format!("[hosts.{name}.vars]\nport = {port}\n\n"));
+    }
+    config.push_str(
+        "[services.tpl]\ntemplates = true\nunits = [\"units/tpl-web.service\"]\nstart_timeout = \"10s\"\nsettle_time = \"0.3s\"\n\n\
+         [[services.tpl.files]]\nsource = \"share/hello.txt\"\ndest = \"share/hello.txt\"\n",
+    );
+    p.config(&config);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    for (name, user, port) in hosts {
+        let installed = r.ssh(user, "cat ~/.config/systemd/user/tpl-web.service");
+        let current = r.ssh(user, "readlink ~/.local/share/ferry/tpl/current");
+        assert!(
+            installed.contains(&format!("http.server {port} "))
+                && installed.contains(&format!("templated on {name}"))
+                && installed.contains(&format!(
+                    "# release {}",
+                    current.trim().trim_start_matches("releases/")
+                )),
+            "{installed}"
+        );
+        let mut body = None;
+        for _ in 0..50 {
+            body = r.http_get(port, "/hello.txt");
+            if body.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(body.as_deref(), Some("hello from a template\n"), "{name}");
+    }
+
+    // An undefined name is an error before any connection, naming the file and line.
+    let before = r.ssh("ferry39", "readlink ~/.local/share/ferry/tpl/current");
+    p.write(
+        "units/tpl-web.service",
+        unit.replace("{{ host.vars.port }}", "{{ host.vars.prot }}"),
+    );
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("units/tpl-web.service:6:") && run.stderr.contains("undefined"),
+        "{run}"
+    );
+    assert_eq!(
+        r.ssh("ferry39", "readlink ~/.local/share/ferry/tpl/current"),
+        before
+    );
 }

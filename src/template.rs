@@ -1,0 +1,147 @@
+//! Unit templates (`templates = true`): unit files rendered per host with minijinja.
+//!
+//! Variables: `host` (`name`, `address`, `user`, `vars` from `[hosts.NAME.vars]`), `service`
+//! (`name`), `release` (`id`, `dir`: the release directory relative to the home directory) and
+//! `env` (the names of the service's env variables, never their values). Undefined names are
+//! errors (strict), found before any connection: every unit is rendered for every host of the
+//! service when the release is prepared, and an error names the unit file, its line and the
+//! host. The rendered units are what the plan compares with the installed ones, what the
+//! release keeps and what is installed.
+
+use minijinja::{Environment, UndefinedBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::config::Service;
+use crate::error::{Error, Result};
+use crate::plan::{self, LocalRelease};
+use crate::release::Paths;
+
+/// A release id used to check templates before the real one is known.
+const CHECK_ID: &str = "00000000T000000Z-00000000";
+
+fn context(
+    service: &Service,
+    host: &serde_json::Value,
+    release: &str,
+    env: &[String],
+) -> serde_json::Value {
+    serde_json::json!({
+        "host": host,
+        "service": { "name": service.name },
+        "release": { "id": release, "dir": Paths::new(&service.name).release(release) },
+        "env": env,
+    })
+}
+
+/// Render one unit's text. Err: `LINE: message`.
+pub fn render(
+    name: &str,
+    source: &str,
+    context: &serde_json::Value,
+) -> std::result::Result<String, (Option<usize>, String)> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    let t = env
+        .template_from_named_str(name, source)
+        .map_err(|e| (e.line(), describe(&e)))?;
+    t.render(context).map_err(|e| (e.line(), describe(&e)))
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{} ({d})", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+fn render_units(
+    service: &Service,
+    local: &LocalRelease,
+    host: &str,
+    release: &str,
+) -> Result<LocalRelease> {
+    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
+    let names = local
+        .env
+        .as_ref()
+        .map(|e| e.names.clone())
+        .unwrap_or_default();
+    let ctx = context(service, &host_context, release, &names);
+    let mut out = local.clone();
+    for u in &mut out.units {
+        let text = String::from_utf8_lossy(&u.content).into_owned();
+        let rendered = render(&u.name, &text, &ctx).map_err(|(line, message)| {
+            let file = service
+                .units
+                .iter()
+                .find(|f| f.name == u.name)
+                .map(|f| f.source.display().to_string())
+                .unwrap_or_else(|| u.name.clone());
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            Error::Usage(format!(
+                "{file}{at}: unit template of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
+                service.name
+            ))
+        })?;
+        u.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+        u.content = rendered.into_bytes();
+    }
+    Ok(out)
+}
+
+/// Render every unit for every host of the service (a check before any connection).
+pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
+    if !service.templates {
+        return Ok(());
+    }
+    for host in service.host_context.keys() {
+        render_units(service, local, host, CHECK_ID)?;
+    }
+    Ok(())
+}
+
+/// The release as it is for `host`: its units rendered (unchanged without `templates`).
+pub fn for_host(
+    service: &Service,
+    local: &LocalRelease,
+    host: &str,
+    release: &str,
+) -> Result<LocalRelease> {
+    if !service.templates {
+        return Ok(local.clone());
+    }
+    render_units(service, local, host, release)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_variables_and_refuses_undefined_names() {
+        let ctx = serde_json::json!({
+            "host": { "name": "web1", "vars": { "port": 8081 } },
+            "service": { "name": "api" },
+            "release": { "id": "R", "dir": "d" },
+            "env": ["A"],
+        });
+        let out = render(
+            "a.service",
+            "[Service]\nExecStart=x --port {{ host.vars.port }} {{ service.name }}\n",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out, "[Service]\nExecStart=x --port 8081 api\n");
+        let (line, message) = render(
+            "a.service",
+            "[Unit]\n\nExecStart=x {{ host.vars.nope }}\n",
+            &ctx,
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(message.contains("undefined"), "{message}");
+        // systemd's own specifiers pass through.
+        assert_eq!(render("a", "%h/%t {{ env[0] }}", &ctx).unwrap(), "%h/%t A");
+    }
+}
