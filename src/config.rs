@@ -85,6 +85,9 @@ pub struct Service {
     pub hooks: Hooks,
     /// `templates = true`: unit files are rendered per host (see `crate::template`).
     pub templates: bool,
+    /// `[services.NAME.instances]`: template unit (`app@.service`) -> how many instances
+    /// (`app@1` .. `app@N`) run, a number or a template giving one per host.
+    pub instances: BTreeMap<String, InstanceCount>,
     /// What templates see of each of the service's hosts, by host name: `name`, `address`,
     /// `user` and `vars` (`[hosts.NAME.vars]`).
     pub host_context: BTreeMap<String, serde_json::Value>,
@@ -102,6 +105,14 @@ pub enum EnvValue {
     Command { command: String, dir: PathBuf },
     /// `{ file = "..." }`: a local file's content (resolved against the config's directory).
     File(PathBuf),
+}
+
+/// How many instances of a template unit run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceCount {
+    Fixed(u32),
+    /// A template rendered per host, e.g. `"{{ host.vars.api_instances }}"`.
+    PerHost(String),
 }
 
 /// `[services.NAME.hooks]`: commands run around the switch.
@@ -378,6 +389,7 @@ struct RawService {
     env: Option<BTreeMap<String, toml::Value>>,
     hooks: Option<RawHooks>,
     templates: Option<bool>,
+    instances: Option<BTreeMap<String, toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1475,6 +1487,7 @@ impl<'a> Validator<'a> {
             env,
             hooks,
             templates: s.templates.unwrap_or(false),
+            instances: self.instances(name, s.instances.unwrap_or_default(), &unit_names),
             host_context: BTreeMap::new(),
         }
     }
@@ -1548,6 +1561,48 @@ impl<'a> Validator<'a> {
             }
         }
         env
+    }
+
+    /// `[services.NAME.instances]`: template units of this service, counts 0..=100 or a
+    /// template string.
+    fn instances(
+        &mut self,
+        name: &str,
+        raw: BTreeMap<String, toml::Value>,
+        units: &BTreeSet<String>,
+    ) -> BTreeMap<String, InstanceCount> {
+        let mut out = BTreeMap::new();
+        for (unit, count) in raw {
+            let key = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("instances"),
+                Seg::Key(&unit),
+            ];
+            if !unit.contains("@.") || !units.contains(&unit) {
+                self.error(
+                    &key,
+                    format!(
+                        "`{}` is not a template unit (NAME@.service) of this service's `units`",
+                        printable(&unit)
+                    ),
+                );
+                continue;
+            }
+            let count = match count {
+                toml::Value::Integer(n) if (0..=100).contains(&n) => InstanceCount::Fixed(n as u32),
+                toml::Value::String(t) if t.contains("{{") => InstanceCount::PerHost(t),
+                _ => {
+                    self.error(
+                        &key,
+                        "write a number of instances (0 to 100) or a template such as \"{{ host.vars.instances }}\"",
+                    );
+                    continue;
+                }
+            };
+            out.insert(unit, count);
+        }
+        out
     }
 
     fn hooks(&mut self, name: &str, raw: Option<RawHooks>, base: &Path) -> Hooks {
@@ -2029,6 +2084,27 @@ timeout = "2m"
         // A multi-line value is fine (a PEM key); an escape character is not.
         parse_ok(
             "[hosts.a]\naddress = \"a\"\n[services.api.env]\nKEY = \"\"\"\nline1\nline2\n\"\"\"\n",
+        );
+    }
+
+    #[test]
+    fn vars_templates_and_instances() {
+        let c = parse_ok(
+            "[hosts.a]\naddress = \"a\"\n[hosts.a.vars]\nport = 8081\n[services.api]\ntemplates = true\nunits = [\"api@.service\"]\n[services.api.instances]\n\"api@.service\" = 3\n",
+        );
+        let s = &c.services["api"];
+        assert!(s.templates);
+        assert_eq!(s.instances["api@.service"], InstanceCount::Fixed(3));
+        assert_eq!(s.host_context["a"]["vars"]["port"], 8081);
+        assert_eq!(s.host_context["a"]["user"], "me");
+        let e = parse_err(
+            "[hosts.a]\naddress = \"a\"\n[services.api]\nunits = [\"api@.service\", \"b.service\"]\n[services.api.instances]\n\"b.service\" = 2\n\"api@.service\" = -1\n",
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(":6: `services.api.instances.b.service`")
+                && text.contains(":7: `services.api.instances.api@.service`"),
+            "{text}"
         );
     }
 

@@ -74,7 +74,12 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
             sha256,
         });
     }
-    let local = LocalRelease { files, units, env };
+    let local = LocalRelease {
+        files,
+        units,
+        env,
+        instances: Vec::new(),
+    };
     // Templates are rendered for every host now, so an undefined name stops before any
     // connection.
     crate::template::check(service, &local)?;

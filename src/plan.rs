@@ -50,6 +50,13 @@ pub struct LocalRelease {
     pub units: Vec<LocalUnit>,
     /// The service's env file (`.ferry/env`), when it has `[env]`.
     pub env: Option<crate::env::EnvFile>,
+    /// Instances of template units (`app@1.service`, ...) run on this host (`[instances]`).
+    pub instances: Vec<String>,
+}
+
+/// An instance of a template unit (`app@1.service`, not `app@.service`).
+fn is_instance(unit: &str) -> bool {
+    unit.contains('@') && !unit.contains("@.")
 }
 
 impl LocalRelease {
@@ -482,6 +489,18 @@ pub fn make(
             },
         })
         .collect();
+    // Instances the current release runs and this one does not: stopped and disabled.
+    for gone in remote
+        .manifest
+        .iter()
+        .flat_map(|m| m.restart.iter())
+        .filter(|u| is_instance(u) && !local.instances.contains(u))
+    {
+        units.push(UnitPlan {
+            name: gone.clone(),
+            change: Change::Removed,
+        });
+    }
     let local_names: BTreeSet<&str> = local.units.iter().map(|u| u.name.as_str()).collect();
     for gone in previous_units
         .iter()
@@ -492,7 +511,7 @@ pub fn make(
             change: Change::Removed,
         });
     }
-    let enable: Vec<String> = if service.enable {
+    let mut enable: Vec<String> = if service.enable {
         local
             .units
             .iter()
@@ -502,7 +521,19 @@ pub fn make(
     } else {
         Vec::new()
     };
-    let restart = service.restart.clone();
+    let mut restart = service.restart.clone();
+    for i in &local.instances {
+        let template = local
+            .units
+            .iter()
+            .find(|u| crate::template::template_of(i) == u.name);
+        if service.enable && template.is_some_and(|u| u.has_install_section()) {
+            enable.push(i.clone());
+        }
+        if !restart.contains(i) {
+            restart.push(i.clone());
+        }
+    }
     let startable = |n: &str| {
         matches!(
             systemd::unit_type(n),
@@ -763,6 +794,12 @@ impl Activation {
                     .iter()
                     .filter(|u| !keep.contains(u.name.as_str()))
                     .map(|u| u.name.clone())
+                    .chain(
+                        m.restart
+                            .iter()
+                            .filter(|u| is_instance(u) && !to.restart.contains(u))
+                            .cloned(),
+                    )
                     .collect()
             })
             .unwrap_or_default();
@@ -942,6 +979,7 @@ dest = "share/msg"
                 },
             ],
             env: None,
+            instances: Vec::new(),
         }
     }
 
@@ -1127,6 +1165,25 @@ dest = "share/msg"
         assert_eq!(a.release, OLD);
         assert_eq!(a.remove, vec!["extra.timer"]);
         assert_eq!(a.restart, vec!["app.service"]);
+    }
+
+    #[test]
+    fn instances_are_restarted_and_the_surplus_removed() {
+        let mut remote = deployed();
+        remote.manifest.as_mut().unwrap().restart =
+            vec!["app@1.service".into(), "app@3.service".into()];
+        let mut l = local();
+        l.instances = vec!["app@1.service".into(), "app@2.service".into()];
+        let p = make(&service(), &l, &remote, ID, &origin(), Options::default());
+        assert_eq!(
+            p.restart,
+            vec!["app.service", "app@1.service", "app@2.service"]
+        );
+        assert_eq!(p.removed_units(), vec!["app@3.service"]);
+        // Going back to the release with 3 instances removes none; going from it to one with
+        // 2 removes the third.
+        let back = Activation::back_to(&p.manifest, remote.manifest.as_ref());
+        assert_eq!(back.remove, vec!["app@3.service"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use minijinja::{Environment, UndefinedBehavior};
 use sha2::{Digest, Sha256};
 
-use crate::config::Service;
+use crate::config::{InstanceCount, Service};
 use crate::error::{Error, Result};
 use crate::plan::{self, LocalRelease};
 use crate::release::Paths;
@@ -90,13 +90,57 @@ fn render_units(
     Ok(out)
 }
 
-/// Render every unit for every host of the service (a check before any connection).
-pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
-    if !service.templates {
-        return Ok(());
+/// `app@.service` for `app@3.service`.
+pub fn template_of(instance: &str) -> String {
+    match (instance.find('@'), instance.rfind('.')) {
+        (Some(at), Some(dot)) if at < dot => {
+            format!("{}@{}", &instance[..at], &instance[dot..])
+        }
+        _ => instance.to_string(),
     }
+}
+
+/// The instances of template units `host` runs: `app@1.service` .. `app@N.service`.
+pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
+    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (unit, count) in &service.instances {
+        let n = match count {
+            InstanceCount::Fixed(n) => *n,
+            InstanceCount::PerHost(t) => {
+                let ctx = context(service, &host_context, CHECK_ID, &[]);
+                let text = render(unit, t, &ctx).map_err(|(_, message)| {
+                    Error::Usage(format!(
+                        "service {}: instances.\"{unit}\" for host {host}: {message}",
+                        service.name
+                    ))
+                })?;
+                match text.trim().parse::<u32>() {
+                    Ok(n) if n <= 100 => n,
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "service {}: instances.\"{unit}\" for host {host} gives `{}`, not a number of instances (0 to 100)",
+                            service.name,
+                            crate::report::sanitize(text.trim())
+                        )));
+                    }
+                }
+            }
+        };
+        let (prefix, suffix) = unit.split_once("@.").expect("validated template unit");
+        out.extend((1..=n).map(|i| format!("{prefix}@{i}.{suffix}")));
+    }
+    Ok(out)
+}
+
+/// Render every unit and instance count for every host of the service (a check before any
+/// connection).
+pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
     for host in service.host_context.keys() {
-        render_units(service, local, host, CHECK_ID)?;
+        instances(service, host)?;
+        if service.templates {
+            render_units(service, local, host, CHECK_ID)?;
+        }
     }
     Ok(())
 }
@@ -108,10 +152,13 @@ pub fn for_host(
     host: &str,
     release: &str,
 ) -> Result<LocalRelease> {
-    if !service.templates {
-        return Ok(local.clone());
-    }
-    render_units(service, local, host, release)
+    let mut out = if service.templates {
+        render_units(service, local, host, release)?
+    } else {
+        local.clone()
+    };
+    out.instances = instances(service, host)?;
+    Ok(out)
 }
 
 #[cfg(test)]

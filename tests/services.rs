@@ -312,6 +312,62 @@ fn a_failing_after_switch_rolls_back(user: &str) {
 
 /// Two hosts, one unit template: each host's unit listens on the port of its own `vars`.
 #[test]
+fn unit_templates_use_each_hosts_vars_then_instances() {
+    unit_templates_use_each_hosts_vars();
+    instances_are_started_then_the_surplus_stopped_and_disabled("ferry39");
+}
+
+/// `"inst@.service" = "{{ host.vars.inst }}"`: 3 instances up, then 2 (the third stopped and
+/// disabled).
+fn instances_are_started_then_the_surplus_stopped_and_disabled(user: &str) {
+    let r = remote();
+    let p = Project::new();
+    p.write(
+        "units/inst@.service",
+        "[Unit]\nDescription=instance %i\n\n[Service]\nExecStart=/bin/sleep 600\n\n[Install]\nWantedBy=default.target\n",
+    );
+    let config = |n: u32| {
+        format!(
+            "{}[hosts.web1.vars]\ninst = {n}\n\n[services.inst]\nunits = [\"units/inst@.service\"]\nstart_timeout = \"10s\"\nsettle_time = \"0.3s\"\n\n\
+             [services.inst.instances]\n\"inst@.service\" = \"{{{{ host.vars.inst }}}}\"\n",
+            host_table("web1", user)
+        )
+    };
+    let state = |unit: &str| {
+        r.ssh(
+            user,
+            &format!(
+                "echo $(systemctl --user is-active {unit}) $(systemctl --user is-enabled {unit})"
+            ),
+        )
+        .trim()
+        .to_string()
+    };
+    p.config(&config(3));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let verified: Vec<_> = run
+        .events("unit")
+        .iter()
+        .map(|u| u["unit"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        verified,
+        ["inst@1.service", "inst@2.service", "inst@3.service"],
+        "{run}"
+    );
+    for i in 1..=3 {
+        assert_eq!(state(&format!("inst@{i}.service")), "active enabled");
+    }
+    p.config(&config(2));
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(0);
+    for i in 1..=2 {
+        assert_eq!(state(&format!("inst@{i}.service")), "active enabled");
+    }
+    assert_eq!(state("inst@3.service"), "inactive disabled");
+}
+
 fn unit_templates_use_each_hosts_vars() {
     let r = remote();
     let hosts = [("web1", "ferry39", 19501), ("web2", "ferry40", 19502)];
