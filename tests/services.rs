@@ -135,6 +135,20 @@ fn env_values_reach_the_process_and_are_never_printed() {
         "{env}"
     );
     assert_eq!(current(user), first);
+
+    // A failing release: the failure output (reasons, journal, errors) holds no value either,
+    // in either output mode, and the old environment is back.
+    p2.write(
+        "units/app.service",
+        UNIT.replace("exec sleep 600", "exit 3"),
+    );
+    for mode in [&["deploy"][..], &["--output", "json", "deploy"][..]] {
+        let run = p2.ferry_env(mode, &secret);
+        run.assert_code(4);
+        assert_no_secret(&run);
+        assert_eq!(current(user), first);
+    }
+    process_env(user, "VERSION=1");
 }
 
 #[test]
