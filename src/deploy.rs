@@ -190,12 +190,15 @@ async fn dry_run(
     opts: &Options,
 ) -> Result<HostResult> {
     let remote = ss.probe(&dests(local), true).await?;
-    let (plan, _) = make_plan(ss, local, &remote, origin, opts)?;
+    let (plan, rendered) = make_plan(ss, local, &remote, origin, opts)?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
         host: ss.host.name.clone(),
         plan: plan.clone(),
     });
+    if plan.refusal().is_none() {
+        crate::template::show_diffs(ss, &plan, &rendered).await?;
+    }
     let previous = remote.current.as_deref();
     Ok(match plan.refusal() {
         Some((reason, why)) => ss.result(

@@ -161,6 +161,89 @@ pub fn for_host(
     Ok(out)
 }
 
+/// The changed lines between two texts (`-old`, `+new`), in order: a line diff by longest
+/// common subsequence (unit files are short).
+pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("-{}", a[i]));
+            i += 1;
+        } else {
+            out.push(format!("+{}", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+/// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one
+/// installed there (one round trip to read them).
+pub async fn show_diffs(
+    ss: &crate::session::ServiceSession<'_>,
+    plan: &crate::plan::Plan,
+    local: &LocalRelease,
+) -> Result<()> {
+    let changed: Vec<&crate::plan::LocalUnit> = local
+        .units
+        .iter()
+        .filter(|u| {
+            plan.units
+                .iter()
+                .any(|p| p.name == u.name && p.change == crate::plan::Change::Changed)
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = String::from("cd \"$HOME\" || exit 1\n");
+    for u in &changed {
+        cmd.push_str(&format!(
+            "echo {m}; cat {} 2>/dev/null\n",
+            crate::shell::quote(&Paths::new(&ss.service.name).unit(&u.name)),
+            m = crate::shell::quote(&format!("--ferry-unit-- {}", u.name)),
+        ));
+    }
+    let out = ss.conn.run(&cmd).await?;
+    let mut installed: std::collections::BTreeMap<String, String> = Default::default();
+    let mut current: Option<String> = None;
+    for line in out.split_inclusive('\n') {
+        if let Some(name) = line.strip_prefix("--ferry-unit-- ") {
+            current = Some(name.trim_end().to_string());
+            installed.insert(name.trim_end().to_string(), String::new());
+        } else if let Some(c) = &current {
+            installed.get_mut(c).expect("inserted").push_str(line);
+        }
+    }
+    for u in changed {
+        let old = installed.get(&u.name).cloned().unwrap_or_default();
+        ss.reporter.emit(&crate::report::diff::UnitDiffEvent {
+            kind: "unit-diff",
+            host: ss.host.name.clone(),
+            service: ss.service.name.clone(),
+            unit: u.name.clone(),
+            diff: diff(&old, &String::from_utf8_lossy(&u.content)),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +271,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(line, Some(3));
         assert!(message.contains("undefined"), "{message}");
+        assert_eq!(
+            diff("a\nport 1\nc\n", "a\nport 2\nc\nd\n"),
+            vec!["-port 1", "+port 2", "+d"]
+        );
         // systemd's own specifiers pass through.
         assert_eq!(render("a", "%h/%t {{ env[0] }}", &ctx).unwrap(), "%h/%t A");
     }

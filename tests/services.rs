@@ -428,6 +428,30 @@ fn unit_templates_use_each_hosts_vars() {
         assert_eq!(body.as_deref(), Some("hello from a template\n"), "{name}");
     }
 
+    // A dry run shows how the rendered unit differs from the installed one, per host.
+    p.write(
+        "units/tpl-web.service",
+        unit.replace("templated on", "templated again on"),
+    );
+    let dry = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
+    dry.assert_code(0);
+    let diffs = dry.events("unit-diff");
+    assert_eq!(diffs.len(), 2, "{dry}");
+    for d in &diffs {
+        let host = d["host"].as_str().unwrap();
+        let lines: Vec<&str> = d["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert!(
+            lines.contains(&format!("-Description=templated on {host}").as_str())
+                && lines.contains(&format!("+Description=templated again on {host}").as_str()),
+            "{dry}"
+        );
+    }
+
     // An undefined name is an error before any connection, naming the file and line.
     let before = r.ssh("ferry39", "readlink ~/.local/share/ferry/tpl/current");
     p.write(

@@ -4,6 +4,7 @@
 //! a `type` field). stderr carries progress, warnings and errors. Colour only on a terminal and
 //! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
 
+pub mod diff;
 pub mod doctor;
 pub mod hooks;
 pub mod logs;
