@@ -133,6 +133,21 @@ pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The units `ferry status` looks at on `host`: a template unit with `[instances]` is
+/// replaced by its instances there.
+pub fn status_units(service: &Service, host: &str) -> Vec<String> {
+    let all = instances(service, host).unwrap_or_default();
+    let mut out = Vec::new();
+    for u in &service.units {
+        if service.instances.contains_key(&u.name) {
+            out.extend(all.iter().filter(|i| template_of(i) == u.name).cloned());
+        } else {
+            out.push(u.name.clone());
+        }
+    }
+    out
+}
+
 /// Render every unit and instance count for every host of the service (a check before any
 /// connection).
 pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {

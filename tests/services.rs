@@ -380,6 +380,13 @@ fn instances_are_started_then_the_surplus_stopped_and_disabled(user: &str) {
         assert_eq!(state(&format!("inst@{i}.service")), "active enabled");
     }
     assert_eq!(state("inst@3.service"), "inactive disabled");
+    // `ferry status` looks at the instances, not at the template.
+    let status = p.ferry(&["--output", "json", "status"]);
+    status.assert_code(0);
+    assert!(
+        status.stdout.contains("inst@2.service") && !status.stdout.contains("inst@.service"),
+        "{status}"
+    );
 }
 
 fn unit_templates_use_each_hosts_vars() {
