@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
 use crate::fanout;
+use crate::hooks::{self, Hook};
 use crate::local;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
 use crate::release::{self, HistoryRecord};
@@ -120,7 +121,9 @@ pub async fn run(
     let opts = Arc::new(opts);
     let mut results: Vec<HostResult> = Vec::new();
     let mut events: Vec<RolloutEvent> = Vec::new();
+    let mut deployed: Vec<(String, Arc<LocalRelease>)> = Vec::new();
     for ((service, hosts), local) in rollouts.into_iter().zip(prepared) {
+        deployed.push((service.name.clone(), local.clone()));
         let ctx = Ctx {
             service: Arc::new(service),
             local,
@@ -137,6 +140,14 @@ pub async fn run(
     let code = fanout::combine_codes(&codes);
     if results.len() > 1 || code != exit::OK || !opts.dry_run {
         reporter.results(&results);
+    }
+    if !opts.dry_run {
+        for (name, local) in deployed.iter() {
+            let mine: Vec<&HostResult> = results.iter().filter(|r| r.service == *name).collect();
+            if let Some(service) = config.services.get(name) {
+                hooks::run_local(service, &mine, local.env.as_ref(), &reporter).await;
+            }
+        }
     }
     for e in &events {
         reporter.emit(e);
@@ -576,22 +587,25 @@ fn make_plan(
     remote: &RemoteState,
     origin: &Origin,
     opts: &Options,
-) -> Plan {
+) -> Result<(Plan, LocalRelease)> {
     let id = release::fresh_id(
         std::time::SystemTime::now(),
         &local.content_hash(),
         &remote.releases,
     );
-    plan::make(
+    // The release as it is for this host (unit templates rendered).
+    let local = crate::template::for_host(ss.service, local, &ss.host.name, &id)?;
+    let plan = plan::make(
         ss.service,
-        local,
+        &local,
         remote,
         &id,
         origin,
         plan::Options {
             no_rollback: opts.no_rollback,
         },
-    )
+    );
+    Ok((plan, local))
 }
 
 /// Print the plan; nothing changes on the host (the lock is looked at, not taken).
@@ -602,12 +616,15 @@ async fn dry_run(
     opts: &Options,
 ) -> Result<HostResult> {
     let remote = ss.probe(&dests(local), true).await?;
-    let plan = make_plan(ss, local, &remote, origin, opts);
+    let (plan, rendered) = make_plan(ss, local, &remote, origin, opts)?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
         host: ss.host.name.clone(),
         plan: plan.clone(),
     });
+    if plan.refusal().is_none() {
+        crate::template::show_diffs(ss, &plan, &rendered).await?;
+    }
     let previous = remote.current.as_deref();
     Ok(match plan.refusal() {
         Some((reason, why)) => ss.result(
@@ -637,8 +654,8 @@ async fn deploy_locked(
     let lock = ss.lock(opts.lock_wait, "deploy", &origin.by).await?;
     let result = async {
         let remote = ss.probe(&dests(local), false).await?;
-        let plan = make_plan(ss, local, &remote, origin, opts);
-        execute(ss, &plan, local, &remote, origin).await
+        let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
+        execute(ss, &plan, &local, &remote, origin).await
     }
     .await;
     lock.release().await;
@@ -741,6 +758,31 @@ async fn execute_steps(
                     return Err(e);
                 }
             }
+            Step::BeforeSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::BeforeSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
+                    // Nothing live changed: the old release keeps serving.
+                    ss.record(&record("failed", Some(reason.clone()))).await;
+                    return Ok(ss.result(
+                        "failed",
+                        Some(id),
+                        previous,
+                        Some(format!(
+                            "{reason}; nothing live changed, {} keeps serving",
+                            previous.unwrap_or("no release")
+                        )),
+                        exit::FAILED,
+                    ));
+                }
+            }
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, remote).await?;
                 ss.arm_revert(&plan.manifest, &to, &origin.by).await?;
@@ -777,6 +819,25 @@ async fn execute_steps(
             Step::Health { .. } => {
                 let checks = ss.service.health.as_ref().expect("planned with health");
                 if let Some(reason) = ss.health(checks).await {
+                    let f = LiveFailure {
+                        reason,
+                        since: before.since.clone(),
+                        units: activation.verify_units(),
+                    };
+                    return fail(ss, plan, remote, origin, armed, f).await;
+                }
+            }
+            Step::AfterSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::AfterSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
                     let f = LiveFailure {
                         reason,
                         since: before.since.clone(),

@@ -27,8 +27,9 @@ async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
     Ok((size, plan::hex(&h.finalize())))
 }
 
-/// Read and hash the local side of a release.
+/// Read and hash the local side of a release; resolve its env (see [`crate::env`]).
 pub async fn prepare(service: &Service) -> Result<LocalRelease> {
+    let env = crate::env::resolve(service).await?;
     let mut files = Vec::new();
     for f in &service.files {
         let (size, sha256) = sha256_file(&f.source).await.map_err(|e| {
@@ -48,7 +49,7 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
     }
     let mut units = Vec::new();
     for u in &service.units {
-        let content = tokio::fs::read(&u.source).await.map_err(|e| {
+        let mut content = tokio::fs::read(&u.source).await.map_err(|e| {
             Error::Usage(format!(
                 "service {}: cannot read unit file {}: {e}",
                 service.name,
@@ -61,6 +62,10 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
                 service.name,
                 u.source.display()
             )));
+        }
+        // Services read the release's env file (see crate::env).
+        if env.is_some() && u.name.ends_with(".service") {
+            content = crate::env::unit_with_env_file(&content, &service.name);
         }
         let sha256 = plan::hex(&Sha256::digest(&content));
         units.push(LocalUnit {
@@ -75,14 +80,31 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
         .iter()
         .flat_map(|r| crate::units::generate(&service.name, r))
     {
-        let sha256 = plan::hex(&Sha256::digest(g.content.as_bytes()));
+        let mut content = g.content.into_bytes();
+        // Services read the release's env file, unless the run table asks for it already.
+        if env.is_some()
+            && g.name.ends_with(".service")
+            && !String::from_utf8_lossy(&content).contains(".ferry/env")
+        {
+            content = crate::env::unit_with_env_file(&content, &service.name);
+        }
+        let sha256 = plan::hex(&Sha256::digest(&content));
         units.push(LocalUnit {
             name: g.name,
-            content: g.content.into_bytes(),
+            content,
             sha256,
         });
     }
-    Ok(LocalRelease { files, units })
+    let local = LocalRelease {
+        files,
+        units,
+        env,
+        instances: Vec::new(),
+    };
+    // Templates are rendered for every host now, so an undefined name stops before any
+    // connection.
+    crate::template::check(service, &local)?;
+    Ok(local)
 }
 
 /// `user@hostname` and the git commit of the config's directory.

@@ -50,6 +50,15 @@ impl LocalUnit {
 pub struct LocalRelease {
     pub files: Vec<LocalFile>,
     pub units: Vec<LocalUnit>,
+    /// The service's env file (`.ferry/env`), when it has `[env]`.
+    pub env: Option<crate::env::EnvFile>,
+    /// Instances of template units (`app@1.service`, ...) run on this host (`[instances]`).
+    pub instances: Vec<String>,
+}
+
+/// An instance of a template unit (`app@1.service`, not `app@.service`).
+fn is_instance(unit: &str) -> bool {
+    unit.contains('@') && !unit.contains("@.")
 }
 
 impl LocalRelease {
@@ -61,6 +70,9 @@ impl LocalRelease {
         }
         for u in &self.units {
             h.update(format!("u {} {}\n", u.name, u.sha256));
+        }
+        if let Some(env) = &self.env {
+            h.update(format!("e {}\n", env.sha256()));
         }
         hex(&h.finalize())
     }
@@ -333,6 +345,9 @@ pub enum Step {
     /// `systemd-analyze --user verify` of the sealed release's units (and the lints that need
     /// the host's facts), before anything is switched: an error stops the deploy here.
     CheckUnits { units: Vec<String> },
+    /// Run the `before_switch` hook in the new release's directory, with its env. Failure
+    /// stops the deploy on this host before anything live changes.
+    BeforeSwitch { command: String },
     /// Arm a timer on the host that goes back to `to` unless the deploy is confirmed in time.
     ArmRevert { to: String, after_ms: u64 },
     /// Install the units, switch `current`, daemon-reload, enable, stop, restart, start.
@@ -341,6 +356,9 @@ pub enum Step {
     Verify { units: Vec<String> },
     /// Run the health checks.
     Health { checks: Vec<String> },
+    /// Run the `after_switch` hook in the new (now current) release's directory. Failure fails
+    /// the deploy (the plan's `on_failure` applies).
+    AfterSwitch { command: String },
     /// Disarm the self-revert and record the release as deployed.
     Confirm { release: String },
     /// Delete old releases (never `current`, never the last verified one).
@@ -372,10 +390,12 @@ impl Step {
             Step::Upload { .. } => "upload",
             Step::Seal { .. } => "seal",
             Step::CheckUnits { .. } => "check-units",
+            Step::BeforeSwitch { .. } => "before-switch",
             Step::ArmRevert { .. } => "arm-revert",
             Step::Activate { .. } => "activate",
             Step::Verify { .. } => "verify",
             Step::Health { .. } => "health",
+            Step::AfterSwitch { .. } => "after-switch",
             Step::Confirm { .. } => "confirm",
             Step::Prune { .. } => "prune",
         }
@@ -406,6 +426,9 @@ pub struct Plan {
     pub previous_verified: bool,
     pub files: Vec<FilePlan>,
     pub units: Vec<UnitPlan>,
+    /// Names of the variables of the release's env file (never their values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     pub enable: Vec<String>,
     /// Changed socket units (not restarted by the list) stopped before the restart.
     pub stop_first: Vec<String>,
@@ -596,6 +619,18 @@ pub fn make(
             },
         })
         .collect();
+    // Instances the current release runs and this one does not: stopped and disabled.
+    for gone in remote
+        .manifest
+        .iter()
+        .flat_map(|m| m.restart.iter())
+        .filter(|u| is_instance(u) && !local.instances.contains(u))
+    {
+        units.push(UnitPlan {
+            name: gone.clone(),
+            change: Change::Removed,
+        });
+    }
     let local_names: BTreeSet<&str> = local.units.iter().map(|u| u.name.as_str()).collect();
     for gone in previous_units
         .iter()
@@ -606,7 +641,7 @@ pub fn make(
             change: Change::Removed,
         });
     }
-    let enable: Vec<String> = if service.enable {
+    let mut enable: Vec<String> = if service.enable {
         local
             .units
             .iter()
@@ -616,7 +651,19 @@ pub fn make(
     } else {
         Vec::new()
     };
-    let restart = service.restart.clone();
+    let mut restart = service.restart.clone();
+    for i in &local.instances {
+        let template = local
+            .units
+            .iter()
+            .find(|u| crate::template::template_of(i) == u.name);
+        if service.enable && template.is_some_and(|u| u.has_install_section()) {
+            enable.push(i.clone());
+        }
+        if !restart.contains(i) {
+            restart.push(i.clone());
+        }
+    }
     let startable = |n: &str| {
         matches!(
             systemd::unit_type(n),
@@ -653,6 +700,12 @@ pub fn make(
                 size: f.size,
                 sha256: f.sha256.clone(),
             })
+            .chain(local.env.iter().map(|e| ManifestFile {
+                dest: crate::env::file_in_release(),
+                mode: 0o600,
+                size: e.size(),
+                sha256: e.sha256(),
+            }))
             .collect(),
         units: local
             .units
@@ -674,6 +727,11 @@ pub fn make(
         previous_verified: remote.current_verified(),
         files,
         units,
+        env: local
+            .env
+            .as_ref()
+            .map(|e| e.names.clone())
+            .unwrap_or_default(),
         enable,
         stop_first,
         restart,
@@ -795,6 +853,11 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
             units: plan.units.iter().map(|u| u.name.clone()).collect(),
         });
     }
+    if let Some(command) = &service.hooks.before_switch {
+        steps.push(Step::BeforeSwitch {
+            command: command.clone(),
+        });
+    }
     if let OnFailure::RollBack { to } = &plan.on_failure {
         steps.push(Step::ArmRevert {
             to: to.clone(),
@@ -811,6 +874,11 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
     if let Some(h) = &service.health {
         steps.push(Step::Health {
             checks: health_names(h),
+        });
+    }
+    if let Some(command) = &service.hooks.after_switch {
+        steps.push(Step::AfterSwitch {
+            command: command.clone(),
         });
     }
     steps.push(Step::Confirm {
@@ -883,6 +951,12 @@ impl Activation {
                     .iter()
                     .filter(|u| !keep.contains(u.name.as_str()))
                     .map(|u| u.name.clone())
+                    .chain(
+                        m.restart
+                            .iter()
+                            .filter(|u| is_instance(u) && !to.restart.contains(u))
+                            .cloned(),
+                    )
                     .collect()
             })
             .unwrap_or_default();
@@ -1061,6 +1135,8 @@ dest = "share/msg"
                     sha256: "22".repeat(32),
                 },
             ],
+            env: None,
+            instances: Vec::new(),
         }
     }
 
@@ -1246,6 +1322,25 @@ dest = "share/msg"
         assert_eq!(a.release, OLD);
         assert_eq!(a.remove, vec!["extra.timer"]);
         assert_eq!(a.restart, vec!["app.service"]);
+    }
+
+    #[test]
+    fn instances_are_restarted_and_the_surplus_removed() {
+        let mut remote = deployed();
+        remote.manifest.as_mut().unwrap().restart =
+            vec!["app@1.service".into(), "app@3.service".into()];
+        let mut l = local();
+        l.instances = vec!["app@1.service".into(), "app@2.service".into()];
+        let p = make(&service(), &l, &remote, ID, &origin(), Options::default());
+        assert_eq!(
+            p.restart,
+            vec!["app.service", "app@1.service", "app@2.service"]
+        );
+        assert_eq!(p.removed_units(), vec!["app@3.service"]);
+        // Going back to the release with 3 instances removes none; going from it to one with
+        // 2 removes the third.
+        let back = Activation::back_to(&p.manifest, remote.manifest.as_ref());
+        assert_eq!(back.remove, vec!["app@3.service"]);
     }
 
     #[test]

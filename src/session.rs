@@ -421,6 +421,10 @@ impl ServiceSession<'_> {
             sftp.write(&format!("{meta}/units/{}", u.name), &u.content, 0o644)
                 .await?;
         }
+        if let Some(env) = &local.env {
+            sftp.write(&format!("{meta}/env"), env.content(), 0o600)
+                .await?;
+        }
         let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
         sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o600)
             .await?;

@@ -33,7 +33,7 @@ impl HostPlan {
                 .map(|s| {
                     (
                         s.name.clone(),
-                        s.units.iter().map(|u| u.name.clone()).collect(),
+                        crate::template::status_units(s, &target.host.name),
                     )
                 })
                 .collect(),

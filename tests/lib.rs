@@ -18,6 +18,7 @@
 //! - ferry20..ferry24: faults
 //! - ferry25..ferry32: fleets
 //! - ferry33..ferry36: systemd (generated units, unit checks, lints, doctor --fix)
+//! - ferry37..ferry40: services (env, hooks)
 
 mod support;
 
@@ -30,5 +31,6 @@ mod logs_status;
 mod plan;
 mod props;
 mod safety;
+mod services;
 mod systemd;
 mod transport;

@@ -191,6 +191,12 @@ impl Human for PlanEvent {
             let change = format!("{:?}", u.change).to_lowercase();
             out.push(format!("{h}   unit {change:<9} {}", u.name));
         }
+        if !p.env.is_empty() {
+            out.push(format!(
+                "{h}   env     {} (values not shown)",
+                p.env.join(" ")
+            ));
+        }
         if !p.enable.is_empty() {
             out.push(format!("{h}   enable  {}", p.enable.join(" ")));
         }
@@ -264,6 +270,12 @@ pub fn step_text(step: &Step) -> String {
             units.len(),
             units.join(" ")
         ),
+        Step::BeforeSwitch { command } => {
+            format!("run the before_switch hook: {}", sanitize(command))
+        }
+        Step::AfterSwitch { command } => {
+            format!("run the after_switch hook: {}", sanitize(command))
+        }
         Step::ArmRevert { to, after_ms } => format!(
             "arm the self-revert to {to} (fires after {})",
             humantime::format_duration(std::time::Duration::from_millis(*after_ms))

@@ -4,7 +4,9 @@
 //! a `type` field). stderr carries progress, warnings and errors. Colour only on a terminal and
 //! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
 
+pub mod diff;
 pub mod doctor;
+pub mod hooks;
 pub mod logs;
 pub mod status;
 pub mod units;

@@ -1,0 +1,296 @@
+//! Unit templates (`templates = true`): unit files rendered per host with minijinja.
+//!
+//! Variables: `host` (`name`, `address`, `user`, `vars` from `[hosts.NAME.vars]`), `service`
+//! (`name`), `release` (`id`, `dir`: the release directory relative to the home directory) and
+//! `env` (the names of the service's env variables, never their values). Undefined names are
+//! errors (strict), found before any connection: every unit is rendered for every host of the
+//! service when the release is prepared, and an error names the unit file, its line and the
+//! host. The rendered units are what the plan compares with the installed ones, what the
+//! release keeps and what is installed.
+
+use minijinja::{Environment, UndefinedBehavior};
+use sha2::{Digest, Sha256};
+
+use crate::config::{InstanceCount, Service};
+use crate::error::{Error, Result};
+use crate::plan::{self, LocalRelease};
+use crate::release::Paths;
+
+/// A release id used to check templates before the real one is known.
+const CHECK_ID: &str = "00000000T000000Z-00000000";
+
+fn context(
+    service: &Service,
+    host: &serde_json::Value,
+    release: &str,
+    env: &[String],
+) -> serde_json::Value {
+    serde_json::json!({
+        "host": host,
+        "service": { "name": service.name },
+        "release": { "id": release, "dir": Paths::new(&service.name).release(release) },
+        "env": env,
+    })
+}
+
+/// Render one unit's text. Err: `LINE: message`.
+pub fn render(
+    name: &str,
+    source: &str,
+    context: &serde_json::Value,
+) -> std::result::Result<String, (Option<usize>, String)> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_keep_trailing_newline(true);
+    let t = env
+        .template_from_named_str(name, source)
+        .map_err(|e| (e.line(), describe(&e)))?;
+    t.render(context).map_err(|e| (e.line(), describe(&e)))
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(d) => format!("{} ({d})", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
+fn render_units(
+    service: &Service,
+    local: &LocalRelease,
+    host: &str,
+    release: &str,
+) -> Result<LocalRelease> {
+    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
+    let names = local
+        .env
+        .as_ref()
+        .map(|e| e.names.clone())
+        .unwrap_or_default();
+    let ctx = context(service, &host_context, release, &names);
+    let mut out = local.clone();
+    for u in &mut out.units {
+        let text = String::from_utf8_lossy(&u.content).into_owned();
+        let rendered = render(&u.name, &text, &ctx).map_err(|(line, message)| {
+            let file = service
+                .units
+                .iter()
+                .find(|f| f.name == u.name)
+                .map(|f| f.source.display().to_string())
+                .unwrap_or_else(|| u.name.clone());
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            Error::Usage(format!(
+                "{file}{at}: unit template of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
+                service.name
+            ))
+        })?;
+        u.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+        u.content = rendered.into_bytes();
+    }
+    Ok(out)
+}
+
+/// `app@.service` for `app@3.service`.
+pub fn template_of(instance: &str) -> String {
+    match (instance.find('@'), instance.rfind('.')) {
+        (Some(at), Some(dot)) if at < dot => {
+            format!("{}@{}", &instance[..at], &instance[dot..])
+        }
+        _ => instance.to_string(),
+    }
+}
+
+/// The instances of template units `host` runs: `app@1.service` .. `app@N.service`.
+pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
+    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for (unit, count) in &service.instances {
+        let n = match count {
+            InstanceCount::Fixed(n) => *n,
+            InstanceCount::PerHost(t) => {
+                let ctx = context(service, &host_context, CHECK_ID, &[]);
+                let text = render(unit, t, &ctx).map_err(|(_, message)| {
+                    Error::Usage(format!(
+                        "service {}: instances.\"{unit}\" for host {host}: {message}",
+                        service.name
+                    ))
+                })?;
+                match text.trim().parse::<u32>() {
+                    Ok(n) if n <= 100 => n,
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "service {}: instances.\"{unit}\" for host {host} gives `{}`, not a number of instances (0 to 100)",
+                            service.name,
+                            crate::report::sanitize(text.trim())
+                        )));
+                    }
+                }
+            }
+        };
+        let (prefix, suffix) = unit.split_once("@.").expect("validated template unit");
+        out.extend((1..=n).map(|i| format!("{prefix}@{i}.{suffix}")));
+    }
+    Ok(out)
+}
+
+/// The units `ferry status` looks at on `host`: a template unit with `[instances]` is
+/// replaced by its instances there.
+pub fn status_units(service: &Service, host: &str) -> Vec<String> {
+    let all = instances(service, host).unwrap_or_default();
+    let mut out = Vec::new();
+    for u in &service.units {
+        if service.instances.contains_key(&u.name) {
+            out.extend(all.iter().filter(|i| template_of(i) == u.name).cloned());
+        } else {
+            out.push(u.name.clone());
+        }
+    }
+    out
+}
+
+/// Render every unit and instance count for every host of the service (a check before any
+/// connection).
+pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
+    for host in service.host_context.keys() {
+        instances(service, host)?;
+        if service.templates {
+            render_units(service, local, host, CHECK_ID)?;
+        }
+    }
+    Ok(())
+}
+
+/// The release as it is for `host`: its units rendered (unchanged without `templates`).
+pub fn for_host(
+    service: &Service,
+    local: &LocalRelease,
+    host: &str,
+    release: &str,
+) -> Result<LocalRelease> {
+    let mut out = if service.templates {
+        render_units(service, local, host, release)?
+    } else {
+        local.clone()
+    };
+    out.instances = instances(service, host)?;
+    Ok(out)
+}
+
+/// The changed lines between two texts (`-old`, `+new`), in order: a line diff by longest
+/// common subsequence (unit files are short).
+pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            out.push(format!("-{}", a[i]));
+            i += 1;
+        } else {
+            out.push(format!("+{}", b[j]));
+            j += 1;
+        }
+    }
+    out
+}
+
+/// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one
+/// installed there (one round trip to read them).
+pub async fn show_diffs(
+    ss: &crate::session::ServiceSession<'_>,
+    plan: &crate::plan::Plan,
+    local: &LocalRelease,
+) -> Result<()> {
+    let changed: Vec<&crate::plan::LocalUnit> = local
+        .units
+        .iter()
+        .filter(|u| {
+            plan.units
+                .iter()
+                .any(|p| p.name == u.name && p.change == crate::plan::Change::Changed)
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = String::from("cd \"$HOME\" || exit 1\n");
+    for u in &changed {
+        cmd.push_str(&format!(
+            "echo {m}; cat {} 2>/dev/null\n",
+            crate::shell::quote(&Paths::new(&ss.service.name).unit(&u.name)),
+            m = crate::shell::quote(&format!("--ferry-unit-- {}", u.name)),
+        ));
+    }
+    let out = ss.conn.run(&cmd).await?;
+    let mut installed: std::collections::BTreeMap<String, String> = Default::default();
+    let mut current: Option<String> = None;
+    for line in out.split_inclusive('\n') {
+        if let Some(name) = line.strip_prefix("--ferry-unit-- ") {
+            current = Some(name.trim_end().to_string());
+            installed.insert(name.trim_end().to_string(), String::new());
+        } else if let Some(c) = &current {
+            installed.get_mut(c).expect("inserted").push_str(line);
+        }
+    }
+    for u in changed {
+        let old = installed.get(&u.name).cloned().unwrap_or_default();
+        ss.reporter.emit(&crate::report::diff::UnitDiffEvent {
+            kind: "unit-diff",
+            host: ss.host.name.clone(),
+            service: ss.service.name.clone(),
+            unit: u.name.clone(),
+            diff: diff(&old, &String::from_utf8_lossy(&u.content)),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_variables_and_refuses_undefined_names() {
+        let ctx = serde_json::json!({
+            "host": { "name": "web1", "vars": { "port": 8081 } },
+            "service": { "name": "api" },
+            "release": { "id": "R", "dir": "d" },
+            "env": ["A"],
+        });
+        let out = render(
+            "a.service",
+            "[Service]\nExecStart=x --port {{ host.vars.port }} {{ service.name }}\n",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out, "[Service]\nExecStart=x --port 8081 api\n");
+        let (line, message) = render(
+            "a.service",
+            "[Unit]\n\nExecStart=x {{ host.vars.nope }}\n",
+            &ctx,
+        )
+        .unwrap_err();
+        assert_eq!(line, Some(3));
+        assert!(message.contains("undefined"), "{message}");
+        assert_eq!(
+            diff("a\nport 1\nc\n", "a\nport 2\nc\nd\n"),
+            vec!["-port 1", "+port 2", "+d"]
+        );
+        // systemd's own specifiers pass through.
+        assert_eq!(render("a", "%h/%t {{ env[0] }}", &ctx).unwrap(), "%h/%t A");
+    }
+}
