@@ -1371,7 +1371,9 @@ impl<'a> Validator<'a> {
                     ];
                     if let Err(e) = systemd::validate_unit_name(r) {
                         self.error(&key, format!("`{r}`: {e}"));
-                    } else if !unit_names.contains(r) && !unit_names.contains(&template_of(r)) {
+                    } else if !unit_names.contains(r)
+                        && !unit_names.contains(&crate::systemd::template_of(r))
+                    {
                         self.error(
                             &key,
                             format!(
@@ -1575,7 +1577,7 @@ impl<'a> Validator<'a> {
                 Seg::Key("env"),
                 Seg::Key(&var),
             ];
-            if !crate::env::valid_name(&var) {
+            if !valid_env_name(&var) {
                 self.error(
                     &key,
                     "variable names may use letters, digits and `_`, and must not start with a digit",
@@ -1598,7 +1600,7 @@ impl<'a> Validator<'a> {
                     let mut entries = t.into_iter();
                     match (entries.next(), entries.next()) {
                         (Some((kind, toml::Value::String(v))), None) => match kind.as_str() {
-                            "env" if crate::env::valid_name(&v) => Ok(EnvValue::Env(v)),
+                            "env" if valid_env_name(&v) => Ok(EnvValue::Env(v)),
                             "env" => Err(format!(
                                 "`{}` is not an environment variable name",
                                 printable(&v)
@@ -1815,11 +1817,13 @@ fn unknown_host_or_group(
     )
 }
 
-fn template_of(unit: &str) -> String {
-    match (unit.find('@'), unit.rfind('.')) {
-        (Some(at), Some(dot)) if at < dot => format!("{}@{}", &unit[..at], &unit[dot..]),
-        _ => unit.to_string(),
-    }
+/// An environment variable name a shell and systemd accept.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Names of hosts and services: used in remote paths, so kept plain.

@@ -623,7 +623,7 @@ async fn dry_run(
         plan: plan.clone(),
     });
     if plan.refusal().is_none() {
-        crate::template::show_diffs(ss, &plan, &rendered).await?;
+        ss.show_unit_diffs(&plan, &rendered).await?;
     }
     let previous = remote.current.as_deref();
     Ok(match plan.refusal() {

@@ -39,14 +39,7 @@ pub fn unit_path(service: &str) -> String {
     )
 }
 
-/// A name both a shell and systemd accept: `[A-Za-z_][A-Za-z0-9_]*`.
-pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use crate::config::valid_env_name as valid_name;
 
 /// The resolved environment of a service: the env file's content, never shown.
 #[derive(Clone, PartialEq, Eq)]
@@ -94,7 +87,7 @@ impl EnvFile {
     }
 
     pub fn sha256(&self) -> String {
-        crate::plan::hex(&Sha256::digest(&self.content))
+        data_encoding::HEXLOWER.encode(&Sha256::digest(&self.content))
     }
 
     /// `text` with every secret value replaced by `***` (for hook output).
@@ -191,7 +184,7 @@ pub async fn resolve(service: &Service) -> Result<Option<EnvFile>> {
         let what = |m: String| {
             Error::Usage(format!(
                 "service {}: env {name}: {m}",
-                crate::report::sanitize(&service.name)
+                crate::human::sanitize(&service.name)
             ))
         };
         let value = match source {
@@ -248,7 +241,7 @@ async fn run_command(
     dir: &std::path::Path,
     timeout: Duration,
 ) -> std::result::Result<String, String> {
-    let shown = crate::report::sanitize(command);
+    let shown = crate::human::sanitize(command);
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)

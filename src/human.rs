@@ -1,4 +1,5 @@
-//! Numbers for people, pure: sizes in messages of the plan and of the reporting layer.
+//! Text for people, pure: sizes, and remote text made safe for a terminal (control characters
+//! escaped), used by the plan, the config and the reporting layer.
 
 /// Bytes for people: `512 B`, `20.0 MiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -14,6 +15,24 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// Escape control characters so untrusted remote text cannot drive the terminal.
+pub fn sanitize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// [`sanitize`] each line, keeping the line breaks.
+pub fn sanitize_lines(s: &str) -> String {
+    s.split('\n').map(sanitize).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]

@@ -656,7 +656,7 @@ pub fn make(
         let template = local
             .units
             .iter()
-            .find(|u| crate::template::template_of(i) == u.name);
+            .find(|u| crate::systemd::template_of(i) == u.name);
         if service.enable && template.is_some_and(|u| u.has_install_section()) {
             enable.push(i.clone());
         }

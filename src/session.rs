@@ -866,3 +866,53 @@ pub async fn fault_pause(step: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+impl ServiceSession<'_> {
+    /// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one
+    /// installed there (one round trip to read them).
+    pub async fn show_unit_diffs(&self, plan: &Plan, local: &LocalRelease) -> Result<()> {
+        let ss = self;
+        let changed: Vec<&crate::plan::LocalUnit> = local
+            .units
+            .iter()
+            .filter(|u| {
+                plan.units
+                    .iter()
+                    .any(|p| p.name == u.name && p.change == crate::plan::Change::Changed)
+            })
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = String::from("cd \"$HOME\" || exit 1\n");
+        for u in &changed {
+            cmd.push_str(&format!(
+                "echo {m}; cat {} 2>/dev/null\n",
+                crate::shell::quote(&Paths::new(&ss.service.name).unit(&u.name)),
+                m = crate::shell::quote(&format!("--ferry-unit-- {}", u.name)),
+            ));
+        }
+        let out = ss.conn.run(&cmd).await?;
+        let mut installed: std::collections::BTreeMap<String, String> = Default::default();
+        let mut current: Option<String> = None;
+        for line in out.split_inclusive('\n') {
+            if let Some(name) = line.strip_prefix("--ferry-unit-- ") {
+                current = Some(name.trim_end().to_string());
+                installed.insert(name.trim_end().to_string(), String::new());
+            } else if let Some(c) = &current {
+                installed.get_mut(c).expect("inserted").push_str(line);
+            }
+        }
+        for u in changed {
+            let old = installed.get(&u.name).cloned().unwrap_or_default();
+            ss.reporter.emit(&crate::report::diff::UnitDiffEvent {
+                kind: "unit-diff",
+                host: ss.host.name.clone(),
+                service: ss.service.name.clone(),
+                unit: u.name.clone(),
+                diff: crate::template::diff(&old, &String::from_utf8_lossy(&u.content)),
+            });
+        }
+        Ok(())
+    }
+}

@@ -308,6 +308,14 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
     }
 }
 
+/// The template unit of an instance: `app@1.service` -> `app@.service` (others unchanged).
+pub fn template_of(instance: &str) -> String {
+    match (instance.find('@'), instance.rfind('.')) {
+        (Some(at), Some(dot)) if at < dot => format!("{}@{}", &instance[..at], &instance[dot..]),
+        _ => instance.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,15 +90,7 @@ fn render_units(
     Ok(out)
 }
 
-/// `app@.service` for `app@3.service`.
-pub fn template_of(instance: &str) -> String {
-    match (instance.find('@'), instance.rfind('.')) {
-        (Some(at), Some(dot)) if at < dot => {
-            format!("{}@{}", &instance[..at], &instance[dot..])
-        }
-        _ => instance.to_string(),
-    }
-}
+pub use crate::systemd::template_of;
 
 /// The instances of template units `host` runs: `app@1.service` .. `app@N.service`.
 pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
@@ -121,7 +113,7 @@ pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
                         return Err(Error::Usage(format!(
                             "service {}: instances.\"{unit}\" for host {host} gives `{}`, not a number of instances (0 to 100)",
                             service.name,
-                            crate::report::sanitize(text.trim())
+                            crate::human::sanitize(text.trim())
                         )));
                     }
                 }
@@ -206,57 +198,6 @@ pub fn diff(old: &str, new: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one
-/// installed there (one round trip to read them).
-pub async fn show_diffs(
-    ss: &crate::session::ServiceSession<'_>,
-    plan: &crate::plan::Plan,
-    local: &LocalRelease,
-) -> Result<()> {
-    let changed: Vec<&crate::plan::LocalUnit> = local
-        .units
-        .iter()
-        .filter(|u| {
-            plan.units
-                .iter()
-                .any(|p| p.name == u.name && p.change == crate::plan::Change::Changed)
-        })
-        .collect();
-    if changed.is_empty() {
-        return Ok(());
-    }
-    let mut cmd = String::from("cd \"$HOME\" || exit 1\n");
-    for u in &changed {
-        cmd.push_str(&format!(
-            "echo {m}; cat {} 2>/dev/null\n",
-            crate::shell::quote(&Paths::new(&ss.service.name).unit(&u.name)),
-            m = crate::shell::quote(&format!("--ferry-unit-- {}", u.name)),
-        ));
-    }
-    let out = ss.conn.run(&cmd).await?;
-    let mut installed: std::collections::BTreeMap<String, String> = Default::default();
-    let mut current: Option<String> = None;
-    for line in out.split_inclusive('\n') {
-        if let Some(name) = line.strip_prefix("--ferry-unit-- ") {
-            current = Some(name.trim_end().to_string());
-            installed.insert(name.trim_end().to_string(), String::new());
-        } else if let Some(c) = &current {
-            installed.get_mut(c).expect("inserted").push_str(line);
-        }
-    }
-    for u in changed {
-        let old = installed.get(&u.name).cloned().unwrap_or_default();
-        ss.reporter.emit(&crate::report::diff::UnitDiffEvent {
-            kind: "unit-diff",
-            host: ss.host.name.clone(),
-            service: ss.service.name.clone(),
-            unit: u.name.clone(),
-            diff: diff(&old, &String::from_utf8_lossy(&u.content)),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

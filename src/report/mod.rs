@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::error::Error;
+pub use crate::human::{sanitize, sanitize_lines};
 
 pub mod deploy;
 pub mod fleet;
@@ -218,24 +219,6 @@ impl Reporter {
         bar.set_prefix(host.to_string());
         bar
     }
-}
-
-/// Escape control characters so untrusted remote text cannot drive the terminal.
-pub fn sanitize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\t' => out.push('\t'),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// [`sanitize`] each line, keeping the line breaks.
-pub fn sanitize_lines(s: &str) -> String {
-    s.split('\n').map(sanitize).collect::<Vec<_>>().join("\n")
 }
 
 /// Bytes as text: valid UTF-8 as is, invalid bytes as `\xNN`, control characters escaped.
