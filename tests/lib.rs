@@ -10,7 +10,8 @@
 //! - ferry8: crash loop rolled back
 //! - ferry13: locks, self-arming revert
 //! - ferry9..ferry11: logs and status
-//! - ferry12: benchmarks and manual experiments
+//! - ferry12: benchmarks and manual experiments; tests/eco.rs (one test at a time, each with its
+//!   own service)
 //! - ferry15: the demo (examples/demo/run)
 //! - ferry14, ferry16: the plan (dry run = executed steps, refusals)
 //! - ferry17, ferry18: faults (tests/faults.rs)
@@ -23,6 +24,7 @@ mod support;
 mod config_errors;
 mod deploy;
 mod doctor;
+mod eco;
 mod faults;
 mod logs_status;
 mod plan;
