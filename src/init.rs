@@ -140,7 +140,8 @@ pub fn files(service: &str, binary: &str, target: Option<&Target>) -> Vec<(Strin
     };
     let config = format!(
         r#"# deploy.toml: how ferry deploys `{service}`. Written by `ferry init`; edit freely.
-# Every key, with its default: deploy.example.toml in ferry's repository, or `ferry man`.
+# Every key, with its default: deploy.example.toml in ferry's repository (and its JSON Schema
+# for editors: docs/deploy.schema.json).
 #
 # First deploy:{edit_address}
 #   1. Build the program this file uploads: {binary}
@@ -274,6 +275,8 @@ pub fn run(opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
         .map(|(rel, _)| {
             if rel == "deploy.toml" {
                 opts.config.clone()
+            } else if dir == Path::new(".") {
+                PathBuf::from(rel)
             } else {
                 dir.join(rel)
             }

@@ -767,3 +767,24 @@ fn the_ci_examples_call_the_tested_script() {
         assert!(!text.contains('\t'), "{f}: YAML has no tabs");
     }
 }
+
+#[test]
+fn logs_since_deploy_without_a_recorded_deploy_says_so() {
+    let _u = user();
+    let service = "econone";
+    clean(service);
+    let p = Project::new();
+    p.config(&events_config(&p, service, ""));
+    write_exec(&p, "app", &app("1", false));
+    p.write("version", "1\n");
+    let run = p.ferry(&["logs", service, "--since-deploy"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains(
+            "no deploy of econone is recorded in ~/.local/share/ferry/econone/history.jsonl"
+        ),
+        "{run}"
+    );
+    let both = p.ferry(&["logs", service, "--since-deploy", "--since", "-1h"]);
+    both.assert_code(2);
+}
