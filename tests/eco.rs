@@ -45,10 +45,15 @@ fn clean(service: &str) {
     );
 }
 
-/// A program for a release: says which version started, then runs (or fails at once).
+/// A program for a release: says which version started, then runs (or fails soon).
+///
+/// The failing one lives a moment before exiting: journald learns a line's unit from the
+/// process's cgroup, and a process already gone when its line is read leaves the line without
+/// its unit, so `journalctl --user -u UNIT` (and `ferry logs`) would not show it. (The journal a
+/// failed deploy prints finds such lines by PID; `ferry logs` cannot.)
 fn app(version: &str, fail: bool) -> String {
     if fail {
-        format!("#!/bin/sh\necho \"app {version} crashing on purpose\"\nexit 3\n")
+        format!("#!/bin/sh\necho \"app {version} crashing on purpose\"\nsleep 0.5\nexit 3\n")
     } else {
         format!("#!/bin/sh\necho \"app {version} started\"\nexec sleep infinity\n")
     }
