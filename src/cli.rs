@@ -84,12 +84,53 @@ pub enum Command {
             host could not be reached."
     )]
     Exec(ExecArgs),
+    /// Write a commented starter deploy.toml (at --config) and a unit file; never overwrites.
+    Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page ferry(1), or ferry-COMMAND(1), in roff on stdout.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct UnitsArgs {
     /// The service whose units to print.
     pub service: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand (e.g. `deploy`): its own page ferry-COMMAND(1). Default: ferry(1).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The service's name (its directory on hosts, its unit NAME.service). Default: the name of
+    /// the current directory.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// The program to deploy (a local path). Default: target/release/NAME.
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// The server: [USER@]ADDRESS[:PORT]. Default: a placeholder to edit.
+    #[arg(long, value_name = "ADDRESS")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -166,6 +207,10 @@ pub struct LogsArgs {
     /// Only entries whose message matches this pattern (journalctl --grep).
     #[arg(long, short = 'g', value_name = "PATTERN")]
     pub grep: Option<String>,
+    /// Entries since the service's last deploy on each host (its last `deploy` record in the
+    /// host's history.jsonl), e.g. to attach to a failed CI job.
+    #[arg(long, conflicts_with = "since")]
+    pub since_deploy: bool,
 }
 
 impl From<LogsArgs> for crate::logs::Options {
@@ -179,6 +224,7 @@ impl From<LogsArgs> for crate::logs::Options {
             until: a.until,
             units: a.unit,
             grep: a.grep,
+            since_deploy: a.since_deploy,
         }
     }
 }
@@ -331,6 +377,41 @@ mod tests {
                 "--rollback-all-on-failure"
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn parses_init_completions_and_since_deploy() {
+        let cli = Cli::try_parse_from([
+            "ferry",
+            "init",
+            "--service",
+            "web",
+            "--binary",
+            "bin/web",
+            "--host",
+            "deploy@web1:2222",
+        ])
+        .unwrap();
+        let Command::Init(i) = cli.command else {
+            panic!()
+        };
+        assert_eq!(i.service.as_deref(), Some("web"));
+        assert_eq!(i.host.as_deref(), Some("deploy@web1:2222"));
+        let cli = Cli::try_parse_from(["ferry", "completions", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completions(CompletionsArgs { shell: Shell::Zsh })
+        ));
+        assert!(Cli::try_parse_from(["ferry", "completions", "tcsh"]).is_err());
+        let cli = Cli::try_parse_from(["ferry", "logs", "web", "--since-deploy"]).unwrap();
+        let Command::Logs(l) = cli.command else {
+            panic!()
+        };
+        assert!(l.since_deploy);
+        assert!(
+            Cli::try_parse_from(["ferry", "logs", "web", "--since-deploy", "--since", "-1h"])
+                .is_err()
         );
     }
 

@@ -5,6 +5,7 @@
 //! `journal`) have no I/O and are unit-tested; the rest are tested against a real remote.
 
 pub mod cli;
+pub mod completions;
 pub mod config;
 pub mod deploy;
 pub mod doctor;
@@ -15,6 +16,7 @@ pub mod fanout;
 pub mod health;
 pub mod hooks;
 pub mod human;
+pub mod init;
 pub mod journal;
 pub mod known_hosts;
 pub mod lint;
@@ -235,6 +237,23 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 reporter.clone(),
             )
             .await
+        }
+        Command::Init(args) => {
+            let opts = init::Options {
+                config: config_path,
+                service: args.service,
+                binary: args.binary,
+                host: args.host,
+            };
+            init::run(&opts, reporter)
+        }
+        Command::Completions(args) => {
+            completions::print(&completions::completions(args.shell));
+            Ok(error::exit::OK)
+        }
+        Command::Man(args) => {
+            completions::print(&completions::man(args.command.as_deref())?);
+            Ok(error::exit::OK)
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Options {
     pub units: Vec<String>,
     /// journalctl --grep.
     pub grep: Option<String>,
+    /// Since the service's last deploy on each host (from its history.jsonl).
+    pub since_deploy: bool,
 }
 
 /// How long journalctl gets to exit after SIGTERM before ferry kills it by pid.
@@ -62,6 +64,7 @@ pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> 
             service.name
         )));
     }
+    let since_deploy = args.since_deploy.then(|| service.name.clone());
     let query = Query {
         units,
         lines: args.lines,
@@ -71,10 +74,70 @@ pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> 
         follow: args.follow,
     };
     if query.follow {
-        follow(hosts, query, reporter).await
+        follow(hosts, query, since_deploy.as_deref(), reporter).await
     } else {
-        read(hosts, query, reporter).await
+        read(hosts, query, since_deploy.as_deref(), reporter).await
     }
+}
+
+/// `--since` for `--since-deploy`: the start of the last `deploy` in a service's history
+/// (the time in its release id, UTC), as journalctl's `@EPOCH`. None: no deploy recorded.
+pub fn since_last_deploy(history: &str) -> Option<String> {
+    let record = crate::release::parse_history(history)
+        .into_iter()
+        .rev()
+        .find(|r| r.action == "deploy")?;
+    let id = &record.release;
+    if !crate::release::is_release_id(id) {
+        return None;
+    }
+    let stamp = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &id[0..4],
+        &id[4..6],
+        &id[6..8],
+        &id[9..11],
+        &id[11..13],
+        &id[13..15]
+    );
+    let t = humantime::parse_rfc3339(&stamp).ok()?;
+    let secs = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(format!("@{secs}"))
+}
+
+/// The query for one host: with `--since-deploy`, its `--since` read from the host's history.
+/// No deploy recorded: a warning, and the last 100 entries.
+async fn host_query(
+    conn: &Connection,
+    host: &Host,
+    query: &Query,
+    since_deploy: Option<&str>,
+    reporter: &Reporter,
+) -> Result<Query, Error> {
+    let Some(service) = since_deploy else {
+        return Ok(query.clone());
+    };
+    let history = crate::release::Paths::new(service).history();
+    let out = conn
+        .exec(&format!(
+            "cd \"$HOME\" && tail -n 1000 {} 2>/dev/null; true",
+            crate::shell::quote(&history)
+        ))
+        .await?;
+    let mut q = query.clone();
+    match since_last_deploy(&out.stdout_str()) {
+        Some(since) => q.since = Some(since),
+        None => {
+            reporter.warn(
+                Some(&host.name),
+                &format!(
+                    "no deploy of {service} is recorded in ~/{history}; showing its last 100 entries"
+                ),
+            );
+            q.lines = Some(q.lines.unwrap_or(100));
+        }
+    }
+    Ok(q)
 }
 
 /// The host column's width when several hosts are shown.
@@ -119,14 +182,23 @@ struct HostRead {
 }
 
 /// Without --follow: one host streams straight to stdout; several are merged by time.
-async fn read(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32, Error> {
+async fn read(
+    hosts: Vec<Host>,
+    query: Query,
+    since_deploy: Option<&str>,
+    reporter: &Reporter,
+) -> Result<i32, Error> {
     let column = host_column(&hosts);
     let stream_directly = hosts.len() == 1;
-    let results = futures::future::join_all(
-        hosts
-            .iter()
-            .map(|h| read_host(h, &query, stream_directly.then_some(reporter), reporter)),
-    )
+    let results = futures::future::join_all(hosts.iter().map(|h| {
+        read_host(
+            h,
+            &query,
+            since_deploy,
+            stream_directly.then_some(reporter),
+            reporter,
+        )
+    }))
     .await;
     let mut failures = Vec::new();
     let mut per_host = Vec::new();
@@ -151,11 +223,15 @@ async fn read(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32
 async fn read_host(
     host: &Host,
     query: &Query,
+    since_deploy: Option<&str>,
     print: Option<&Reporter>,
     reporter: &Reporter,
 ) -> Result<HostRead, Error> {
     let conn = ssh::connect(host).await?;
-    let result = read_on(&conn, host, query, print, reporter).await;
+    let result = match host_query(&conn, host, query, since_deploy, reporter).await {
+        Ok(query) => read_on(&conn, host, &query, print, reporter).await,
+        Err(e) => Err(e),
+    };
     conn.close().await;
     result
 }
@@ -277,7 +353,12 @@ async fn report_empty(conn: &Connection, host: &Host, query: &Query, reporter: &
 
 /// With --follow: every host in parallel until SIGINT/SIGTERM (exit 0), or until every host
 /// has ended on its own or failed.
-async fn follow(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i32, Error> {
+async fn follow(
+    hosts: Vec<Host>,
+    query: Query,
+    since_deploy: Option<&str>,
+    reporter: &Reporter,
+) -> Result<i32, Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let column = host_column(&hosts);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -290,7 +371,7 @@ async fn follow(hosts: Vec<Host>, query: Query, reporter: &Reporter) -> Result<i
         let stop = stop_rx.clone();
         let query = &query;
         async move {
-            let r = follow_host(h, query, column, reporter, stop).await;
+            let r = follow_host(h, query, since_deploy, column, reporter, stop).await;
             // With several hosts the others go on: say at once why this one stopped.
             if several && let Err(e) = &r {
                 reporter.error(e);
@@ -375,11 +456,14 @@ enum StreamEnd {
 async fn follow_host(
     host: &Host,
     query: &Query,
+    since_deploy: Option<&str>,
     column: Option<usize>,
     reporter: &Reporter,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let name = host.name.as_str();
+    let mut query = query.clone();
+    let mut since_deploy = since_deploy;
     let mut state = FollowState::default();
     let mut attempt: u32 = 0;
     loop {
@@ -410,6 +494,15 @@ async fn follow_host(
             Err(e) => return Err(e),
         };
         attempt = 0;
+        if let Some(service) = since_deploy.take() {
+            match host_query(&conn, host, &query, Some(service), reporter).await {
+                Ok(q) => query = q,
+                Err(e) => {
+                    conn.close().await;
+                    return Err(e);
+                }
+            }
+        }
         if !state.started {
             // Say at once when nothing will ever show (system user, volatile journal).
             if let Ok(out) = conn.exec(journal::EMPTY_PROBE).await
@@ -426,7 +519,7 @@ async fn follow_host(
                 },
             );
         }
-        let end = stream_once(&conn, host, query, column, reporter, &mut state, &mut stop).await;
+        let end = stream_once(&conn, host, &query, column, reporter, &mut state, &mut stop).await;
         match end {
             Ok(StreamEnd::Stopped) => {
                 conn.close().await;
@@ -614,6 +707,29 @@ mod tests {
         assert_eq!(s.resume(), Resume::AfterCursor("a".into()));
         s.last_printed = Some("c".into());
         assert_eq!(s.resume(), Resume::AfterCursor("c".into()));
+    }
+
+    #[test]
+    fn since_deploy_is_the_start_of_the_last_deploy() {
+        let line = |action: &str, release: &str| {
+            format!(
+                r#"{{"time":"2026-11-24T12:00:09Z","action":"{action}","release":"{release}","outcome":"ok","by":"me"}}"#
+            )
+        };
+        let history = [
+            line("deploy", "20261124T110000Z-aaaaaaaa"),
+            line("deploy", "20261124T120000Z-bbbbbbbb"),
+            line("rollback", "20261124T110000Z-aaaaaaaa"),
+            "{torn".into(),
+        ]
+        .join("\n");
+        // 2026-11-24T12:00:00Z
+        assert_eq!(since_last_deploy(&history).as_deref(), Some("@1795521600"));
+        assert_eq!(since_last_deploy(""), None);
+        assert_eq!(
+            since_last_deploy(&line("rollback", "20261124T110000Z-a")),
+            None
+        );
     }
 
     #[test]

@@ -19,12 +19,14 @@
 //! - ferry25..ferry32: fleets
 //! - ferry33..ferry36: systemd (generated units, unit checks, lints, doctor --fix)
 //! - ferry37..ferry40: services (env, hooks)
+//! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 mod support;
 
 mod config_errors;
 mod deploy;
 mod doctor;
+mod eco;
 mod faults;
 mod fleets;
 mod logs_status;

@@ -1,0 +1,104 @@
+//! `ferry completions SHELL` and `ferry man [COMMAND]`: generated from the clap definitions in
+//! `cli.rs`, so they always list the subcommands and flags this binary has.
+//!
+//! Where to install them (README "Install" says the same):
+//! - bash: `~/.local/share/bash-completion/completions/ferry`
+//! - zsh:  `_ferry` in a directory of `$fpath` (e.g. `~/.zfunc`, with `fpath+=~/.zfunc` before
+//!   `compinit` in ~/.zshrc)
+//! - fish: `~/.config/fish/completions/ferry.fish`
+//! - man:  `~/.local/share/man/man1/ferry.1` and `ferry-COMMAND.1`
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Shell};
+use crate::error::Error;
+
+/// The completion script for `shell`.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(generator, &mut cmd, "ferry", &mut out);
+    out
+}
+
+/// The subcommands that get a page of their own (`ferry man COMMAND`).
+pub fn man_commands() -> Vec<String> {
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
+/// The man page: ferry(1), or ferry-COMMAND(1) for a subcommand.
+pub fn man(command: Option<&str>) -> Result<Vec<u8>, Error> {
+    let mut root = Cli::command();
+    root.build();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let sub = root
+                .find_subcommand(name)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "`ferry man {name}`: no such command; man pages exist for: {}",
+                        man_commands().join(", ")
+                    ))
+                })?
+                .clone();
+            let name = format!("ferry-{}", sub.get_name());
+            sub.name(name.clone())
+                .bin_name(name.replace('-', " "))
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Error::Local(format!("cannot render the man page: {e}")))?;
+    Ok(out)
+}
+
+/// Write generated text to stdout (a closed pipe is not an error).
+pub fn print(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_name_every_subcommand() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let text = String::from_utf8(completions(shell)).unwrap();
+            for sub in man_commands() {
+                assert!(text.contains(&sub), "{shell:?} lacks {sub}");
+            }
+            assert!(text.contains("since-deploy"), "{shell:?}");
+        }
+    }
+
+    #[test]
+    fn man_pages_render_for_ferry_and_each_command() {
+        let page = String::from_utf8(man(None).unwrap()).unwrap();
+        assert!(page.contains(".TH ferry 1"), "{page}");
+        assert!(page.contains("deploy"));
+        for sub in man_commands() {
+            let page = String::from_utf8(man(Some(&sub)).unwrap()).unwrap();
+            assert!(page.contains(&format!(".TH ferry-{sub} 1")), "{page}");
+        }
+        let deploy = String::from_utf8(man(Some("deploy")).unwrap()).unwrap();
+        assert!(deploy.contains("dry\\-run"), "{deploy}");
+        assert!(matches!(man(Some("nope")), Err(Error::Usage(_))));
+    }
+}
