@@ -848,10 +848,10 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
     steps.push(Step::Seal {
         release: plan.release.clone(),
     });
-    if !plan.units.is_empty() {
-        steps.push(Step::CheckUnits {
-            units: plan.units.iter().map(|u| u.name.clone()).collect(),
-        });
+    // The release's own unit files (not units it removes, not instances of its templates).
+    let unit_files: Vec<String> = plan.manifest.units.iter().map(|u| u.name.clone()).collect();
+    if !unit_files.is_empty() {
+        steps.push(Step::CheckUnits { units: unit_files });
     }
     if let Some(command) = &service.hooks.before_switch {
         steps.push(Step::BeforeSwitch {

@@ -630,13 +630,8 @@ fn unknown_host_hint_keeps_its_lines() {
 #[test]
 fn many_connections_at_once_to_one_sshd_all_succeed() {
     let r = remote();
-    // The proof needs sshd's default limit (the remote must not raise it).
-    let out = r.root("sshd -T | grep -i '^maxstartups '");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "maxstartups 10:30:100",
-        "the test remote's sshd must use the default MaxStartups: {out:?}"
-    );
+    // The proof needs sshd's default limit: this test's own sshd runs with it (the remote's main
+    // sshd raises it for the OpenSSH logins of the other tests).
     let sshd = OwnSshd::start();
     let p = Project::new();
     let host = ferry::config::Host {

@@ -423,7 +423,13 @@ impl OwnSshd {
         drop(listener);
         let pidfile = format!("/run/ferry-test-sshd-{port}.pid");
         // sshd binds its socket before it forks into the background: it listens on return.
-        let out = r.root(&format!("/usr/sbin/sshd -p {port} -o PidFile={pidfile}"));
+        // The remote's sshd config, but with sshd's default MaxStartups (the main sshd's drop-in
+        // raises it, and a config file's value wins over `-o`).
+        let conf = format!("/run/ferry-test-sshd-{port}.conf");
+        let out = r.root(&format!(
+            "{{ grep -hv -e '^MaxStartups' -e '^Port' /etc/ssh/sshd_config.d/*.conf; grep -v '^Include' /etc/ssh/sshd_config; }} > {conf} && \
+             /usr/sbin/sshd -f {conf} -p {port} -o PidFile={pidfile}"
+        ));
         assert!(out.status.success(), "own sshd did not start: {out:?}");
         OwnSshd { port, pidfile }
     }
@@ -451,7 +457,7 @@ impl OwnSshd {
     pub fn restart(&self) {
         let r = remote();
         let out = r.root(&format!(
-            "kill $(cat {0}) && while kill -0 $(cat {0}) 2>/dev/null; do sleep 0.05; done; /usr/sbin/sshd -p {1} -o PidFile={0}",
+            "kill $(cat {0}) && while kill -0 $(cat {0}) 2>/dev/null; do sleep 0.05; done; /usr/sbin/sshd -f /run/ferry-test-sshd-{1}.conf -p {1} -o PidFile={0}",
             self.pidfile, self.port
         ));
         assert!(out.status.success(), "own sshd did not restart: {out:?}");
