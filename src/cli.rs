@@ -135,7 +135,8 @@ pub enum Shell {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct HostFilter {
-    /// Only these hosts (repeatable). Default: every host of the service.
+    /// Only these hosts or groups (repeatable). Default: every host (of the service, for
+    /// commands that take one).
     #[arg(long = "host", short = 'H', value_name = "NAME")]
     pub hosts: Vec<String>,
 }

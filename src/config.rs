@@ -1438,7 +1438,7 @@ impl<'a> Validator<'a> {
                     Ok(m) if secret && m & 0o077 != 0 => {
                         self.error(
                             &fk("mode"),
-                            format!("`{m}`: a secret file must not be readable by group or others; use \"0600\" or \"0400\" (or leave mode out)"),
+                            format!("`{m:04o}`: a secret file must not be readable by group or others; use \"0600\" or \"0400\" (or leave mode out)"),
                         );
                         0o600
                     }
@@ -1744,6 +1744,7 @@ impl<'a> Validator<'a> {
                 Seg::Key(key),
             ]
         };
+        let http_set = h.http.is_some();
         let http = h.http.and_then(|url| match parse_http_url(&url) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -1768,7 +1769,8 @@ impl<'a> Validator<'a> {
         {
             self.error(&hk("command"), "must not be empty");
         }
-        if http.is_none() && unix_http.is_none() && h.command.is_none() {
+        // An `http` that was refused above already has its error: no second one.
+        if !http_set && unix_http.is_none() && h.command.is_none() {
             self.error(
                 &[Seg::Key("services"), Seg::Key(name), Seg::Key("health")],
                 "no check set: set `http`, `unix_http` or `command`",
@@ -2412,6 +2414,18 @@ mode = "0755"
         assert!(parse_mode("0855").is_err());
         assert!(parse_mode("0044").is_err());
         assert!(parse_mode("77777").is_err());
+    }
+
+    #[test]
+    fn one_error_per_mistake_in_octal_and_https() {
+        let e = parse_err(
+            "[hosts.h]\naddress = \"x\"\nuser = \"u\"\n[services.s]\n[[services.s.files]]\nsource = \"a\"\ndest = \"a\"\nsecret = true\nmode = \"0644\"\n[services.s.health]\nhttp = \"https://h/x\"\n",
+        );
+        let text = e.to_string();
+        assert!(text.contains("`0644`: a secret file"), "{text}");
+        assert!(!text.contains("`420`"), "{text}");
+        assert!(text.contains("only http:// URLs"), "{text}");
+        assert!(!text.contains("no check set"), "{text}");
     }
 
     #[test]
