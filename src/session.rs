@@ -702,6 +702,7 @@ impl ServiceSession<'_> {
                 host: self.host.name.clone(),
                 service: self.service.name.clone(),
                 unit: u.clone(),
+                ok: up,
                 up,
                 state: state.into(),
                 detail,

@@ -77,6 +77,9 @@ pub struct UnitEvent {
     pub host: String,
     pub service: String,
     pub unit: String,
+    /// The same as `up`: every `unit` event (deploy's and status's) has `host`, `service`,
+    /// `unit` and `ok`.
+    pub ok: bool,
     pub up: bool,
     pub state: String,
     pub detail: String,
