@@ -157,6 +157,10 @@ pub struct DeployArgs {
     /// Leave a failed release in place instead of restoring the previous one.
     #[arg(long)]
     pub no_rollback: bool,
+    /// Deploy a new release even when the same release is already current and up (by default
+    /// that is a no-op: no new release, no restart).
+    #[arg(long)]
+    pub force: bool,
     /// Wait up to this long for another deploy's lock (e.g. "2m") instead of failing at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lock_wait: Option<std::time::Duration>,

@@ -36,6 +36,8 @@ pub struct Options {
     pub retry_failed: bool,
     /// When a rollout stops, put every host it switched back on its previous release.
     pub rollback_all_on_failure: bool,
+    /// Deploy even when the release is already current and up.
+    pub force: bool,
 }
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
@@ -581,6 +583,18 @@ fn dests(local: &LocalRelease) -> Vec<String> {
     local.files.iter().map(|f| f.dest.clone()).collect()
 }
 
+/// The release's units whose state the probe reads (templates have none; their instances do).
+fn probed_units(local: &LocalRelease) -> Vec<String> {
+    let mut v: Vec<String> = local
+        .units
+        .iter()
+        .map(|u| u.name.clone())
+        .filter(|n| !n.contains("@."))
+        .collect();
+    v.extend(local.instances.iter().cloned());
+    v
+}
+
 fn make_plan(
     ss: &ServiceSession<'_>,
     local: &LocalRelease,
@@ -603,6 +617,7 @@ fn make_plan(
         origin,
         plan::Options {
             no_rollback: opts.no_rollback,
+            force: opts.force,
         },
     );
     Ok((plan, local))
@@ -615,7 +630,9 @@ async fn dry_run(
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let remote = ss.probe(&dests(local), true).await?;
+    let remote = ss
+        .probe_units(&dests(local), &probed_units(local), true)
+        .await?;
     let (plan, rendered) = make_plan(ss, local, &remote, origin, opts)?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
@@ -626,6 +643,9 @@ async fn dry_run(
         ss.show_unit_diffs(&plan, &rendered).await?;
     }
     let previous = remote.current.as_deref();
+    if let Some(current) = plan.unchanged() {
+        return Ok(unchanged(ss, current));
+    }
     Ok(match plan.refusal() {
         Some((reason, why)) => ss.result(
             "refused",
@@ -636,6 +656,19 @@ async fn dry_run(
         ),
         None => ss.result("planned", Some(&plan.release), previous, None, exit::OK),
     })
+}
+
+/// The result of a deploy that had nothing to do.
+fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
+    ss.result(
+        "unchanged",
+        Some(current),
+        Some(current),
+        Some(format!(
+            "already deployed: {current} is current with the same content and its units are up (--force deploys anyway)"
+        )),
+        exit::OK,
+    )
 }
 
 fn refusal_code(why: Refusal) -> i32 {
@@ -653,7 +686,9 @@ async fn deploy_locked(
 ) -> Result<HostResult> {
     let lock = ss.lock(opts.lock_wait, "deploy", &origin.by).await?;
     let result = async {
-        let remote = ss.probe(&dests(local), false).await?;
+        let remote = ss
+            .probe_units(&dests(local), &probed_units(local), false)
+            .await?;
         let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
         execute(ss, &plan, &local, &remote, origin).await
     }
@@ -724,6 +759,7 @@ async fn execute_steps(
         match step {
             // Taken before the host was read: the plan was made under it.
             Step::Lock => {}
+            Step::Unchanged { current } => return Ok(unchanged(ss, current)),
             Step::Refuse { reason, why } => {
                 return Err(Error::Refused {
                     host: ss.host.name.clone(),

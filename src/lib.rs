@@ -152,6 +152,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 parallel: args.parallel as usize,
                 retry_failed: args.retry_failed,
                 rollback_all_on_failure: args.rollback_all_on_failure,
+                force: args.force,
             };
             // ferry's lints of the units, before any connection (lint = "deny": exit 2).
             let named: Vec<&config::Service> = config

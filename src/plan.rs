@@ -104,6 +104,8 @@ pub struct RemoteState {
     pub partial: Vec<String>,
     /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
     pub lock_holder: Option<String>,
+    /// ActiveState of the release's units, by name (those the probe was asked about).
+    pub unit_active: BTreeMap<String, String>,
     /// Free space for the user on the filesystem that holds the service's directory (or its
     /// nearest existing ancestor), when `df` could tell.
     pub free: Option<FreeSpace>,
@@ -175,7 +177,12 @@ impl RemoteState {
 
 /// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
 /// which does not take the lock) it also says who holds the lock.
-pub fn remote_state_script(paths: &Paths, dests: &[String], check_lock: bool) -> String {
+pub fn remote_state_script(
+    paths: &Paths,
+    dests: &[String],
+    units: &[String],
+    check_lock: bool,
+) -> String {
     let s = quote(&paths.dir());
     let mut script = format!(
         "cd \"$HOME\" || exit 1\n\
@@ -199,6 +206,13 @@ pub fn remote_state_script(paths: &Paths, dests: &[String], check_lock: bool) ->
             "if [ -e \"$S/lock\" ]; then flock -n -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
         );
     }
+    if !units.is_empty() {
+        let list: Vec<String> = units.iter().map(|u| quote(u)).collect();
+        script.push_str(&format!(
+            "systemctl --user show -p Id -p ActiveState -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\)=/unitstate.\\1=/p'\n",
+            list.join(" ")
+        ));
+    }
     if !dests.is_empty() {
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
@@ -213,6 +227,7 @@ pub fn remote_state_script(paths: &Paths, dests: &[String], check_lock: bool) ->
 /// Parse the output of [`remote_state_script`].
 pub fn parse_remote_state(text: &str) -> RemoteState {
     let mut st = RemoteState::default();
+    let mut last_unit: Option<String> = None;
     for line in text.lines() {
         let Some((k, v)) = line.split_once('=') else {
             continue;
@@ -225,6 +240,12 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                 st.revert_for = Some(v.trim().to_string())
             }
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
+            "unitstate.Id" => last_unit = Some(v.trim().to_string()),
+            "unitstate.ActiveState" => {
+                if let Some(u) = last_unit.take() {
+                    st.unit_active.insert(u, v.trim().to_string());
+                }
+            }
             "partial" => {
                 let id = v
                     .trim()
@@ -323,6 +344,9 @@ pub enum Step {
     /// Hold the service's lock on the host (taken before the host is read, so the plan is
     /// made under it).
     Lock,
+    /// Nothing to do: this release (same files, units, modes, env and checks) is the current
+    /// one, verified, and its units are up. No new release, no restart (`--force` deploys).
+    Unchanged { current: String },
     /// Do nothing on this host, for this reason.
     Refuse {
         reason: String,
@@ -382,6 +406,7 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::Lock => "lock",
+            Step::Unchanged { .. } => "unchanged",
             Step::Refuse { .. } => "refuse",
             Step::CleanStaging { .. } => "clean-staging",
             Step::ClearStaleRevert => "clear-stale-revert",
@@ -443,6 +468,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The current release, when there is nothing to do.
+    pub fn unchanged(&self) -> Option<&str> {
+        self.steps.iter().find_map(|s| match s {
+            Step::Unchanged { current } => Some(current.as_str()),
+            _ => None,
+        })
+    }
+
     /// The refusal, when the plan is one.
     pub fn refusal(&self) -> Option<(&str, Refusal)> {
         self.steps.iter().find_map(|s| match s {
@@ -570,6 +603,8 @@ pub struct Origin {
 pub struct Options {
     /// Leave a failed release in place instead of going back.
     pub no_rollback: bool,
+    /// Deploy even when the release is the one already current and up (`--force`).
+    pub force: bool,
 }
 
 /// Build the plan for one host.
@@ -743,7 +778,7 @@ pub fn make(
         manifest,
     };
     plan.on_failure = on_failure(remote, opts);
-    plan.steps = steps(service, remote, &plan);
+    plan.steps = steps(service, remote, &plan, opts);
     plan
 }
 
@@ -768,7 +803,33 @@ fn on_failure(remote: &RemoteState, opts: Options) -> OnFailure {
     }
 }
 
-fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
+/// Is the plan's release what is current and up on the host already?
+pub fn already_deployed(remote: &RemoteState, plan: &Plan) -> bool {
+    let Some(current) = remote.current_manifest() else {
+        return false;
+    };
+    if !remote.current_verified() || remote.revert_pending {
+        return false;
+    }
+    let same_files = plan.files.iter().all(|f| f.change == Change::Unchanged);
+    let same_units = plan.units.iter().all(|u| u.change == Change::Unchanged);
+    if !(same_files && same_units && release::same_content(current, &plan.manifest)) {
+        return false;
+    }
+    // Up: every unit the deploy would verify is active; an idle socket-activated service
+    // counts when a socket of the release is active.
+    let active = |u: &str| remote.unit_active.get(u).is_some_and(|s| s == "active");
+    let socket_up = plan
+        .start
+        .iter()
+        .any(|u| systemd::unit_type(u) == "socket" && active(u));
+    Activation::for_plan(plan)
+        .verify_units()
+        .iter()
+        .all(|u| active(u) || (systemd::unit_type(u) == "service" && socket_up))
+}
+
+fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) -> Vec<Step> {
     if let Some(holder) = &remote.lock_holder {
         return vec![Step::Refuse {
             reason: format!(
@@ -788,6 +849,15 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan) -> Vec<Step> {
                 service.name
             ),
             why: Refusal::PendingRevert,
+        });
+        return steps;
+    }
+    if !opts.force
+        && let Some(current) = &remote.current
+        && already_deployed(remote, plan)
+    {
+        steps.push(Step::Unchanged {
+            current: current.clone(),
         });
         return steps;
     }
@@ -1266,7 +1336,7 @@ dest = "share/msg"
 
     #[test]
     fn probe_script_quotes_dests() {
-        let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()], false);
+        let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()], &[], false);
         assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
         assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
     }
@@ -1458,7 +1528,10 @@ dest = "share/msg"
             &remote,
             ID,
             &origin(),
-            Options { no_rollback: true },
+            Options {
+                no_rollback: true,
+                ..Default::default()
+            },
         );
         assert!(!names(&p).contains(&"arm-revert"));
         assert!(
@@ -1568,14 +1641,14 @@ dest = "share/msg"
             st.lock_holder.as_deref(),
             Some("ci@runner (deploy, since t)")
         );
-        let s = remote_state_script(&Paths::new("app"), &[], true);
+        let s = remote_state_script(&Paths::new("app"), &[], &[], true);
         assert!(s.contains("flock -n -E 75"), "{s}");
-        assert!(!remote_state_script(&Paths::new("app"), &[], false).contains("flock"));
+        assert!(!remote_state_script(&Paths::new("app"), &[], &[], false).contains("flock"));
     }
 
     #[test]
     fn the_probe_reports_free_space_and_a_release_that_does_not_fit_is_refused() {
-        let s = remote_state_script(&Paths::new("app"), &[], false);
+        let s = remote_state_script(&Paths::new("app"), &[], &[], false);
         assert!(s.contains("df -Pk"), "{s}");
         let st = parse_remote_state("free=2048 .local/share/ferry\nfree=junk x\n");
         let free = st.free.clone().unwrap();
@@ -1730,5 +1803,147 @@ dest = "share/msg"
         assert_eq!(v["files"][1]["mode"], "0644");
         // Hashes of files are never printed (a short secret's hash could be guessed).
         assert!(v["files"][0].get("sha256").is_none());
+    }
+
+    /// `deployed()` with every file and unit of `local()` in place and the units active.
+    fn deployed_and_up() -> RemoteState {
+        let mut remote = deployed();
+        for f in &local().files {
+            remote
+                .current_files
+                .insert(f.dest.clone(), f.sha256.clone());
+        }
+        for u in &local().units {
+            remote
+                .installed_units
+                .insert(u.name.clone(), u.sha256.clone());
+            remote.unit_active.insert(u.name.clone(), "active".into());
+        }
+        remote
+    }
+
+    #[test]
+    fn redeploying_the_current_release_is_a_no_op() {
+        let remote = deployed_and_up();
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(names(&p), vec!["lock", "unchanged"]);
+        assert_eq!(p.unchanged(), remote.current.as_deref());
+        // --force deploys anyway.
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options {
+                force: true,
+                ..Default::default()
+            },
+        );
+        assert!(names(&p).contains(&"activate"));
+        // An idle socket-activated service counts as up when its socket is active.
+        let mut idle = deployed_and_up();
+        idle.unit_active
+            .insert("app.service".into(), "inactive".into());
+        let p = make(
+            &service(),
+            &local(),
+            &idle,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(names(&p), vec!["lock", "unchanged"]);
+        // Not when a unit is down, a file differs on disk, a mode changed, or the current
+        // release was never verified.
+        let mut down = deployed_and_up();
+        down.unit_active
+            .insert("app.socket".into(), "failed".into());
+        down.unit_active
+            .insert("app.service".into(), "inactive".into());
+        assert!(
+            make(
+                &service(),
+                &local(),
+                &down,
+                ID,
+                &origin(),
+                Options::default()
+            )
+            .unchanged()
+            .is_none()
+        );
+        let mut edited = deployed_and_up();
+        edited
+            .current_files
+            .insert("share/msg".into(), "cc".repeat(32));
+        assert!(
+            make(
+                &service(),
+                &local(),
+                &edited,
+                ID,
+                &origin(),
+                Options::default()
+            )
+            .unchanged()
+            .is_none()
+        );
+        let mut l = local();
+        l.files[1].mode = 0o600;
+        assert!(
+            make(
+                &service(),
+                &l,
+                &deployed_and_up(),
+                ID,
+                &origin(),
+                Options::default()
+            )
+            .unchanged()
+            .is_none()
+        );
+        let mut unverified = deployed_and_up();
+        let cur = unverified.current.clone().unwrap();
+        unverified.history.push(rec(&cur, "deploy", "failed", None));
+        assert!(
+            make(
+                &service(),
+                &local(),
+                &unverified,
+                ID,
+                &origin(),
+                Options::default()
+            )
+            .unchanged()
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn the_probe_reads_unit_states() {
+        let st = parse_remote_state(
+            "unitstate.Id=a.service\nunitstate.ActiveState=active\nunitstate.Id=a.socket\nunitstate.ActiveState=failed\n",
+        );
+        assert_eq!(
+            st.unit_active.get("a.service").map(String::as_str),
+            Some("active")
+        );
+        assert_eq!(
+            st.unit_active.get("a.socket").map(String::as_str),
+            Some("failed")
+        );
+        let s = remote_state_script(&Paths::new("app"), &[], &["a b.service".into()], false);
+        assert!(
+            s.contains("systemctl --user show -p Id -p ActiveState -- 'a b.service'"),
+            "{s}"
+        );
     }
 }

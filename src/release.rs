@@ -102,6 +102,36 @@ pub struct ManifestUnit {
     pub sha256: String,
 }
 
+/// Do two releases hold the same thing (files, modes, units, what is restarted, enabled and
+/// started, how they are judged), whatever their ids, dates and authors?
+pub fn same_content(a: &Manifest, b: &Manifest) -> bool {
+    let files = |m: &Manifest| {
+        let mut v: Vec<(String, u32, String)> = m
+            .files
+            .iter()
+            .map(|f| (f.dest.clone(), f.mode, f.sha256.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    let units = |m: &Manifest| {
+        let mut v: Vec<(String, String)> = m
+            .units
+            .iter()
+            .map(|u| (u.name.clone(), u.sha256.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    a.service == b.service
+        && files(a) == files(b)
+        && units(a) == units(b)
+        && a.restart == b.restart
+        && a.enable == b.enable
+        && a.start == b.start
+        && a.judging == b.judging
+}
+
 impl Manifest {
     pub fn size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()

@@ -102,7 +102,7 @@ impl Budget {
 /// summary line, where a long table is read from).
 pub fn outcome_rank(result: &str) -> u8 {
     match result {
-        "ok" => 0,
+        "ok" | "unchanged" => 0,
         "planned" => 1,
         "not-reached" => 2,
         "rolled-back" => 3,
@@ -122,7 +122,7 @@ pub fn sort_by_outcome<T>(items: &mut [T], result: impl Fn(&T) -> &str) {
 
 /// Whether a host's result counts as a success for the budget and `--retry-failed`.
 pub fn is_success(result: &str) -> bool {
-    matches!(result, "ok" | "planned")
+    matches!(result, "ok" | "unchanged" | "planned")
 }
 
 #[cfg(test)]

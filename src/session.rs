@@ -162,9 +162,25 @@ impl ServiceSession<'_> {
     /// The remote state (one round trip). `check_lock`: also say who holds the lock (a dry
     /// run, which does not take it).
     pub async fn probe(&self, dests: &[String], check_lock: bool) -> Result<RemoteState> {
+        self.probe_units(dests, &[], check_lock).await
+    }
+
+    /// [`ServiceSession::probe`], also reading the ActiveState of `units` (for a deploy: is
+    /// the release already current and up?).
+    pub async fn probe_units(
+        &self,
+        dests: &[String],
+        units: &[String],
+        check_lock: bool,
+    ) -> Result<RemoteState> {
         let out = self
             .conn
-            .run(&plan::remote_state_script(&self.paths, dests, check_lock))
+            .run(&plan::remote_state_script(
+                &self.paths,
+                dests,
+                units,
+                check_lock,
+            ))
             .await?;
         Ok(plan::parse_remote_state(&out))
     }

@@ -65,7 +65,7 @@ impl State {
         self.services.get(service).map(|s| {
             s.hosts
                 .iter()
-                .filter(|(_, h)| h.result != "ok")
+                .filter(|(_, h)| h.result != "ok" && h.result != "unchanged")
                 .map(|(name, _)| name.clone())
                 .collect()
         })

@@ -19,6 +19,7 @@
 //! - ferry25..ferry32: fleets
 //! - ferry33..ferry36: systemd (generated units, unit checks, lints, doctor --fix)
 //! - ferry37..ferry40: services (env, hooks)
+//! - ferry42: plan (a redeploy of what is current and up is a no-op)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 mod support;

@@ -235,3 +235,54 @@ fn a_held_lock_is_a_refusal_in_the_plan_and_the_deploy() {
     p.ferry(&["deploy"]).assert_code(0);
     assert_ne!(current(user), before);
 }
+
+/// A CI job that runs again must not restart production: the same release, current and up, is
+/// "unchanged" (no new release, no restart); `--force` deploys anyway; a stopped unit is not
+/// "up", so the deploy goes ahead.
+#[test]
+fn redeploying_what_is_current_and_up_is_a_no_op() {
+    let user = "ferry42";
+    let r = remote();
+    r.reset(user);
+    let p = project(user);
+    p.ferry(&["deploy"]).assert_code(0);
+    let invocation = || r.unit_prop(user, "app.service", "InvocationID");
+    let releases = || r.ssh(user, "ls ~/.local/share/ferry/app/releases");
+    let (inv, rels, cur) = (invocation(), releases(), current(user));
+
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let res = &run.events("result")[0];
+    assert_eq!(res["result"], "unchanged", "{run}");
+    let steps: Vec<String> = run
+        .events("step")
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(steps, vec!["lock", "unchanged"], "{run}");
+    assert_eq!(invocation(), inv, "the unit was restarted");
+    assert_eq!(releases(), rels, "a new release was made");
+    assert_eq!(current(user), cur);
+    let dry = p.ferry(&["--output", "json", "deploy", "--dry-run"]);
+    dry.assert_code(0);
+    let planned: Vec<String> = planned_steps(&dry)
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(planned, vec!["lock", "unchanged"], "{dry}");
+
+    // --force: a new release, restarted.
+    let run = p.ferry(&["--output", "json", "deploy", "--force"]);
+    run.assert_code(0);
+    assert_eq!(run.events("result")[0]["result"], "ok", "{run}");
+    assert_ne!(current(user), cur);
+    let inv2 = invocation();
+    assert_ne!(inv2, inv);
+
+    // A stopped unit is not up: the same content is deployed again and the unit runs.
+    r.ssh(user, "systemctl --user stop app.service");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_eq!(run.events("result")[0]["result"], "ok", "{run}");
+    assert_eq!(r.unit_prop(user, "app.service", "ActiveState"), "active");
+}

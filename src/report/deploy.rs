@@ -54,6 +54,7 @@ impl Human for HostResult {
     fn human(&self, s: &Style) -> Option<String> {
         let verdict = match self.result.as_str() {
             "ok" => s.green("ok"),
+            "unchanged" => s.green("unchanged"),
             "planned" => s.bold("planned (dry run)"),
             "rolled-back" => s.yellow("ROLLED BACK"),
             _ => s.red(&self.result.to_uppercase()),
@@ -257,6 +258,9 @@ pub fn step_text(step: &Step) -> String {
     let name = step.name();
     let detail = match step {
         Step::Lock => "hold the service's lock".to_string(),
+        Step::Unchanged { current } => {
+            format!("nothing to do: {current} is current, the same, and up (--force deploys)")
+        }
         Step::Refuse { reason, .. } => format!("REFUSED: {}", sanitize(reason)),
         Step::CleanStaging { dirs } => format!("remove {} leftover staging dir(s)", dirs.len()),
         Step::ClearStaleRevert => "stop a self-revert timer left for an old release".into(),

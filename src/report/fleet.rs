@@ -101,6 +101,7 @@ impl Reporter {
 pub fn verdict(result: &str) -> String {
     match result {
         "ok" => "ok".into(),
+        "unchanged" => "unchanged (already deployed)".into(),
         "planned" => "planned (dry run)".into(),
         "not-reached" => "not reached".into(),
         "rolled-back" => "ROLLED BACK".into(),
@@ -137,7 +138,7 @@ impl Human for Table {
             .map(|r| {
                 let v = format!("{:<vw$}", verdict(&r.result));
                 let v = match r.result.as_str() {
-                    "ok" => s.green(&v),
+                    "ok" | "unchanged" => s.green(&v),
                     "planned" => s.bold(&v),
                     "not-reached" | "rolled-back" => s.yellow(&v),
                     _ => s.red(&v),
