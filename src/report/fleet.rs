@@ -101,7 +101,7 @@ impl Reporter {
 pub fn verdict(result: &str) -> String {
     match result {
         "ok" => "ok".into(),
-        "unchanged" => "unchanged (already deployed)".into(),
+        "unchanged" => "unchanged".into(),
         "planned" => "planned (dry run)".into(),
         "not-reached" => "not reached".into(),
         "rolled-back" => "ROLLED BACK".into(),
