@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod exec;
+pub mod execute;
 pub mod fanout;
 pub mod health;
 pub mod hooks;

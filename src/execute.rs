@@ -1,0 +1,560 @@
+//! One service on one host: make the plan (or print it for `--dry-run`), take the lock, and
+//! execute the plan's steps one by one, exactly as they were printed; when activation,
+//! verification, a health check or a hook after the switch fails, the plan's `on_failure`
+//! applies: go back to the previous verified release (judged by the checks it was deployed
+//! with), or stay. Every outcome is a `HostResult`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::error::{Error, Result, exit};
+use crate::hooks::{self, Hook};
+use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
+use crate::release::{self, HistoryRecord};
+use crate::report::deploy::{HostResult, PlanEvent};
+use crate::session::{Before, LiveFailure, ServiceSession};
+
+use crate::deploy::Options;
+
+/// Deploy one service on one host; every outcome is a [`HostResult`].
+pub async fn deploy_service(
+    ss: &ServiceSession<'_>,
+    local: &LocalRelease,
+    origin: &Origin,
+    opts: &Options,
+) -> HostResult {
+    let outcome = if opts.dry_run {
+        dry_run(ss, local, origin, opts).await
+    } else {
+        deploy_locked(ss, local, origin, opts).await
+    };
+    outcome.unwrap_or_else(|e| {
+        let code = e.exit_code().max(1);
+        let result = match &e {
+            _ if code == exit::LOCKED => "locked",
+            Error::Refused { .. } => "refused",
+            _ => "failed",
+        };
+        let reason = match e {
+            Error::Refused { message, .. } => message,
+            e => e.to_string(),
+        };
+        ss.result(result, None, None, Some(reason), code)
+    })
+}
+
+fn dests(local: &LocalRelease) -> Vec<String> {
+    local.files.iter().map(|f| f.dest.clone()).collect()
+}
+
+/// The release's units whose state the probe reads (templates have none; their instances do).
+fn probed_units(local: &LocalRelease) -> Vec<String> {
+    let mut v: Vec<String> = local
+        .units
+        .iter()
+        .map(|u| u.name.clone())
+        .filter(|n| !n.contains("@."))
+        .collect();
+    v.extend(local.instances.iter().cloned());
+    v
+}
+
+fn make_plan(
+    ss: &ServiceSession<'_>,
+    local: &LocalRelease,
+    remote: &RemoteState,
+    origin: &Origin,
+    opts: &Options,
+) -> Result<(Plan, LocalRelease)> {
+    let id = release::fresh_id(
+        std::time::SystemTime::now(),
+        &local.content_hash(),
+        &remote.releases,
+    );
+    // The release as it is for this host (unit templates rendered).
+    let local = crate::template::for_host(ss.service, local, &ss.host.name, &id)?;
+    let plan = plan::make(
+        ss.service,
+        &local,
+        remote,
+        &id,
+        origin,
+        plan::Options {
+            no_rollback: opts.no_rollback,
+            force: opts.force,
+        },
+    );
+    Ok((plan, local))
+}
+
+/// Print the plan; nothing changes on the host (the lock is looked at, not taken).
+async fn dry_run(
+    ss: &ServiceSession<'_>,
+    local: &LocalRelease,
+    origin: &Origin,
+    opts: &Options,
+) -> Result<HostResult> {
+    let remote = ss
+        .probe_units(&dests(local), &probed_units(local), true)
+        .await?;
+    let (plan, rendered) = make_plan(ss, local, &remote, origin, opts)?;
+    ss.reporter.emit(&PlanEvent {
+        kind: "plan",
+        host: ss.host.name.clone(),
+        plan: plan.clone(),
+    });
+    if plan.refusal().is_none() {
+        ss.show_unit_diffs(&plan, &rendered).await?;
+    }
+    let previous = remote.current.as_deref();
+    if let Some(current) = plan.unchanged() {
+        return Ok(unchanged(ss, current));
+    }
+    Ok(match plan.refusal() {
+        Some((reason, why)) => ss.result(
+            "refused",
+            Some(&plan.release),
+            previous,
+            Some(reason.to_string()),
+            refusal_code(why),
+        ),
+        None => ss.result("planned", Some(&plan.release), previous, None, exit::OK),
+    })
+}
+
+/// The result of a deploy that had nothing to do.
+fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
+    ss.result(
+        "unchanged",
+        Some(current),
+        Some(current),
+        Some(format!(
+            "already deployed: {current} is current with the same content and its units are up (--force deploys anyway)"
+        )),
+        exit::OK,
+    )
+}
+
+fn refusal_code(why: Refusal) -> i32 {
+    match why {
+        Refusal::Locked => exit::LOCKED,
+        Refusal::PendingRevert | Refusal::DiskFull => exit::FAILED,
+    }
+}
+
+async fn deploy_locked(
+    ss: &ServiceSession<'_>,
+    local: &LocalRelease,
+    origin: &Origin,
+    opts: &Options,
+) -> Result<HostResult> {
+    let lock = ss.lock(opts.lock_wait, "deploy", &origin.by).await?;
+    let result = async {
+        let remote = ss
+            .probe_units(&dests(local), &probed_units(local), false)
+            .await?;
+        let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
+        execute(ss, &plan, &local, &remote, origin).await
+    }
+    .await;
+    lock.release().await;
+    result
+}
+
+/// Execute the plan's steps in order. A lost connection says in which step, and what state
+/// that leaves the host in.
+pub async fn execute(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    local: &LocalRelease,
+    remote: &RemoteState,
+    origin: &Origin,
+) -> Result<HostResult> {
+    let at = AtomicUsize::new(0);
+    let id = plan.release.as_str();
+    execute_steps(ss, plan, local, remote, origin, &at)
+        .await
+        .map_err(|e| match e {
+            Error::ConnectionLost { host, during } => Error::ConnectionLost {
+                during: format!(
+                    "{during} (step `{}` of the deploy of {id}); {}",
+                    plan.steps[at.load(Ordering::Relaxed)].name(),
+                    plan.state_if_lost(
+                        Some(at.load(Ordering::Relaxed)),
+                        ss.service.confirm_timeout
+                    )
+                ),
+                host,
+            },
+            e => e,
+        })
+}
+
+/// [`execute`]; `at` is the index of the step under way.
+async fn execute_steps(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    local: &LocalRelease,
+    remote: &RemoteState,
+    origin: &Origin,
+    at: &AtomicUsize,
+) -> Result<HostResult> {
+    let id = plan.release.as_str();
+    let previous = remote.current.as_deref();
+    let record = |outcome: &str, reason: Option<String>| HistoryRecord {
+        time: release::now_rfc3339(),
+        action: "deploy".into(),
+        release: id.to_string(),
+        previous: previous.map(String::from),
+        outcome: outcome.into(),
+        by: origin.by.clone(),
+        git_commit: origin.git_commit.clone(),
+        reason,
+    };
+    let activation = plan::Activation::for_plan(plan);
+    let mut sftp = None;
+    let mut armed = false;
+    let mut before = Before::default();
+    for (index, step) in plan.steps.iter().enumerate() {
+        at.store(index, Ordering::Relaxed);
+        fault_point(step.name());
+        crate::session::fault_pause(step.name()).await;
+        ss.step(index, step);
+        match step {
+            // Taken before the host was read: the plan was made under it.
+            Step::Lock => {}
+            Step::Unchanged { current } => return Ok(unchanged(ss, current)),
+            Step::Refuse { reason, why } => {
+                return Err(Error::Refused {
+                    host: ss.host.name.clone(),
+                    message: reason.clone(),
+                    code: refusal_code(*why),
+                });
+            }
+            Step::CleanStaging { dirs } => ss.clean_staging(dirs).await?,
+            Step::ClearStaleRevert => ss.cancel_revert().await?,
+            Step::Stage { .. } => {
+                ss.phase(
+                    "upload",
+                    format!("release {id} (current: {})", previous.unwrap_or("none")),
+                );
+                let s = ss.sftp().await?;
+                ss.stage(plan, &s).await?;
+                sftp = Some(s);
+            }
+            Step::Reuse { .. } => ss.reuse(plan).await?,
+            Step::Upload { .. } => {
+                ss.upload(plan, sftp.as_ref().expect("staged before upload"))
+                    .await?
+            }
+            Step::Seal { .. } => {
+                let s = sftp.take().expect("staged before seal");
+                ss.seal(plan, local, &s).await?;
+                s.close().await;
+            }
+            Step::CheckUnits { units } => {
+                if let Err(e) = crate::unit_check::check(ss, id, units, local).await {
+                    ss.record(&record("refused", Some(e.to_string()))).await;
+                    return Err(e);
+                }
+            }
+            Step::BeforeSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::BeforeSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
+                    // Nothing live changed: the old release keeps serving.
+                    ss.record(&record("failed", Some(reason.clone()))).await;
+                    return Ok(ss.result(
+                        "failed",
+                        Some(id),
+                        previous,
+                        Some(format!(
+                            "{reason}; nothing live changed, {} keeps serving",
+                            previous.unwrap_or("no release")
+                        )),
+                        exit::FAILED,
+                    ));
+                }
+            }
+            Step::ArmRevert { to, .. } => {
+                let to = ss.manifest_of(to, remote).await?;
+                ss.arm_revert(&plan.manifest, &to, &origin.by).await?;
+                armed = true;
+            }
+            Step::Activate { .. } => {
+                ss.phase(
+                    "activate",
+                    format!("switching to {id}: installing units, switching `current`, restarting"),
+                );
+                match ss.activate(&activation, armed).await? {
+                    Ok(b) => before = b,
+                    Err(f) => return fail(ss, plan, remote, origin, armed, f).await,
+                }
+            }
+            Step::Verify { units } => {
+                if let Some(reason) = ss
+                    .verify(
+                        units,
+                        &before,
+                        ss.service.start_timeout,
+                        ss.service.settle_time,
+                    )
+                    .await?
+                {
+                    let f = LiveFailure {
+                        reason,
+                        since: before.since.clone(),
+                        units: units.clone(),
+                    };
+                    return fail(ss, plan, remote, origin, armed, f).await;
+                }
+            }
+            Step::Health { .. } => {
+                let checks = ss.service.health.as_ref().expect("planned with health");
+                if let Some(reason) = ss.health(checks).await {
+                    let f = LiveFailure {
+                        reason,
+                        since: before.since.clone(),
+                        units: activation.verify_units(),
+                    };
+                    return fail(ss, plan, remote, origin, armed, f).await;
+                }
+            }
+            Step::AfterSwitch { command } => {
+                if let Some(reason) = hooks::run_remote(
+                    ss,
+                    Hook::AfterSwitch,
+                    command,
+                    id,
+                    previous,
+                    local.env.as_ref(),
+                )
+                .await?
+                {
+                    let f = LiveFailure {
+                        reason,
+                        since: before.since.clone(),
+                        units: activation.verify_units(),
+                    };
+                    return fail(ss, plan, remote, origin, armed, f).await;
+                }
+            }
+            Step::Confirm { .. } => {
+                if armed && !ss.disarm_revert(id).await? {
+                    let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
+                    return Ok(ss.result(
+                        "rolled-back",
+                        Some(id),
+                        previous,
+                        Some(reason),
+                        exit::ROLLED_BACK,
+                    ));
+                }
+                ss.record(&record("ok", None)).await;
+            }
+            Step::Prune { releases } => ss.prune(releases).await,
+        }
+    }
+    Ok(ss.result("ok", Some(id), previous, None, exit::OK))
+}
+
+/// The new release failed to go live: show its journal, then roll back or stay, as planned.
+async fn fail(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    remote: &RemoteState,
+    origin: &Origin,
+    armed: bool,
+    failure: LiveFailure,
+) -> Result<HostResult> {
+    let id = plan.release.as_str();
+    let previous = remote.current.as_deref();
+    let reason = failure.reason;
+    let record = |outcome: &str, reason: String| HistoryRecord {
+        time: release::now_rfc3339(),
+        action: "deploy".into(),
+        release: id.to_string(),
+        previous: previous.map(String::from),
+        outcome: outcome.into(),
+        by: origin.by.clone(),
+        git_commit: origin.git_commit.clone(),
+        reason: Some(reason),
+    };
+    // The failure may be the lost connection itself (a health check cut short).
+    let lost = |during: &str| {
+        let e = Error::ConnectionLost {
+            host: ss.host.name.clone(),
+            during: format!(
+                "{during} (deploy of {id}); {}",
+                plan.state_if_lost(None, ss.service.confirm_timeout)
+            ),
+        };
+        ss.result(
+            "failed",
+            Some(id),
+            previous,
+            Some(e.to_string()),
+            exit::CONNECTION,
+        )
+    };
+    if ss.conn.is_closed() {
+        // Activated (or its activation failed): the state after activation.
+        let at = plan
+            .steps
+            .iter()
+            .position(|s| s.name() == "verify" || s.name() == "health")
+            .unwrap_or(0);
+        let e = Error::ConnectionLost {
+            host: ss.host.name.clone(),
+            during: format!(
+                "verifying the new release (deploy of {id}); {}",
+                plan.state_if_lost(Some(at), ss.service.confirm_timeout)
+            ),
+        };
+        return Ok(ss.result(
+            "failed",
+            Some(id),
+            previous,
+            Some(e.to_string()),
+            exit::CONNECTION,
+        ));
+    }
+    ss.warn(&format!("{}: {reason}", ss.service.name));
+    ss.show_journal(failure.since.as_deref(), &failure.units)
+        .await;
+    let to = match &plan.on_failure {
+        OnFailure::Stay { reason: why } => {
+            if armed {
+                let _ = ss.disarm_revert(id).await;
+            }
+            ss.record(&record("failed", reason.clone())).await;
+            return Ok(ss.result(
+                "failed",
+                Some(id),
+                previous,
+                Some(format!("{reason} ({why})")),
+                exit::FAILED,
+            ));
+        }
+        OnFailure::RollBack { to } => to,
+    };
+    fault_point("rollback");
+    ss.phase("rollback", format!("rolling back to {to}"));
+    // Recorded before going back, so that a deploy killed during its rollback leaves a trace;
+    // the final outcome replaces this record.
+    ss.record(&record(
+        "failed",
+        format!("{reason}; killed while rolling back to {to}"),
+    ))
+    .await;
+    let back = match ss.manifest_of(to, remote).await {
+        Ok(m) => m,
+        Err(Error::ConnectionLost { .. }) => {
+            return Ok(lost(&format!("rolling back to {to} after: {reason}")));
+        }
+        Err(e) => {
+            ss.replace_last_record(&record(
+                "rollback-failed",
+                format!("{reason}; rollback: {e}"),
+            ))
+            .await;
+            return Ok(rollback_failed(
+                ss,
+                id,
+                previous,
+                &reason,
+                to,
+                &e.to_string(),
+            ));
+        }
+    };
+    let restored = ss.restore(&back, Some(&plan.manifest)).await;
+    if armed {
+        let _ = ss.disarm_revert(to).await;
+    }
+    match restored {
+        Ok(Ok(())) => {
+            ss.replace_last_record(&record("rolled-back", reason.clone()))
+                .await;
+            ss.record(&HistoryRecord {
+                action: "rollback".into(),
+                release: to.clone(),
+                previous: Some(id.to_string()),
+                outcome: "ok".into(),
+                reason: Some(format!("automatic, after: {reason}")),
+                git_commit: back.git_commit.clone(),
+                ..record("ok", String::new())
+            })
+            .await;
+            Ok(ss.result(
+                "rolled-back",
+                Some(id),
+                previous,
+                Some(format!("{reason}; rolled back to {to}")),
+                exit::ROLLED_BACK,
+            ))
+        }
+        Ok(Err(f)) => {
+            ss.show_journal(f.since.as_deref(), &f.units).await;
+            ss.replace_last_record(&record(
+                "rollback-failed",
+                format!("{reason}; rollback: {}", f.reason),
+            ))
+            .await;
+            Ok(rollback_failed(ss, id, previous, &reason, to, &f.reason))
+        }
+        Err(Error::ConnectionLost { .. }) => {
+            Ok(lost(&format!("rolling back to {to} after: {reason}")))
+        }
+        Err(e) => {
+            ss.replace_last_record(&record(
+                "rollback-failed",
+                format!("{reason}; rollback: {e}"),
+            ))
+            .await;
+            Ok(rollback_failed(
+                ss,
+                id,
+                previous,
+                &reason,
+                to,
+                &e.to_string(),
+            ))
+        }
+    }
+}
+
+fn rollback_failed(
+    ss: &ServiceSession<'_>,
+    id: &str,
+    previous: Option<&str>,
+    reason: &str,
+    to: &str,
+    rb_reason: &str,
+) -> HostResult {
+    ss.result(
+        "rollback-failed",
+        Some(id),
+        previous,
+        Some(format!(
+            "DEPLOY FAILED: {reason}; ROLLBACK TO {to} FAILED TOO: {rb_reason}"
+        )),
+        exit::FAILED,
+    )
+}
+
+/// Fault injection for the test suite: with `FERRY_FAULT_AT=NAME` in the environment, ferry
+/// dies at once (abort: no cleanup, like `kill -9`) just before the step (or `rollback`) of
+/// that name. Unset in normal use.
+fn fault_point(name: &str) {
+    if std::env::var_os("FERRY_FAULT_AT").is_some_and(|v| v == name) {
+        eprintln!("FERRY_FAULT_AT={name}: aborting");
+        std::process::abort();
+    }
+}
