@@ -23,19 +23,7 @@ use crate::session::{ServiceSession, Session};
 use crate::state;
 use crate::targets;
 
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub dry_run: bool,
-    pub no_rollback: bool,
-    pub lock_wait: Option<std::time::Duration>,
-    pub parallel: usize,
-    /// Only the hosts that failed or were not reached in the last rollout of each service.
-    pub retry_failed: bool,
-    /// When a rollout stops, put every host it switched back on its previous release.
-    pub rollback_all_on_failure: bool,
-    /// Deploy even when the release is already current and up.
-    pub force: bool,
-}
+pub use crate::execute::Options;
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
 pub async fn run(

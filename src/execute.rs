@@ -13,7 +13,20 @@ use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
 use crate::session::{Before, LiveFailure, ServiceSession};
 
-use crate::deploy::Options;
+/// Options of `ferry deploy`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    pub no_rollback: bool,
+    pub lock_wait: Option<std::time::Duration>,
+    pub parallel: usize,
+    /// Only the hosts that failed or were not reached in the last rollout of each service.
+    pub retry_failed: bool,
+    /// When a rollout stops, put every host it switched back on its previous release.
+    pub rollback_all_on_failure: bool,
+    /// Deploy even when the release is already current and up.
+    pub force: bool,
+}
 
 /// Deploy one service on one host; every outcome is a [`HostResult`].
 pub async fn deploy_service(
