@@ -3,16 +3,18 @@
 #
 #   sudo tests/remote/ferry-remote start && bench/fleet.sh
 #
-# 1. `ferry exec SERVICE -- true` on 1 host vs 16 hosts (--parallel 16): connection, auth and one
-#    command per host. The 16 hosts are 8 remote users, each under two host names (exec keeps no
-#    state per host, so sharing a user changes nothing).
-# 2. `ferry deploy` (a 5 MiB file + a unit, default settle_time 1.5 s) to 1 host vs 8 hosts at
-#    once, and vs 8 hosts in batches of 2 (4 batches). A deploy holds a lock per user and
-#    service, so each deployed host needs its own user: 8 is what the remote gives this bench.
-# Users: $BENCH_USERS (default ferry25..ferry32). Medians of $BENCH_RUNS runs (default 3).
+# 1. `ferry exec SERVICE -- true` on 1 host vs 2N hosts (--parallel 2N): connection, auth and one
+#    command per host. The 2N hosts are the N remote users, each under two host names (exec keeps
+#    no state per host, so sharing a user changes nothing).
+# 2. `ferry deploy` (a 5 MiB file + a unit, default settle_time 1.5 s) to 1 host vs N hosts at
+#    once (--parallel N), and vs N hosts in batches of 2. A deploy holds a lock per user and
+#    service, so each deployed host is its own user.
+# Users: $BENCH_USERS (default ferry25..ferry40: N = 16). Medians of $BENCH_RUNS runs (default 3).
+# Do not run it while the test suite runs on the same remote (the suite uses these users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-read -r -a users <<<"${BENCH_USERS:-ferry25 ferry26 ferry27 ferry28 ferry29 ferry30 ferry31 ferry32}"
+read -r -a users <<<"${BENCH_USERS:-$(seq -f 'ferry%g' -s ' ' 25 40)}"
+n=${#users[@]}
 runs=${BENCH_RUNS:-3}
 remote=tests/remote/ferry-remote
 eval "$("$remote" env)"
@@ -63,7 +65,7 @@ TOML
 cfg="$work/deploy.toml"
 # Every user gets the service once, so that exec finds a current release everywhere.
 head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
-"$ferry" -q -c "$cfg" deploy --parallel 8 >/dev/null
+"$ferry" -q -c "$cfg" deploy --parallel "$n" >/dev/null
 
 timed() { # the command; prints its wall time in seconds; fails loudly if it fails
   local t0 t1
@@ -76,14 +78,14 @@ timed() { # the command; prints its wall time in seconds; fails loudly if it fai
 exec1=(); exec16=(); dep1=(); dep8=(); dep8b=()
 for _ in $(seq "$runs"); do
   exec1+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H one -- true)")
-  exec16+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H all --parallel 16 -- true)")
+  exec16+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H all --parallel $((2 * n)) -- true)")
   head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
   dep1+=("$(timed "$ferry" -q -c "$cfg" deploy -H one)")
   head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
-  dep8+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel 8)")
+  dep8+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel "$n")")
   head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
   sed -i 's/^batch = .*/batch = 2/' "$cfg"
-  dep8b+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel 8)")
+  dep8b+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel "$n")")
   sed -i "s/^batch = .*/batch = ${BENCH_BATCH:-100}/" "$cfg"
 done
 
@@ -91,9 +93,9 @@ m() { printf '%s\n' "$@" | median; }
 e1=$(m "${exec1[@]}"); e16=$(m "${exec16[@]}")
 d1=$(m "${dep1[@]}"); d8=$(m "${dep8[@]}"); d8b=$(m "${dep8b[@]}")
 printf '\n%-58s %9s %9s %7s\n' "measure (median of $runs)" "1 host" "N hosts" "ratio"
-printf '%-58s %8.2fs %8.2fs %7.2f\n' "exec -- true: 1 host vs 16 hosts (--parallel 16)" "$e1" "$e16" "$(echo "$e16 / $e1" | bc -l)"
-printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs 8 hosts (one batch)" "$d1" "$d8" "$(echo "$d8 / $d1" | bc -l)"
-printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs 8 hosts (batch = 2)" "$d1" "$d8b" "$(echo "$d8b / $d1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "exec -- true: 1 host vs $((2 * n)) hosts (--parallel $((2 * n)))" "$e1" "$e16" "$(echo "$e16 / $e1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs $n hosts (one batch)" "$d1" "$d8" "$(echo "$d8 / $d1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs $n hosts (batch = 2)" "$d1" "$d8b" "$(echo "$d8b / $d1" | bc -l)"
 
 for u in "${users[@]}"; do
   rssh "$u" 'systemctl --user stop fleetbench.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/.config/systemd/user/fleetbench.service; systemctl --user daemon-reload' || true

@@ -71,6 +71,10 @@ pub fn arm_command(paths: &Paths, service: &str, unconfirmed: &str, after: Durat
             &format!(
                 "--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"
             ),
+            // Every line of the script under one name: `journalctl --user -t UNIT` shows them
+            // even when journald could not tell the unit of a line (the script prints and
+            // exits before journald reads its cgroup, so `-u` misses that line).
+            &format!("--property=SyslogIdentifier={unit}"),
             &format!("--on-active={}ms", after.as_millis()),
             "--timer-property=AccuracySec=100ms",
             "/bin/sh",
