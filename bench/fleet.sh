@@ -26,14 +26,31 @@ trap 'rm -rf "$work"' EXIT
 ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
           -o "UserKnownHostsFile=$FERRY_TEST_KNOWN_HOSTS" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
 rssh() { local u=$1; shift; ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$u@$FERRY_TEST_HOST" "$@"; }
+rsftp() { local u=$1; sftp "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$u@$FERRY_TEST_HOST" >/dev/null; }
+# What teams run today: per host, `sftp` put of the binary and the unit, then `ssh`
+# daemon-reload + restart (no wait for the unit to stay up, no release kept, no lock).
+script_host() {
+  local u=$1
+  rssh "$u" 'mkdir -p ~/fleetbench-manual ~/.config/systemd/user'
+  printf 'put %s fleetbench-manual/app\nput %s .config/systemd/user/fleetbench-manual.service\n' \
+    "$work/app.bin" "$work/fleetbench-manual.service" | rsftp "$u"
+  rssh "$u" 'systemctl --user daemon-reload && systemctl --user restart fleetbench-manual.service'
+}
+script_parallel() { local u pids=(); for u in "$@"; do script_host "$u" & pids+=($!); done; for p in "${pids[@]}"; do wait "$p"; done; }
+script_sequential() { local u; for u in "$@"; do script_host "$u"; done; }
+ssh_true_parallel() { local u pids=(); for u in "$@" "$@"; do rssh "$u" true & pids+=($!); done; for p in "${pids[@]}"; do wait "$p"; done; }
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-for u in "${users[@]}"; do
-  rssh "$u" 'systemctl --user stop fleetbench.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/.config/systemd/user/fleetbench.service; systemctl --user daemon-reload' || true
-done
+cleanup_hosts() {
+  for u in "${users[@]}"; do
+    rssh "$u" 'systemctl --user stop fleetbench.service fleetbench-manual.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/fleetbench-manual ~/.config/systemd/user/fleetbench.service ~/.config/systemd/user/fleetbench-manual.service; systemctl --user daemon-reload' || true
+  done
+}
+cleanup_hosts
 
 printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench.service"
+printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench-manual.service"
 {
   i=0
   for round in 1 2; do
@@ -75,7 +92,7 @@ timed() { # the command; prints its wall time in seconds; fails loudly if it fai
   echo "$t1 - $t0" | bc -l
 }
 
-exec1=(); exec16=(); dep1=(); dep8=(); dep8b=()
+exec1=(); exec16=(); dep1=(); dep8=(); dep8b=(); sshN=(); sc1=(); scN=(); scS=()
 for _ in $(seq "$runs"); do
   exec1+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H one -- true)")
   exec16+=("$(timed "$ferry" -q -c "$cfg" exec fleetbench -H all --parallel $((2 * n)) -- true)")
@@ -87,16 +104,27 @@ for _ in $(seq "$runs"); do
   sed -i 's/^batch = .*/batch = 2/' "$cfg"
   dep8b+=("$(timed "$ferry" -q -c "$cfg" deploy -H distinct --parallel "$n")")
   sed -i "s/^batch = .*/batch = ${BENCH_BATCH:-100}/" "$cfg"
+  sshN+=("$(timed ssh_true_parallel "${users[@]}")")
+  head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
+  sc1+=("$(timed script_host "${users[0]}")")
+  scN+=("$(timed script_parallel "${users[@]}")")
+  scS+=("$(timed script_sequential "${users[@]}")")
 done
 
 m() { printf '%s\n' "$@" | median; }
 e1=$(m "${exec1[@]}"); e16=$(m "${exec16[@]}")
 d1=$(m "${dep1[@]}"); d8=$(m "${dep8[@]}"); d8b=$(m "${dep8b[@]}")
+sn=$(m "${sshN[@]}"); s1=$(m "${sc1[@]}"); sp=$(m "${scN[@]}"); ss=$(m "${scS[@]}")
 printf '\n%-58s %9s %9s %7s\n' "measure (median of $runs)" "1 host" "N hosts" "ratio"
 printf '%-58s %8.2fs %8.2fs %7.2f\n' "exec -- true: 1 host vs $((2 * n)) hosts (--parallel $((2 * n)))" "$e1" "$e16" "$(echo "$e16 / $e1" | bc -l)"
 printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs $n hosts (one batch)" "$d1" "$d8" "$(echo "$d8 / $d1" | bc -l)"
 printf '%-58s %8.2fs %8.2fs %7.2f\n' "deploy 5 MiB + unit: 1 host vs $n hosts (batch = 2)" "$d1" "$d8b" "$(echo "$d8b / $d1" | bc -l)"
 
-for u in "${users[@]}"; do
-  rssh "$u" 'systemctl --user stop fleetbench.service 2>/dev/null; rm -rf ~/.local/share/ferry/fleetbench ~/.config/systemd/user/fleetbench.service; systemctl --user daemon-reload' || true
-done
+printf '\n%-58s %9s %9s %7s\n' "reference: OpenSSH script (median of $runs)" "ferry" "script" "ratio"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "$((2 * n)) hosts: exec -- true vs \`ssh HOST true\` x $((2 * n)) (&)" "$e16" "$sn" "$(echo "$e16 / $sn" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "1 host: deploy vs sftp put + ssh restart" "$d1" "$s1" "$(echo "$d1 / $s1" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "$n hosts: deploy (one batch) vs script on all hosts (&)" "$d8" "$sp" "$(echo "$d8 / $sp" | bc -l)"
+printf '%-58s %8.2fs %8.2fs %7.2f\n' "$n hosts: deploy (one batch) vs script, host after host" "$d8" "$ss" "$(echo "$d8 / $ss" | bc -l)"
+echo "(ferry waits until the units stayed up for settle_time = 1.5 s; the script does not wait)"
+
+cleanup_hosts

@@ -1,7 +1,7 @@
 //! Fleets against the real remote: rollouts in batches with a failure budget, canaries,
 //! `--retry-failed`, `--rollback-all-on-failure`, `ferry exec`, 32 handshakes at once.
 //!
-//! Users ferry25..ferry32. Each test has its own service name and cleans only that service, so
+//! Users ferry25..ferry32, and ferry45..ferry60 for the sixteen-host rollout. Each test has its own service name and cleans only that service, so
 //! tests that share a user do not disturb each other. A host is made to fail deterministically
 //! by a file in the user's home that the service's health command looks for
 //! (`~/fail-SERVICE-VERSION`): the previous version still passes, so its rollback succeeds.
@@ -532,5 +532,107 @@ fn thirty_two_parallel_handshakes() {
         assert_eq!(e["host"], names[i].as_str());
         assert_eq!(e["exit_status"], 0, "{e}");
         assert_eq!(e["stdout"], format!("hello from {}\n", users[i % 8]), "{e}");
+    }
+}
+
+/// Sixteen hosts, each its own remote user (ferry45..ferry60): a canary, then batches of 25%.
+/// A release that fails on two hosts of the second batch (max_fail = 1) stops the rollout
+/// there: the canary and the first batches stay on it, the two are rolled back, the rest of
+/// their batch finishes, the seven hosts after it are not reached and untouched; once the
+/// cause is gone, `--retry-failed` deploys to exactly those nine.
+#[test]
+fn sixteen_hosts_canary_and_percentage_batches() {
+    let service = "sixteen";
+    let names: Vec<String> = (1..=16).map(|i| format!("s{i}")).collect();
+    let users: Vec<String> = (45..=60).map(|i| format!("ferry{i}")).collect();
+    let hosts: Vec<(&str, &str)> = names
+        .iter()
+        .zip(&users)
+        .map(|(n, u)| (n.as_str(), u.as_str()))
+        .collect();
+    for (_, u) in &hosts {
+        clean(u, service);
+    }
+    let p = fleet_project(service, &hosts, "canary = 1\nbatch = \"25%\"\nmax_fail = 1");
+
+    let run = p.ferry(&["--output", "json", "deploy", "--parallel", "16"]);
+    run.assert_code(0);
+    let sizes: Vec<usize> = run
+        .events("batch")
+        .iter()
+        .map(|b| b["hosts"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [1, 4, 4, 4, 3], "{run}");
+    assert_eq!(run.events("rollout")[0]["deployed"], 16, "{run}");
+    let v1: Vec<HostView> = users.iter().map(|u| assert_on(u, service, "v1")).collect();
+
+    // v2 fails on s6 and s7 (the second batch is s6..s9).
+    for u in [&users[5], &users[6]] {
+        remote().ssh(u, &format!("touch ~/fail-{service}-v2"));
+    }
+    p.write("version", "v2\n");
+    let run = p.ferry(&["--output", "json", "deploy", "--parallel", "16"]);
+    run.assert_code(4);
+    let expected: Vec<(String, &str)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let r = match i {
+                0..=4 | 7 | 8 => "ok",
+                5 | 6 => "rolled-back",
+                _ => "not-reached",
+            };
+            (n.clone(), r)
+        })
+        .collect();
+    let expected: Vec<(&str, &str)> = expected.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+    assert_eq!(results(&run), pairs(&expected), "{run}");
+    let rollout = &run.events("rollout")[0];
+    assert_eq!(rollout["not_reached"], 7, "{run}");
+    for (i, u) in users.iter().enumerate() {
+        match i {
+            0..=4 | 7 | 8 => {
+                assert_on(u, service, "v2");
+            }
+            5 | 6 => {
+                let now = assert_on(u, service, "v1");
+                assert_eq!(now.current, v1[i].current, "{u} is back on its v1 release");
+            }
+            _ => assert_eq!(view(u, service), v1[i], "{u} was not touched"),
+        }
+    }
+
+    // The cause is gone: --retry-failed deploys to s6, s7 and s10..s16 only.
+    for u in [&users[5], &users[6]] {
+        remote().ssh(u, &format!("rm ~/fail-{service}-v2"));
+    }
+    let untouched: Vec<HostView> = [0, 1, 2, 3, 4, 7, 8]
+        .iter()
+        .map(|&i| view(&users[i], service))
+        .collect();
+    let run = p.ferry(&[
+        "--output",
+        "json",
+        "deploy",
+        "--retry-failed",
+        "--parallel",
+        "16",
+    ]);
+    run.assert_code(0);
+    let retried: Vec<(&str, &str)> = [5, 6, 9, 10, 11, 12, 13, 14, 15]
+        .iter()
+        .map(|&i| (names[i].as_str(), "ok"))
+        .collect();
+    assert_eq!(results(&run), pairs(&retried), "{run}");
+    for (k, &i) in [0, 1, 2, 3, 4, 7, 8].iter().enumerate() {
+        assert_eq!(
+            view(&users[i], service),
+            untouched[k],
+            "{} was not deployed again",
+            names[i]
+        );
+    }
+    for u in &users {
+        assert_on(u, service, "v2");
     }
 }

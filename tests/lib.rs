@@ -20,6 +20,7 @@
 //! - ferry33..ferry36: systemd (generated units, unit checks, lints, doctor --fix)
 //! - ferry37..ferry40: services (env, hooks)
 //! - ferry42: plan (a redeploy of what is current and up is a no-op)
+//! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 mod support;
