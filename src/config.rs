@@ -233,7 +233,13 @@ pub struct FileSpec {
     pub mode: u32,
     /// A secret (key, token, password file): mode 0600 unless a stricter one is given.
     pub secret: bool,
+    /// `template = true`: the file is rendered per host like unit templates (see
+    /// `crate::template`); it must be UTF-8 text of at most [`TEMPLATE_FILE_MAX`] bytes.
+    pub template: bool,
 }
+
+/// The largest file `template = true` renders (it is held in memory, once per host).
+pub const TEMPLATE_FILE_MAX: u64 = 1 << 20;
 
 /// Health checks of a service; all that are set must pass. Serializable (durations as
 /// humantime strings, e.g. "30s"), so a release manifest can record the checks it was deployed
@@ -435,6 +441,7 @@ struct RawFile {
     dest: String,
     mode: Option<String>,
     secret: Option<bool>,
+    template: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1454,6 +1461,7 @@ impl<'a> Validator<'a> {
                 dest,
                 mode,
                 secret,
+                template: f.template.unwrap_or(false),
             });
         }
         // A dest cannot be a file and, for another file, a directory (`bin` and `bin/x`).

@@ -27,11 +27,49 @@ async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
     Ok((size, plan::hex(&h.finalize())))
 }
 
+/// A `template = true` file: read into memory (UTF-8 text, at most
+/// [`crate::config::TEMPLATE_FILE_MAX`] bytes); rendered per host later.
+async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> Result<LocalFile> {
+    let what = || format!("service {}: {}", service.name, f.source.display());
+    let size = tokio::fs::metadata(&f.source)
+        .await
+        .map_err(|e| Error::Usage(format!("{}: cannot read it: {e}", what())))?
+        .len();
+    if size > crate::config::TEMPLATE_FILE_MAX {
+        return Err(Error::Usage(format!(
+            "{}: {size} bytes is too large for `template = true` (at most {} bytes): render only small text files such as configs",
+            what(),
+            crate::config::TEMPLATE_FILE_MAX
+        )));
+    }
+    let content = tokio::fs::read(&f.source)
+        .await
+        .map_err(|e| Error::Usage(format!("{}: cannot read it: {e}", what())))?;
+    if std::str::from_utf8(&content).is_err() {
+        return Err(Error::Usage(format!(
+            "{}: `template = true` needs UTF-8 text; remove `template = true` for a binary file",
+            what()
+        )));
+    }
+    Ok(LocalFile {
+        source: f.source.clone(),
+        dest: f.dest.clone(),
+        mode: f.mode,
+        size: content.len() as u64,
+        sha256: plan::hex(&Sha256::digest(&content)),
+        content: Some(content),
+    })
+}
+
 /// Read and hash the local side of a release; resolve its env (see [`crate::env`]).
 pub async fn prepare(service: &Service) -> Result<LocalRelease> {
     let env = crate::env::resolve(service).await?;
     let mut files = Vec::new();
     for f in &service.files {
+        if f.template {
+            files.push(read_template_file(service, f).await?);
+            continue;
+        }
         let (size, sha256) = sha256_file(&f.source).await.map_err(|e| {
             Error::Usage(format!(
                 "service {}: cannot read {}: {e}",
@@ -45,6 +83,7 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
             mode: f.mode,
             size,
             sha256,
+            content: None,
         });
     }
     let mut units = Vec::new();

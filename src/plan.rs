@@ -26,6 +26,9 @@ pub struct LocalFile {
     pub mode: u32,
     pub size: u64,
     pub sha256: String,
+    /// A `template = true` file, held in memory: its source text, rendered for each host by
+    /// `crate::template::for_host` (size and sha256 are then the rendered content's).
+    pub content: Option<Vec<u8>>,
 }
 
 /// A local unit file, read into memory (unit files are small).
@@ -326,6 +329,9 @@ pub struct FilePlan {
     /// Not printed: a hash of a short secret could be guessed.
     #[serde(skip)]
     pub sha256: String,
+    /// A rendered `template = true` file: uploaded from memory instead of `source`.
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
     pub change: Change,
     pub transfer: Transfer,
 }
@@ -637,6 +643,7 @@ pub fn make(
                 mode: f.mode,
                 size: f.size,
                 sha256: f.sha256.clone(),
+                content: f.content.clone(),
                 change,
                 transfer,
             }
@@ -1183,6 +1190,7 @@ dest = "share/msg"
                     mode: 0o755,
                     size: 10,
                     sha256: "aa".repeat(32),
+                    content: None,
                 },
                 LocalFile {
                     source: "msg".into(),
@@ -1190,6 +1198,7 @@ dest = "share/msg"
                     mode: 0o644,
                     size: 3,
                     sha256: "bb".repeat(32),
+                    content: None,
                 },
             ],
             units: vec![

@@ -393,10 +393,15 @@ impl ServiceSession<'_> {
         let started = Instant::now();
         for f in uploads {
             bar.set_message(f.dest.clone());
-            sftp.upload(&f.source, &format!("{staging}/{}", f.dest), f.mode, |n| {
-                bar.inc(n)
-            })
-            .await?;
+            let to = format!("{staging}/{}", f.dest);
+            match &f.content {
+                // A rendered template, in memory.
+                Some(content) => {
+                    sftp.write(&to, content, f.mode).await?;
+                    bar.inc(content.len() as u64);
+                }
+                None => sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?,
+            }
         }
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();

@@ -140,19 +140,56 @@ pub fn status_units(service: &Service, host: &str) -> Vec<String> {
     out
 }
 
-/// Render every unit and instance count for every host of the service (a check before any
-/// connection).
+/// Render the `template = true` files of the release for `host` (their content is the
+/// template text until then).
+fn render_files(
+    service: &Service,
+    local: &LocalRelease,
+    host: &str,
+    release: &str,
+) -> Result<LocalRelease> {
+    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
+    let names = local
+        .env
+        .as_ref()
+        .map(|e| e.names.clone())
+        .unwrap_or_default();
+    let ctx = context(service, &host_context, release, &names);
+    let mut out = local.clone();
+    for f in &mut out.files {
+        let Some(text) = &f.content else { continue };
+        let text = String::from_utf8_lossy(text).into_owned();
+        let rendered = render(&f.dest, &text, &ctx).map_err(|(line, message)| {
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            Error::Usage(format!(
+                "{}{at}: file template (dest {}) of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
+                f.source.display(),
+                f.dest,
+                service.name
+            ))
+        })?;
+        f.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+        f.size = rendered.len() as u64;
+        f.content = Some(rendered.into_bytes());
+    }
+    Ok(out)
+}
+
+/// Render every unit, `template = true` file and instance count for every host of the service
+/// (a check before any connection).
 pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
     for host in service.host_context.keys() {
         instances(service, host)?;
         if service.templates {
             render_units(service, local, host, CHECK_ID)?;
         }
+        render_files(service, local, host, CHECK_ID)?;
     }
     Ok(())
 }
 
-/// The release as it is for `host`: its units rendered (unchanged without `templates`).
+/// The release as it is for `host`: its units rendered (unchanged without `templates`), and
+/// its `template = true` files.
 pub fn for_host(
     service: &Service,
     local: &LocalRelease,
@@ -164,6 +201,7 @@ pub fn for_host(
     } else {
         local.clone()
     };
+    out = render_files(service, &out, host, release)?;
     out.instances = instances(service, host)?;
     Ok(out)
 }
@@ -203,6 +241,63 @@ pub fn diff(old: &str, new: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `template = true` file is rendered per host (size and hash follow the rendered
+    /// content); a plain file is left alone; an undefined name names the file, line and host.
+    #[test]
+    fn template_files_are_rendered_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deploy.toml");
+        std::fs::write(dir.path().join("conf.txt"), "port = {{ host.vars.port }}\n").unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "{{ not rendered }}\n").unwrap();
+        std::fs::write(
+            &path,
+            "[hosts.a]\naddress = \"a\"\nuser = \"u\"\n[hosts.a.vars]\nport = 8081\n\
+             [hosts.b]\naddress = \"b\"\nuser = \"u\"\n[hosts.b.vars]\nport = 8082\n\
+             [services.s]\nhosts = [\"a\", \"b\"]\n\
+             [[services.s.files]]\nsource = \"conf.txt\"\ndest = \"etc/conf\"\ntemplate = true\n\
+             [[services.s.files]]\nsource = \"plain.txt\"\ndest = \"plain\"\n",
+        )
+        .unwrap();
+        let config = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let service = &config.services["s"];
+        assert!(service.files[0].template && !service.files[1].template);
+        let file = |dest: &str, content: Option<&str>| plan::LocalFile {
+            source: dir.path().join(dest),
+            dest: dest.into(),
+            mode: 0o644,
+            size: 0,
+            sha256: String::new(),
+            content: content.map(|c| c.as_bytes().to_vec()),
+        };
+        let local = LocalRelease {
+            files: vec![
+                file("etc/conf", Some("port = {{ host.vars.port }}\n")),
+                file("plain", None),
+            ],
+            units: vec![],
+            env: None,
+            instances: vec![],
+        };
+        check(service, &local).unwrap();
+        for (host, want) in [("a", "port = 8081\n"), ("b", "port = 8082\n")] {
+            let r = for_host(service, &local, host, "R").unwrap();
+            let f = &r.files[0];
+            assert_eq!(f.content.as_deref(), Some(want.as_bytes()));
+            assert_eq!(f.size, want.len() as u64);
+            assert_eq!(f.sha256, plan::hex(&Sha256::digest(want.as_bytes())));
+            assert_eq!(r.files[1], local.files[1]);
+        }
+        let bad = LocalRelease {
+            files: vec![file("etc/conf", Some("x\n{{ host.vars.nope }}\n"))],
+            ..local.clone()
+        };
+        let e = check(service, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("etc/conf:2:") && e.contains("undefined") && e.contains("for host a"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn renders_variables_and_refuses_undefined_names() {

@@ -397,6 +397,11 @@ fn unit_templates_use_each_hosts_vars() {
     }
     let p = Project::new();
     p.write("share/hello.txt", "hello from a template\n");
+    // A file with `template = true`, rendered per host (and a plain file, not rendered).
+    p.write(
+        "greeting.txt",
+        "{# a comment #}greeting from {{ host.name }} on port {{ host.vars.port }}\n",
+    );
     let unit = "[Unit]\nDescription=templated on {{ host.name }}\n# release {{ release.id }}\n\n[Service]\n\
                 ExecStart=/usr/bin/python3 -m http.server {{ host.vars.port }} --bind 127.0.0.1 --directory %h/.local/share/ferry/{{ service.name }}/current/share\n";
     p.write("units/tpl-web.service", unit);
@@ -407,7 +412,8 @@ fn unit_templates_use_each_hosts_vars() {
     }
     config.push_str(
         "[services.tpl]\ntemplates = true\nunits = [\"units/tpl-web.service\"]\nstart_timeout = \"10s\"\nsettle_time = \"0.3s\"\n\n\
-         [[services.tpl.files]]\nsource = \"share/hello.txt\"\ndest = \"share/hello.txt\"\n",
+         [[services.tpl.files]]\nsource = \"share/hello.txt\"\ndest = \"share/hello.txt\"\n\n\
+         [[services.tpl.files]]\nsource = \"greeting.txt\"\ndest = \"share/greeting.txt\"\ntemplate = true\n",
     );
     p.config(&config);
     let run = p.ferry(&["--output", "json", "deploy"]);
@@ -433,6 +439,11 @@ fn unit_templates_use_each_hosts_vars() {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         assert_eq!(body.as_deref(), Some("hello from a template\n"), "{name}");
+        assert_eq!(
+            r.http_get(port, "/greeting.txt").as_deref(),
+            Some(format!("greeting from {name} on port {port}\n").as_str()),
+            "{name}"
+        );
     }
 
     // A dry run shows how the rendered unit differs from the installed one, per host.
@@ -469,6 +480,21 @@ fn unit_templates_use_each_hosts_vars() {
     run.assert_code(2);
     assert!(
         run.stderr.contains("units/tpl-web.service:6:") && run.stderr.contains("undefined"),
+        "{run}"
+    );
+    assert_eq!(
+        r.ssh("ferry39", "readlink ~/.local/share/ferry/tpl/current"),
+        before
+    );
+    // The same for a `template = true` file.
+    p.write("units/tpl-web.service", unit);
+    p.write("greeting.txt", "line one\n{{ host.vars.colour }}\n");
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("greeting.txt:2:")
+            && run.stderr.contains("undefined")
+            && run.stderr.contains("share/greeting.txt"),
         "{run}"
     );
     assert_eq!(
