@@ -380,7 +380,9 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
             );
         }
     };
-    let ss = session.service(&ctx.service);
+    let ss = session
+        .service(&ctx.service)
+        .masking(ctx.local.env.as_ref());
     let result = crate::execute::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts).await;
     session.close().await;
     result
@@ -420,7 +422,9 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
             );
         }
     };
-    let ss = session.service(&ctx.service);
+    let ss = session
+        .service(&ctx.service)
+        .masking(ctx.local.env.as_ref());
     let r = match ss
         .lock(ctx.opts.lock_wait, "rollback", &ctx.origin.by)
         .await

@@ -48,7 +48,8 @@ pub struct EnvFile {
     pub names: Vec<String>,
     content: Vec<u8>,
     vars: Vec<(String, String)>,
-    /// Values that did not come from deploy.toml (env, command, file): masked in hook output.
+    /// Values that did not come from deploy.toml (env, command, file): masked in hook output
+    /// and in the journal lines of a failed deploy.
     secrets: Vec<String>,
 }
 

@@ -217,10 +217,21 @@ pub fn remote_state_script(
         ));
     }
     if !dests.is_empty() {
+        // The current release's files: the hash from its stat record when `stat` still says
+        // the same of the file, else (no record, or the file was touched) sha256sum on the host.
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
-            "if cd \"$S/current\" 2>/dev/null; then for f in {}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\"; done; fi\n",
-            list.join(" ")
+            "if cd \"$S/current\" 2>/dev/null; then\n\
+             set --; for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && set -- \"$@\" \"$f\"; done\n\
+             if [ $# -gt 0 ]; then stat -c {fmt} -- \"$@\" 2>/dev/null | \
+             awk -v rec={meta}/{rec} 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
+             {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print \"rehash \" $0 }}' | \
+             while IFS= read -r l; do case \"$l\" in \"rehash \"*) f=${{l#rehash }}; echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\" ;; *) printf '%s\\n' \"$l\" ;; esac; done; fi\n\
+             fi\n",
+            list = list.join(" "),
+            fmt = quote(release::STAT_FORMAT),
+            meta = release::META_DIR,
+            rec = release::STAT_RECORD,
         ));
     }
     script.push_str("exit 0\n");
@@ -1348,6 +1359,76 @@ dest = "share/msg"
         let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()], &[], false);
         assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
         assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
+    }
+
+    /// Run with sh in a scratch home: the seal writes the stat record and renames the release;
+    /// the probe then takes each file's hash from the record (no sha256sum: a made-up hash in
+    /// the record is what it reports) until the file is touched, then hashes it for real.
+    #[test]
+    fn the_probe_trusts_the_stat_record_until_a_file_changes() {
+        let home = tempfile::tempdir().unwrap();
+        let paths = Paths::new("app");
+        let id = "20261124T000000Z-00000001";
+        let staging = home.path().join(paths.staging(id));
+        std::fs::create_dir_all(staging.join("bin")).unwrap();
+        std::fs::create_dir_all(staging.join(release::META_DIR)).unwrap();
+        std::fs::write(staging.join("bin/my app"), b"binary").unwrap();
+        std::fs::write(staging.join("share"), b"data").unwrap();
+        let sh = |script: &str, input: &[u8]| {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .env("HOME", home.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{script}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let dests = vec!["bin/my app".to_string(), "share".to_string()];
+        let fake = ["ab".repeat(32), "cd".repeat(32)];
+        sh(
+            &release::seal_command(&paths, id, &dests),
+            &release::seal_input(&[&fake[0], &fake[1]]),
+        );
+        let dir = home.path().join(paths.dir());
+        assert!(!staging.exists());
+        assert!(home.path().join(paths.release(id)).is_dir());
+        std::os::unix::fs::symlink(format!("releases/{id}"), dir.join("current")).unwrap();
+        let probe = || {
+            parse_remote_state(&sh(
+                &remote_state_script(
+                    &paths,
+                    &[dests.clone(), vec!["absent".into()]].concat(),
+                    &[],
+                    false,
+                ),
+                b"",
+            ))
+            .current_files
+        };
+        let files = probe();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files["bin/my app"], fake[0]);
+        assert_eq!(files["share"], fake[1]);
+        // Touched (same size, new content): hashed on the host.
+        std::fs::write(dir.join("current/share"), b"DATA").unwrap();
+        let files = probe();
+        assert_eq!(files["bin/my app"], fake[0]);
+        assert_eq!(files["share"], hex(&Sha256::digest(b"DATA")));
+        // No record (a release sealed by an older ferry): every file is hashed.
+        std::fs::remove_file(dir.join(format!(
+            "current/{}/{}",
+            release::META_DIR,
+            release::STAT_RECORD
+        )))
+        .unwrap();
+        assert_eq!(probe()["bin/my app"], hex(&Sha256::digest(b"binary")));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::shell;
+
 pub use crate::paths::{META_DIR, Paths, ROOT, UNIT_DIR};
 
 /// A release id: UTC time to the second, then a short hash of the release's content, so ids
@@ -300,6 +302,51 @@ pub fn rollback_target(
 }
 
 /// RFC 3339 UTC, seconds.
+/// The stat record of a release (in its meta directory): one line per file, `SHA256 INODE SIZE
+/// CTIME_NS DEST`, written when the release is sealed. The next deploy trusts a file's hash from
+/// it while `stat` still says the same (any write, chmod or replacement of the file changes its
+/// ctime), and hashes the file on the host only when it does not.
+pub const STAT_RECORD: &str = "files.stat";
+
+/// The `stat` format of the record (after the hash): inode, size, ctime with nanoseconds, name.
+pub const STAT_FORMAT: &str = "%i %s %.9Z %n";
+
+/// Shell command that writes the stat record of the staged release `id`, then renames the
+/// staging directory into `releases/ID` (failing if it exists): from then on the release is
+/// complete on the host. `dests` are the release's files; their SHA-256 hashes come on stdin,
+/// one line each in the same order (see [`seal_input`]; not on the command line, which an
+/// error message shows: the hash of a short secret could be guessed).
+pub fn seal_command(paths: &Paths, id: &str, dests: &[String]) -> String {
+    let staging = shell::quote(&paths.staging(id));
+    let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\n");
+    if !dests.is_empty() {
+        let dests: Vec<String> = dests.iter().map(|d| shell::quote(d)).collect();
+        script.push_str(&format!(
+            "cd \"$N\"\ncat > {meta}/{rec}.sha\n\
+             stat -c {fmt} -- {dests} | paste -d' ' {meta}/{rec}.sha - > {meta}/{rec}\n\
+             rm -f {meta}/{rec}.sha\ncd \"$HOME\"\n",
+            dests = dests.join(" "),
+            meta = META_DIR,
+            rec = STAT_RECORD,
+            fmt = shell::quote(STAT_FORMAT),
+        ));
+    }
+    script.push_str(&format!(
+        "mv -T \"$N\" {}\n",
+        shell::quote(&paths.release(id))
+    ));
+    script
+}
+
+/// The stdin of [`seal_command`]: the files' hashes, a line each.
+pub fn seal_input(hashes: &[&str]) -> Vec<u8> {
+    hashes
+        .iter()
+        .map(|h| format!("{h}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }

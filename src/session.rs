@@ -65,6 +65,7 @@ impl Session {
             reporter: &self.reporter,
             paths: Paths::new(&service.name),
             pids: Mutex::new(Vec::new()),
+            env: None,
         }
     }
 
@@ -99,9 +100,19 @@ pub struct ServiceSession<'a> {
     /// Main PIDs of the verified units, last seen: their output is found by PID in the
     /// journal when journald could not tell its unit (a process that exited at once).
     pids: Mutex<Vec<u32>>,
+    /// The service's env, when it has one: its secret values are masked in the journal lines
+    /// this session shows (a service that prints its database URL when it fails must not put
+    /// it in a CI log).
+    env: Option<crate::env::EnvFile>,
 }
 
 impl ServiceSession<'_> {
+    /// Mask the secret values of `env` in the journal lines this session shows.
+    pub fn masking(mut self, env: Option<&crate::env::EnvFile>) -> Self {
+        self.env = env.cloned();
+        self
+    }
+
     // -----------------------------------------------------------------------------------------
     // Reporting helpers.
 
@@ -400,7 +411,17 @@ impl ServiceSession<'_> {
                     sftp.write(&to, content, f.mode).await?;
                     bar.inc(content.len() as u64);
                 }
-                None => sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?,
+                None => {
+                    let sent = sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?;
+                    // The release's manifest (and the stat record the next deploy trusts)
+                    // says this hash: it must be what was sent.
+                    if sent != f.sha256 {
+                        return Err(Error::Local(format!(
+                            "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
+                            f.source.display()
+                        )));
+                    }
+                }
             }
         }
         bar.finish_and_clear();
@@ -449,8 +470,25 @@ impl ServiceSession<'_> {
         let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
         sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o600)
             .await?;
-        sftp.rename(&staging, &self.paths.release(&plan.release))
-            .await
+        // The stat record (so that the next deploy need not hash these files on the host),
+        // and the rename into releases/ID, in one command.
+        let dests: Vec<String> = plan.files.iter().map(|f| f.dest.clone()).collect();
+        let hashes: Vec<&str> = plan.files.iter().map(|f| f.sha256.as_str()).collect();
+        let cmd = release::seal_command(&self.paths, &plan.release, &dests);
+        let out = self
+            .conn
+            .exec_streaming(&cmd, Some(&release::seal_input(&hashes)), |_, _| {})
+            .await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                host: self.host.name.clone(),
+                command: format!("sealing release {} (stat record, rename)", plan.release),
+                status: out.status_text(),
+                stderr: out.stderr_str(),
+            })
+        }
     }
 
     /// An SFTP session on this connection.
@@ -814,8 +852,11 @@ impl ServiceSession<'_> {
             );
         }
         for e in entries {
-            self.reporter
-                .emit(&JournalEvent::new(&self.host.name, &self.service.name, &e));
+            let mut event = JournalEvent::new(&self.host.name, &self.service.name, &e);
+            if let Some(env) = &self.env {
+                event.line = env.mask(&event.line);
+            }
+            self.reporter.emit(&event);
         }
     }
 

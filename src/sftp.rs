@@ -136,14 +136,17 @@ impl Sftp {
     }
 
     /// Upload `local` to `remote` with `mode`: temp name, fsync, chmod, rename.
-    /// `on_progress` gets the number of bytes written since the last call.
+    /// `on_progress` gets the number of bytes written since the last call. Returns the SHA-256
+    /// (hex) of the bytes sent, hashed as they are read (the file is read once).
     pub async fn upload(
         &self,
         local: &Path,
         remote: &str,
         mode: u32,
         mut on_progress: impl FnMut(u64),
-    ) -> Result<()> {
+    ) -> Result<String> {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
         let mut src = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
@@ -160,6 +163,7 @@ impl Sftp {
                 if n == 0 {
                     return Ok(());
                 }
+                hash.update(&buf[..n]);
                 dst.write_all(&buf[..n])
                     .await
                     .map_err(|error| Failed::Write {
@@ -173,7 +177,8 @@ impl Sftp {
         if let Err(failed) = copied {
             return Err(self.abandon(dst, &tmp, failed).await);
         }
-        self.finish(dst, &tmp, remote, mode).await
+        self.finish(dst, &tmp, remote, mode).await?;
+        Ok(crate::plan::hex(&hash.finalize()))
     }
 
     /// Write small content (unit files, manifests) the same way as [`Sftp::upload`].

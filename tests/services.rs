@@ -136,16 +136,24 @@ fn env_values_reach_the_process_and_are_never_printed() {
     );
     assert_eq!(current(user), first);
 
-    // A failing release: the failure output (reasons, journal, errors) holds no value either,
-    // in either output mode, and the old environment is back.
+    // A failing release that prints its secrets as it dies: the failure output (reasons,
+    // journal, errors) shows its line with the values masked, in either output mode, and the
+    // old environment is back.
     p2.write(
         "units/app.service",
-        UNIT.replace("exec sleep 600", "exit 3"),
+        UNIT.replace(
+            "exec sleep 600",
+            "echo cannot connect with $$FROM_ENV, $$FROM_CMD and $$FROM_FILE; exit 3",
+        ),
     );
     for mode in [&["deploy"][..], &["--output", "json", "deploy"][..]] {
         let run = p2.ferry_env(mode, &secret);
         run.assert_code(4);
         assert_no_secret(&run);
+        assert!(
+            run.stdout.contains("cannot connect with ***, *** and ***"),
+            "the service's own line, masked, is in the failure journal:\n{run}"
+        );
         assert_eq!(current(user), first);
     }
     process_env(user, "VERSION=1");
