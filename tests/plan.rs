@@ -285,4 +285,38 @@ fn redeploying_what_is_current_and_up_is_a_no_op() {
     run.assert_code(0);
     assert_eq!(run.events("result")[0]["result"], "ok", "{run}");
     assert_eq!(r.unit_prop(user, "app.service", "ActiveState"), "active");
+
+    // The release's stat record lets a redeploy trust the hashes of untouched files; a file
+    // edited on the host (same size, other bytes) is hashed again: not the deployed content,
+    // so the deploy is no no-op, and the file is uploaded, not copied from the host.
+    let rec = r.ssh(
+        user,
+        "cat ~/.local/share/ferry/app/current/.ferry/files.stat",
+    );
+    assert_eq!(rec.lines().count(), 2, "{rec}");
+    assert!(
+        rec.lines().any(|l| l.ends_with(" msg")) && rec.lines().any(|l| l.ends_with(" bin/tool")),
+        "{rec}"
+    );
+    r.ssh(
+        user,
+        "printf 'ONE\\n' > ~/.local/share/ferry/app/current/msg",
+    );
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_eq!(run.events("result")[0]["result"], "ok", "{run}");
+    let steps = run.events("step");
+    let upload = steps
+        .iter()
+        .find(|s| s["step"] == "upload")
+        .unwrap_or_else(|| panic!("no upload step\n{run}"));
+    assert_eq!(
+        upload["files"],
+        serde_json::json!(["msg"]),
+        "only the edited file is uploaded\n{run}"
+    );
+    assert_eq!(
+        r.ssh(user, "cat ~/.local/share/ferry/app/current/msg"),
+        "one\n"
+    );
 }
