@@ -7,7 +7,10 @@
 #    (`sftp` put of the files, then `ssh` running daemon-reload and restart). ferry also waits
 #    until the unit is really up (poll + 1.5 s settle time), which the script does not do.
 # 2. Peak RSS of ferry uploading a 1 GiB file (GNU time's "Maximum resident set size").
-# 3. Upload throughput of a 256 MiB file: ferry vs OpenSSH `sftp` put.
+# 3. Upload throughput of a 256 MiB file: ferry vs OpenSSH `sftp` put (default cipher and
+#    aes128-gcm), medians of $BENCH_BIG_RUNS (default 3), and where a 256 MiB deploy's time goes
+#    (each step's start, from the `--output json` events as they arrive).
+# 4. A redeploy of what is current (a no-op) vs `ssh HOST true`.
 # Uses remote user $BENCH_USER (default ferry12). Prints a table; ratios are ferry / OpenSSH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -91,16 +94,58 @@ printf '%-48s %9.2fs %9.2fs %8.2f\n' "deploy 20 MiB + 2 units (settle_time 0s)" 
 # Throughput: 256 MiB. ferry: its upload phase (connection already up), and a whole deploy
 # process (connect, local + remote hashing, upload, restart; settle_time 0); sftp: a whole
 # `sftp` process (connect, authenticate, put).
+big_runs=${BENCH_BIG_RUNS:-3}
 head -c $((256 * 1024 * 1024)) /dev/urandom > "$work/app.bin"
 fd=$("$ferry" -q --output json --config "$work/deploy0.toml" deploy \
     | python3 -c 'import json,sys; print(next(e["seconds"] for e in map(json.loads, sys.stdin) if e.get("phase") == "uploaded"))')
-printf 'x' >> "$work/app.bin"
-t0=$(now); "$ferry" -q --config "$work/deploy0.toml" deploy >/dev/null; t1=$(now)
-fw=$(echo "$t1 - $t0" | bc)
-t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | rsftp; t1=$(now)
-sd=$(echo "$t1 - $t0" | bc)
+fws=(); sds=(); sgs=()
+for i in $(seq "$big_runs"); do
+  printf 'x' >> "$work/app.bin"
+  t0=$(now); "$ferry" -q --config "$work/deploy0.toml" deploy >/dev/null; t1=$(now)
+  fws+=("$(echo "$t1 - $t0" | bc)")
+  t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | rsftp; t1=$(now)
+  sds+=("$(echo "$t1 - $t0" | bc)")
+  t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | sftp -c aes128-gcm@openssh.com "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$user@$FERRY_TEST_HOST" >/dev/null; t1=$(now)
+  sgs+=("$(echo "$t1 - $t0" | bc)")
+done
+fw=$(printf '%s\n' "${fws[@]}" | median)
+sd=$(printf '%s\n' "${sds[@]}" | median)
+sg=$(printf '%s\n' "${sgs[@]}" | median)
 printf '%-48s %7.0fMiB/s %7.0fMiB/s %8.2f\n' "upload 256 MiB (ferry upload phase; sftp process)" "$(echo "256 / $fd" | bc -l)" "$(echo "256 / $sd" | bc -l)" "$(echo "$sd / $fd" | bc -l)"
 printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB: ferry whole deploy vs sftp put" "$fw" "$sd" "$(echo "$fw / $sd" | bc -l)"
+printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB: ferry whole deploy vs sftp -c aes128-gcm" "$fw" "$sg" "$(echo "$fw / $sg" | bc -l)"
+
+# Where a 256 MiB deploy's time goes: when each step starts (seconds since ferry started).
+printf 'x' >> "$work/app.bin"
+python3 - "$ferry" "$work/deploy0.toml" <<'PY'
+import json, subprocess, sys, time
+t0 = time.monotonic()
+p = subprocess.Popen([sys.argv[1], "-q", "--output", "json", "--config", sys.argv[2], "deploy"], stdout=subprocess.PIPE, text=True)
+marks = []
+for line in p.stdout:
+    e = json.loads(line)
+    if e.get("type") == "step":
+        marks.append((time.monotonic() - t0, e["step"]))
+p.wait()
+end = time.monotonic() - t0
+print("timeline of one 256 MiB deploy (settle_time 0): step, start, duration")
+for i, (t, name) in enumerate(marks):
+    nxt = marks[i + 1][0] if i + 1 < len(marks) else end
+    print(f"  {name:<20} {t:6.2f}s {nxt - t:6.2f}s")
+print(f"  {'(exit)':<20} {end:6.2f}s")
+PY
+
+# A redeploy of what is current (nothing changed): a no-op, vs `ssh HOST true`.
+nops=(); trues=()
+for i in $(seq "$runs"); do
+  t0=$(now); "$ferry" -q --config "$work/deploy0.toml" deploy >/dev/null; t1=$(now)
+  nops+=("$(echo "$t1 - $t0" | bc)")
+  t0=$(now); rssh true; t1=$(now)
+  trues+=("$(echo "$t1 - $t0" | bc)")
+done
+nm=$(printf '%s\n' "${nops[@]}" | median)
+tm=$(printf '%s\n' "${trues[@]}" | median)
+printf '%-48s %9.2fs %9.2fs %8.2f\n' "redeploy, nothing changed, vs ssh HOST true" "$nm" "$tm" "$(echo "$nm / $tm" | bc -l)"
 
 # Peak RSS with a 1 GiB file.
 head -c $((1024 * 1024 * 1024)) /dev/zero | tr '\0' 'x' > "$work/app.bin"

@@ -250,9 +250,7 @@ async fn execute_steps(
                     "upload",
                     format!("release {id} (current: {})", previous.unwrap_or("none")),
                 );
-                let s = ss.sftp().await?;
-                ss.stage(plan, &s).await?;
-                sftp = Some(s);
+                sftp = Some(ss.stage(plan).await?);
             }
             Step::Reuse { .. } => ss.reuse(plan).await?,
             Step::Upload { .. } => {
@@ -359,7 +357,9 @@ async fn execute_steps(
                 }
             }
             Step::Confirm { .. } => {
-                if armed && !ss.disarm_revert(id).await? {
+                // Disarms the timer and records the release as ok, in one command.
+                let confirmed = ss.confirm(id, armed, &record("ok", None)).await?;
+                if armed && !confirmed {
                     let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
                     return Ok(ss.result(
                         "rolled-back",
@@ -369,7 +369,6 @@ async fn execute_steps(
                         exit::ROLLED_BACK,
                     ));
                 }
-                ss.record(&record("ok", None)).await;
             }
             Step::Prune { releases } => ss.prune(releases).await,
         }

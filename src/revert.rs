@@ -95,6 +95,25 @@ pub fn disarm_command(paths: &Paths) -> String {
     )
 }
 
+/// Confirm a deploy of `release` in one command: stop the timer (when `armed`), then append
+/// the history line only if `current` is still that release; prints where `current` points.
+pub fn confirm_command(paths: &Paths, release: &str, armed: bool, history_line: &str) -> String {
+    let unit = quote(&paths.revert_unit());
+    let stop = if armed {
+        format!("systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; ")
+    } else {
+        String::new()
+    };
+    format!(
+        "{stop}cd \"$HOME\" && c=$(readlink {current}); printf '%s\\n' \"$c\"; \
+         [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history}",
+        current = quote(&paths.current()),
+        expected = quote(&format!("releases/{release}")),
+        line = quote(history_line),
+        history = quote(&paths.history()),
+    )
+}
+
 /// Cancel a pending revert, whatever state it is in.
 pub fn cancel_command(paths: &Paths) -> String {
     let unit = quote(&paths.revert_unit());
@@ -164,6 +183,33 @@ mod tests {
         assert_eq!(
             std::fs::read_link(dir.join("current")).unwrap(),
             std::path::Path::new("releases/20261124T000001Z-00000002")
+        );
+    }
+
+    /// Confirming records the release only while `current` is still it.
+    #[test]
+    fn confirm_records_only_while_current_is_the_release() {
+        let home = tempfile::tempdir().unwrap();
+        let p = Paths::new("web");
+        let dir = home.path().join(p.dir());
+        std::fs::create_dir_all(dir.join("releases")).unwrap();
+        std::os::unix::fs::symlink("releases/R2", dir.join("current")).unwrap();
+        let run = |release: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(confirm_command(&p, release, false, "{\"it's\":\"$x\"}"))
+                .env("HOME", home.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run("R1"), "releases/R2\n");
+        assert!(!dir.join("history.jsonl").exists());
+        assert_eq!(run("R2"), "releases/R2\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("history.jsonl")).unwrap(),
+            "{\"it's\":\"$x\"}\n"
         );
     }
 

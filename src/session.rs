@@ -321,33 +321,33 @@ impl ServiceSession<'_> {
         }
     }
 
-    /// Create the staging directory and the directories of the release's files.
-    pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        match self.stage_dirs(plan, sftp).await {
-            Ok(()) => Ok(()),
+    /// Open the SFTP session that uploads the release and, at the same time, create the
+    /// staging directory and the directories of the release's files (one `mkdir -p`: a chain
+    /// of SFTP stat/mkdir requests costs a round trip per path component, which a distant
+    /// host makes slow).
+    pub async fn stage(&self, plan: &Plan) -> Result<Sftp> {
+        let (sftp, dirs) = tokio::join!(self.sftp(), self.stage_dirs(plan));
+        match dirs.and(sftp) {
+            Ok(sftp) => Ok(sftp),
             Err(e) => Err(self.abandon_staging(plan, e).await),
         }
     }
 
-    async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+    async fn stage_dirs(&self, plan: &Plan) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
-        sftp.mkdir_all(&format!("{staging}/{}/units", release::META_DIR))
-            .await?;
-        let mut dirs: Vec<String> = plan
-            .files
-            .iter()
-            .filter_map(|f| {
-                f.dest
-                    .rsplit_once('/')
-                    .map(|(d, _)| format!("{staging}/{d}"))
-            })
-            .collect();
+        let mut dirs: Vec<String> = vec![format!("{staging}/{}/units", release::META_DIR)];
+        dirs.extend(plan.files.iter().filter_map(|f| {
+            f.dest
+                .rsplit_once('/')
+                .map(|(d, _)| format!("{staging}/{d}"))
+        }));
         dirs.sort();
         dirs.dedup();
-        for d in &dirs {
-            sftp.mkdir_all(d).await?;
-        }
-        Ok(())
+        let list: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
+        self.conn
+            .run(&format!("cd \"$HOME\" && mkdir -p -- {}", list.join(" ")))
+            .await
+            .map(|_| ())
     }
 
     /// Copy files identical to the current release's on the host.
@@ -459,17 +459,24 @@ impl ServiceSession<'_> {
     async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
         let meta = format!("{staging}/{}", release::META_DIR);
-        for u in &local.units {
-            sftp.write(&format!("{meta}/units/{}", u.name), &u.content, 0o644)
-                .await?;
-        }
-        if let Some(env) = &local.env {
-            sftp.write(&format!("{meta}/env"), env.content(), 0o600)
-                .await?;
-        }
         let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
-        sftp.write(&format!("{meta}/manifest.json"), &manifest, 0o600)
-            .await?;
+        let mut writes: Vec<(String, &[u8], u32)> = local
+            .units
+            .iter()
+            .map(|u| (format!("{meta}/units/{}", u.name), &u.content[..], 0o644))
+            .collect();
+        if let Some(env) = &local.env {
+            writes.push((format!("{meta}/env"), env.content(), 0o600));
+        }
+        writes.push((format!("{meta}/manifest.json"), &manifest[..], 0o600));
+        // All at once: the SFTP requests of the files interleave, so the round trips of each
+        // file's open, write, fsync, close, chmod and rename overlap.
+        futures::future::try_join_all(
+            writes
+                .iter()
+                .map(|(path, content, mode)| sftp.write(path, content, *mode)),
+        )
+        .await?;
         // The stat record (so that the next deploy need not hash these files on the host),
         // and the rename into releases/ID, in one command.
         let dests: Vec<String> = plan.files.iter().map(|f| f.dest.clone()).collect();
@@ -542,6 +549,27 @@ impl ServiceSession<'_> {
     /// Disarm the revert timer; false if it already fired (the host reverted by itself).
     pub async fn disarm_revert(&self, release_id: &str) -> Result<bool> {
         let out = self.conn.exec(&revert::disarm_command(&self.paths)).await?;
+        Ok(out.stdout_str().trim() == format!("releases/{release_id}"))
+    }
+
+    /// Confirm a deploy: disarm the revert timer (when `armed`) and, if `current` is still
+    /// `release_id` (the timer had not fired), append `record` to the history, in one command.
+    /// False if the host had already reverted by itself (nothing recorded then).
+    pub async fn confirm(
+        &self,
+        release_id: &str,
+        armed: bool,
+        record: &HistoryRecord,
+    ) -> Result<bool> {
+        let line = serde_json::to_string(record).expect("history serialises");
+        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line);
+        let out = self.conn.exec(&cmd).await?;
+        if !out.success() {
+            self.warn(&format!(
+                "cannot record the history: {}",
+                out.stderr_str().trim()
+            ));
+        }
         Ok(out.stdout_str().trim() == format!("releases/{release_id}"))
     }
 

@@ -103,38 +103,6 @@ impl Sftp {
         }
     }
 
-    /// `mkdir -p` (mode 0755 for directories ferry creates; the umask applies).
-    pub async fn mkdir_all(&self, dir: &str) -> Result<()> {
-        let mut path = String::new();
-        for part in dir.split('/').filter(|p| !p.is_empty()) {
-            if !path.is_empty() {
-                path.push('/');
-            }
-            path.push_str(part);
-            match self.session.metadata(path.clone()).await {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => {
-                    return Err(Error::Sftp {
-                        host: self.host.clone(),
-                        message: format!("{path} exists and is not a directory: remove it"),
-                    });
-                }
-                Err(e) if self.connection_closed() || session_gone(&e) => {
-                    return Err(self.lost(&format!("create directory {path}")));
-                }
-                Err(_) => {}
-            }
-            if let Err(e) = self.session.create_dir(path.clone()).await {
-                // Raced with another creator? Fine if it is a directory now.
-                match self.session.metadata(path.clone()).await {
-                    Ok(m) if m.is_dir() => {}
-                    _ => return Err(self.err(format!("cannot create directory {path}"), &e)),
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Upload `local` to `remote` with `mode`: temp name, fsync, chmod, rename.
     /// `on_progress` gets the number of bytes written since the last call. Returns the SHA-256
     /// (hex) of the bytes sent, hashed as they are read (the file is read once).
@@ -231,9 +199,8 @@ impl Sftp {
         if let Err(failed) = written {
             return Err(self.abandon(dst, tmp, failed).await);
         }
-        // Only ever used inside a new release directory: there is nothing to replace, and
-        // plain SFTP rename refuses to overwrite.
-        let _ = self.session.remove_file(remote.to_string()).await;
+        // Only ever used inside a new release directory: there is nothing to replace (plain
+        // SFTP rename refuses to overwrite, which would be an error here).
         self.session
             .rename(tmp.to_string(), remote.to_string())
             .await
