@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod execute;
 pub mod fanout;
+pub mod hash_cache;
 pub mod health;
 pub mod hooks;
 pub mod human;

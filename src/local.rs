@@ -65,18 +65,28 @@ async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> R
 pub async fn prepare(service: &Service) -> Result<LocalRelease> {
     let env = crate::env::resolve(service).await?;
     let mut files = Vec::new();
+    let mut cache = crate::hash_cache::HashCache::load();
     for f in &service.files {
         if f.template {
             files.push(read_template_file(service, f).await?);
             continue;
         }
-        let (size, sha256) = sha256_file(&f.source).await.map_err(|e| {
+        let cannot_read = |e: std::io::Error| {
             Error::Usage(format!(
                 "service {}: cannot read {}: {e}",
                 service.name,
                 f.source.display()
             ))
-        })?;
+        };
+        let (size, sha256) = match cache.get(&f.source) {
+            Some(known) => known,
+            None => {
+                let before = std::fs::metadata(&f.source).map_err(cannot_read)?;
+                let (size, sha256) = sha256_file(&f.source).await.map_err(cannot_read)?;
+                cache.put(&f.source, &before, &sha256);
+                (size, sha256)
+            }
+        };
         files.push(LocalFile {
             source: f.source.clone(),
             dest: f.dest.clone(),
@@ -86,6 +96,7 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
             content: None,
         });
     }
+    cache.save();
     let mut units = Vec::new();
     for u in &service.units {
         let mut content = tokio::fs::read(&u.source).await.map_err(|e| {
