@@ -473,7 +473,15 @@ fn run_json(
         .filter(|a| {
             matches!(
                 **a,
-                "deploy" | "--dry-run" | "rollback" | "releases" | "status" | "logs" | "doctor"
+                "deploy"
+                    | "--dry-run"
+                    | "rollback"
+                    | "releases"
+                    | "status"
+                    | "logs"
+                    | "doctor"
+                    | "exec"
+                    | "units"
             )
         })
         .copied()
@@ -616,10 +624,7 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
     run_json(&p, &schema, &mut seen, &["status"], 3);
     run_json(&p, &schema, &mut seen, &["deploy", "--dry-run"], 3);
 
-    // Kinds these runs do not print yet (they need a multi-batch rollout, hooks, `exec`,
-    // `units`, `doctor --fix`, a dry run of a changed unit): their commands are tested in
-    // tests/fleets.rs, tests/services.rs and tests/systemd.rs, but their events are not
-    // validated against the schema by a test yet.
+    // Kinds printed by the runs of the next test (`fix` by none: see there).
     let not_exercised: BTreeSet<String> = [
         "batch",
         "exec",
@@ -644,6 +649,95 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
         "documented events that no run printed: {unseen:?}"
     );
     clean(service);
+}
+
+/// The event kinds of a rollout in batches, hooks, a dry run of a changed unit, `exec` and
+/// `units`, validated against the schema like the ones above (remote user ferry43). `fix`
+/// (`doctor --fix`) is the one kind no test validates: its fixes change the host's
+/// configuration (linger, journald), which this shared test remote must keep.
+#[test]
+fn batches_hooks_unit_diffs_exec_and_units_events_validate_against_the_schema() {
+    let user = "ferry43";
+    let r = remote();
+    r.reset(user);
+    let schema = EventSchema::load();
+    let mut seen = BTreeSet::new();
+    let p = Project::new();
+    p.write(
+        "units/evx.service",
+        "[Unit]\nDescription=evx\n[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    p.write("version", "1\n");
+    // Two host names for one remote user: the batches run one after the other, so the second
+    // host finds the release of the first current (an `unchanged` result).
+    p.config(&format!(
+        "{}{}[services.evx]\nhosts = [\"h1\", \"h2\"]\nunits = [\"units/evx.service\"]\n\
+         start_timeout = \"10s\"\nsettle_time = \"0.3s\"\n\
+         [[services.evx.files]]\nsource = \"version\"\ndest = \"share/version\"\n\
+         [services.evx.rollout]\nbatch = 1\n\
+         [services.evx.hooks]\nbefore_switch = \"echo before $FERRY_RELEASE\"\n\
+         after_switch = \"echo after >&2\"\nlocal_after = \"echo local $FERRY_RESULT\"\n",
+        host_table("h1", user),
+        host_table("h2", user)
+    ));
+    let run = run_json(&p, &schema, &mut seen, &["deploy"], 0);
+    assert_eq!(run.events("batch").len(), 2, "{run}");
+    let hooks: Vec<String> = run
+        .events("hook")
+        .iter()
+        .filter_map(|h| h["line"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        hooks
+            .iter()
+            .any(|l| l.starts_with("before 2026") || l.starts_with("before 2"))
+            && hooks.iter().any(|l| l == "after")
+            && hooks.iter().any(|l| l.starts_with("local ")),
+        "{run}"
+    );
+    p.write(
+        "units/evx.service",
+        "[Unit]\nDescription=evx changed\n[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    let dry = run_json(&p, &schema, &mut seen, &["deploy", "--dry-run"], 0);
+    assert!(
+        dry.events("unit-diff").iter().any(|d| d["diff"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "+Description=evx changed")),
+        "{dry}"
+    );
+    let exec = run_json(
+        &p,
+        &schema,
+        &mut seen,
+        &["exec", "evx", "-H", "h1", "--", "cat", "share/version"],
+        0,
+    );
+    assert_eq!(exec.events("exec")[0]["stdout"], "1\n", "{exec}");
+    let units = run_json(&p, &schema, &mut seen, &["units", "evx"], 0);
+    assert!(
+        units.events("unit-file")[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Description=evx changed"),
+        "{units}"
+    );
+    let want: BTreeSet<String> = [
+        "batch",
+        "exec",
+        "exec_summary",
+        "hook",
+        "unit_diff",
+        "unit_file",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    let missing: Vec<&String> = want.difference(&seen).collect();
+    assert!(missing.is_empty(), "not printed: {missing:?}");
+    r.reset(user);
 }
 
 #[test]
