@@ -906,3 +906,69 @@ fn logs_since_deploy_without_a_recorded_deploy_says_so() {
     let both = p.ferry(&["logs", service, "--since-deploy", "--since", "-1h"]);
     both.assert_code(2);
 }
+
+/// The shape of a JSON Schema: every key path (`.services.*.files[].mode`) with the JSON types
+/// its value may have (`null` left out: in TOML a key is absent instead).
+fn shape(root: &Value, node: &Value, path: &str, out: &mut BTreeMap<String, BTreeSet<String>>) {
+    let node = match node["$ref"].as_str() {
+        Some(r) => &root["$defs"][r.trim_start_matches("#/$defs/")],
+        None => node,
+    };
+    let types = out.entry(path.to_string()).or_default();
+    match &node["type"] {
+        Value::String(t) => {
+            types.insert(t.clone());
+        }
+        Value::Array(ts) => types.extend(ts.iter().map(|t| t.as_str().unwrap().to_string())),
+        _ => {}
+    }
+    if node.get("enum").is_some() || node.get("const").is_some() {
+        types.insert("string".into());
+    }
+    types.remove("null");
+    for kw in ["anyOf", "oneOf"] {
+        for alt in node[kw].as_array().into_iter().flatten() {
+            shape(root, alt, path, out);
+        }
+    }
+    if let Some(props) = node["properties"].as_object() {
+        for (k, v) in props {
+            shape(root, v, &format!("{path}.{k}"), out);
+        }
+    }
+    // `true` and `{}` both allow any value.
+    let any = serde_json::json!({});
+    for (kw, suffix) in [("additionalProperties", ".*"), ("items", "[]")] {
+        let sub = match &node[kw] {
+            Value::Bool(true) => &any,
+            v if v.is_object() => v,
+            _ => continue,
+        };
+        shape(root, sub, &format!("{path}{suffix}"), out);
+    }
+}
+
+/// docs/deploy.schema.json (written for people: descriptions, defaults, patterns) has exactly
+/// the keys, and the value types, of the schema generated from the types the parser reads:
+/// a key added to the parser and not documented, or documented and not read, fails here.
+#[test]
+fn the_config_schema_has_the_keys_and_types_of_the_config_types() {
+    let doc = read_json("docs/deploy.schema.json");
+    let generated = ferry::config::type_schema();
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    shape(&doc, &doc, "", &mut a);
+    shape(&generated, &generated, "", &mut b);
+    assert!(a.len() > 60, "{a:?}");
+    let only_doc: Vec<_> = a.keys().filter(|k| !b.contains_key(*k)).collect();
+    let only_types: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    assert!(
+        only_doc.is_empty() && only_types.is_empty(),
+        "keys only in docs/deploy.schema.json: {only_doc:?}; keys only in the config types: {only_types:?}"
+    );
+    let differ: Vec<_> = a
+        .iter()
+        .filter(|(k, t)| b[*k] != **t)
+        .map(|(k, t)| format!("{k}: documented {t:?}, read as {:?}", b[k]))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+}
