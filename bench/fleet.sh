@@ -65,7 +65,7 @@ printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench-manual.se
     "$(seq -f '"b%02g"' -s, 1 $((2 * n)))" "$(seq -f '"b%02g"' -s, 1 "$n")"
   cat <<TOML
 [services.fleetbench]
-hosts = ["distinct"]
+hosts = ["all"]
 units = ["fleetbench.service"]
 keep_releases = 3
 
@@ -82,7 +82,10 @@ TOML
 cfg="$work/deploy.toml"
 # Every user gets the service once, so that exec finds a current release everywhere.
 head -c $((5 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
-"$ferry" -q -c "$cfg" deploy --parallel "$n" >/dev/null
+"$ferry" -q -c "$cfg" deploy -H distinct --parallel "$n" >/dev/null
+# exec reaches every one of the 2N host names (not only the service's deployed ones).
+ran=$("$ferry" -q -c "$cfg" --output json exec fleetbench -H all --parallel $((2 * n)) -- true | grep -c '"type":"exec".*"exit_status":0' || true)
+[[ $ran == $((2 * n)) ]] || { echo "bench: exec succeeded on $ran hosts, not $((2 * n))" >&2; exit 1; }
 
 timed() { # the command; prints its wall time in seconds; fails loudly if it fails
   local t0 t1

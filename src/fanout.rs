@@ -19,19 +19,21 @@ where
 {
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let job = Arc::new(job);
-    let tasks: Vec<_> = items
-        .into_iter()
-        .map(|item| {
-            let (sem, job) = (sem.clone(), job.clone());
-            tokio::spawn(async move {
-                let _permit = sem
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
-                job(item).await
-            })
-        })
-        .collect();
+    // A job is created only once a slot is free: at most `parallel` jobs (each a connection's
+    // future and buffers) exist at once, so memory follows --parallel, not the host count.
+    let mut tasks = Vec::with_capacity(items.len());
+    for item in items {
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        let job = job.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            job(item).await
+        }));
+    }
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {
         match t.await {

@@ -89,6 +89,9 @@ pub struct Before {
     pub invocations: BTreeMap<String, String>,
 }
 
+/// Files of a release uploaded at once, per host.
+const UPLOADS_IN_FLIGHT: usize = 4;
+
 /// One service on one host.
 pub struct ServiceSession<'a> {
     pub session: &'a Session,
@@ -402,28 +405,38 @@ impl ServiceSession<'_> {
         );
         let bar = self.reporter.bytes_bar(&self.host.name, total);
         let started = Instant::now();
-        for f in uploads {
-            bar.set_message(f.dest.clone());
+        // Several files in flight at once: the round trips of one file's open, fsync, close,
+        // chmod and rename overlap with the others' (a release of many small files on a distant
+        // host), and small files do not wait behind a large one.
+        let bar = &bar;
+        let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
+        let sends = uploads.into_iter().map(|f| {
             let to = format!("{staging}/{}", f.dest);
-            match &f.content {
-                // A rendered template, in memory.
-                Some(content) => {
-                    sftp.write(&to, content, f.mode).await?;
-                    bar.inc(content.len() as u64);
-                }
-                None => {
-                    let sent = sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?;
-                    // The release's manifest (and the stat record the next deploy trusts)
-                    // says this hash: it must be what was sent.
-                    if sent != f.sha256 {
-                        return Err(Error::Local(format!(
-                            "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
-                            f.source.display()
-                        )));
+            async move {
+                let _slot = slots.acquire().await.expect("the semaphore is never closed");
+                bar.set_message(f.dest.clone());
+                match &f.content {
+                    // A rendered template, in memory.
+                    Some(content) => {
+                        sftp.write(&to, content, f.mode).await?;
+                        bar.inc(content.len() as u64);
+                    }
+                    None => {
+                        let sent = sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?;
+                        // The release's manifest (and the stat record the next deploy trusts)
+                        // says this hash: it must be what was sent.
+                        if sent != f.sha256 {
+                            return Err(Error::Local(format!(
+                                "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
+                                f.source.display()
+                            )));
+                        }
                     }
                 }
+                Ok(())
             }
-        }
+        });
+        futures::future::try_join_all(sends).await?;
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         let message = format!(
