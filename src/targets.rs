@@ -2,14 +2,18 @@
 //! `--host/-H NAME` (repeatable) narrows the hosts, service names narrow the services, and each
 //! selected host gets the selected services that run there. Every command uses this.
 
+use std::sync::Arc;
+
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result};
 
-/// One host and the selected services that run on it (in config order).
+/// One host and the selected services that run on it (in config order). The services are
+/// shared between the targets, not copied per host (a service knows every host's variables:
+/// a copy per host would grow with the square of the host count).
 #[derive(Debug, Clone)]
 pub struct Target {
     pub host: Host,
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
 }
 
 /// The hosts named by `--host` (every host when none is given).
@@ -51,7 +55,10 @@ pub fn resolve(
     service_names: &[String],
     host_names: &[String],
 ) -> Result<Vec<Target>> {
-    let services = services(config, service_names)?;
+    let services: Vec<Arc<Service>> = services(config, service_names)?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     let hosts = hosts(config, host_names)?;
     // A host named by itself (not through a group) must run one of the services: a typo or a
     // wrong host is an error, not a silent no-op. Hosts of a group are narrowed silently.
@@ -80,7 +87,7 @@ pub fn resolve(
     let targets: Vec<Target> = hosts
         .into_iter()
         .filter_map(|host| {
-            let here: Vec<Service> = services
+            let here: Vec<Arc<Service>> = services
                 .iter()
                 .filter(|s| s.hosts.contains(&host.name))
                 .cloned()
@@ -114,7 +121,7 @@ pub fn service_hosts(
     host_names: &[String],
 ) -> Result<(Service, Vec<Host>)> {
     let targets = resolve(config, &[service.to_string()], host_names)?;
-    let service = targets[0].services[0].clone();
+    let service = Service::clone(&targets[0].services[0]);
     Ok((service, targets.into_iter().map(|t| t.host).collect()))
 }
 
