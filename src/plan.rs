@@ -1122,6 +1122,15 @@ impl Activation {
                 words(&self.stop_first)
             ));
         }
+        // A service in a crash loop (waiting to be restarted by systemd) is stopped first, and
+        // waited for: a restart job merged with its pending automatic restart would count as
+        // one of its restarts, and its old crashes would pass for the new release's.
+        for u in &self.restart {
+            let q = quote(u);
+            s.push_str(&format!(
+                "[ \"$(systemctl --user show -p SubState --value -- {q})\" = auto-restart ] && systemctl --user stop -- {q} || true\n"
+            ));
+        }
         // A unit that failed or hit its start limit (quick successive deploys) would refuse to
         // start: clear that first.
         let mut all: Vec<String> = self.restart.clone();
@@ -1448,6 +1457,11 @@ dest = "share/msg"
         assert!(pos("daemon-reload") < pos("enable app.socket"));
         assert!(pos("enable app.socket") < pos("start app.socket"));
         assert!(pos("start app.socket") < pos("restart --no-block app.service"));
+        // A crash-looping service is stopped (and waited for) before the restart.
+        assert!(
+            pos("= auto-restart ] && systemctl --user stop -- app.service")
+                < pos("restart --no-block app.service")
+        );
         assert_eq!(
             Activation::for_plan(&p).verify_units(),
             vec!["app.service", "app.socket"]

@@ -258,11 +258,18 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
             st.load_state
         ));
     }
-    if st.is_failed() {
-        return Verdict::Failed(format!("failed (result: {})", st.result));
-    }
+    let failed = || Verdict::Failed(format!("failed (result: {})", st.result));
     match unit_type(&st.id) {
         "service" => {
+            let restarted = before.is_none_or(|b| b.is_empty() || b != st.invocation_id);
+            // Still the invocation from before the restart (the restart job has not run yet):
+            // its crashes are the old release's (a crash loop being replaced), not the new one's.
+            if !restarted {
+                return Verdict::Pending("waiting for the restart".into());
+            }
+            if st.is_failed() {
+                return failed();
+            }
             if st.n_restarts > 0 {
                 // ExecMainStatus is the current process's: 0 while a restarted process runs.
                 let status = if st.exec_main_status != 0 {
@@ -281,16 +288,15 @@ pub fn assess(st: &UnitState, before: Option<&str>, socket_listening: bool) -> V
                     st.exec_main_status
                 ));
             }
-            let restarted = before.is_none_or(|b| b.is_empty() || b != st.invocation_id);
             match (st.active_state.as_str(), st.sub_state.as_str()) {
-                ("active", _) if !restarted => Verdict::Pending("waiting for the restart".into()),
                 ("active", sub) => Verdict::Up(format!("active ({sub})")),
-                ("inactive", _) if restarted && socket_listening && st.result == "success" => {
+                ("inactive", _) if socket_listening && st.result == "success" => {
                     Verdict::Up("inactive, its socket is listening (socket-activated)".into())
                 }
                 (a, sub) => Verdict::Pending(format!("{a} ({sub})")),
             }
         }
+        _ if st.is_failed() => failed(),
         "socket" => {
             if st.is_listening() {
                 Verdict::Up(format!("active ({})", st.sub_state))
@@ -463,6 +469,24 @@ MainPID=0
         assert!(
             matches!(assess(&failed, None, false), Verdict::Failed(m) if m.contains("exit-code"))
         );
+        // A fix deployed over a crash loop: until the restart job has run, the unit still
+        // shows the old invocation crashing, restarted or failed. That is the old release's
+        // doing: wait for the restart (a test caught the deploy misjudging this).
+        let mut old_crash = auto.clone();
+        old_crash.exec_main_status = 4;
+        old_crash.n_restarts = 3;
+        assert_eq!(
+            assess(&old_crash, Some("new"), false),
+            Verdict::Pending("waiting for the restart".into())
+        );
+        assert_eq!(
+            assess(&failed, Some("new"), false),
+            Verdict::Pending("waiting for the restart".into())
+        );
+        assert!(matches!(
+            assess(&old_crash, Some("old"), false),
+            Verdict::Failed(_)
+        ));
         let idle = st("a.service", "inactive", "dead");
         assert!(matches!(assess(&idle, None, true), Verdict::Up(_)));
         // Stopped for the restart, not started again yet: still the old invocation.
