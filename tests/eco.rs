@@ -624,7 +624,7 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
     run_json(&p, &schema, &mut seen, &["status"], 3);
     run_json(&p, &schema, &mut seen, &["deploy", "--dry-run"], 3);
 
-    // Kinds printed by the runs of the next test (`fix` by none: see there).
+    // Kinds printed by the runs of the next test.
     let not_exercised: BTreeSet<String> = [
         "batch",
         "exec",
@@ -651,10 +651,10 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
     clean(service);
 }
 
-/// The event kinds of a rollout in batches, hooks, a dry run of a changed unit, `exec` and
-/// `units`, validated against the schema like the ones above (remote user ferry43). `fix`
-/// (`doctor --fix`) is the one kind no test validates: its fixes change the host's
-/// configuration (linger, journald), which this shared test remote must keep.
+/// The event kinds of a rollout in batches, hooks, a dry run of a changed unit, `exec`,
+/// `units` and `doctor --fix` (without --sudo it prints the root commands and changes
+/// nothing), validated against the schema like the ones above (remote user ferry43; the user
+/// without lingering for `doctor --fix`).
 #[test]
 fn batches_hooks_unit_diffs_exec_and_units_events_validate_against_the_schema() {
     let user = "ferry43";
@@ -722,10 +722,18 @@ fn batches_hooks_unit_diffs_exec_and_units_events_validate_against_the_schema() 
             .contains("Description=evx changed"),
         "{units}"
     );
+    let d = Project::new();
+    d.config(&host_table("box", &r.nolinger_user));
+    let fix = run_json(&d, &schema, &mut seen, &["doctor", "--fix"], 1);
+    assert!(
+        fix.events("fix").iter().any(|f| f["check"] == "lingering"),
+        "{fix}"
+    );
     let want: BTreeSet<String> = [
         "batch",
         "exec",
         "exec_summary",
+        "fix",
         "hook",
         "unit_diff",
         "unit_file",
