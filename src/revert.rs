@@ -158,24 +158,40 @@ mod tests {
         assert!(s.contains("restart --no-block web.service"));
     }
 
+    /// A scratch home whose `web` service has `current` -> `releases/CURRENT` (that directory
+    /// created only when `make_current`), and the service's directory in it.
+    fn scratch_home(current: &str, make_current: bool) -> (tempfile::TempDir, std::path::PathBuf) {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(Paths::new("web").dir());
+        let releases = dir.join("releases");
+        std::fs::create_dir_all(if make_current {
+            releases.join(current)
+        } else {
+            releases
+        })
+        .unwrap();
+        std::os::unix::fs::symlink(format!("releases/{current}"), dir.join("current")).unwrap();
+        (home, dir)
+    }
+
+    /// Run `script` with sh, HOME being `home`.
+    fn sh(script: &str, home: &tempfile::TempDir) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("HOME", home.path())
+            .output()
+            .unwrap()
+    }
+
     /// The script records what really happened: run it with sh in a scratch home where the
     /// previous release's directory is gone and `current` points at the unconfirmed release.
     #[test]
     fn a_revert_that_cannot_run_records_revert_failed() {
-        let home = tempfile::tempdir().unwrap();
+        let (home, dir) = scratch_home("20261124T000001Z-00000002", true);
         let p = Paths::new("web");
-        let dir = home.path().join(p.dir());
-        std::fs::create_dir_all(dir.join("releases/20261124T000001Z-00000002")).unwrap();
-        std::os::unix::fs::symlink("releases/20261124T000001Z-00000002", dir.join("current"))
-            .unwrap();
         let s = script(&p, "20261124T000001Z-00000002", &activation(), &record());
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&s)
-            .env("HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
+        assert!(!sh(&s, &home).status.success());
         let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
         let rec: HistoryRecord = serde_json::from_str(history.trim()).unwrap();
         assert_eq!(rec.outcome, "revert-failed", "{history}");
@@ -189,18 +205,13 @@ mod tests {
     /// Confirming records the release only while `current` is still it.
     #[test]
     fn confirm_records_only_while_current_is_the_release() {
-        let home = tempfile::tempdir().unwrap();
+        let (home, dir) = scratch_home("R2", false);
         let p = Paths::new("web");
-        let dir = home.path().join(p.dir());
-        std::fs::create_dir_all(dir.join("releases")).unwrap();
-        std::os::unix::fs::symlink("releases/R2", dir.join("current")).unwrap();
         let run = |release: &str| {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(confirm_command(&p, release, false, "{\"it's\":\"$x\"}"))
-                .env("HOME", home.path())
-                .output()
-                .unwrap();
+            let out = sh(
+                &confirm_command(&p, release, false, "{\"it's\":\"$x\"}"),
+                &home,
+            );
             assert!(out.status.success(), "{out:?}");
             String::from_utf8(out.stdout).unwrap()
         };
@@ -216,19 +227,10 @@ mod tests {
     /// The "newer deploy happened" guard, run: nothing is reverted or recorded.
     #[test]
     fn a_newer_deploy_wins_over_the_revert() {
-        let home = tempfile::tempdir().unwrap();
+        let (home, dir) = scratch_home("20261124T000003Z-00000003", true);
         let p = Paths::new("web");
-        let dir = home.path().join(p.dir());
-        std::fs::create_dir_all(dir.join("releases/20261124T000003Z-00000003")).unwrap();
-        std::os::unix::fs::symlink("releases/20261124T000003Z-00000003", dir.join("current"))
-            .unwrap();
         let s = script(&p, "20261124T000001Z-00000002", &activation(), &record());
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&s)
-            .env("HOME", home.path())
-            .output()
-            .unwrap();
+        let out = sh(&s, &home);
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to revert"));
         assert!(!dir.join("history.jsonl").exists());

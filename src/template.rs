@@ -33,8 +33,8 @@ fn context(
     })
 }
 
-/// Render one unit's text. Err: `LINE: message`.
-pub fn render(
+/// Render one template text. Err: `LINE: message`.
+pub fn render_text(
     name: &str,
     source: &str,
     context: &serde_json::Value,
@@ -55,41 +55,6 @@ fn describe(e: &minijinja::Error) -> String {
     }
 }
 
-fn render_units(
-    service: &Service,
-    local: &LocalRelease,
-    host: &str,
-    release: &str,
-) -> Result<LocalRelease> {
-    let host_context = service.host_context.get(host).cloned().unwrap_or_default();
-    let names = local
-        .env
-        .as_ref()
-        .map(|e| e.names.clone())
-        .unwrap_or_default();
-    let ctx = context(service, &host_context, release, &names);
-    let mut out = local.clone();
-    for u in &mut out.units {
-        let text = String::from_utf8_lossy(&u.content).into_owned();
-        let rendered = render(&u.name, &text, &ctx).map_err(|(line, message)| {
-            let file = service
-                .units
-                .iter()
-                .find(|f| f.name == u.name)
-                .map(|f| f.source.display().to_string())
-                .unwrap_or_else(|| u.name.clone());
-            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-            Error::Usage(format!(
-                "{file}{at}: unit template of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
-                service.name
-            ))
-        })?;
-        u.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
-        u.content = rendered.into_bytes();
-    }
-    Ok(out)
-}
-
 pub use crate::systemd::template_of;
 
 /// The instances of template units `host` runs: `app@1.service` .. `app@N.service`.
@@ -101,7 +66,7 @@ pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
             InstanceCount::Fixed(n) => *n,
             InstanceCount::PerHost(t) => {
                 let ctx = context(service, &host_context, CHECK_ID, &[]);
-                let text = render(unit, t, &ctx).map_err(|(_, message)| {
+                let text = render_text(unit, t, &ctx).map_err(|(_, message)| {
                     Error::Usage(format!(
                         "service {}: instances.\"{unit}\" for host {host}: {message}",
                         service.name
@@ -140,9 +105,26 @@ pub fn status_units(service: &Service, host: &str) -> Vec<String> {
     out
 }
 
-/// Render the `template = true` files of the release for `host` (their content is the
-/// template text until then).
-fn render_files(
+/// The error of a template that does not render: where, for which host, and what it may use.
+fn render_error(
+    source: &str,
+    line: Option<usize>,
+    what: &str,
+    service: &Service,
+    host: &str,
+    message: &str,
+) -> Error {
+    let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+    Error::Usage(format!(
+        "{source}{at}: {what} of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
+        service.name
+    ))
+}
+
+/// The release rendered for `host`: its units when the service has `templates = true`, and
+/// its `template = true` files (whose content is the template text until then). Hashes and
+/// sizes follow the rendered content.
+fn render(
     service: &Service,
     local: &LocalRelease,
     host: &str,
@@ -156,17 +138,35 @@ fn render_files(
         .unwrap_or_default();
     let ctx = context(service, &host_context, release, &names);
     let mut out = local.clone();
+    if service.templates {
+        for u in &mut out.units {
+            let text = String::from_utf8_lossy(&u.content).into_owned();
+            let rendered = render_text(&u.name, &text, &ctx).map_err(|(line, message)| {
+                let source = service
+                    .units
+                    .iter()
+                    .find(|f| f.name == u.name)
+                    .map(|f| f.source.display().to_string())
+                    .unwrap_or_else(|| u.name.clone());
+                render_error(&source, line, "unit template", service, host, &message)
+            })?;
+            u.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+            u.content = rendered.into_bytes();
+        }
+    }
     for f in &mut out.files {
         let Some(text) = &f.content else { continue };
         let text = String::from_utf8_lossy(text).into_owned();
-        let rendered = render(&f.dest, &text, &ctx).map_err(|(line, message)| {
-            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-            Error::Usage(format!(
-                "{}{at}: file template (dest {}) of service {} for host {host}: {message}; the variables are host.name, host.address, host.user, host.vars.*, service.name, release.id, release.dir, env",
-                f.source.display(),
-                f.dest,
-                service.name
-            ))
+        let rendered = render_text(&f.dest, &text, &ctx).map_err(|(line, message)| {
+            let what = format!("file template (dest {})", f.dest);
+            render_error(
+                &f.source.display().to_string(),
+                line,
+                &what,
+                service,
+                host,
+                &message,
+            )
         })?;
         f.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
         f.size = rendered.len() as u64;
@@ -180,28 +180,20 @@ fn render_files(
 pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
     for host in service.host_context.keys() {
         instances(service, host)?;
-        if service.templates {
-            render_units(service, local, host, CHECK_ID)?;
-        }
-        render_files(service, local, host, CHECK_ID)?;
+        render(service, local, host, CHECK_ID)?;
     }
     Ok(())
 }
 
-/// The release as it is for `host`: its units rendered (unchanged without `templates`), and
-/// its `template = true` files.
+/// The release as it is for `host`: units and `template = true` files rendered, and the
+/// instances it runs there.
 pub fn for_host(
     service: &Service,
     local: &LocalRelease,
     host: &str,
     release: &str,
 ) -> Result<LocalRelease> {
-    let mut out = if service.templates {
-        render_units(service, local, host, release)?
-    } else {
-        local.clone()
-    };
-    out = render_files(service, &out, host, release)?;
+    let mut out = render(service, local, host, release)?;
     out.instances = instances(service, host)?;
     Ok(out)
 }
@@ -307,14 +299,14 @@ mod tests {
             "release": { "id": "R", "dir": "d" },
             "env": ["A"],
         });
-        let out = render(
+        let out = render_text(
             "a.service",
             "[Service]\nExecStart=x --port {{ host.vars.port }} {{ service.name }}\n",
             &ctx,
         )
         .unwrap();
         assert_eq!(out, "[Service]\nExecStart=x --port 8081 api\n");
-        let (line, message) = render(
+        let (line, message) = render_text(
             "a.service",
             "[Unit]\n\nExecStart=x {{ host.vars.nope }}\n",
             &ctx,
@@ -327,6 +319,9 @@ mod tests {
             vec!["-port 1", "+port 2", "+d"]
         );
         // systemd's own specifiers pass through.
-        assert_eq!(render("a", "%h/%t {{ env[0] }}", &ctx).unwrap(), "%h/%t A");
+        assert_eq!(
+            render_text("a", "%h/%t {{ env[0] }}", &ctx).unwrap(),
+            "%h/%t A"
+        );
     }
 }
