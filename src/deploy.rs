@@ -6,6 +6,7 @@
 //! stops does not stop the next service's. Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, Host, Service};
@@ -99,10 +100,24 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
-    // Everything local first: bad input fails before any host changes.
+    // The first hosts are connected to while the files are hashed; nothing on a host changes
+    // before every release was read and checked (bad input fails first).
+    let pre = Preconnected::start(
+        rollouts
+            .first()
+            .map(|(_, hosts)| &hosts[..hosts.len().min(opts.parallel.max(1))])
+            .unwrap_or_default(),
+        &reporter,
+    );
     let mut prepared: Vec<Arc<LocalRelease>> = Vec::new();
     for (s, _) in &rollouts {
-        prepared.push(Arc::new(local::prepare(s).await?));
+        match local::prepare(s).await {
+            Ok(p) => prepared.push(Arc::new(p)),
+            Err(e) => {
+                pre.abort();
+                return Err(e);
+            }
+        }
     }
     let origin = Arc::new(local::origin(config));
     let opts = Arc::new(opts);
@@ -113,6 +128,7 @@ pub async fn run(
         deployed.push((service.name.clone(), local.clone()));
         let ctx = Ctx {
             service: Arc::new(service),
+            pre: pre.clone(),
             local,
             origin: origin.clone(),
             opts: opts.clone(),
@@ -122,6 +138,8 @@ pub async fn run(
         let (r, e) = roll_out(&ctx, hosts).await;
         results.extend(r);
         events.extend(e);
+        // The connections opened early were for the first rollout's hosts.
+        pre.abort();
     }
     let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
     let code = fanout::combine_codes(&codes);
@@ -154,9 +172,46 @@ pub async fn run(
     Ok(code)
 }
 
+/// Connections being opened before they are needed (see [`deploy`]), by host name.
+#[derive(Clone, Default)]
+struct Preconnected(Arc<Mutex<HashMap<String, tokio::task::JoinHandle<Result<Session>>>>>);
+
+impl Preconnected {
+    /// Start connecting to `hosts`.
+    fn start(hosts: &[Host], reporter: &Arc<Reporter>) -> Preconnected {
+        let pre = Preconnected::default();
+        for h in hosts {
+            let (host, reporter) = (h.clone(), reporter.clone());
+            let task = tokio::spawn(async move { Session::open(&host, &reporter).await });
+            pre.0.lock().unwrap().insert(h.name.clone(), task);
+        }
+        pre
+    }
+
+    /// The session to `host`: the one opened early, or a new one.
+    async fn open(&self, host: &Host, reporter: &Arc<Reporter>) -> Result<Session> {
+        let early = self.0.lock().unwrap().remove(&host.name);
+        match early {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(Error::Local(format!("connecting to {}: {e}", host.name)))),
+            None => Session::open(host, reporter).await,
+        }
+    }
+
+    /// Close the connections not taken.
+    fn abort(&self) {
+        for (_, task) in self.0.lock().unwrap().drain() {
+            task.abort();
+        }
+    }
+}
+
 /// What every host of one service's rollout shares.
 struct Ctx {
     service: Arc<Service>,
+    /// Connections opened while the release was prepared.
+    pre: Preconnected,
     local: Arc<LocalRelease>,
     origin: Arc<Origin>,
     opts: Arc<Options>,
@@ -168,6 +223,7 @@ impl Ctx {
     fn share(&self) -> Ctx {
         Ctx {
             service: self.service.clone(),
+            pre: self.pre.clone(),
             local: self.local.clone(),
             origin: self.origin.clone(),
             opts: self.opts.clone(),
@@ -365,7 +421,7 @@ fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
 
 /// Deploy the service to one host (its own connection).
 async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
-    let session = match Session::open(host, &ctx.reporter).await {
+    let session = match ctx.pre.open(host, &ctx.reporter).await {
         Ok(s) => s,
         Err(e) => {
             ctx.reporter.error(&e);

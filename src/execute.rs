@@ -160,11 +160,16 @@ async fn deploy_locked(
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let lock = ss.lock(opts.lock_wait, "deploy", &origin.by).await?;
+    let (lock, remote) = ss
+        .lock_and_probe(
+            opts.lock_wait,
+            "deploy",
+            &origin.by,
+            &dests(local),
+            &probed_units(local),
+        )
+        .await?;
     let result = async {
-        let remote = ss
-            .probe_units(&dests(local), &probed_units(local), false)
-            .await?;
         let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
         execute(ss, &plan, &local, &remote, origin).await
     }
@@ -225,6 +230,7 @@ async fn execute_steps(
     };
     let activation = plan::Activation::for_plan(plan);
     let mut sftp = None;
+    let mut meta_written = false;
     let mut armed = false;
     let mut before = Before::default();
     for (index, step) in plan.steps.iter().enumerate() {
@@ -254,16 +260,17 @@ async fn execute_steps(
             }
             Step::Reuse { .. } => ss.reuse(plan).await?,
             Step::Upload { .. } => {
-                ss.upload(plan, sftp.as_ref().expect("staged before upload"))
-                    .await?
+                ss.upload(plan, local, sftp.as_ref().expect("staged before upload"))
+                    .await?;
+                meta_written = true;
             }
-            Step::Seal { .. } => {
+            Step::Seal { units, .. } => {
                 let s = sftp.take().expect("staged before seal");
-                ss.seal(plan, local, &s).await?;
+                let out = ss.seal(plan, local, &s, meta_written, units).await?;
                 s.close().await;
-            }
-            Step::CheckUnits { units } => {
-                if let Err(e) = crate::unit_check::check(ss, id, units, local).await {
+                if !units.is_empty()
+                    && let Err(e) = crate::unit_check::evaluate(ss, id, units, local, &out)
+                {
                     ss.record(&record("refused", Some(e.to_string()))).await;
                     return Err(e);
                 }
@@ -356,9 +363,9 @@ async fn execute_steps(
                     return fail(ss, plan, remote, origin, armed, f).await;
                 }
             }
-            Step::Confirm { .. } => {
-                // Disarms the timer and records the release as ok, in one command.
-                let confirmed = ss.confirm(id, armed, &record("ok", None)).await?;
+            Step::Confirm { prune, .. } => {
+                // Disarms the timer, records the release as ok and prunes, in one command.
+                let confirmed = ss.confirm(id, armed, &record("ok", None), prune).await?;
                 if armed && !confirmed {
                     let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
                     return Ok(ss.result(
@@ -370,7 +377,6 @@ async fn execute_steps(
                     ));
                 }
             }
-            Step::Prune { releases } => ss.prune(releases).await,
         }
     }
     Ok(ss.result("ok", Some(id), previous, None, exit::OK))

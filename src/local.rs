@@ -2,29 +2,36 @@
 //!
 //! Everything here happens before any connection, so bad input fails before a host changes.
 
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::config::{Config, Service};
 use crate::error::{Error, Result};
 use crate::plan::{self, LocalFile, LocalRelease, LocalUnit, Origin};
 use crate::release;
 
-/// Hash a file by streaming it (memory stays bounded).
+/// Hash a file by streaming it (memory stays bounded), on a thread of its own: ring's SHA-256
+/// (SHA-NI or AVX2 assembly) and plain reads, no async file I/O in the way.
 async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
-    let mut f = tokio::fs::File::open(path).await?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&path)?;
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
         }
-        size += n as u64;
-        h.update(&buf[..n]);
-    }
-    Ok((size, plan::hex(&h.finalize())))
+        Ok((size, plan::hex(h.finish().as_ref())))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// A `template = true` file: read into memory (UTF-8 text, at most
@@ -64,9 +71,37 @@ async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> R
 /// Read and hash the local side of a release; resolve its env (see [`crate::env`]).
 pub async fn prepare(service: &Service) -> Result<LocalRelease> {
     let env = crate::env::resolve(service).await?;
-    let mut files = Vec::new();
     let mut cache = crate::hash_cache::HashCache::load();
-    for f in &service.files {
+    // What the cache knows, per file; the others are hashed several at once (a thread each).
+    let known: Vec<Option<(u64, String)>> = service
+        .files
+        .iter()
+        .map(|f| {
+            if f.template {
+                None
+            } else {
+                cache.get(&f.source)
+            }
+        })
+        .collect();
+    let hashing = service
+        .files
+        .iter()
+        .zip(&known)
+        .filter(|(f, k)| !f.template && k.is_none())
+        .map(|(f, _)| async move {
+            let before = std::fs::metadata(&f.source)?;
+            let (size, sha256) = sha256_file(&f.source).await?;
+            Ok::<_, std::io::Error>((before, size, sha256))
+        });
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hashed: Vec<std::io::Result<_>> = futures::stream::iter(hashing)
+        .buffered(threads)
+        .collect()
+        .await;
+    let mut hashed = hashed.into_iter();
+    let mut files = Vec::new();
+    for (f, known) in service.files.iter().zip(known) {
         if f.template {
             files.push(read_template_file(service, f).await?);
             continue;
@@ -78,11 +113,14 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
                 f.source.display()
             ))
         };
-        let (size, sha256) = match cache.get(&f.source) {
+        let (size, sha256) = match known {
             Some(known) => known,
             None => {
-                let before = std::fs::metadata(&f.source).map_err(cannot_read)?;
-                let (size, sha256) = sha256_file(&f.source).await.map_err(cannot_read)?;
+                // In the order they were started: this file's.
+                let (before, size, sha256) = hashed
+                    .next()
+                    .expect("a hash for each file the cache does not know")
+                    .map_err(cannot_read)?;
                 cache.put(&f.source, &before, &sha256);
                 (size, sha256)
             }

@@ -18,15 +18,38 @@ const BUSY: u32 = 75;
 pub struct RemoteLock {
     /// The holder; its stdin stays open while the lock is held.
     holder: RemoteProcess,
+    /// What the script run once the lock was taken printed (see [`command`]).
+    pub then: Option<Then>,
 }
 
-/// The command that takes the lock and holds it while its stdin is open.
-pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str) -> String {
+/// The output of the script the holder runs once it has the lock.
+#[derive(Debug, Clone, Default)]
+pub struct Then {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: i32,
+}
+
+/// The line ending the output of the script run under the lock, before its exit status.
+const THEN_END: &str = "@ferry-then-end";
+
+/// The command that takes the lock and holds it while its stdin is open. With `then`, the
+/// holder runs that script (a `sh` script, stdin closed) as soon as it has the lock, and
+/// prints [`THEN_END`] and its exit status after it: reading the host under the lock costs
+/// no round trip of its own.
+pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option<&str>) -> String {
     let dir = quote(&paths.dir());
     let lock = quote(&paths.lock());
     let info = quote(&format!("{}.info", paths.lock()));
+    let then = match then {
+        Some(script) => format!(
+            "sh -c {} </dev/null; r=$?; echo; echo \"{THEN_END} $r\"; ",
+            quote(script)
+        ),
+        None => String::new(),
+    };
     let inner = format!(
-        "printf '%s\\n' {} > {info}; echo acquired; exec cat >/dev/null",
+        "printf '%s\\n' {} > {info}; echo acquired; {then}exec cat >/dev/null",
         quote(holder)
     );
     let mode = match wait {
@@ -40,21 +63,23 @@ pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str) -> String {
 }
 
 /// Take the service's lock on the host. When it is held: fail at once, or, with `wait`, call
-/// `on_wait` with the holder and wait up to `wait` for it.
+/// `on_wait` with the holder and wait up to `wait` for it. Once it is taken, the holder runs
+/// `then` (see [`command`]); its output is in [`RemoteLock::then`].
 pub async fn acquire(
     conn: &Connection,
     paths: &Paths,
     wait: Option<Duration>,
     holder: &str,
     on_wait: impl FnOnce(&str),
+    then: Option<&str>,
 ) -> Result<RemoteLock> {
-    let mut current = match attempt(conn, paths, None, holder).await? {
+    let mut current = match attempt(conn, paths, None, holder, then).await? {
         Ok(lock) => return Ok(lock),
         Err(current) => current,
     };
     if let Some(w) = wait {
         on_wait(&current);
-        match attempt(conn, paths, Some(w), holder).await? {
+        match attempt(conn, paths, Some(w), holder, then).await? {
             Ok(lock) => return Ok(lock),
             Err(now) => current = now,
         }
@@ -96,20 +121,41 @@ async fn attempt(
     paths: &Paths,
     wait: Option<Duration>,
     holder: &str,
+    then: Option<&str>,
 ) -> Result<std::result::Result<RemoteLock, String>> {
     let mut holder_process = conn
-        .spawn(&command(paths, wait, holder), Stdin::Open)
+        .spawn(&command(paths, wait, holder, then), Stdin::Open)
         .await?;
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let mut status = None;
+    // Where the output of `then` starts, once the lock is taken.
+    let mut acquired_at: Option<usize> = None;
     while let Some(event) = holder_process.next().await {
         match event {
             Event::Stdout(data) => {
                 stdout.extend_from_slice(&data);
-                if stdout.windows(9).any(|w| w == b"acquired\n") {
+                if acquired_at.is_none() {
+                    acquired_at = stdout
+                        .windows(9)
+                        .position(|w| w == b"acquired\n")
+                        .map(|p| p + 9);
+                    if acquired_at.is_some() {
+                        // From here on, stderr is the script's.
+                        stderr.clear();
+                    }
+                }
+                let Some(at) = acquired_at else { continue };
+                if then.is_none() {
                     return Ok(Ok(RemoteLock {
                         holder: holder_process,
+                        then: None,
+                    }));
+                }
+                if let Some(out) = then_output(&stdout[at..], &stderr) {
+                    return Ok(Ok(RemoteLock {
+                        holder: holder_process,
+                        then: Some(out),
                     }));
                 }
             }
@@ -143,6 +189,24 @@ async fn attempt(
     })
 }
 
+/// The output of the script run under the lock, once it has all arrived: what precedes the
+/// line `THEN_END STATUS` (the script's output with one newline added).
+fn then_output(out: &[u8], stderr: &[u8]) -> Option<Then> {
+    let text = String::from_utf8_lossy(out);
+    let marker = format!("\n{THEN_END} ");
+    let at = text.rfind(&marker)?;
+    let rest = &text[at + marker.len()..];
+    let line_end = rest.find('\n')?;
+    Some(Then {
+        stdout: text[..at]
+            .strip_suffix('\n')
+            .unwrap_or(&text[..at])
+            .to_string(),
+        stderr: String::from_utf8_lossy(stderr).into_owned(),
+        status: rest[..line_end].trim().parse().unwrap_or(-1),
+    })
+}
+
 impl RemoteLock {
     /// Release: EOF ends the holder's `cat`, which ends flock.
     pub async fn release(mut self) {
@@ -160,13 +224,38 @@ mod tests {
 
     #[test]
     fn lock_command() {
-        let c = command(&Paths::new("web"), None, "me@box since 12:00");
+        let c = command(&Paths::new("web"), None, "me@box since 12:00", None);
         assert!(
             c.contains("exec flock -n -E 75 .local/share/ferry/web/lock sh -c"),
             "{c}"
         );
         assert!(c.contains("me@box since 12:00"), "{c}");
-        let c = command(&Paths::new("web"), Some(Duration::from_secs(90)), "x");
+        let c = command(&Paths::new("web"), Some(Duration::from_secs(90)), "x", None);
         assert!(c.contains("flock -w 90 -E 75"), "{c}");
+    }
+
+    /// The script run under the lock, run: its output and status come back whole, the
+    /// holder's own line before it left out, and the holder still holds on.
+    #[test]
+    fn the_script_under_the_lock_reports_its_output_and_status() {
+        let home = tempfile::tempdir().unwrap();
+        let script = "printf 'a\\nacquired\\n'; printf 'no newline'; echo oops >&2; exit 3";
+        let cmd = command(&Paths::new("web"), None, "me", Some(script));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = &out.stdout;
+        let at = stdout.windows(9).position(|w| w == b"acquired\n").unwrap() + 9;
+        let then = then_output(&stdout[at..], &out.stderr).unwrap();
+        assert_eq!(then.stdout, "a\nacquired\nno newline");
+        assert_eq!(then.stderr, "oops\n");
+        assert_eq!(then.status, 3);
+        // Not all there yet: no output.
+        assert!(then_output(b"a\nb", b"").is_none());
     }
 }

@@ -380,12 +380,16 @@ pub enum Step {
     Reuse { files: Vec<String> },
     /// Send files over SFTP.
     Upload { files: Vec<String>, bytes: u64 },
-    /// Write the unit files and the manifest, then rename the staging directory to
-    /// `releases/ID`: the release is complete on the host.
-    Seal { release: String },
-    /// `systemd-analyze --user verify` of the sealed release's units (and the lints that need
-    /// the host's facts), before anything is switched: an error stops the deploy here.
-    CheckUnits { units: Vec<String> },
+    /// Give the staged files their modes, fsync them, write the stat record and rename the
+    /// staging directory to `releases/ID`: the release is complete on the host. Then, in the
+    /// same command, check its unit files `units` (`systemd-analyze --user verify` with the
+    /// lints that need the host's facts), before anything is switched: an error stops the
+    /// deploy here (outcome `refused`).
+    Seal {
+        release: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        units: Vec<String>,
+    },
     /// Run the `before_switch` hook in the new release's directory, with its env. Failure
     /// stops the deploy on this host before anything live changes.
     BeforeSwitch { command: String },
@@ -400,10 +404,13 @@ pub enum Step {
     /// Run the `after_switch` hook in the new (now current) release's directory. Failure fails
     /// the deploy (the plan's `on_failure` applies).
     AfterSwitch { command: String },
-    /// Disarm the self-revert and record the release as deployed.
-    Confirm { release: String },
-    /// Delete old releases (never `current`, never the last verified one).
-    Prune { releases: Vec<String> },
+    /// Disarm the self-revert and record the release as deployed; then, in the same command,
+    /// delete the old releases `prune` (never `current`, never the last verified one).
+    Confirm {
+        release: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        prune: Vec<String>,
+    },
 }
 
 /// Why a host is not deployed to.
@@ -431,7 +438,6 @@ impl Step {
             Step::Reuse { .. } => "reuse",
             Step::Upload { .. } => "upload",
             Step::Seal { .. } => "seal",
-            Step::CheckUnits { .. } => "check-units",
             Step::BeforeSwitch { .. } => "before-switch",
             Step::ArmRevert { .. } => "arm-revert",
             Step::Activate { .. } => "activate",
@@ -439,7 +445,6 @@ impl Step {
             Step::Health { .. } => "health",
             Step::AfterSwitch { .. } => "after-switch",
             Step::Confirm { .. } => "confirm",
-            Step::Prune { .. } => "prune",
         }
     }
 }
@@ -554,10 +559,6 @@ impl Plan {
             // unchanged, and the next deploy clears it).
             Some(i) if activate.is_none_or(|a| i < a) => format!(
                 "before activation: the host still runs {previous}, nothing it uses was changed; {partial}"
-            ),
-            Some(i) if confirm.is_some_and(|c| i > c) => format!(
-                "after the deploy of {} was confirmed: the host runs it; pruning old releases may be incomplete (the next deploy does it)",
-                self.release
             ),
             Some(i) if confirm == Some(i) => match &armed {
                 Some(to) => format!(
@@ -933,14 +934,12 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) ->
             bytes: plan.upload_bytes(),
         });
     }
+    // The release's own unit files are checked (not units it removes, not instances of its
+    // templates).
     steps.push(Step::Seal {
         release: plan.release.clone(),
+        units: plan.manifest.units.iter().map(|u| u.name.clone()).collect(),
     });
-    // The release's own unit files (not units it removes, not instances of its templates).
-    let unit_files: Vec<String> = plan.manifest.units.iter().map(|u| u.name.clone()).collect();
-    if !unit_files.is_empty() {
-        steps.push(Step::CheckUnits { units: unit_files });
-    }
     if let Some(command) = &service.hooks.before_switch {
         steps.push(Step::BeforeSwitch {
             command: command.clone(),
@@ -969,9 +968,6 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) ->
             command: command.clone(),
         });
     }
-    steps.push(Step::Confirm {
-        release: plan.release.clone(),
-    });
     let mut all = remote.releases.clone();
     all.push(plan.release.clone());
     let protect = release::last_good(&remote.history, Some(&plan.release))
@@ -983,9 +979,10 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) ->
         protect.as_deref(),
         service.keep_releases,
     );
-    if !prune.is_empty() {
-        steps.push(Step::Prune { releases: prune });
-    }
+    steps.push(Step::Confirm {
+        release: plan.release.clone(),
+        prune,
+    });
     steps
 }
 
@@ -1402,12 +1399,24 @@ dest = "share/msg"
         let dests = vec!["bin/my app".to_string(), "share".to_string()];
         let fake = ["ab".repeat(32), "cd".repeat(32)];
         sh(
-            &release::seal_command(&paths, id, &dests),
+            &release::seal_command(
+                &paths,
+                id,
+                &[("bin/my app".into(), 0o750), ("share".into(), 0o640)],
+                &[],
+            ),
             &release::seal_input(&[&fake[0], &fake[1]]),
         );
         let dir = home.path().join(paths.dir());
         assert!(!staging.exists());
         assert!(home.path().join(paths.release(id)).is_dir());
+        // Each file has its mode (they were written 0600).
+        let mode = |f: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let p = home.path().join(paths.release(id)).join(f);
+            std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+        };
+        assert_eq!((mode("bin/my app"), mode("share")), (0o750, 0o640));
         std::os::unix::fs::symlink(format!("releases/{id}"), dir.join("current")).unwrap();
         let probe = || {
             parse_remote_state(&sh(
@@ -1582,14 +1591,7 @@ dest = "share/msg"
         assert_eq!(
             names(&p),
             vec![
-                "lock",
-                "stage",
-                "upload",
-                "seal",
-                "check-units",
-                "activate",
-                "verify",
-                "confirm"
+                "lock", "stage", "upload", "seal", "activate", "verify", "confirm"
             ]
         );
         assert!(
@@ -1613,7 +1615,6 @@ dest = "share/msg"
                 "reuse",
                 "upload",
                 "seal",
-                "check-units",
                 "arm-revert",
                 "activate",
                 "verify",
@@ -1657,12 +1658,18 @@ dest = "share/msg"
         let p = make(&s, &local(), &remote, ID, &origin(), Options::default());
         let n = names(&p);
         assert_eq!(&n[..3], &["lock", "clean-staging", "clear-stale-revert"]);
-        assert_eq!(n.last(), Some(&"prune"));
         assert_eq!(
             p.steps.last(),
-            Some(&Step::Prune {
-                releases: vec!["20261124T090000Z-99999999".into()]
+            Some(&Step::Confirm {
+                release: ID.into(),
+                prune: vec!["20261124T090000Z-99999999".into()]
             })
+        );
+        // The units checked with the seal are the release's unit files.
+        assert!(
+            p.steps.iter().any(|st| matches!(st, Step::Seal { units, .. } if units == &["app.service".to_string(), "app.socket".to_string()])),
+            "{:?}",
+            p.steps
         );
     }
 

@@ -311,20 +311,46 @@ pub const STAT_RECORD: &str = "files.stat";
 /// The `stat` format of the record (after the hash): inode, size, ctime with nanoseconds, name.
 pub const STAT_FORMAT: &str = "%i %s %.9Z %n";
 
-/// Shell command that writes the stat record of the staged release `id`, then renames the
-/// staging directory into `releases/ID` (failing if it exists): from then on the release is
-/// complete on the host. `dests` are the release's files; their SHA-256 hashes come on stdin,
-/// one line each in the same order (see [`seal_input`]; not on the command line, which an
-/// error message shows: the hash of a short secret could be guessed).
-pub fn seal_command(paths: &Paths, id: &str, dests: &[String]) -> String {
+/// Shell command that seals the staged release `id`: gives each file its mode (`files` are the
+/// release's files, `meta` the files of its meta directory, each with its mode; all were
+/// written 0600), fsyncs them (before the rename: a crash must not leave a sealed release with
+/// empty files), writes the stat record, then renames the staging directory into `releases/ID`
+/// (failing if it exists): from then on the release is complete on the host. The files'
+/// SHA-256 hashes come on stdin, one line each in the order of `files` (see [`seal_input`];
+/// not on the command line, which an error message shows: the hash of a short secret could
+/// be guessed).
+pub fn seal_command(
+    paths: &Paths,
+    id: &str,
+    files: &[(String, u32)],
+    meta: &[(String, u32)],
+) -> String {
     let staging = shell::quote(&paths.staging(id));
-    let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\n");
-    if !dests.is_empty() {
-        let dests: Vec<String> = dests.iter().map(|d| shell::quote(d)).collect();
+    let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\ncd \"$N\"\n");
+    // One chmod per mode.
+    let mut by_mode: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for (path, mode) in files.iter().chain(meta) {
+        by_mode.entry(*mode).or_default().push(shell::quote(path));
+    }
+    for (mode, paths) in &by_mode {
+        script.push_str(&format!("chmod {mode:o} -- {}\n", paths.join(" ")));
+    }
+    let all: Vec<String> = files
+        .iter()
+        .chain(meta)
+        .map(|(p, _)| shell::quote(p))
+        .collect();
+    // `sync FILE...` fsyncs each (coreutils 8.24 and later); an older sync syncs everything.
+    script.push_str(&format!(
+        "sync -- {} . 2>/dev/null || sync\n",
+        all.join(" ")
+    ));
+    if !files.is_empty() {
+        let dests: Vec<String> = files.iter().map(|(d, _)| shell::quote(d)).collect();
         script.push_str(&format!(
-            "cd \"$N\"\ncat > {meta}/{rec}.sha\n\
+            "cat > {meta}/{rec}.sha\n\
              stat -c {fmt} -- {dests} | paste -d' ' {meta}/{rec}.sha - > {meta}/{rec}\n\
-             rm -f {meta}/{rec}.sha\ncd \"$HOME\"\n",
+             rm -f {meta}/{rec}.sha\n",
             dests = dests.join(" "),
             meta = META_DIR,
             rec = STAT_RECORD,
@@ -332,11 +358,14 @@ pub fn seal_command(paths: &Paths, id: &str, dests: &[String]) -> String {
         ));
     }
     script.push_str(&format!(
-        "mv -T \"$N\" {}\n",
+        "cd \"$HOME\"\nmv -T \"$N\" {}\necho {SEALED}\n",
         shell::quote(&paths.release(id))
     ));
     script
 }
+
+/// The line [`seal_command`] prints once the release is sealed (commands may follow it).
+pub const SEALED: &str = "@ferry-sealed";
 
 /// The stdin of [`seal_command`]: the files' hashes, a line each.
 pub fn seal_input(hashes: &[&str]) -> Vec<u8> {

@@ -95,24 +95,46 @@ pub fn disarm_command(paths: &Paths) -> String {
     )
 }
 
-/// Confirm a deploy of `release` in one command: stop the timer (when `armed`), then append
-/// the history line only if `current` is still that release; prints where `current` points.
-pub fn confirm_command(paths: &Paths, release: &str, armed: bool, history_line: &str) -> String {
+/// Confirm a deploy of `release` in one command: stop the timer (when `armed`), then, only if
+/// `current` is still that release, append the history line and delete the old releases
+/// `prune`. Prints where `current` points, then [`PRUNED`] when the releases were deleted,
+/// [`NOT_RECORDED`] when the history line could not be written (the errors on stderr).
+pub fn confirm_command(
+    paths: &Paths,
+    release: &str,
+    armed: bool,
+    history_line: &str,
+    prune: &[String],
+) -> String {
     let unit = quote(&paths.revert_unit());
     let stop = if armed {
         format!("systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; ")
     } else {
         String::new()
     };
-    format!(
+    let mut cmd = format!(
         "{stop}cd \"$HOME\" && c=$(readlink {current}); printf '%s\\n' \"$c\"; \
-         [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history}",
+         [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history} || echo {NOT_RECORDED}",
         current = quote(&paths.current()),
         expected = quote(&format!("releases/{release}")),
         line = quote(history_line),
         history = quote(&paths.history()),
-    )
+    );
+    if !prune.is_empty() {
+        let doomed: Vec<String> = prune.iter().map(|d| quote(d)).collect();
+        cmd.push_str(&format!(
+            "; (cd {} && rm -rf -- {}) && echo {PRUNED}",
+            quote(&paths.releases()),
+            doomed.join(" ")
+        ));
+    }
+    cmd
 }
+
+/// See [`confirm_command`].
+pub const PRUNED: &str = "@ferry-pruned";
+/// See [`confirm_command`].
+pub const NOT_RECORDED: &str = "@ferry-not-recorded";
 
 /// Cancel a pending revert, whatever state it is in.
 pub fn cancel_command(paths: &Paths) -> String {
@@ -207,21 +229,25 @@ mod tests {
     fn confirm_records_only_while_current_is_the_release() {
         let (home, dir) = scratch_home("R2", false);
         let p = Paths::new("web");
+        std::fs::create_dir_all(dir.join("releases/R0")).unwrap();
         let run = |release: &str| {
             let out = sh(
-                &confirm_command(&p, release, false, "{\"it's\":\"$x\"}"),
+                &confirm_command(&p, release, false, "{\"it's\":\"$x\"}", &["R0".to_string()]),
                 &home,
             );
             assert!(out.status.success(), "{out:?}");
             String::from_utf8(out.stdout).unwrap()
         };
+        // Not current (the revert fired): nothing recorded, nothing pruned.
         assert_eq!(run("R1"), "releases/R2\n");
         assert!(!dir.join("history.jsonl").exists());
-        assert_eq!(run("R2"), "releases/R2\n");
+        assert!(dir.join("releases/R0").exists());
+        assert_eq!(run("R2"), format!("releases/R2\n{PRUNED}\n"));
         assert_eq!(
             std::fs::read_to_string(dir.join("history.jsonl")).unwrap(),
             "{\"it's\":\"$x\"}\n"
         );
+        assert!(!dir.join("releases/R0").exists());
     }
 
     /// The "newer deploy happened" guard, run: nothing is reverted or recorded.

@@ -18,7 +18,7 @@ use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Trans
 use crate::release::{self, HistoryRecord, Manifest, Paths};
 use crate::report::Reporter;
 use crate::report::deploy::{
-    HostResult, JournalEvent, PhaseEvent, StepEvent, UnitEvent, human_bytes,
+    HostResult, JournalEvent, PhaseEvent, RemoteOps, StepEvent, UnitEvent, human_bytes,
 };
 use crate::revert;
 use crate::sftp::Sftp;
@@ -66,6 +66,7 @@ impl Session {
             paths: Paths::new(&service.name),
             pids: Mutex::new(Vec::new()),
             env: None,
+            counted_from: self.conn.counters.snapshot(),
         }
     }
 
@@ -89,6 +90,10 @@ pub struct Before {
     pub invocations: BTreeMap<String, String>,
 }
 
+/// The line ending the reads taken before an activation (see
+/// [`ServiceSession::before_command`]).
+const BEFORE_END: &str = "@ferry-before-end";
+
 /// Files of a release uploaded at once, per host.
 const UPLOADS_IN_FLIGHT: usize = 4;
 
@@ -107,6 +112,8 @@ pub struct ServiceSession<'a> {
     /// this session shows (a service that prints its database URL when it fails must not put
     /// it in a CI log).
     env: Option<crate::env::EnvFile>,
+    /// The connection's counters when this session began (see [`ServiceSession::result`]).
+    counted_from: (u64, u64, u64),
 }
 
 impl ServiceSession<'_> {
@@ -159,15 +166,24 @@ impl ServiceSession<'_> {
         reason: Option<String>,
         code: i32,
     ) -> HostResult {
-        HostResult::new(
-            &self.host.name,
-            &self.service.name,
-            result,
-            release,
-            previous,
-            reason,
-            code,
-        )
+        let (c, s, r) = self.conn.counters.snapshot();
+        let (c0, s0, r0) = self.counted_from;
+        HostResult {
+            remote: Some(RemoteOps {
+                commands: c - c0,
+                sftp_sessions: s - s0,
+                sftp_requests: r - r0,
+            }),
+            ..HostResult::new(
+                &self.host.name,
+                &self.service.name,
+                result,
+                release,
+                previous,
+                reason,
+                code,
+            )
+        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -230,11 +246,53 @@ impl ServiceSession<'_> {
 
     /// Take the service's lock; refused (exit 5) when another deploy or rollback holds it.
     pub async fn lock(&self, wait: Option<Duration>, action: &str, by: &str) -> Result<RemoteLock> {
+        self.lock_then(wait, action, by, None).await
+    }
+
+    async fn lock_then(
+        &self,
+        wait: Option<Duration>,
+        action: &str,
+        by: &str,
+        then: Option<&str>,
+    ) -> Result<RemoteLock> {
         let holder = format!("{by} ({action}, since {})", release::now_rfc3339());
-        lock::acquire(self.conn, &self.paths, wait, &holder, |h| {
-            self.phase("lock", format!("waiting for the lock held by {h}"))
-        })
+        lock::acquire(
+            self.conn,
+            &self.paths,
+            wait,
+            &holder,
+            |h| self.phase("lock", format!("waiting for the lock held by {h}")),
+            then,
+        )
         .await
+    }
+
+    /// Take the service's lock (see [`ServiceSession::lock`]) and read the host under it
+    /// ([`ServiceSession::probe_units`]) in the same command: the lock's holder runs the probe
+    /// once it has the lock.
+    pub async fn lock_and_probe(
+        &self,
+        wait: Option<Duration>,
+        action: &str,
+        by: &str,
+        dests: &[String],
+        units: &[String],
+    ) -> Result<(RemoteLock, RemoteState)> {
+        let script = plan::remote_state_script(&self.paths, dests, units, false);
+        let mut lock = self.lock_then(wait, action, by, Some(&script)).await?;
+        let then = lock.then.take().expect("the probe ran under the lock");
+        if then.status != 0 {
+            let e = Error::Command {
+                host: self.host.name.clone(),
+                command: "reading the host's releases under the lock".into(),
+                status: format!("exit status {}", then.status),
+                stderr: then.stderr,
+            };
+            lock.release().await;
+            return Err(e);
+        }
+        Ok((lock, plan::parse_remote_state(&then.stdout)))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -378,9 +436,17 @@ impl ServiceSession<'_> {
         self.conn.run(&script).await.map(|_| ())
     }
 
-    /// Send the files that are not on the host.
-    pub async fn upload(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        match self.send_files(plan, sftp).await {
+    /// Send the files that are not on the host, and the release's meta files (unit files, env,
+    /// manifest) at the same time.
+    pub async fn upload(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
+        let sent = async {
+            let (files, meta) = tokio::join!(
+                self.send_files(plan, sftp),
+                self.write_meta(plan, local, sftp)
+            );
+            files.and(meta)
+        };
+        match sent.await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.abandon_staging(plan, e).await),
         }
@@ -418,11 +484,11 @@ impl ServiceSession<'_> {
                 match &f.content {
                     // A rendered template, in memory.
                     Some(content) => {
-                        sftp.write(&to, content, f.mode).await?;
+                        sftp.write(&to, content).await?;
                         bar.inc(content.len() as u64);
                     }
                     None => {
-                        let sent = sftp.upload(&f.source, &to, f.mode, |n| bar.inc(n)).await?;
+                        let sent = sftp.upload(&f.source, &to, |n| bar.inc(n)).await?;
                         // The release's manifest (and the stat record the next deploy trusts)
                         // says this hash: it must be what was sent.
                         if sent != f.sha256 {
@@ -460,51 +526,122 @@ impl ServiceSession<'_> {
         Ok(())
     }
 
-    /// Write the unit files and the manifest, then rename the staging directory into
-    /// `releases/ID`: from here on the release is complete on the host.
-    pub async fn seal(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
-        match self.write_meta(plan, local, sftp).await {
-            Ok(()) => Ok(()),
+    /// Seal the release: write its meta files unless the upload did (`meta_written`), then
+    /// set the files' modes, fsync them, write the stat record and rename the staging directory
+    /// into `releases/ID`, in one command: from here on the release is complete on the host.
+    /// The same command then checks the unit files `check` (see [`crate::unit_check`]): its
+    /// output is returned for [`crate::unit_check::evaluate`].
+    pub async fn seal(
+        &self,
+        plan: &Plan,
+        local: &LocalRelease,
+        sftp: &Sftp,
+        meta_written: bool,
+        check: &[String],
+    ) -> Result<crate::ssh::Output> {
+        let sealed = async {
+            if !meta_written {
+                self.write_meta(plan, local, sftp).await?;
+            }
+            self.seal_staging(plan, local, check).await
+        };
+        match sealed.await {
+            Ok(out) => Ok(out),
             Err(e) => Err(self.abandon_staging(plan, e).await),
         }
     }
 
-    async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.release);
-        let meta = format!("{staging}/{}", release::META_DIR);
-        let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
-        let mut writes: Vec<(String, &[u8], u32)> = local
+    /// The meta files of a release, relative to its directory, with their modes and content.
+    fn meta_files<'l>(
+        plan: &Plan,
+        local: &'l LocalRelease,
+    ) -> Vec<(String, u32, std::borrow::Cow<'l, [u8]>)> {
+        let meta = release::META_DIR;
+        let mut files: Vec<(String, u32, std::borrow::Cow<[u8]>)> = local
             .units
             .iter()
-            .map(|u| (format!("{meta}/units/{}", u.name), &u.content[..], 0o644))
+            .map(|u| {
+                (
+                    format!("{meta}/units/{}", u.name),
+                    0o644,
+                    (&u.content[..]).into(),
+                )
+            })
             .collect();
         if let Some(env) = &local.env {
-            writes.push((format!("{meta}/env"), env.content(), 0o600));
+            files.push((format!("{meta}/env"), 0o600, env.content().into()));
         }
-        writes.push((format!("{meta}/manifest.json"), &manifest[..], 0o600));
-        // All at once: the SFTP requests of the files interleave, so the round trips of each
-        // file's open, write, fsync, close, chmod and rename overlap.
+        let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
+        files.push((format!("{meta}/manifest.json"), 0o600, manifest.into()));
+        files
+    }
+
+    /// Write the meta files into the staging directory, all at once: the SFTP requests of the
+    /// files interleave, so the round trips of each file's open and close overlap.
+    async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
+        let staging = self.paths.staging(&plan.release);
+        let files: Vec<(String, std::borrow::Cow<[u8]>)> = Self::meta_files(plan, local)
+            .into_iter()
+            .map(|(path, _, content)| (format!("{staging}/{path}"), content))
+            .collect();
         futures::future::try_join_all(
-            writes
+            files
                 .iter()
-                .map(|(path, content, mode)| sftp.write(path, content, *mode)),
+                .map(|(path, content)| sftp.write(path, content)),
         )
         .await?;
-        // The stat record (so that the next deploy need not hash these files on the host),
-        // and the rename into releases/ID, in one command.
-        let dests: Vec<String> = plan.files.iter().map(|f| f.dest.clone()).collect();
+        Ok(())
+    }
+
+    async fn seal_staging(
+        &self,
+        plan: &Plan,
+        local: &LocalRelease,
+        check: &[String],
+    ) -> Result<crate::ssh::Output> {
+        let files: Vec<(String, u32)> = plan
+            .files
+            .iter()
+            .map(|f| (f.dest.clone(), f.mode))
+            .collect();
+        let meta: Vec<(String, u32)> = Self::meta_files(plan, local)
+            .into_iter()
+            .map(|(p, m, _)| (p, m))
+            .collect();
         let hashes: Vec<&str> = plan.files.iter().map(|f| f.sha256.as_str()).collect();
-        let cmd = release::seal_command(&self.paths, &plan.release, &dests);
+        let mut cmd = release::seal_command(&self.paths, &plan.release, &files, &meta);
+        if !check.is_empty() {
+            self.reporter.progress(
+                Some(&self.host.name),
+                &format!(
+                    "{}: sealing {} and checking {} unit file(s)",
+                    self.service.name,
+                    plan.release,
+                    check.len()
+                ),
+            );
+            // Whatever the check finds, the release stays sealed.
+            cmd.push_str("set +e\n");
+            cmd.push_str(&crate::unit_check::script(
+                &self.service.name,
+                &self.paths.release(&plan.release),
+                check,
+            ));
+            cmd.push('\n');
+        }
         let out = self
             .conn
             .exec_streaming(&cmd, Some(&release::seal_input(&hashes)), |_, _| {})
             .await?;
-        if out.success() {
-            Ok(())
+        if out.stdout_str().lines().any(|l| l == release::SEALED) {
+            Ok(out)
         } else {
             Err(Error::Command {
                 host: self.host.name.clone(),
-                command: format!("sealing release {} (stat record, rename)", plan.release),
+                command: format!(
+                    "sealing release {} (modes, fsync, stat record, rename)",
+                    plan.release
+                ),
                 status: out.status_text(),
                 stderr: out.stderr_str(),
             })
@@ -566,24 +703,40 @@ impl ServiceSession<'_> {
     }
 
     /// Confirm a deploy: disarm the revert timer (when `armed`) and, if `current` is still
-    /// `release_id` (the timer had not fired), append `record` to the history, in one command.
-    /// False if the host had already reverted by itself (nothing recorded then).
+    /// `release_id` (the timer had not fired), append `record` to the history and delete the
+    /// old releases `prune`, in one command. False if the host had already reverted by itself
+    /// (nothing recorded or deleted then).
     pub async fn confirm(
         &self,
         release_id: &str,
         armed: bool,
         record: &HistoryRecord,
+        prune: &[String],
     ) -> Result<bool> {
         let line = serde_json::to_string(record).expect("history serialises");
-        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line);
+        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line, prune);
         let out = self.conn.exec(&cmd).await?;
-        if !out.success() {
+        let stdout = out.stdout_str();
+        let mut lines = stdout.lines();
+        let confirmed = lines.next().map(str::trim) == Some(&format!("releases/{release_id}"));
+        let said = |mark: &str| stdout.lines().any(|l| l == mark);
+        if !out.success() || said(revert::NOT_RECORDED) {
             self.warn(&format!(
                 "cannot record the history: {}",
                 out.stderr_str().trim()
             ));
         }
-        Ok(out.stdout_str().trim() == format!("releases/{release_id}"))
+        if confirmed && !prune.is_empty() {
+            if said(revert::PRUNED) {
+                self.phase("prune", format!("removed {} old release(s)", prune.len()));
+            } else {
+                self.warn(&format!(
+                    "pruning old releases failed (the next deploy tries again): {}",
+                    out.stderr_str().trim()
+                ));
+            }
+        }
+        Ok(confirmed)
     }
 
     /// Stop a pending self-revert (an explicit rollback takes over from it, or it was left
@@ -598,10 +751,11 @@ impl ServiceSession<'_> {
     // -----------------------------------------------------------------------------------------
     // Going live.
 
-    /// The host's time now (to show the journal from here on), and the units' invocation ids
-    /// (to tell a restarted unit).
-    async fn before(&self, units: &[String]) -> Result<Before> {
-        let mut cmd = "echo \"since=@$(date +%s.%N)\"; ".to_string();
+    /// A command printing the host's time now (to show the journal from here on), and the
+    /// units' invocation ids (to tell a restarted unit), then [`BEFORE_END`]: the start of the
+    /// activation's command.
+    fn before_command(units: &[String]) -> String {
+        let mut cmd = "echo \"since=@$(date +%s.%N)\"\n".to_string();
         if !units.is_empty() {
             cmd.push_str(&systemd::systemctl(
                 &[
@@ -611,20 +765,27 @@ impl ServiceSession<'_> {
                 ]
                 .concat(),
             ));
+            cmd.push('\n');
         }
-        let out = self.conn.exec(&cmd).await?.stdout_str();
+        cmd.push_str(&format!("echo {BEFORE_END}\n"));
+        cmd
+    }
+
+    /// What [`ServiceSession::before_command`] printed.
+    fn parse_before(out: &str) -> Before {
+        let out = out.split(BEFORE_END).next().unwrap_or_default();
         // A time, not a journal cursor: the lines a service writes to stdout can be stored
         // after systemd's own lines yet sort before them, and --after-cursor would miss them.
         let since = out
             .lines()
             .find_map(|l| l.strip_prefix("since="))
             .map(|c| c.trim().to_string());
-        let invocations = systemd::parse_show(&out)
+        let invocations = systemd::parse_show(out)
             .into_iter()
             .filter(|s| !s.id.is_empty())
             .map(|s| (s.id, s.invocation_id))
             .collect();
-        Ok(Before { since, invocations })
+        Before { since, invocations }
     }
 
     /// Run the activation script. Err(failure) when it ran and failed; a lost connection is an
@@ -635,30 +796,31 @@ impl ServiceSession<'_> {
         armed: bool,
     ) -> Result<std::result::Result<Before, LiveFailure>> {
         let verify_units = activation.verify_units();
-        let before = self.before(&verify_units).await?;
-        let script = activation.script(&self.paths);
+        // The host's clock and the units' invocations are read by the same command, just
+        // before it switches.
+        let script = format!(
+            "{}{}",
+            Self::before_command(&verify_units),
+            activation.script(&self.paths)
+        );
         let out = match self.conn.exec(&script).await {
             Ok(out) => out,
             Err(_) if self.conn.is_closed() => {
-                // Nothing more can be done from here: say what the host will do by itself.
+                // Nothing more can be done from here. A deploy says what the host does by
+                // itself (see `Plan::state_if_lost`); without a self-revert, say it here.
                 let then = if armed {
-                    format!(
-                        "the host reverts to the previous release by itself within confirm_timeout ({})",
-                        humantime::format_duration(self.service.confirm_timeout)
-                    )
+                    String::new()
                 } else {
-                    "no self-revert was armed: check the host with `ferry status` and deploy or roll back again".to_string()
+                    "; no self-revert was armed: check the host with `ferry status` and deploy or roll back again".to_string()
                 };
-                return Err(Error::Ssh {
+                return Err(Error::ConnectionLost {
                     host: self.host.name.clone(),
-                    message: format!(
-                        "the connection was lost while switching to {}; {then}",
-                        activation.release
-                    ),
+                    during: format!("switching to {}{then}", activation.release),
                 });
             }
             Err(e) => return Err(e),
         };
+        let before = Self::parse_before(&out.stdout_str());
         if !out.success() {
             return Ok(Err(LiveFailure {
                 reason: format!(
@@ -926,22 +1088,6 @@ impl ServiceSession<'_> {
         );
         if let Err(e) = self.conn.run(&cmd).await {
             self.warn(&format!("cannot record the history: {e}"));
-        }
-    }
-
-    /// Delete these old releases (a warning when it fails).
-    pub async fn prune(&self, doomed: &[String]) {
-        let mut cmd = format!(
-            "cd \"$HOME\" && cd {} && rm -rf --",
-            quote(&self.paths.releases())
-        );
-        for d in doomed {
-            cmd.push(' ');
-            cmd.push_str(&quote(d));
-        }
-        match self.conn.run(&cmd).await {
-            Ok(_) => self.phase("prune", format!("removed {} old release(s)", doomed.len())),
-            Err(e) => self.warn(&format!("pruning failed: {e}")),
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Uploads over SFTP: streamed from disk (memory stays bounded whatever the file size), written
-//! to a temporary name, fsynced, chmod'ed, then renamed into place.
+//! Uploads over SFTP: streamed from disk (memory stays bounded whatever the file size), into a
+//! release's staging directory, which nothing uses until the seal renames it into place: so a
+//! file is written under its own name (mode 0600 from the first byte), and nothing waits for a
+//! round trip per file beyond its open and close. The seal gives each file its mode and
+//! fsyncs them all in one command (`release::seal_command`).
 //!
 //! Remote paths are relative to the login directory (the home directory, where OpenSSH's
-//! sftp-server starts). When an upload fails, its partial temporary file is removed at once;
-//! a full disk is named as such (SFTP v3 only says "Failure"), with the space left there.
+//! sftp-server starts). When an upload fails, its partial file is removed at once; a full
+//! disk is named as such (SFTP v3 only says "Failure"), with the space left there.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,16 +34,16 @@ pub struct Sftp {
     pub host: String,
     session: SftpSession,
     closed: Option<Liveness>,
+    /// The connection's counters of remote operations.
+    counters: Option<std::sync::Arc<crate::ssh::Counters>>,
 }
 
 /// Where an upload failed.
 enum Failed {
     /// On this machine (reading the source): nothing to say about the host.
     Local(Error),
-    /// Writing, flushing, fsyncing or closing the remote file.
+    /// Writing, flushing or closing the remote file.
     Write { what: String, error: std::io::Error },
-    /// Any other remote step.
-    Other(Error),
 }
 
 impl Sftp {
@@ -49,6 +52,7 @@ impl Sftp {
             host: host.to_string(),
             session,
             closed: None,
+            counters: None,
         }
     }
 
@@ -56,7 +60,10 @@ impl Sftp {
     /// ([`Error::ConnectionLost`]) from a failed request.
     pub async fn open(conn: &crate::ssh::Connection) -> Result<Sftp> {
         let session = conn.sftp().await?;
-        Ok(Sftp::with_liveness(&conn.host, session, conn.liveness()))
+        Ok(Sftp {
+            counters: Some(conn.counters.clone()),
+            ..Sftp::with_liveness(&conn.host, session, conn.liveness())
+        })
     }
 
     /// [`Sftp::new`] that can also tell a lost connection from a failed request.
@@ -64,6 +71,14 @@ impl Sftp {
         Sftp {
             closed: Some(closed),
             ..Sftp::new(host, session)
+        }
+    }
+
+    /// Count `n` SFTP requests a transfer waits for (see [`crate::ssh::Counters`]).
+    fn count(&self, n: u64) {
+        if let Some(c) = &self.counters {
+            c.sftp_requests
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -103,22 +118,20 @@ impl Sftp {
         }
     }
 
-    /// Upload `local` to `remote` with `mode`: temp name, fsync, chmod, rename.
+    /// Upload `local` to the new file `remote` (in a staging directory: see the module doc).
     /// `on_progress` gets the number of bytes written since the last call. Returns the SHA-256
     /// (hex) of the bytes sent, hashed as they are read (the file is read once).
     pub async fn upload(
         &self,
         local: &Path,
         remote: &str,
-        mode: u32,
         mut on_progress: impl FnMut(u64),
     ) -> Result<String> {
-        use sha2::Digest;
-        let mut hash = sha2::Sha256::new();
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
         let mut src = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
-        let (tmp, mut dst) = self.create_temp(remote).await?;
+        let mut dst = self.create(remote).await?;
         let copied = async {
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -135,7 +148,7 @@ impl Sftp {
                 dst.write_all(&buf[..n])
                     .await
                     .map_err(|error| Failed::Write {
-                        what: format!("cannot write {tmp}"),
+                        what: format!("cannot write {remote}"),
                         error,
                     })?;
                 on_progress(n as u64);
@@ -143,75 +156,64 @@ impl Sftp {
         }
         .await;
         if let Err(failed) = copied {
-            return Err(self.abandon(dst, &tmp, failed).await);
+            return Err(self.abandon(dst, remote, failed).await);
         }
-        self.finish(dst, &tmp, remote, mode).await?;
-        Ok(crate::plan::hex(&hash.finalize()))
+        self.finish(dst, remote).await?;
+        Ok(crate::plan::hex(hash.finish().as_ref()))
     }
 
     /// Write small content (unit files, manifests) the same way as [`Sftp::upload`].
-    pub async fn write(&self, remote: &str, content: &[u8], mode: u32) -> Result<()> {
-        let (tmp, mut dst) = self.create_temp(remote).await?;
+    pub async fn write(&self, remote: &str, content: &[u8]) -> Result<()> {
+        let mut dst = self.create(remote).await?;
         if let Err(error) = dst.write_all(content).await {
-            let what = format!("cannot write {tmp}");
-            return Err(self.abandon(dst, &tmp, Failed::Write { what, error }).await);
+            let what = format!("cannot write {remote}");
+            return Err(self
+                .abandon(dst, remote, Failed::Write { what, error })
+                .await);
         }
-        self.finish(dst, &tmp, remote, mode).await
+        self.finish(dst, remote).await
     }
 
-    /// Create `.NAME.ferry-part` beside `remote`, mode 0600 from the first byte: a secret is
-    /// never readable by others, even for a moment.
-    async fn create_temp(&self, remote: &str) -> Result<(String, File)> {
-        let tmp = match remote.rsplit_once('/') {
-            Some((d, n)) => format!("{d}/.{n}.ferry-part"),
-            None => format!(".{remote}.ferry-part"),
-        };
+    /// Create `remote`, mode 0600 from the first byte: a secret is never readable by others,
+    /// even for a moment (the seal gives each file its mode).
+    async fn create(&self, remote: &str) -> Result<File> {
         let mut attrs = FileAttributes::empty();
         attrs.permissions = Some(0o600);
-        let file = self
-            .session
+        self.count(1);
+        self.session
             .open_with_flags_and_attributes(
-                tmp.clone(),
+                remote.to_string(),
                 OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
                 attrs,
             )
             .await
-            .map_err(|e| self.err(format!("cannot create {tmp}"), &e))?;
-        Ok((tmp, file))
+            .map_err(|e| self.err(format!("cannot create {remote}"), &e))
     }
 
-    /// Wait for every pipelined write, fsync (fsync@openssh.com), close (checking the
-    /// result: a dropped file loses errors), chmod, rename into place.
-    async fn finish(&self, mut dst: File, tmp: &str, remote: &str, mode: u32) -> Result<()> {
+    /// Wait for every pipelined write, then close (checking the result: a dropped file loses
+    /// errors).
+    async fn finish(&self, mut dst: File, remote: &str) -> Result<()> {
         let written = async {
             let write = |what: &str| {
-                let what = format!("cannot {what} {tmp}");
+                let what = format!("cannot {what} {remote}");
                 move |error| Failed::Write { what, error }
             };
             dst.flush().await.map_err(write("write"))?;
-            dst.sync_all()
-                .await
-                .map_err(|e| write("fsync")(std::io::Error::other(e)))?;
-            dst.shutdown().await.map_err(write("close"))?;
-            self.chmod(tmp, mode).await.map_err(Failed::Other)
+            self.count(1);
+            dst.shutdown().await.map_err(write("close"))
         }
         .await;
         if let Err(failed) = written {
-            return Err(self.abandon(dst, tmp, failed).await);
+            return Err(self.abandon(dst, remote, failed).await);
         }
-        // Only ever used inside a new release directory: there is nothing to replace (plain
-        // SFTP rename refuses to overwrite, which would be an error here).
-        self.session
-            .rename(tmp.to_string(), remote.to_string())
-            .await
-            .map_err(|e| self.err(format!("cannot rename {tmp} to {remote}"), &e))
+        Ok(())
     }
 
     /// An upload failed: say why (a full disk by name), and remove the partial file at once
     /// (unless the connection is gone: then nothing can be removed).
     async fn abandon(&self, dst: File, tmp: &str, failed: Failed) -> Error {
         let error = match failed {
-            Failed::Local(e) | Failed::Other(e) => e,
+            Failed::Local(e) => e,
             Failed::Write { what, error } => match self.io_err(what.clone(), &error) {
                 lost @ Error::ConnectionLost { .. } => return lost,
                 _ if is_failure(&error) => {
@@ -232,6 +234,7 @@ impl Sftp {
         // Dropping the file sends its CLOSE (sftp-server keeps an open file's space), which the
         // server handles before the REMOVE that follows on the same channel.
         drop(dst);
+        self.count(1);
         if let Err(e) = self.session.remove_file(tmp.to_string()).await {
             tracing::warn!("{}: cannot remove the partial file {tmp}: {e}", self.host);
         }
@@ -241,6 +244,7 @@ impl Sftp {
     /// Free bytes for ferry's user on the filesystem of `path` (statvfs@openssh.com); None when
     /// the server lacks that extension.
     pub async fn free_space(&self, path: &str) -> Result<Option<u64>> {
+        self.count(1);
         let info = self
             .session
             .fs_info(path.to_string())
@@ -260,6 +264,7 @@ impl Sftp {
     pub async fn chmod(&self, path: &str, mode: u32) -> Result<()> {
         let mut attrs = FileAttributes::empty();
         attrs.permissions = Some(mode);
+        self.count(1);
         self.session
             .set_metadata(path.to_string(), attrs)
             .await
@@ -268,6 +273,7 @@ impl Sftp {
 
     /// Read a small remote file; None when it does not exist.
     pub async fn read_optional(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        self.count(2);
         match self.session.try_exists(path.to_string()).await {
             Ok(false) => Ok(None),
             _ => self
@@ -280,6 +286,7 @@ impl Sftp {
     }
 
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.count(1);
         self.session
             .rename(from.to_string(), to.to_string())
             .await
@@ -381,14 +388,8 @@ mod tests {
     #[test]
     fn a_full_disk_is_named_with_the_space_left() {
         assert_eq!(
-            write_failure(
-                "web1",
-                "cannot write app/.bin.ferry-part",
-                "app",
-                Some(4096),
-                "Failure"
-            ),
-            "cannot write app/.bin.ferry-part: the disk of web1 is full (4096 bytes free on the filesystem of app); the partial file was removed: make room there and deploy again"
+            write_failure("web1", "cannot write app/bin", "app", Some(4096), "Failure"),
+            "cannot write app/bin: the disk of web1 is full (4096 bytes free on the filesystem of app); the partial file was removed: make room there and deploy again"
         );
         assert!(write_failure("h", "w", "d", Some(0), "Failure").contains("is full (0 bytes"));
     }
@@ -446,11 +447,8 @@ mod tests {
 
     #[test]
     fn parent_of_remote_paths() {
-        assert_eq!(
-            parent(".local/share/ferry/x/.f.ferry-part"),
-            ".local/share/ferry/x"
-        );
-        assert_eq!(parent(".f.ferry-part"), ".");
+        assert_eq!(parent(".local/share/ferry/x/f"), ".local/share/ferry/x");
+        assert_eq!(parent("f"), ".");
         assert_eq!(parent("/f"), "/");
     }
 }

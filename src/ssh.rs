@@ -206,6 +206,37 @@ pub struct Connection {
     pub attempts: u32,
     /// The jump host's connection, kept open while this one lives.
     jump: Option<Box<Connection>>,
+    /// What was asked of the host on this connection (each costs at least a round trip).
+    pub counters: Arc<Counters>,
+}
+
+/// Remote operations of a connection: each costs at least one round trip to the host, which
+/// is what makes a deploy slow on a distant link.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Commands run (a channel each: open, exec, output, exit).
+    pub commands: std::sync::atomic::AtomicU64,
+    /// SFTP sessions opened (a channel and a subsystem request each).
+    pub sftp_sessions: std::sync::atomic::AtomicU64,
+    /// SFTP requests other than the data writes and reads (open, close, fsync, setstat,
+    /// rename, stat, ...): the ones a transfer waits for.
+    pub sftp_requests: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    pub fn count(counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (commands, sftp sessions, sftp requests) so far.
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.commands.load(Relaxed),
+            self.sftp_sessions.load(Relaxed),
+            self.sftp_requests.load(Relaxed),
+        )
+    }
 }
 
 /// Output of a finished remote command.
@@ -779,6 +810,7 @@ async fn handshake(
         host_key_learned,
         attempts: 1,
         jump: None,
+        counters: Arc::default(),
     })
 }
 
@@ -938,6 +970,7 @@ impl Connection {
     /// [`RemoteProcess::send_eof`] (or until the process or the connection is dropped).
     pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
         tracing::debug!("{}: exec {command}", self.host);
+        Counters::count(&self.counters.commands);
         let running = || format!("starting `{}`", abbreviate(command));
         let channel = self
             .handle
@@ -1008,6 +1041,7 @@ impl Connection {
     /// Start an SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
         let starting = || "starting an SFTP session".to_string();
+        Counters::count(&self.counters.sftp_sessions);
         let channel = self
             .handle
             .channel_open_session()

@@ -1,5 +1,5 @@
 //! Checks of a service's unit files: ferry's lints before any connection ([`lint_local`]), and
-//! on the host, in the deploy's `check-units` step ([`check`]), `systemd-analyze --user verify`
+//! on the host, in the deploy's `seal` step ([`script`], [`evaluate`]), `systemd-analyze --user verify`
 //! of the sealed release's units plus the lints that need the host's facts (unprivileged port
 //! start, delegated cgroup controllers). Both run before `current` moves: a refused unit leaves
 //! the previous release serving.
@@ -163,24 +163,19 @@ pub fn host_lints(o: &Outcome, units: &[(String, String)]) -> Vec<Finding> {
     v
 }
 
-/// The `check-units` step: refuse the release (Error::Refused, exit 1) when systemd-analyze
-/// finds an error, or a host lint does under `lint = "deny"`; warn otherwise.
-pub async fn check(
+/// The check of a sealed release's unit files (run by the `seal` step, in its command: see
+/// [`script`]): refuse the release (Error::Refused, exit 1) when systemd-analyze found an
+/// error, or a host lint did under `lint = "deny"`; warn otherwise. `out` is the output of
+/// the command that ran the script.
+pub fn evaluate(
     ss: &ServiceSession<'_>,
     release: &str,
     units: &[String],
     local: &LocalRelease,
+    out: &crate::ssh::Output,
 ) -> Result<()> {
     let host = &ss.host.name;
     let service = &ss.service.name;
-    ss.reporter.progress(
-        Some(host),
-        &format!("{service}: checking {} unit file(s)", units.len()),
-    );
-    let out = ss
-        .conn
-        .exec(&script(service, &ss.paths.release(release), units))
-        .await?;
     let o = parse(&out.stdout_str());
     let refuse = |message: String| Error::Refused {
         host: host.clone(),

@@ -60,7 +60,7 @@ fn wait_until_uploading(user: &str, child: &mut std::process::Child) {
     loop {
         let size = remote().ssh(
             user,
-            "stat -c %s ~/.local/share/ferry/demo/releases/.*.partial/share/.big.bin.ferry-part 2>/dev/null || echo 0",
+            "stat -c %s ~/.local/share/ferry/demo/releases/.*.partial/share/big.bin 2>/dev/null || echo 0",
         );
         if size.trim().parse::<u64>().unwrap_or(0) > 1024 * 1024 {
             return;

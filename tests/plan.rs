@@ -72,14 +72,24 @@ fn the_steps_deploy_executes_are_the_steps_dry_run_printed() {
             "reuse",
             "upload",
             "seal",
-            "check-units",
             "arm-revert",
             "activate",
             "verify",
             "health",
-            "confirm",
-            "prune"
+            "confirm"
         ],
+        "{dry}"
+    );
+    // The seal's command also checks the unit files; the confirmation's also prunes.
+    let step = |name: &str| planned.iter().find(|s| s["step"] == name).unwrap().clone();
+    assert_eq!(
+        step("seal")["units"],
+        serde_json::json!(["app.service"]),
+        "{dry}"
+    );
+    assert_eq!(
+        step("confirm")["prune"].as_array().map(Vec::len),
+        Some(1),
         "{dry}"
     );
     // The human dry run lists the same steps.

@@ -99,13 +99,14 @@ fn run_table_deploys_a_socket_activated_service_with_a_tcp_bridge() {
         .collect();
     assert_eq!(planned.len(), 4, "{dry}");
     assert!(planned.contains(&"aptly-proxy.service"), "{dry}");
-    let steps: Vec<&str> = plan["steps"]
+    // The seal's command checks the release's four unit files.
+    let seal = plan["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
-    assert!(steps.contains(&"check-units"), "{dry}");
+        .find(|s| s["step"] == "seal")
+        .unwrap();
+    assert_eq!(seal["units"].as_array().map(Vec::len), Some(4), "{dry}");
     assert!(
         current(user, "aptly").is_none(),
         "a dry run changes nothing"

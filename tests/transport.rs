@@ -727,7 +727,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
             "web1: the connection was lost while starting `true`"
         );
         for s in [&sftp, &plain] {
-            let e = s.write("lost.txt", b"x", 0o644).await.unwrap_err();
+            let e = s.write("lost.txt", b"x").await.unwrap_err();
             assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
             assert_eq!(e.exit_code(), 3);
             assert!(

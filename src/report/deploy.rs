@@ -23,8 +23,22 @@ pub struct HostResult {
     pub previous: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What was asked of the host for this (each costs a round trip or more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteOps>,
     #[serde(skip)]
     pub code: i32,
+}
+
+/// Remote operations of one service's deploy or rollback on one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RemoteOps {
+    /// Commands run (an SSH channel each).
+    pub commands: u64,
+    /// SFTP sessions opened.
+    pub sftp_sessions: u64,
+    /// SFTP requests other than data writes and reads (open, close, setstat, ...).
+    pub sftp_requests: u64,
 }
 
 impl HostResult {
@@ -45,6 +59,7 @@ impl HostResult {
             release: release.map(String::from),
             previous: previous.map(String::from),
             reason,
+            remote: None,
             code,
         }
     }
@@ -269,11 +284,11 @@ pub fn step_text(step: &Step) -> String {
         Step::Upload { files, bytes } => {
             format!("send {} file(s), {}", files.len(), human_bytes(*bytes))
         }
-        Step::Seal { release } => {
-            format!("write units and manifest, rename into releases/{release}")
+        Step::Seal { release, units } if units.is_empty() => {
+            format!("set modes, fsync, rename into releases/{release}")
         }
-        Step::CheckUnits { units } => format!(
-            "check {} unit file(s) with systemd-analyze --user verify: {}",
+        Step::Seal { release, units } => format!(
+            "set modes, fsync, rename into releases/{release}; check {} unit file(s) with systemd-analyze --user verify: {}",
             units.len(),
             units.join(" ")
         ),
@@ -292,10 +307,13 @@ pub fn step_text(step: &Step) -> String {
         }
         Step::Verify { units } => format!("wait for {} to be up and settled", units.join(", ")),
         Step::Health { checks } => format!("health checks: {}", checks.join(", ")),
-        Step::Confirm { release } => {
+        Step::Confirm { release, prune } if prune.is_empty() => {
             format!("disarm the self-revert, record {release} as deployed")
         }
-        Step::Prune { releases } => format!("delete {} old release(s)", releases.len()),
+        Step::Confirm { release, prune } => format!(
+            "disarm the self-revert, record {release} as deployed, delete {} old release(s)",
+            prune.len()
+        ),
     };
     format!("{name:<19}{detail}")
 }
