@@ -109,6 +109,9 @@ pub struct RemoteState {
     pub lock_holder: Option<String>,
     /// ActiveState of the release's units, by name (those the probe was asked about).
     pub unit_active: BTreeMap<String, String>,
+    /// One of those units' files changed on disk since the user manager loaded it
+    /// (`NeedDaemonReload=yes`).
+    pub need_reload: bool,
     /// Free space for the user on the filesystem that holds the service's directory (or its
     /// nearest existing ancestor), when `df` could tell.
     pub free: Option<FreeSpace>,
@@ -212,7 +215,7 @@ pub fn remote_state_script(
     if !units.is_empty() {
         let list: Vec<String> = units.iter().map(|u| quote(u)).collect();
         script.push_str(&format!(
-            "systemctl --user show -p Id -p ActiveState -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\)=/unitstate.\\1=/p'\n",
+            "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\|NeedDaemonReload\\)=/unitstate.\\1=/p'\n",
             list.join(" ")
         ));
     }
@@ -256,10 +259,11 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
             "unitstate.Id" => last_unit = Some(v.trim().to_string()),
             "unitstate.ActiveState" => {
-                if let Some(u) = last_unit.take() {
+                if let Some(u) = last_unit.clone() {
                     st.unit_active.insert(u, v.trim().to_string());
                 }
             }
+            "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
             "partial" => {
                 let id = v
                     .trim()
@@ -482,6 +486,9 @@ pub struct Plan {
     pub restart: Vec<String>,
     /// Sockets, timers, paths and targets started (a no-op when already active).
     pub start: Vec<String>,
+    /// Does the activation run `systemctl --user daemon-reload`? Only when a unit file is new,
+    /// changed or removed, or the manager has not loaded one as it is on disk.
+    pub daemon_reload: bool,
     /// Every step, in order.
     pub steps: Vec<Step>,
     pub on_failure: OnFailure,
@@ -774,6 +781,7 @@ pub fn make(
         start: start.clone(),
         judging: Some(release::StoredJudging::of(service)),
     };
+    let daemon_reload = remote.need_reload || units.iter().any(|u| u.change != Change::Unchanged);
     let mut plan = Plan {
         service: service.name.clone(),
         release: release_id.to_string(),
@@ -786,6 +794,7 @@ pub fn make(
             .as_ref()
             .map(|e| e.names.clone())
             .unwrap_or_default(),
+        daemon_reload,
         enable,
         stop_first,
         restart,
@@ -1005,7 +1014,10 @@ pub fn health_names(h: &crate::config::Health) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activation {
     pub release: String,
+    /// Unit files copied into the unit directory (those that differ from what is there).
     pub install: Vec<String>,
+    /// Run `daemon-reload` (see [`Plan::daemon_reload`]).
+    pub reload: bool,
     pub remove: Vec<String>,
     pub enable: Vec<String>,
     pub stop_first: Vec<String>,
@@ -1015,9 +1027,24 @@ pub struct Activation {
 
 impl Activation {
     pub fn for_plan(plan: &Plan) -> Activation {
+        // An unchanged unit file is left alone: copying it would give it a new mtime, which
+        // the manager would take for a change (NeedDaemonReload) without a reload.
+        let changed: BTreeSet<&str> = plan
+            .units
+            .iter()
+            .filter(|u| u.change != Change::Unchanged)
+            .map(|u| u.name.as_str())
+            .collect();
         Activation {
             release: plan.release.clone(),
-            install: plan.manifest.units.iter().map(|u| u.name.clone()).collect(),
+            install: plan
+                .manifest
+                .units
+                .iter()
+                .map(|u| u.name.clone())
+                .filter(|n| changed.contains(n.as_str()))
+                .collect(),
+            reload: plan.daemon_reload,
             remove: plan.removed_units(),
             enable: plan.enable.clone(),
             stop_first: plan.stop_first.clone(),
@@ -1064,6 +1091,7 @@ impl Activation {
         Activation {
             release: to.id.clone(),
             install: to.units.iter().map(|u| u.name.clone()).collect(),
+            reload: true,
             remove,
             enable: to.enable.clone(),
             stop_first: changed_sockets,
@@ -1106,12 +1134,16 @@ impl Activation {
         s.push_str(
             "ln -sfn \"$R\" \"$S/.current.tmp\"\nmv -fT \"$S/.current.tmp\" \"$S/current\"\n",
         );
-        s.push_str("systemctl --user daemon-reload\n");
+        // Enabled first without a reload of its own (`enable` reloads the manager, which
+        // takes as long as the daemon-reload), then one reload when a unit file changed.
         if !self.enable.is_empty() {
             s.push_str(&format!(
-                "systemctl --user enable {} 2>&1\n",
+                "systemctl --user enable --no-reload {} 2>&1\n",
                 words(&self.enable)
             ));
+        }
+        if self.reload {
+            s.push_str("systemctl --user daemon-reload\n");
         }
         if !self.stop_first.is_empty() {
             s.push_str(&format!(
@@ -1462,9 +1494,9 @@ dest = "share/msg"
         let s = Activation::for_plan(&p).script(&Paths::new("app"));
         let pos = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} in {s}"));
         assert!(pos("mv -f \"$UD/.ferry-tmp.\"app.service") < pos("mv -fT"));
-        assert!(pos("mv -fT") < pos("daemon-reload"));
-        assert!(pos("daemon-reload") < pos("enable app.socket"));
-        assert!(pos("enable app.socket") < pos("start app.socket"));
+        assert!(pos("mv -fT") < pos("enable --no-reload app.socket"));
+        assert!(pos("enable --no-reload app.socket") < pos("daemon-reload"));
+        assert!(pos("daemon-reload") < pos("start app.socket"));
         assert!(pos("start app.socket") < pos("restart --no-block app.service"));
         // A crash-looping service is stopped (and waited for) before the restart.
         assert!(
@@ -1475,6 +1507,62 @@ dest = "share/msg"
             Activation::for_plan(&p).verify_units(),
             vec!["app.service", "app.socket"]
         );
+
+        // The same unit files as installed, loaded as they are: none copied, no reload.
+        let mut remote = RemoteState::default();
+        for u in &local().units {
+            remote
+                .installed_units
+                .insert(u.name.clone(), u.sha256.clone());
+        }
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(!p.daemon_reload);
+        let a = Activation::for_plan(&p);
+        assert!(a.install.is_empty(), "{a:?}");
+        let s = a.script(&Paths::new("app"));
+        assert!(
+            !s.contains("daemon-reload") && !s.contains(".ferry-tmp."),
+            "{s}"
+        );
+        assert!(s.contains("restart --no-block app.service"), "{s}");
+        // One changed: it alone is copied, and the manager reloads.
+        let first = local().units[0].name.clone();
+        remote
+            .installed_units
+            .insert(first.clone(), "00".repeat(32));
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        let a = Activation::for_plan(&p);
+        assert!(p.daemon_reload);
+        assert_eq!(a.install, vec![first]);
+        // Unchanged files the manager has not loaded as they are (edited by hand): reload.
+        remote.installed_units.insert(
+            local().units[0].name.clone(),
+            local().units[0].sha256.clone(),
+        );
+        remote.need_reload = true;
+        let p = make(
+            &service(),
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert!(p.daemon_reload);
     }
 
     #[test]
@@ -2041,7 +2129,12 @@ dest = "share/msg"
     #[test]
     fn the_probe_reads_unit_states() {
         let st = parse_remote_state(
-            "unitstate.Id=a.service\nunitstate.ActiveState=active\nunitstate.Id=a.socket\nunitstate.ActiveState=failed\n",
+            "unitstate.Id=a.service\nunitstate.ActiveState=active\nunitstate.NeedDaemonReload=no\nunitstate.Id=a.socket\nunitstate.ActiveState=failed\nunitstate.NeedDaemonReload=no\n",
+        );
+        assert!(!st.need_reload);
+        assert!(
+            parse_remote_state("unitstate.Id=a.service\nunitstate.NeedDaemonReload=yes\n")
+                .need_reload
         );
         assert_eq!(
             st.unit_active.get("a.service").map(String::as_str),
@@ -2053,7 +2146,9 @@ dest = "share/msg"
         );
         let s = remote_state_script(&Paths::new("app"), &[], &["a b.service".into()], false);
         assert!(
-            s.contains("systemctl --user show -p Id -p ActiveState -- 'a b.service'"),
+            s.contains(
+                "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- 'a b.service'"
+            ),
             "{s}"
         );
     }

@@ -150,6 +150,7 @@ mod tests {
         Activation {
             release: "20261124T000000Z-00000001".into(),
             install: vec!["web.service".into()],
+            reload: true,
             remove: vec![],
             enable: vec![],
             stop_first: vec![],

@@ -198,7 +198,8 @@ impl Sftp {
                 let what = format!("cannot {what} {remote}");
                 move |error| Failed::Write { what, error }
             };
-            dst.flush().await.map_err(write("write"))?;
+            // Close waits for every pipelined write first. (No flush: russh-sftp's flush is
+            // an fsync per file; the seal fsyncs all the release's files in one command.)
             self.count(1);
             dst.shutdown().await.map_err(write("close"))
         }

@@ -219,6 +219,11 @@ impl Human for PlanEvent {
         if !p.enable.is_empty() {
             out.push(format!("{h}   enable  {}", p.enable.join(" ")));
         }
+        if !p.units.is_empty() && !p.daemon_reload {
+            out.push(format!(
+                "{h}   reload  none (the unit files are unchanged and loaded as they are)"
+            ));
+        }
         if !p.stop_first.is_empty() {
             out.push(format!("{h}   stop    {}", p.stop_first.join(" ")));
         }
