@@ -12,6 +12,7 @@ use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteSt
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
 use crate::session::{Before, LiveFailure, ServiceSession};
+use crate::sftp::Sftp;
 
 /// Options of `ferry deploy`.
 #[derive(Debug, Clone)]
@@ -160,18 +161,17 @@ async fn deploy_locked(
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let (lock, remote) = ss
-        .lock_and_probe(
-            opts.lock_wait,
-            "deploy",
-            &origin.by,
-            &dests(local),
-            &probed_units(local),
-        )
-        .await?;
+    // The SFTP session that may upload the release opens while the lock is taken and the host
+    // read (its round trips overlap); a plan with nothing to send closes it unused.
+    let (dests, units) = (dests(local), probed_units(local));
+    let (locked, sftp) = tokio::join!(
+        ss.lock_and_probe(opts.lock_wait, "deploy", &origin.by, &dests, &units),
+        ss.sftp()
+    );
+    let (lock, remote) = locked?;
     let result = async {
         let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
-        execute(ss, &plan, &local, &remote, origin).await
+        execute(ss, &plan, &local, &remote, origin, sftp).await
     }
     .await;
     lock.release().await;
@@ -186,10 +186,11 @@ pub async fn execute(
     local: &LocalRelease,
     remote: &RemoteState,
     origin: &Origin,
+    sftp: Result<Sftp>,
 ) -> Result<HostResult> {
     let at = AtomicUsize::new(0);
     let id = plan.release.as_str();
-    execute_steps(ss, plan, local, remote, origin, &at)
+    execute_steps(ss, plan, local, remote, origin, sftp, &at)
         .await
         .map_err(|e| match e {
             Error::ConnectionLost { host, during } => Error::ConnectionLost {
@@ -214,6 +215,7 @@ async fn execute_steps(
     local: &LocalRelease,
     remote: &RemoteState,
     origin: &Origin,
+    sftp: Result<Sftp>,
     at: &AtomicUsize,
 ) -> Result<HostResult> {
     let id = plan.release.as_str();
@@ -229,6 +231,8 @@ async fn execute_steps(
         reason,
     };
     let activation = plan::Activation::for_plan(plan);
+    // Opened before the plan was made; an error opening it matters only if a step needs it.
+    let mut opened = Some(sftp);
     let mut sftp = None;
     let mut meta_written = false;
     let mut armed = false;
@@ -256,7 +260,9 @@ async fn execute_steps(
                     "upload",
                     format!("release {id} (current: {})", previous.unwrap_or("none")),
                 );
-                sftp = Some(ss.stage(plan).await?);
+                let s = opened.take().expect("one stage step")?;
+                ss.stage(plan, &s).await?;
+                sftp = Some(s);
             }
             Step::Reuse { .. } => ss.reuse(plan).await?,
             Step::Upload { .. } => {
@@ -264,13 +270,29 @@ async fn execute_steps(
                     .await?;
                 meta_written = true;
             }
-            Step::Seal { units, .. } => {
+            Step::Seal {
+                units, arm_revert, ..
+            } => {
+                let arming = match arm_revert {
+                    Some(a) => {
+                        let to = ss.manifest_of(&a.to, remote).await?;
+                        Some(ss.revert_arming(&plan.manifest, &to, &origin.by))
+                    }
+                    None => None,
+                };
                 let s = sftp.take().expect("staged before seal");
-                let out = ss.seal(plan, local, &s, meta_written, units).await?;
+                let out = ss
+                    .seal(plan, local, &s, meta_written, units, arming.as_deref())
+                    .await?;
                 s.close().await;
+                armed |= arming.is_some();
                 if !units.is_empty()
                     && let Err(e) = crate::unit_check::evaluate(ss, id, units, local, &out)
                 {
+                    if armed {
+                        // The timer would guard a release that never goes live.
+                        ss.cancel_revert().await?;
+                    }
                     ss.record(&record("refused", Some(e.to_string()))).await;
                     return Err(e);
                 }

@@ -389,10 +389,15 @@ pub enum Step {
     /// same command, check its unit files `units` (`systemd-analyze --user verify` with the
     /// lints that need the host's facts), before anything is switched: an error stops the
     /// deploy here (outcome `refused`).
+    /// With `arm_revert` (when no `before_switch` hook runs before the switch), the same
+    /// command then arms the self-revert (see [`Step::ArmRevert`]); a refused release's timer
+    /// is stopped at once.
     Seal {
         release: String,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         units: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arm_revert: Option<RevertArm>,
     },
     /// Run the `before_switch` hook in the new release's directory, with its env. Failure
     /// stops the deploy on this host before anything live changes.
@@ -415,6 +420,13 @@ pub enum Step {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         prune: Vec<String>,
     },
+}
+
+/// A self-revert to arm: back to release `to` unless confirmed within `after_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevertArm {
+    pub to: String,
+    pub after_ms: u64,
 }
 
 /// Why a host is not deployed to.
@@ -536,6 +548,10 @@ impl Plan {
     pub fn state_if_lost(&self, index: Option<usize>, confirm_timeout: Duration) -> String {
         let armed = self.steps.iter().find_map(|s| match s {
             Step::ArmRevert { to, .. } => Some(to.clone()),
+            Step::Seal {
+                arm_revert: Some(a),
+                ..
+            } => Some(a.to.clone()),
             _ => None,
         });
         let position = |name: &str| self.steps.iter().position(|s| s.name() == name);
@@ -943,22 +959,33 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) ->
             bytes: plan.upload_bytes(),
         });
     }
+    let arm = match &plan.on_failure {
+        OnFailure::RollBack { to } => Some(RevertArm {
+            to: to.clone(),
+            after_ms: service.confirm_timeout.as_millis() as u64,
+        }),
+        OnFailure::Stay { .. } => None,
+    };
     // The release's own unit files are checked (not units it removes, not instances of its
-    // templates).
+    // templates). The self-revert is armed by the seal's command too, unless a before_switch
+    // hook runs first (it may fail, and the timer would then guard a release never switched to).
+    let hook = service.hooks.before_switch.as_ref();
     steps.push(Step::Seal {
         release: plan.release.clone(),
-        units: plan.manifest.units.iter().map(|u| u.name.clone()).collect(),
+        units: if units_checked_before(plan, remote) {
+            Vec::new()
+        } else {
+            plan.manifest.units.iter().map(|u| u.name.clone()).collect()
+        },
+        arm_revert: arm.clone().filter(|_| hook.is_none()),
     });
-    if let Some(command) = &service.hooks.before_switch {
+    if let Some(command) = hook {
         steps.push(Step::BeforeSwitch {
             command: command.clone(),
         });
-    }
-    if let OnFailure::RollBack { to } = &plan.on_failure {
-        steps.push(Step::ArmRevert {
-            to: to.clone(),
-            after_ms: service.confirm_timeout.as_millis() as u64,
-        });
+        if let Some(RevertArm { to, after_ms }) = arm {
+            steps.push(Step::ArmRevert { to, after_ms });
+        }
     }
     steps.push(Step::Activate {
         release: plan.release.clone(),
@@ -993,6 +1020,21 @@ fn steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) ->
         prune,
     });
     steps
+}
+
+/// Were these unit files checked already? They are those of the current release, verified
+/// when it went live, with the same file paths and modes (what `systemd-analyze verify` looks
+/// at besides the units: the commands they run): the check would say the same again.
+fn units_checked_before(plan: &Plan, remote: &RemoteState) -> bool {
+    let Some(current) = remote.current_manifest() else {
+        return false;
+    };
+    let layout = |files: &[release::ManifestFile]| -> Vec<(String, u32)> {
+        files.iter().map(|f| (f.dest.clone(), f.mode)).collect()
+    };
+    remote.current_verified()
+        && current.units == plan.manifest.units
+        && layout(&current.files) == layout(&plan.manifest.files)
 }
 
 /// The health checks set, by name (`http`, `unix_http`, `command`).
@@ -1698,15 +1740,7 @@ dest = "share/msg"
         assert_eq!(
             names(&p),
             vec![
-                "lock",
-                "stage",
-                "reuse",
-                "upload",
-                "seal",
-                "arm-revert",
-                "activate",
-                "verify",
-                "confirm"
+                "lock", "stage", "reuse", "upload", "seal", "activate", "verify", "confirm"
             ]
         );
         assert_eq!(
@@ -1714,6 +1748,43 @@ dest = "share/msg"
             OnFailure::RollBack {
                 to: remote.current.clone().unwrap()
             }
+        );
+        // The seal's command arms the self-revert...
+        let seal_arms = |p: &Plan| {
+            p.steps.iter().find_map(|st| match st {
+                Step::Seal { arm_revert, .. } => Some(arm_revert.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            seal_arms(&p),
+            Some(Some(RevertArm {
+                to: remote.current.clone().unwrap(),
+                after_ms: service().confirm_timeout.as_millis() as u64
+            }))
+        );
+        // ... unless a before_switch hook runs first: then it is a step of its own, after it.
+        let mut hooked = service();
+        hooked.hooks.before_switch = Some("true".into());
+        let h = make(
+            &hooked,
+            &local(),
+            &remote,
+            ID,
+            &origin(),
+            Options::default(),
+        );
+        assert_eq!(seal_arms(&h), Some(None));
+        let n = names(&h);
+        assert_eq!(
+            &n[n.len() - 5..],
+            &[
+                "before-switch",
+                "arm-revert",
+                "activate",
+                "verify",
+                "confirm"
+            ]
         );
         let p = make(
             &service(),
@@ -1727,6 +1798,7 @@ dest = "share/msg"
             },
         );
         assert!(!names(&p).contains(&"arm-revert"));
+        assert_eq!(seal_arms(&p), Some(None));
         assert!(
             matches!(&p.on_failure, OnFailure::Stay { reason } if reason.contains("--no-rollback"))
         );
@@ -1753,12 +1825,37 @@ dest = "share/msg"
                 prune: vec!["20261124T090000Z-99999999".into()]
             })
         );
-        // The units checked with the seal are the release's unit files.
-        assert!(
-            p.steps.iter().any(|st| matches!(st, Step::Seal { units, .. } if units == &["app.service".to_string(), "app.socket".to_string()])),
-            "{:?}",
+        let sealed_units = |p: &Plan| {
             p.steps
-        );
+                .iter()
+                .find_map(|st| match st {
+                    Step::Seal { units, .. } => Some(units.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        // The same unit files and file layout as the current, verified release: checked then,
+        // not again.
+        assert_eq!(sealed_units(&p), Vec::<String>::new());
+        // A changed unit file: the release's unit files are checked.
+        let mut changed = local();
+        changed.units[0].sha256 = "99".repeat(32);
+        let p = make(&s, &changed, &remote, ID, &origin(), Options::default());
+        assert_eq!(sealed_units(&p), vec!["app.service", "app.socket"]);
+        // A file's mode changed (an ExecStart= target may no longer be executable): checked.
+        let mut moded = local();
+        moded.files[0].mode = 0o644;
+        let p = make(&s, &moded, &remote, ID, &origin(), Options::default());
+        assert_eq!(sealed_units(&p).len(), 2);
+        // The current release was never verified (its self-revert failed): checked.
+        remote.history = vec![rec(
+            remote.current.as_deref().unwrap(),
+            "deploy",
+            "revert-failed",
+            None,
+        )];
+        let p = make(&s, &local(), &remote, ID, &origin(), Options::default());
+        assert_eq!(sealed_units(&p).len(), 2);
     }
 
     #[test]
@@ -1941,7 +2038,7 @@ dest = "share/msg"
         );
         assert!(s.contains(&format!(".{ID}.partial")), "{s}");
         assert!(
-            p.state_if_lost(Some(at("arm-revert")), t)
+            p.state_if_lost(Some(at("seal")), t)
                 .starts_with("before activation")
         );
         assert!(

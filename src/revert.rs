@@ -53,15 +53,29 @@ pub fn script_path(paths: &Paths) -> String {
     format!("{}/revert.sh", paths.dir())
 }
 
-/// Shell command (script on stdin) that stores the script, records which release the timer
-/// guards, clears an old timer and arms a new one firing after `after`.
-pub fn arm_command(paths: &Paths, service: &str, unconfirmed: &str, after: Duration) -> String {
+/// The line ending the script in [`arm_command`]'s here-document.
+const SCRIPT_END: &str = "FERRY_REVERT_SCRIPT_END";
+
+/// Shell command that stores `script` (in a here-document: the command may be part of a
+/// larger one whose stdin carries other data), records which release the timer guards,
+/// clears an old timer and arms a new one firing after `after`; prints [`ARMED`] once armed.
+pub fn arm_command(
+    paths: &Paths,
+    service: &str,
+    unconfirmed: &str,
+    after: Duration,
+    script: &str,
+) -> String {
+    assert!(
+        !script.lines().any(|l| l == SCRIPT_END),
+        "the revert script holds its here-document's end line"
+    );
     let unit = paths.revert_unit();
     let file = script_path(paths);
     format!(
-        "cd \"$HOME\" && cat > {f} && chmod 700 {f} && printf '%s\\n' {id} > {target} && \
+        "cd \"$HOME\" && cat > {f} <<'{SCRIPT_END}' && chmod 700 {f} && printf '%s\\n' {id} > {target} && \
          {{ systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; true; }} && \
-         {} \"$HOME\"/{f}",
+         {} \"$HOME\"/{f} && echo {ARMED}\n{script}{nl}{SCRIPT_END}\n",
         crate::shell::command([
             "systemd-run",
             "--user",
@@ -79,12 +93,16 @@ pub fn arm_command(paths: &Paths, service: &str, unconfirmed: &str, after: Durat
             "--timer-property=AccuracySec=100ms",
             "/bin/sh",
         ]),
+        nl = if script.ends_with('\n') { "" } else { "\n" },
         f = quote(&file),
         u = quote(&unit),
         id = quote(unconfirmed),
         target = quote(&format!("{}/revert.target", paths.dir())),
     )
 }
+
+/// See [`arm_command`].
+pub const ARMED: &str = "@ferry-armed";
 
 /// Stop the timer (and a revert in progress); prints where `current` points afterwards.
 pub fn disarm_command(paths: &Paths) -> String {

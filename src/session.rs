@@ -38,6 +38,8 @@ pub struct Session {
     pub conn: Connection,
     pub host: Host,
     pub reporter: Arc<Reporter>,
+    /// An SFTP session opened ahead of need (see [`Session::open_sftp_ahead`]).
+    sftp_ahead: Mutex<Option<Result<Sftp>>>,
 }
 
 impl Session {
@@ -52,7 +54,16 @@ impl Session {
             conn,
             host: host.clone(),
             reporter: reporter.clone(),
+            sftp_ahead: Mutex::new(None),
         })
+    }
+
+    /// Open the SFTP session a deploy uploads with now, while there is time (the files are
+    /// still being hashed): the host's first session on a connection is the slow one (sshd
+    /// sets up the login session then), and this one takes that cost out of the deploy's way.
+    pub async fn open_sftp_ahead(&self) {
+        let sftp = Sftp::open(&self.conn).await;
+        *self.sftp_ahead.lock().unwrap() = Some(sftp);
     }
 
     /// The operations on one service of this host.
@@ -88,11 +99,18 @@ pub struct LiveFailure {
 pub struct Before {
     pub since: Option<String>,
     pub invocations: BTreeMap<String, String>,
+    /// The units' states (`systemctl show`) read by the activation's own command, once their
+    /// jobs were done: the verification's first look, without a round trip of its own.
+    pub states: Option<String>,
 }
 
 /// The line ending the reads taken before an activation (see
 /// [`ServiceSession::before_command`]).
 const BEFORE_END: &str = "@ferry-before-end";
+
+/// The line before the units' states in the activation's output (see
+/// [`ServiceSession::states_command`]).
+const STATES: &str = "@ferry-states";
 
 /// Files of a release uploaded at once, per host.
 const UPLOADS_IN_FLIGHT: usize = 4;
@@ -382,33 +400,45 @@ impl ServiceSession<'_> {
         }
     }
 
-    /// Open the SFTP session that uploads the release and, at the same time, create the
-    /// staging directory and the directories of the release's files (one `mkdir -p`: a chain
-    /// of SFTP stat/mkdir requests costs a round trip per path component, which a distant
-    /// host makes slow).
-    pub async fn stage(&self, plan: &Plan) -> Result<Sftp> {
-        let (sftp, dirs) = tokio::join!(self.sftp(), self.stage_dirs(plan));
-        match dirs.and(sftp) {
-            Ok(sftp) => Ok(sftp),
+    /// Create the staging directory and the directories of the release's files over `sftp`:
+    /// every mkdir is sent at once (sftp-server handles requests in order, parents first), so
+    /// it costs one round trip whatever the depth.
+    pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        match self.stage_dirs(plan, sftp).await {
+            Ok(()) => Ok(()),
             Err(e) => Err(self.abandon_staging(plan, e).await),
         }
     }
 
-    async fn stage_dirs(&self, plan: &Plan) -> Result<()> {
+    async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
         let staging = self.paths.staging(&plan.release);
-        let mut dirs: Vec<String> = vec![format!("{staging}/{}/units", release::META_DIR)];
-        dirs.extend(plan.files.iter().filter_map(|f| {
-            f.dest
-                .rsplit_once('/')
-                .map(|(d, _)| format!("{staging}/{d}"))
-        }));
-        dirs.sort();
-        dirs.dedup();
-        let list: Vec<String> = dirs.iter().map(|d| quote(d)).collect();
-        self.conn
-            .run(&format!("cd \"$HOME\" && mkdir -p -- {}", list.join(" ")))
-            .await
-            .map(|_| ())
+        let mut dirs: Vec<String> = vec![
+            staging.clone(),
+            format!("{staging}/{}", release::META_DIR),
+            format!("{staging}/{}/units", release::META_DIR),
+        ];
+        for f in &plan.files {
+            let mut at = staging.clone();
+            if let Some((dir, _)) = f.dest.rsplit_once('/') {
+                for part in dir.split('/') {
+                    at = format!("{at}/{part}");
+                    if !dirs.contains(&at) {
+                        dirs.push(at.clone());
+                    }
+                }
+            }
+        }
+        // `releases` exists unless this is the service's first release (the lock made the
+        // service's directory): its mkdir may fail, the others may not.
+        let releases = self.paths.releases();
+        let (first, rest) = tokio::join!(
+            sftp.mkdir(&releases),
+            futures::future::try_join_all(dirs.iter().map(|d| sftp.mkdir(d)))
+        );
+        if let Err(e) = first {
+            tracing::debug!("{}: mkdir {releases}: {e}", self.host.name);
+        }
+        rest.map(|_| ())
     }
 
     /// Copy files identical to the current release's on the host.
@@ -538,17 +568,23 @@ impl ServiceSession<'_> {
         sftp: &Sftp,
         meta_written: bool,
         check: &[String],
+        arm: Option<&str>,
     ) -> Result<crate::ssh::Output> {
         let sealed = async {
             if !meta_written {
                 self.write_meta(plan, local, sftp).await?;
             }
-            self.seal_staging(plan, local, check).await
+            self.seal_staging(plan, local, check, arm).await
         };
-        match sealed.await {
-            Ok(out) => Ok(out),
-            Err(e) => Err(self.abandon_staging(plan, e).await),
+        let out = match sealed.await {
+            Ok(out) => out,
+            Err(e) => return Err(self.abandon_staging(plan, e).await),
+        };
+        // Sealed: nothing to abandon. Not armed: the deploy stops before the switch.
+        if arm.is_some() && !out.stdout_str().lines().any(|l| l == revert::ARMED) {
+            return Err(self.arming_failed(&out));
         }
+        Ok(out)
     }
 
     /// The meta files of a release, relative to its directory, with their modes and content.
@@ -598,6 +634,7 @@ impl ServiceSession<'_> {
         plan: &Plan,
         local: &LocalRelease,
         check: &[String],
+        arm: Option<&str>,
     ) -> Result<crate::ssh::Output> {
         let files: Vec<(String, u32)> = plan
             .files
@@ -629,6 +666,9 @@ impl ServiceSession<'_> {
             ));
             cmd.push('\n');
         }
+        if let Some(arm) = arm {
+            cmd.push_str(arm);
+        }
         let out = self
             .conn
             .exec_streaming(&cmd, Some(&release::seal_input(&hashes)), |_, _| {})
@@ -648,16 +688,21 @@ impl ServiceSession<'_> {
         }
     }
 
-    /// An SFTP session on this connection.
+    /// An SFTP session on this connection (the one opened ahead, if any).
     pub async fn sftp(&self) -> Result<Sftp> {
-        Sftp::open(self.conn).await
+        let ahead = self.session.sftp_ahead.lock().unwrap().take();
+        match ahead {
+            Some(sftp) => sftp,
+            None => Sftp::open(self.conn).await,
+        }
     }
 
     // -----------------------------------------------------------------------------------------
     // The self-revert.
 
-    /// Arm a transient timer that goes back to `to` unless disarmed within confirm_timeout.
-    pub async fn arm_revert(&self, new: &Manifest, to: &Manifest, by: &str) -> Result<()> {
+    /// The command arming a transient timer that goes back to `to` unless disarmed within
+    /// confirm_timeout (see [`revert::arm_command`]).
+    pub fn revert_arming(&self, new: &Manifest, to: &Manifest, by: &str) -> String {
         let activation = Activation::back_to(to, Some(new));
         let record = HistoryRecord {
             time: revert::TIME.into(),
@@ -674,25 +719,32 @@ impl ServiceSession<'_> {
             )),
         };
         let script = revert::script(&self.paths, &new.id, &activation, &record);
-        let cmd = revert::arm_command(
+        revert::arm_command(
             &self.paths,
             &self.service.name,
             &new.id,
             self.service.confirm_timeout,
-        );
-        let out = self
-            .conn
-            .exec_streaming(&cmd, Some(script.as_bytes()), |_, _| {})
-            .await?;
-        if out.success() {
+            &script,
+        )
+    }
+
+    /// The error of an arming command that did not say [`revert::ARMED`].
+    fn arming_failed(&self, out: &crate::ssh::Output) -> Error {
+        Error::Command {
+            host: self.host.name.clone(),
+            command: "systemd-run (arming the self-revert timer)".into(),
+            status: out.status_text(),
+            stderr: out.stderr_str(),
+        }
+    }
+
+    /// Arm the self-revert (see [`ServiceSession::revert_arming`]).
+    pub async fn arm_revert(&self, new: &Manifest, to: &Manifest, by: &str) -> Result<()> {
+        let out = self.conn.exec(&self.revert_arming(new, to, by)).await?;
+        if out.stdout_str().lines().any(|l| l == revert::ARMED) {
             Ok(())
         } else {
-            Err(Error::Command {
-                host: self.host.name.clone(),
-                command: "systemd-run (arming the self-revert timer)".into(),
-                status: out.status_text(),
-                stderr: out.stderr_str(),
-            })
+            Err(self.arming_failed(&out))
         }
     }
 
@@ -771,6 +823,32 @@ impl ServiceSession<'_> {
         cmd
     }
 
+    /// A command waiting (at most about a second, polling on the host) until the units have no
+    /// job queued or running, then printing [`STATES`] and their states: what the
+    /// verification looks at first.
+    fn states_command(units: &[String]) -> String {
+        if units.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = units.iter().map(|u| quote(u)).collect();
+        format!(
+            "i=0; while [ $i -lt 50 ] && [ -n \"$(systemctl --user list-jobs --no-legend -- {} 2>/dev/null)\" ]; do sleep 0.02; i=$((i+1)); done\necho {STATES}\n{} || true\n",
+            list.join(" "),
+            systemd::show_command(units)
+        )
+    }
+
+    /// What the activation's command printed: [`ServiceSession::before_command`]'s reads,
+    /// the activation's own lines, then [`ServiceSession::states_command`]'s.
+    fn parse_activation(out: &str) -> Before {
+        Before {
+            states: out
+                .split_once(&format!("\n{STATES}\n"))
+                .map(|(_, states)| states.to_string()),
+            ..Self::parse_before(out)
+        }
+    }
+
     /// What [`ServiceSession::before_command`] printed.
     fn parse_before(out: &str) -> Before {
         let out = out.split(BEFORE_END).next().unwrap_or_default();
@@ -785,7 +863,11 @@ impl ServiceSession<'_> {
             .filter(|s| !s.id.is_empty())
             .map(|s| (s.id, s.invocation_id))
             .collect();
-        Before { since, invocations }
+        Before {
+            since,
+            invocations,
+            states: None,
+        }
     }
 
     /// Run the activation script. Err(failure) when it ran and failed; a lost connection is an
@@ -799,9 +881,10 @@ impl ServiceSession<'_> {
         // The host's clock and the units' invocations are read by the same command, just
         // before it switches.
         let script = format!(
-            "{}{}",
+            "{}{}{}",
             Self::before_command(&verify_units),
-            activation.script(&self.paths)
+            activation.script(&self.paths),
+            Self::states_command(&verify_units)
         );
         let out = match self.conn.exec(&script).await {
             Ok(out) => out,
@@ -820,7 +903,7 @@ impl ServiceSession<'_> {
             }
             Err(e) => return Err(e),
         };
-        let before = Self::parse_before(&out.stdout_str());
+        let before = Self::parse_activation(&out.stdout_str());
         if !out.success() {
             return Ok(Err(LiveFailure {
                 reason: format!(
@@ -865,8 +948,13 @@ impl ServiceSession<'_> {
         let mut invocations: BTreeMap<String, String> = BTreeMap::new();
         // Services triggered by sockets may be idle: ask for their sockets too.
         let mut query: Vec<String> = units.to_vec();
+        // The first look was taken by the activation's command, when there was one.
+        let mut seed = before.states.clone();
         loop {
-            let out = self.conn.run(&systemd::show_command(&query)).await?;
+            let out = match seed.take() {
+                Some(states) => states,
+                None => self.conn.run(&systemd::show_command(&query)).await?,
+            };
             let states = systemd::parse_show(&out);
             {
                 let mut pids = self.pids.lock().unwrap();
@@ -1164,5 +1252,41 @@ impl ServiceSession<'_> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The activation's output, as its command prints it (`enable` and the restart may print
+    /// lines of their own between the reads before and the states after).
+    #[test]
+    fn the_activation_output_gives_the_clock_invocations_and_states() {
+        let out = format!(
+            "since=@1764000000.123456789\nId=app.service\nInvocationID=aaa\n\n{BEFORE_END}\n\
+             Created symlink /home/u/.config/systemd/user/sockets.target.wants/app.socket.\nId=not-a-read\nactivated\n\
+             {STATES}\nId=app.service\nActiveState=active\n"
+        );
+        let b = ServiceSession::parse_activation(&out);
+        assert_eq!(b.since.as_deref(), Some("@1764000000.123456789"));
+        assert_eq!(
+            b.invocations,
+            BTreeMap::from([("app.service".to_string(), "aaa".to_string())])
+        );
+        let states = b.states.unwrap();
+        assert_eq!(states, "Id=app.service\nActiveState=active\n");
+        assert_eq!(systemd::parse_show(&states)[0].active_state, "active");
+        // A failed activation prints no states: the verification asks the host itself.
+        let failed = format!("since=@1\n{BEFORE_END}\n");
+        assert_eq!(ServiceSession::parse_activation(&failed).states, None);
+    }
+
+    #[test]
+    fn the_states_are_read_once_the_units_jobs_are_done() {
+        let c = ServiceSession::states_command(&["a b.service".to_string()]);
+        assert!(c.contains("list-jobs --no-legend -- 'a b.service'"), "{c}");
+        assert!(c.contains(&format!("echo {STATES}\n")), "{c}");
+        assert_eq!(ServiceSession::states_command(&[]), "");
     }
 }

@@ -286,6 +286,16 @@ impl Sftp {
         }
     }
 
+    /// Create the directory `path` (its parent must exist, or be created by a request sent
+    /// before this one: sftp-server handles requests in order).
+    pub async fn mkdir(&self, path: &str) -> Result<()> {
+        self.count(1);
+        self.session
+            .create_dir(path.to_string())
+            .await
+            .map_err(|e| self.err(format!("cannot create the directory {path}"), &e))
+    }
+
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
         self.count(1);
         self.session

@@ -614,16 +614,7 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
         good = release_of(&run);
     }
     let steps = [
-        "lock",
-        "stage",
-        "reuse",
-        "upload",
-        "seal",
-        "arm-revert",
-        "activate",
-        "verify",
-        "health",
-        "confirm",
+        "lock", "stage", "reuse", "upload", "seal", "activate", "verify", "health", "confirm",
         "rollback",
     ];
     for (n, step) in steps.into_iter().enumerate() {
@@ -647,7 +638,7 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
         );
         match step {
             // Before activation nothing the service uses was touched.
-            "lock" | "stage" | "reuse" | "upload" | "seal" | "arm-revert" | "activate" => {
+            "lock" | "stage" | "reuse" | "upload" | "seal" | "activate" => {
                 assert_eq!(current(user, "app"), good, "{step}");
                 assert_eq!(started_from(user, "app"), good, "{step}");
                 assert_eq!(main_pid(user, "app.service"), pid, "{step}: restarted");

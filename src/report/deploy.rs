@@ -289,14 +289,28 @@ pub fn step_text(step: &Step) -> String {
         Step::Upload { files, bytes } => {
             format!("send {} file(s), {}", files.len(), human_bytes(*bytes))
         }
-        Step::Seal { release, units } if units.is_empty() => {
-            format!("set modes, fsync, rename into releases/{release}")
+        Step::Seal {
+            release,
+            units,
+            arm_revert,
+        } => {
+            let mut t = format!("set modes, fsync, rename into releases/{release}");
+            if !units.is_empty() {
+                t.push_str(&format!(
+                    "; check {} unit file(s) with systemd-analyze --user verify: {}",
+                    units.len(),
+                    units.join(" ")
+                ));
+            }
+            if let Some(a) = arm_revert {
+                t.push_str(&format!(
+                    "; arm the self-revert to {} (fires after {})",
+                    a.to,
+                    humantime::format_duration(std::time::Duration::from_millis(a.after_ms))
+                ));
+            }
+            t
         }
-        Step::Seal { release, units } => format!(
-            "set modes, fsync, rename into releases/{release}; check {} unit file(s) with systemd-analyze --user verify: {}",
-            units.len(),
-            units.join(" ")
-        ),
         Step::BeforeSwitch { command } => {
             format!("run the before_switch hook: {}", sanitize(command))
         }
