@@ -108,7 +108,6 @@ pub async fn run(
             .map(|(_, hosts)| &hosts[..hosts.len().min(opts.parallel.max(1))])
             .unwrap_or_default(),
         &reporter,
-        !opts.dry_run,
     );
     let mut prepared: Vec<Arc<LocalRelease>> = Vec::new();
     for (s, _) in &rollouts {
@@ -178,19 +177,12 @@ pub async fn run(
 struct Preconnected(Arc<Mutex<HashMap<String, tokio::task::JoinHandle<Result<Session>>>>>);
 
 impl Preconnected {
-    /// Start connecting to `hosts` (and, with `sftp`, opening the SFTP session each deploy
-    /// uploads with).
-    fn start(hosts: &[Host], reporter: &Arc<Reporter>, sftp: bool) -> Preconnected {
+    /// Start connecting to `hosts`.
+    fn start(hosts: &[Host], reporter: &Arc<Reporter>) -> Preconnected {
         let pre = Preconnected::default();
         for h in hosts {
             let (host, reporter) = (h.clone(), reporter.clone());
-            let task = tokio::spawn(async move {
-                let session = Session::open(&host, &reporter).await?;
-                if sftp {
-                    session.open_sftp_ahead().await;
-                }
-                Ok(session)
-            });
+            let task = tokio::spawn(async move { Session::open(&host, &reporter).await });
             pre.0.lock().unwrap().insert(h.name.clone(), task);
         }
         pre

@@ -38,8 +38,6 @@ pub struct Session {
     pub conn: Connection,
     pub host: Host,
     pub reporter: Arc<Reporter>,
-    /// An SFTP session opened ahead of need (see [`Session::open_sftp_ahead`]).
-    sftp_ahead: Mutex<Option<Result<Sftp>>>,
 }
 
 impl Session {
@@ -54,16 +52,7 @@ impl Session {
             conn,
             host: host.clone(),
             reporter: reporter.clone(),
-            sftp_ahead: Mutex::new(None),
         })
-    }
-
-    /// Open the SFTP session a deploy uploads with now, while there is time (the files are
-    /// still being hashed): the host's first session on a connection is the slow one (sshd
-    /// sets up the login session then), and this one takes that cost out of the deploy's way.
-    pub async fn open_sftp_ahead(&self) {
-        let sftp = Sftp::open(&self.conn).await;
-        *self.sftp_ahead.lock().unwrap() = Some(sftp);
     }
 
     /// The operations on one service of this host.
@@ -688,13 +677,9 @@ impl ServiceSession<'_> {
         }
     }
 
-    /// An SFTP session on this connection (the one opened ahead, if any).
+    /// An SFTP session on this connection.
     pub async fn sftp(&self) -> Result<Sftp> {
-        let ahead = self.session.sftp_ahead.lock().unwrap().take();
-        match ahead {
-            Some(sftp) => sftp,
-            None => Sftp::open(self.conn).await,
-        }
+        Sftp::open(self.conn).await
     }
 
     // -----------------------------------------------------------------------------------------
