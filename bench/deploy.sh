@@ -122,10 +122,13 @@ import json, subprocess, sys, time
 t0 = time.monotonic()
 p = subprocess.Popen([sys.argv[1], "-q", "--output", "json", "--config", sys.argv[2], "deploy"], stdout=subprocess.PIPE, text=True)
 marks = []
+remote = {}
 for line in p.stdout:
     e = json.loads(line)
     if e.get("type") == "step":
         marks.append((time.monotonic() - t0, e["step"]))
+    if e.get("type") == "result":
+        remote = e.get("remote", {})
 p.wait()
 end = time.monotonic() - t0
 print("timeline of one 256 MiB deploy (settle_time 0): step, start, duration")
@@ -133,6 +136,9 @@ for i, (t, name) in enumerate(marks):
     nxt = marks[i + 1][0] if i + 1 < len(marks) else end
     print(f"  {name:<20} {t:6.2f}s {nxt - t:6.2f}s")
 print(f"  {'(exit)':<20} {end:6.2f}s")
+# What it asked of the host (the result event's `remote`): each costs a round trip or more.
+print(f"  remote operations: {remote.get('commands')} commands, {remote.get('sftp_sessions')} SFTP session(s), "
+      f"{remote.get('sftp_requests')} SFTP requests besides data writes")
 PY
 
 # A redeploy of what is current (nothing changed): a no-op, vs `ssh HOST true`.

@@ -98,10 +98,16 @@ measure() { # RATE_MBIT
 import json, subprocess, sys, time
 t0 = time.monotonic()
 p = subprocess.Popen([sys.argv[1], "-q", "--output", "json", "--config", sys.argv[2], "deploy"], stdout=subprocess.PIPE, text=True)
-marks = [(time.monotonic() - t0, e["step"]) for e in map(json.loads, p.stdout) if e.get("type") == "step"]
+marks, remote = [], {}
+for e in map(json.loads, p.stdout):
+    if e.get("type") == "step":
+        marks.append((time.monotonic() - t0, e["step"]))
+    if e.get("type") == "result":
+        remote = e.get("remote", {})
 p.wait()
 end = time.monotonic() - t0
 print("  ferry's steps: " + ", ".join(f"{name} {(marks[i + 1][0] if i + 1 < len(marks) else end) - t:.2f}s" for i, (t, name) in enumerate(marks)) + f"; before the first step {marks[0][0]:.2f}s")
+print(f"  remote operations: {remote.get('commands')} commands, {remote.get('sftp_sessions')} SFTP session(s), {remote.get('sftp_requests')} SFTP requests besides data writes")
 PY
 }
 

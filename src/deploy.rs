@@ -14,7 +14,7 @@ use crate::error::{Error, Result, exit};
 use crate::fanout;
 use crate::hooks;
 use crate::local;
-use crate::plan::{LocalRelease, Origin};
+use crate::plan::Origin;
 use crate::release::{self, HistoryRecord};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
@@ -109,7 +109,7 @@ pub async fn run(
             .unwrap_or_default(),
         &reporter,
     );
-    let mut prepared: Vec<Arc<LocalRelease>> = Vec::new();
+    let mut prepared: Vec<Arc<local::Local>> = Vec::new();
     for (s, _) in &rollouts {
         match local::prepare(s).await {
             Ok(p) => prepared.push(Arc::new(p)),
@@ -123,7 +123,7 @@ pub async fn run(
     let opts = Arc::new(opts);
     let mut results: Vec<HostResult> = Vec::new();
     let mut events: Vec<RolloutEvent> = Vec::new();
-    let mut deployed: Vec<(String, Arc<LocalRelease>)> = Vec::new();
+    let mut deployed: Vec<(String, Arc<local::Local>)> = Vec::new();
     for ((service, hosts), local) in rollouts.into_iter().zip(prepared) {
         deployed.push((service.name.clone(), local.clone()));
         let ctx = Ctx {
@@ -150,7 +150,7 @@ pub async fn run(
         for (name, local) in deployed.iter() {
             let mine: Vec<&HostResult> = results.iter().filter(|r| r.service == *name).collect();
             if let Some(service) = config.services.get(name) {
-                hooks::run_local(service, &mine, local.env.as_ref(), &reporter).await;
+                hooks::run_local(service, &mine, local.skeleton.env.as_ref(), &reporter).await;
             }
         }
     }
@@ -212,7 +212,7 @@ struct Ctx {
     service: Arc<Service>,
     /// Connections opened while the release was prepared.
     pre: Preconnected,
-    local: Arc<LocalRelease>,
+    local: Arc<local::Local>,
     origin: Arc<Origin>,
     opts: Arc<Options>,
     reporter: Arc<Reporter>,
@@ -438,7 +438,7 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     };
     let ss = session
         .service(&ctx.service)
-        .masking(ctx.local.env.as_ref());
+        .masking(ctx.local.skeleton.env.as_ref());
     let result = crate::execute::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts).await;
     session.close().await;
     result
@@ -480,7 +480,7 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
     };
     let ss = session
         .service(&ctx.service)
-        .masking(ctx.local.env.as_ref());
+        .masking(ctx.local.skeleton.env.as_ref());
     let r = match ss
         .lock(ctx.opts.lock_wait, "rollback", &ctx.origin.by)
         .await

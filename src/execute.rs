@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result, exit};
 use crate::hooks::{self, Hook};
+use crate::local::Local;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
@@ -32,7 +33,7 @@ pub struct Options {
 /// Deploy one service on one host; every outcome is a [`HostResult`].
 pub async fn deploy_service(
     ss: &ServiceSession<'_>,
-    local: &LocalRelease,
+    local: &Local,
     origin: &Origin,
     opts: &Options,
 ) -> HostResult {
@@ -103,14 +104,15 @@ fn make_plan(
 /// Print the plan; nothing changes on the host (the lock is looked at, not taken).
 async fn dry_run(
     ss: &ServiceSession<'_>,
-    local: &LocalRelease,
+    local: &Local,
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
+    let skeleton = &local.skeleton;
     let remote = ss
-        .probe_units(&dests(local), &probed_units(local), true)
+        .probe_units(&dests(skeleton), &probed_units(skeleton), true)
         .await?;
-    let (plan, rendered) = make_plan(ss, local, &remote, origin, opts)?;
+    let (plan, rendered) = make_plan(ss, &*local.full().await?, &remote, origin, opts)?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
         host: ss.host.name.clone(),
@@ -157,10 +159,12 @@ fn refusal_code(why: Refusal) -> i32 {
 
 async fn deploy_locked(
     ss: &ServiceSession<'_>,
-    local: &LocalRelease,
+    local: &Local,
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
+    // The host is locked and read while the files may still be being hashed.
+    let (prepared, local) = (local, &local.skeleton);
     // The SFTP session that may upload the release opens while the lock is taken and the host
     // read (its round trips overlap); a plan with nothing to send closes it unused.
     let (dests, units) = (dests(local), probed_units(local));
@@ -170,7 +174,8 @@ async fn deploy_locked(
     );
     let (lock, remote) = locked?;
     let result = async {
-        let (plan, local) = make_plan(ss, local, &remote, origin, opts)?;
+        let local = prepared.full().await?;
+        let (plan, local) = make_plan(ss, &local, &remote, origin, opts)?;
         execute(ss, &plan, &local, &remote, origin, sftp).await
     }
     .await;

@@ -2,6 +2,8 @@
 //!
 //! Everything here happens before any connection, so bad input fails before a host changes.
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
@@ -68,40 +70,52 @@ async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> R
     })
 }
 
-/// Read and hash the local side of a release; resolve its env (see [`crate::env`]).
-pub async fn prepare(service: &Service) -> Result<LocalRelease> {
+/// The hashes computed in the background: (index in the release's files, size, SHA-256), or
+/// what went wrong reading a file.
+type Hashing = tokio::task::JoinHandle<std::result::Result<Vec<(usize, u64, String)>, String>>;
+
+/// A release read locally. Everything is known at once (and checked: files exist and can be
+/// opened, unit files are text, templates render) but the hashes of the files the hash cache
+/// does not know: those are computed in the background, while the hosts are connected to and
+/// read under their lock, and [`Local::full`] waits for them before any plan is made.
+pub struct Local {
+    /// The release, with the hashes still being computed left empty.
+    pub skeleton: Arc<LocalRelease>,
+    hashing: tokio::sync::Mutex<Option<Hashing>>,
+    full: tokio::sync::OnceCell<std::result::Result<Arc<LocalRelease>, String>>,
+}
+
+impl Local {
+    /// The release with every hash (computed once, shared by every host).
+    pub async fn full(&self) -> Result<Arc<LocalRelease>> {
+        let full = self
+            .full
+            .get_or_init(|| async {
+                let Some(job) = self.hashing.lock().await.take() else {
+                    return Ok(self.skeleton.clone());
+                };
+                let hashes = job.await.map_err(|e| format!("hashing the files: {e}"))??;
+                let mut full = (*self.skeleton).clone();
+                for (i, size, sha256) in hashes {
+                    full.files[i].size = size;
+                    full.files[i].sha256 = sha256;
+                }
+                Ok(Arc::new(full))
+            })
+            .await;
+        full.clone().map_err(Error::Usage)
+    }
+}
+
+/// Read the local side of a release and start hashing its files; resolve its env (see
+/// [`crate::env`]).
+pub async fn prepare(service: &Service) -> Result<Local> {
     let env = crate::env::resolve(service).await?;
     let mut cache = crate::hash_cache::HashCache::load();
-    // What the cache knows, per file; the others are hashed several at once (a thread each).
-    let known: Vec<Option<(u64, String)>> = service
-        .files
-        .iter()
-        .map(|f| {
-            if f.template {
-                None
-            } else {
-                cache.get(&f.source)
-            }
-        })
-        .collect();
-    let hashing = service
-        .files
-        .iter()
-        .zip(&known)
-        .filter(|(f, k)| !f.template && k.is_none())
-        .map(|(f, _)| async move {
-            let before = std::fs::metadata(&f.source)?;
-            let (size, sha256) = sha256_file(&f.source).await?;
-            Ok::<_, std::io::Error>((before, size, sha256))
-        });
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let hashed: Vec<std::io::Result<_>> = futures::stream::iter(hashing)
-        .buffered(threads)
-        .collect()
-        .await;
-    let mut hashed = hashed.into_iter();
     let mut files = Vec::new();
-    for (f, known) in service.files.iter().zip(known) {
+    // The files the cache does not know: (index, path, metadata before hashing).
+    let mut to_hash = Vec::new();
+    for (i, f) in service.files.iter().enumerate() {
         if f.template {
             files.push(read_template_file(service, f).await?);
             continue;
@@ -113,28 +127,60 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
                 f.source.display()
             ))
         };
-        let (size, sha256) = match known {
-            Some(known) => known,
+        let meta = std::fs::metadata(&f.source).map_err(cannot_read)?;
+        if !meta.is_file() {
+            return Err(cannot_read(std::io::Error::other(
+                "not a regular file (a file's source must be a file)",
+            )));
+        }
+        std::fs::File::open(&f.source).map_err(cannot_read)?;
+        let sha256 = match cache.get(&f.source) {
+            Some((_, known)) => known,
             None => {
-                // In the order they were started: this file's.
-                let (before, size, sha256) = hashed
-                    .next()
-                    .expect("a hash for each file the cache does not know")
-                    .map_err(cannot_read)?;
-                cache.put(&f.source, &before, &sha256);
-                (size, sha256)
+                to_hash.push((i, f.source.clone(), meta.clone()));
+                String::new()
             }
         };
         files.push(LocalFile {
             source: f.source.clone(),
             dest: f.dest.clone(),
             mode: f.mode,
-            size,
+            size: meta.len(),
             sha256,
             content: None,
         });
     }
-    cache.save();
+    let hashing = if to_hash.is_empty() {
+        cache.save();
+        None
+    } else {
+        let service_name = service.name.clone();
+        Some(tokio::spawn(async move {
+            // Several at once (a thread each).
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let hashed: Vec<_> =
+                futures::stream::iter(to_hash.into_iter().map(|(i, path, before)| async move {
+                    let hashed = sha256_file(&path).await;
+                    (i, path, before, hashed)
+                }))
+                .buffered(threads)
+                .collect()
+                .await;
+            let mut out = Vec::new();
+            for (i, path, before, hashed) in hashed {
+                let (size, sha256) = hashed.map_err(|e| {
+                    format!(
+                        "service {service_name}: cannot read {}: {e}",
+                        path.display()
+                    )
+                })?;
+                cache.put(&path, &before, &sha256);
+                out.push((i, size, sha256));
+            }
+            cache.save();
+            Ok(out)
+        }))
+    };
     let mut units = Vec::new();
     for u in &service.units {
         let mut content = tokio::fs::read(&u.source).await.map_err(|e| {
@@ -192,7 +238,11 @@ pub async fn prepare(service: &Service) -> Result<LocalRelease> {
     // Templates are rendered for every host now, so an undefined name stops before any
     // connection.
     crate::template::check(service, &local)?;
-    Ok(local)
+    Ok(Local {
+        skeleton: Arc::new(local),
+        hashing: tokio::sync::Mutex::new(hashing),
+        full: tokio::sync::OnceCell::new(),
+    })
 }
 
 /// `user@hostname` and the git commit of the config's directory.
