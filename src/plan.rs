@@ -196,29 +196,27 @@ pub fn remote_state_script(
          echo \"current=$(readlink \"$S/current\" 2>/dev/null)\"\n\
          if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
          if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
-         if [ -f \"$S/history.jsonl\" ]; then while IFS= read -r l; do echo \"history=$l\"; done < \"$S/history.jsonl\"; fi\n\
-         for u in {ud}/*; do [ -f \"$u\" ] && echo \"unit=$(sha256sum < \"$u\" | cut -c1-64) ${{u##*/}}\"; done\n\
-         echo \"revert_timer=$(systemctl --user is-active {timer} 2>/dev/null)\"\n\
+         if [ -f \"$S/history.jsonl\" ]; then sed 's/^/history=/' \"$S/history.jsonl\"; echo; fi\n\
+         set -- {ud}/*; [ -e \"$1\" ] && sha256sum -- \"$@\" 2>/dev/null | sed -n 's|^\\([0-9a-f]\\{{64\\}}\\)  .*/|unit=\\1 |p'\n\
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
          for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
          d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
          echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
-        timer = quote(&format!("{}.timer", paths.revert_unit())),
     );
     if check_lock {
         script.push_str(
             "if [ -e \"$S/lock\" ]; then flock -n -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
         );
     }
-    if !units.is_empty() {
-        let list: Vec<String> = units.iter().map(|u| quote(u)).collect();
-        script.push_str(&format!(
-            "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\|NeedDaemonReload\\)=/unitstate.\\1=/p'\n",
-            list.join(" ")
-        ));
-    }
+    // The self-revert timer's state and the units', in one systemctl call.
+    let mut list: Vec<String> = vec![quote(&format!("{}.timer", paths.revert_unit()))];
+    list.extend(units.iter().map(|u| quote(u)));
+    script.push_str(&format!(
+        "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\|NeedDaemonReload\\)=/unitstate.\\1=/p'\n",
+        list.join(" ")
+    ));
     if !dests.is_empty() {
         // The current release's files: the hash from its stat record when `stat` still says
         // the same of the file, else (no record, or the file was touched) sha256sum on the host.
@@ -241,6 +239,11 @@ pub fn remote_state_script(
     script
 }
 
+/// Is this unit a service's self-revert timer (see [`release::Paths::revert_unit`])?
+fn is_revert_timer(unit: &str) -> bool {
+    unit.starts_with("ferry-revert-") && unit.ends_with(".timer")
+}
+
 /// Parse the output of [`remote_state_script`].
 pub fn parse_remote_state(text: &str) -> RemoteState {
     let mut st = RemoteState::default();
@@ -252,17 +255,18 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
         match k {
             "current" => st.current = release::parse_current(v),
             "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
-            "revert_timer" => st.revert_pending = v.trim() == "active",
             "revert_for" if release::is_release_id(v.trim()) => {
                 st.revert_for = Some(v.trim().to_string())
             }
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
             "unitstate.Id" => last_unit = Some(v.trim().to_string()),
-            "unitstate.ActiveState" => {
-                if let Some(u) = last_unit.clone() {
+            "unitstate.ActiveState" => match last_unit.clone() {
+                Some(u) if is_revert_timer(&u) => st.revert_pending = v.trim() == "active",
+                Some(u) => {
                     st.unit_active.insert(u, v.trim().to_string());
                 }
-            }
+                None => {}
+            },
             "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
             "partial" => {
                 let id = v
@@ -1418,7 +1422,7 @@ dest = "share/msg"
             judging: None,
         };
         let text = format!(
-            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nrevert_timer=active\nrevert_for={OLD}\n",
+            "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nunitstate.Id=ferry-revert-app.timer\nunitstate.ActiveState=active\nunitstate.NeedDaemonReload=no\nrevert_for={OLD}\n",
             serde_json::to_string(&m).unwrap(),
             "11".repeat(32),
             "aa".repeat(32)
@@ -1506,6 +1510,36 @@ dest = "share/msg"
         };
         let files = probe();
         assert_eq!(files.len(), 2, "{files:?}");
+        // The installed unit files are hashed (one sha256sum for all), the history read whole.
+        let ud = home.path().join(release::UNIT_DIR);
+        std::fs::create_dir_all(&ud).unwrap();
+        std::fs::write(ud.join("a-b.service"), b"[Service]\n").unwrap();
+        std::fs::write(ud.join("c.socket"), b"[Socket]\n").unwrap();
+        std::fs::create_dir_all(ud.join("default.target.wants")).unwrap();
+        std::fs::write(
+            dir.join("history.jsonl"),
+            format!(
+                "{}\n{}",
+                serde_json::to_string(&rec("R1", "deploy", "ok", None)).unwrap(),
+                serde_json::to_string(&rec("R2", "deploy", "failed", Some("R1"))).unwrap()
+            ),
+        )
+        .unwrap();
+        let out = sh(&remote_state_script(&paths, &dests, &[], false), b"");
+        let st = parse_remote_state(&out);
+        assert_eq!(
+            st.installed_units,
+            BTreeMap::from([
+                (
+                    "a-b.service".to_string(),
+                    hex(&Sha256::digest(b"[Service]\n"))
+                ),
+                ("c.socket".to_string(), hex(&Sha256::digest(b"[Socket]\n"))),
+            ]),
+            "{out}"
+        );
+        let read: Vec<&str> = st.history.iter().map(|r| r.release.as_str()).collect();
+        assert_eq!(read, vec!["R1", "R2"], "the last line has no newline");
         assert_eq!(files["bin/my app"], fake[0]);
         assert_eq!(files["share"], fake[1]);
         // Touched (same size, new content): hashed on the host.
@@ -2244,7 +2278,7 @@ dest = "share/msg"
         let s = remote_state_script(&Paths::new("app"), &[], &["a b.service".into()], false);
         assert!(
             s.contains(
-                "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- 'a b.service'"
+                "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- ferry-revert-app.timer 'a b.service'"
             ),
             "{s}"
         );
