@@ -24,12 +24,10 @@ ferry=$PWD/target/release/ferry
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
-          -o "UserKnownHostsFile=$FERRY_TEST_KNOWN_HOSTS" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
+. bench/lib.sh
+set_ssh_opts
 rssh() { ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$user@$FERRY_TEST_HOST" "$@"; }
 rsftp() { sftp "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$user@$FERRY_TEST_HOST" >/dev/null; }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 rssh 'systemctl --user stop bench.service bench.socket 2>/dev/null; rm -rf ~/.local/share/ferry/bench ~/bench-manual ~/.config/systemd/user/bench.*; systemctl --user daemon-reload' || true
 
@@ -117,29 +115,7 @@ printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB: ferry whole deploy vs sftp -c aes
 
 # Where a 256 MiB deploy's time goes: when each step starts (seconds since ferry started).
 printf 'x' >> "$work/app.bin"
-python3 - "$ferry" "$work/deploy0.toml" <<'PY'
-import json, subprocess, sys, time
-t0 = time.monotonic()
-p = subprocess.Popen([sys.argv[1], "-q", "--output", "json", "--config", sys.argv[2], "deploy"], stdout=subprocess.PIPE, text=True)
-marks = []
-remote = {}
-for line in p.stdout:
-    e = json.loads(line)
-    if e.get("type") == "step":
-        marks.append((time.monotonic() - t0, e["step"]))
-    if e.get("type") == "result":
-        remote = e.get("remote", {})
-p.wait()
-end = time.monotonic() - t0
-print("timeline of one 256 MiB deploy (settle_time 0): step, start, duration")
-for i, (t, name) in enumerate(marks):
-    nxt = marks[i + 1][0] if i + 1 < len(marks) else end
-    print(f"  {name:<20} {t:6.2f}s {nxt - t:6.2f}s")
-print(f"  {'(exit)':<20} {end:6.2f}s")
-# What it asked of the host (the result event's `remote`): each costs a round trip or more.
-print(f"  remote operations: {remote.get('commands')} commands, {remote.get('sftp_sessions')} SFTP session(s), "
-      f"{remote.get('sftp_requests')} SFTP requests besides data writes")
-PY
+bench/steps.py "$ferry" "$work/deploy0.toml" table "timeline of one 256 MiB deploy (settle_time 0): step, start, duration"
 
 # A redeploy of what is current (nothing changed): a no-op, vs `ssh HOST true`.
 nops=(); trues=()

@@ -23,8 +23,8 @@ ferry=$PWD/target/release/ferry
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
-          -o "UserKnownHostsFile=$FERRY_TEST_KNOWN_HOSTS" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
+. bench/lib.sh
+set_ssh_opts
 rssh() { local u=$1; shift; ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$u@$FERRY_TEST_HOST" "$@"; }
 rsftp() { local u=$1; sftp "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$u@$FERRY_TEST_HOST" >/dev/null; }
 # What teams run today: per host, `sftp` put of the binary and the unit, then `ssh`
@@ -39,8 +39,6 @@ script_host() {
 script_parallel() { local u pids=(); for u in "$@"; do script_host "$u" & pids+=($!); done; for p in "${pids[@]}"; do wait "$p"; done; }
 script_sequential() { local u; for u in "$@"; do script_host "$u"; done; }
 ssh_true_parallel() { local u pids=(); for u in "$@" "$@"; do rssh "$u" true & pids+=($!); done; for p in "${pids[@]}"; do wait "$p"; done; }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 cleanup_hosts() {
   for u in "${users[@]}"; do

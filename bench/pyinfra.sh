@@ -24,8 +24,7 @@ if [[ ! -x $venv/bin/pyinfra ]]; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+. bench/lib.sh
 home=$("$remote" ssh "$user" 'printf %s "$HOME"')
 
 clean_host() {

@@ -29,12 +29,10 @@ trap cleanup EXIT
 
 # The host key, under the proxy's port.
 sed "s/^\[$FERRY_TEST_HOST\]:$FERRY_TEST_PORT /[$FERRY_TEST_HOST]:$proxy_port /" "$FERRY_TEST_KNOWN_HOSTS" >"$work/known_hosts"
-ssh_opts=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes
-          -o "UserKnownHostsFile=$work/known_hosts" -i "$FERRY_TEST_KEY" -o LogLevel=ERROR)
+. bench/lib.sh
+set_ssh_opts "$work/known_hosts"
 rssh() { ssh "${ssh_opts[@]}" -p "$proxy_port" "$user@$FERRY_TEST_HOST" "$@"; }
 rsftp() { sftp "${ssh_opts[@]}" -P "$proxy_port" -b - "$user@$FERRY_TEST_HOST" >/dev/null; }
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 start_proxy() { # RATE_MBIT
   [[ -n $proxy_pid ]] && { kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true; }
@@ -94,21 +92,7 @@ measure() { # RATE_MBIT
   printf '%-52s %9s %8.2fs\n' "  (one \`ssh HOST true\` on this link)" "" "$t"
   # Where ferry's time goes on this link: each step's start.
   head -c $((20 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
-  python3 - "$ferry" "$work/deploy.toml" <<'PY'
-import json, subprocess, sys, time
-t0 = time.monotonic()
-p = subprocess.Popen([sys.argv[1], "-q", "--output", "json", "--config", sys.argv[2], "deploy"], stdout=subprocess.PIPE, text=True)
-marks, remote = [], {}
-for e in map(json.loads, p.stdout):
-    if e.get("type") == "step":
-        marks.append((time.monotonic() - t0, e["step"]))
-    if e.get("type") == "result":
-        remote = e.get("remote", {})
-p.wait()
-end = time.monotonic() - t0
-print("  ferry's steps: " + ", ".join(f"{name} {(marks[i + 1][0] if i + 1 < len(marks) else end) - t:.2f}s" for i, (t, name) in enumerate(marks)) + f"; before the first step {marks[0][0]:.2f}s")
-print(f"  remote operations: {remote.get('commands')} commands, {remote.get('sftp_sessions')} SFTP session(s), {remote.get('sftp_requests')} SFTP requests besides data writes")
-PY
+  bench/steps.py "$ferry" "$work/deploy.toml" line
 }
 
 printf '%-52s %9s %9s %7s\n' "measure (median of $runs)" "ferry" "script" "ratio"
