@@ -73,32 +73,58 @@ fn probed_units(local: &LocalRelease) -> Vec<String> {
     v
 }
 
+/// How a plan names its release.
+#[derive(Debug, Clone, Copy)]
+enum Name<'a> {
+    /// By its content (every hash is known).
+    Fresh,
+    /// A pending id: some hashes are learned by the upload (see [`Provisional`]).
+    Pending,
+    /// By its content, staged under this pending id.
+    StagedAs(&'a str),
+}
+
+fn plan_options(opts: &Options) -> plan::Options {
+    plan::Options {
+        no_rollback: opts.no_rollback,
+        force: opts.force,
+    }
+}
+
 fn make_plan(
     ss: &ServiceSession<'_>,
     local: &LocalRelease,
     remote: &RemoteState,
     origin: &Origin,
-    opts: &Options,
+    opts: plan::Options,
+    name: Name<'_>,
 ) -> Result<(Plan, LocalRelease)> {
-    let id = release::fresh_id(
-        std::time::SystemTime::now(),
-        &local.content_hash(),
-        &remote.releases,
-    );
+    let now = std::time::SystemTime::now();
+    let id = match name {
+        Name::Pending => release::pending_id(now),
+        Name::Fresh | Name::StagedAs(_) => {
+            release::fresh_id(now, &local.content_hash(), &remote.releases)
+        }
+    };
     // The release as it is for this host (unit templates rendered).
     let local = crate::template::for_host(ss.service, local, &ss.host.name, &id)?;
-    let plan = plan::make(
-        ss.service,
-        &local,
-        remote,
-        &id,
-        origin,
-        plan::Options {
-            no_rollback: opts.no_rollback,
-            force: opts.force,
-        },
-    );
+    let mut plan = plan::make(ss.service, &local, remote, &id, origin, opts);
+    if let Name::StagedAs(staging) = name {
+        plan.staging = staging.to_string();
+    }
     Ok((plan, local))
+}
+
+/// A plan made before the hashes of some files were known (`deferred`: the host gets them
+/// uploaded whatever they hold): its release has a pending id, its upload learns the hashes,
+/// and then the plan is made again with the release's id (same steps, staged under the
+/// pending id), for the seal and everything after it.
+pub struct Provisional<'a> {
+    prepared: &'a Local,
+    /// The release for this host before templates are rendered, those hashes empty.
+    view: LocalRelease,
+    deferred: Vec<crate::local::Deferred>,
+    opts: plan::Options,
 }
 
 /// Print the plan; nothing changes on the host (the lock is looked at, not taken).
@@ -112,7 +138,14 @@ async fn dry_run(
     let remote = ss
         .probe_units(&dests(skeleton), &probed_units(skeleton), true)
         .await?;
-    let (plan, rendered) = make_plan(ss, &*local.full().await?, &remote, origin, opts)?;
+    let (plan, rendered) = make_plan(
+        ss,
+        &*local.full().await?,
+        &remote,
+        origin,
+        plan_options(opts),
+        Name::Fresh,
+    )?;
     ss.reporter.emit(&PlanEvent {
         kind: "plan",
         host: ss.host.name.clone(),
@@ -174,9 +207,24 @@ async fn deploy_locked(
     );
     let (lock, remote) = locked?;
     let result = async {
-        let local = prepared.full().await?;
-        let (plan, local) = make_plan(ss, &local, &remote, origin, opts)?;
-        execute(ss, &plan, &local, &remote, origin, sftp).await
+        // Files this host gets uploaded whatever their content are not waited for: their
+        // upload hashes them (unless a template renders the release id, which needs them).
+        let may_defer = !crate::template::uses_release_id(ss.service, local, &ss.host.name)?;
+        let (view, deferred) = prepared.for_host(&remote, may_defer).await?;
+        let name = if deferred.is_empty() {
+            Name::Fresh
+        } else {
+            Name::Pending
+        };
+        let opts = plan_options(opts);
+        let (plan, rendered) = make_plan(ss, &view, &remote, origin, opts, name)?;
+        let provisional = Provisional {
+            prepared,
+            view,
+            deferred,
+            opts,
+        };
+        execute(ss, &plan, &rendered, &remote, origin, sftp, provisional).await
     }
     .await;
     lock.release().await;
@@ -192,28 +240,59 @@ pub async fn execute(
     remote: &RemoteState,
     origin: &Origin,
     sftp: Result<Sftp>,
+    provisional: Provisional<'_>,
 ) -> Result<HostResult> {
     let at = AtomicUsize::new(0);
-    let id = plan.release.as_str();
-    execute_steps(ss, plan, local, remote, origin, sftp, &at)
-        .await
-        .map_err(|e| match e {
-            Error::ConnectionLost { host, during } => Error::ConnectionLost {
+    // The plan made again once a provisional plan's upload learned its hashes.
+    let remade = std::sync::Mutex::new(None::<Plan>);
+    execute_steps(
+        ss,
+        plan,
+        local,
+        remote,
+        origin,
+        sftp,
+        provisional,
+        &at,
+        &remade,
+    )
+    .await
+    .map_err(|e| match e {
+        Error::ConnectionLost { host, during } => {
+            let remade = remade.lock().expect("plan");
+            let plan = remade.as_ref().unwrap_or(plan);
+            let at = at.load(Ordering::Relaxed);
+            Error::ConnectionLost {
                 during: format!(
-                    "{during} (step `{}` of the deploy of {id}); {}",
-                    plan.steps[at.load(Ordering::Relaxed)].name(),
-                    plan.state_if_lost(
-                        Some(at.load(Ordering::Relaxed)),
-                        ss.service.confirm_timeout
-                    )
+                    "{during} (step `{}` of the deploy of {}); {}",
+                    plan.steps[at].name(),
+                    plan.release,
+                    plan.state_if_lost(Some(at), ss.service.confirm_timeout)
                 ),
                 host,
-            },
-            e => e,
-        })
+            }
+        }
+        e => e,
+    })
 }
 
-/// [`execute`]; `at` is the index of the step under way.
+/// The history record of this deploy of `plan`'s release.
+fn record(plan: &Plan, origin: &Origin, outcome: &str, reason: Option<String>) -> HistoryRecord {
+    HistoryRecord {
+        time: release::now_rfc3339(),
+        action: "deploy".into(),
+        release: plan.release.clone(),
+        previous: plan.previous.clone(),
+        outcome: outcome.into(),
+        by: origin.by.clone(),
+        git_commit: origin.git_commit.clone(),
+        reason,
+    }
+}
+
+/// [`execute`]; `at` is the index of the step under way, `remade` the plan made again once
+/// the upload learned the hashes a provisional plan waited for.
+#[allow(clippy::too_many_arguments)]
 async fn execute_steps(
     ss: &ServiceSession<'_>,
     plan: &Plan,
@@ -221,34 +300,39 @@ async fn execute_steps(
     remote: &RemoteState,
     origin: &Origin,
     sftp: Result<Sftp>,
+    provisional: Provisional<'_>,
     at: &AtomicUsize,
+    remade: &std::sync::Mutex<Option<Plan>>,
 ) -> Result<HostResult> {
-    let id = plan.release.as_str();
     let previous = remote.current.as_deref();
-    let record = |outcome: &str, reason: Option<String>| HistoryRecord {
-        time: release::now_rfc3339(),
-        action: "deploy".into(),
-        release: id.to_string(),
-        previous: previous.map(String::from),
-        outcome: outcome.into(),
-        by: origin.by.clone(),
-        git_commit: origin.git_commit.clone(),
-        reason,
-    };
-    let activation = plan::Activation::for_plan(plan);
+    let (mut plan, mut local) = (
+        std::borrow::Cow::Borrowed(plan),
+        std::borrow::Cow::Borrowed(local),
+    );
+    let Provisional {
+        prepared,
+        view,
+        mut deferred,
+        opts,
+    } = provisional;
     // Opened before the plan was made; an error opening it matters only if a step needs it.
     let mut opened = Some(sftp);
     let mut sftp = None;
     let mut meta_written = false;
     let mut armed = false;
     let mut before = Before::default();
-    for (index, step) in plan.steps.iter().enumerate() {
+    for index in 0..plan.steps.len() {
+        let step = plan.steps[index].clone();
+        let step = &step;
+        let id = plan.release.clone();
+        let id = id.as_str();
+        let activation = plan::Activation::for_plan(&plan);
+        let record = |outcome: &str, reason: Option<String>| record(&plan, origin, outcome, reason);
         at.store(index, Ordering::Relaxed);
         fault_point(step.name());
         crate::session::fault_pause(step.name()).await;
         ss.step(index, step);
         match step {
-            // Taken before the host was read: the plan was made under it.
             Step::Lock => {}
             Step::Unchanged { current } => return Ok(unchanged(ss, current)),
             Step::Refuse { reason, why } => {
@@ -261,19 +345,64 @@ async fn execute_steps(
             Step::CleanStaging { dirs } => ss.clean_staging(dirs).await?,
             Step::ClearStaleRevert => ss.cancel_revert().await?,
             Step::Stage { .. } => {
+                let release = if release::is_pending(id) {
+                    "new release, its id once the upload has hashed its files".to_string()
+                } else {
+                    format!("release {id}")
+                };
                 ss.phase(
                     "upload",
-                    format!("release {id} (current: {})", previous.unwrap_or("none")),
+                    format!("{release} (current: {})", previous.unwrap_or("none")),
                 );
                 let s = opened.take().expect("one stage step")?;
-                ss.stage(plan, &s).await?;
+                ss.stage(&plan, &s).await?;
                 sftp = Some(s);
             }
-            Step::Reuse { .. } => ss.reuse(plan).await?,
+            Step::Reuse { .. } => ss.reuse(&plan).await?,
             Step::Upload { .. } => {
-                ss.upload(plan, local, sftp.as_ref().expect("staged before upload"))
+                let learned = ss
+                    .upload(
+                        &plan,
+                        &local,
+                        sftp.as_ref().expect("staged before upload"),
+                        std::mem::take(&mut deferred),
+                        prepared,
+                    )
                     .await?;
-                meta_written = true;
+                if learned.is_empty() {
+                    meta_written = true;
+                } else {
+                    // Every hash is known: the release's id, and the plan the rest follows.
+                    let mut full = view.clone();
+                    for (i, size, sha256) in learned {
+                        full.files[i].size = size;
+                        full.files[i].sha256 = sha256;
+                    }
+                    let (p, l) = match make_plan(
+                        ss,
+                        &full,
+                        remote,
+                        origin,
+                        opts,
+                        Name::StagedAs(&plan.staging),
+                    ) {
+                        Ok(made) => made,
+                        Err(e) => return Err(ss.abandon_staging(&plan, e).await),
+                    };
+                    let names = |p: &Plan| p.steps.iter().map(Step::name).collect::<Vec<_>>();
+                    if names(&p) != names(&plan) {
+                        let e = Error::Local(format!(
+                            "the plan of {} changed once its files were hashed ({:?}, then {:?}); nothing went live: deploy again",
+                            ss.host.name,
+                            names(&plan),
+                            names(&p)
+                        ));
+                        return Err(ss.abandon_staging(&plan, e).await);
+                    }
+                    *remade.lock().expect("plan") = Some(p.clone());
+                    plan = std::borrow::Cow::Owned(p);
+                    local = std::borrow::Cow::Owned(l);
+                }
             }
             Step::Seal {
                 units, arm_revert, ..
@@ -287,12 +416,12 @@ async fn execute_steps(
                 };
                 let s = sftp.take().expect("staged before seal");
                 let out = ss
-                    .seal(plan, local, &s, meta_written, units, arming.as_deref())
+                    .seal(&plan, &local, &s, meta_written, units, arming.as_deref())
                     .await?;
                 s.close().await;
                 armed |= arming.is_some();
                 if !units.is_empty()
-                    && let Err(e) = crate::unit_check::evaluate(ss, id, units, local, &out)
+                    && let Err(e) = crate::unit_check::evaluate(ss, id, units, &local, &out)
                 {
                     if armed {
                         // The timer would guard a release that never goes live.
@@ -339,7 +468,7 @@ async fn execute_steps(
                 );
                 match ss.activate(&activation, armed).await? {
                     Ok(b) => before = b,
-                    Err(f) => return fail(ss, plan, remote, origin, armed, f).await,
+                    Err(f) => return fail(ss, &plan, remote, origin, armed, f).await,
                 }
             }
             Step::Verify { units } => {
@@ -357,7 +486,7 @@ async fn execute_steps(
                         since: before.since.clone(),
                         units: units.clone(),
                     };
-                    return fail(ss, plan, remote, origin, armed, f).await;
+                    return fail(ss, &plan, remote, origin, armed, f).await;
                 }
             }
             Step::Health { .. } => {
@@ -368,7 +497,7 @@ async fn execute_steps(
                         since: before.since.clone(),
                         units: activation.verify_units(),
                     };
-                    return fail(ss, plan, remote, origin, armed, f).await;
+                    return fail(ss, &plan, remote, origin, armed, f).await;
                 }
             }
             Step::AfterSwitch { command } => {
@@ -387,7 +516,7 @@ async fn execute_steps(
                         since: before.since.clone(),
                         units: activation.verify_units(),
                     };
-                    return fail(ss, plan, remote, origin, armed, f).await;
+                    return fail(ss, &plan, remote, origin, armed, f).await;
                 }
             }
             Step::Confirm { prune, .. } => {
@@ -406,7 +535,7 @@ async fn execute_steps(
             }
         }
     }
-    Ok(ss.result("ok", Some(id), previous, None, exit::OK))
+    Ok(ss.result("ok", Some(&plan.release), previous, None, exit::OK))
 }
 
 /// The new release failed to go live: show its journal, then roll back or stay, as planned.

@@ -71,6 +71,22 @@ fn location() -> Option<PathBuf> {
     Some(base.join("ferry").join("hashes.json"))
 }
 
+/// Is the file the same one, unchanged, as when `before` was read (device, inode, size,
+/// mtime, ctime)?
+pub fn unchanged(before: &std::fs::Metadata, after: &std::fs::Metadata) -> bool {
+    Stamp::of(before) == Stamp::of(after)
+}
+
+/// Was the file last changed more than [`RACY`] before now (so that a later change cannot
+/// leave its timestamps as they are)?
+pub fn settled(m: &std::fs::Metadata) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    now - Stamp::of(m).ctime_ns >= RACY.as_nanos() as i128
+}
+
 impl HashCache {
     /// The cache of this user (empty when it cannot be read).
     pub fn load() -> HashCache {

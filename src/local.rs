@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Service};
@@ -12,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::plan::{self, LocalFile, LocalRelease, LocalUnit, Origin};
 use crate::release;
 
-/// Hash a file by streaming it (memory stays bounded), on a thread of its own: ring's SHA-256
-/// (SHA-NI or AVX2 assembly) and plain reads, no async file I/O in the way.
+/// Hash a whole file by streaming it (memory stays bounded), on a thread of its own: ring's
+/// SHA-256 (SHA-NI or AVX2 assembly) and plain reads, no async file I/O in the way.
 async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -70,40 +69,244 @@ async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> R
     })
 }
 
-/// The hashes computed in the background: (index in the release's files, size, SHA-256), or
-/// what went wrong reading a file.
-type Hashing = tokio::task::JoinHandle<std::result::Result<Vec<(usize, u64, String)>, String>>;
+/// How far a file's background hash has got.
+// One per file, behind a mutex: the size of the running variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Progress {
+    /// The first `offset` bytes are hashed.
+    Running {
+        ctx: ring::digest::Context,
+        offset: u64,
+    },
+    /// An upload took the hash over: it hashes the rest as it sends it.
+    Taken,
+    /// Hashed to the end.
+    Done,
+}
+
+/// A background hash's outcome: None when an upload took it over first.
+type Job = futures::future::Shared<
+    futures::future::BoxFuture<'static, Option<std::result::Result<(u64, String), String>>>,
+>;
+
+/// A file whose hash the cache did not know: hashed in the background from the start.
+struct Pending {
+    index: usize,
+    path: std::path::PathBuf,
+    /// Its metadata before it was hashed.
+    before: std::fs::Metadata,
+    progress: Arc<std::sync::Mutex<Progress>>,
+    job: Job,
+}
+
+/// Hash `path` from the start until the end, or until an upload takes the hash over
+/// ([`Progress::Taken`]): then None. Runs on a thread of its own; reads are plain reads, a
+/// chunk at a time under the lock, so a take-over waits for one chunk at most.
+fn hash_until_taken(
+    path: &std::path::Path,
+    progress: &std::sync::Mutex<Progress>,
+) -> Option<std::io::Result<(u64, String)>> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let mut p = progress.lock().expect("hash progress");
+        let Progress::Running { ctx, offset } = &mut *p else {
+            return None;
+        };
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        if n == 0 {
+            let size = *offset;
+            let Progress::Running { ctx, .. } = std::mem::replace(&mut *p, Progress::Done) else {
+                unreachable!("running until now")
+            };
+            return Some(Ok((size, plan::hex(ctx.finish().as_ref()))));
+        }
+        ctx.update(&buf[..n]);
+        *offset += n as u64;
+    }
+}
+
+/// A file a host uploads whatever its hash (its current release has no file of that size at
+/// that dest): its hash is learned from the upload, which reads the file once.
+pub struct Deferred {
+    pub index: usize,
+    pub dest: String,
+    /// The background hash so far (context, bytes hashed), continued by the upload; None: the
+    /// upload hashes the whole file.
+    pub resume: Option<(ring::digest::Context, u64)>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("index", &self.index)
+            .field("dest", &self.dest)
+            .field("resume", &self.resume.as_ref().map(|(_, n)| n))
+            .finish()
+    }
+}
 
 /// A release read locally. Everything is known at once (and checked: files exist and can be
 /// opened, unit files are text, templates render) but the hashes of the files the hash cache
-/// does not know: those are computed in the background, while the hosts are connected to and
-/// read under their lock, and [`Local::full`] waits for them before any plan is made.
+/// does not know: those are computed in the background while the hosts are connected to and
+/// read under their lock. A host's plan waits for them ([`Local::for_host`]), except for the
+/// files it uploads whatever their content: their upload takes the hash over where the
+/// background hash got to, and the plan's release id follows once they are sent.
 pub struct Local {
     /// The release, with the hashes still being computed left empty.
     pub skeleton: Arc<LocalRelease>,
-    hashing: tokio::sync::Mutex<Option<Hashing>>,
-    full: tokio::sync::OnceCell<std::result::Result<Arc<LocalRelease>, String>>,
+    service: String,
+    pending: Vec<Pending>,
+    /// The hash of each file as first learned (background hash, upload, or a fresh hash), which
+    /// every host must agree with: a file that changes during a deploy stops it.
+    agreed: Vec<std::sync::OnceLock<(u64, String)>>,
+    cache: std::sync::Mutex<crate::hash_cache::HashCache>,
+    full: tokio::sync::OnceCell<Arc<LocalRelease>>,
+}
+
+/// A file that is not what was hashed or sent to another host.
+fn changed(path: &std::path::Path) -> Error {
+    Error::Local(format!(
+        "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
+        path.display()
+    ))
 }
 
 impl Local {
+    fn pending(&self, index: usize) -> &Pending {
+        self.pending
+            .iter()
+            .find(|p| p.index == index)
+            .expect("a pending file")
+    }
+
+    /// Record the hash of file `p`, or check it against the one recorded first.
+    fn agree(&self, p: &Pending, size: u64, sha256: String) -> Result<(u64, String)> {
+        let agreed = self.agreed[p.index].get_or_init(|| (size, sha256.clone()));
+        if agreed.1 != sha256 || agreed.0 != size {
+            return Err(changed(&p.path));
+        }
+        let mut cache = self.cache.lock().expect("hash cache");
+        cache.put(&p.path, &p.before, &sha256);
+        cache.save();
+        Ok(agreed.clone())
+    }
+
+    /// The hash of file `p`: its background hash, or a fresh one when an upload took that over.
+    async fn hash(&self, p: &Pending) -> Result<(u64, String)> {
+        if let Some(h) = self.agreed[p.index].get() {
+            return Ok(h.clone());
+        }
+        let hashed = match p.job.clone().await {
+            Some(h) => h,
+            None => sha256_file(&p.path).await.map_err(|e| e.to_string()),
+        };
+        let (size, sha256) = hashed.map_err(|e| {
+            Error::Usage(format!(
+                "service {}: cannot read {}: {e}",
+                self.service,
+                p.path.display()
+            ))
+        })?;
+        self.agree(p, size, sha256)
+    }
+
     /// The release with every hash (computed once, shared by every host).
     pub async fn full(&self) -> Result<Arc<LocalRelease>> {
-        let full = self
-            .full
-            .get_or_init(|| async {
-                let Some(job) = self.hashing.lock().await.take() else {
-                    return Ok(self.skeleton.clone());
-                };
-                let hashes = job.await.map_err(|e| format!("hashing the files: {e}"))??;
+        self.full
+            .get_or_try_init(|| async {
                 let mut full = (*self.skeleton).clone();
-                for (i, size, sha256) in hashes {
-                    full.files[i].size = size;
-                    full.files[i].sha256 = sha256;
+                for p in &self.pending {
+                    let (size, sha256) = self.hash(p).await?;
+                    full.files[p.index].size = size;
+                    full.files[p.index].sha256 = sha256;
                 }
                 Ok(Arc::new(full))
             })
-            .await;
-        full.clone().map_err(Error::Usage)
+            .await
+            .cloned()
+    }
+
+    /// The release as the plan of a host whose state is `remote` needs it: every hash, except,
+    /// when `may_defer`, those of the files the host uploads whatever their content (see
+    /// [`plan::upload_certain`]) and whose hash is not known yet. Those are left empty and
+    /// returned: their upload hashes what it sends, and [`Local::learned`] records it.
+    pub async fn for_host(
+        &self,
+        remote: &plan::RemoteState,
+        may_defer: bool,
+    ) -> Result<(LocalRelease, Vec<Deferred>)> {
+        let mut view = (*self.skeleton).clone();
+        let mut deferred = Vec::new();
+        for p in &self.pending {
+            let f = &view.files[p.index];
+            if self.agreed[p.index].get().is_none()
+                && may_defer
+                && plan::upload_certain(remote, &f.dest, f.size)
+            {
+                // Continued by the upload if the file cannot have changed unseen since it was
+                // hashed; a finished hash is simply used.
+                let taken = {
+                    let mut progress = self.progress_of(p);
+                    match std::mem::replace(&mut *progress, Progress::Taken) {
+                        Progress::Running { ctx, offset } => {
+                            Some(crate::hash_cache::settled(&p.before).then_some((ctx, offset)))
+                        }
+                        Progress::Taken => Some(None),
+                        Progress::Done => {
+                            *progress = Progress::Done;
+                            None
+                        }
+                    }
+                };
+                let Some(resume) = taken else {
+                    let (size, sha256) = self.hash(p).await?;
+                    view.files[p.index].size = size;
+                    view.files[p.index].sha256 = sha256;
+                    continue;
+                };
+                deferred.push(Deferred {
+                    index: p.index,
+                    dest: f.dest.clone(),
+                    resume,
+                });
+                continue;
+            }
+            let (size, sha256) = self.hash(p).await?;
+            view.files[p.index].size = size;
+            view.files[p.index].sha256 = sha256;
+        }
+        Ok((view, deferred))
+    }
+
+    fn progress_of<'a>(&self, p: &'a Pending) -> std::sync::MutexGuard<'a, Progress> {
+        p.progress.lock().expect("hash progress")
+    }
+
+    /// The upload of deferred file `index` sent `size` bytes hashing to `sha256` (continuing
+    /// the background hash when `resumed`; `after`: the file's metadata once read). Err when
+    /// the file changed meanwhile: a continued hash is only sound for the file that was
+    /// hashed, and every host must get the same content.
+    pub fn learned(
+        &self,
+        index: usize,
+        resumed: bool,
+        size: u64,
+        sha256: String,
+        after: Option<&std::fs::Metadata>,
+    ) -> Result<(u64, String)> {
+        let p = self.pending(index);
+        if resumed && !after.is_some_and(|a| crate::hash_cache::unchanged(&p.before, a)) {
+            return Err(changed(&p.path));
+        }
+        self.agree(p, size, sha256)
     }
 }
 
@@ -111,7 +314,7 @@ impl Local {
 /// [`crate::env`]).
 pub async fn prepare(service: &Service) -> Result<Local> {
     let env = crate::env::resolve(service).await?;
-    let mut cache = crate::hash_cache::HashCache::load();
+    let cache = crate::hash_cache::HashCache::load();
     let mut files = Vec::new();
     // The files the cache does not know: (index, path, metadata before hashing).
     let mut to_hash = Vec::new();
@@ -150,37 +353,37 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             content: None,
         });
     }
-    let hashing = if to_hash.is_empty() {
-        cache.save();
-        None
-    } else {
-        let service_name = service.name.clone();
-        Some(tokio::spawn(async move {
-            // Several at once (a thread each).
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let hashed: Vec<_> =
-                futures::stream::iter(to_hash.into_iter().map(|(i, path, before)| async move {
-                    let hashed = sha256_file(&path).await;
-                    (i, path, before, hashed)
-                }))
-                .buffered(threads)
-                .collect()
-                .await;
-            let mut out = Vec::new();
-            for (i, path, before, hashed) in hashed {
-                let (size, sha256) = hashed.map_err(|e| {
-                    format!(
-                        "service {service_name}: cannot read {}: {e}",
-                        path.display()
-                    )
-                })?;
-                cache.put(&path, &before, &sha256);
-                out.push((i, size, sha256));
+    // Several at once (a thread each), each from the start of its file.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slots = Arc::new(tokio::sync::Semaphore::new(threads));
+    let pending: Vec<Pending> = to_hash
+        .into_iter()
+        .map(|(index, path, before)| {
+            let progress = Arc::new(std::sync::Mutex::new(Progress::Running {
+                ctx: ring::digest::Context::new(&ring::digest::SHA256),
+                offset: 0,
+            }));
+            let (p, slots, at) = (progress.clone(), slots.clone(), path.clone());
+            let task = tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                tokio::task::spawn_blocking(move || hash_until_taken(&at, &p)).await
+            });
+            let job = async move {
+                match task.await {
+                    Ok(Ok(Some(hashed))) => Some(hashed.map_err(|e| e.to_string())),
+                    Ok(Ok(None)) => None,
+                    Ok(Err(e)) | Err(e) => Some(Err(e.to_string())),
+                }
+            };
+            Pending {
+                index,
+                path,
+                before,
+                progress,
+                job: futures::FutureExt::shared(futures::FutureExt::boxed(job)),
             }
-            cache.save();
-            Ok(out)
-        }))
-    };
+        })
+        .collect();
     let mut units = Vec::new();
     for u in &service.units {
         let mut content = tokio::fs::read(&u.source).await.map_err(|e| {
@@ -238,9 +441,15 @@ pub async fn prepare(service: &Service) -> Result<Local> {
     // Templates are rendered for every host now, so an undefined name stops before any
     // connection.
     crate::template::check(service, &local)?;
+    let agreed = (0..local.files.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
     Ok(Local {
         skeleton: Arc::new(local),
-        hashing: tokio::sync::Mutex::new(hashing),
+        service: service.name.clone(),
+        pending,
+        agreed,
+        cache: std::sync::Mutex::new(cache),
         full: tokio::sync::OnceCell::new(),
     })
 }
@@ -288,5 +497,67 @@ pub fn origin(config: &Config) -> Origin {
         by: format!("{user}@{host}"),
         git_commit,
         created: release::now_rfc3339(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256(bytes: &[u8]) -> String {
+        plan::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    }
+
+    /// Wherever an upload takes the background hash over (before it starts, in the middle, after
+    /// it finished), hashing the rest of the file from there gives the file's hash.
+    #[test]
+    fn an_upload_continues_the_background_hash_wherever_it_got_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.bin");
+        let content: Vec<u8> = (0..5u32 * 1024 * 1024 + 123)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(&path, &content).unwrap();
+        let whole = sha256(&content);
+        for take_at in [0u64, 1, 3 << 20, u64::MAX] {
+            let progress = Arc::new(std::sync::Mutex::new(Progress::Running {
+                ctx: ring::digest::Context::new(&ring::digest::SHA256),
+                offset: 0,
+            }));
+            if take_at == 0 {
+                *progress.lock().unwrap() = Progress::Taken;
+            }
+            let hasher = {
+                let (p, path) = (progress.clone(), path.clone());
+                std::thread::spawn(move || hash_until_taken(&path, &p))
+            };
+            // Take it over once it has hashed `take_at` bytes (or finished).
+            let taken = loop {
+                let mut p = progress.lock().unwrap();
+                match &*p {
+                    Progress::Running { offset, .. } if *offset < take_at => {}
+                    Progress::Running { .. } => {
+                        break Some(std::mem::replace(&mut *p, Progress::Taken));
+                    }
+                    Progress::Taken | Progress::Done => break None,
+                }
+                drop(p);
+                std::thread::yield_now();
+            };
+            let outcome = hasher.join().unwrap();
+            match taken {
+                Some(Progress::Running { mut ctx, offset }) => {
+                    assert!(outcome.is_none(), "a hash taken over stops");
+                    assert!(offset >= take_at.min(content.len() as u64));
+                    ctx.update(&content[offset as usize..]);
+                    assert_eq!(plan::hex(ctx.finish().as_ref()), whole, "taken at {offset}");
+                }
+                _ if take_at == 0 => assert!(outcome.is_none(), "taken before it started"),
+                _ => {
+                    let (size, hash) = outcome.expect("finished").unwrap();
+                    assert_eq!((size, hash), (content.len() as u64, whole.clone()));
+                }
+            }
+        }
     }
 }

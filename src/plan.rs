@@ -488,6 +488,10 @@ fn octal_mode<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error>
 pub struct Plan {
     pub service: String,
     pub release: String,
+    /// The name of the staging directory (`releases/.STAGING.partial`): the release id, or the
+    /// pending id the release was staged under when its id waited for the upload's hashes.
+    #[serde(skip)]
+    pub staging: String,
     pub previous: Option<String>,
     /// Was `previous` verified when it went live? (A release whose self-revert failed was not.)
     pub previous_verified: bool,
@@ -572,7 +576,7 @@ impl Plan {
         };
         let partial = format!(
             "a partial upload (releases/.{}.partial) may be left: the next deploy removes it",
-            self.release
+            self.staging
         );
         match index {
             None => match &armed {
@@ -650,6 +654,20 @@ pub struct Options {
     pub no_rollback: bool,
     /// Deploy even when the release is the one already current and up (`--force`).
     pub force: bool,
+}
+
+/// Does a host whose state is `remote` get the local file of `size` bytes at `dest` uploaded,
+/// whatever its content? Yes when the current release has no file there, or one of another
+/// size (its manifest says): only an identical file is reused. Then the plan needs no hash of
+/// it before the upload, which can learn it.
+pub fn upload_certain(remote: &RemoteState, dest: &str, size: u64) -> bool {
+    if !remote.current_files.contains_key(dest) {
+        return true;
+    }
+    remote
+        .current_manifest()
+        .and_then(|m| m.files.iter().find(|f| f.dest == dest))
+        .is_some_and(|f| f.size != size)
 }
 
 /// Build the plan for one host.
@@ -805,6 +823,7 @@ pub fn make(
     let mut plan = Plan {
         service: service.name.clone(),
         release: release_id.to_string(),
+        staging: release_id.to_string(),
         previous: remote.current.clone(),
         previous_verified: remote.current_verified(),
         files,
@@ -1326,6 +1345,26 @@ dest = "share/msg"
     const OLD: &str = "20261123T120000Z-00000001";
 
     #[test]
+    fn an_upload_is_certain_where_the_current_release_has_no_file_of_that_size() {
+        let mut remote = deployed();
+        let current = local().files[0].clone();
+        // Same dest, same size: it may be identical (reused), so its hash is needed first.
+        assert!(!upload_certain(&remote, &current.dest, current.size));
+        assert!(upload_certain(&remote, &current.dest, current.size + 1));
+        assert!(upload_certain(&remote, "bin/other", current.size));
+        // A current release without a readable manifest: sizes unknown, hash first.
+        remote.manifest = None;
+        assert!(!upload_certain(&remote, &current.dest, current.size + 1));
+        assert!(upload_certain(&remote, "bin/other", current.size));
+        // First deploy.
+        assert!(upload_certain(
+            &RemoteState::default(),
+            &current.dest,
+            current.size
+        ));
+    }
+
+    #[test]
     fn first_deploy_uploads_everything() {
         let p = make(
             &service(),
@@ -1453,7 +1492,10 @@ dest = "share/msg"
         let home = tempfile::tempdir().unwrap();
         let paths = Paths::new("app");
         let id = "20261124T000000Z-00000001";
-        let staging = home.path().join(paths.staging(id));
+        // Staged under a pending id (its hashes were learned during the upload), sealed as `id`.
+        let pending = release::pending_id(std::time::SystemTime::now());
+        assert!(release::is_pending(&pending) && !release::is_pending(id));
+        let staging = home.path().join(paths.staging(&pending));
         std::fs::create_dir_all(staging.join("bin")).unwrap();
         std::fs::create_dir_all(staging.join(release::META_DIR)).unwrap();
         std::fs::write(staging.join("bin/my app"), b"binary").unwrap();
@@ -1479,6 +1521,7 @@ dest = "share/msg"
         sh(
             &release::seal_command(
                 &paths,
+                &pending,
                 id,
                 &[("bin/my app".into(), 0o750), ("share".into(), 0o640)],
                 &[],

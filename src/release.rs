@@ -41,6 +41,24 @@ pub fn fresh_id(now: SystemTime, content_hash: &str, taken: &[String]) -> String
     id
 }
 
+/// The id a release is staged under while its own waits for the hashes its upload computes:
+/// `20261124T123456Z-pending-1a2b3c4d` (a random suffix); the seal renames the staging
+/// directory to the release id.
+pub fn pending_id(now: SystemTime) -> String {
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(['-', ':'], "");
+    let mut nonce = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .expect("the system's random source");
+    format!("{stamp}-pending-{}", crate::plan::hex(&nonce))
+}
+
+/// Is this id a [`pending_id`]?
+pub fn is_pending(id: &str) -> bool {
+    is_release_id(id) && id[17..].starts_with("pending-")
+}
+
 /// Is this a release id ferry made? (Guards every path built from remote listings.)
 pub fn is_release_id(s: &str) -> bool {
     let b = s.as_bytes();
@@ -321,11 +339,12 @@ pub const STAT_FORMAT: &str = "%i %s %.9Z %n";
 /// be guessed).
 pub fn seal_command(
     paths: &Paths,
+    staging: &str,
     id: &str,
     files: &[(String, u32)],
     meta: &[(String, u32)],
 ) -> String {
-    let staging = shell::quote(&paths.staging(id));
+    let staging = shell::quote(&paths.staging(staging));
     let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\ncd \"$N\"\n");
     // One chmod per mode.
     let mut by_mode: std::collections::BTreeMap<u32, Vec<String>> = Default::default();

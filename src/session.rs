@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Health, Host, Service};
 use crate::error::{Error, Result, exit};
 use crate::health;
+use crate::local::{Deferred, Local};
 use crate::lock::{self, RemoteLock};
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
@@ -325,7 +326,7 @@ impl ServiceSession<'_> {
         if matches!(error, Error::ConnectionLost { .. }) || self.conn.is_closed() {
             return error;
         }
-        let staging = self.paths.staging(&plan.release);
+        let staging = self.paths.staging(&plan.staging);
         let releases = self.paths.releases();
         // Free space first: removing the directory frees what it took.
         let cmd = format!(
@@ -400,7 +401,7 @@ impl ServiceSession<'_> {
     }
 
     async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.release);
+        let staging = self.paths.staging(&plan.staging);
         let mut dirs: Vec<String> = vec![
             staging.clone(),
             format!("{staging}/{}", release::META_DIR),
@@ -439,7 +440,7 @@ impl ServiceSession<'_> {
     }
 
     async fn copy_reused(&self, plan: &Plan) -> Result<()> {
-        let staging = self.paths.staging(&plan.release);
+        let staging = self.paths.staging(&plan.staging);
         let mut script = format!(
             "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
             quote(&self.paths.current()),
@@ -456,23 +457,42 @@ impl ServiceSession<'_> {
     }
 
     /// Send the files that are not on the host, and the release's meta files (unit files, env,
-    /// manifest) at the same time.
-    pub async fn upload(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
+    /// manifest) at the same time. With `deferred` files (whose hashes the plan waited for
+    /// not), the meta files wait for the seal, which knows the release's id: returns the
+    /// (index, size, hash) the upload learned of each.
+    pub async fn upload(
+        &self,
+        plan: &Plan,
+        local: &LocalRelease,
+        sftp: &Sftp,
+        deferred: Vec<Deferred>,
+        prepared: &Local,
+    ) -> Result<Vec<(usize, u64, String)>> {
         let sent = async {
-            let (files, meta) = tokio::join!(
-                self.send_files(plan, sftp),
-                self.write_meta(plan, local, sftp)
-            );
-            files.and(meta)
+            if deferred.is_empty() {
+                let (files, meta) = tokio::join!(
+                    self.send_files(plan, sftp, deferred, prepared),
+                    self.write_meta(plan, local, sftp)
+                );
+                files.and_then(|learned| meta.map(|()| learned))
+            } else {
+                self.send_files(plan, sftp, deferred, prepared).await
+            }
         };
         match sent.await {
-            Ok(()) => Ok(()),
+            Ok(learned) => Ok(learned),
             Err(e) => Err(self.abandon_staging(plan, e).await),
         }
     }
 
-    async fn send_files(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.release);
+    async fn send_files(
+        &self,
+        plan: &Plan,
+        sftp: &Sftp,
+        deferred: Vec<Deferred>,
+        prepared: &Local,
+    ) -> Result<Vec<(usize, u64, String)>> {
+        let staging = self.paths.staging(&plan.staging);
         let total = plan.upload_bytes();
         let uploads: Vec<_> = plan
             .files
@@ -488,6 +508,8 @@ impl ServiceSession<'_> {
                 human_bytes(total),
             ),
         );
+        let mut deferred: std::collections::BTreeMap<String, Deferred> =
+            deferred.into_iter().map(|d| (d.dest.clone(), d)).collect();
         let bar = self.reporter.bytes_bar(&self.host.name, total);
         let started = Instant::now();
         // Several files in flight at once: the round trips of one file's open, fsync, close,
@@ -497,6 +519,7 @@ impl ServiceSession<'_> {
         let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
         let sends = uploads.into_iter().map(|f| {
             let to = format!("{staging}/{}", f.dest);
+            let deferred = deferred.remove(&f.dest);
             async move {
                 let _slot = slots.acquire().await.expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
@@ -505,23 +528,46 @@ impl ServiceSession<'_> {
                     Some(content) => {
                         sftp.write(&to, content).await?;
                         bar.inc(content.len() as u64);
+                        Ok(None)
                     }
                     None => {
-                        let sent = sftp.upload(&f.source, &to, |n| bar.inc(n)).await?;
-                        // The release's manifest (and the stat record the next deploy trusts)
-                        // says this hash: it must be what was sent.
-                        if sent != f.sha256 {
-                            return Err(Error::Local(format!(
+                        let (index, resume) = match deferred {
+                            Some(d) => (Some(d.index), d.resume),
+                            None => (None, None),
+                        };
+                        let resumed = resume.is_some();
+                        let sent = sftp
+                            .upload(&f.source, &to, resume, |n| bar.inc(n))
+                            .await?;
+                        match index {
+                            // Its hash is what was sent (and what other hosts were sent).
+                            Some(i) => {
+                                let (size, sha256) = prepared.learned(
+                                    i,
+                                    resumed,
+                                    sent.size,
+                                    sent.sha256,
+                                    sent.after.as_ref(),
+                                )?;
+                                Ok(Some((i, size, sha256)))
+                            }
+                            // The release's manifest (and the stat record the next deploy
+                            // trusts) says the planned hash: it must be what was sent.
+                            None if sent.sha256 != f.sha256 => Err(Error::Local(format!(
                                 "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
                                 f.source.display()
-                            )));
+                            ))),
+                            None => Ok(None),
                         }
                     }
                 }
-                Ok(())
             }
         });
-        futures::future::try_join_all(sends).await?;
+        let learned: Vec<(usize, u64, String)> = futures::future::try_join_all(sends)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         let message = format!(
@@ -542,7 +588,7 @@ impl ServiceSession<'_> {
             Some(&self.host.name),
             &format!("{}: {message}", self.service.name),
         );
-        Ok(())
+        Ok(learned)
     }
 
     /// Seal the release: write its meta files unless the upload did (`meta_written`), then
@@ -604,7 +650,7 @@ impl ServiceSession<'_> {
     /// Write the meta files into the staging directory, all at once: the SFTP requests of the
     /// files interleave, so the round trips of each file's open and close overlap.
     async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.release);
+        let staging = self.paths.staging(&plan.staging);
         let files: Vec<(String, std::borrow::Cow<[u8]>)> = Self::meta_files(plan, local)
             .into_iter()
             .map(|(path, _, content)| (format!("{staging}/{path}"), content))
@@ -635,7 +681,8 @@ impl ServiceSession<'_> {
             .map(|(p, m, _)| (p, m))
             .collect();
         let hashes: Vec<&str> = plan.files.iter().map(|f| f.sha256.as_str()).collect();
-        let mut cmd = release::seal_command(&self.paths, &plan.release, &files, &meta);
+        let mut cmd =
+            release::seal_command(&self.paths, &plan.staging, &plan.release, &files, &meta);
         if !check.is_empty() {
             self.reporter.progress(
                 Some(&self.host.name),

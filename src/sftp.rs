@@ -22,6 +22,15 @@ use crate::error::{Error, Result};
 /// Size of each read from the local file; writes are pipelined by russh-sftp.
 const CHUNK: usize = 256 * 1024;
 
+/// What [`Sftp::upload`] sent: its size, its SHA-256 (hex), and the local file's metadata once
+/// it was read to the end.
+#[derive(Debug)]
+pub struct Sent {
+    pub size: u64,
+    pub sha256: String,
+    pub after: Option<std::fs::Metadata>,
+}
+
 /// Below this many free bytes, a write that failed without a reason failed for lack of space
 /// (a failed write leaves at most the few KiB of one SFTP write free).
 const FULL_BELOW: u64 = 1024 * 1024;
@@ -119,19 +128,23 @@ impl Sftp {
     }
 
     /// Upload `local` to the new file `remote` (in a staging directory: see the module doc).
-    /// `on_progress` gets the number of bytes written since the last call. Returns the SHA-256
-    /// (hex) of the bytes sent, hashed as they are read (the file is read once).
+    /// `on_progress` gets the number of bytes written since the last call. Returns the size and
+    /// SHA-256 of the bytes sent, hashed as they are read (the file is read once): from the
+    /// start, or with `resume` = (hash of the first N bytes, N), from byte N on.
     pub async fn upload(
         &self,
         local: &Path,
         remote: &str,
+        resume: Option<(ring::digest::Context, u64)>,
         mut on_progress: impl FnMut(u64),
-    ) -> Result<String> {
-        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    ) -> Result<Sent> {
+        let (mut hash, hashed) =
+            resume.unwrap_or_else(|| (ring::digest::Context::new(&ring::digest::SHA256), 0));
         let mut src = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
         let mut dst = self.create(remote).await?;
+        let mut size = 0u64;
         let copied = async {
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -144,7 +157,12 @@ impl Sftp {
                 if n == 0 {
                     return Ok(());
                 }
-                hash.update(&buf[..n]);
+                let end = size + n as u64;
+                if end > hashed {
+                    let from = hashed.saturating_sub(size) as usize;
+                    hash.update(&buf[from..n]);
+                }
+                size = end;
                 dst.write_all(&buf[..n])
                     .await
                     .map_err(|error| Failed::Write {
@@ -158,8 +176,15 @@ impl Sftp {
         if let Err(failed) = copied {
             return Err(self.abandon(dst, remote, failed).await);
         }
+        // What the file is once read: whoever continued a hash compares it with the file's
+        // metadata from before.
+        let after = src.metadata().await.ok();
         self.finish(dst, remote).await?;
-        Ok(crate::plan::hex(hash.finish().as_ref()))
+        Ok(Sent {
+            size,
+            sha256: crate::plan::hex(hash.finish().as_ref()),
+            after,
+        })
     }
 
     /// Write small content (unit files, manifests) the same way as [`Sftp::upload`].

@@ -185,6 +185,24 @@ pub fn check(service: &Service, local: &LocalRelease) -> Result<()> {
     Ok(())
 }
 
+/// Do the units or `template = true` files rendered for `host` depend on the release's id
+/// (`release.id`, `release.dir`)? Rendered with two ids and compared.
+pub fn uses_release_id(service: &Service, local: &LocalRelease, host: &str) -> Result<bool> {
+    if !service.templates && local.files.iter().all(|f| f.content.is_none()) {
+        return Ok(false);
+    }
+    let a = render(service, local, host, CHECK_ID)?;
+    let b = render(service, local, host, "99991231T235959Z-ffffffff")?;
+    Ok(a.units
+        .iter()
+        .zip(&b.units)
+        .any(|(x, y)| x.content != y.content)
+        || a.files
+            .iter()
+            .zip(&b.files)
+            .any(|(x, y)| x.content != y.content))
+}
+
 /// The release as it is for `host`: units and `template = true` files rendered, and the
 /// instances it runs there.
 pub fn for_host(
