@@ -84,6 +84,38 @@ enum Progress {
     Done,
 }
 
+/// A background hash and the flag that asks it to stop at its next chunk (an upload takes it
+/// over: the flag, then the lock, so the hasher's tight loop cannot keep the lock from it).
+struct HashState {
+    stop: std::sync::atomic::AtomicBool,
+    progress: std::sync::Mutex<Progress>,
+}
+
+impl HashState {
+    fn new() -> HashState {
+        HashState {
+            stop: std::sync::atomic::AtomicBool::new(false),
+            progress: std::sync::Mutex::new(Progress::Running {
+                ctx: ring::digest::Context::new(&ring::digest::SHA256),
+                offset: 0,
+            }),
+        }
+    }
+
+    /// Stop the background hash and take what it has done.
+    fn take(&self) -> Progress {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut progress = self.progress.lock().expect("hash progress");
+        match std::mem::replace(&mut *progress, Progress::Taken) {
+            Progress::Done => {
+                *progress = Progress::Done;
+                Progress::Done
+            }
+            p => p,
+        }
+    }
+}
+
 /// A background hash's outcome: None when an upload took it over first.
 type Job = futures::future::Shared<
     futures::future::BoxFuture<'static, Option<std::result::Result<(u64, String), String>>>,
@@ -95,7 +127,7 @@ struct Pending {
     path: std::path::PathBuf,
     /// Its metadata before it was hashed.
     before: std::fs::Metadata,
-    progress: Arc<std::sync::Mutex<Progress>>,
+    state: Arc<HashState>,
     job: Job,
 }
 
@@ -104,7 +136,7 @@ struct Pending {
 /// chunk at a time under the lock, so a take-over waits for one chunk at most.
 fn hash_until_taken(
     path: &std::path::Path,
-    progress: &std::sync::Mutex<Progress>,
+    state: &HashState,
 ) -> Option<std::io::Result<(u64, String)>> {
     use std::io::Read;
     let mut f = match std::fs::File::open(path) {
@@ -113,7 +145,10 @@ fn hash_until_taken(
     };
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let mut p = progress.lock().expect("hash progress");
+        if state.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        let mut p = state.progress.lock().expect("hash progress");
         let Progress::Running { ctx, offset } = &mut *p else {
             return None;
         };
@@ -247,24 +282,24 @@ impl Local {
         let mut deferred = Vec::new();
         for p in &self.pending {
             let f = &view.files[p.index];
+            tracing::debug!(
+                "{}: hash known: {}, upload certain: {}, may defer: {may_defer}",
+                f.dest,
+                self.agreed[p.index].get().is_some(),
+                plan::upload_certain(remote, &f.dest, f.size)
+            );
             if self.agreed[p.index].get().is_none()
                 && may_defer
                 && plan::upload_certain(remote, &f.dest, f.size)
             {
                 // Continued by the upload if the file cannot have changed unseen since it was
                 // hashed; a finished hash is simply used.
-                let taken = {
-                    let mut progress = self.progress_of(p);
-                    match std::mem::replace(&mut *progress, Progress::Taken) {
-                        Progress::Running { ctx, offset } => {
-                            Some(crate::hash_cache::settled(&p.before).then_some((ctx, offset)))
-                        }
-                        Progress::Taken => Some(None),
-                        Progress::Done => {
-                            *progress = Progress::Done;
-                            None
-                        }
+                let taken = match p.state.take() {
+                    Progress::Running { ctx, offset } => {
+                        Some(crate::hash_cache::settled(&p.before).then_some((ctx, offset)))
                     }
+                    Progress::Taken => Some(None),
+                    Progress::Done => None,
                 };
                 let Some(resume) = taken else {
                     let (size, sha256) = self.hash(p).await?;
@@ -284,10 +319,6 @@ impl Local {
             view.files[p.index].sha256 = sha256;
         }
         Ok((view, deferred))
-    }
-
-    fn progress_of<'a>(&self, p: &'a Pending) -> std::sync::MutexGuard<'a, Progress> {
-        p.progress.lock().expect("hash progress")
     }
 
     /// The upload of deferred file `index` sent `size` bytes hashing to `sha256` (continuing
@@ -359,11 +390,8 @@ pub async fn prepare(service: &Service) -> Result<Local> {
     let pending: Vec<Pending> = to_hash
         .into_iter()
         .map(|(index, path, before)| {
-            let progress = Arc::new(std::sync::Mutex::new(Progress::Running {
-                ctx: ring::digest::Context::new(&ring::digest::SHA256),
-                offset: 0,
-            }));
-            let (p, slots, at) = (progress.clone(), slots.clone(), path.clone());
+            let state = Arc::new(HashState::new());
+            let (p, slots, at) = (state.clone(), slots.clone(), path.clone());
             let task = tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await;
                 tokio::task::spawn_blocking(move || hash_until_taken(&at, &p)).await
@@ -379,7 +407,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
                 index,
                 path,
                 before,
-                progress,
+                state,
                 job: futures::FutureExt::shared(futures::FutureExt::boxed(job)),
             }
         })
@@ -520,24 +548,22 @@ mod tests {
         std::fs::write(&path, &content).unwrap();
         let whole = sha256(&content);
         for take_at in [0u64, 1, 3 << 20, u64::MAX] {
-            let progress = Arc::new(std::sync::Mutex::new(Progress::Running {
-                ctx: ring::digest::Context::new(&ring::digest::SHA256),
-                offset: 0,
-            }));
+            let state = Arc::new(HashState::new());
             if take_at == 0 {
-                *progress.lock().unwrap() = Progress::Taken;
+                assert!(matches!(state.take(), Progress::Running { offset: 0, .. }));
             }
             let hasher = {
-                let (p, path) = (progress.clone(), path.clone());
-                std::thread::spawn(move || hash_until_taken(&path, &p))
+                let (state, path) = (state.clone(), path.clone());
+                std::thread::spawn(move || hash_until_taken(&path, &state))
             };
             // Take it over once it has hashed `take_at` bytes (or finished).
             let taken = loop {
-                let mut p = progress.lock().unwrap();
+                let p = state.progress.lock().unwrap();
                 match &*p {
                     Progress::Running { offset, .. } if *offset < take_at => {}
                     Progress::Running { .. } => {
-                        break Some(std::mem::replace(&mut *p, Progress::Taken));
+                        drop(p);
+                        break Some(state.take());
                     }
                     Progress::Taken | Progress::Done => break None,
                 }
@@ -551,6 +577,10 @@ mod tests {
                     assert!(offset >= take_at.min(content.len() as u64));
                     ctx.update(&content[offset as usize..]);
                     assert_eq!(plan::hex(ctx.finish().as_ref()), whole, "taken at {offset}");
+                }
+                Some(Progress::Done) => {
+                    let (size, hash) = outcome.expect("finished").unwrap();
+                    assert_eq!((size, hash), (content.len() as u64, whole.clone()));
                 }
                 _ if take_at == 0 => assert!(outcome.is_none(), "taken before it started"),
                 _ => {
