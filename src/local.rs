@@ -164,7 +164,13 @@ fn hash_until_taken(
             return Some(Ok((size, plan::hex(ctx.finish().as_ref()))));
         }
         ctx.update(&buf[..n]);
+        // (A test's pause: after the first chunk of a file with more to come.)
+        let first = *offset == 0 && n == buf.len();
         *offset += n as u64;
+        drop(p);
+        if first {
+            crate::session::fault_pause_blocking("hash", &state.stop);
+        }
     }
 }
 

@@ -1040,3 +1040,166 @@ fn sshd_restarted_and_the_self_revert_racing_a_new_deploy() {
     run.assert_code(0);
     assert_eq!(started_from(user, "app"), release_of(&run));
 }
+
+/// Wait until the file's last change is more than 2 s old (ferry continues a background hash
+/// in an upload only for such a file: a later change must move its timestamps).
+fn settle(path: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    wait_for("the file to be 2 s old", || {
+        let m = std::fs::metadata(path).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        now.as_secs_f64() - (m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9) > 2.2
+    });
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The manifest of the service's current release on the host.
+fn current_manifest(user: &str, service: &str) -> serde_json::Value {
+    serde_json::from_str(&remote().ssh(
+        user,
+        &format!("cat ~/.local/share/ferry/{service}/current/.ferry/manifest.json"),
+    ))
+    .unwrap()
+}
+
+/// Issue 11 ("never read a local file twice"): a file the host gets uploaded whatever it holds
+/// (new, or of another size than the current release's) is not waited for: its upload takes the
+/// background hash over where it got to (here paused after its first MiB) and hashes the rest
+/// as it sends it. The release is staged under a pending id and sealed under its own id; its
+/// manifest has the file's real hash (a redeploy is a no-op). A file changed during such an
+/// upload stops the deploy before anything goes live, and the next deploy works.
+#[test]
+fn a_file_hashed_while_it_is_uploaded_gets_its_release_id_at_the_seal() {
+    let user = "ferry44";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.write("msg", "one\n");
+    p.config(&app_config(user, "", &["msg"]));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v1 = release_of(&run);
+
+    let content: Vec<u8> = (0..(5u32 << 20) + 7)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    p.write("big", &content);
+    p.config(&app_config(user, "", &["msg", "big"]));
+    settle(&p.path("big"));
+    // Never opened: the upload taking the hash over releases it.
+    let hash_gate = Gate::new();
+    let run = p.ferry_env(
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &hash_gate.env("hash"))],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("FERRY_FAULT_PAUSE=hash: waiting"),
+        "{run}"
+    );
+    let step_release = |run: &Run, name: &str| {
+        run.events("step")
+            .iter()
+            .find(|e| e["step"] == name)
+            .and_then(|e| e["release"].as_str().map(String::from))
+            .unwrap_or_else(|| panic!("no {name} step\n{run}"))
+    };
+    let staged = step_release(&run, "stage");
+    let sealed = step_release(&run, "seal");
+    assert!(staged.contains("-pending-"), "{run}");
+    assert!(!sealed.contains("pending"), "{run}");
+    let v2 = release_of(&run);
+    assert_eq!(v2, format!("releases/{sealed}"));
+    assert_eq!(step_release(&run, "activate"), sealed);
+    assert_eq!(current(user, "app"), v2);
+    assert_eq!(started_from(user, "app"), v2);
+    let manifest = current_manifest(user, "app");
+    assert_eq!(manifest["id"], sealed.as_str());
+    let big = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["dest"] == "big")
+        .unwrap()
+        .clone();
+    assert_eq!(big["sha256"], sha256_hex(&content).as_str(), "{manifest}");
+    assert_eq!(big["size"], content.len() as u64);
+    assert_eq!(
+        r.ssh(user, "sha256sum < ~/.local/share/ferry/app/current/big")
+            .split_whitespace()
+            .next()
+            .unwrap(),
+        sha256_hex(&content)
+    );
+    let dirs = release_dirs(user, "app");
+    assert!(!dirs.iter().any(|d| d.contains("partial")), "{dirs:?}");
+    assert!(dirs.contains(&v1.trim_start_matches("releases/").to_string()));
+    // The same again: nothing to do (the hash learned by the upload is the file's).
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_eq!(result(&run)["result"], "unchanged", "{run}");
+
+    // Another size again, then changed (its first bytes, hashed before the upload took the
+    // hash over) while ferry waits before the upload.
+    let mut changed = content.clone();
+    changed.extend_from_slice(b"three");
+    p.write("big", &changed);
+    settle(&p.path("big"));
+    let (hash_gate, upload_gate) = (Gate::new(), Gate::new());
+    let pauses = format!("{},{}", hash_gate.env("hash"), upload_gate.env("upload"));
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &pauses)],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=upload");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(p.path("big"))
+            .unwrap();
+        f.write_all_at(b"CHANGED", 0).unwrap();
+    }
+    upload_gate.open();
+    let run = bg.finish();
+    run.assert_code(1);
+    let reason = result(&run)["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("big changed while it was being deployed"),
+        "{run}"
+    );
+    assert!(reason.contains("nothing went live"), "{run}");
+    assert_eq!(current(user, "app"), v2);
+    assert_eq!(started_from(user, "app"), v2);
+    assert_eq!(current_manifest(user, "app")["id"], sealed.as_str());
+    let dirs = release_dirs(user, "app");
+    assert!(!dirs.iter().any(|d| d.contains("partial")), "{dirs:?}");
+
+    // Stable again: deployed, with the hash of what it is now.
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v3 = release_of(&run);
+    assert_eq!(current(user, "app"), v3);
+    assert_eq!(started_from(user, "app"), v3);
+    let now = std::fs::read(p.path("big")).unwrap();
+    let manifest = current_manifest(user, "app");
+    let big = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["dest"] == "big")
+        .unwrap()
+        .clone();
+    assert_eq!(big["sha256"], sha256_hex(&now).as_str(), "{manifest}");
+}

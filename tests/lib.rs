@@ -22,6 +22,7 @@
 //! - ferry42: plan (a redeploy of what is current and up is a no-op)
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
+//! - ferry44: faults (a file hashed while it is uploaded)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 mod support;
