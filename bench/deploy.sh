@@ -106,6 +106,7 @@ for i in $(seq "$big_runs"); do
   t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | sftp -c aes128-gcm@openssh.com "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$user@$FERRY_TEST_HOST" >/dev/null; t1=$(now)
   sgs+=("$(echo "$t1 - $t0" | bc)")
 done
+printf '256 MiB runs (s): ferry %s; sftp %s; sftp -c aes128-gcm %s\n' "${fws[*]}" "${sds[*]}" "${sgs[*]}"
 fw=$(printf '%s\n' "${fws[@]}" | median)
 sd=$(printf '%s\n' "${sds[@]}" | median)
 sg=$(printf '%s\n' "${sgs[@]}" | median)
