@@ -80,11 +80,15 @@ pub fn unchanged(before: &std::fs::Metadata, after: &std::fs::Metadata) -> bool 
 /// Was the file last changed more than [`RACY`] before now (so that a later change cannot
 /// leave its timestamps as they are)?
 pub fn settled(m: &std::fs::Metadata) -> bool {
-    let now = std::time::SystemTime::now()
+    now_ns() - Stamp::of(m).ctime_ns >= RACY.as_nanos() as i128
+}
+
+/// Nanoseconds since the epoch, as stamps count them.
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i128)
-        .unwrap_or(0);
-    now - Stamp::of(m).ctime_ns >= RACY.as_nanos() as i128
+        .unwrap_or(0)
 }
 
 impl HashCache {
@@ -127,11 +131,7 @@ impl HashCache {
         if stamp != Stamp::of(&after) {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        if now - stamp.ctime_ns < self.racy.as_nanos() as i128 {
+        if now_ns() - stamp.ctime_ns < self.racy.as_nanos() as i128 {
             return;
         }
         if self.entries.len() >= MAX_ENTRIES {

@@ -212,8 +212,8 @@ pub struct Local {
     full: tokio::sync::OnceCell<Arc<LocalRelease>>,
 }
 
-/// A file that is not what was hashed or sent to another host.
-fn changed(path: &std::path::Path) -> Error {
+/// A file that is not what was planned and hashed, or what another host was sent.
+pub fn changed(path: &std::path::Path) -> Error {
     Error::Local(format!(
         "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
         path.display()
@@ -230,13 +230,17 @@ impl Local {
 
     /// Record the hash of file `p`, or check it against the one recorded first.
     fn agree(&self, p: &Pending, size: u64, sha256: String) -> Result<(u64, String)> {
-        let agreed = self.agreed[p.index].get_or_init(|| (size, sha256.clone()));
+        let slot = &self.agreed[p.index];
+        if slot.set((size, sha256.clone())).is_ok() {
+            // Learned first here: remembered for the next deploy (once, not per host).
+            let mut cache = self.cache.lock().expect("hash cache");
+            cache.put(&p.path, &p.before, &sha256);
+            cache.save();
+        }
+        let agreed = slot.get().expect("set above or before");
         if agreed.1 != sha256 || agreed.0 != size {
             return Err(changed(&p.path));
         }
-        let mut cache = self.cache.lock().expect("hash cache");
-        cache.put(&p.path, &p.before, &sha256);
-        cache.save();
         Ok(agreed.clone())
     }
 
@@ -288,16 +292,13 @@ impl Local {
         let mut deferred = Vec::new();
         for p in &self.pending {
             let f = &view.files[p.index];
+            let known = self.agreed[p.index].get().is_some();
+            let certain = plan::upload_certain(remote, &f.dest, f.size);
             tracing::debug!(
-                "{}: hash known: {}, upload certain: {}, may defer: {may_defer}",
-                f.dest,
-                self.agreed[p.index].get().is_some(),
-                plan::upload_certain(remote, &f.dest, f.size)
+                "{}: hash known: {known}, upload certain: {certain}, may defer: {may_defer}",
+                f.dest
             );
-            if self.agreed[p.index].get().is_none()
-                && may_defer
-                && plan::upload_certain(remote, &f.dest, f.size)
-            {
+            if !known && may_defer && certain {
                 // Continued by the upload if the file cannot have changed unseen since it was
                 // hashed; a finished hash is simply used.
                 let taken = match p.state.take() {

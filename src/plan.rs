@@ -1333,6 +1333,18 @@ dest = "share/msg"
         }
     }
 
+    /// The plan of the test release, [`ID`], for a host in state `remote`.
+    fn plan_on(remote: &RemoteState) -> Plan {
+        make(
+            &service(),
+            &local(),
+            remote,
+            ID,
+            &origin(),
+            Options::default(),
+        )
+    }
+
     fn origin() -> Origin {
         Origin {
             by: "me@box".into(),
@@ -1427,14 +1439,7 @@ dest = "share/msg"
             start: vec![],
             judging: None,
         });
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(p.files[0].transfer, Transfer::Reuse);
         assert_eq!(p.files[1].change, Change::Changed);
         assert_eq!(p.upload_bytes(), 3);
@@ -1634,14 +1639,7 @@ dest = "share/msg"
                 .installed_units
                 .insert(u.name.clone(), u.sha256.clone());
         }
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(!p.daemon_reload);
         let a = Activation::for_plan(&p);
         assert!(a.install.is_empty(), "{a:?}");
@@ -1656,14 +1654,7 @@ dest = "share/msg"
         remote
             .installed_units
             .insert(first.clone(), "00".repeat(32));
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         let a = Activation::for_plan(&p);
         assert!(p.daemon_reload);
         assert_eq!(a.install, vec![first]);
@@ -1673,14 +1664,7 @@ dest = "share/msg"
             local().units[0].sha256.clone(),
         );
         remote.need_reload = true;
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(p.daemon_reload);
     }
 
@@ -1806,14 +1790,7 @@ dest = "share/msg"
         );
 
         let remote = deployed();
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(
             names(&p),
             vec![
@@ -1939,14 +1916,7 @@ dest = "share/msg"
     fn refusals() {
         let mut remote = deployed();
         remote.lock_holder = Some("ci@runner (deploy, since t)".into());
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(names(&p), vec!["refuse"]);
         let (reason, why) = p.refusal().unwrap();
         assert_eq!(why, Refusal::Locked);
@@ -1955,14 +1925,7 @@ dest = "share/msg"
         let mut remote = deployed();
         remote.revert_pending = true;
         remote.revert_for = remote.current.clone();
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(names(&p), vec!["lock", "refuse"]);
         assert_eq!(p.refusal().unwrap().1, Refusal::PendingRevert);
     }
@@ -1979,26 +1942,12 @@ dest = "share/msg"
             .push(rec(&a, "revert", "revert-failed", Some(b)));
         assert!(!remote.current_verified());
         assert_eq!(remote.fallback(), Some(a.clone()));
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(!p.previous_verified);
         assert_eq!(p.on_failure, OnFailure::RollBack { to: a.clone() });
         // Gone from the host: nothing to go back to.
         remote.releases.retain(|r| *r != a);
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(
             matches!(&p.on_failure, OnFailure::Stay { reason } if reason.contains("never verified"))
         );
@@ -2037,14 +1986,7 @@ dest = "share/msg"
         );
 
         let mut remote = deployed();
-        let fits = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let fits = plan_on(&remote);
         let needed = fits.space_needed();
         // Both files (one reused: it is copied on the host), the units, the margin.
         assert_eq!(needed, 2 * 4096 + 3 * 4096 + SPACE_MARGIN);
@@ -2052,24 +1994,10 @@ dest = "share/msg"
             bytes: needed,
             path: ".local/share/ferry".into(),
         });
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(p.refusal().is_none(), "{:?}", names(&p));
         remote.free.as_mut().unwrap().bytes = needed - 1;
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(names(&p), vec!["lock", "refuse"]);
         let (reason, why) = p.refusal().unwrap();
         assert_eq!(why, Refusal::DiskFull);
@@ -2081,14 +2009,7 @@ dest = "share/msg"
         );
         // Leftover staging directories hold space the probe cannot count: clean, then try.
         remote.partial = vec![".20261124T100000Z-00000000.partial".into()];
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert!(p.refusal().is_none());
     }
 
@@ -2096,14 +2017,7 @@ dest = "share/msg"
     fn a_lost_connection_says_what_state_the_host_is_in() {
         let remote = deployed();
         let a = remote.current.clone().unwrap();
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         let t = Duration::from_secs(60);
         let at = |name: &str| p.steps.iter().position(|s| s.name() == name).unwrap();
         let s = p.state_if_lost(Some(at("upload")), t);
@@ -2198,14 +2112,7 @@ dest = "share/msg"
     #[test]
     fn redeploying_the_current_release_is_a_no_op() {
         let remote = deployed_and_up();
-        let p = make(
-            &service(),
-            &local(),
-            &remote,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&remote);
         assert_eq!(names(&p), vec!["lock", "unchanged"]);
         assert_eq!(p.unchanged(), remote.current.as_deref());
         // --force deploys anyway.
@@ -2225,14 +2132,7 @@ dest = "share/msg"
         let mut idle = deployed_and_up();
         idle.unit_active
             .insert("app.service".into(), "inactive".into());
-        let p = make(
-            &service(),
-            &local(),
-            &idle,
-            ID,
-            &origin(),
-            Options::default(),
-        );
+        let p = plan_on(&idle);
         assert_eq!(names(&p), vec!["lock", "unchanged"]);
         // Not when a unit is down, a file differs on disk, a mode changed, or the current
         // release was never verified.
@@ -2241,34 +2141,12 @@ dest = "share/msg"
             .insert("app.socket".into(), "failed".into());
         down.unit_active
             .insert("app.service".into(), "inactive".into());
-        assert!(
-            make(
-                &service(),
-                &local(),
-                &down,
-                ID,
-                &origin(),
-                Options::default()
-            )
-            .unchanged()
-            .is_none()
-        );
+        assert!(plan_on(&down).unchanged().is_none());
         let mut edited = deployed_and_up();
         edited
             .current_files
             .insert("share/msg".into(), "cc".repeat(32));
-        assert!(
-            make(
-                &service(),
-                &local(),
-                &edited,
-                ID,
-                &origin(),
-                Options::default()
-            )
-            .unchanged()
-            .is_none()
-        );
+        assert!(plan_on(&edited).unchanged().is_none());
         let mut l = local();
         l.files[1].mode = 0o600;
         assert!(
@@ -2286,18 +2164,7 @@ dest = "share/msg"
         let mut unverified = deployed_and_up();
         let cur = unverified.current.clone().unwrap();
         unverified.history.push(rec(&cur, "deploy", "failed", None));
-        assert!(
-            make(
-                &service(),
-                &local(),
-                &unverified,
-                ID,
-                &origin(),
-                Options::default()
-            )
-            .unchanged()
-            .is_none()
-        );
+        assert!(plan_on(&unverified).unchanged().is_none());
     }
 
     #[test]

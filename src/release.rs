@@ -22,10 +22,18 @@ pub use crate::paths::{META_DIR, Paths, ROOT, UNIT_DIR};
 /// A release id: UTC time to the second, then a short hash of the release's content, so ids
 /// sort by time: `20261124T123456Z-1a2b3c4d`.
 pub fn release_id(now: SystemTime, content_hash: &str) -> String {
-    let stamp = humantime::format_rfc3339_seconds(now)
+    format!(
+        "{}-{}",
+        id_stamp(now),
+        &content_hash[..content_hash.len().min(8)]
+    )
+}
+
+/// The time part of a release id: `20261124T123456Z`.
+fn id_stamp(now: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now)
         .to_string()
-        .replace(['-', ':'], "");
-    format!("{stamp}-{}", &content_hash[..content_hash.len().min(8)])
+        .replace(['-', ':'], "")
 }
 
 /// A release id not taken yet on the host: [`release_id`], with `.2`, `.3`, ... appended when
@@ -45,13 +53,10 @@ pub fn fresh_id(now: SystemTime, content_hash: &str, taken: &[String]) -> String
 /// `20261124T123456Z-pending-1a2b3c4d` (a random suffix); the seal renames the staging
 /// directory to the release id.
 pub fn pending_id(now: SystemTime) -> String {
-    let stamp = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .replace(['-', ':'], "");
     let mut nonce = [0u8; 4];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .expect("the system's random source");
-    format!("{stamp}-pending-{}", crate::plan::hex(&nonce))
+    format!("{}-pending-{}", id_stamp(now), crate::plan::hex(&nonce))
 }
 
 /// Is this id a [`pending_id`]?

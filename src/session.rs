@@ -521,7 +521,10 @@ impl ServiceSession<'_> {
             let to = format!("{staging}/{}", f.dest);
             let deferred = deferred.remove(&f.dest);
             async move {
-                let _slot = slots.acquire().await.expect("the semaphore is never closed");
+                let _slot = slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
                 match &f.content {
                     // A rendered template, in memory.
@@ -536,9 +539,7 @@ impl ServiceSession<'_> {
                             None => (None, None),
                         };
                         let resumed = resume.is_some();
-                        let sent = sftp
-                            .upload(&f.source, &to, resume, |n| bar.inc(n))
-                            .await?;
+                        let sent = sftp.upload(&f.source, &to, resume, |n| bar.inc(n)).await?;
                         match index {
                             // Its hash is what was sent (and what other hosts were sent).
                             Some(i) => {
@@ -553,10 +554,9 @@ impl ServiceSession<'_> {
                             }
                             // The release's manifest (and the stat record the next deploy
                             // trusts) says the planned hash: it must be what was sent.
-                            None if sent.sha256 != f.sha256 => Err(Error::Local(format!(
-                                "{} changed while it was being deployed (it is not the content that was planned and hashed); nothing went live: run the deploy again once it is stable",
-                                f.source.display()
-                            ))),
+                            None if sent.sha256 != f.sha256 => {
+                                Err(crate::local::changed(&f.source))
+                            }
                             None => Ok(None),
                         }
                     }

@@ -1071,6 +1071,16 @@ fn current_manifest(user: &str, service: &str) -> serde_json::Value {
     .unwrap()
 }
 
+/// The entry of file `dest` in a manifest.
+fn manifest_file<'m>(manifest: &'m serde_json::Value, dest: &str) -> &'m serde_json::Value {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["dest"] == dest)
+        .unwrap_or_else(|| panic!("no {dest} in {manifest}"))
+}
+
 /// Issue 11 ("never read a local file twice"): a file the host gets uploaded whatever it holds
 /// (new, or of another size than the current release's) is not waited for: its upload takes the
 /// background hash over where it got to (here paused after its first MiB) and hashes the rest
@@ -1125,13 +1135,7 @@ fn a_file_hashed_while_it_is_uploaded_gets_its_release_id_at_the_seal() {
     assert_eq!(started_from(user, "app"), v2);
     let manifest = current_manifest(user, "app");
     assert_eq!(manifest["id"], sealed.as_str());
-    let big = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["dest"] == "big")
-        .unwrap()
-        .clone();
+    let big = manifest_file(&manifest, "big");
     assert_eq!(big["sha256"], sha256_hex(&content).as_str(), "{manifest}");
     assert_eq!(big["size"], content.len() as u64);
     assert_eq!(
@@ -1194,12 +1198,6 @@ fn a_file_hashed_while_it_is_uploaded_gets_its_release_id_at_the_seal() {
     assert_eq!(started_from(user, "app"), v3);
     let now = std::fs::read(p.path("big")).unwrap();
     let manifest = current_manifest(user, "app");
-    let big = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["dest"] == "big")
-        .unwrap()
-        .clone();
+    let big = manifest_file(&manifest, "big");
     assert_eq!(big["sha256"], sha256_hex(&now).as_str(), "{manifest}");
 }
