@@ -5,51 +5,27 @@
 //! `journal`) have no I/O and are unit-tested; the rest are tested against a real remote.
 
 pub mod cli;
-pub mod completions;
+pub mod commands;
 pub mod config;
-pub mod deploy;
-pub mod doctor;
-pub mod env;
 pub mod error;
-pub mod exec;
-pub mod execute;
-pub mod fanout;
-pub mod hash_cache;
-pub mod health;
-pub mod hooks;
 pub mod human;
-pub mod init;
-pub mod journal;
-pub mod known_hosts;
-pub mod lint;
-pub mod local;
-pub mod lock;
-pub mod logs;
 pub mod paths;
 pub mod plan;
+pub mod prepare;
 pub mod release;
-pub mod releases;
 pub mod report;
-pub mod revert;
-pub mod rollback;
-pub mod rollout;
 pub mod session;
-pub mod sftp;
 pub mod shell;
-pub mod ssh;
-pub mod state;
-pub mod status;
 pub mod systemd;
-pub mod targets;
-pub mod template;
-pub mod unit_check;
-pub mod units;
+pub mod transport;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, completions};
+use crate::commands::{deploy, doctor, exec, init, logs, releases, rollback, status, targets};
 use crate::error::{Error, exit};
 use crate::report::{Format, Reporter};
+use crate::session::unit_check;
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> i32 {

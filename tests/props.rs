@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use ferry::config;
-use ferry::journal::{self, Line};
+use ferry::systemd::journal::{self, Line};
 
 /// xorshift64*: deterministic, good enough to pick mutations.
 struct Rng(u64);

@@ -331,7 +331,9 @@ fn quoting_round_trips_through_the_remote_shell() {
     ];
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let conn = ferry::ssh::connect(&host).await.expect("connects");
+        let conn = ferry::transport::ssh::connect(&host)
+            .await
+            .expect("connects");
         let mut cmd = vec!["printf", "%s\\0"];
         cmd.extend(args);
         let out = conn.exec(&ferry::shell::command(cmd)).await.unwrap();
@@ -650,7 +652,7 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let results = futures::future::join_all((0..32).map(|_| async {
-            let conn = ferry::ssh::connect(&host).await?;
+            let conn = ferry::transport::ssh::connect(&host).await?;
             let out = conn.run("echo ok").await;
             conn.close().await;
             out.map(|o| (o, conn.attempts))
@@ -692,10 +694,14 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use ferry::error::Error;
-        use ferry::ssh::{Event, Stdin};
-        let conn = ferry::ssh::connect(&host).await.expect("connects");
-        let sftp = ferry::sftp::Sftp::open(&conn).await.expect("sftp");
-        let plain = ferry::sftp::Sftp::new("web1", conn.sftp().await.expect("sftp"));
+        use ferry::transport::ssh::{Event, Stdin};
+        let conn = ferry::transport::ssh::connect(&host)
+            .await
+            .expect("connects");
+        let sftp = ferry::transport::sftp::Sftp::open(&conn)
+            .await
+            .expect("sftp");
+        let plain = ferry::transport::sftp::Sftp::new("web1", conn.sftp().await.expect("sftp"));
         // statvfs@openssh.com works on OpenSSH: the home filesystem has room.
         let free = sftp
             .free_space(".")

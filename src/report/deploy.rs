@@ -129,7 +129,7 @@ pub struct JournalEvent {
 
 impl JournalEvent {
     /// A journal entry of a failure, in the line format of `ferry logs` (no colour, no host).
-    pub fn new(host: &str, service: &str, entry: &crate::journal::Entry) -> JournalEvent {
+    pub fn new(host: &str, service: &str, entry: &crate::systemd::journal::Entry) -> JournalEvent {
         let entry = crate::report::logs::LogEntry::new(host, entry, None);
         JournalEvent {
             kind: "journal",

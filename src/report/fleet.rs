@@ -7,9 +7,9 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::commands::deploy::rollout;
 use crate::report::deploy::HostResult;
 use crate::report::{Format, Human, Reporter, Style, sanitize};
-use crate::rollout;
 
 /// Live per-host lines while a rollout runs on a terminal: a host gets a line when it starts,
 /// showing its latest phase, replaced by its outcome when it is done. Inactive (the default),

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::journal::{Entry, Message, format_timestamp};
 use crate::report::{Human, Style, sanitize, sanitize_bytes};
+use crate::systemd::journal::{Entry, Message, format_timestamp};
 
 /// A message, safe for a terminal: control characters and invalid bytes escaped.
 pub fn message_display(m: &Message) -> String {
@@ -88,7 +88,7 @@ impl Human for LogEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::parse_entry;
+    use crate::systemd::journal::parse_entry;
     use serde_json::Value;
 
     const TEXT: &str = r#"{"__CURSOR":"s=1;i=a","__REALTIME_TIMESTAMP":"1764000000123456","PRIORITY":"3","_PID":"4242","_SYSTEMD_USER_UNIT":"app.service","SYSLOG_IDENTIFIER":"app","MESSAGE":"line 7"}"#;

@@ -313,8 +313,8 @@ impl Human for UnitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::tests::OUT;
-    use crate::status::{parse_output, unit_statuses};
+    use crate::commands::status::tests::OUT;
+    use crate::commands::status::{parse_output, unit_statuses};
 
     #[test]
     fn human_units() {

@@ -11,6 +11,8 @@
 //! .config/systemd/user/NAME                          installed unit files
 //! ```
 
+pub mod env;
+
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};

@@ -13,10 +13,10 @@ use tokio::sync::watch;
 
 use crate::config::Host;
 use crate::error::{Error, exit};
-use crate::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
 use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize, sanitize_bytes};
-use crate::ssh::{self, Connection, Event, Exit, Signal, Stdin};
+use crate::systemd::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
+use crate::transport::ssh::{self, Connection, Event, Exit, Signal, Stdin};
 
 /// Delay before reconnection attempt `n` (0-based): 0.5 s doubling, at most 10 s.
 pub fn backoff(attempt: u32) -> Duration {
@@ -52,7 +52,8 @@ const TERM_GRACE: Duration = Duration::from_millis(1500);
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
 pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> Result<i32, Error> {
     let config = crate::config::load(config_path)?;
-    let (service, hosts) = crate::targets::service_hosts(&config, &args.service, &args.hosts)?;
+    let (service, hosts) =
+        crate::commands::targets::service_hosts(&config, &args.service, &args.hosts)?;
     let units = if args.units.is_empty() {
         service.units.iter().map(|u| u.name.clone()).collect()
     } else {

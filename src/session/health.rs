@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::Health;
 use crate::release::Paths;
 use crate::shell::quote;
-use crate::ssh::Connection;
+use crate::transport::ssh::Connection;
 
 /// Expand `%h` (home) and `%t` (XDG_RUNTIME_DIR) as systemd does in unit files; `%%` is `%`.
 pub fn expand(spec: &str, home: &str, runtime: &str) -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result, exit};
 use crate::release::Paths;
 use crate::shell::quote;
-use crate::ssh::{Connection, Event, Exit, RemoteProcess, Stdin};
+use crate::transport::ssh::{Connection, Event, Exit, RemoteProcess, Stdin};
 
 /// Exit status flock uses when the lock is held by someone else (`-E`).
 const BUSY: u32 = 75;

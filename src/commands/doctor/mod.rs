@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
+use crate::commands::fanout;
 use crate::config::Host;
 use crate::error::Error;
-use crate::fanout;
-use crate::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::report::Reporter;
 use crate::report::doctor::{Check, FixEvent, Status, Summary};
-use crate::ssh::{self, Connection};
+use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
+use crate::transport::ssh::{self, Connection};
 
 /// The checks, in the order they are reported.
 pub const CHECKS: &[&str] = &[

@@ -11,15 +11,15 @@
 
 use std::sync::Arc;
 
+use crate::commands::fanout;
+use crate::commands::targets;
 use crate::config::{Config, Host, Service};
 use crate::error::{Result, exit};
-use crate::fanout;
 use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
 use crate::report::{Format, Reporter, sanitize_bytes};
 use crate::shell::{self, quote};
-use crate::ssh::{self, Stream};
-use crate::targets;
+use crate::transport::ssh::{self, Stream};
 
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -6,11 +6,11 @@
 
 use crate::config::Service;
 use crate::error::{Error, Result, exit};
-use crate::lint::{self, Finding, Level};
 use crate::plan::LocalRelease;
 use crate::report::Reporter;
 use crate::session::ServiceSession;
 use crate::shell::quote;
+use crate::systemd::lint::{self, Finding, Level};
 
 /// The unit files of a service as ferry would install them: (name, content, where from), the
 /// listed files first, then the generated ones. A listed file that cannot be read is left out
@@ -25,7 +25,7 @@ pub fn unit_texts(service: &Service) -> Vec<(String, String, String)> {
     for g in service
         .run
         .iter()
-        .flat_map(|r| crate::units::generate(&service.name, r))
+        .flat_map(|r| crate::systemd::units::generate(&service.name, r))
     {
         v.push((
             g.name,
@@ -70,7 +70,7 @@ const MARK: &str = "@ferry-check";
 /// `%h/.local/share/ferry/SERVICE/current` pointing into the new release (which `current`
 /// does not point to yet), print the host's facts, then verify them.
 pub fn script(service: &str, release_dir: &str, units: &[String]) -> String {
-    let current = crate::units::current_dir(service);
+    let current = crate::systemd::units::current_dir(service);
     let mut s = format!(
         "LC_ALL=C; export LC_ALL; rel=\"$HOME\"/{}; d=$(mktemp -d) || exit 90; trap 'rm -rf \"$d\"' EXIT; ",
         quote(release_dir)
@@ -172,7 +172,7 @@ pub fn evaluate(
     release: &str,
     units: &[String],
     local: &LocalRelease,
-    out: &crate::ssh::Output,
+    out: &crate::transport::ssh::Output,
 ) -> Result<()> {
     let host = &ss.host.name;
     let service = &ss.service.name;

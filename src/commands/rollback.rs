@@ -5,16 +5,16 @@
 
 use std::sync::Arc;
 
+use crate::commands::fanout;
+use crate::commands::targets;
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
-use crate::fanout;
-use crate::local;
 use crate::plan::Origin;
+use crate::prepare::local;
 use crate::release::{self, HistoryRecord};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
 use crate::session::{ServiceSession, Session};
-use crate::targets;
 
 #[derive(Debug, Clone)]
 pub struct Options {

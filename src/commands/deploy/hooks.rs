@@ -18,15 +18,15 @@
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::env::EnvFile;
 use crate::error::{Result, exit};
 use crate::release::Paths;
+use crate::release::env::EnvFile;
 use crate::report::Reporter;
 use crate::report::deploy::HostResult;
 use crate::report::hooks::HookEvent;
 use crate::session::ServiceSession;
 use crate::shell::quote;
-use crate::ssh::Stream;
+use crate::transport::ssh::Stream;
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub fn remote_script(
     s.push_str("export FERRY_RELEASE_DIR=\"$PWD\"\n");
     s.push_str(&format!(
         "if [ -f {f} ]; then set -a; . ./{f} || exit 1; set +a; fi\n",
-        f = crate::env::file_in_release()
+        f = crate::release::env::file_in_release()
     ));
     s.push_str(&format!(
         "exec timeout -k 10s {}s sh -c {}\n",
@@ -269,7 +269,7 @@ pub fn local_vars(service: &str, results: &[&HostResult]) -> Vec<(String, String
         ("FERRY_RESULT".into(), overall(results).to_string()),
         (
             "FERRY_EXIT_CODE".into(),
-            crate::fanout::combine_codes(&codes).to_string(),
+            crate::commands::fanout::combine_codes(&codes).to_string(),
         ),
         ("FERRY_HOSTS".into(), uniq(&|r| Some(r.host.clone()))),
         ("FERRY_RELEASE".into(), uniq(&|r| r.release.clone())),

@@ -5,15 +5,15 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::commands::fanout;
+use crate::commands::targets::{self, Target};
 use crate::config::{Config, Host};
 use crate::error::{Error, exit};
-use crate::fanout;
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
-use crate::ssh;
 use crate::systemd::{self, UnitState};
-use crate::targets::{self, Target};
+use crate::transport::ssh;
 
 /// What to show on one host: each service with its unit names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ impl HostPlan {
                 .map(|s| {
                     (
                         s.name.clone(),
-                        crate::template::status_units(s, &target.host.name),
+                        crate::prepare::template::status_units(s, &target.host.name),
                     )
                 })
                 .collect(),

@@ -6,26 +6,29 @@
 //! Until [`ServiceSession::activate`] nothing the running service uses is touched, so an
 //! interrupted deploy leaves the previous release serving.
 
+pub mod health;
+pub mod lock;
+pub mod unit_check;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Health, Host, Service};
 use crate::error::{Error, Result, exit};
-use crate::health;
-use crate::local::{Deferred, Local};
-use crate::lock::{self, RemoteLock};
+use crate::plan::revert;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
+use crate::prepare::local::{Deferred, Local};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
 use crate::report::Reporter;
 use crate::report::deploy::{
     HostResult, JournalEvent, PhaseEvent, RemoteOps, StepEvent, UnitEvent, human_bytes,
 };
-use crate::revert;
-use crate::sftp::Sftp;
+use crate::session::lock::RemoteLock;
 use crate::shell::quote;
-use crate::ssh::{self, Connection};
 use crate::systemd::{self, Verdict};
+use crate::transport::sftp::Sftp;
+use crate::transport::ssh::{self, Connection};
 
 /// Below this many free bytes after a failed write, the disk is full (a failed write leaves
 /// at most a few KiB free).
@@ -119,14 +122,14 @@ pub struct ServiceSession<'a> {
     /// The service's env, when it has one: its secret values are masked in the journal lines
     /// this session shows (a service that prints its database URL when it fails must not put
     /// it in a CI log).
-    env: Option<crate::env::EnvFile>,
+    env: Option<crate::release::env::EnvFile>,
     /// The connection's counters when this session began (see [`ServiceSession::result`]).
     counted_from: (u64, u64, u64),
 }
 
 impl ServiceSession<'_> {
     /// Mask the secret values of `env` in the journal lines this session shows.
-    pub fn masking(mut self, env: Option<&crate::env::EnvFile>) -> Self {
+    pub fn masking(mut self, env: Option<&crate::release::env::EnvFile>) -> Self {
         self.env = env.cloned();
         self
     }
@@ -555,7 +558,7 @@ impl ServiceSession<'_> {
                             // The release's manifest (and the stat record the next deploy
                             // trusts) says the planned hash: it must be what was sent.
                             None if sent.sha256 != f.sha256 => {
-                                Err(crate::local::changed(&f.source))
+                                Err(crate::prepare::local::changed(&f.source))
                             }
                             None => Ok(None),
                         }
@@ -594,8 +597,8 @@ impl ServiceSession<'_> {
     /// Seal the release: write its meta files unless the upload did (`meta_written`), then
     /// set the files' modes, fsync them, write the stat record and rename the staging directory
     /// into `releases/ID`, in one command: from here on the release is complete on the host.
-    /// The same command then checks the unit files `check` (see [`crate::unit_check`]): its
-    /// output is returned for [`crate::unit_check::evaluate`].
+    /// The same command then checks the unit files `check` (see [`crate::session::unit_check`]): its
+    /// output is returned for [`crate::session::unit_check::evaluate`].
     pub async fn seal(
         &self,
         plan: &Plan,
@@ -604,7 +607,7 @@ impl ServiceSession<'_> {
         meta_written: bool,
         check: &[String],
         arm: Option<&str>,
-    ) -> Result<crate::ssh::Output> {
+    ) -> Result<crate::transport::ssh::Output> {
         let sealed = async {
             if !meta_written {
                 self.write_meta(plan, local, sftp).await?;
@@ -670,7 +673,7 @@ impl ServiceSession<'_> {
         local: &LocalRelease,
         check: &[String],
         arm: Option<&str>,
-    ) -> Result<crate::ssh::Output> {
+    ) -> Result<crate::transport::ssh::Output> {
         let files: Vec<(String, u32)> = plan
             .files
             .iter()
@@ -695,7 +698,7 @@ impl ServiceSession<'_> {
             );
             // Whatever the check finds, the release stays sealed.
             cmd.push_str("set +e\n");
-            cmd.push_str(&crate::unit_check::script(
+            cmd.push_str(&crate::session::unit_check::script(
                 &self.service.name,
                 &self.paths.release(&plan.release),
                 check,
@@ -761,7 +764,7 @@ impl ServiceSession<'_> {
     }
 
     /// The error of an arming command that did not say [`revert::ARMED`].
-    fn arming_failed(&self, out: &crate::ssh::Output) -> Error {
+    fn arming_failed(&self, out: &crate::transport::ssh::Output) -> Error {
         Error::Command {
             host: self.host.name.clone(),
             command: "systemd-run (arming the self-revert timer)".into(),
@@ -1148,12 +1151,12 @@ impl ServiceSession<'_> {
     /// Show the units' journal lines written since `since` (the failure's own lines).
     pub async fn show_journal(&self, since: Option<&str>, units: &[String]) {
         let pids: Vec<u32> = self.pids.lock().unwrap().clone();
-        let cmd = crate::journal::failure_query_command(units, &pids, since, 200);
+        let cmd = crate::systemd::journal::failure_query_command(units, &pids, since, 200);
         let mut entries = Vec::new();
         for attempt in 0..8 {
             match self.conn.exec(&cmd).await {
                 Ok(out) => {
-                    entries = crate::journal::parse_failure_output(&out.stdout);
+                    entries = crate::systemd::journal::parse_failure_output(&out.stdout);
                     if entries.iter().any(|e| !e.from_manager) {
                         break;
                     }
@@ -1300,7 +1303,7 @@ impl ServiceSession<'_> {
                 host: ss.host.name.clone(),
                 service: ss.service.name.clone(),
                 unit: u.name.clone(),
-                diff: crate::template::diff(&old, &String::from_utf8_lossy(&u.content)),
+                diff: crate::prepare::template::diff(&old, &String::from_utf8_lossy(&u.content)),
             });
         }
         Ok(())

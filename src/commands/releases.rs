@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
+use crate::commands::fanout;
+use crate::commands::targets::{self, Target};
 use crate::config::Config;
 use crate::error::{Error, Result, exit};
-use crate::fanout;
 use crate::plan::RemoteState;
 use crate::release::Manifests;
 use crate::report::releases::{HistoryEvent, ReleaseEvent, ReleasesTable};
 use crate::report::{Format, Reporter};
 use crate::session::Session;
-use crate::targets::{self, Target};
 
 /// The releases and history of a service on one host, as events.
 pub fn release_events(

@@ -1,5 +1,7 @@
 //! Command-line arguments (clap derive types only; nothing below this module knows clap).
 
+pub mod completions;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -218,9 +220,9 @@ pub struct LogsArgs {
     pub since_deploy: bool,
 }
 
-impl From<LogsArgs> for crate::logs::Options {
+impl From<LogsArgs> for crate::commands::logs::Options {
     fn from(a: LogsArgs) -> Self {
-        crate::logs::Options {
+        crate::commands::logs::Options {
             service: a.service,
             hosts: a.filter.hosts,
             follow: a.follow,

@@ -9,6 +9,8 @@
 //! A handshake the server cuts short (sshd's MaxStartups) is tried again; a connection that
 //! dies under an operation is [`Error::ConnectionLost`], saying what was under way.
 
+pub mod known_hosts;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +22,7 @@ use russh::{ChannelMsg, Disconnect};
 
 use crate::config::{Host, HostKeyPolicy};
 use crate::error::{Error, Result};
-use crate::known_hosts::{self, Verdict};
+use crate::transport::ssh::known_hosts::Verdict;
 
 /// Environment variable with the passphrase of an encrypted private key.
 pub const PASSPHRASE_ENV: &str = "FERRY_KEY_PASSPHRASE";

@@ -5,6 +5,8 @@
 //! restarted and started. The remote-state probe and the activation script are generated here
 //! too, as text, so they can be read and tested without a host.
 
+pub mod revert;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +29,7 @@ pub struct LocalFile {
     pub size: u64,
     pub sha256: String,
     /// A `template = true` file, held in memory: its source text, rendered for each host by
-    /// `crate::template::for_host` (size and sha256 are then the rendered content's).
+    /// `crate::prepare::template::for_host` (size and sha256 are then the rendered content's).
     pub content: Option<Vec<u8>>,
 }
 
@@ -54,7 +56,7 @@ pub struct LocalRelease {
     pub files: Vec<LocalFile>,
     pub units: Vec<LocalUnit>,
     /// The service's env file (`.ferry/env`), when it has `[env]`.
-    pub env: Option<crate::env::EnvFile>,
+    pub env: Option<crate::release::env::EnvFile>,
     /// Instances of template units (`app@1.service`, ...) run on this host (`[instances]`).
     pub instances: Vec<String>,
 }
@@ -800,7 +802,7 @@ pub fn make(
                 sha256: f.sha256.clone(),
             })
             .chain(local.env.iter().map(|e| ManifestFile {
-                dest: crate::env::file_in_release(),
+                dest: crate::release::env::file_in_release(),
                 mode: 0o600,
                 size: e.size(),
                 sha256: e.sha256(),

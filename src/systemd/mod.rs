@@ -1,6 +1,10 @@
 //! systemd knowledge, pure: unit name rules, `systemctl --user` / `journalctl --user` command
 //! lines, and parsing of `systemctl show` output. Nothing here runs anything.
 
+pub mod journal;
+pub mod lint;
+pub mod units;
+
 use std::collections::BTreeMap;
 
 use crate::shell;

@@ -35,7 +35,7 @@ pub struct Sent {
 /// (a failed write leaves at most the few KiB of one SFTP write free).
 const FULL_BELOW: u64 = 1024 * 1024;
 
-/// Is the SSH connection closed? (From [`crate::ssh::Connection::liveness`].)
+/// Is the SSH connection closed? (From [`crate::transport::ssh::Connection::liveness`].)
 pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// An SFTP session bound to a host name for error messages.
@@ -44,7 +44,7 @@ pub struct Sftp {
     session: SftpSession,
     closed: Option<Liveness>,
     /// The connection's counters of remote operations.
-    counters: Option<std::sync::Arc<crate::ssh::Counters>>,
+    counters: Option<std::sync::Arc<crate::transport::ssh::Counters>>,
 }
 
 /// Where an upload failed.
@@ -67,7 +67,7 @@ impl Sftp {
 
     /// An SFTP session on a new channel of `conn`, which can tell a lost connection
     /// ([`Error::ConnectionLost`]) from a failed request.
-    pub async fn open(conn: &crate::ssh::Connection) -> Result<Sftp> {
+    pub async fn open(conn: &crate::transport::ssh::Connection) -> Result<Sftp> {
         let session = conn.sftp().await?;
         Ok(Sftp {
             counters: Some(conn.counters.clone()),
@@ -83,7 +83,7 @@ impl Sftp {
         }
     }
 
-    /// Count `n` SFTP requests a transfer waits for (see [`crate::ssh::Counters`]).
+    /// Count `n` SFTP requests a transfer waits for (see [`crate::transport::ssh::Counters`]).
     fn count(&self, n: u64) {
         if let Some(c) = &self.counters {
             c.sftp_requests

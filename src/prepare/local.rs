@@ -208,7 +208,7 @@ pub struct Local {
     /// The hash of each file as first learned (background hash, upload, or a fresh hash), which
     /// every host must agree with: a file that changes during a deploy stops it.
     agreed: Vec<std::sync::OnceLock<(u64, String)>>,
-    cache: std::sync::Mutex<crate::hash_cache::HashCache>,
+    cache: std::sync::Mutex<crate::prepare::hash_cache::HashCache>,
     full: tokio::sync::OnceCell<Arc<LocalRelease>>,
 }
 
@@ -302,9 +302,9 @@ impl Local {
                 // Continued by the upload if the file cannot have changed unseen since it was
                 // hashed; a finished hash is simply used.
                 let taken = match p.state.take() {
-                    Progress::Running { ctx, offset } => {
-                        Some(crate::hash_cache::settled(&p.before).then_some((ctx, offset)))
-                    }
+                    Progress::Running { ctx, offset } => Some(
+                        crate::prepare::hash_cache::settled(&p.before).then_some((ctx, offset)),
+                    ),
                     Progress::Taken => Some(None),
                     Progress::Done => None,
                 };
@@ -341,7 +341,7 @@ impl Local {
         after: Option<&std::fs::Metadata>,
     ) -> Result<(u64, String)> {
         let p = self.pending(index);
-        if resumed && !after.is_some_and(|a| crate::hash_cache::unchanged(&p.before, a)) {
+        if resumed && !after.is_some_and(|a| crate::prepare::hash_cache::unchanged(&p.before, a)) {
             return Err(changed(&p.path));
         }
         self.agree(p, size, sha256)
@@ -349,10 +349,10 @@ impl Local {
 }
 
 /// Read the local side of a release and start hashing its files; resolve its env (see
-/// [`crate::env`]).
+/// [`crate::release::env`]).
 pub async fn prepare(service: &Service) -> Result<Local> {
-    let env = crate::env::resolve(service).await?;
-    let cache = crate::hash_cache::HashCache::load();
+    let env = crate::release::env::resolve(service).await?;
+    let cache = crate::prepare::hash_cache::HashCache::load();
     let mut files = Vec::new();
     // The files the cache does not know: (index, path, metadata before hashing).
     let mut to_hash = Vec::new();
@@ -435,9 +435,9 @@ pub async fn prepare(service: &Service) -> Result<Local> {
                 u.source.display()
             )));
         }
-        // Services read the release's env file (see crate::env).
+        // Services read the release's env file (see crate::release::env).
         if env.is_some() && u.name.ends_with(".service") {
-            content = crate::env::unit_with_env_file(&content, &service.name);
+            content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
         let sha256 = plan::hex(&Sha256::digest(&content));
         units.push(LocalUnit {
@@ -450,7 +450,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
     for g in service
         .run
         .iter()
-        .flat_map(|r| crate::units::generate(&service.name, r))
+        .flat_map(|r| crate::systemd::units::generate(&service.name, r))
     {
         let mut content = g.content.into_bytes();
         // Services read the release's env file, unless the run table asks for it already.
@@ -458,7 +458,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             && g.name.ends_with(".service")
             && !String::from_utf8_lossy(&content).contains(".ferry/env")
         {
-            content = crate::env::unit_with_env_file(&content, &service.name);
+            content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
         let sha256 = plan::hex(&Sha256::digest(&content));
         units.push(LocalUnit {
@@ -475,7 +475,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
     };
     // Templates are rendered for every host now, so an undefined name stops before any
     // connection.
-    crate::template::check(service, &local)?;
+    crate::prepare::template::check(service, &local)?;
     let agreed = (0..local.files.len())
         .map(|_| std::sync::OnceLock::new())
         .collect();

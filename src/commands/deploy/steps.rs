@@ -6,14 +6,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::commands::deploy::hooks::{self, Hook};
 use crate::error::{Error, Result, exit};
-use crate::hooks::{self, Hook};
-use crate::local::Local;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
+use crate::prepare::local::Local;
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
 use crate::session::{Before, LiveFailure, ServiceSession};
-use crate::sftp::Sftp;
+use crate::transport::sftp::Sftp;
 
 /// Options of `ferry deploy`.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ fn make_plan(
         }
     };
     // The release as it is for this host (unit templates rendered).
-    let local = crate::template::for_host(ss.service, local, &ss.host.name, &id)?;
+    let local = crate::prepare::template::for_host(ss.service, local, &ss.host.name, &id)?;
     let mut plan = plan::make(ss.service, &local, remote, &id, origin, opts);
     if let Name::StagedAs(staging) = name {
         plan.staging = staging.to_string();
@@ -123,7 +123,7 @@ pub struct Provisional<'a> {
     prepared: &'a Local,
     /// The release for this host before templates are rendered, those hashes empty.
     view: LocalRelease,
-    deferred: Vec<crate::local::Deferred>,
+    deferred: Vec<crate::prepare::local::Deferred>,
     opts: plan::Options,
 }
 
@@ -209,7 +209,8 @@ async fn deploy_locked(
     let result = async {
         // Files this host gets uploaded whatever their content are not waited for: their
         // upload hashes them (unless a template renders the release id, which needs them).
-        let may_defer = !crate::template::uses_release_id(ss.service, local, &ss.host.name)?;
+        let may_defer =
+            !crate::prepare::template::uses_release_id(ss.service, local, &ss.host.name)?;
         let (view, deferred) = prepared.for_host(&remote, may_defer).await?;
         let name = if deferred.is_empty() {
             Name::Fresh
@@ -421,7 +422,8 @@ async fn execute_steps(
                 s.close().await;
                 armed |= arming.is_some();
                 if !units.is_empty()
-                    && let Err(e) = crate::unit_check::evaluate(ss, id, units, &local, &out)
+                    && let Err(e) =
+                        crate::session::unit_check::evaluate(ss, id, units, &local, &out)
                 {
                     if armed {
                         // The timer would guard a release that never goes live.

@@ -6,25 +6,28 @@
 //! stops does not stop the next service's. Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
+pub mod hooks;
+pub mod rollout;
+pub mod state;
+pub mod steps;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::commands::deploy::rollout::Budget;
+use crate::commands::fanout;
+use crate::commands::targets;
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
-use crate::fanout;
-use crate::hooks;
-use crate::local;
 use crate::plan::Origin;
+use crate::prepare::local;
 use crate::release::{self, HistoryRecord};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
 use crate::report::fleet::{self, BatchEvent, RolloutEvent};
-use crate::rollout::{self, Budget};
 use crate::session::{ServiceSession, Session};
-use crate::state;
-use crate::targets;
 
-pub use crate::execute::Options;
+pub use crate::commands::deploy::steps::Options;
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
 pub async fn run(
@@ -439,7 +442,9 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     let ss = session
         .service(&ctx.service)
         .masking(ctx.local.skeleton.env.as_ref());
-    let result = crate::execute::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts).await;
+    let result =
+        crate::commands::deploy::steps::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts)
+            .await;
     session.close().await;
     result
 }

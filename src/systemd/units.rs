@@ -318,7 +318,7 @@ mod tests {
         for u in &g {
             assert!(crate::systemd::validate_unit_name(&u.name).is_ok());
             assert!(
-                crate::lint::lint_unit(&u.name, &u.content).is_empty(),
+                crate::systemd::lint::lint_unit(&u.name, &u.content).is_empty(),
                 "generated units pass ferry's own lints: {}",
                 u.name
             );
