@@ -1,0 +1,426 @@
+//! Validation of the raw config into the model: one `Validator` collects every problem with
+//! its file, line and key. The top level, defaults and hosts are here; services in `service`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::de::{DeTable, DeValue};
+
+use super::*;
+
+mod service;
+
+/// The longest duration ferry accepts. Anything longer is a slip (`"30h"` for `"30s"`), and the
+/// automatic-rollback timer (`systemd-run --on-active=confirm_timeout`) must fire the same day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) struct Validator<'a> {
+    pub(crate) doc: &'a Doc<'a>,
+    pub(crate) path: &'a Path,
+    pub(crate) errors: Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    pub(crate) fn new(doc: &'a Doc<'a>, path: &'a Path) -> Self {
+        Validator {
+            doc,
+            path,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The errors, in the order of the file (top to bottom), or Ok.
+    pub(crate) fn finish(mut self) -> Result<(), ConfigErrors> {
+        self.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    /// One error per key: the first problem found is the one reported.
+    pub(crate) fn error(&mut self, key: &[Seg], message: impl Into<String>) {
+        let key_text = key_string(key);
+        if self.errors.iter().any(|e| e.key == key_text) {
+            return;
+        }
+        self.errors.push(ConfigError {
+            file: self.path.to_path_buf(),
+            line: self.doc.locate(key),
+            key: key_text,
+            message: message.into(),
+        });
+    }
+
+    /// A duration; zero is refused unless `zero_ok`, and so is one above [`MAX_DURATION`].
+    pub(crate) fn duration_or_zero(
+        &mut self,
+        key: &[Seg],
+        value: Option<&str>,
+        default: Duration,
+        zero_ok: bool,
+    ) -> Duration {
+        let Some(s) = value else {
+            return default;
+        };
+        match humantime::parse_duration(s) {
+            Ok(d) if d.is_zero() && !zero_ok => {
+                self.error(key, "must be longer than zero");
+                default
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is longer than 24h, the longest ferry accepts",
+                        printable(s),
+                    ),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(
+                    key,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"30s\", \"2m\", \"1m 30s\"",
+                        printable(s)
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    pub(crate) fn duration(
+        &mut self,
+        key: &[Seg],
+        value: Option<&str>,
+        default: Duration,
+    ) -> Duration {
+        self.duration_or_zero(key, value, default, false)
+    }
+
+    /// Control characters in any key or string value are refused: names and paths are printed
+    /// (`--dry-run`, errors, events), and an escape sequence in them would drive the terminal.
+    /// A health `command`, hooks and env values (never printed) may span lines (newlines and
+    /// tabs).
+    pub(crate) fn control_characters(&mut self) {
+        fn walk<'d>(v: &mut Validator, value: &'d DeValue<'d>, path: &mut Vec<Seg<'d>>) {
+            match value {
+                DeValue::String(s) => {
+                    let multiline_ok = matches!(
+                        path.as_slice(),
+                        [
+                            Seg::Key("services"),
+                            _,
+                            Seg::Key("health"),
+                            Seg::Key("command")
+                        ] | [Seg::Key("services"), _, Seg::Key("hooks" | "env"), ..]
+                    );
+                    if let Some(c) = s
+                        .chars()
+                        .find(|c| c.is_control() && !(multiline_ok && matches!(c, '\n' | '\t')))
+                    {
+                        v.error(
+                            path,
+                            format!(
+                                "contains the control character {}; remove it",
+                                c.escape_unicode()
+                            ),
+                        );
+                    }
+                }
+                DeValue::Table(t) => table(v, t, path),
+                DeValue::Array(a) => {
+                    for (i, item) in a.iter().enumerate() {
+                        path.push(Seg::Index(i));
+                        walk(v, item.get_ref(), path);
+                        path.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn table<'d>(v: &mut Validator, t: &'d DeTable<'d>, path: &mut Vec<Seg<'d>>) {
+            for (k, item) in t.iter() {
+                path.push(Seg::Key(k.get_ref()));
+                if let Some(c) = k.get_ref().chars().find(|c| c.is_control()) {
+                    v.error(
+                        path,
+                        format!(
+                            "the name contains the control character {}; remove it",
+                            c.escape_unicode()
+                        ),
+                    );
+                } else {
+                    walk(v, item.get_ref(), path);
+                }
+                path.pop();
+            }
+        }
+        let doc = self.doc;
+        table(self, doc.root.get_ref(), &mut Vec::new());
+    }
+
+    pub(crate) fn config(&mut self, raw: RawConfig, env: &Env, base: &Path) -> Config {
+        let mut hosts = BTreeMap::new();
+        let mut jumps = Vec::new();
+        let mut vars: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+            BTreeMap::new();
+        for (name, mut h) in raw.hosts {
+            if let Some(v) = h.vars.take() {
+                let json = v
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                vars.insert(name.clone(), json);
+            }
+            if let Some(j) = &h.proxy_jump {
+                jumps.push((name.clone(), j.clone()));
+            }
+            let host = self.host(&name, h, &raw.defaults, env, base);
+            hosts.insert(name, host);
+        }
+        // ProxyJump: one level, through another host of this file.
+        let jumping: BTreeSet<String> = jumps.iter().map(|(n, _)| n.clone()).collect();
+        for (name, jump) in jumps {
+            let key = [Seg::Key("hosts"), Seg::Key(&name), Seg::Key("proxy_jump")];
+            match hosts.get(&jump) {
+                None => self.error(
+                    &key,
+                    format!("host `{jump}` is not defined; proxy_jump names another [hosts.NAME]"),
+                ),
+                Some(_) if jump == name => self.error(&key, "a host cannot jump through itself"),
+                Some(_) if jumping.contains(&jump) => self.error(
+                    &key,
+                    format!("`{jump}` itself uses proxy_jump; only one jump is supported"),
+                ),
+                Some(j) => {
+                    let j = Box::new(j.clone());
+                    if let Some(h) = hosts.get_mut(&name) {
+                        h.proxy_jump = Some(j);
+                    }
+                }
+            }
+        }
+        let groups = raw.groups;
+        self.groups(&groups, &hosts);
+        let mut services = BTreeMap::new();
+        for (name, s) in raw.services {
+            let mut svc = self.service(&name, s, &hosts, &groups, base);
+            svc.host_context = svc
+                .hosts
+                .iter()
+                .filter_map(|h| hosts.get(h))
+                .map(|h| {
+                    let context = serde_json::json!({
+                        "name": h.name,
+                        "address": h.address,
+                        "user": h.user,
+                        "vars": vars.get(&h.name).cloned().unwrap_or_default(),
+                    });
+                    (h.name.clone(), context)
+                })
+                .collect();
+            services.insert(name, svc);
+        }
+        Config {
+            path: self.path.to_path_buf(),
+            hosts,
+            groups,
+            services,
+        }
+    }
+
+    /// `[groups]`: names that are not hosts, members that exist, no cycles.
+    pub(crate) fn groups(
+        &mut self,
+        groups: &BTreeMap<String, Vec<String>>,
+        hosts: &BTreeMap<String, Host>,
+    ) {
+        for (name, members) in groups {
+            let key = [Seg::Key("groups"), Seg::Key(name)];
+            if !valid_name(name) {
+                self.error(
+                    &key,
+                    "group names may use letters, digits, `-`, `_` and `.` only",
+                );
+            } else if hosts.contains_key(name) {
+                self.error(
+                    &key,
+                    format!(
+                        "`{name}` is both a host and a group; rename one (--host and `hosts` must know which is meant)"
+                    ),
+                );
+            }
+            for (i, m) in members.iter().enumerate() {
+                if !hosts.contains_key(m) && !groups.contains_key(m) {
+                    self.error(
+                        &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                        unknown_host_or_group(m, hosts, groups),
+                    );
+                }
+            }
+        }
+        // Cycles: a depth-first walk; an edge back to a group on the current path closes one,
+        // reported once, at the member that closes it.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            Visiting,
+            Done,
+        }
+        fn visit<'g>(
+            v: &mut Validator,
+            name: &'g str,
+            groups: &'g BTreeMap<String, Vec<String>>,
+            marks: &mut BTreeMap<&'g str, Mark>,
+            stack: &mut Vec<&'g str>,
+        ) {
+            marks.insert(name, Mark::Visiting);
+            stack.push(name);
+            for (i, m) in groups[name].iter().enumerate() {
+                if !groups.contains_key(m) {
+                    continue;
+                }
+                match marks.get(m.as_str()) {
+                    Some(Mark::Visiting) => {
+                        let from = stack.iter().position(|s| s == m).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].to_vec();
+                        cycle.push(m);
+                        v.error(
+                            &[Seg::Key("groups"), Seg::Key(name), Seg::Index(i)],
+                            format!(
+                                "groups form a cycle: {}; a group cannot contain itself",
+                                cycle.join(" -> ")
+                            ),
+                        );
+                    }
+                    Some(Mark::Done) => {}
+                    None => visit(v, m, groups, marks, stack),
+                }
+            }
+            stack.pop();
+            marks.insert(name, Mark::Done);
+        }
+        let mut marks = BTreeMap::new();
+        for name in groups.keys() {
+            if !marks.contains_key(name.as_str()) {
+                visit(self, name, groups, &mut marks, &mut Vec::new());
+            }
+        }
+    }
+
+    pub(crate) fn host(
+        &mut self,
+        name: &str,
+        h: RawHost,
+        d: &RawSettings,
+        env: &Env,
+        base: &Path,
+    ) -> Host {
+        let k = |key: &'static str| [Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)];
+        if !valid_name(name) {
+            self.error(
+                &[Seg::Key("hosts"), Seg::Key(name)],
+                "host names may use letters, digits, `-`, `_` and `.` only",
+            );
+        }
+        let written = h.address.trim().to_string();
+        // ~/.ssh/config applies under what deploy.toml says (as with `ssh ADDRESS`).
+        let ssh = env.ssh_config.as_ref().map(|c| c.query(&written));
+        let address = ssh
+            .as_ref()
+            .and_then(|p| p.host_name.clone())
+            .unwrap_or_else(|| written.clone());
+        if address.is_empty() || address.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            self.error(&k("address"), "must be a host name or IP address");
+        }
+        // Which table a setting came from, for error locations.
+        let pick = |own: &Option<String>, def: &Option<String>, key: &'static str| match own {
+            Some(v) => Some((
+                v.clone(),
+                vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)],
+            )),
+            None => def
+                .clone()
+                .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
+        };
+        let user = match h
+            .user
+            .clone()
+            .or(d.user.clone())
+            .or(ssh.as_ref().and_then(|p| p.user.clone()))
+            .or(env.local_user.clone())
+        {
+            Some(u) if valid_user(&u) => u,
+            Some(u) => {
+                self.error(&k("user"), format!("`{u}` is not a valid user name"));
+                u
+            }
+            None => {
+                self.error(
+                    &k("user"),
+                    "no user set and the local user name is unknown: set `user`",
+                );
+                String::new()
+            }
+        };
+        let port = h
+            .port
+            .or(d.port)
+            .or(ssh.as_ref().and_then(|p| p.port))
+            .unwrap_or(22);
+        if port == 0 {
+            self.error(&k("port"), "port 0 is not valid");
+        }
+        let identity = match pick(&h.identity, &d.identity, "identity") {
+            None => ssh
+                .as_ref()
+                .and_then(|p| p.identity_file.as_ref())
+                .and_then(|f| f.first().cloned()),
+            Some((p, key)) => match env.expand(&p, base) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.error(&key, e);
+                    None
+                }
+            },
+        };
+        let known_hosts = match pick(&h.known_hosts, &d.known_hosts, "known_hosts") {
+            Some((p, key)) => env.expand(&p, base).unwrap_or_else(|e| {
+                self.error(&key, e);
+                PathBuf::new()
+            }),
+            None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
+                self.error(&k("known_hosts"), e);
+                PathBuf::new()
+            }),
+        };
+        let host_key_policy = h
+            .host_key_policy
+            .or(d.host_key_policy)
+            .unwrap_or(HostKeyPolicy::Strict);
+        let connect_timeout = match pick(&h.connect_timeout, &d.connect_timeout, "connect_timeout")
+        {
+            None => ssh
+                .as_ref()
+                .and_then(|p| p.connect_timeout)
+                .filter(|t| !t.is_zero())
+                .unwrap_or(Duration::from_secs(10)),
+            Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
+        };
+        Host {
+            name: name.to_string(),
+            address,
+            user,
+            port,
+            identity,
+            known_hosts,
+            host_key_policy,
+            connect_timeout,
+            proxy_jump: None,
+        }
+    }
+}
