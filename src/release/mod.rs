@@ -58,7 +58,7 @@ pub fn pending_id(now: SystemTime) -> String {
     let mut nonce = [0u8; 4];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
         .expect("the system's random source");
-    format!("{}-pending-{}", id_stamp(now), crate::plan::hex(&nonce))
+    format!("{}-pending-{}", id_stamp(now), crate::digest::hex(&nonce))
 }
 
 /// Is this id a [`pending_id`]?

@@ -1,0 +1,237 @@
+//! The remote state: the probe script that reads a host in one command, and its parsing.
+
+use crate::release::{self, Manifest, Paths};
+use crate::shell::quote;
+use std::collections::BTreeMap;
+
+/// What is on the host now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteState {
+    /// Release id `current` points to.
+    pub current: Option<String>,
+    /// Release directories present.
+    pub releases: Vec<String>,
+    pub manifest: Option<Manifest>,
+    /// sha256 of the files of the current release, by dest (what is really on disk).
+    pub current_files: BTreeMap<String, String>,
+    /// sha256 of the installed unit files, by name.
+    pub installed_units: BTreeMap<String, String>,
+    /// Raw history.jsonl.
+    pub history: Vec<release::HistoryRecord>,
+    /// The self-revert timer of an earlier, unconfirmed deploy is still armed.
+    pub revert_pending: bool,
+    /// The release that timer was armed for (it reverts only while `current` is that one).
+    pub revert_for: Option<String>,
+    /// Staging directories left by interrupted deploys (`.ID.partial`).
+    pub partial: Vec<String>,
+    /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
+    pub lock_holder: Option<String>,
+    /// ActiveState of the release's units, by name (those the probe was asked about).
+    pub unit_active: BTreeMap<String, String>,
+    /// One of those units' files changed on disk since the user manager loaded it
+    /// (`NeedDaemonReload=yes`).
+    pub need_reload: bool,
+    /// Free space for the user on the filesystem that holds the service's directory (or its
+    /// nearest existing ancestor), when `df` could tell.
+    pub free: Option<FreeSpace>,
+}
+
+/// Free bytes on a filesystem of the host, and the path (relative to the home directory,
+/// `.` for the home directory itself) they were measured at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSpace {
+    pub bytes: u64,
+    pub path: String,
+}
+
+impl FreeSpace {
+    /// The path as a user would type it on the host (`~/...`).
+    pub fn display_path(&self) -> String {
+        match self.path.trim_start_matches("./") {
+            "." | "" => "~".to_string(),
+            p => format!("~/{p}"),
+        }
+    }
+}
+
+impl RemoteState {
+    /// Is `current` a release whose deploy was never confirmed (its self-revert still armed)?
+    pub fn current_unconfirmed(&self) -> bool {
+        self.revert_pending && self.revert_for.is_some() && self.revert_for == self.current
+    }
+
+    /// Was the current release verified when it went live? Its last history record says so;
+    /// a release with no record at all (history lost) is taken as verified.
+    pub fn current_verified(&self) -> bool {
+        let Some(current) = &self.current else {
+            return false;
+        };
+        // A self-revert away from it means its deploy was never confirmed.
+        match self.history.iter().rev().find(|r| {
+            &r.release == current || (r.action == "revert" && r.previous.as_ref() == Some(current))
+        }) {
+            Some(r) if &r.release == current => r.outcome == "ok",
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// The manifest of `current`, when it is readable.
+    pub fn current_manifest(&self) -> Option<&Manifest> {
+        self.manifest
+            .as_ref()
+            .filter(|m| Some(&m.id) == self.current.as_ref())
+    }
+
+    /// Where a failed deploy goes back to: `current` when it was verified, else the last
+    /// verified release still on the host.
+    pub fn fallback(&self) -> Option<String> {
+        let current = self.current.as_ref()?;
+        if self.current_verified() {
+            return Some(current.clone());
+        }
+        self.history
+            .iter()
+            .rev()
+            .filter(|r| r.outcome == "ok" && &r.release != current)
+            .map(|r| &r.release)
+            .find(|r| self.releases.contains(r))
+            .cloned()
+    }
+}
+
+/// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
+/// which does not take the lock) it also says who holds the lock.
+pub fn remote_state_script(
+    paths: &Paths,
+    dests: &[String],
+    units: &[String],
+    check_lock: bool,
+) -> String {
+    let s = quote(&paths.dir());
+    let mut script = format!(
+        "cd \"$HOME\" || exit 1\n\
+         S={s}\n\
+         echo \"current=$(readlink \"$S/current\" 2>/dev/null)\"\n\
+         if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
+         if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
+         if [ -f \"$S/history.jsonl\" ]; then sed 's/^/history=/' \"$S/history.jsonl\"; echo; fi\n\
+         set -- {ud}/*; [ -e \"$1\" ] && sha256sum -- \"$@\" 2>/dev/null | sed -n 's|^\\([0-9a-f]\\{{64\\}}\\)  .*/|unit=\\1 |p'\n\
+         echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
+         for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
+         d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
+         echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n",
+        meta = release::META_DIR,
+        ud = release::UNIT_DIR,
+    );
+    if check_lock {
+        script.push_str(
+            "if [ -e \"$S/lock\" ]; then flock -n -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
+        );
+    }
+    // The self-revert timer's state and the units', in one systemctl call.
+    let mut list: Vec<String> = vec![quote(&format!("{}.timer", paths.revert_unit()))];
+    list.extend(units.iter().map(|u| quote(u)));
+    script.push_str(&format!(
+        "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- {} 2>/dev/null | sed -n 's/^\\(Id\\|ActiveState\\|NeedDaemonReload\\)=/unitstate.\\1=/p'\n",
+        list.join(" ")
+    ));
+    if !dests.is_empty() {
+        // The current release's files: the hash from its stat record when `stat` still says
+        // the same of the file, else (no record, or the file was touched) sha256sum on the host.
+        let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
+        script.push_str(&format!(
+            "if cd \"$S/current\" 2>/dev/null; then\n\
+             set --; for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && set -- \"$@\" \"$f\"; done\n\
+             if [ $# -gt 0 ]; then stat -c {fmt} -- \"$@\" 2>/dev/null | \
+             awk -v rec={meta}/{rec} 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
+             {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print \"rehash \" $0 }}' | \
+             while IFS= read -r l; do case \"$l\" in \"rehash \"*) f=${{l#rehash }}; echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\" ;; *) printf '%s\\n' \"$l\" ;; esac; done; fi\n\
+             fi\n",
+            list = list.join(" "),
+            fmt = quote(release::STAT_FORMAT),
+            meta = release::META_DIR,
+            rec = release::STAT_RECORD,
+        ));
+    }
+    script.push_str("exit 0\n");
+    script
+}
+
+/// Is this unit a service's self-revert timer (see [`release::Paths::revert_unit`])?
+pub(crate) fn is_revert_timer(unit: &str) -> bool {
+    unit.starts_with("ferry-revert-") && unit.ends_with(".timer")
+}
+
+/// Parse the output of [`remote_state_script`].
+pub fn parse_remote_state(text: &str) -> RemoteState {
+    let mut st = RemoteState::default();
+    let mut last_unit: Option<String> = None;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "current" => st.current = release::parse_current(v),
+            "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
+            "revert_for" if release::is_release_id(v.trim()) => {
+                st.revert_for = Some(v.trim().to_string())
+            }
+            "manifest" => st.manifest = serde_json::from_str(v).ok(),
+            "unitstate.Id" => last_unit = Some(v.trim().to_string()),
+            "unitstate.ActiveState" => match last_unit.clone() {
+                Some(u) if is_revert_timer(&u) => st.revert_pending = v.trim() == "active",
+                Some(u) => {
+                    st.unit_active.insert(u, v.trim().to_string());
+                }
+                None => {}
+            },
+            "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
+            "partial" => {
+                let id = v
+                    .trim()
+                    .trim_start_matches('.')
+                    .trim_end_matches(".partial");
+                if release::is_release_id(id) {
+                    st.partial.push(v.trim().to_string());
+                }
+            }
+            "free" => {
+                if let Some((kib, path)) = v.split_once(' ')
+                    && let Ok(kib) = kib.trim().parse::<u64>()
+                {
+                    st.free = Some(FreeSpace {
+                        bytes: kib.saturating_mul(1024),
+                        path: path.trim().to_string(),
+                    });
+                }
+            }
+            "lock" => {
+                let holder = v.trim();
+                st.lock_holder = Some(if holder.is_empty() {
+                    "another deploy".to_string()
+                } else {
+                    holder.to_string()
+                });
+            }
+            "history" => {
+                if let Ok(r) = serde_json::from_str(v) {
+                    st.history.push(r)
+                }
+            }
+            "unit" | "file" => {
+                if let Some((hash, name)) = v.split_once(' ') {
+                    let map = if k == "unit" {
+                        &mut st.installed_units
+                    } else {
+                        &mut st.current_files
+                    };
+                    map.insert(name.to_string(), hash.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    st.releases.sort();
+    st
+}
