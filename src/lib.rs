@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod fault;
 pub mod human;
 pub mod paths;
 pub mod plan;

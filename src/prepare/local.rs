@@ -169,7 +169,7 @@ fn hash_until_taken(
         *offset += n as u64;
         drop(p);
         if first {
-            crate::session::fault_pause_blocking("hash", &state.stop);
+            crate::fault::pause_blocking("hash", &state.stop);
         }
     }
 }

@@ -233,6 +233,12 @@ pub fn sanitize_bytes(b: &[u8]) -> String {
     out
 }
 
+/// A line for the test suite's fault injection (see `crate::fault`), on stderr whatever the
+/// output format: a test waits for it to act at a known point.
+pub fn fault_notice(line: &str) {
+    eprintln!("{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,3 +260,4 @@ mod tests {
         assert_eq!(s.red("x"), "\x1b[31mx\x1b[0m");
     }
 }
+

@@ -1215,50 +1215,6 @@ impl ServiceSession<'_> {
     }
 }
 
-/// Fault injection for the test suite: with `FERRY_FAULT_PAUSE=STEP:FILE` (several pairs
-/// separated by `,`), ferry says
-/// "FERRY_FAULT_PAUSE=STEP: waiting for FILE" on stderr just before that step, then waits
-/// until the local file FILE exists (so a test can change the host at a known point, e.g.
-/// fill its disk between the plan and the upload). Unset in normal use.
-pub async fn fault_pause(step: &str) {
-    let Some(file) = fault_gate(step) else {
-        return;
-    };
-    eprintln!("FERRY_FAULT_PAUSE={step}: waiting for {file}");
-    // Bounded: a test that forgets to release it fails instead of hanging.
-    for _ in 0..3000 {
-        if std::path::Path::new(&file).exists() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The gate file of `step` in `FERRY_FAULT_PAUSE` (`STEP:FILE`, several separated by `,`).
-fn fault_gate(step: &str) -> Option<String> {
-    let v = std::env::var_os("FERRY_FAULT_PAUSE")?;
-    v.to_string_lossy()
-        .split(',')
-        .filter_map(|g| g.split_once(':'))
-        .find(|(name, _)| *name == step)
-        .map(|(_, file)| file.to_string())
-}
-
-/// [`fault_pause`] on a blocking thread, also released when `stop` is set: the background
-/// hash pauses after its first chunk with `FERRY_FAULT_PAUSE=hash:FILE`, so that a test's
-/// upload takes it over in the middle of the file.
-pub fn fault_pause_blocking(step: &str, stop: &std::sync::atomic::AtomicBool) {
-    let Some(file) = fault_gate(step) else {
-        return;
-    };
-    eprintln!("FERRY_FAULT_PAUSE={step}: waiting for {file}");
-    for _ in 0..3000 {
-        if std::path::Path::new(&file).exists() || stop.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 impl ServiceSession<'_> {
     /// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one

@@ -182,7 +182,7 @@ impl Sftp {
         self.finish(dst, remote).await?;
         Ok(Sent {
             size,
-            sha256: crate::plan::hex(hash.finish().as_ref()),
+            sha256: crate::digest::hex(hash.finish().as_ref()),
             after,
         })
     }

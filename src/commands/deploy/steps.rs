@@ -330,8 +330,8 @@ async fn execute_steps(
         let activation = plan::Activation::for_plan(&plan);
         let record = |outcome: &str, reason: Option<String>| record(&plan, origin, outcome, reason);
         at.store(index, Ordering::Relaxed);
-        fault_point(step.name());
-        crate::session::fault_pause(step.name()).await;
+        crate::fault::point(step.name());
+        crate::fault::pause(step.name()).await;
         ss.step(index, step);
         match step {
             Step::Lock => {}
@@ -620,7 +620,7 @@ async fn fail(
         }
         OnFailure::RollBack { to } => to,
     };
-    fault_point("rollback");
+    crate::fault::point("rollback");
     ss.phase("rollback", format!("rolling back to {to}"));
     // Recorded before going back, so that a deploy killed during its rollback leaves a trace;
     // the final outcome replaces this record.
@@ -725,12 +725,3 @@ fn rollback_failed(
     )
 }
 
-/// Fault injection for the test suite: with `FERRY_FAULT_AT=NAME` in the environment, ferry
-/// dies at once (abort: no cleanup, like `kill -9`) just before the step (or `rollback`) of
-/// that name. Unset in normal use.
-fn fault_point(name: &str) {
-    if std::env::var_os("FERRY_FAULT_AT").is_some_and(|v| v == name) {
-        eprintln!("FERRY_FAULT_AT={name}: aborting");
-        std::process::abort();
-    }
-}
