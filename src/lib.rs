@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod fault;
 pub mod human;
+pub mod outcome;
 pub mod paths;
 pub mod plan;
 pub mod prepare;

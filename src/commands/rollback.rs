@@ -9,6 +9,7 @@ use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
+use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
 use crate::release::{self, HistoryRecord};
@@ -73,7 +74,7 @@ async fn rollback_host(
             return HostResult::new(
                 &host.name,
                 &service.name,
-                "unreachable",
+                HostOutcome::Unreachable,
                 None,
                 None,
                 Some(e.to_string()),
@@ -93,9 +94,9 @@ async fn rollback_host(
     let result = result.unwrap_or_else(|e| {
         let code = e.exit_code().max(1);
         let kind = if code == exit::LOCKED {
-            "locked"
+            HostOutcome::Locked
         } else {
-            "failed"
+            HostOutcome::Failed
         };
         let reason = match e {
             Error::Refused { message, .. } => message,
@@ -152,7 +153,13 @@ async fn rollback_locked(
         } else {
             "already current; nothing to do"
         };
-        return Ok(ss.result("ok", Some(&target), current, Some(reason.into()), exit::OK));
+        return Ok(ss.result(
+            HostOutcome::Ok,
+            Some(&target),
+            current,
+            Some(reason.into()),
+            exit::OK,
+        ));
     }
     let Some(manifest) = manifests
         .into_iter()
@@ -185,7 +192,7 @@ async fn rollback_locked(
             if remote.revert_pending {
                 ss.cancel_revert().await?;
             }
-            Ok(ss.result("ok", Some(&target), current, None, exit::OK))
+            Ok(ss.result(HostOutcome::Ok, Some(&target), current, None, exit::OK))
         }
         Err(f) => {
             let reason = f.reason;
@@ -194,7 +201,13 @@ async fn rollback_locked(
             // Go back to where the host was.
             let Some(back) = remote.current_manifest() else {
                 ss.record(&record("failed", Some(reason.clone()))).await;
-                return Ok(ss.result("failed", Some(&target), current, Some(reason), exit::FAILED));
+                return Ok(ss.result(
+                    HostOutcome::Failed,
+                    Some(&target),
+                    current,
+                    Some(reason),
+                    exit::FAILED,
+                ));
             };
             ss.phase("rollback", format!("going back to {}", back.id));
             match ss.restore(back, Some(&manifest)).await? {
@@ -202,7 +215,7 @@ async fn rollback_locked(
                     ss.record(&record("rolled-back", Some(reason.clone())))
                         .await;
                     Ok(ss.result(
-                        "rolled-back",
+                        HostOutcome::RolledBack,
                         Some(&target),
                         current,
                         Some(format!("{reason}; back on {}", back.id)),
@@ -217,7 +230,7 @@ async fn rollback_locked(
                     ))
                     .await;
                     Ok(ss.result(
-                        "rollback-failed",
+                        HostOutcome::RollbackFailed,
                         Some(&target),
                         current,
                         Some(format!(

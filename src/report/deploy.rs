@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 pub use crate::human::human_bytes;
+use crate::outcome::HostOutcome;
 use crate::plan::{self, Plan, Step, Transfer};
 use crate::report::{Human, Style, sanitize};
 
@@ -15,8 +16,7 @@ pub struct HostResult {
     pub kind: &'static str,
     pub host: String,
     pub service: String,
-    /// ok, planned, failed, rolled-back, rollback-failed, locked, unreachable
-    pub result: String,
+    pub result: HostOutcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,7 +45,7 @@ impl HostResult {
     pub fn new(
         host: &str,
         service: &str,
-        result: &str,
+        result: HostOutcome,
         release: Option<&str>,
         previous: Option<&str>,
         reason: Option<String>,
@@ -55,7 +55,7 @@ impl HostResult {
             kind: "result",
             host: host.to_string(),
             service: service.to_string(),
-            result: result.to_string(),
+            result,
             release: release.map(String::from),
             previous: previous.map(String::from),
             reason,
@@ -67,12 +67,12 @@ impl HostResult {
 
 impl Human for HostResult {
     fn human(&self, s: &Style) -> Option<String> {
-        let verdict = match self.result.as_str() {
-            "ok" => s.green("ok"),
-            "unchanged" => s.green("unchanged"),
-            "planned" => s.bold("planned (dry run)"),
-            "rolled-back" => s.yellow("ROLLED BACK"),
-            _ => s.red(&self.result.to_uppercase()),
+        let verdict = match self.result {
+            HostOutcome::Ok => s.green("ok"),
+            HostOutcome::Unchanged => s.green("unchanged"),
+            HostOutcome::Planned => s.bold("planned (dry run)"),
+            HostOutcome::RolledBack => s.yellow("ROLLED BACK"),
+            other => s.red(&other.as_str().to_uppercase()),
         };
         let mut line = format!("{} {} {verdict}", s.bold(&self.host), self.service);
         if let Some(r) = &self.release {

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::commands::deploy::rollout;
+use crate::outcome::HostOutcome;
 use crate::report::deploy::HostResult;
 use crate::report::{Format, Human, Reporter, Style, sanitize};
 
@@ -86,7 +87,7 @@ impl Reporter {
     /// sorted by outcome, worst last.
     pub fn results(&self, results: &[HostResult]) {
         let mut sorted: Vec<&HostResult> = results.iter().collect();
-        rollout::sort_by_outcome(&mut sorted, |r| r.result.as_str());
+        rollout::sort_by_outcome(&mut sorted, |r| r.result);
         if self.format == Format::Json || sorted.len() == 1 {
             for r in sorted {
                 self.emit(r);
@@ -98,20 +99,20 @@ impl Reporter {
 }
 
 /// A host's outcome for people, as a single host's result line says it (report/deploy.rs).
-pub fn verdict(result: &str) -> String {
+pub fn verdict(result: HostOutcome) -> String {
     match result {
-        "ok" => "ok".into(),
-        "unchanged" => "unchanged".into(),
-        "planned" => "planned (dry run)".into(),
-        "not-reached" => "not reached".into(),
-        "rolled-back" => "ROLLED BACK".into(),
-        other => other.to_uppercase(),
+        HostOutcome::Ok => "ok".into(),
+        HostOutcome::Unchanged => "unchanged".into(),
+        HostOutcome::Planned => "planned (dry run)".into(),
+        HostOutcome::NotReached => "not reached".into(),
+        HostOutcome::RolledBack => "ROLLED BACK".into(),
+        other => other.as_str().to_uppercase(),
     }
 }
 
 /// What the live line of a finished host says.
 pub fn done_line(r: &HostResult) -> String {
-    let mut s = format!("{}: {}", r.service, verdict(&r.result));
+    let mut s = format!("{}: {}", r.service, verdict(r.result));
     if let Some(reason) = &r.reason {
         s.push_str(&format!(": {reason}"));
     }
@@ -129,18 +130,18 @@ impl Human for Table {
         let vw = self
             .0
             .iter()
-            .map(|r| verdict(&r.result).len())
+            .map(|r| verdict(r.result).len())
             .max()
             .unwrap_or(0);
         let lines: Vec<String> = self
             .0
             .iter()
             .map(|r| {
-                let v = format!("{:<vw$}", verdict(&r.result));
-                let v = match r.result.as_str() {
-                    "ok" | "unchanged" => s.green(&v),
-                    "planned" => s.bold(&v),
-                    "not-reached" | "rolled-back" => s.yellow(&v),
+                let v = format!("{:<vw$}", verdict(r.result));
+                let v = match r.result {
+                    HostOutcome::Ok | HostOutcome::Unchanged => s.green(&v),
+                    HostOutcome::Planned => s.bold(&v),
+                    HostOutcome::NotReached | HostOutcome::RolledBack => s.yellow(&v),
                     _ => s.red(&v),
                 };
                 let mut line = format!(
@@ -319,12 +320,12 @@ impl Human for ExecSummary {
 mod tests {
     use super::*;
 
-    fn r(host: &str, result: &str, reason: Option<&str>) -> HostResult {
+    fn r(host: &str, result: HostOutcome, reason: Option<&str>) -> HostResult {
         HostResult::new(
             host,
             "api",
             result,
-            (result == "ok").then_some("R2"),
+            (result == HostOutcome::Ok).then_some("R2"),
             None,
             reason.map(String::from),
             0,
@@ -334,8 +335,8 @@ mod tests {
     #[test]
     fn table_is_aligned_and_plain_without_colour() {
         let t = Table(vec![
-            r("web1", "ok", None),
-            r("web10", "not-reached", Some("keeps its release")),
+            r("web1", HostOutcome::Ok, None),
+            r("web10", HostOutcome::NotReached, Some("keeps its release")),
         ]);
         let text = t.human(&Style { color: false }).unwrap();
         assert_eq!(

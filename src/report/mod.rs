@@ -260,4 +260,3 @@ mod tests {
         assert_eq!(s.red("x"), "\x1b[31mx\x1b[0m");
     }
 }
-

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Health, Host, Service};
 use crate::error::{Error, Result, exit};
+use crate::outcome::HostOutcome;
 use crate::plan::revert;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
 use crate::prepare::local::{Deferred, Local};
@@ -171,7 +172,7 @@ impl ServiceSession<'_> {
 
     pub fn result(
         &self,
-        result: &str,
+        result: HostOutcome,
         release: Option<&str>,
         previous: Option<&str>,
         reason: Option<String>,
@@ -1214,7 +1215,6 @@ impl ServiceSession<'_> {
         }
     }
 }
-
 
 impl ServiceSession<'_> {
     /// `--dry-run`: show how each changed unit, as rendered for this host, differs from the one

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::config::Service;
 use crate::error::{Result, exit};
+use crate::outcome::HostOutcome;
 use crate::release::Paths;
 use crate::release::env::EnvFile;
 use crate::report::Reporter;
@@ -237,16 +238,16 @@ fn emit_status(
 
 /// What `local_after` is told about the deploy of a service: ok when every host is ok,
 /// rolled-back when every other host was rolled back, else failed.
-pub fn overall(results: &[&HostResult]) -> &'static str {
+pub fn overall(results: &[&HostResult]) -> HostOutcome {
     if results.iter().all(|r| r.code == exit::OK) {
-        "ok"
+        HostOutcome::Ok
     } else if results
         .iter()
-        .all(|r| r.code == exit::OK || r.result == "rolled-back")
+        .all(|r| r.code == exit::OK || r.result == HostOutcome::RolledBack)
     {
-        "rolled-back"
+        HostOutcome::RolledBack
     } else {
-        "failed"
+        HostOutcome::Failed
     }
 }
 
@@ -397,18 +398,18 @@ mod tests {
         );
     }
 
-    fn result(host: &str, result: &str, code: i32) -> HostResult {
+    fn result(host: &str, result: HostOutcome, code: i32) -> HostResult {
         HostResult::new(host, "api", result, Some("R2"), Some("R1"), None, code)
     }
 
     #[test]
     fn local_after_is_told_the_overall_result() {
-        let ok = result("a", "ok", 0);
-        let rb = result("b", "rolled-back", exit::ROLLED_BACK);
-        let failed = result("c", "failed", exit::FAILED);
-        assert_eq!(overall(&[&ok]), "ok");
-        assert_eq!(overall(&[&ok, &rb]), "rolled-back");
-        assert_eq!(overall(&[&ok, &rb, &failed]), "failed");
+        let ok = result("a", HostOutcome::Ok, 0);
+        let rb = result("b", HostOutcome::RolledBack, exit::ROLLED_BACK);
+        let failed = result("c", HostOutcome::Failed, exit::FAILED);
+        assert_eq!(overall(&[&ok]), HostOutcome::Ok);
+        assert_eq!(overall(&[&ok, &rb]), HostOutcome::RolledBack);
+        assert_eq!(overall(&[&ok, &rb, &failed]), HostOutcome::Failed);
         let vars = local_vars("api", &[&ok, &rb]);
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).unwrap().1.clone();
         assert_eq!(get("FERRY_RESULT"), "rolled-back");

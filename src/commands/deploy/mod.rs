@@ -19,6 +19,7 @@ use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
 use crate::error::{Error, Result, exit};
+use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
 use crate::release::{self, HistoryRecord};
@@ -160,10 +161,7 @@ pub async fn run(
     for e in &events {
         reporter.emit(e);
     }
-    let ok = results
-        .iter()
-        .filter(|r| rollout::is_success(&r.result))
-        .count();
+    let ok = results.iter().filter(|r| r.result.is_success()).count();
     reporter.emit(&Summary {
         kind: "summary",
         ok,
@@ -243,7 +241,13 @@ impl Ctx {
         let now = release::now_rfc3339();
         let written = state::update(&self.state_file, |s| {
             for r in results {
-                s.set(&r.service, &r.host, &r.result, r.release.as_deref(), &now);
+                s.set(
+                    &r.service,
+                    &r.host,
+                    r.result.as_str(),
+                    r.release.as_deref(),
+                    &now,
+                );
             }
         });
         if let Err(e) = written {
@@ -318,11 +322,9 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
                     }
                     let r = deploy_host(&host, &c).await;
                     if !c.opts.dry_run {
-                        b.lock().unwrap().record(
-                            &host.name,
-                            canary,
-                            rollout::is_success(&r.result),
-                        );
+                        b.lock()
+                            .unwrap()
+                            .record(&host.name, canary, r.result.is_success());
                     }
                     c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
                     r
@@ -345,7 +347,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
     {
         let switched: Vec<(Host, HostResult)> = results
             .iter()
-            .filter(|r| r.result == "ok")
+            .filter(|r| r.result == HostOutcome::Ok)
             .filter_map(|r| {
                 let host = hosts.iter().find(|h| h.name == r.host)?;
                 Some((host.clone(), r.clone()))
@@ -377,7 +379,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
         .await;
         ctx.record_state(&back);
         for b in back {
-            if b.result == "rolled-back" {
+            if b.result == HostOutcome::RolledBack {
                 put_back += 1;
             }
             if let Some(r) = results.iter_mut().find(|r| r.host == b.host) {
@@ -390,7 +392,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
         return (results, None);
     }
     let count = |f: &dyn Fn(&HostResult) -> bool| results.iter().filter(|r| f(r)).count();
-    let not_reached = count(&|r| r.result == "not-reached");
+    let not_reached = count(&|r| r.result == HostOutcome::NotReached);
     // Over budget after the last host started: nothing was left out, the rollout went through.
     let stopped = stopped.filter(|_| not_reached > 0 || ctx.opts.rollback_all_on_failure);
     let event = RolloutEvent {
@@ -398,7 +400,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
         service: service.name.clone(),
         hosts: names.len(),
         batches: waves.len(),
-        deployed: count(&|r| r.result == "ok"),
+        deployed: count(&|r| r.result == HostOutcome::Ok),
         failed: budget.lock().unwrap().failed().len(),
         put_back,
         not_reached,
@@ -412,7 +414,7 @@ fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
     HostResult::new(
         host,
         service,
-        "not-reached",
+        HostOutcome::NotReached,
         None,
         None,
         Some(format!(
@@ -431,7 +433,7 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
             return HostResult::new(
                 &host.name,
                 &ctx.service.name,
-                "unreachable",
+                HostOutcome::Unreachable,
                 None,
                 None,
                 Some(e.to_string()),
@@ -461,7 +463,7 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
             ..deployed
         };
     };
-    let result = |result: &str, reason: String, code: i32| {
+    let result = |result: HostOutcome, reason: String, code: i32| {
         HostResult::new(
             &host.name,
             &ctx.service.name,
@@ -477,7 +479,7 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
         Err(e) => {
             ctx.reporter.error(&e);
             return result(
-                "rollback-failed",
+                HostOutcome::RollbackFailed,
                 format!("deployed, but could not be put back on {old}: {e}"),
                 e.exit_code(),
             );
@@ -504,7 +506,7 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
             e => e.to_string(),
         };
         result(
-            "rollback-failed",
+            HostOutcome::RollbackFailed,
             format!("deployed, but could not be put back on {old}: {reason}"),
             exit::FAILED,
         )
@@ -526,7 +528,7 @@ async fn put_back_locked(
             current.unwrap_or("none")
         );
         ss.warn(&note);
-        return Ok(ss.result("ok", current, Some(old), Some(note), exit::OK));
+        return Ok(ss.result(HostOutcome::Ok, current, Some(old), Some(note), exit::OK));
     }
     let (manifests, _) = ss.manifests().await?;
     let Some(back) = manifests
@@ -562,7 +564,7 @@ async fn put_back_locked(
         Ok(()) => {
             ss.record(&record("ok", because)).await;
             Ok(ss.result(
-                "rolled-back",
+                HostOutcome::RolledBack,
                 Some(new),
                 Some(old),
                 Some(format!(
@@ -592,7 +594,7 @@ async fn put_back_locked(
                 ),
             };
             Ok(ss.result(
-                "rollback-failed",
+                HostOutcome::RollbackFailed,
                 Some(new),
                 Some(old),
                 Some(reason),

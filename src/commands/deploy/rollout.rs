@@ -12,6 +12,7 @@
 //!   the current batch; hosts already under way finish. Hosts never started are "not reached".
 
 use crate::config::Rollout;
+use crate::outcome::HostOutcome;
 
 /// A set of hosts deployed together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,31 +99,9 @@ impl Budget {
     }
 }
 
-/// Where an outcome goes in the final table: successes first, the worst last (next to the
-/// summary line, where a long table is read from).
-pub fn outcome_rank(result: &str) -> u8 {
-    match result {
-        "ok" | "unchanged" => 0,
-        "planned" => 1,
-        "not-reached" => 2,
-        "rolled-back" => 3,
-        "locked" => 4,
-        "refused" => 5,
-        "unreachable" => 6,
-        "failed" => 7,
-        "rollback-failed" => 8,
-        _ => 7,
-    }
-}
-
-/// Sort items by outcome (stable: the rollout order stays within an outcome).
-pub fn sort_by_outcome<T>(items: &mut [T], result: impl Fn(&T) -> &str) {
-    items.sort_by_key(|i| outcome_rank(result(i)));
-}
-
-/// Whether a host's result counts as a success for the budget and `--retry-failed`.
-pub fn is_success(result: &str) -> bool {
-    matches!(result, "ok" | "unchanged" | "planned")
+/// Sort items by outcome (stable: the rollout order stays within an outcome's place).
+pub fn sort_by_outcome<T>(items: &mut [T], outcome: impl Fn(&T) -> HostOutcome) {
+    items.sort_by_key(|i| outcome(i).rank());
 }
 
 #[cfg(test)]
@@ -235,19 +214,18 @@ mod tests {
 
     #[test]
     fn outcomes_sort_worst_last_and_stable() {
+        use HostOutcome::*;
         let mut v = vec![
-            ("a", "failed"),
-            ("b", "ok"),
-            ("c", "not-reached"),
-            ("d", "rolled-back"),
-            ("e", "ok"),
-            ("f", "rollback-failed"),
-            ("g", "unreachable"),
+            ("a", Failed),
+            ("b", Ok),
+            ("c", NotReached),
+            ("d", RolledBack),
+            ("e", Ok),
+            ("f", RollbackFailed),
+            ("g", Unreachable),
         ];
         sort_by_outcome(&mut v, |x| x.1);
         let order: Vec<&str> = v.iter().map(|x| x.0).collect();
         assert_eq!(order, vec!["b", "e", "c", "d", "g", "a", "f"]);
-        assert!(is_success("ok") && is_success("planned"));
-        assert!(!is_success("not-reached") && !is_success("rolled-back"));
     }
 }

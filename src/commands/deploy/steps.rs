@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::commands::deploy::hooks::{self, Hook};
 use crate::error::{Error, Result, exit};
+use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
 use crate::prepare::local::Local;
 use crate::release::{self, HistoryRecord};
@@ -45,9 +46,9 @@ pub async fn deploy_service(
     outcome.unwrap_or_else(|e| {
         let code = e.exit_code().max(1);
         let result = match &e {
-            _ if code == exit::LOCKED => "locked",
-            Error::Refused { .. } => "refused",
-            _ => "failed",
+            _ if code == exit::LOCKED => HostOutcome::Locked,
+            Error::Refused { .. } => HostOutcome::Refused,
+            _ => HostOutcome::Failed,
         };
         let reason = match e {
             Error::Refused { message, .. } => message,
@@ -160,20 +161,26 @@ async fn dry_run(
     }
     Ok(match plan.refusal() {
         Some((reason, why)) => ss.result(
-            "refused",
+            HostOutcome::Refused,
             Some(&plan.release),
             previous,
             Some(reason.to_string()),
             refusal_code(why),
         ),
-        None => ss.result("planned", Some(&plan.release), previous, None, exit::OK),
+        None => ss.result(
+            HostOutcome::Planned,
+            Some(&plan.release),
+            previous,
+            None,
+            exit::OK,
+        ),
     })
 }
 
 /// The result of a deploy that had nothing to do.
 fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
     ss.result(
-        "unchanged",
+        HostOutcome::Unchanged,
         Some(current),
         Some(current),
         Some(format!(
@@ -447,7 +454,7 @@ async fn execute_steps(
                     // Nothing live changed: the old release keeps serving.
                     ss.record(&record("failed", Some(reason.clone()))).await;
                     return Ok(ss.result(
-                        "failed",
+                        HostOutcome::Failed,
                         Some(id),
                         previous,
                         Some(format!(
@@ -527,7 +534,7 @@ async fn execute_steps(
                 if armed && !confirmed {
                     let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
                     return Ok(ss.result(
-                        "rolled-back",
+                        HostOutcome::RolledBack,
                         Some(id),
                         previous,
                         Some(reason),
@@ -537,7 +544,13 @@ async fn execute_steps(
             }
         }
     }
-    Ok(ss.result("ok", Some(&plan.release), previous, None, exit::OK))
+    Ok(ss.result(
+        HostOutcome::Ok,
+        Some(&plan.release),
+        previous,
+        None,
+        exit::OK,
+    ))
 }
 
 /// The new release failed to go live: show its journal, then roll back or stay, as planned.
@@ -572,7 +585,7 @@ async fn fail(
             ),
         };
         ss.result(
-            "failed",
+            HostOutcome::Failed,
             Some(id),
             previous,
             Some(e.to_string()),
@@ -594,7 +607,7 @@ async fn fail(
             ),
         };
         return Ok(ss.result(
-            "failed",
+            HostOutcome::Failed,
             Some(id),
             previous,
             Some(e.to_string()),
@@ -611,7 +624,7 @@ async fn fail(
             }
             ss.record(&record("failed", reason.clone())).await;
             return Ok(ss.result(
-                "failed",
+                HostOutcome::Failed,
                 Some(id),
                 previous,
                 Some(format!("{reason} ({why})")),
@@ -669,7 +682,7 @@ async fn fail(
             })
             .await;
             Ok(ss.result(
-                "rolled-back",
+                HostOutcome::RolledBack,
                 Some(id),
                 previous,
                 Some(format!("{reason}; rolled back to {to}")),
@@ -715,7 +728,7 @@ fn rollback_failed(
     rb_reason: &str,
 ) -> HostResult {
     ss.result(
-        "rollback-failed",
+        HostOutcome::RollbackFailed,
         Some(id),
         previous,
         Some(format!(
@@ -724,4 +737,3 @@ fn rollback_failed(
         exit::FAILED,
     )
 }
-
