@@ -51,7 +51,7 @@ printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench.service"
 printf '[Service]\nExecStart=/bin/sleep infinity\n' >"$work/fleetbench-manual.service"
 {
   i=0
-  for round in 1 2; do
+  for _round in 1 2; do
     for u in "${users[@]}"; do
       i=$((i + 1))
       printf '[hosts.b%02d]\naddress = "%s"\nport = %s\nuser = "%s"\nidentity = "%s"\nknown_hosts = "%s"\n\n' \

@@ -72,7 +72,7 @@ clean_host
 measure() { # RATE_MBIT
   start_proxy "$1"
   local ft=() st=() tt=() t0 t1
-  for i in $(seq "$runs"); do
+  for _ in $(seq "$runs"); do
     head -c $((20 * 1024 * 1024)) /dev/urandom >"$work/app.bin"
     t0=$(now); "$ferry" -q --config "$work/deploy.toml" deploy >/dev/null; t1=$(now)
     ft+=("$(echo "$t1 - $t0" | bc)")

@@ -230,11 +230,11 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             init::run(&opts, reporter)
         }
         Command::Completions(args) => {
-            completions::print(&completions::completions(args.shell));
+            report::print_raw(&completions::completions(args.shell));
             Ok(error::exit::OK)
         }
         Command::Man(args) => {
-            completions::print(&completions::man(args.command.as_deref())?);
+            report::print_raw(&completions::man(args.command.as_deref())?);
             Ok(error::exit::OK)
         }
     }

@@ -8,7 +8,6 @@
 //! - fish: `~/.config/fish/completions/ferry.fish`
 //! - man:  `~/.local/share/man/man1/ferry.1` and `ferry-COMMAND.1`
 
-use std::io::Write;
 
 use clap::CommandFactory;
 
@@ -64,13 +63,6 @@ pub fn man(command: Option<&str>) -> Result<Vec<u8>, Error> {
         .render(&mut out)
         .map_err(|e| Error::Local(format!("cannot render the man page: {e}")))?;
     Ok(out)
-}
-
-/// Write generated text to stdout (a closed pipe is not an error).
-pub fn print(bytes: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes);
-    let _ = out.flush();
 }
 
 #[cfg(test)]

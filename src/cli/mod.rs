@@ -116,7 +116,7 @@ pub struct InitArgs {
     /// The program to deploy (a local path). Default: target/release/NAME.
     #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
-    /// The server: [USER@]ADDRESS[:PORT]. Default: a placeholder to edit.
+    /// The server: `[USER@]ADDRESS[:PORT]`. Default: a placeholder to edit.
     #[arg(long, value_name = "ADDRESS")]
     pub host: Option<String>,
 }

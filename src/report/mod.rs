@@ -4,6 +4,9 @@
 //! a `type` field). stderr carries progress, warnings and errors. Colour only on a terminal and
 //! never with NO_COLOR. Progress bars only on a terminal and never when quiet.
 
+// The one place that prints (clippy.toml forbids the print macros elsewhere).
+#![allow(clippy::disallowed_macros)]
+
 pub mod diff;
 pub mod doctor;
 pub mod hooks;
@@ -231,6 +234,15 @@ pub fn sanitize_bytes(b: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Write generated text (completions, man pages) to stdout as it is (a closed pipe is not an
+/// error).
+pub fn print_raw(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
 }
 
 /// A line for the test suite's fault injection (see `crate::fault`), on stderr whatever the

@@ -35,7 +35,7 @@ const THEN_END: &str = "@ferry-then-end";
 
 /// The command that takes the lock and holds it while its stdin is open. With `then`, the
 /// holder runs that script (a `sh` script, stdin closed) as soon as it has the lock, and
-/// prints [`THEN_END`] and its exit status after it: reading the host under the lock costs
+/// prints `THEN_END` and its exit status after it: reading the host under the lock costs
 /// no round trip of its own.
 pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option<&str>) -> String {
     let dir = quote(&paths.dir());
