@@ -8,7 +8,6 @@
 //! - fish: `~/.config/fish/completions/ferry.fish`
 //! - man:  `~/.local/share/man/man1/ferry.1` and `ferry-COMMAND.1`
 
-
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Shell};
