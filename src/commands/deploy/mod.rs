@@ -8,6 +8,7 @@
 
 pub mod hooks;
 pub mod rollout;
+mod runner;
 pub mod state;
 pub mod steps;
 

@@ -4,17 +4,16 @@
 //! applies: go back to the previous verified release (judged by the checks it was deployed
 //! with), or stay. Every outcome is a `HostResult`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crate::commands::deploy::hooks::{self, Hook};
 use crate::error::{Error, Result, exit};
 use crate::outcome::HostOutcome;
-use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState, Step};
+use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState};
 use crate::prepare::local::Local;
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
-use crate::session::{Before, LiveFailure, ServiceSession};
+use crate::session::{LiveFailure, ServiceSession};
 use crate::transport::sftp::Sftp;
+
+use super::runner::Runner;
 
 /// Options of `ferry deploy`.
 #[derive(Debug, Clone)]
@@ -76,7 +75,7 @@ fn probed_units(local: &LocalRelease) -> Vec<String> {
 
 /// How a plan names its release.
 #[derive(Debug, Clone, Copy)]
-enum Name<'a> {
+pub(super) enum Name<'a> {
     /// By its content (every hash is known).
     Fresh,
     /// A pending id: some hashes are learned by the upload (see [`Provisional`]).
@@ -92,7 +91,7 @@ fn plan_options(opts: &Options) -> plan::Options {
     }
 }
 
-fn make_plan(
+pub(super) fn make_plan(
     ss: &ServiceSession<'_>,
     local: &LocalRelease,
     remote: &RemoteState,
@@ -121,11 +120,11 @@ fn make_plan(
 /// and then the plan is made again with the release's id (same steps, staged under the
 /// pending id), for the seal and everything after it.
 pub struct Provisional<'a> {
-    prepared: &'a Local,
+    pub(super) prepared: &'a Local,
     /// The release for this host before templates are rendered, those hashes empty.
-    view: LocalRelease,
-    deferred: Vec<crate::prepare::local::Deferred>,
-    opts: plan::Options,
+    pub(super) view: LocalRelease,
+    pub(super) deferred: Vec<crate::prepare::local::Deferred>,
+    pub(super) opts: plan::Options,
 }
 
 /// Print the plan; nothing changes on the host (the lock is looked at, not taken).
@@ -178,7 +177,7 @@ async fn dry_run(
 }
 
 /// The result of a deploy that had nothing to do.
-fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
+pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
     ss.result(
         HostOutcome::Unchanged,
         Some(current),
@@ -190,7 +189,7 @@ fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
     )
 }
 
-fn refusal_code(why: Refusal) -> i32 {
+pub(super) fn refusal_code(why: Refusal) -> i32 {
     match why {
         Refusal::Locked => exit::LOCKED,
         Refusal::PendingRevert | Refusal::DiskFull => exit::FAILED,
@@ -239,8 +238,7 @@ async fn deploy_locked(
     result
 }
 
-/// Execute the plan's steps in order. A lost connection says in which step, and what state
-/// that leaves the host in.
+/// Execute the plan's steps in order (see [`Runner`]).
 pub async fn execute(
     ss: &ServiceSession<'_>,
     plan: &Plan,
@@ -250,42 +248,18 @@ pub async fn execute(
     sftp: Result<Sftp>,
     provisional: Provisional<'_>,
 ) -> Result<HostResult> {
-    let at = AtomicUsize::new(0);
-    // The plan made again once a provisional plan's upload learned its hashes.
-    let remade = std::sync::Mutex::new(None::<Plan>);
-    execute_steps(
-        ss,
-        plan,
-        local,
-        remote,
-        origin,
-        sftp,
-        provisional,
-        &at,
-        &remade,
-    )
-    .await
-    .map_err(|e| match e {
-        Error::ConnectionLost { host, during } => {
-            let remade = remade.lock().expect("plan");
-            let plan = remade.as_ref().unwrap_or(plan);
-            let at = at.load(Ordering::Relaxed);
-            Error::ConnectionLost {
-                during: format!(
-                    "{during} (step `{}` of the deploy of {}); {}",
-                    plan.steps[at].name(),
-                    plan.release,
-                    plan.state_if_lost(Some(at), ss.service.confirm_timeout)
-                ),
-                host,
-            }
-        }
-        e => e,
-    })
+    Runner::new(ss, plan, local, remote, origin, sftp, provisional)
+        .run()
+        .await
 }
 
 /// The history record of this deploy of `plan`'s release.
-fn record(plan: &Plan, origin: &Origin, outcome: &str, reason: Option<String>) -> HistoryRecord {
+pub(super) fn record(
+    plan: &Plan,
+    origin: &Origin,
+    outcome: &str,
+    reason: Option<String>,
+) -> HistoryRecord {
     HistoryRecord {
         time: release::now_rfc3339(),
         action: "deploy".into(),
@@ -298,263 +272,8 @@ fn record(plan: &Plan, origin: &Origin, outcome: &str, reason: Option<String>) -
     }
 }
 
-/// [`execute`]; `at` is the index of the step under way, `remade` the plan made again once
-/// the upload learned the hashes a provisional plan waited for.
-#[allow(clippy::too_many_arguments)]
-async fn execute_steps(
-    ss: &ServiceSession<'_>,
-    plan: &Plan,
-    local: &LocalRelease,
-    remote: &RemoteState,
-    origin: &Origin,
-    sftp: Result<Sftp>,
-    provisional: Provisional<'_>,
-    at: &AtomicUsize,
-    remade: &std::sync::Mutex<Option<Plan>>,
-) -> Result<HostResult> {
-    let previous = remote.current.as_deref();
-    let (mut plan, mut local) = (
-        std::borrow::Cow::Borrowed(plan),
-        std::borrow::Cow::Borrowed(local),
-    );
-    let Provisional {
-        prepared,
-        view,
-        mut deferred,
-        opts,
-    } = provisional;
-    // Opened before the plan was made; an error opening it matters only if a step needs it.
-    let mut opened = Some(sftp);
-    let mut sftp = None;
-    let mut meta_written = false;
-    let mut armed = false;
-    let mut before = Before::default();
-    for index in 0..plan.steps.len() {
-        let step = plan.steps[index].clone();
-        let step = &step;
-        let id = plan.release.clone();
-        let id = id.as_str();
-        let activation = plan::Activation::for_plan(&plan);
-        let record = |outcome: &str, reason: Option<String>| record(&plan, origin, outcome, reason);
-        at.store(index, Ordering::Relaxed);
-        crate::fault::point(step.name());
-        crate::fault::pause(step.name()).await;
-        ss.step(index, step);
-        match step {
-            Step::Lock => {}
-            Step::Unchanged { current } => return Ok(unchanged(ss, current)),
-            Step::Refuse { reason, why } => {
-                return Err(Error::Refused {
-                    host: ss.host.name.clone(),
-                    message: reason.clone(),
-                    code: refusal_code(*why),
-                });
-            }
-            Step::CleanStaging { dirs } => ss.clean_staging(dirs).await?,
-            Step::ClearStaleRevert => ss.cancel_revert().await?,
-            Step::Stage { .. } => {
-                let release = if release::is_pending(id) {
-                    "new release, its id once the upload has hashed its files".to_string()
-                } else {
-                    format!("release {id}")
-                };
-                ss.phase(
-                    "upload",
-                    format!("{release} (current: {})", previous.unwrap_or("none")),
-                );
-                let s = opened.take().expect("one stage step")?;
-                ss.stage(&plan, &s).await?;
-                sftp = Some(s);
-            }
-            Step::Reuse { .. } => ss.reuse(&plan).await?,
-            Step::Upload { .. } => {
-                let learned = ss
-                    .upload(
-                        &plan,
-                        &local,
-                        sftp.as_ref().expect("staged before upload"),
-                        std::mem::take(&mut deferred),
-                        prepared,
-                    )
-                    .await?;
-                if learned.is_empty() {
-                    meta_written = true;
-                } else {
-                    // Every hash is known: the release's id, and the plan the rest follows.
-                    let mut full = view.clone();
-                    for (i, size, sha256) in learned {
-                        full.files[i].size = size;
-                        full.files[i].sha256 = sha256;
-                    }
-                    let (p, l) = match make_plan(
-                        ss,
-                        &full,
-                        remote,
-                        origin,
-                        opts,
-                        Name::StagedAs(&plan.staging),
-                    ) {
-                        Ok(made) => made,
-                        Err(e) => return Err(ss.abandon_staging(&plan, e).await),
-                    };
-                    let names = |p: &Plan| p.steps.iter().map(Step::name).collect::<Vec<_>>();
-                    if names(&p) != names(&plan) {
-                        let e = Error::Local(format!(
-                            "the plan of {} changed once its files were hashed ({:?}, then {:?}); nothing went live: deploy again",
-                            ss.host.name,
-                            names(&plan),
-                            names(&p)
-                        ));
-                        return Err(ss.abandon_staging(&plan, e).await);
-                    }
-                    *remade.lock().expect("plan") = Some(p.clone());
-                    plan = std::borrow::Cow::Owned(p);
-                    local = std::borrow::Cow::Owned(l);
-                }
-            }
-            Step::Seal {
-                units, arm_revert, ..
-            } => {
-                let arming = match arm_revert {
-                    Some(a) => {
-                        let to = ss.manifest_of(&a.to, remote).await?;
-                        Some(ss.revert_arming(&plan.manifest, &to, &origin.by))
-                    }
-                    None => None,
-                };
-                let s = sftp.take().expect("staged before seal");
-                let out = ss
-                    .seal(&plan, &local, &s, meta_written, units, arming.as_deref())
-                    .await?;
-                s.close().await;
-                armed |= arming.is_some();
-                if !units.is_empty()
-                    && let Err(e) =
-                        crate::session::unit_check::evaluate(ss, id, units, &local, &out)
-                {
-                    if armed {
-                        // The timer would guard a release that never goes live.
-                        ss.cancel_revert().await?;
-                    }
-                    ss.record(&record("refused", Some(e.to_string()))).await;
-                    return Err(e);
-                }
-            }
-            Step::BeforeSwitch { command } => {
-                if let Some(reason) = hooks::run_remote(
-                    ss,
-                    Hook::BeforeSwitch,
-                    command,
-                    id,
-                    previous,
-                    local.env.as_ref(),
-                )
-                .await?
-                {
-                    // Nothing live changed: the old release keeps serving.
-                    ss.record(&record("failed", Some(reason.clone()))).await;
-                    return Ok(ss.result(
-                        HostOutcome::Failed,
-                        Some(id),
-                        previous,
-                        Some(format!(
-                            "{reason}; nothing live changed, {} keeps serving",
-                            previous.unwrap_or("no release")
-                        )),
-                        exit::FAILED,
-                    ));
-                }
-            }
-            Step::ArmRevert { to, .. } => {
-                let to = ss.manifest_of(to, remote).await?;
-                ss.arm_revert(&plan.manifest, &to, &origin.by).await?;
-                armed = true;
-            }
-            Step::Activate { .. } => {
-                ss.phase(
-                    "activate",
-                    format!("switching to {id}: installing units, switching `current`, restarting"),
-                );
-                match ss.activate(&activation, armed).await? {
-                    Ok(b) => before = b,
-                    Err(f) => return fail(ss, &plan, remote, origin, armed, f).await,
-                }
-            }
-            Step::Verify { units } => {
-                if let Some(reason) = ss
-                    .verify(
-                        units,
-                        &before,
-                        ss.service.start_timeout,
-                        ss.service.settle_time,
-                    )
-                    .await?
-                {
-                    let f = LiveFailure {
-                        reason,
-                        since: before.since.clone(),
-                        units: units.clone(),
-                    };
-                    return fail(ss, &plan, remote, origin, armed, f).await;
-                }
-            }
-            Step::Health { .. } => {
-                let checks = ss.service.health.as_ref().expect("planned with health");
-                if let Some(reason) = ss.health(checks).await {
-                    let f = LiveFailure {
-                        reason,
-                        since: before.since.clone(),
-                        units: activation.verify_units(),
-                    };
-                    return fail(ss, &plan, remote, origin, armed, f).await;
-                }
-            }
-            Step::AfterSwitch { command } => {
-                if let Some(reason) = hooks::run_remote(
-                    ss,
-                    Hook::AfterSwitch,
-                    command,
-                    id,
-                    previous,
-                    local.env.as_ref(),
-                )
-                .await?
-                {
-                    let f = LiveFailure {
-                        reason,
-                        since: before.since.clone(),
-                        units: activation.verify_units(),
-                    };
-                    return fail(ss, &plan, remote, origin, armed, f).await;
-                }
-            }
-            Step::Confirm { prune, .. } => {
-                // Disarms the timer, records the release as ok and prunes, in one command.
-                let confirmed = ss.confirm(id, armed, &record("ok", None), prune).await?;
-                if armed && !confirmed {
-                    let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
-                    return Ok(ss.result(
-                        HostOutcome::RolledBack,
-                        Some(id),
-                        previous,
-                        Some(reason),
-                        exit::ROLLED_BACK,
-                    ));
-                }
-            }
-        }
-    }
-    Ok(ss.result(
-        HostOutcome::Ok,
-        Some(&plan.release),
-        previous,
-        None,
-        exit::OK,
-    ))
-}
-
 /// The new release failed to go live: show its journal, then roll back or stay, as planned.
-async fn fail(
+pub(super) async fn fail(
     ss: &ServiceSession<'_>,
     plan: &Plan,
     remote: &RemoteState,

@@ -1,0 +1,404 @@
+//! The step runner: executes a plan's steps in order, exactly as `--dry-run` printed them. It
+//! owns what the steps hand to each other (the SFTP session from `stage` to `seal`, whether
+//! the meta files were written, whether the self-revert is armed, the state before the
+//! switch), one method per step; a step either lets the next one run or ends the deploy with
+//! its result. A lost connection says in which step, and what state that leaves the host in.
+
+use crate::commands::deploy::hooks::{self, Hook};
+use crate::commands::deploy::steps::{
+    Name, Provisional, fail, make_plan, record, refusal_code, unchanged,
+};
+use crate::error::{Error, Result, exit};
+use crate::outcome::HostOutcome;
+use crate::plan::{self, LocalRelease, Origin, Plan, RemoteState, Step};
+use crate::release::{self, HistoryRecord};
+use crate::report::deploy::HostResult;
+use crate::session::{Before, LiveFailure, ServiceSession};
+use crate::transport::sftp::Sftp;
+
+/// What a step lets happen next.
+enum Flow {
+    /// The next step runs.
+    Next,
+    /// The deploy ends here with this result.
+    Done(HostResult),
+}
+
+/// One deploy of one service on one host, from its plan to its result.
+pub(crate) struct Runner<'a> {
+    ss: &'a ServiceSession<'a>,
+    /// The plan under way; replaced once, when an upload learned the hashes of a provisional
+    /// plan (same steps, the release's own id).
+    plan: Plan,
+    /// The release as it is for this host (templates rendered), replaced with the plan.
+    local: LocalRelease,
+    remote: &'a RemoteState,
+    origin: &'a Origin,
+    provisional: Provisional<'a>,
+    /// Opened before the plan was made; an error opening it matters only if a step needs it.
+    opened: Option<Result<Sftp>>,
+    /// The session the release is staged with, from `stage` to `seal`.
+    sftp: Option<Sftp>,
+    /// The upload wrote the manifest and meta files (nothing was learned).
+    meta_written: bool,
+    /// The self-revert is armed on the host.
+    armed: bool,
+    /// The units' state before the switch, which verification compares against.
+    before: Before,
+    /// The index of the step under way.
+    at: usize,
+}
+
+impl<'a> Runner<'a> {
+    pub(crate) fn new(
+        ss: &'a ServiceSession<'a>,
+        plan: &Plan,
+        local: &LocalRelease,
+        remote: &'a RemoteState,
+        origin: &'a Origin,
+        sftp: Result<Sftp>,
+        provisional: Provisional<'a>,
+    ) -> Runner<'a> {
+        Runner {
+            ss,
+            plan: plan.clone(),
+            local: local.clone(),
+            remote,
+            origin,
+            provisional,
+            opened: Some(sftp),
+            sftp: None,
+            meta_written: false,
+            armed: false,
+            before: Before::default(),
+            at: 0,
+        }
+    }
+
+    /// Run every step; the result of the deploy on this host.
+    pub(crate) async fn run(mut self) -> Result<HostResult> {
+        for index in 0..self.plan.steps.len() {
+            self.at = index;
+            let step = self.plan.steps[index].clone();
+            crate::fault::point(step.name());
+            crate::fault::pause(step.name()).await;
+            self.ss.step(index, &step);
+            match self.step(&step).await {
+                Ok(Flow::Next) => {}
+                Ok(Flow::Done(result)) => return Ok(result),
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
+        Ok(self.result(HostOutcome::Ok, None, exit::OK))
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<Flow> {
+        let ss = self.ss;
+        match step {
+            Step::Lock => {}
+            Step::Unchanged { current } => return Ok(Flow::Done(unchanged(ss, current))),
+            Step::Refuse { reason, why } => {
+                return Err(Error::Refused {
+                    host: ss.host.name.clone(),
+                    message: reason.clone(),
+                    code: refusal_code(*why),
+                });
+            }
+            Step::CleanStaging { dirs } => ss.clean_staging(dirs).await?,
+            Step::ClearStaleRevert => ss.cancel_revert().await?,
+            Step::Stage { .. } => self.stage().await?,
+            Step::Reuse { .. } => ss.reuse(&self.plan).await?,
+            Step::Upload { .. } => self.upload().await?,
+            Step::Seal {
+                units, arm_revert, ..
+            } => return self.seal(units, arm_revert.as_ref()).await,
+            Step::BeforeSwitch { command } => return self.before_switch(command).await,
+            Step::ArmRevert { to, .. } => {
+                let to = ss.manifest_of(to, self.remote).await?;
+                ss.arm_revert(&self.plan.manifest, &to, &self.origin.by)
+                    .await?;
+                self.armed = true;
+            }
+            Step::Activate { .. } => return self.activate().await,
+            Step::Verify { units } => return self.verify(units).await,
+            Step::Health { .. } => return self.health().await,
+            Step::AfterSwitch { command } => return self.after_switch(command).await,
+            Step::Confirm { prune, .. } => return self.confirm(prune).await,
+        }
+        Ok(Flow::Next)
+    }
+
+    fn id(&self) -> &str {
+        &self.plan.release
+    }
+
+    fn previous(&self) -> Option<&'a str> {
+        self.remote.current.as_deref()
+    }
+
+    fn record(&self, outcome: &str, reason: Option<String>) -> HistoryRecord {
+        record(&self.plan, self.origin, outcome, reason)
+    }
+
+    fn result(&self, outcome: HostOutcome, reason: Option<String>, code: i32) -> HostResult {
+        self.ss
+            .result(outcome, Some(self.id()), self.previous(), reason, code)
+    }
+
+    async fn stage(&mut self) -> Result<()> {
+        let id = self.id();
+        let release = if release::is_pending(id) {
+            "new release, its id once the upload has hashed its files".to_string()
+        } else {
+            format!("release {id}")
+        };
+        self.ss.phase(
+            "upload",
+            format!("{release} (current: {})", self.previous().unwrap_or("none")),
+        );
+        let s = self.opened.take().expect("one stage step")?;
+        self.ss.stage(&self.plan, &s).await?;
+        self.sftp = Some(s);
+        Ok(())
+    }
+
+    async fn upload(&mut self) -> Result<()> {
+        let learned = self
+            .ss
+            .upload(
+                &self.plan,
+                &self.local,
+                self.sftp.as_ref().expect("staged before upload"),
+                std::mem::take(&mut self.provisional.deferred),
+                self.provisional.prepared,
+            )
+            .await?;
+        if learned.is_empty() {
+            self.meta_written = true;
+            return Ok(());
+        }
+        self.replan(learned).await
+    }
+
+    /// Every hash is known: the release's id, and the plan the rest follows (its steps must be
+    /// the same, else nothing goes live).
+    async fn replan(&mut self, learned: Vec<(usize, u64, String)>) -> Result<()> {
+        let ss = self.ss;
+        let mut full = self.provisional.view.clone();
+        for (i, size, sha256) in learned {
+            full.files[i].size = size;
+            full.files[i].sha256 = sha256;
+        }
+        let made = make_plan(
+            ss,
+            &full,
+            self.remote,
+            self.origin,
+            self.provisional.opts,
+            Name::StagedAs(&self.plan.staging),
+        );
+        let (p, l) = match made {
+            Ok(made) => made,
+            Err(e) => return Err(ss.abandon_staging(&self.plan, e).await),
+        };
+        let names = |p: &Plan| p.steps.iter().map(Step::name).collect::<Vec<_>>();
+        if names(&p) != names(&self.plan) {
+            let e = Error::Local(format!(
+                "the plan of {} changed once its files were hashed ({:?}, then {:?}); nothing went live: deploy again",
+                ss.host.name,
+                names(&self.plan),
+                names(&p)
+            ));
+            return Err(ss.abandon_staging(&self.plan, e).await);
+        }
+        self.plan = p;
+        self.local = l;
+        Ok(())
+    }
+
+    async fn seal(
+        &mut self,
+        units: &[String],
+        arm_revert: Option<&plan::RevertArm>,
+    ) -> Result<Flow> {
+        let ss = self.ss;
+        let arming = match arm_revert {
+            Some(a) => {
+                let to = ss.manifest_of(&a.to, self.remote).await?;
+                Some(ss.revert_arming(&self.plan.manifest, &to, &self.origin.by))
+            }
+            None => None,
+        };
+        let s = self.sftp.take().expect("staged before seal");
+        let out = ss
+            .seal(
+                &self.plan,
+                &self.local,
+                &s,
+                self.meta_written,
+                units,
+                arming.as_deref(),
+            )
+            .await?;
+        s.close().await;
+        self.armed |= arming.is_some();
+        if !units.is_empty()
+            && let Err(e) =
+                crate::session::unit_check::evaluate(ss, self.id(), units, &self.local, &out)
+        {
+            if self.armed {
+                // The timer would guard a release that never goes live.
+                ss.cancel_revert().await?;
+            }
+            ss.record(&self.record("refused", Some(e.to_string())))
+                .await;
+            return Err(e);
+        }
+        Ok(Flow::Next)
+    }
+
+    async fn before_switch(&mut self, command: &str) -> Result<Flow> {
+        let ss = self.ss;
+        let failed = hooks::run_remote(
+            ss,
+            Hook::BeforeSwitch,
+            command,
+            self.id(),
+            self.previous(),
+            self.local.env.as_ref(),
+        )
+        .await?;
+        let Some(reason) = failed else {
+            return Ok(Flow::Next);
+        };
+        // Nothing live changed: the old release keeps serving.
+        ss.record(&self.record("failed", Some(reason.clone())))
+            .await;
+        let why = format!(
+            "{reason}; nothing live changed, {} keeps serving",
+            self.previous().unwrap_or("no release")
+        );
+        Ok(Flow::Done(self.result(
+            HostOutcome::Failed,
+            Some(why),
+            exit::FAILED,
+        )))
+    }
+
+    async fn activate(&mut self) -> Result<Flow> {
+        let ss = self.ss;
+        ss.phase(
+            "activate",
+            format!(
+                "switching to {}: installing units, switching `current`, restarting",
+                self.id()
+            ),
+        );
+        let activation = plan::Activation::for_plan(&self.plan);
+        match ss.activate(&activation, self.armed).await? {
+            Ok(b) => {
+                self.before = b;
+                Ok(Flow::Next)
+            }
+            Err(f) => self.fail(f).await,
+        }
+    }
+
+    async fn verify(&mut self, units: &[String]) -> Result<Flow> {
+        let ss = self.ss;
+        let failed = ss
+            .verify(
+                units,
+                &self.before,
+                ss.service.start_timeout,
+                ss.service.settle_time,
+            )
+            .await?;
+        match failed {
+            None => Ok(Flow::Next),
+            Some(reason) => self.fail_with(reason, units.to_vec()).await,
+        }
+    }
+
+    async fn health(&mut self) -> Result<Flow> {
+        let checks = self
+            .ss
+            .service
+            .health
+            .as_ref()
+            .expect("planned with health");
+        match self.ss.health(checks).await {
+            None => Ok(Flow::Next),
+            Some(reason) => {
+                let units = plan::Activation::for_plan(&self.plan).verify_units();
+                self.fail_with(reason, units).await
+            }
+        }
+    }
+
+    async fn after_switch(&mut self, command: &str) -> Result<Flow> {
+        let failed = hooks::run_remote(
+            self.ss,
+            Hook::AfterSwitch,
+            command,
+            self.id(),
+            self.previous(),
+            self.local.env.as_ref(),
+        )
+        .await?;
+        match failed {
+            None => Ok(Flow::Next),
+            Some(reason) => {
+                let units = plan::Activation::for_plan(&self.plan).verify_units();
+                self.fail_with(reason, units).await
+            }
+        }
+    }
+
+    /// Disarms the timer, records the release as ok and prunes, in one command.
+    async fn confirm(&mut self, prune: &[String]) -> Result<Flow> {
+        let ok = self.record("ok", None);
+        let confirmed = self.ss.confirm(self.id(), self.armed, &ok, prune).await?;
+        if self.armed && !confirmed {
+            let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
+            return Ok(Flow::Done(self.result(
+                HostOutcome::RolledBack,
+                Some(reason),
+                exit::ROLLED_BACK,
+            )));
+        }
+        Ok(Flow::Next)
+    }
+
+    async fn fail_with(&mut self, reason: String, units: Vec<String>) -> Result<Flow> {
+        let f = LiveFailure {
+            reason,
+            since: self.before.since.clone(),
+            units,
+        };
+        self.fail(f).await
+    }
+
+    /// The new release failed to go live: roll back or stay, as planned.
+    async fn fail(&mut self, f: LiveFailure) -> Result<Flow> {
+        let r = fail(self.ss, &self.plan, self.remote, self.origin, self.armed, f).await?;
+        Ok(Flow::Done(r))
+    }
+
+    /// A lost connection names the step it happened in and what that leaves on the host.
+    fn lost(&self, e: Error) -> Error {
+        match e {
+            Error::ConnectionLost { host, during } => Error::ConnectionLost {
+                during: format!(
+                    "{during} (step `{}` of the deploy of {}); {}",
+                    self.plan.steps[self.at].name(),
+                    self.plan.release,
+                    self.plan
+                        .state_if_lost(Some(self.at), self.ss.service.confirm_timeout)
+                ),
+                host,
+            },
+            e => e,
+        }
+    }
+}
