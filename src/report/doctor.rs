@@ -22,11 +22,103 @@ pub struct Check {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub host: String,
-    pub check: &'static str,
+    pub check: CheckId,
     pub status: Status,
     pub detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The root fix `--fix` prints or runs, attached by the judge that found the cause.
+    #[serde(skip)]
+    pub fix: Option<RootFix>,
+}
+
+/// The checks of `ferry doctor`, in the order they are reported. Serialised as their names
+/// (`"host key"`), the `check` field of docs/events.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckId {
+    Reachable,
+    HostKey,
+    Authenticated,
+    SystemdVersion,
+    UserBus,
+    UserManager,
+    Lingering,
+    Journal,
+    JournalStorage,
+    UnitDirectory,
+    CgroupDelegation,
+    UnprivilegedPorts,
+}
+
+impl CheckId {
+    /// Every check, in report order.
+    pub const ALL: [CheckId; 12] = [
+        CheckId::Reachable,
+        CheckId::HostKey,
+        CheckId::Authenticated,
+        CheckId::SystemdVersion,
+        CheckId::UserBus,
+        CheckId::UserManager,
+        CheckId::Lingering,
+        CheckId::Journal,
+        CheckId::JournalStorage,
+        CheckId::UnitDirectory,
+        CheckId::CgroupDelegation,
+        CheckId::UnprivilegedPorts,
+    ];
+
+    /// The name people and JSON see.
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::Reachable => "reachable",
+            CheckId::HostKey => "host key",
+            CheckId::Authenticated => "authenticated",
+            CheckId::SystemdVersion => "systemd version",
+            CheckId::UserBus => "user bus",
+            CheckId::UserManager => "user manager",
+            CheckId::Lingering => "lingering",
+            CheckId::Journal => "journal",
+            CheckId::JournalStorage => "journal storage",
+            CheckId::UnitDirectory => "unit directory",
+            CheckId::CgroupDelegation => "cgroup delegation",
+            CheckId::UnprivilegedPorts => "unprivileged ports",
+        }
+    }
+
+    /// Whether failing it means ferry could not connect or log in (exit code 3).
+    pub fn is_connection(self) -> bool {
+        matches!(
+            self,
+            CheckId::Reachable | CheckId::HostKey | CheckId::Authenticated
+        )
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl Serialize for CheckId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A root fix for a cause a judge found (the commands are `commands::doctor::fix_commands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootFix {
+    /// `loginctl enable-linger`.
+    EnableLinger,
+    /// Lingering on, and the user's manager started.
+    StartUserManager,
+    /// A persistent journal (journald `Storage=persistent`).
+    PersistentJournal,
+    /// The cgroup controllers delegated to user managers.
+    DelegateControllers,
+    /// `net.ipv4.ip_unprivileged_port_start` lowered to 1024.
+    UnprivilegedPorts,
 }
 
 /// A fix for one check of one host: printed, or run through `sudo -n`.
@@ -35,7 +127,7 @@ pub struct FixEvent {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub host: String,
-    pub check: &'static str,
+    pub check: CheckId,
     /// The commands, to run as root on the host, in order.
     pub commands: Vec<String>,
     /// `print` (not run), `done` (ran through sudo -n and succeeded) or `failed`.
@@ -139,10 +231,11 @@ mod tests {
         let c = Check {
             kind: "check",
             host: "web1".into(),
-            check: "lingering",
+            check: CheckId::Lingering,
             status: Status::Fail,
             detail: "off for app".into(),
             hint: Some("as root on the host: loginctl enable-linger app".into()),
+            fix: None,
         };
         assert_eq!(
             c.human(&Style { color: false }).unwrap(),
@@ -158,7 +251,7 @@ mod tests {
         let f = FixEvent {
             kind: "fix",
             host: "web1".into(),
-            check: "lingering",
+            check: CheckId::Lingering,
             commands: vec!["loginctl enable-linger app".into()],
             result: "print",
             error: None,

@@ -11,28 +11,12 @@ use crate::commands::fanout;
 use crate::config::Host;
 use crate::error::Error;
 use crate::report::Reporter;
-use crate::report::doctor::{Check, FixEvent, Status, Summary};
+use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
 
-/// The checks, in the order they are reported.
-pub const CHECKS: &[&str] = &[
-    "reachable",
-    "host key",
-    "authenticated",
-    "systemd version",
-    "user bus",
-    "user manager",
-    "lingering",
-    "journal",
-    "journal storage",
-    "unit directory",
-    "cgroup delegation",
-    "unprivileged ports",
-];
-
 impl Check {
-    fn new(host: &str, check: &'static str, status: Status, detail: impl Into<String>) -> Check {
+    fn new(host: &str, check: CheckId, status: Status, detail: impl Into<String>) -> Check {
         Check {
             kind: "check",
             host: host.to_string(),
@@ -40,14 +24,22 @@ impl Check {
             status,
             detail: detail.into(),
             hint: None,
+            fix: None,
         }
     }
-    fn pass(host: &str, check: &'static str, detail: impl Into<String>) -> Check {
+    /// The same verdict, with the root fix for its cause when it failed or warned.
+    fn fixed_by(mut self, fix: RootFix) -> Check {
+        if matches!(self.status, Status::Fail | Status::Warn) {
+            self.fix = Some(fix);
+        }
+        self
+    }
+    fn pass(host: &str, check: CheckId, detail: impl Into<String>) -> Check {
         Check::new(host, check, Status::Pass, detail)
     }
     fn fail(
         host: &str,
-        check: &'static str,
+        check: CheckId,
         detail: impl Into<String>,
         hint: impl Into<String>,
     ) -> Check {
@@ -58,7 +50,7 @@ impl Check {
     }
     fn warn(
         host: &str,
-        check: &'static str,
+        check: CheckId,
         detail: impl Into<String>,
         hint: impl Into<String>,
     ) -> Check {
@@ -84,7 +76,7 @@ pub fn connection_checks(host: &Host, err: &Error) -> Vec<Check> {
         _ => 0,
     };
     let mut checks = Vec::new();
-    for (i, name) in CHECKS.iter().enumerate() {
+    for (i, name) in CheckId::ALL.into_iter().enumerate() {
         let c = if i < failed_at {
             let detail = match i {
                 0 => addr.clone(),
@@ -191,7 +183,7 @@ pub fn parse_sections(out: &str) -> BTreeMap<String, String> {
 pub const MIN_SYSTEMD: u32 = 236;
 
 pub fn judge_systemd_version(host: &str, text: &str) -> Check {
-    let c = "systemd version";
+    let c = CheckId::SystemdVersion;
     let mut lines = text.lines();
     let first = lines.next().unwrap_or("").trim();
     let version: Option<u32> = first
@@ -235,7 +227,11 @@ pub fn judge_systemd_version(host: &str, text: &str) -> Check {
 const PAM_FIX: &str = "pam_systemd sets it up at login: install libpam-systemd (Debian/Ubuntu; systemd's pam module elsewhere), make sure UsePAM yes is in /etc/ssh/sshd_config, then reconnect";
 
 pub fn judge_user_bus(host: &str, text: &str) -> Check {
-    let c = "user bus";
+    judge_user_bus_verdict(host, text).fixed_by(RootFix::StartUserManager)
+}
+
+fn judge_user_bus_verdict(host: &str, text: &str) -> Check {
+    let c = CheckId::UserBus;
     let uid = kv(text, "uid").unwrap_or("UID");
     let user = kv(text, "user").filter(|u| !u.is_empty()).unwrap_or("USER");
     let runtime = format!("/run/user/{uid}");
@@ -282,13 +278,17 @@ pub fn judge_user_bus(host: &str, text: &str) -> Check {
 }
 
 pub fn judge_user_manager(host: &str, text: &str) -> Check {
+    judge_user_manager_verdict(host, text).fixed_by(RootFix::StartUserManager)
+}
+
+fn judge_user_manager_verdict(host: &str, text: &str) -> Check {
     let mut lines = text.lines();
     let state = lines.next().unwrap_or("").trim().to_string();
     let failed: Vec<&str> = lines
         .filter(|l| !l.starts_with("rc=") && !l.trim().is_empty())
         .map(str::trim)
         .collect();
-    let c = "user manager";
+    let c = CheckId::UserManager;
     match state.as_str() {
         "running" => Check::pass(host, c, "running"),
         "degraded" => Check::fail(
@@ -323,12 +323,16 @@ pub fn judge_user_manager(host: &str, text: &str) -> Check {
 }
 
 pub fn judge_linger(host: &str, text: &str) -> Check {
+    judge_linger_verdict(host, text).fixed_by(RootFix::EnableLinger)
+}
+
+fn judge_linger_verdict(host: &str, text: &str) -> Check {
     let user = kv(text, "user").unwrap_or("USER").to_string();
     match kv(text, "linger") {
-        Some("yes") => Check::pass(host, "lingering", "on"),
+        Some("yes") => Check::pass(host, CheckId::Lingering, "on"),
         _ => Check::fail(
             host,
-            "lingering",
+            CheckId::Lingering,
             format!("off for {user}: its services stop at logout and do not start at boot"),
             format!("as root on the host: loginctl enable-linger {user}"),
         ),
@@ -338,7 +342,7 @@ pub fn judge_linger(host: &str, text: &str) -> Check {
 pub fn judge_journal(host: &str, text: &str) -> Check {
     let facts = JournalFacts::parse(text);
     let readable = kv(text, "readable");
-    let c = "journal";
+    let c = CheckId::Journal;
     if readable == Some("no") || !facts.persistent() {
         // The same words as `ferry logs` when the journal shows nothing.
         let d = journal::diagnose(&facts).unwrap_or_else(|| Diagnosis {
@@ -365,7 +369,7 @@ pub fn judge_journal(host: &str, text: &str) -> Check {
 /// journald's storage and the uid range, from the journal section's facts: the configuration
 /// behind what the `journal` check sees (the same fix as `ferry logs`).
 pub fn judge_journal_storage(host: &str, text: &str) -> Check {
-    let c = "journal storage";
+    let c = CheckId::JournalStorage;
     let f = JournalFacts::parse(text);
     let uid = f.uid.map_or("?".to_string(), |u| u.to_string());
     let place = if f.persistent() {
@@ -385,13 +389,15 @@ pub fn judge_journal_storage(host: &str, text: &str) -> Check {
     };
     let detail = format!("Storage={}, {place}; {users}", f.storage);
     match journal::diagnose(&f) {
-        Some(d) => Check::fail(host, c, detail, d.hint),
+        // A system uid gets no per-user journal whatever the storage: no command fixes that.
+        Some(d) if f.system_user() => Check::fail(host, c, detail, d.hint),
+        Some(d) => Check::fail(host, c, detail, d.hint).fixed_by(RootFix::PersistentJournal),
         None => Check::pass(host, c, detail),
     }
 }
 
 pub fn judge_unit_dir(host: &str, text: &str) -> Check {
-    let c = "unit directory";
+    let c = CheckId::UnitDirectory;
     match kv(text, "unit_dir") {
         Some("exists") => Check::pass(host, c, "~/.config/systemd/user exists"),
         Some("created") => Check::pass(host, c, "~/.config/systemd/user created"),
@@ -414,7 +420,7 @@ pub fn judge_unit_dir(host: &str, text: &str) -> Check {
 const NEEDED_CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 pub fn judge_cgroups(host: &str, text: &str) -> Check {
-    let c = "cgroup delegation";
+    let c = CheckId::CgroupDelegation;
     let uid = kv(text, "uid").unwrap_or("UID");
     let user = kv(text, "user").filter(|u| !u.is_empty()).unwrap_or("USER");
     if kv(text, "v2") != Some("yes") {
@@ -461,7 +467,8 @@ pub fn judge_cgroups(host: &str, text: &str) -> Check {
         missing.join(" "),
         settings.join(", ")
     );
-    let hint = if missing.iter().any(|m| !root.contains(m)) {
+    let kernel_lacks = missing.iter().any(|m| !root.contains(m));
+    let hint = if kernel_lacks {
         format!(
             "the kernel offers no {} controller at /sys/fs/cgroup (a container whose host delegates none?): enable them where this system runs, then delegate them as below; as root: mkdir -p /etc/systemd/system/user@.service.d; printf '[Service]\\nDelegate=cpu memory pids\\n' > /etc/systemd/system/user@.service.d/delegate.conf; systemctl daemon-reload; systemctl restart user@{uid}.service",
             missing.join("/")
@@ -471,11 +478,16 @@ pub fn judge_cgroups(host: &str, text: &str) -> Check {
             "as root on the host: mkdir -p /etc/systemd/system/user@.service.d; printf '[Service]\\nDelegate=cpu memory pids\\n' > /etc/systemd/system/user@.service.d/delegate.conf; systemctl daemon-reload; systemctl restart user@{uid}.service (it stops {user}'s services for a moment)"
         )
     };
-    Check::warn(host, c, detail, hint)
+    let check = Check::warn(host, c, detail, hint);
+    if kernel_lacks {
+        check
+    } else {
+        check.fixed_by(RootFix::DelegateControllers)
+    }
 }
 
 pub fn judge_ports(host: &str, text: &str) -> Check {
-    let c = "unprivileged ports";
+    let c = CheckId::UnprivilegedPorts;
     let sysctl = "net.ipv4.ip_unprivileged_port_start";
     match kv(text, "port_start").and_then(|p| p.parse::<u32>().ok()) {
         None => Check::pass(
@@ -504,7 +516,8 @@ pub fn judge_ports(host: &str, text: &str) -> Check {
             format!(
                 "as root on the host: sysctl -w {sysctl}=1024 and put `{sysctl} = 1024` in /etc/sysctl.d/50-ferry-ports.conf"
             ),
-        ),
+        )
+        .fixed_by(RootFix::UnprivilegedPorts),
     }
 }
 
@@ -518,7 +531,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     let mut checks = vec![
         Check::pass(
             n,
-            "reachable",
+            CheckId::Reachable,
             match conn.via() {
                 Some(j) => format!("{}:{} through {j}", host.address, host.port),
                 None => format!("{}:{}", host.address, host.port),
@@ -526,7 +539,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
         ),
         Check::pass(
             n,
-            "host key",
+            CheckId::HostKey,
             if conn.host_key_learned {
                 format!(
                     "{} (new: recorded in {})",
@@ -539,7 +552,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
         ),
         Check::pass(
             n,
-            "authenticated",
+            CheckId::Authenticated,
             format!("as {} with {}", host.user, conn.auth_method),
         ),
     ];
@@ -547,9 +560,9 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     conn.close().await;
     checks.extend(match result {
         Ok(out) => judge_all(n, &out.stdout_str()),
-        Err(e) => CHECKS[3..]
+        Err(e) => CheckId::ALL[3..]
             .iter()
-            .map(|name| {
+            .map(|&name| {
                 Check::fail(
                     n,
                     name,
@@ -616,43 +629,36 @@ pub fn fix_commands(c: &Check, user: &str) -> Option<Vec<String>> {
         return None;
     }
     let u = crate::shell::quote(user);
-    Some(match c.check {
-        "lingering" => vec![format!("loginctl enable-linger {u}")],
-        "user manager" | "user bus" => vec![
+    Some(match c.fix? {
+        RootFix::EnableLinger => vec![format!("loginctl enable-linger {u}")],
+        RootFix::StartUserManager => vec![
             format!("loginctl enable-linger {u}"),
             format!("systemctl start user@$(id -u {u}).service"),
         ],
-        // A system uid gets no per-user journal whatever the storage: no command fixes that.
-        "journal storage" if !c.detail.contains("is below") => vec![
+        RootFix::PersistentJournal => vec![
             "mkdir -p /etc/systemd/journald.conf.d".into(),
             format!("printf '[Journal]\\nStorage=persistent\\n' > {JOURNAL_DROPIN}"),
             "mkdir -p /var/log/journal".into(),
             "systemd-tmpfiles --create --prefix /var/log/journal".into(),
             "systemctl restart systemd-journald".into(),
         ],
-        "cgroup delegation"
-            if c.detail.contains("missing:")
-                && !c.hint.as_deref().unwrap_or("").contains("offers no") =>
-        {
-            vec![
-                "mkdir -p /etc/systemd/system/user@.service.d".into(),
-                format!(
-                    "printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' > {DELEGATE_DROPIN}"
-                ),
-                "systemctl daemon-reload".into(),
-                format!("systemctl restart user@$(id -u {u}).service"),
-            ]
-        }
-        "unprivileged ports" => vec![
+        RootFix::DelegateControllers => vec![
+            "mkdir -p /etc/systemd/system/user@.service.d".into(),
+            format!(
+                "printf '[Service]\\nDelegate=cpu cpuset io memory pids\\n' > {DELEGATE_DROPIN}"
+            ),
+            "systemctl daemon-reload".into(),
+            format!("systemctl restart user@$(id -u {u}).service"),
+        ],
+        RootFix::UnprivilegedPorts => vec![
             "sysctl -w net.ipv4.ip_unprivileged_port_start=1024".into(),
             format!("echo 'net.ipv4.ip_unprivileged_port_start = 1024' > {PORTS_SYSCTL}"),
         ],
-        _ => return None,
     })
 }
 
 /// Run the fixes of one host through `sudo -n`, one check's commands at a time.
-async fn apply_fixes(host: &Host, fixes: Vec<(&'static str, Vec<String>)>) -> Vec<FixEvent> {
+async fn apply_fixes(host: &Host, fixes: Vec<(CheckId, Vec<String>)>) -> Vec<FixEvent> {
     let event = |check, commands, result, error| FixEvent {
         kind: "fix",
         host: host.name.clone(),
@@ -712,7 +718,7 @@ pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
     let n = hosts.len();
     let results = fanout::each(hosts, PARALLEL, move |h: Host| async move {
         let checks = check_host(&h).await;
-        let fixes: Vec<(&'static str, Vec<String>)> = if fix == Fix::No {
+        let fixes: Vec<(CheckId, Vec<String>)> = if fix == Fix::No {
             Vec::new()
         } else {
             checks
@@ -748,7 +754,7 @@ pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
                 Status::Pass => passed += 1,
                 Status::Fail => {
                     failed += 1;
-                    unconnected |= matches!(c.check, "reachable" | "host key" | "authenticated");
+                    unconnected |= c.check.is_connection();
                 }
                 Status::Warn => warnings += 1,
                 Status::Skip => {}

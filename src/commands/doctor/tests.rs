@@ -45,30 +45,23 @@ fn fixes_are_root_commands_for_what_did_not_pass() {
         fix_commands(&c, "o'brien").unwrap()[0],
         "loginctl enable-linger 'o'\\''brien'"
     );
-    let volatile = Check::fail(
-        "h",
-        "journal storage",
-        "Storage=auto, no /var/log/journal; uid 1000 gets its own journal",
-        "x",
-    );
+    let volatile = judge_journal_storage("h", &facts("", "no", 1001));
+    assert_eq!(volatile.status, Status::Fail);
     let cmds = fix_commands(&volatile, "bob").unwrap();
     assert!(
         cmds.iter()
             .any(|c| c.contains(JOURNAL_DROPIN) && c.contains("Storage=persistent"))
     );
     assert_eq!(cmds.last().unwrap(), "systemctl restart systemd-journald");
-    let system = Check::fail(
-        "h",
-        "journal storage",
-        "Storage=persistent, /var/log/journal in use; uid 999 is below 1000: no per-user journal",
-        "x",
-    );
+    let system = judge_journal_storage("h", &facts("", "no", 990));
+    assert_eq!(system.status, Status::Fail);
     assert_eq!(
         fix_commands(&system, "bob"),
         None,
         "no command makes a system uid a regular one"
     );
-    let ports = Check::warn("h", "unprivileged ports", "only 2048 and up", "x");
+    let ports = judge_ports("h", "port_start=2048\n");
+    assert_eq!(ports.status, Status::Warn);
     assert!(
         fix_commands(&ports, "bob").unwrap()[0]
             .starts_with("sysctl -w net.ipv4.ip_unprivileged_port_start=1024")
@@ -228,13 +221,15 @@ fn user_bus() {
     assert!(c.hint.unwrap().contains("dbus-user-session"));
 }
 
+/// A journal probe's output: storage, whether /var/log/journal is there and used, the uid.
+fn facts(storage: &str, dir: &str, uid: u32) -> String {
+    format!(
+        "uid={uid}\nuser=app\npersistent={dir}\nvar_log_journal={dir}\nstorage={storage}\nreadable=yes\n"
+    )
+}
+
 #[test]
 fn journal_storage() {
-    let facts = |storage: &str, dir: &str, uid: u32| {
-        format!(
-            "uid={uid}\nuser=app\npersistent={dir}\nvar_log_journal={dir}\nstorage={storage}\nreadable=yes\n"
-        )
-    };
     let c = judge_journal_storage("h", &facts("persistent", "yes", 1001));
     assert_eq!(c.status, Status::Pass);
     assert_eq!(
@@ -362,8 +357,8 @@ fn sections_and_an_unfinished_script() {
     assert_eq!(s["bus"], "uid=1\n");
     assert!(s.contains_key("end"));
     let checks = judge_all("h", "@ferry-doctor systemd\nsystemd 252\n");
-    let names: Vec<&str> = checks.iter().map(|c| c.check).collect();
-    assert_eq!(names, CHECKS[3..].to_vec());
+    let ids: Vec<CheckId> = checks.iter().map(|c| c.check).collect();
+    assert_eq!(ids, CheckId::ALL[3..].to_vec());
     assert_eq!(checks[0].status, Status::Pass);
     assert!(
         checks[1]
@@ -404,4 +399,36 @@ fn script_runs_in_sh() {
             "{key} missing in {section}: {text}"
         );
     }
+}
+
+#[test]
+fn check_ids_serialise_as_their_names_in_report_order() {
+    let names: Vec<String> = CheckId::ALL
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap())
+        .collect();
+    assert_eq!(names[0], "\"reachable\"");
+    assert_eq!(names[1], "\"host key\"");
+    assert_eq!(names.last().unwrap(), "\"unprivileged ports\"");
+    let mut sorted = CheckId::ALL;
+    sorted.sort();
+    assert_eq!(sorted, CheckId::ALL, "declaration order is report order");
+    assert!(CheckId::ALL[..3].iter().all(|c| c.is_connection()));
+    assert!(!CheckId::ALL[3..].iter().any(|c| c.is_connection()));
+}
+
+#[test]
+fn a_fix_is_attached_by_the_judge_that_found_its_cause() {
+    // A volatile journal is fixed by persistent storage; a system uid by nothing.
+    let volatile = judge_journal_storage("h", &facts("", "no", 1001));
+    assert_eq!(volatile.fix, Some(RootFix::PersistentJournal));
+    let system = judge_journal_storage("h", &facts("", "no", 990));
+    assert_eq!(system.fix, None);
+    // Passing checks carry no fix.
+    assert_eq!(judge_linger("h", "user=u\nlinger=yes\n").fix, None);
+    assert_eq!(
+        judge_linger("h", "user=u\nlinger=no\n").fix,
+        Some(RootFix::EnableLinger)
+    );
+    assert_eq!(judge_ports("h", "port_start=1024\n").fix, None);
 }
