@@ -113,10 +113,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
 /// Run a parsed command line.
 pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, Error> {
     let config_path = cli::config_path(&cli);
+    cli::refuse_idle_globals(&cli)?;
+    let hosts = cli::selected_hosts(&cli);
     match cli.command {
         Command::Doctor(args) => {
-            let config = config::load(&config_path)?;
-            let hosts = targets::hosts(&config, &args.filter.hosts)?;
+            let config = config::load_for_hosts(&config_path)?;
+            let hosts = targets::hosts(&config, &hosts)?;
             let fix = match (args.fix, args.sudo) {
                 (false, _) => doctor::Fix::No,
                 (true, false) => doctor::Fix::Print,
@@ -142,57 +144,51 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 .filter(|s| args.services.is_empty() || args.services.contains(&s.name))
                 .collect();
             unit_check::lint_local(&named, reporter)?;
-            deploy::run(
-                &config,
-                &args.services,
-                &args.filter.hosts,
-                opts,
-                reporter.clone(),
-            )
-            .await
+            deploy::run(&config, &args.services, &hosts, opts, reporter.clone()).await
         }
-        Command::Logs(args) => logs::command(&config_path, args.into(), reporter).await,
+        Command::Logs(args) => {
+            let opts = logs::Options {
+                hosts: hosts.clone(),
+                ..args.into()
+            };
+            logs::command(&config_path, opts, reporter).await
+        }
         Command::Status(args) => {
             let opts = status::Options {
                 services: args.services,
-                hosts: args.filter.hosts,
+                hosts: hosts.clone(),
             };
-            let config = config::load(&config_path)?;
+            let config = config::load_for_hosts(&config_path)?;
             status::command(&config, &opts, reporter).await
         }
         Command::Rollback(args) => {
-            let config = config::load(&config_path)?;
+            let config = config::load_for_hosts(&config_path)?;
             let opts = rollback::Options {
                 to: args.to,
                 lock_wait: args.lock_wait,
             };
-            rollback::run(
-                &config,
-                &args.service,
-                &args.filter.hosts,
-                opts,
-                reporter.clone(),
-            )
-            .await
+            let service = targets::the_service(&config, args.service.as_deref())?;
+            rollback::run(&config, &service, &hosts, opts, reporter.clone()).await
         }
         Command::Units(args) => {
             let config = config::load(&config_path)?;
-            let service = targets::services(&config, std::slice::from_ref(&args.service))?;
+            let name = targets::the_service(&config, args.service.as_deref())?;
+            let service = targets::services(&config, std::slice::from_ref(&name))?;
             let texts = unit_check::unit_texts(&service[0]);
             if texts.is_empty() {
                 reporter.warn(
                     None,
                     &format!(
                         "service {} installs no unit files: list them in `units` or add a [services.{}.run] table",
-                        args.service, args.service
+                        name, name
                     ),
                 );
             }
-            for (name, content, from) in texts {
+            for (unit, content, from) in texts {
                 reporter.emit(&report::units::UnitFile {
                     kind: "unit-file",
-                    service: args.service.clone(),
-                    name,
+                    service: name.clone(),
+                    name: unit,
                     from,
                     content,
                 });
@@ -201,24 +197,18 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             Ok(exit::OK)
         }
         Command::Exec(args) => {
-            let config = config::load(&config_path)?;
+            let config = config::load_for_hosts(&config_path)?;
             let opts = exec::Options {
-                service: args.service,
-                hosts: args.filter.hosts,
+                service: targets::the_service(&config, args.service.as_deref())?,
+                hosts: hosts.clone(),
                 parallel: args.parallel as usize,
                 command: args.command,
             };
             exec::run(&config, opts, reporter.clone()).await
         }
         Command::Releases(args) => {
-            let config = config::load(&config_path)?;
-            releases::run(
-                &config,
-                &args.services,
-                &args.filter.hosts,
-                reporter.clone(),
-            )
-            .await
+            let config = config::load_for_hosts(&config_path)?;
+            releases::run(&config, &args.services, &hosts, reporter.clone()).await
         }
         Command::Init(args) => {
             let opts = init::Options {

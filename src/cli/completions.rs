@@ -37,7 +37,8 @@ pub fn man_commands() -> Vec<String> {
 
 /// The man page: ferry(1), or ferry-COMMAND(1) for a subcommand.
 pub fn man(command: Option<&str>) -> Result<Vec<u8>, Error> {
-    let mut root = Cli::command();
+    // No `help` subcommand in the pages: there is no ferry-help(1).
+    let mut root = Cli::command().disable_help_subcommand(true);
     root.build();
     let page = match command {
         None => root,
@@ -91,5 +92,21 @@ mod tests {
         let deploy = String::from_utf8(man(Some("deploy")).unwrap()).unwrap();
         assert!(deploy.contains("dry\\-run"), "{deploy}");
         assert!(matches!(man(Some("nope")), Err(Error::Usage(_))));
+        assert!(!page.contains("ferry\\-help"), "{page}");
+        for word in [
+            "FERRY_KEY_PASSPHRASE",
+            "known_hosts",
+            "NO_COLOR",
+            "ssh/config",
+        ] {
+            assert!(page.contains(word), "ferry(1) does not mention {word}");
+        }
+        for sub in ["deploy", "status", "logs", "doctor", "rollback", "releases"] {
+            let page = String::from_utf8(man(Some(sub)).unwrap()).unwrap();
+            assert!(
+                page.contains("Exit codes"),
+                "ferry-{sub}(1) has no exit codes"
+            );
+        }
     }
 }

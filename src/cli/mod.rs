@@ -6,6 +6,36 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// What `ferry --help` and ferry(1) say about the environment, files and exit codes.
+const ROOT_AFTER_LONG_HELP: &str = "\
+Exit codes:
+  0    ok (or nothing to do)
+  1    failed on a host (and stayed on the new release, or nothing to roll back to)
+  2    config or usage error: nothing on a host was changed
+  3    a host could not be reached, its host key was refused, or the login failed
+  4    failed and rolled back: the host is on its previous release
+  5    the service's lock is held by another deploy
+  130  interrupted (Ctrl-C)
+
+Environment:
+  FERRY_CONFIG          the config file (as --config)
+  FERRY_KEY_PASSPHRASE  the passphrase of an encrypted identity key (never printed)
+  SSH_AUTH_SOCK         the ssh-agent ferry asks for keys
+  NO_COLOR              no colours on stderr when set and not empty
+  RUST_LOG              logging filter (overrides -v/-q), e.g. ferry=debug
+
+Files:
+  deploy.toml           hosts and services (see deploy.example.toml)
+  ~/.ssh/config         read as `ssh` reads it; deploy.toml's settings win over it
+  ~/.ssh/known_hosts    host keys are verified against it (host_key_policy, known_hosts)
+  .ferry/state.json     the last rollout, for `ferry deploy --retry-failed`
+  On each host: ~/.local/share/ferry/SERVICE/ (releases, current, history.jsonl) and the
+  units in ~/.config/systemd/user.";
+
+/// Exit codes of the commands that act on hosts and only report (status, releases, logs).
+const REPORT_EXIT: &str = "Exit codes: 0 ok, 1 a unit is not up or a host reported a failure, \
+    2 config or usage error, 3 a host could not be reached or the login failed.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ferry",
@@ -17,7 +47,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
         restarts the units with `systemctl --user` and waits until they are really up.\n\n\
         Hosts and services are described in deploy.toml (see deploy.example.toml).",
     after_help = "Exit codes: 0 ok, 1 failed on a host, 2 config or usage error, 3 connection or \
-        authentication failure, 4 failed and rolled back, 5 lock held by another deploy, 130 interrupted."
+        authentication failure, 4 failed and rolled back, 5 lock held by another deploy, 130 interrupted.",
+    after_long_help = ROOT_AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// Config file.
@@ -42,6 +73,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
+    /// Only these hosts or groups (repeatable), given before the subcommand (`ferry -H web
+    /// status`); the same as `-H` after it.
+    #[arg(long = "host", short = 'H', value_name = "NAME")]
+    pub hosts: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,19 +93,40 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Upload a release, install its units, restart them and verify that they are up.
+    #[command(
+        after_help = "Exit codes: 0 deployed (or already current and up), 1 failed on a host \
+            (and stayed), 2 config or usage error (nothing changed), 3 a host could not be \
+            reached or the login failed, 4 failed and rolled back to the previous release, \
+            5 the lock is held by another deploy, 130 interrupted."
+    )]
     Deploy(DeployArgs),
     /// Show the journal of a service's units, on one host or many.
+    #[command(after_help = REPORT_EXIT)]
     Logs(LogsArgs),
     /// Show the state of a service's units on each host (exit 0 only when all are up).
+    #[command(after_help = REPORT_EXIT)]
     Status(StatusArgs),
     /// Check that each host is ready for ferry: reachable, host key, login, systemd version,
     /// user bus, user manager, lingering, journal and its storage, unit directory, cgroup
     /// delegation, unprivileged ports. Each failure or warning says how to fix it. Exit 0 when
     /// no check failed (warnings do not count), 3 when a host cannot be reached, else 1.
+    ///
+    /// One check changes the host: when ~/.config/systemd/user is missing, doctor creates it
+    /// (as the deploy user; a deploy would create it too). Everything else only reads.
+    #[command(
+        after_help = "Exit codes: 0 no check failed (warnings do not count), 1 a check failed, \
+            2 config or usage error, 3 a host could not be reached or the login failed."
+    )]
     Doctor(DoctorArgs),
     /// Switch a service back to its previous release (or the one given with --to).
+    #[command(
+        after_help = "Exit codes: 0 switched back and up, 1 failed on a host, 2 config or usage \
+            error (or no release to go back to), 3 a host could not be reached or the login \
+            failed, 5 the lock is held by a deploy, 130 interrupted."
+    )]
     Rollback(RollbackArgs),
     /// List the releases of a service on each host, with the deploy history.
+    #[command(after_help = REPORT_EXIT)]
     Releases(ReleasesArgs),
     /// Print the unit files a deploy of SERVICE installs (those generated from
     /// `[services.SERVICE.run]` included), to read them or eject them into files; lint them.
@@ -96,8 +153,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct UnitsArgs {
-    /// The service whose units to print.
-    pub service: String,
+    /// The service whose units to print. Default: the config's only service.
+    pub service: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,8 +235,9 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The service whose hosts and current release to use.
-    pub service: String,
+    /// The service whose hosts and current release to use. Default: the config's only
+    /// service.
+    pub service: Option<String>,
     #[command(flatten)]
     pub filter: HostFilter,
     /// How many hosts to run the command on at once.
@@ -192,8 +250,8 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The service whose units' journal to show.
-    pub service: String,
+    /// The service whose units' journal to show. Default: the config's only service.
+    pub service: Option<String>,
     #[command(flatten)]
     pub filter: HostFilter,
     /// Keep printing new entries as they arrive.
@@ -260,7 +318,8 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    pub service: String,
+    /// The service to roll back. Default: the config's only service.
+    pub service: Option<String>,
     /// The release to switch to. Default: the one before the current one.
     #[arg(long, value_name = "RELEASE_ID")]
     pub to: Option<String>,
@@ -281,6 +340,50 @@ pub struct ReleasesArgs {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. \"30s\", \"2m\")"))
+}
+
+/// The hosts selected with `-H`, before and after the subcommand.
+pub fn selected_hosts(cli: &Cli) -> Vec<String> {
+    let after = match &cli.command {
+        Command::Deploy(a) => &a.filter.hosts,
+        Command::Logs(a) => &a.filter.hosts,
+        Command::Status(a) => &a.filter.hosts,
+        Command::Doctor(a) => &a.filter.hosts,
+        Command::Rollback(a) => &a.filter.hosts,
+        Command::Releases(a) => &a.filter.hosts,
+        Command::Exec(a) => &a.filter.hosts,
+        Command::Units(_) | Command::Init(_) | Command::Completions(_) | Command::Man(_) => {
+            return cli.hosts.clone();
+        }
+    };
+    let mut all = cli.hosts.clone();
+    all.extend(after.iter().cloned());
+    all
+}
+
+/// Global options that do nothing for the command given are refused, not silently ignored
+/// (`ferry --output json init` would otherwise print text).
+pub fn refuse_idle_globals(cli: &Cli) -> Result<(), crate::error::Error> {
+    let name = match &cli.command {
+        Command::Init(_) => "init",
+        Command::Completions(_) => "completions",
+        Command::Man(_) => "man",
+        Command::Units(_) => "units",
+        _ => return Ok(()),
+    };
+    let idle = if !cli.hosts.is_empty() {
+        Some("-H/--host")
+    } else if cli.output == OutputFormat::Json && name != "units" {
+        Some("--output json")
+    } else {
+        None
+    };
+    match idle {
+        Some(opt) => Err(crate::error::Error::Usage(format!(
+            "{opt} does nothing for `ferry {name}`: drop it"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Where the config is: `--config`, `FERRY_CONFIG`, or ./deploy.toml.
@@ -348,6 +451,29 @@ mod tests {
     }
 
     #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        for argv in [
+            &["ferry", "-H", "web", "--output", "json", "status"][..],
+            &["ferry", "status", "-H", "web", "--output", "json"][..],
+            &["ferry", "--output", "json", "status", "--host", "web"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(selected_hosts(&cli), vec!["web"], "{argv:?}");
+            assert_eq!(cli.output, OutputFormat::Json, "{argv:?}");
+            assert!(matches!(cli.command, Command::Status(_)), "{argv:?}");
+        }
+        let cli = Cli::try_parse_from(["ferry", "-H", "a", "deploy", "-H", "b"]).unwrap();
+        assert_eq!(selected_hosts(&cli), vec!["a", "b"]);
+        // init's own --host (the server to write) is not the global one.
+        let cli = Cli::try_parse_from(["ferry", "init", "--host", "me@h"]).unwrap();
+        assert!(refuse_idle_globals(&cli).is_ok());
+        let cli = Cli::try_parse_from(["ferry", "-H", "web", "init"]).unwrap();
+        assert!(refuse_idle_globals(&cli).is_err());
+        let cli = Cli::try_parse_from(["ferry", "--output", "json", "init"]).unwrap();
+        assert!(refuse_idle_globals(&cli).is_err());
+    }
+
+    #[test]
     fn parses_exec_and_fleet_flags() {
         let cli = Cli::try_parse_from([
             "ferry", "exec", "api", "-H", "web", "-p", "32", "--", "ls", "-l", "--", "a b",
@@ -356,7 +482,7 @@ mod tests {
         let Command::Exec(e) = cli.command else {
             panic!()
         };
-        assert_eq!(e.service, "api");
+        assert_eq!(e.service.as_deref(), Some("api"));
         assert_eq!(e.filter.hosts, vec!["web"]);
         assert_eq!(e.parallel, 32);
         assert_eq!(e.command, vec!["ls", "-l", "--", "a b"]);

@@ -28,7 +28,8 @@ pub fn backoff(attempt: u32) -> Duration {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// The service whose units' journal to show.
-    pub service: String,
+    /// None: the config's only service.
+    pub service: Option<String>,
     /// Only these hosts (by name); empty: every host of the service.
     pub hosts: Vec<String>,
     /// Keep printing new entries as they arrive.
@@ -51,9 +52,9 @@ const TERM_GRACE: Duration = Duration::from_millis(1500);
 
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
 pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> Result<i32, Error> {
-    let config = crate::config::load(config_path)?;
-    let (service, hosts) =
-        crate::commands::targets::service_hosts(&config, &args.service, &args.hosts)?;
+    let config = crate::config::load_for_hosts(config_path)?;
+    let name = crate::commands::targets::the_service(&config, args.service.as_deref())?;
+    let (service, hosts) = crate::commands::targets::service_hosts(&config, &name, &args.hosts)?;
     let units = if args.units.is_empty() {
         service.units.iter().map(|u| u.name.clone()).collect()
     } else {

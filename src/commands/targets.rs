@@ -115,6 +115,27 @@ pub fn resolve(
 }
 
 /// One service by name, and the selected hosts it runs on.
+/// The service a single-service command acts on: the one named, or the config's only service.
+pub fn the_service(config: &Config, named: Option<&str>) -> Result<String> {
+    if let Some(n) = named {
+        return Ok(n.to_string());
+    }
+    let names: Vec<&str> = config.services.keys().map(String::as_str).collect();
+    match names.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(Error::Usage(format!(
+            "no services in {}: add a [services.NAME] table",
+            config.path.display()
+        ))),
+        several => Err(Error::Usage(format!(
+            "{} has {} services: name one ({})",
+            config.path.display(),
+            several.len(),
+            several.join(", ")
+        ))),
+    }
+}
+
 pub fn service_hosts(
     config: &Config,
     service: &str,

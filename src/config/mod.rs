@@ -27,8 +27,30 @@ pub use names::*;
 pub use raw::*;
 pub use select::*;
 pub(crate) use validate::*;
-/// Read and validate a config file, then check the local files it names.
+/// Which local files [`load_checking`] requires to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalFiles {
+    /// Everything a deploy reads: unit files, release files and identity keys.
+    All,
+    /// Only what connecting needs (identity keys): for commands that talk to hosts without
+    /// uploading a release (doctor, status, logs, releases, rollback, exec), so that they work
+    /// before the program is built.
+    KeysOnly,
+}
+
+/// Read and validate a config file, then check every local file it names.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_checking(path, LocalFiles::All)
+}
+
+/// Read and validate a config file for a command that only talks to hosts: the release's
+/// files and unit files need not exist yet.
+pub fn load_for_hosts(path: &Path) -> Result<Config, ConfigErrors> {
+    load_checking(path, LocalFiles::KeysOnly)
+}
+
+/// Read and validate a config file, then check the local files `files` says.
+pub fn load_checking(path: &Path, files: LocalFiles) -> Result<Config, ConfigErrors> {
     let whole_file = |message: String| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -46,14 +68,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
     let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
-    load_text(&text, path, &env)
+    load_text(&text, path, &env, files)
 }
 
 /// Validate config text, then check the local files it names.
-fn load_text(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
+fn load_text(
+    text: &str,
+    path: &Path,
+    env: &Env,
+    files: LocalFiles,
+) -> Result<Config, ConfigErrors> {
     let doc = Doc::parse(text, path)?;
     let config = validate(&doc, path, env)?;
-    check_local_files(&config, &doc)?;
+    check_local_files(&config, &doc, files)?;
     Ok(config)
 }
 
@@ -84,7 +111,7 @@ fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
 
 /// Check that every local file the config names exists and is readable: unit files, release
 /// files and the hosts' `identity` keys (wherever the key was set: deploy.toml or ~/.ssh/config).
-fn check_local_files(config: &Config, doc: &Doc) -> Result<(), ConfigErrors> {
+fn check_local_files(config: &Config, doc: &Doc, files: LocalFiles) -> Result<(), ConfigErrors> {
     let mut v = Validator::new(doc, &config.path);
     for (name, host) in &config.hosts {
         let Some(identity) = &host.identity else {
@@ -112,7 +139,11 @@ fn check_local_files(config: &Config, doc: &Doc) -> Result<(), ConfigErrors> {
             );
         }
     }
-    for (name, svc) in &config.services {
+    let services = match files {
+        LocalFiles::All => config.services.iter().collect(),
+        LocalFiles::KeysOnly => Vec::new(),
+    };
+    for (name, svc) in services {
         for (i, unit) in svc.units.iter().enumerate() {
             if let Err(e) = readable_file(&unit.source) {
                 v.error(

@@ -151,6 +151,18 @@ host_key_policy = "strict"
 }
 
 #[test]
+fn a_jump_host_is_a_hop_not_a_default_deploy_target() {
+    let base = "[hosts.bastion]\naddress = \"b\"\n[hosts.web]\naddress = \"10.0.0.5\"\nproxy_jump = \"bastion\"\n";
+    let c = parse_ok(&format!("{base}[services.app]\nunits = []\n"));
+    assert_eq!(c.services["app"].hosts, vec!["web"]);
+    // Named explicitly, a bastion is a target like any host.
+    let c = parse_ok(&format!(
+        "{base}[services.app]\nhosts = [\"bastion\", \"web\"]\nunits = []\n"
+    ));
+    assert_eq!(c.services["app"].hosts, vec!["bastion", "web"]);
+}
+
+#[test]
 fn proxy_jump_resolves_one_level() {
     let c = parse_ok(
         "[hosts.bastion]\naddress = \"b\"\n[hosts.web]\naddress = \"10.0.0.5\"\nproxy_jump = \"bastion\"\n",
@@ -540,7 +552,7 @@ fn missing_or_unusable_identity_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deploy.toml");
     std::fs::write(dir.path().join("key"), "k").unwrap();
-    let load = |text: &str, env: &Env| load_text(text, &path, env);
+    let load = |text: &str, env: &Env| load_text(text, &path, env, LocalFiles::All);
     load("[hosts.a]\naddress = \"x\"\nidentity = \"key\"\n", &env()).unwrap();
 
     let e = load("[hosts.a]\naddress = \"x\"\nidentity = \"nope\"\n", &env()).unwrap_err();

@@ -188,12 +188,37 @@ impl Human for PlanEvent {
     fn human(&self, s: &Style) -> Option<String> {
         let h = s.bold(&self.host);
         let p = &self.plan;
-        let mut out = vec![format!(
-            "{h} {}: would deploy release {} (current: {})",
-            p.service,
-            p.release,
-            p.previous.as_deref().unwrap_or("none")
-        )];
+        // The headline says what the steps say: a no-op or a refusal is not "would deploy".
+        let unchanged = p.steps.iter().find_map(|st| match st {
+            Step::Unchanged { current } => Some(current.as_str()),
+            _ => None,
+        });
+        let refused = p.steps.iter().any(|st| matches!(st, Step::Refuse { .. }));
+        let headline = match (unchanged, refused) {
+            (Some(current), _) => format!(
+                "{h} {}: nothing to deploy: {current} is current, the same, and up (--force deploys)",
+                p.service
+            ),
+            (None, true) => format!(
+                "{h} {}: would NOT deploy release {} (refused, see below; current: {})",
+                p.service,
+                p.release,
+                p.previous.as_deref().unwrap_or("none")
+            ),
+            (None, false) => format!(
+                "{h} {}: would deploy release {} (current: {})",
+                p.service,
+                p.release,
+                p.previous.as_deref().unwrap_or("none")
+            ),
+        };
+        let mut out = vec![headline];
+        if unchanged.is_some() {
+            for (i, step) in p.steps.iter().enumerate() {
+                out.push(format!("{h}   step {:>2} {}", i + 1, step_text(step)));
+            }
+            return Some(out.join("\n"));
+        }
         for f in &p.files {
             let what = match (f.change, f.transfer) {
                 (plan::Change::New, _) => "new      upload",

@@ -152,11 +152,13 @@ impl Human for Check {
             sanitize(&self.detail)
         );
         if let Some(h) = &self.hint {
-            line.push_str(&format!(
-                "\n{}      hint: {}",
-                " ".repeat(self.host.len()),
-                sanitize(h)
-            ));
+            // A hint may hold lines to paste (a known_hosts line): each on its own line,
+            // indented under the hint, never as a literal `\n`.
+            let pad = " ".repeat(self.host.len());
+            for (i, part) in h.lines().enumerate() {
+                let label = if i == 0 { "hint: " } else { "      " };
+                line.push_str(&format!("\n{pad}      {label}{}", sanitize(part)));
+            }
         }
         Some(line)
     }
@@ -225,6 +227,31 @@ impl Human for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hint_of_several_lines_prints_them_as_lines() {
+        let c = Check {
+            hint: Some(
+                "add this line to ~/.ssh/known_hosts:\n  [h]:22 ssh-ed25519 AAAA\nor set x".into(),
+            ),
+            kind: "check",
+            host: "web1".into(),
+            check: CheckId::HostKey,
+            status: Status::Fail,
+            detail: "not known".into(),
+            fix: None,
+        };
+        let out = c.human(&Style { color: false }).unwrap();
+        assert!(!out.contains("\\n"), "{out}");
+        assert_eq!(out.lines().count(), 4, "{out}");
+        assert!(
+            out.lines()
+                .nth(2)
+                .unwrap()
+                .ends_with("  [h]:22 ssh-ed25519 AAAA"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn a_failed_check_shows_its_hint_under_it() {

@@ -185,6 +185,8 @@ impl<'a> Validator<'a> {
         }
         // ProxyJump: one level, through another host of this file.
         let jumping: BTreeSet<String> = jumps.iter().map(|(n, _)| n.clone()).collect();
+        // Hosts others jump through: hops, not deploy targets unless a service names them.
+        let jumping_through: BTreeSet<String> = jumps.iter().map(|(_, j)| j.clone()).collect();
         for (name, jump) in jumps {
             let key = [Seg::Key("hosts"), Seg::Key(&name), Seg::Key("proxy_jump")];
             match hosts.get(&jump) {
@@ -209,7 +211,7 @@ impl<'a> Validator<'a> {
         self.groups(&groups, &hosts);
         let mut services = BTreeMap::new();
         for (name, s) in raw.services {
-            let mut svc = self.service(&name, s, &hosts, &groups, base);
+            let mut svc = self.service(&name, s, &hosts, &groups, &jumping_through, base);
             svc.host_context = svc
                 .hosts
                 .iter()

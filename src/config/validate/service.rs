@@ -14,6 +14,7 @@ impl<'a> Validator<'a> {
         s: RawService,
         hosts: &BTreeMap<String, Host>,
         groups: &BTreeMap<String, Vec<String>>,
+        jump_hosts: &BTreeSet<String>,
         base: &Path,
     ) -> Service {
         let sk = |key: &'static str| [Seg::Key("services"), Seg::Key(name), Seg::Key(key)];
@@ -26,7 +27,14 @@ impl<'a> Validator<'a> {
         // hosts: host and group names, expanded to hosts (first seen first, no duplicates).
         let mut svc_hosts: Vec<String> = Vec::new();
         match &s.hosts {
-            None => svc_hosts = hosts.keys().cloned().collect(),
+            // Every host, except the jump hosts (bastions) others connect through.
+            None => {
+                svc_hosts = hosts
+                    .keys()
+                    .filter(|h| !jump_hosts.contains(*h))
+                    .cloned()
+                    .collect()
+            }
             Some(list) => {
                 for (i, h) in list.iter().enumerate() {
                     let key = [
