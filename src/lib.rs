@@ -224,7 +224,14 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             Ok(error::exit::OK)
         }
         Command::Man(args) => {
-            report::print_raw(&completions::man(args.command.as_deref())?);
+            match &args.out_dir {
+                Some(dir) => {
+                    for file in completions::write_man_pages(dir)? {
+                        reporter.progress(None, &format!("wrote {}", file.display()));
+                    }
+                }
+                None => report::print_raw(&completions::man(args.command.as_deref())?),
+            }
             Ok(error::exit::OK)
         }
     }

@@ -2,7 +2,8 @@
 //! `ferry init` then `ferry doctor` before anything is built, the dry run's headline, global
 //! options on either side of the subcommand, SERVICE left out when there is one, and a jump
 //! host that is not deployed to. Users: ferry75 (init, doctor), ferry76 (deploy, rollback,
-//! logs), ferry77 + ferry78 (bastion and target).
+//! logs), ferry77 + ferry78 (bastion and target),
+//! ferry79 (the .deb installed on the remote).
 
 use crate::support::{Project, host_table, remote};
 
@@ -157,5 +158,60 @@ fn a_jump_host_is_a_hop_not_a_deploy_target() {
             "test -e ~/.local/share/ferry/app && echo yes || echo no"
         ),
         "no\n"
+    );
+}
+
+/// `packaging/build-deb` (README "Install") packages the binary with its completions and man
+/// pages; installed with dpkg on the Debian remote, the installed ferry runs and its files are
+/// where bash, zsh, fish and man look.
+#[test]
+fn the_deb_installs_a_working_ferry_with_completions_and_man_pages() {
+    let r = remote();
+    let out_dir = tempfile::tempdir().unwrap();
+    let built =
+        std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/build-deb"))
+            .arg(crate::support::ferry_bin())
+            .arg(out_dir.path())
+            .output()
+            .expect("packaging/build-deb runs");
+    assert!(
+        built.status.success(),
+        "build-deb failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let deb = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let bytes = std::fs::read(&deb).unwrap();
+    let install = r.root_stdin(
+        "cat > /tmp/ferry.deb && dpkg -i /tmp/ferry.deb && rm /tmp/ferry.deb",
+        &bytes,
+    );
+    assert!(
+        install.status.success(),
+        "dpkg -i failed: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let version = r.ssh("ferry79", "ferry --version");
+    assert_eq!(
+        version.trim(),
+        format!("ferry {}", env!("CARGO_PKG_VERSION"))
+    );
+    let files = r.ssh(
+        "ferry79",
+        "ls /usr/share/bash-completion/completions/ferry /usr/share/zsh/vendor-completions/_ferry \
+         /usr/share/fish/vendor_completions.d/ferry.fish /usr/share/man/man1/ferry.1.gz \
+         /usr/share/man/man1/ferry-deploy.1.gz /usr/share/man/man1/ferry-units.1.gz",
+    );
+    assert_eq!(files.lines().count(), 6, "{files}");
+    let page = r.ssh("ferry79", "zcat /usr/share/man/man1/ferry.1.gz");
+    assert!(page.contains("FERRY_KEY_PASSPHRASE"), "{page}");
+    let removed = r.root("dpkg -r ferry");
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert_eq!(
+        r.ssh("ferry79", "command -v ferry || echo gone").trim(),
+        "gone"
     );
 }

@@ -23,7 +23,7 @@
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
-//! - ferry75..ferry78: the first hour (tests/first_hour.rs)
+//! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.

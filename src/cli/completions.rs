@@ -65,6 +65,25 @@ pub fn man(command: Option<&str>) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Write ferry.1 and ferry-COMMAND.1 for every command into `dir` (created); the paths written.
+pub fn write_man_pages(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, Error> {
+    let local = |p: &std::path::Path, e: std::io::Error| {
+        Error::Local(format!("cannot write {}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| local(dir, e))?;
+    let mut written = Vec::new();
+    let pages = std::iter::once(None).chain(man_commands().into_iter().map(Some));
+    for cmd in pages {
+        let file = match &cmd {
+            None => dir.join("ferry.1"),
+            Some(c) => dir.join(format!("ferry-{c}.1")),
+        };
+        std::fs::write(&file, man(cmd.as_deref())?).map_err(|e| local(&file, e))?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +96,20 @@ mod tests {
                 assert!(text.contains(&sub), "{shell:?} lacks {sub}");
             }
             assert!(text.contains("since-deploy"), "{shell:?}");
+        }
+    }
+
+    #[test]
+    fn out_dir_writes_a_page_per_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_man_pages(dir.path()).unwrap();
+        assert_eq!(written.len(), man_commands().len() + 1);
+        for sub in ["deploy", "units", "exec", "completions", "man", "init"] {
+            let p = dir.path().join(format!("ferry-{sub}.1"));
+            assert!(
+                std::fs::read_to_string(&p).unwrap().contains(".TH"),
+                "{p:?}"
+            );
         }
     }
 

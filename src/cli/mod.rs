@@ -160,8 +160,12 @@ pub struct UnitsArgs {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// A subcommand (e.g. `deploy`): its own page ferry-COMMAND(1). Default: ferry(1).
-    #[arg(value_name = "COMMAND")]
+    #[arg(value_name = "COMMAND", conflicts_with = "out_dir")]
     pub command: Option<String>,
+    /// Write every page (ferry.1 and ferry-COMMAND.1 for each command) into DIR instead, e.g.
+    /// `ferry man --out-dir ~/.local/share/man/man1`.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -162,6 +162,20 @@ impl Remote {
             .expect("ferry-remote exec runs")
     }
 
+    /// Run a command as root inside the remote with `input` on its stdin.
+    pub fn root_stdin(&self, command: &str, input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(&self.script)
+            .args(["exec", "sh", "-c", command])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ferry-remote exec runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().expect("ferry-remote exec ends")
+    }
+
     /// A clean slate for `user`: its units stopped and removed, ferry's files gone.
     pub fn reset(&self, user: &str) {
         self.ssh(
