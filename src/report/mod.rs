@@ -12,6 +12,7 @@ pub mod doctor;
 pub mod hooks;
 pub mod logs;
 pub mod status;
+pub mod table;
 pub mod units;
 
 use std::io::{IsTerminal, Write};

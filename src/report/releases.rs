@@ -143,6 +143,10 @@ impl Human for ReleasesTable {
                 sanitize(r.outcome.as_deref().unwrap_or("-")),
             ]);
         }
+        // Too wide for the terminal: leave out SIZE, COMMIT, DEPLOYED BY, CREATED, in order.
+        let width = super::table::width();
+        let keep = super::table::keep(&super::table::widths(&rows), &[6, 5, 4, 3], width);
+        let rows = super::table::project(rows, &keep);
         let mut lines = columns(&rows);
         lines[0] = s.bold(&lines[0]);
         out.extend(lines);
@@ -167,6 +171,9 @@ impl Human for ReleasesTable {
                     sanitize(r.reason.as_deref().unwrap_or("")),
                 ]);
             }
+            // Leave out BY when too wide (then the reason wraps as it must).
+            let keep = super::table::keep(&super::table::widths(&rows), &[5], width);
+            let rows = super::table::project(rows, &keep);
             let mut lines = columns(&rows);
             lines[0] = s.bold(&lines[0]);
             out.extend(lines);

@@ -157,8 +157,14 @@ impl Human for Table {
     }
 }
 
-/// Render rows as aligned columns; the service column only when there are several services.
+/// Render rows as aligned columns, fitted to the terminal (see [`super::table`]).
 pub fn render_table(rows: &[UnitStatus], s: &Style) -> String {
+    render_table_in(rows, s, super::table::width())
+}
+
+/// Render rows as aligned columns within `width` (None: every column); the service column only
+/// when there are several services.
+pub fn render_table_in(rows: &[UnitStatus], s: &Style, width: Option<usize>) -> String {
     let several_services = rows.windows(2).any(|w| w[0].service != w[1].service);
     let mut header = vec!["HOST"];
     if several_services {
@@ -207,14 +213,34 @@ pub fn render_table(rows: &[UnitStatus], s: &Style) -> String {
             c
         })
         .collect();
+    // Too wide for the terminal: leave out PID, MEMORY, ENABLED, RESTARTS, SINCE, in that order.
+    let off = usize::from(several_services);
+    let mut all = vec![header.iter().map(|h| h.to_string()).collect::<Vec<_>>()];
+    all.extend(cells);
+    let drop_order = [4 + off, 5 + off, 7 + off, 6 + off, 3 + off];
+    let keep = super::table::keep(&super::table::widths(&all), &drop_order, width);
+    let mut all = super::table::project(all, &keep);
+    let mut cells = all.split_off(1);
+    let header: Vec<String> = all.remove(0);
     let ncol = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &cells {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+    // The last column (the note) is shortened to what is left of the line.
+    if let Some(width) = width {
+        let before: usize = super::table::widths(&cells)
+            .iter()
+            .take(ncol - 1)
+            .map(|w| w + 2)
+            .sum();
+        for row in &mut cells {
+            row[ncol - 1] = super::table::shorten(&row[ncol - 1], width.saturating_sub(before));
         }
     }
-    let state_col = if several_services { 3 } else { 2 };
+    let widths = super::table::widths(
+        &[header.clone()]
+            .into_iter()
+            .chain(cells.clone())
+            .collect::<Vec<_>>(),
+    );
+    let state_col = 1 + off + 1;
     let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w - text.chars().count()));
     let mut lines = Vec::new();
     let head: Vec<String> = header
@@ -332,7 +358,7 @@ mod tests {
     #[test]
     fn renders_an_aligned_table() {
         let rows = unit_statuses("h1", &parse_output(OUT));
-        let t = render_table(&rows, &Style { color: false });
+        let t = render_table_in(&rows, &Style { color: false }, None);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), rows.len() + 1);
         assert!(lines[0].starts_with("HOST  SERVICE  UNIT"), "{t}");
@@ -349,8 +375,30 @@ mod tests {
                 .any(|l| l.contains("idle.service") && l.contains("none")),
             "{t}"
         );
-        let coloured = render_table(&rows, &Style { color: true });
+        let coloured = render_table_in(&rows, &Style { color: true }, None);
         assert!(coloured.contains("\x1b[31mfailed (failed)"), "{coloured}");
+    }
+
+    #[test]
+    fn the_table_fits_80_columns_by_leaving_out_the_least_useful_columns() {
+        let all = unit_statuses("web1", &parse_output(OUT));
+        let first = all[0].service.clone();
+        let rows: Vec<UnitStatus> = all.into_iter().filter(|r| r.service == first).collect();
+        let wide = render_table_in(&rows, &Style { color: false }, None);
+        assert!(wide.lines().any(|l| l.chars().count() > 80), "{wide}");
+        let t = render_table_in(&rows, &Style { color: false }, Some(80));
+        for l in t.lines() {
+            assert!(
+                l.chars().count() <= 80,
+                "{} columns: {l}\n{t}",
+                l.chars().count()
+            );
+        }
+        let head = t.lines().next().unwrap();
+        for kept in ["HOST", "UNIT", "STATE", "RELEASE"] {
+            assert!(head.contains(kept), "{head}");
+        }
+        assert!(!head.contains("PID") && !head.contains("MEMORY"), "{head}");
     }
 
     #[test]
