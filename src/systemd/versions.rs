@@ -43,6 +43,18 @@ pub const NO_JOURNAL_TO_FOLLOW: &str = "this user has no journal file to follow 
     on systemd 256 and later stops at once when there is none (on older versions it waits). Run \
     `ferry logs -f` again once the service has logged something";
 
+/// A hint for a warning of `systemd-analyze verify` that means "this systemd is older than the
+/// unit": it ignores a setting or a value that a newer version knows (e.g. `Type=notify-reload`,
+/// systemd 253+, which 252 drops: the service then runs as `Type=simple`). None for others.
+pub fn older_systemd_hint(line: &str) -> Option<&'static str> {
+    let ignored_value = line.contains("Failed to parse") && line.contains(", ignoring");
+    let unknown_key = line.contains("Unknown key") && line.contains("ignoring");
+    (ignored_value || unknown_key).then_some(
+        "the host's systemd ignores this setting (`systemctl --version` there; Debian 12 has 252, \
+         Debian 13 257): the unit runs without it, use what that version knows",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +103,27 @@ mod tests {
             Some(1),
             &format!("{notice}\nFailed to iterate through journal: Bad message")
         ));
+    }
+
+    #[test]
+    fn settings_an_older_systemd_ignores() {
+        // systemd 252 on a unit written for 257.
+        assert!(
+            older_systemd_hint(
+                "r.service:2: Failed to parse service type, ignoring: notify-reload"
+            )
+            .is_some()
+        );
+        assert!(
+            older_systemd_hint("a.service:3: Unknown key 'FooBar' in section [Service], ignoring.")
+                .is_some()
+        );
+        assert_eq!(
+            older_systemd_hint(
+                "b.service: Unit configuration has fatal error, unit will not be started."
+            ),
+            None
+        );
     }
 
     #[test]
