@@ -686,7 +686,7 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
 /// Kill the user's SSH sessions from the host's side (sshd's per-session processes run as the
 /// user; the listening sshd does not).
 fn kill_sessions(user: &str, signal: &str) {
-    let out = remote().root(&format!("pkill -{signal} -u {user} -x sshd"));
+    let out = remote().root(&format!("pkill -{signal} -u {user} -x 'sshd(-session)?'"));
     assert!(
         out.status.success(),
         "pkill -{signal} -u {user} sshd: no process? {}",

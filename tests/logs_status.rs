@@ -567,7 +567,7 @@ fn follow_reconnects_without_gap_or_duplicate() {
     let mut f = s.spawn(&["logs", "tick", "-f", "-n", "3"]);
     f.wait_for(Duration::from_secs(10), "20 lines", |g| g.len() >= 20);
     let before = f.got.len();
-    let out = r.root(&["pkill", "-KILL", "-u", "ferry9", "-x", "sshd"]);
+    let out = r.root(&["pkill", "-KILL", "-u", "ferry9", "-x", "sshd(-session)?"]);
     assert!(
         out.status.success(),
         "pkill found no sshd of ferry9: {out:?}"

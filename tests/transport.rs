@@ -715,7 +715,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
             process.next().await,
             Some(Event::Stdout(b"started\n".to_vec()))
         );
-        let out = r.root("pkill -KILL -u ferry14 -x sshd");
+        let out = r.root("pkill -KILL -u ferry14 -x 'sshd(-session)?'");
         assert!(out.status.success(), "no sshd of ferry14 killed: {out:?}");
 
         let e = process.output(|_, _| {}).await.unwrap_err();

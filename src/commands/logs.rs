@@ -16,6 +16,7 @@ use crate::error::{Error, exit};
 use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize, sanitize_bytes};
 use crate::systemd::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
+use crate::systemd::versions;
 use crate::transport::ssh::{self, Connection, Event, Exit, Signal, Stdin};
 
 /// Delay before reconnection attempt `n` (0-based): 0.5 s doubling, at most 10 s.
@@ -281,11 +282,9 @@ async fn read_on(
         take(line, &mut read);
     }
     stderr_lines.extend(err.finish());
-    let stderr: Vec<String> = stderr_lines
-        .iter()
-        .map(|l| sanitize_bytes(l))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let stderr: Vec<String> = stderr_lines.iter().map(|l| sanitize_bytes(l)).collect();
+    // "No journal files were found/opened": an empty journal on any systemd, not an error.
+    let stderr = versions::journal_stderr_without_notices(&stderr);
     let status = match process.exit() {
         Some(Exit::Status(s)) => Some(*s),
         _ => None,
@@ -532,6 +531,14 @@ async fn follow_host(
                 if status == Some(0) || *stop.borrow() {
                     return Ok(());
                 }
+                if versions::follow_ended_without_journal(status, &stderr) {
+                    return Err(Error::Command {
+                        host: host.name.clone(),
+                        command: "journalctl --user --follow".into(),
+                        status: "exit status 1".into(),
+                        stderr: versions::NO_JOURNAL_TO_FOLLOW.into(),
+                    });
+                }
                 return Err(Error::Command {
                     host: host.name.clone(),
                     command: "journalctl --user --follow".into(),
@@ -627,7 +634,10 @@ async fn stream_once(
                 Some(Event::Stderr(data)) => {
                     for line in err.push(&data) {
                         let text = sanitize_bytes(&line);
-                        if stopping.is_none() && !text.trim().is_empty() {
+                        if stopping.is_none()
+                            && !text.trim().is_empty()
+                            && !versions::is_no_journal_notice(&text)
+                        {
                             reporter.warn(Some(name), &format!("journalctl: {text}"));
                         }
                         stderr.push(text);

@@ -195,7 +195,10 @@ pub fn evaluate(
         )),
         Some(0) => {
             for m in &o.messages {
-                ss.warn(&format!("{service}: systemd-analyze: {m}"));
+                match crate::systemd::versions::older_systemd_hint(m) {
+                    Some(hint) => ss.warn(&format!("{service}: systemd-analyze: {m}\n  hint: {hint}")),
+                    None => ss.warn(&format!("{service}: systemd-analyze: {m}")),
+                }
             }
         }
         // A failure that names none of the units is the tool's (no user manager to ask, an

@@ -4,6 +4,7 @@
 pub mod journal;
 pub mod lint;
 pub mod units;
+pub mod versions;
 
 use std::collections::BTreeMap;
 
