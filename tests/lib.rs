@@ -23,6 +23,7 @@
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
+//! - ferry46..ferry52: the self-revert's deadline (tests/revert.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -38,6 +39,7 @@ mod fleets;
 mod logs_status;
 mod plan;
 mod props;
+mod revert;
 mod safety;
 mod services;
 mod systemd;

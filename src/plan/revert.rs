@@ -97,7 +97,9 @@ pub fn arm_command(
         "--quiet",
         "--collect",
         &format!("--unit={unit}"),
-        &format!("--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"),
+        &format!(
+            "--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"
+        ),
         // Every line of the script under one name: `journalctl --user -t UNIT` shows them
         // even when journald could not tell the unit of a line (the script prints and
         // exits before journald reads its cgroup, so `-u` misses that line).
