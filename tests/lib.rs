@@ -24,6 +24,7 @@
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
+//! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -40,6 +41,7 @@ mod fleets;
 mod logs_status;
 mod plan;
 mod props;
+mod revert;
 mod safety;
 mod services;
 mod systemd;

@@ -67,10 +67,12 @@ impl RemoteState {
             return false;
         };
         // A self-revert away from it means its deploy was never confirmed.
-        match self.history.iter().rev().find(|r| {
+        match self.history.iter().rposition(|r| {
             &r.release == current || (r.action == "revert" && r.previous.as_ref() == Some(current))
         }) {
-            Some(r) if &r.release == current => r.outcome == "ok",
+            Some(i) if &self.history[i].release == current => {
+                crate::release::good_at(&self.history, i)
+            }
             Some(_) => false,
             None => true,
         }

@@ -16,6 +16,8 @@ use crate::shell::quote;
 /// Placeholders the script fills in when it runs.
 pub const TIME: &str = "__TIME__";
 pub const OUTCOME: &str = "__OUTCOME__";
+/// The deadline the timer was armed for (UTC, from the host's clock), filled in when it runs.
+pub const DEADLINE: &str = "__DEADLINE__";
 
 /// The script the self-revert timer runs.
 pub fn script(
@@ -35,7 +37,8 @@ pub fn script(
          rc=$?\n\
          if [ \"$rc\" -eq 0 ]; then outcome=reverted; else outcome=revert-failed; echo \"the revert failed (exit $rc): the unverified release stays current\" >&2; fi\n\
          now=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n\
-         printf '%s\\n' {line} | sed \"s/{TIME}/$now/; s/{OUTCOME}/$outcome/\" >> {history}\n\
+         dl=$(date -u -d \"@$(cat {deadline} 2>/dev/null)\" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null) || dl=unknown\n\
+         printf '%s\\n' {line} | sed \"s/{TIME}/$now/g; s/{OUTCOME}/$outcome/g; s/{DEADLINE}/$dl/g\" >> {history}\n\
          exit $rc\n",
         lock = quote(&paths.lock()),
         info = quote(&format!("{}.info", paths.lock())),
@@ -45,7 +48,13 @@ pub fn script(
         activation = activation.script(paths),
         line = quote(&line),
         history = quote(&paths.history()),
+        deadline = quote(&deadline_path(paths)),
     )
+}
+
+/// Where the host records the revert's deadline (seconds since the epoch, its own clock).
+pub fn deadline_path(paths: &Paths) -> String {
+    format!("{}/revert.deadline", paths.dir())
 }
 
 /// Where the script is stored on the host (systemd would expand `$VAR`s in a command line).
@@ -58,7 +67,15 @@ const SCRIPT_END: &str = "FERRY_REVERT_SCRIPT_END";
 
 /// Shell command that stores `script` (in a here-document: the command may be part of a
 /// larger one whose stdin carries other data), records which release the timer guards,
-/// clears an old timer and arms a new one firing after `after`; prints [`ARMED`] once armed.
+/// clears an old timer and arms a new one firing after `after`; prints [`ARMED`] once armed
+/// and its fire time read back from systemd is the deadline it computed.
+///
+/// The deadline is an absolute time on the HOST's clock (`--on-calendar=@EPOCH`): a
+/// `daemon-reload` re-arms an `--on-active=` timer from the moment of the reload (systemd
+/// #16186, #31914, #31945), so reloads (another deploy on the same user) postponed it for
+/// ever; a realtime timer keeps its time across reloads and daemon-reexec (checked on 252).
+/// The monotonic `--on-active=` stays as a second trigger (whichever comes first fires): it
+/// fires on time when nothing reloads, even if the host's clock is stepped back.
 pub fn arm_command(
     paths: &Paths,
     service: &str,
@@ -72,34 +89,43 @@ pub fn arm_command(
     );
     let unit = paths.revert_unit();
     let file = script_path(paths);
+    // Whole seconds, rounded up: the realtime trigger never fires before `after`.
+    let secs = after.as_millis().div_ceil(1000);
+    let run = crate::shell::command([
+        "systemd-run",
+        "--user",
+        "--quiet",
+        "--collect",
+        &format!("--unit={unit}"),
+        &format!(
+            "--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"
+        ),
+        // Every line of the script under one name: `journalctl --user -t UNIT` shows them
+        // even when journald could not tell the unit of a line (the script prints and
+        // exits before journald reads its cgroup, so `-u` misses that line).
+        &format!("--property=SyslogIdentifier={unit}"),
+        &format!("--on-active={}ms", after.as_millis()),
+        "--timer-property=AccuracySec=100ms",
+    ]);
     format!(
         "cd \"$HOME\" && cat > {f} <<'{SCRIPT_END}' && chmod 700 {f} && printf '%s\\n' {id} > {target} && \
          {{ systemctl --user stop {u}.timer {u}.service >/dev/null 2>&1; systemctl --user reset-failed {u}.timer {u}.service >/dev/null 2>&1; true; }} && \
-         {} \"$HOME\"/{f} && echo {ARMED}\n{script}{nl}{SCRIPT_END}\n",
-        crate::shell::command([
-            "systemd-run",
-            "--user",
-            "--quiet",
-            "--collect",
-            &format!("--unit={unit}"),
-            &format!(
-                "--description=ferry: revert {service} unless the deploy of {unconfirmed} is confirmed"
-            ),
-            // Every line of the script under one name: `journalctl --user -t UNIT` shows them
-            // even when journald could not tell the unit of a line (the script prints and
-            // exits before journald reads its cgroup, so `-u` misses that line).
-            &format!("--property=SyslogIdentifier={unit}"),
-            &format!("--on-active={}ms", after.as_millis()),
-            "--timer-property=AccuracySec=100ms",
-            "/bin/sh",
-        ]),
+         d=$(( $(date +%s) + {secs} )) && printf '%s\\n' \"$d\" > {dl} && \
+         {run} \"--on-calendar=@$d\" /bin/sh \"$HOME\"/{f} && \
+         n=$(date -d \"$(systemctl --user show -p NextElapseUSecRealtime --value {u}.timer)\" +%s) && \
+         {{ [ \"$n\" = \"$d\" ] || {{ echo \"the self-revert timer {unit} fires at $n, not at the deadline $d it was armed for\" >&2; systemctl --user stop {u}.timer >/dev/null 2>&1; false; }}; }} && \
+         echo {ARMED} && echo \"{DEADLINE_AT} $d\"\n{script}{nl}{SCRIPT_END}\n",
         nl = if script.ends_with('\n') { "" } else { "\n" },
         f = quote(&file),
         u = quote(&unit),
         id = quote(unconfirmed),
         target = quote(&format!("{}/revert.target", paths.dir())),
+        dl = quote(&deadline_path(paths)),
     )
 }
+
+/// Printed by [`arm_command`] with the deadline (seconds since the epoch, the host's clock).
+pub const DEADLINE_AT: &str = "@ferry-deadline";
 
 /// See [`arm_command`].
 pub const ARMED: &str = "@ferry-armed";

@@ -272,14 +272,30 @@ pub fn parse_history(text: &str) -> Vec<HistoryRecord> {
         .collect()
 }
 
+/// Does record `i` leave its release live and good? An `ok` record, or the host's self-revert
+/// back to a release that an earlier record verified (`revert ... reverted`: the host went
+/// back to it; it was verified before, so it is still a good rollback target).
+pub fn good_at(history: &[HistoryRecord], i: usize) -> bool {
+    let r = &history[i];
+    r.outcome == "ok"
+        || (r.action == "revert"
+            && r.outcome == "reverted"
+            && history[..i]
+                .iter()
+                .any(|e| e.release == r.release && e.outcome == "ok"))
+}
+
+/// The good releases of `history` (see [`good_at`]), newest first.
+fn good_releases(history: &[HistoryRecord]) -> impl Iterator<Item = &str> {
+    (0..history.len())
+        .rev()
+        .filter(|&i| good_at(history, i))
+        .map(|i| history[i].release.as_str())
+}
+
 /// The last release that was deployed (or rolled back to) successfully, other than `except`.
 pub fn last_good<'a>(history: &'a [HistoryRecord], except: Option<&str>) -> Option<&'a str> {
-    history
-        .iter()
-        .rev()
-        .filter(|r| r.outcome == "ok" && Some(r.release.as_str()) != except)
-        .map(|r| r.release.as_str())
-        .next()
+    good_releases(history).find(|r| Some(*r) != except)
 }
 
 /// Releases to delete so that `keep` remain: oldest first; never the current one, never the
@@ -309,13 +325,7 @@ pub fn rollback_target(
     history: &[HistoryRecord],
 ) -> Option<String> {
     let present = |r: &str| releases.iter().any(|x| x == r);
-    if let Some(good) = history
-        .iter()
-        .rev()
-        .filter(|r| r.outcome == "ok" && Some(r.release.as_str()) != current)
-        .map(|r| r.release.as_str())
-        .find(|r| present(r))
-    {
+    if let Some(good) = good_releases(history).find(|r| Some(*r) != current && present(r)) {
         return Some(good.to_string());
     }
     let mut older: Vec<&String> = releases
@@ -518,6 +528,29 @@ mod tests {
         // Without history: the newest older release on disk.
         assert_eq!(rollback_target(&r, Some(&r[3]), &[]), Some(r[2].clone()));
         assert_eq!(rollback_target(&r[..1], Some(&r[0]), &[]), None);
+    }
+
+    /// Issue 24: after the host reverted to X (verified before), X is the rollback target of
+    /// the next failed deploy, not the release before it; a revert to a release never
+    /// verified does not make it good.
+    #[test]
+    fn a_release_the_host_reverted_to_stays_a_good_target() {
+        let r: Vec<String> = (1..=4)
+            .map(|i| format!("2026010{i}T000000Z-0000000{i}"))
+            .collect();
+        let revert = |to: &str, from: &str| HistoryRecord {
+            action: "revert".into(),
+            previous: Some(from.into()),
+            ..rec(to, "reverted")
+        };
+        let h = vec![rec(&r[0], "ok"), rec(&r[1], "ok"), revert(&r[1], &r[2])];
+        assert!(good_at(&h, 2));
+        assert_eq!(last_good(&h, Some(&r[3])), Some(r[1].as_str()));
+        assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[1].clone()));
+        // A revert to a release no record verified is not good.
+        let h = vec![rec(&r[0], "ok"), rec(&r[1], "failed"), revert(&r[1], &r[2])];
+        assert!(!good_at(&h, 2));
+        assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[0].clone()));
     }
 
     #[test]

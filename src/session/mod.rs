@@ -749,9 +749,10 @@ impl ServiceSession<'_> {
             by: by.to_string(),
             git_commit: to.git_commit.clone(),
             reason: Some(format!(
-                "deploy of {} was not confirmed within confirm_timeout ({})",
+                "deploy of {} was not confirmed within confirm_timeout ({}); deadline {} (host clock), reverted at the record's time",
                 new.id,
-                humantime::format_duration(self.service.confirm_timeout)
+                humantime::format_duration(self.service.confirm_timeout),
+                revert::DEADLINE,
             )),
         };
         let script = revert::script(&self.paths, &new.id, &activation, &record);
