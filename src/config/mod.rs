@@ -45,7 +45,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         };
         whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
-    let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
+    let env = Env::current();
     load_text(&text, path, &env)
 }
 
