@@ -40,5 +40,6 @@ mod plan;
 mod props;
 mod safety;
 mod services;
+mod ssh_config_oracle;
 mod systemd;
 mod transport;
