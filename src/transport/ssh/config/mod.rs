@@ -69,7 +69,9 @@ impl Context {
         }
     }
 
-    /// This process's user (passwd entry of its uid, else $USER/$HOME) and host.
+    /// This process's user (the passwd name of its uid, else $USER) and host. The home is
+    /// $HOME when set (unlike ssh, which takes the passwd entry's: ferry's own `~` in
+    /// deploy.toml is $HOME, and both must agree), else the passwd entry's.
     pub fn current() -> Option<Context> {
         use std::os::unix::fs::MetadataExt;
         let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok()?;
@@ -85,6 +87,10 @@ impl Context {
         let local_host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
+        let home = std::env::var("HOME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or(home);
         Some(Context::standard(home.into(), user, local_host, uid))
     }
 
