@@ -44,5 +44,6 @@ mod props;
 mod revert;
 mod safety;
 mod services;
+mod ssh_config_oracle;
 mod systemd;
 mod transport;

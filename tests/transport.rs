@@ -314,6 +314,8 @@ fn quoting_round_trips_through_the_remote_shell() {
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(10),
         proxy_jump: None,
+        identities: Vec::new(),
+        ssh: Default::default(),
     };
     let args = [
         "plain",
@@ -648,6 +650,8 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
         // than 10 s.
         connect_timeout: std::time::Duration::from_secs(30),
         proxy_jump: None,
+        identities: Vec::new(),
+        ssh: Default::default(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -690,6 +694,8 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(10),
         proxy_jump: None,
+        identities: Vec::new(),
+        ssh: Default::default(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

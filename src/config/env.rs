@@ -1,7 +1,9 @@
 //! The local environment a config is resolved in: the home directory, the local user name and
-//! the OpenSSH client config.
+//! the OpenSSH client config (resolved by `transport::ssh::config`).
 
 use std::path::{Path, PathBuf};
+
+use crate::transport::ssh::config::Context;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -10,26 +12,27 @@ use std::path::{Path, PathBuf};
 pub struct Env {
     pub home: Option<PathBuf>,
     pub local_user: Option<String>,
-    /// The user's OpenSSH client config (~/.ssh/config), when it exists.
-    pub ssh_config: Option<ssh2_config::SshConfig>,
+    /// Where the OpenSSH client config is read from (~/.ssh/config, /etc/ssh/ssh_config) and
+    /// the local side its tokens expand to. None: no OpenSSH config is used.
+    pub ssh_config: Option<Context>,
 }
 
 impl Env {
-    /// The real environment of this process.
-    pub fn current() -> Result<Env, SshConfigError> {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let ssh_config = match &home {
-            Some(h) => read_ssh_config(h)?,
-            None => None,
-        };
-        Ok(Env {
-            home,
-            local_user: std::env::var("USER")
-                .ok()
+    /// The real environment of this process. The local user is the passwd name of this
+    /// process's uid, as ssh takes it (so an unset $USER, as under cron, is fine), else $USER or
+    /// $LOGNAME.
+    pub fn current() -> Env {
+        let ssh_config = Context::current();
+        Env {
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            local_user: ssh_config
+                .as_ref()
+                .map(|c| c.local_user.clone())
+                .or_else(|| std::env::var("USER").ok())
                 .or_else(|| std::env::var("LOGNAME").ok())
                 .filter(|u| !u.is_empty()),
             ssh_config,
-        })
+        }
     }
 
     pub(crate) fn expand(&self, path: &str, base: &Path) -> Result<PathBuf, String> {
@@ -43,39 +46,4 @@ impl Env {
             Ok(base.join(path))
         }
     }
-}
-
-/// The user's `~/.ssh/config` could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum SshConfigError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
-}
-
-/// `~/.ssh/config`, as OpenSSH's client reads it (HostName, User, Port, IdentityFile,
-/// ConnectTimeout are used); None when there is none.
-pub fn read_ssh_config(home: &Path) -> Result<Option<ssh2_config::SshConfig>, SshConfigError> {
-    use ssh2_config::{ParseRule, SshConfig};
-    let path = home.join(".ssh").join("config");
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(SshConfigError::Read { path, source }),
-    };
-    SshConfig::default()
-        .home_dir(home)
-        .parse(
-            &mut std::io::BufReader::new(file),
-            ParseRule::ALLOW_UNKNOWN_FIELDS | ParseRule::ALLOW_UNSUPPORTED_FIELDS,
-        )
-        .map(Some)
-        .map_err(|e| SshConfigError::Parse {
-            message: e.to_string(),
-            path,
-        })
 }

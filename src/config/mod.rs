@@ -67,7 +67,7 @@ pub fn load_checking(path: &Path, files: LocalFiles) -> Result<Config, ConfigErr
         };
         whole_file(format!("cannot read the config file: {e}{hint}"))
     })?;
-    let env = Env::current().map_err(|e| whole_file(format!("the OpenSSH client config: {e}")))?;
+    let env = Env::current();
     load_text(&text, path, &env, files)
 }
 

@@ -45,6 +45,45 @@ pub struct Host {
     pub connect_timeout: Duration,
     /// Connect through this host (ProxyJump), itself connected directly.
     pub proxy_jump: Option<Box<Host>>,
+    /// The IdentityFiles of ~/.ssh/config (or OpenSSH's defaults), in order, tokens expanded;
+    /// files that do not exist are skipped when connecting. `identity` (deploy.toml) comes first.
+    pub identities: Vec<PathBuf>,
+    /// The rest of what the OpenSSH client config says for this host.
+    pub ssh: SshOptions,
+}
+
+/// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
+/// kept as ssh would use them. Not all are acted on by the transport yet: `proxy_jumps` beyond
+/// the one hop of deploy.toml's `proxy_jump`, `proxy_command`, `certificates`,
+/// `identity_agent`, `revoked_host_keys`, `host_key_alias`, `address_family`,
+/// `connection_attempts` are stored for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SshOptions {
+    pub identities_only: bool,
+    /// A socket path, `none` or `SSH_AUTH_SOCK`; None when not set.
+    pub identity_agent: Option<String>,
+    pub certificates: Vec<PathBuf>,
+    pub user_known_hosts: Vec<PathBuf>,
+    pub global_known_hosts: Vec<PathBuf>,
+    pub host_key_alias: Option<String>,
+    pub revoked_host_keys: Option<PathBuf>,
+    /// None: 0 (no keepalive from the client).
+    pub server_alive_interval: Option<Duration>,
+    pub server_alive_count_max: u32,
+    pub connection_attempts: u32,
+    pub address_family: AddressFamily,
+    /// Every ProxyJump hop, in order (empty: none).
+    pub proxy_jumps: Vec<crate::transport::ssh::config::Jump>,
+    pub proxy_command: Option<String>,
+}
+
+/// OpenSSH's AddressFamily.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressFamily {
+    #[default]
+    Any,
+    Inet,
+    Inet6,
 }
 
 /// A service: the files of a release and the units that run it.

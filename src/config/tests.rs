@@ -11,6 +11,30 @@ fn env() -> Env {
     }
 }
 
+/// An Env whose OpenSSH client config is `text` (home /home/me, local user me).
+fn ssh_env(text: &str) -> Env {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-config-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config"), text).unwrap();
+    Env {
+        ssh_config: Some(crate::transport::ssh::config::Context {
+            files: vec![(dir.join("config"), dir.clone())],
+            home: "/home/me".into(),
+            local_user: "me".into(),
+            local_host: "local".into(),
+            uid: 1000,
+            env: Default::default(),
+        }),
+        ..env()
+    }
+}
+
 fn parse_ok(text: &str) -> Config {
     parse(text, Path::new("conf/deploy.toml"), &env()).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -181,17 +205,9 @@ fn proxy_jump_resolves_one_level() {
 
 #[test]
 fn ssh_config_applies_under_deploy_toml() {
-    let cfg = ssh2_config::SshConfig::default()
-        .home_dir("/home/me")
-        .parse(
-            &mut "Host web\n  HostName 10.1.2.3\n  User alice\n  Port 2200\n  IdentityFile ~/.ssh/web_key\n  ConnectTimeout 4\n".as_bytes(),
-            ssh2_config::ParseRule::STRICT,
-        )
-        .unwrap();
-    let env = Env {
-        ssh_config: Some(cfg),
-        ..env()
-    };
+    let env = ssh_env(
+        "Host web\n  HostName 10.1.2.3\n  User alice\n  User later\n  Port 2200\n  IdentityFile ~/.ssh/web_key\n  IdentityFile ~/.ssh/%r_key\n  ConnectTimeout 4\n  AddKeysToAgent confirm\n  ServerAliveInterval 1m\n",
+    );
     let c = parse(
         "[hosts.a]\naddress = \"web\"\n[hosts.b]\naddress = \"web\"\nuser = \"bob\"\nport = 22\n[hosts.c]\naddress = \"other\"\n",
         Path::new("deploy.toml"),
@@ -202,8 +218,17 @@ fn ssh_config_applies_under_deploy_toml() {
     assert_eq!(a.address, "10.1.2.3");
     assert_eq!(a.user, "alice");
     assert_eq!(a.port, 2200);
-    assert_eq!(a.identity, Some(PathBuf::from("/home/me/.ssh/web_key")));
+    // Neither file exists: no `identity`, both kept in order (tokens expanded).
+    assert_eq!(a.identity, None);
+    assert_eq!(
+        a.identities,
+        [
+            PathBuf::from("/home/me/.ssh/web_key"),
+            PathBuf::from("/home/me/.ssh/alice_key")
+        ]
+    );
     assert_eq!(a.connect_timeout, Duration::from_secs(4));
+    assert_eq!(a.ssh.server_alive_interval, Some(Duration::from_secs(60)));
     let b = &c.hosts["b"];
     assert_eq!((b.user.as_str(), b.port), ("bob", 22));
     assert_eq!(c.hosts["c"].address, "other");
@@ -585,24 +610,19 @@ fn missing_or_unusable_identity_is_a_config_error() {
     let e = load("[hosts.a]\naddress = \"x\"\nidentity = \".\"\n", &env()).unwrap_err();
     assert!(e.0[0].message.contains("not a regular file"), "{e}");
 
-    // From ~/.ssh/config: located at the address it applies to.
-    let ssh = ssh2_config::SshConfig::default()
-        .home_dir("/home/me")
-        .parse(
-            &mut "Host web\n  IdentityFile ~/.ssh/missing\n".as_bytes(),
-            ssh2_config::ParseRule::STRICT,
-        )
-        .unwrap();
-    let env = Env {
-        ssh_config: Some(ssh),
-        ..env()
-    };
+    // From ~/.ssh/config: a missing IdentityFile is skipped, as ssh skips it.
+    let env = ssh_env("Host web\n  IdentityFile ~/.ssh/missing\n");
+    let c = load("[hosts.a]\n\naddress = \"web\"\n", &env).unwrap();
+    assert_eq!(c.hosts["a"].identity, None);
+
+    // A malformed option: located at the address it applies to, naming file, line, option.
+    let env = ssh_env("Host github.com\n  Port 22x\n");
     let e = load("[hosts.a]\n\naddress = \"web\"\n", &env).unwrap_err();
     assert_eq!(
         (e.0[0].key.as_str(), e.0[0].line),
         ("hosts.a.address", Some(3))
     );
-    assert!(e.0[0].message.contains("~/.ssh/config"), "{e}");
+    assert!(e.0[0].message.contains("config:2: port:"), "{e}");
 }
 
 // --- groups --------------------------------------------------------------------------------

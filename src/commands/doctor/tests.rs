@@ -133,6 +133,8 @@ fn connection_failure_marks_later_checks_skipped() {
         host_key_policy: crate::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(1),
         proxy_jump: None,
+        identities: Vec::new(),
+        ssh: Default::default(),
     };
     let err = Error::Auth {
         host: "h".into(),

@@ -7,8 +7,10 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::*;
+use crate::transport::ssh::config::{Resolved, System};
 
 mod service;
+mod ssh;
 
 /// The longest duration ferry accepts. Anything longer is a slip (`"30h"` for `"30s"`), and the
 /// automatic-rollback timer (`systemd-run --on-active=confirm_timeout`) must fire the same day.
@@ -330,12 +332,25 @@ impl<'a> Validator<'a> {
             );
         }
         let written = h.address.trim().to_string();
-        // ~/.ssh/config applies under what deploy.toml says (as with `ssh ADDRESS`).
-        let ssh = env.ssh_config.as_ref().map(|c| c.query(&written));
-        let address = ssh
+        // The OpenSSH client config applies under what deploy.toml says (as `-o` over it).
+        let ssh = match env
+            .ssh_config
             .as_ref()
-            .and_then(|p| p.host_name.clone())
-            .unwrap_or_else(|| written.clone());
+            .map(|c| c.resolve(&written, &System))
+        {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                self.error(&k("address"), format!("the OpenSSH client config: {e}"));
+                None
+            }
+            None => None,
+        };
+        let set = |key: &str| {
+            ssh.as_ref()
+                .filter(|r| r.is_set(key))
+                .and_then(|r| r.get(key))
+        };
+        let address = set("hostname").map_or_else(|| written.clone(), str::to_string);
         if address.is_empty() || address.contains(|c: char| c.is_whitespace() || c.is_control()) {
             self.error(&k("address"), "must be a host name or IP address");
         }
@@ -353,7 +368,7 @@ impl<'a> Validator<'a> {
             .user
             .clone()
             .or(d.user.clone())
-            .or(ssh.as_ref().and_then(|p| p.user.clone()))
+            .or(set("user").map(str::to_string))
             .or(env.local_user.clone())
         {
             Some(u) if valid_user(&u) => u,
@@ -372,16 +387,21 @@ impl<'a> Validator<'a> {
         let port = h
             .port
             .or(d.port)
-            .or(ssh.as_ref().and_then(|p| p.port))
+            .or(set("port").and_then(|p| p.parse().ok()))
             .unwrap_or(22);
         if port == 0 {
             self.error(&k("port"), "port 0 is not valid");
         }
+        let (identities, options) = match &ssh {
+            Some(r) => self.ssh_options(r, &k("address")),
+            None => Default::default(),
+        };
         let identity = match pick(&h.identity, &d.identity, "identity") {
+            // Until every IdentityFile is tried: the first one that exists.
             None => ssh
                 .as_ref()
-                .and_then(|p| p.identity_file.as_ref())
-                .and_then(|f| f.first().cloned()),
+                .filter(|r| r.is_set("identityfile"))
+                .and_then(|_| identities.iter().find(|p| p.is_file()).cloned()),
             Some((p, key)) => match env.expand(&p, base) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -395,21 +415,24 @@ impl<'a> Validator<'a> {
                 self.error(&key, e);
                 PathBuf::new()
             }),
-            None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
-                self.error(&k("known_hosts"), e);
-                PathBuf::new()
-            }),
+            None => match options.user_known_hosts.first() {
+                Some(p) => p.clone(),
+                None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
+                    self.error(&k("known_hosts"), e);
+                    PathBuf::new()
+                }),
+            },
         };
         let host_key_policy = h
             .host_key_policy
             .or(d.host_key_policy)
+            .or(ssh.as_ref().and_then(ssh::host_key_policy))
             .unwrap_or(HostKeyPolicy::Strict);
         let connect_timeout = match pick(&h.connect_timeout, &d.connect_timeout, "connect_timeout")
         {
             None => ssh
                 .as_ref()
-                .and_then(|p| p.connect_timeout)
-                .filter(|t| !t.is_zero())
+                .and_then(ssh::connect_timeout)
                 .unwrap_or(Duration::from_secs(10)),
             Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
         };
@@ -423,6 +446,20 @@ impl<'a> Validator<'a> {
             host_key_policy,
             connect_timeout,
             proxy_jump: None,
+            identities,
+            ssh: options,
         }
+    }
+
+    /// The IdentityFiles (expanded) and the other options of a resolved OpenSSH config; a
+    /// problem is reported at `key` (the host's address).
+    fn ssh_options(&mut self, r: &Resolved, key: &[Seg]) -> (Vec<PathBuf>, SshOptions) {
+        let out = r
+            .paths("identityfile")
+            .and_then(|ids| Ok((ids, ssh::options(r)?)));
+        out.unwrap_or_else(|e| {
+            self.error(key, format!("the OpenSSH client config: {e}"));
+            Default::default()
+        })
     }
 }

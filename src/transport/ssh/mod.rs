@@ -9,6 +9,7 @@
 //! A handshake the server cuts short (sshd's MaxStartups) is tried again; a connection that
 //! dies under an operation is [`Error::ConnectionLost`], saying what was under way.
 
+pub mod config;
 pub mod known_hosts;
 
 use std::path::{Path, PathBuf};
