@@ -23,6 +23,7 @@
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
+//! - ferry53..ferry58: login shells and startup files (tests/shell.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -40,5 +41,6 @@ mod plan;
 mod props;
 mod safety;
 mod services;
+mod shell;
 mod systemd;
 mod transport;
