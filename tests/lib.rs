@@ -25,6 +25,7 @@
 //! - ferry44: faults (a file hashed while it is uploaded)
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
+//! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -44,6 +45,7 @@ mod props;
 mod revert;
 mod safety;
 mod services;
+mod shell;
 mod ssh_config_oracle;
 mod systemd;
 mod transport;

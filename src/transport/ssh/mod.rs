@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod known_hosts;
+mod wrap;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -341,10 +342,13 @@ pub struct RemoteProcess {
     channel: russh::Channel<client::Msg>,
     handle: Arc<Handle<Handler>>,
     host: String,
+    user: String,
     command: String,
     exit: Option<Exit>,
     /// The server closed the channel (as opposed to the session dropping it).
     closed: bool,
+    /// The startup files' output before ferry's marker, and events read while waiting for it.
+    preamble: wrap::Preamble,
 }
 
 impl RemoteProcess {
@@ -352,6 +356,19 @@ impl RemoteProcess {
     /// the exit status after the output's EOF and before closing, so read until None.
     /// Cancel-safe: a `select!` may drop it and call it again.
     pub async fn next(&mut self) -> Option<Event> {
+        if let Some(event) = self.preamble.pending.pop_front() {
+            return Some(event);
+        }
+        loop {
+            let event = self.raw_next().await?;
+            if let Some(event) = self.filter(event) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next message of the channel as an event, before the marker filter.
+    async fn raw_next(&mut self) -> Option<Event> {
         loop {
             match self.channel.wait().await? {
                 ChannelMsg::Data { data } => return Some(Event::Stdout(data.into())),
@@ -359,14 +376,10 @@ impl RemoteProcess {
                     return Some(Event::Stderr(data.into()));
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
-                    let exit = Exit::Status(exit_status);
-                    self.exit = Some(exit.clone());
-                    return Some(Event::Exit(exit));
+                    return Some(Event::Exit(Exit::Status(exit_status)));
                 }
                 ChannelMsg::ExitSignal { signal_name, .. } => {
-                    let exit = Exit::Signal(sig_name(&signal_name));
-                    self.exit = Some(exit.clone());
-                    return Some(Event::Exit(exit));
+                    return Some(Event::Exit(Exit::Signal(sig_name(&signal_name))));
                 }
                 ChannelMsg::Close => {
                     self.closed = true;
@@ -375,6 +388,90 @@ impl RemoteProcess {
                 _ => {}
             }
         }
+    }
+
+    /// Drop what the login shell printed before ferry's marker (logged once at debug). An exit
+    /// before the marker means the shell never ran the command: say so on stderr, status 255.
+    fn filter(&mut self, event: Event) -> Option<Event> {
+        let event = match event {
+            Event::Stdout(data) => {
+                let own = self.preamble.stdout.feed(&data);
+                self.report_noise();
+                (!own.is_empty()).then_some(Event::Stdout(own))?
+            }
+            Event::Stderr(data) => {
+                let own = self.preamble.stderr.feed(&data);
+                self.report_noise();
+                (!own.is_empty()).then_some(Event::Stderr(own))?
+            }
+            Event::Exit(exit) if !self.preamble.stdout.seen() => {
+                tracing::debug!("{}: no marker before {exit:?}", self.host);
+                let message = wrap::not_started(&self.host, &self.user, &self.noise_text());
+                self.exit = Some(Exit::Status(NOT_STARTED));
+                self.preamble
+                    .pending
+                    .push_back(Event::Exit(Exit::Status(NOT_STARTED)));
+                return Some(Event::Stderr(message.into_bytes()));
+            }
+            Event::Exit(exit) => {
+                self.exit = Some(exit.clone());
+                Event::Exit(exit)
+            }
+        };
+        Some(event)
+    }
+
+    fn noise_text(&self) -> Vec<u8> {
+        let mut all = self.preamble.stdout.before().to_vec();
+        all.extend_from_slice(self.preamble.stderr.before());
+        all
+    }
+
+    fn report_noise(&mut self) {
+        let p = &self.preamble;
+        if p.reported || !p.stdout.seen() || !p.stderr.seen() || p.noise() == 0 {
+            return;
+        }
+        self.preamble.reported = true;
+        tracing::debug!(
+            "{}: the login shell of `{}` printed {} bytes before ferry's command (a startup file such as ~/.bashrc prints; ignored): {:?}",
+            self.host,
+            self.user,
+            self.preamble.noise(),
+            String::from_utf8_lossy(&self.noise_text())
+                .chars()
+                .take(200)
+                .collect::<String>()
+        );
+    }
+
+    /// Wait until the command has started (its marker came), keeping what arrives meanwhile;
+    /// ends early when the command ends without it. Input is sent only after this, so that a
+    /// startup file that starts another shell reading stdin never runs it as commands.
+    async fn started(&mut self) -> Result<()> {
+        let wait = async {
+            while !self.preamble.stdout.seen() {
+                let Some(event) = self.raw_next().await else {
+                    return;
+                };
+                let ended = matches!(event, Event::Exit(_));
+                if let Some(event) = self.filter(event) {
+                    self.preamble.pending.push_back(event);
+                }
+                if ended {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(START_TIMEOUT, wait).await.is_err() {
+            let mut message = wrap::not_started(&self.host, &self.user, &self.noise_text());
+            message.push_str(&format!(
+                " (nothing came within {}s)",
+                START_TIMEOUT.as_secs()
+            ));
+            return Err(ssh_err(&self.host, message));
+        }
+        Ok(())
     }
 
     /// How the command ended, once [`RemoteProcess::next`] has returned the exit.
@@ -459,9 +556,22 @@ impl RemoteProcess {
         if self.connection_lost() {
             return Err(self.lost(format!("running `{}`", abbreviate(&self.command))));
         }
+        if !self.preamble.stdout.seen() {
+            return Err(ssh_err(
+                &self.host,
+                wrap::not_started(&self.host, &self.user, &self.noise_text()),
+            ));
+        }
         Ok(out)
     }
 }
+
+/// The exit status reported when the login shell never ran ferry's command.
+pub const NOT_STARTED: u32 = 255;
+
+/// How long the login shell may take before ferry's command starts (its startup files run
+/// first), when the command needs its input.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `TERM`, `KILL`, or the name a server sent.
 fn sig_name(sig: &russh::Sig) -> String {
@@ -998,6 +1108,7 @@ impl Connection {
     pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
         tracing::debug!("{}: exec {command}", self.host);
         Counters::count(&self.counters.commands);
+        let nonce = wrap::nonce();
         let running = || format!("starting `{}`", abbreviate(command));
         let channel = self
             .handle
@@ -1005,21 +1116,24 @@ impl Connection {
             .await
             .map_err(|e| self.failed(e, "cannot open a channel", running))?;
         channel
-            .exec(true, command)
+            .exec(true, wrap::wrap(command, &nonce))
             .await
             .map_err(|e| self.failed(e, &format!("cannot run `{command}`"), running))?;
-        let process = RemoteProcess {
+        let mut process = RemoteProcess {
             channel,
             handle: self.handle.clone(),
             host: self.host.clone(),
+            user: self.user.clone(),
             command: command.to_string(),
             exit: None,
             closed: false,
+            preamble: wrap::Preamble::new(&nonce),
         };
         match stdin {
-            Stdin::Open => {}
+            Stdin::Open => process.started().await?,
             Stdin::Closed => process.send_eof().await?,
             Stdin::Data(input) => {
+                process.started().await?;
                 process.write(input).await?;
                 process.send_eof().await?;
             }
@@ -1083,12 +1197,26 @@ impl Connection {
             request_timeout_secs: 60,
             ..Default::default()
         };
-        russh_sftp::client::SftpSession::new_with_config(channel.into_stream(), config)
-            .await
-            .map_err(|e| Error::Sftp {
+        match russh_sftp::client::SftpSession::new_with_config(channel.into_stream(), config).await
+        {
+            Ok(session) => Ok(session),
+            Err(e) => Err(Error::Sftp {
                 host: self.host.clone(),
-                message: format!("cannot start an SFTP session: {e}"),
-            })
+                message: match self.startup_output().await {
+                    Some(printed) => wrap::breaks_sftp(&self.user, &printed),
+                    None => format!("cannot start an SFTP session: {e}"),
+                },
+            }),
+        }
+    }
+
+    /// What the login shell's startup files print on stdout before a command (which breaks
+    /// an SFTP server started through that shell), if anything.
+    async fn startup_output(&self) -> Option<Vec<u8>> {
+        let mut process = self.spawn("true", Stdin::Closed).await.ok()?;
+        while process.next().await.is_some() {}
+        let printed = process.preamble.stdout.before().to_vec();
+        (!printed.is_empty()).then_some(printed)
     }
 
     /// A function telling whether this connection is closed (for sessions on its channels,
