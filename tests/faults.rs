@@ -602,7 +602,7 @@ fn a_deploy_killed_at_every_step_leaves_the_host_serving_and_the_next_deploy_wor
     p.write("static", "the same in every release\n");
     p.config(&app_config(
         user,
-        "confirm_timeout = \"6s\"\nkeep_releases = 2\n\
+        "confirm_timeout = \"15s\"\nkeep_releases = 2\n\
          [services.app.health]\ncommand = \"! grep -q bad msg\"\ntimeout = \"1s\"\ninterval = \"200ms\"\n",
         &["static", "msg"],
     ));
