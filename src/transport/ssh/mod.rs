@@ -360,11 +360,43 @@ impl RemoteProcess {
             return Some(event);
         }
         loop {
-            let event = self.raw_next().await?;
+            let Some(event) = self.raw_next().await else {
+                // Closed: an exit held for a marker that never came means the shell never ran
+                // the command.
+                self.closed_without_marker();
+                return self.preamble.pending.pop_front();
+            };
             if let Some(event) = self.filter(event) {
                 return Some(event);
             }
+            if let Some(event) = self.preamble.pending.pop_front() {
+                return Some(event);
+            }
         }
+    }
+
+    /// The channel closed: when an exit came but the marker never did, report that the login
+    /// shell did not run the command (status 255).
+    fn closed_without_marker(&mut self) {
+        if self.preamble.stdout.seen() {
+            if let Some(exit) = self.preamble.early_exit.take() {
+                self.exit = Some(exit.clone());
+                self.preamble.pending.push_back(Event::Exit(exit));
+            }
+            return;
+        }
+        let Some(exit) = self.preamble.early_exit.take() else {
+            return;
+        };
+        tracing::debug!("{}: no marker before {exit:?}", self.host);
+        let message = wrap::not_started(&self.host, &self.user, &self.noise_text());
+        self.exit = Some(Exit::Status(NOT_STARTED));
+        self.preamble
+            .pending
+            .push_back(Event::Stderr(message.into_bytes()));
+        self.preamble
+            .pending
+            .push_back(Event::Exit(Exit::Status(NOT_STARTED)));
     }
 
     /// The next message of the channel as an event, before the marker filter.
@@ -397,6 +429,8 @@ impl RemoteProcess {
             Event::Stdout(data) => {
                 let own = self.preamble.stdout.feed(&data);
                 self.report_noise();
+                // An early exit status stays held until the channel closes (more output may
+                // follow it): see `closed_without_marker`.
                 (!own.is_empty()).then_some(Event::Stdout(own))?
             }
             Event::Stderr(data) => {
@@ -405,13 +439,9 @@ impl RemoteProcess {
                 (!own.is_empty()).then_some(Event::Stderr(own))?
             }
             Event::Exit(exit) if !self.preamble.stdout.seen() => {
-                tracing::debug!("{}: no marker before {exit:?}", self.host);
-                let message = wrap::not_started(&self.host, &self.user, &self.noise_text());
-                self.exit = Some(Exit::Status(NOT_STARTED));
-                self.preamble
-                    .pending
-                    .push_back(Event::Exit(Exit::Status(NOT_STARTED)));
-                return Some(Event::Stderr(message.into_bytes()));
+                // Held: the output (and its marker) may still come before the channel closes.
+                self.preamble.early_exit = Some(exit);
+                return None;
             }
             Event::Exit(exit) => {
                 self.exit = Some(exit.clone());
@@ -452,14 +482,11 @@ impl RemoteProcess {
         let wait = async {
             while !self.preamble.stdout.seen() {
                 let Some(event) = self.raw_next().await else {
+                    self.closed_without_marker();
                     return;
                 };
-                let ended = matches!(event, Event::Exit(_));
                 if let Some(event) = self.filter(event) {
                     self.preamble.pending.push_back(event);
-                }
-                if ended {
-                    return;
                 }
             }
         };

@@ -123,6 +123,9 @@ pub struct Preamble {
     pub pending: VecDeque<super::Event>,
     /// Logged once that startup files printed something.
     pub reported: bool,
+    /// An exit status that came before the marker: OpenSSH may send `exit-status` before the
+    /// last of the output, so it is held until the marker shows up or the channel closes.
+    pub early_exit: Option<super::Exit>,
 }
 
 impl Preamble {
@@ -132,6 +135,7 @@ impl Preamble {
             stderr: MarkerFilter::new(nonce),
             pending: VecDeque::new(),
             reported: false,
+            early_exit: None,
         }
     }
 
