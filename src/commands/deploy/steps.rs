@@ -238,7 +238,7 @@ async fn deploy_locked(
     result
 }
 
-/// Execute the plan's steps in order (see [`Runner`]).
+/// Execute the plan's steps in order (see `runner::Runner`).
 pub async fn execute(
     ss: &ServiceSession<'_>,
     plan: &Plan,

@@ -575,7 +575,7 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
     checks
 }
 
-/// Judge the output of [`script`]: every check after `authenticated`, in [`CHECKS`] order.
+/// Judge the output of [`script`]: every check after `authenticated`, in `CheckId` order.
 pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
     let sections = parse_sections(out);
     let complete = sections.contains_key("end");

@@ -5,7 +5,7 @@
 //! `Match final`, the `%` tokens and `${ENV}`. The result is keyed like `ssh -G` prints it
 //! (lowercase keyword -> values, multi-valued options keeping every value in order).
 //!
-//! Every keyword OpenSSH accepts is accepted ([`keywords`]); an unknown one is an error with
+//! Every keyword OpenSSH accepts is accepted (`keywords.rs`); an unknown one is an error with
 //! file:line, as ssh's "Bad configuration option" (unless `IgnoreUnknown` covers it). The
 //! values of the options ferry uses are checked on every line; those ferry has no use for are
 //! kept as written.
