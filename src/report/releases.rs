@@ -85,16 +85,7 @@ pub struct ReleasesTable {
 
 /// Left-align `cells` in columns as wide as their widest cell (the last column is not padded).
 fn columns(rows: &[Vec<String>]) -> Vec<String> {
-    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths = super::table::widths(rows);
     rows.iter()
         .map(|r| {
             let mut line = String::new();
