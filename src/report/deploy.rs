@@ -131,13 +131,34 @@ impl JournalEvent {
     /// A journal entry of a failure, in the line format of `ferry logs` (no colour, no host).
     pub fn new(host: &str, service: &str, entry: &crate::systemd::journal::Entry) -> JournalEvent {
         let entry = crate::report::logs::LogEntry::new(host, entry, None);
+        let line = entry.human(&Style { color: false }).unwrap_or_default();
         JournalEvent {
             kind: "journal",
             host: host.to_string(),
             service: service.to_string(),
-            line: entry.human(&Style { color: false }).unwrap_or_default(),
+            line: cap_line(line, service),
         }
     }
+}
+
+/// The longest journal line a failure excerpt shows, in bytes: a unit that logs a 1 MiB line
+/// must not flood the terminal or a CI log (`ferry logs` shows whole lines).
+pub const EXCERPT_LINE_MAX: usize = 2000;
+
+/// `line` cut at [`EXCERPT_LINE_MAX`] bytes (on a character boundary), with what was left out.
+fn cap_line(line: String, service: &str) -> String {
+    if line.len() <= EXCERPT_LINE_MAX {
+        return line;
+    }
+    let mut end = EXCERPT_LINE_MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{} [... {} more bytes; `ferry logs {service}` shows the whole line]",
+        &line[..end],
+        line.len() - end
+    )
 }
 
 impl Human for JournalEvent {
@@ -388,5 +409,18 @@ impl Human for Summary {
                 self.ok, self.failed, self.exit_code
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_journal_line_is_cut_and_says_how_much_was_left_out() {
+        let cut = cap_line("é".repeat(600_000), "web");
+        assert!(cut.len() < EXCERPT_LINE_MAX + 100, "{} bytes", cut.len());
+        assert!(cut.ends_with("[... 1198000 more bytes; `ferry logs web` shows the whole line]"));
+        assert_eq!(cap_line("short".into(), "web"), "short");
     }
 }
