@@ -103,7 +103,9 @@ impl RemoteState {
 }
 
 /// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
-/// which does not take the lock) it also says who holds the lock.
+/// which does not take the lock) it also says who holds the lock: a shared `flock` for an
+/// instant, so that two dry runs of the same user (two host names, one account) do not see
+/// each other as holders.
 pub fn remote_state_script(
     paths: &Paths,
     dests: &[String],
@@ -128,7 +130,7 @@ pub fn remote_state_script(
     );
     if check_lock {
         script.push_str(
-            "if [ -e \"$S/lock\" ]; then flock -n -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
+            "if [ -e \"$S/lock\" ]; then flock -n -s -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
         );
     }
     // The self-revert timer's state and the units', in one systemctl call.

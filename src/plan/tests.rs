@@ -702,7 +702,7 @@ fn the_probe_reports_leftovers_and_the_lock_holder() {
         Some("ci@runner (deploy, since t)")
     );
     let s = remote_state_script(&Paths::new("app"), &[], &[], true);
-    assert!(s.contains("flock -n -E 75"), "{s}");
+    assert!(s.contains("flock -n -s -E 75"), "{s}");
     assert!(!remote_state_script(&Paths::new("app"), &[], &[], false).contains("flock"));
 }
 

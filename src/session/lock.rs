@@ -14,6 +14,10 @@ use crate::transport::ssh::{Connection, Event, Exit, RemoteProcess, Stdin};
 /// Exit status flock uses when the lock is held by someone else (`-E`).
 const BUSY: u32 = 75;
 
+/// How long "do not wait" waits, in seconds: a dry run's probe holds the lock (shared) for
+/// an instant, and a deploy started at that instant must not be refused for it.
+const GRACE_SECS: f64 = 2.0;
+
 /// A held lock; released by [`RemoteLock::release`] or when the connection ends.
 pub struct RemoteLock {
     /// The holder; its stdin stays open while the lock is held.
@@ -53,8 +57,8 @@ pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option
         quote(holder)
     );
     let mode = match wait {
-        None => "-n".to_string(),
-        Some(d) => format!("-w {}", d.as_secs_f64().max(0.1)),
+        None => format!("-w {GRACE_SECS}"),
+        Some(d) => format!("-w {}", d.as_secs_f64().max(GRACE_SECS)),
     };
     format!(
         "cd \"$HOME\" && mkdir -p {dir} && exec flock {mode} -E {BUSY} {lock} sh -c {}",
@@ -226,7 +230,7 @@ mod tests {
     fn lock_command() {
         let c = command(&Paths::new("web"), None, "me@box since 12:00", None);
         assert!(
-            c.contains("exec flock -n -E 75 .local/share/ferry/web/lock sh -c"),
+            c.contains("exec flock -w 2 -E 75 .local/share/ferry/web/lock sh -c"),
             "{c}"
         );
         assert!(c.contains("me@box since 12:00"), "{c}");
