@@ -601,6 +601,59 @@ fn follow_reconnects_without_gap_or_duplicate() {
     r.remove_units("ferry9", &[unit]);
 }
 
+/// `-f -n 0` with nothing printed yet: a line the unit logs while the connection is down (sshd
+/// sessions killed, the line written before ferry can reconnect) is printed once after
+/// "reconnected", and a later line too. journalctl 252 skipped that line when ferry resumed
+/// after a cursor of another unit's entry.
+#[test]
+fn follow_from_zero_lines_prints_what_was_logged_during_the_outage() {
+    let user = "ferry95";
+    let _g = lock(&[user]);
+    let r = remote();
+    let tok = token();
+    let unit = "flt-outage.service";
+    let fifo = format!("/home/{user}/outage.fifo");
+    let text = script_unit(&format!(
+        "rm -f {fifo}; mkfifo {fifo}; echo {tok} ready; while :; do read x < {fifo}; [ -n \"$x\" ] && echo {tok} $x; done"
+    ));
+    let s = Setup::new(&[("a", user)], &[("quiet", &["a"], &[(unit, &text)])]);
+    start_units(&r, user, &[(unit, &text)]);
+    wait_journal(&r, user, unit, &format!("{tok} ready"));
+    let mut f = s.spawn(&["logs", "quiet", "-f", "-n", "0"]);
+    // Following: ferry's journalctl runs on the host (a bounded number of polls).
+    let mut tries = 0;
+    while journalctl_pids(&r, user).is_empty() {
+        tries += 1;
+        assert!(tries < 200, "ferry's journalctl never started on the host");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let cut = r.root(&[
+        "sh",
+        "-c",
+        &format!("pkill -KILL -u {user} -x 'sshd(-session)?' && echo during > {fifo}"),
+    ]);
+    assert!(cut.status.success(), "cut and write: {cut:?}");
+    f.wait_for(
+        Duration::from_secs(30),
+        "the line logged during the outage",
+        |g| g.iter().any(|(_, l)| l.contains(&format!("{tok} during"))),
+    );
+    let after = r.root(&["sh", "-c", &format!("echo after > {fifo}")]);
+    assert!(after.status.success(), "write: {after:?}");
+    f.wait_for(Duration::from_secs(30), "the line logged after", |g| {
+        g.iter().any(|(_, l)| l.contains(&format!("{tok} after")))
+    });
+    f.signal("INT");
+    let (code, lines, stderr) = f.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("reconnected"), "{stderr}");
+    let mine: Vec<&String> = lines.iter().filter(|l| l.contains(&tok)).collect();
+    assert_eq!(mine.len(), 2, "each line once, nothing else: {lines:?}");
+    assert!(mine[0].ends_with(&format!("{tok} during")), "{lines:?}");
+    assert!(mine[1].ends_with(&format!("{tok} after")), "{lines:?}");
+    r.remove_units(user, &[unit]);
+}
+
 /// SIGINT and SIGTERM end follow with exit 0 and leave no journalctl of the user running.
 #[test]
 fn follow_stops_cleanly_on_sigint_and_sigterm() {

@@ -27,16 +27,16 @@ pub struct Query {
 pub enum Resume {
     /// The first start: as the user asked (`-n`, `--since`).
     Start,
-    /// After a reconnection: right after this entry (the last one printed, or the journal's
-    /// last entry when follow started and nothing was printed since), so nothing is lost or
-    /// printed twice.
+    /// After a reconnection: right after this entry (the last one printed, or the units' last
+    /// entry when follow started and nothing was printed since), so nothing is lost or
+    /// printed twice. The entry must match the query's units (see [`command`]).
     AfterCursor(String),
     /// After a reconnection when the user's journal was empty at start and nothing was
     /// printed: everything that matches is new.
     Everything,
 }
 
-/// The line a follow command prints before the entries: the cursor of the user journal's last
+/// The line a follow command prints before the entries: the cursor of the units' last
 /// entry at start (a resume point when nothing gets printed before a reconnection).
 pub const ANCHOR_PREFIX: &str = "ferry-anchor ";
 
@@ -90,7 +90,11 @@ pub fn command(q: &Query, resume: &Resume) -> String {
         main = format!("echo \"{PID_PREFIX}$$\"; {main}");
     }
     if q.follow && *resume == Resume::Start {
-        let anchor = shell::command([
+        // The anchor is the last entry that matches the same units, not the journal's last
+        // entry: journalctl 252 (`sd_journal_next_skip(j, 2)`) skips the first entry after a
+        // cursor whose own entry does not match the filter, so a line the unit logged while
+        // the connection was down would be lost.
+        let mut argv: Vec<String> = [
             "journalctl",
             "--user",
             "--quiet",
@@ -98,7 +102,11 @@ pub fn command(q: &Query, resume: &Resume) -> String {
             "--output=json",
             "--output-fields=__CURSOR",
             "--no-pager",
-        ]);
+        ]
+        .map(String::from)
+        .to_vec();
+        argv.extend(q.units.iter().map(|u| format!("--unit={u}")));
+        let anchor = shell::command(&argv);
         format!(
             "printf %s {}; {anchor} 2>/dev/null; echo; {main}",
             shell::quote(ANCHOR_PREFIX)
