@@ -368,37 +368,7 @@ fn ssh_agent_authenticates() {
     let r = remote();
     let p = Project::new();
     let sock = p.path("agent.sock");
-    let agent = std::process::Command::new("ssh-agent")
-        .arg("-D")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("ssh-agent runs");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(agent);
-    for _ in 0..50 {
-        if sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let add = std::process::Command::new("ssh-add")
-        .arg(&r.key)
-        .env("SSH_AUTH_SOCK", &sock)
-        .output()
-        .unwrap();
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    let _agent = Agent::start(&sock, &r.key);
     let cfg: String = host_table("web1", "ferry1")
         .lines()
         .filter(|l| !l.starts_with("identity"))
@@ -420,6 +390,166 @@ fn ssh_agent_authenticates() {
     let run = p.ferry(&["doctor"]);
     run.assert_code(3);
     assert!(run.stdout.contains("no key available"), "{run}");
+}
+
+/// A real ssh-agent on a socket, holding one key; killed on drop.
+struct Agent(std::process::Child);
+
+impl Agent {
+    fn start(sock: &std::path::Path, key: &std::path::Path) -> Agent {
+        let child = std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(sock)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("ssh-agent runs");
+        let agent = Agent(child);
+        let mut tries = 0;
+        while !sock.exists() {
+            tries += 1;
+            assert!(tries < 200, "ssh-agent never made {}", sock.display());
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let add = std::process::Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", sock)
+            .output()
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The IdentityFiles, IdentityAgent and IdentitiesOnly of ~/.ssh/config are used as ssh uses
+/// them (each case checked with `ssh -G`-style configs against the real sshd): every
+/// IdentityFile in order with missing ones skipped, the agent named by IdentityAgent (SSH_AUTH_SOCK
+/// unset), `IdentityFile x.pub` whose private half only the agent holds, and `IdentityAgent
+/// none` (the agent is not asked even with SSH_AUTH_SOCK set).
+#[test]
+fn ssh_config_identity_files_and_identity_agent_are_used_as_ssh_does() {
+    let r = remote();
+    let user = "ferry61";
+    let p = Project::new();
+    let wrong = p.path("wrong_key");
+    let gen_key = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(gen_key.status.success(), "{gen_key:?}");
+    let public = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(&r.key)
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{public:?}");
+    p.write("only.pub", &public.stdout);
+    let sock = p.path("agent.sock");
+    let _agent = Agent::start(&sock, &r.key);
+    let sock_str = sock.display().to_string();
+    p.config(&format!(
+        "[hosts.web]\naddress = \"alias\"\nknown_hosts = \"{}\"\n",
+        r.known_hosts.display()
+    ));
+    let base = format!(
+        "Host alias\n  HostName {}\n  Port {}\n  User {user}\n",
+        r.host, r.port
+    );
+    let doctor = |ssh_config: &str, env: &[(&str, &str)]| {
+        p.write(".ssh/config", format!("{base}{ssh_config}"));
+        p.ferry_env(&["--output", "json", "doctor"], env)
+    };
+    let authenticated = |run: &crate::support::Run| {
+        run.assert_code(0);
+        check(&run.json(), "authenticated")["detail"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // Every IdentityFile in order: a missing one skipped, a refused one passed over.
+    let run = doctor(
+        &format!(
+            "  IdentityFile ~/missing_key\n  IdentityFile ~/wrong_key\n  IdentityFile {}\n",
+            r.key.display()
+        ),
+        &[],
+    );
+    let how = authenticated(&run);
+    assert!(how.contains(&r.key.display().to_string()), "{how}");
+
+    // IdentityAgent PATH: that agent, with SSH_AUTH_SOCK unset; its key before the files.
+    let run = doctor(
+        "  IdentityAgent ~/agent.sock\n  IdentityFile ~/wrong_key\n",
+        &[],
+    );
+    let how = authenticated(&run);
+    assert!(
+        how.contains("with ssh-agent key ssh-ed25519 SHA256:"),
+        "{how}"
+    );
+
+    // IdentityFile x.pub + IdentitiesOnly: the agent's key that matches it.
+    let run = doctor(
+        "  IdentityAgent ~/agent.sock\n  IdentitiesOnly yes\n  IdentityFile ~/only.pub\n",
+        &[],
+    );
+    let how = authenticated(&run);
+    assert!(
+        how.contains("with ssh-agent key ssh-ed25519 SHA256:") && how.contains("~/only.pub"),
+        "{how}"
+    );
+
+    // IdentityAgent none: the agent is not asked even though SSH_AUTH_SOCK points at it.
+    let run = doctor(
+        "  IdentityAgent none\n  IdentityFile ~/wrong_key\n",
+        &[("SSH_AUTH_SOCK", &sock_str)],
+    );
+    run.assert_code(3);
+    assert!(
+        run.stdout.contains("tried: publickey ~/wrong_key")
+            && !run.stdout.contains("ssh-agent key"),
+        "{run}"
+    );
+
+    // An agent with more refused keys than sshd's MaxAuthTries (6): said as ssh says it.
+    let many = p.path("many.sock");
+    let _many = Agent::start(&many, &wrong);
+    for i in 0..7 {
+        let k = p.path(&format!("extra_{i}"));
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&k)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let add = std::process::Command::new("ssh-add")
+            .arg(&k)
+            .env("SSH_AUTH_SOCK", &many)
+            .output()
+            .unwrap();
+        assert!(add.status.success(), "{add:?}");
+    }
+    let many_str = many.display().to_string();
+    let run = doctor("", &[("SSH_AUTH_SOCK", &many_str)]);
+    run.assert_code(3);
+    assert!(
+        run.stdout.contains("too many authentication failures"),
+        "{run}"
+    );
 }
 
 /// A known_hosts file hashed by `ssh-keygen -H` (OpenSSH's HashKnownHosts) verifies the host.

@@ -110,7 +110,8 @@ fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
 }
 
 /// Check that every local file the config names exists and is readable: unit files, release
-/// files and the hosts' `identity` keys (wherever the key was set: deploy.toml or ~/.ssh/config).
+/// files and the hosts' `identity` keys (deploy.toml's; the OpenSSH config's IdentityFiles
+/// are tried when connecting, missing ones skipped, as ssh does).
 fn check_local_files(config: &Config, doc: &Doc, files: LocalFiles) -> Result<(), ConfigErrors> {
     let mut v = Validator::new(doc, &config.path);
     for (name, host) in &config.hosts {
@@ -122,22 +123,13 @@ fn check_local_files(config: &Config, doc: &Doc, files: LocalFiles) -> Result<()
         };
         let own = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("identity")];
         let default = [Seg::Key("defaults"), Seg::Key("identity")];
-        if doc.get(&own).is_some() {
-            v.error(&own, format!("identity key {}: {e}", identity.display()));
-        } else if doc.get(&default).is_some() {
-            v.error(
-                &default,
-                format!("identity key {}: {e}", identity.display()),
-            );
+        // `identity` is set in deploy.toml only: in the host's table or in [defaults].
+        let at: &[Seg] = if doc.get(&own).is_some() {
+            &own
         } else {
-            v.error(
-                &[Seg::Key("hosts"), Seg::Key(name), Seg::Key("address")],
-                format!(
-                    "identity key {} (IdentityFile of ~/.ssh/config for this address): {e}; fix ~/.ssh/config or set `identity`",
-                    identity.display()
-                ),
-            );
-        }
+            &default
+        };
+        v.error(at, format!("identity key {}: {e}", identity.display()));
     }
     let services = match files {
         LocalFiles::All => config.services.iter().collect(),

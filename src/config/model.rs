@@ -38,7 +38,8 @@ pub struct Host {
     pub address: String,
     pub user: String,
     pub port: u16,
-    /// Explicit private key. None: ssh-agent, then the default key files.
+    /// deploy.toml's private key: that key alone. None: the agent and `identities`, in
+    /// OpenSSH's order (see `transport::ssh::auth`).
     pub identity: Option<PathBuf>,
     pub known_hosts: PathBuf,
     pub host_key_policy: HostKeyPolicy,
@@ -53,10 +54,10 @@ pub struct Host {
 }
 
 /// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
-/// kept as ssh would use them. Not all are acted on by the transport yet: `proxy_jumps` beyond
-/// the one hop of deploy.toml's `proxy_jump`, `proxy_command`, `certificates`,
-/// `identity_agent`, `revoked_host_keys`, `host_key_alias`, `address_family`,
-/// `connection_attempts` are stored for it.
+/// kept as ssh would use them. The transport acts on `identities_only`, `identity_agent` and
+/// `server_alive_*`; not yet on `proxy_jumps` beyond the one hop of deploy.toml's `proxy_jump`,
+/// `proxy_command`, `certificates`, `revoked_host_keys`, `host_key_alias`, `address_family`,
+/// `connection_attempts`, `user_known_hosts` beyond the first, `global_known_hosts`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SshOptions {
     pub identities_only: bool,

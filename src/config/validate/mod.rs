@@ -396,12 +396,10 @@ impl<'a> Validator<'a> {
             Some(r) => self.ssh_options(r, &k("address")),
             None => Default::default(),
         };
+        // deploy.toml's `identity` only: the IdentityFiles of the OpenSSH config are tried in
+        // order when connecting (missing ones skipped), as ssh does.
         let identity = match pick(&h.identity, &d.identity, "identity") {
-            // Until every IdentityFile is tried: the first one that exists.
-            None => ssh
-                .as_ref()
-                .filter(|r| r.is_set("identityfile"))
-                .and_then(|_| identities.iter().find(|p| p.is_file()).cloned()),
+            None => None,
             Some((p, key)) => match env.expand(&p, base) {
                 Ok(p) => Some(p),
                 Err(e) => {

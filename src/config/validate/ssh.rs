@@ -21,7 +21,10 @@ pub(crate) fn options(r: &Resolved) -> Result<SshOptions, SshConfigError> {
     let identity_agent = match r.get("identityagent") {
         None => None,
         Some(v @ ("none" | "SSH_AUTH_SOCK")) => Some(v.to_string()),
-        Some(v) => Some(v.to_string()),
+        // `$NAME`: the socket path is in that environment variable (read when connecting).
+        Some(v) if v.starts_with('$') => Some(v.to_string()),
+        // A path: `~`, tokens and `${ENV}` expanded as for the other paths.
+        Some(_) => one_path("identityagent")?.map(|p| p.display().to_string()),
     };
     Ok(SshOptions {
         identities_only: r.get("identitiesonly") == Some("yes"),

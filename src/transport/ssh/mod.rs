@@ -9,6 +9,7 @@
 //! A handshake the server cuts short (sshd's MaxStartups) is tried again; a connection that
 //! dies under an operation is [`Error::ConnectionLost`], saying what was under way.
 
+mod auth;
 pub mod config;
 pub mod known_hosts;
 mod process;
@@ -16,13 +17,12 @@ mod wrap;
 
 pub use process::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Handle};
-use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::PublicKey;
 use russh::{ChannelMsg, Disconnect};
 
 use crate::config::{Host, HostKeyPolicy};
@@ -299,7 +299,17 @@ fn aes_in_hardware() -> bool {
     }
 }
 
-fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
+/// The client keepalive: ServerAliveInterval/ServerAliveCountMax when the OpenSSH config sets
+/// them (a frozen server is given up after about interval x count, as by ssh); else every 10 s,
+/// 3 missed (OpenSSH sends none by default and waits on TCP; ferry bounds a frozen server).
+fn keepalive(host: &Host) -> (Duration, usize) {
+    match host.ssh.server_alive_interval {
+        Some(i) => (i, host.ssh.server_alive_count_max.max(1) as usize),
+        None => (Duration::from_secs(10), 3),
+    }
+}
+
+fn client_config(algorithms: Vec<russh::keys::Algorithm>, host: &Host) -> client::Config {
     let mut preferred = russh::Preferred {
         cipher: cipher_order(aes_in_hardware()).into(),
         ..Default::default()
@@ -317,8 +327,8 @@ fn client_config(algorithms: Vec<russh::keys::Algorithm>) -> client::Config {
     client::Config {
         preferred,
         nodelay: true,
-        keepalive_interval: Some(Duration::from_secs(10)),
-        keepalive_max: 3,
+        keepalive_interval: Some(keepalive(host).0),
+        keepalive_max: keepalive(host).1,
         inactivity_timeout: None,
         window_size: 8 * 1024 * 1024,
         ..Default::default()
@@ -498,7 +508,7 @@ async fn handshake(
 ) -> std::result::Result<Connection, Failure> {
     let known = read_known_hosts(host).map_err(Failure::Final)?;
     let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
-    let config = Arc::new(client_config(algorithms));
+    let config = Arc::new(client_config(algorithms, host));
     let outcome = Arc::new(Mutex::new(None));
     let handler = Handler {
         host: host.clone(),
@@ -578,7 +588,7 @@ async fn handshake(
     };
     let auth_method = tokio::time::timeout(
         host.connect_timeout.max(Duration::from_secs(10)),
-        authenticate(&mut handle, host),
+        auth::authenticate(&mut handle, host),
     )
     .await
     .map_err(|_| {
@@ -601,139 +611,6 @@ async fn handshake(
         jump: None,
         counters: Arc::default(),
         rtt,
-    })
-}
-
-/// Display a path with the home directory written as `~`.
-fn tilde(path: &Path) -> String {
-    if let Some(home) = std::env::var_os("HOME")
-        && let Ok(rest) = path.strip_prefix(&home)
-    {
-        return format!("~/{}", rest.display());
-    }
-    path.display().to_string()
-}
-
-/// Load a private key; an encrypted key's passphrase comes from FERRY_KEY_PASSPHRASE or a
-/// prompt on the terminal, never from the config.
-fn load_key(path: &Path) -> Result<PrivateKey> {
-    let key_err = |message: String| Error::Key {
-        path: path.to_path_buf(),
-        message,
-    };
-    match russh::keys::load_secret_key(path, None) {
-        Ok(k) => Ok(k),
-        Err(russh::keys::Error::KeyIsEncrypted) => {
-            let passphrase = match std::env::var(PASSPHRASE_ENV) {
-                Ok(p) => p,
-                Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                    rpassword::prompt_password(format!("Passphrase for {}: ", tilde(path)))
-                        .map_err(|e| key_err(format!("cannot read the passphrase: {e}")))?
-                }
-                Err(_) => {
-                    return Err(key_err(format!(
-                        "the key is encrypted; set {PASSPHRASE_ENV}, run on a terminal to be asked, or use ssh-agent"
-                    )));
-                }
-            };
-            russh::keys::load_secret_key(path, Some(&passphrase))
-                .map_err(|e| key_err(format!("cannot decrypt it ({e}); is the passphrase right?")))
-        }
-        Err(e) => Err(key_err(e.to_string())),
-    }
-}
-
-async fn rsa_hash(handle: &Handle<Handler>) -> Option<HashAlg> {
-    match handle.best_supported_rsa_hash().await {
-        Ok(Some(h)) => h,
-        // The server did not say: rsa-sha2-256 is what every current OpenSSH accepts.
-        _ => Some(HashAlg::Sha256),
-    }
-}
-
-async fn try_key(
-    handle: &mut Handle<Handler>,
-    host: &Host,
-    path: &Path,
-    tried: &mut Vec<String>,
-) -> Result<Option<String>> {
-    let key = Arc::new(load_key(path)?);
-    let hash = if key.algorithm().is_rsa() {
-        rsa_hash(handle).await
-    } else {
-        None
-    };
-    let label = format!(
-        "publickey {} ({})",
-        tilde(path),
-        known_hosts::fingerprint(key.public_key())
-    );
-    let result = handle
-        .authenticate_publickey(&host.user, PrivateKeyWithHashAlg::new(key, hash))
-        .await
-        .map_err(|e| ssh_err(&host.name, e))?;
-    if result.success() {
-        Ok(Some(label))
-    } else {
-        tried.push(label);
-        Ok(None)
-    }
-}
-
-async fn authenticate(handle: &mut Handle<Handler>, host: &Host) -> Result<String> {
-    let mut tried = Vec::new();
-    if let Some(identity) = &host.identity {
-        if let Some(m) = try_key(handle, host, identity, &mut tried).await? {
-            return Ok(m);
-        }
-    } else {
-        if std::env::var_os("SSH_AUTH_SOCK").is_some() {
-            match AgentClient::connect_env().await {
-                Ok(mut agent) => match agent.request_identities().await {
-                    Ok(ids) => {
-                        for id in ids {
-                            let public = id.public_key().into_owned();
-                            let hash = if public.algorithm().is_rsa() {
-                                rsa_hash(handle).await
-                            } else {
-                                None
-                            };
-                            let label =
-                                format!("ssh-agent key {}", known_hosts::fingerprint(&public));
-                            match handle
-                                .authenticate_publickey_with(&host.user, public, hash, &mut agent)
-                                .await
-                            {
-                                Ok(r) if r.success() => return Ok(label),
-                                Ok(_) => tried.push(label),
-                                Err(e) => tried.push(format!("{label}: {e}")),
-                            }
-                        }
-                    }
-                    Err(e) => tried.push(format!("ssh-agent: cannot list keys: {e}")),
-                },
-                Err(e) => tried.push(format!("ssh-agent: cannot connect: {e}")),
-            }
-        }
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
-            let Some(home) = &home else { break };
-            let path = home.join(".ssh").join(name);
-            if !path.exists() {
-                continue;
-            }
-            match try_key(handle, host, &path, &mut tried).await {
-                Ok(Some(m)) => return Ok(m),
-                Ok(None) => {}
-                // A default key that cannot be loaded is skipped, as OpenSSH does.
-                Err(e) => tried.push(e.to_string()),
-            }
-        }
-    }
-    Err(Error::Auth {
-        host: host.name.clone(),
-        user: host.user.clone(),
-        tried,
     })
 }
 

@@ -148,3 +148,67 @@ fn aes_gcm_first_with_aes_instructions() {
         );
     }
 }
+
+fn host_with(ssh: crate::config::SshOptions) -> Host {
+    Host {
+        name: "h".into(),
+        address: "127.0.0.1".into(),
+        user: "u".into(),
+        port: 22,
+        identity: None,
+        known_hosts: "kh".into(),
+        host_key_policy: crate::config::HostKeyPolicy::Strict,
+        connect_timeout: Duration::from_secs(1),
+        proxy_jump: None,
+        identities: Vec::new(),
+        ssh,
+    }
+}
+
+/// ServerAliveInterval/CountMax from the OpenSSH config set the keepalive (a frozen server is
+/// given up after about interval x count); unset, ferry's bound of 10 s x 3.
+#[test]
+fn keepalive_follows_server_alive_options() {
+    let set = crate::config::SshOptions {
+        server_alive_interval: Some(Duration::from_secs(2)),
+        server_alive_count_max: 2,
+        ..Default::default()
+    };
+    assert_eq!(keepalive(&host_with(set)), (Duration::from_secs(2), 2));
+    let c = client_config(
+        Vec::new(),
+        &host_with(crate::config::SshOptions {
+            server_alive_interval: Some(Duration::from_secs(5)),
+            server_alive_count_max: 0,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(c.keepalive_interval, Some(Duration::from_secs(5)));
+    assert_eq!(c.keepalive_max, 1);
+    assert_eq!(
+        keepalive(&host_with(Default::default())),
+        (Duration::from_secs(10), 3)
+    );
+}
+
+/// IdentityAgent picks the agent: a path, `$VAR`, `SSH_AUTH_SOCK`, `none`.
+#[test]
+fn identity_agent_picks_the_socket() {
+    let agent = |v: Option<&str>| {
+        auth::agent_socket(&host_with(crate::config::SshOptions {
+            identity_agent: v.map(str::to_string),
+            ..Default::default()
+        }))
+    };
+    assert_eq!(agent(Some("none")), None);
+    assert_eq!(agent(Some("/run/a.sock")), Some("/run/a.sock".into()));
+    // PATH is set in every test environment.
+    assert_eq!(
+        agent(Some("$PATH")),
+        std::env::var_os("PATH").map(std::path::PathBuf::from)
+    );
+    assert_eq!(
+        agent(Some("SSH_AUTH_SOCK")),
+        std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from)
+    );
+}
