@@ -70,7 +70,7 @@ pub enum Error {
         line: usize,
     },
 
-    #[error("{host}: the host key of {addr} ({fingerprint}) is marked @revoked in {}:{line}", known_hosts.display())]
+    #[error("{host}: the host key of {addr} ({fingerprint}) is revoked by {}:{line} (@revoked in known_hosts, or RevokedHostKeys)", known_hosts.display())]
     HostKeyRevoked {
         host: String,
         addr: String,

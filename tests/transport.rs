@@ -552,6 +552,63 @@ fn ssh_config_identity_files_and_identity_agent_are_used_as_ssh_does() {
     );
 }
 
+/// The known_hosts options of ~/.ssh/config are used as ssh uses them (no `known_hosts` in
+/// deploy.toml): several UserKnownHostsFiles (the key in the second), GlobalKnownHostsFile,
+/// HostKeyAlias (the key recorded under the alias), and RevokedHostKeys listing the server's
+/// key (refused, naming that file).
+#[test]
+fn ssh_config_known_hosts_files_alias_and_revoked_keys_are_used_as_ssh_does() {
+    let r = remote();
+    let user = "ferry62";
+    let p = Project::new();
+    let recorded = std::fs::read_to_string(&r.known_hosts).unwrap();
+    p.write("kh_real", &recorded);
+    let keys: String = recorded
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, k)| format!("{k}\n")))
+        .collect();
+    p.write(
+        "kh_alias",
+        keys.lines()
+            .map(|k| format!("myalias {k}\n"))
+            .collect::<String>(),
+    );
+    p.write("revoked", format!("# revoked\n{keys}"));
+    p.config("[hosts.web]\naddress = \"alias\"\n");
+    let base = format!(
+        "Host alias\n  HostName {}\n  Port {}\n  User {user}\n  IdentityFile {}\n",
+        r.host,
+        r.port,
+        r.key.display()
+    );
+    let doctor = |ssh_config: &str| {
+        p.write(".ssh/config", format!("{base}{ssh_config}"));
+        p.ferry(&["--output", "json", "doctor"])
+    };
+    let host_key = |run: &crate::support::Run| check(&run.json(), "host key").clone();
+
+    let run = doctor("  UserKnownHostsFile ~/kh_missing ~/kh_real\n");
+    run.assert_code(0);
+    assert_eq!(host_key(&run)["status"], "pass", "{run}");
+
+    let run = doctor("  UserKnownHostsFile ~/kh_missing\n  GlobalKnownHostsFile ~/kh_real\n");
+    run.assert_code(0);
+
+    let run = doctor("  UserKnownHostsFile ~/kh_alias\n  HostKeyAlias myalias\n");
+    run.assert_code(0);
+    // Without the alias the same file does not know the host.
+    let run = doctor("  UserKnownHostsFile ~/kh_alias\n");
+    run.assert_code(3);
+    assert!(run.stdout.contains("is not known"), "{run}");
+
+    let run = doctor("  UserKnownHostsFile ~/kh_real\n  RevokedHostKeys ~/revoked\n");
+    run.assert_code(3);
+    assert!(
+        run.stdout.contains("is revoked by") && run.stdout.contains("revoked:2"),
+        "{run}"
+    );
+}
+
 /// A known_hosts file hashed by `ssh-keygen -H` (OpenSSH's HashKnownHosts) verifies the host.
 #[test]
 fn hashed_known_hosts_entries_verify_the_host() {

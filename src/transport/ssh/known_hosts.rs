@@ -167,6 +167,35 @@ pub fn check(contents: &str, host: &str, port: u16, key: &PublicKey) -> Verdict 
     }
 }
 
+/// [`check`] over several files (UserKnownHostsFile, then GlobalKnownHostsFile), as OpenSSH
+/// reads them: a revoked key anywhere refuses, a match anywhere accepts, else the first
+/// changed entry is reported. Returns the verdict and the index of the file it came from.
+pub fn check_all(files: &[&str], host: &str, port: u16, key: &PublicKey) -> (Verdict, usize) {
+    let verdicts: Vec<Verdict> = files.iter().map(|c| check(c, host, port, key)).collect();
+    let find = |f: fn(&Verdict) -> bool| verdicts.iter().position(f);
+    let pick = find(|v| matches!(v, Verdict::Revoked { .. }))
+        .or_else(|| find(|v| matches!(v, Verdict::Known { .. })))
+        .or_else(|| find(|v| matches!(v, Verdict::Changed { .. })))
+        .or_else(|| find(|v| matches!(v, Verdict::OtherAlgorithm { .. })));
+    match pick {
+        Some(i) => (verdicts[i].clone(), i),
+        None => (Verdict::Unknown, 0),
+    }
+}
+
+/// The 1-based line of a RevokedHostKeys file (OpenSSH's text form: one public key per line,
+/// `#` comments) that lists this key.
+pub fn revoked_line(contents: &str, key: &PublicKey) -> Option<usize> {
+    contents.lines().enumerate().find_map(|(i, l)| {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            return None;
+        }
+        let listed = PublicKey::from_openssh(l).ok()?;
+        (listed.key_data() == key.key_data()).then_some(i + 1)
+    })
+}
+
 /// The key algorithms recorded for a host, in file order, so the client can ask the server for
 /// a key it can verify (OpenSSH does the same).
 pub fn known_algorithms(contents: &str, host: &str, port: u16) -> Vec<ssh_key::Algorithm> {
@@ -198,6 +227,46 @@ mod tests {
 
     fn key(s: &str) -> PublicKey {
         PublicKey::from_openssh(s).unwrap()
+    }
+
+    /// Several files: a match in a later file accepts, a revoked key anywhere refuses, a
+    /// changed entry is reported with the file it is in, nothing anywhere is unknown.
+    #[test]
+    fn several_files_are_read_as_ssh_reads_them() {
+        let user = format!("other.example {ED1}\n");
+        let global = format!("h.example {ED1}\n");
+        assert_eq!(
+            check_all(&[&user, &global], "h.example", 22, &key(ED1)),
+            (Verdict::Known { line: 1 }, 1)
+        );
+        let changed = format!("h.example {ED2}\n");
+        assert_eq!(
+            check_all(&[&user, &changed], "h.example", 22, &key(ED1)),
+            (Verdict::Changed { line: 1 }, 1)
+        );
+        // Known in one file, changed in another: known wins (as ssh).
+        assert_eq!(
+            check_all(&[&changed, &global], "h.example", 22, &key(ED1)),
+            (Verdict::Known { line: 1 }, 1)
+        );
+        let revoked = format!("# x\n@revoked * {ED1}\n");
+        assert_eq!(
+            check_all(&[&global, &revoked], "h.example", 22, &key(ED1)),
+            (Verdict::Revoked { line: 2 }, 1)
+        );
+        assert_eq!(
+            check_all(&[&user, ""], "h.example", 22, &key(ED1)),
+            (Verdict::Unknown, 0)
+        );
+    }
+
+    #[test]
+    fn revoked_host_keys_lists_keys_one_per_line() {
+        let file = format!("# revoked 2026-11\n\n{ED2} old-host\n{ED1}\n");
+        assert_eq!(revoked_line(&file, &key(ED1)), Some(4));
+        assert_eq!(revoked_line(&file, &key(ED2)), Some(3));
+        assert_eq!(revoked_line(&file, &key(ECDSA)), None);
+        assert_eq!(revoked_line("not a key\n", &key(ED1)), None);
     }
 
     #[test]

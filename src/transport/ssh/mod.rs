@@ -17,7 +17,7 @@ mod wrap;
 
 pub use process::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,18 +41,48 @@ enum KeyOutcome {
 
 struct Handler {
     host: Host,
-    /// The contents of the host's known_hosts file, read before connecting.
-    known: String,
+    /// The known_hosts files (path, contents), read before connecting: the one ferry records
+    /// in first, then the OpenSSH config's other UserKnownHostsFiles and GlobalKnownHostsFiles.
+    known: Vec<(PathBuf, String)>,
+    /// RevokedHostKeys (path, contents).
+    revoked: Option<(PathBuf, String)>,
     outcome: Arc<Mutex<Option<KeyOutcome>>>,
 }
 
-/// Read a known_hosts file; a missing one is empty. Only a regular file (or a symlink to one)
-/// is read: a FIFO would block forever, a device could be endless, a directory is a mistake.
-fn read_known_hosts(host: &Host) -> Result<String> {
-    let path = &host.known_hosts;
+/// The known_hosts files of a host, in the order they are read: `known_hosts` (deploy.toml's,
+/// or the first UserKnownHostsFile; new keys are recorded there), the other UserKnownHostsFiles,
+/// then the GlobalKnownHostsFiles (/etc/ssh/ssh_known_hosts by default).
+fn known_files(host: &Host) -> Vec<PathBuf> {
+    let mut files = vec![host.known_hosts.clone()];
+    for p in host
+        .ssh
+        .user_known_hosts
+        .iter()
+        .chain(&host.ssh.global_known_hosts)
+    {
+        if !files.contains(p) && p.as_os_str() != "none" {
+            files.push(p.clone());
+        }
+    }
+    files
+}
+
+/// The name and port a host's key is recorded under: HostKeyAlias (without a port, as ssh
+/// does) or the address.
+fn key_name(host: &Host) -> (&str, u16) {
+    match &host.ssh.host_key_alias {
+        Some(alias) => (alias.as_str(), 22),
+        None => (host.address.as_str(), host.port),
+    }
+}
+
+/// Read a known_hosts (or RevokedHostKeys) file; a missing one is empty. Only a regular file
+/// (or a symlink to one) is read: a FIFO would block forever, a device could be endless, a
+/// directory is a mistake.
+fn read_known_hosts(host: &Host, path: &Path) -> Result<String> {
     let refuse = |message: String| Error::KnownHosts {
         host: host.name.clone(),
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
     let meta = match std::fs::metadata(path) {
@@ -94,7 +124,22 @@ impl Handler {
         let fingerprint = known_hosts::fingerprint(key);
         let addr = format!("{}:{}", h.address, h.port);
         let refuse = |e: Error| KeyOutcome::Refused(Box::new(e));
-        match known_hosts::check(&self.known, &h.address, h.port, key) {
+        if let Some((path, contents)) = &self.revoked
+            && let Some(line) = known_hosts::revoked_line(contents, key)
+        {
+            return refuse(Error::HostKeyRevoked {
+                host: h.name.clone(),
+                addr,
+                fingerprint,
+                known_hosts: path.clone(),
+                line,
+            });
+        }
+        let (name, port) = key_name(h);
+        let contents: Vec<&str> = self.known.iter().map(|(_, c)| c.as_str()).collect();
+        let (verdict, file) = known_hosts::check_all(&contents, name, port, key);
+        let found_in = self.known[file].0.clone();
+        match verdict {
             Verdict::Known { .. } => KeyOutcome::Accepted {
                 fingerprint,
                 learned: false,
@@ -104,7 +149,7 @@ impl Handler {
                     host: h.name.clone(),
                     addr,
                     fingerprint,
-                    known_hosts: h.known_hosts.clone(),
+                    known_hosts: found_in,
                     line,
                 })
             }
@@ -112,11 +157,11 @@ impl Handler {
                 host: h.name.clone(),
                 addr,
                 fingerprint,
-                known_hosts: h.known_hosts.clone(),
+                known_hosts: found_in,
                 line,
             }),
             Verdict::Unknown => {
-                let line_to_add = known_hosts::entry_line(&h.address, h.port, key);
+                let line_to_add = known_hosts::entry_line(name, port, key);
                 match h.host_key_policy {
                     HostKeyPolicy::Strict => refuse(Error::HostKeyUnknown {
                         host: h.name.clone(),
@@ -506,13 +551,34 @@ async fn handshake(
     stream: Option<russh::ChannelStream<client::Msg>>,
     deadline: tokio::time::Instant,
 ) -> std::result::Result<Connection, Failure> {
-    let known = read_known_hosts(host).map_err(Failure::Final)?;
-    let algorithms = known_hosts::known_algorithms(&known, &host.address, host.port);
+    let known = known_files(host)
+        .into_iter()
+        .map(|p| read_known_hosts(host, &p).map(|c| (p, c)))
+        .collect::<Result<Vec<_>>>()
+        .map_err(Failure::Final)?;
+    let revoked = match &host.ssh.revoked_host_keys {
+        Some(p) => Some((
+            p.clone(),
+            read_known_hosts(host, p).map_err(Failure::Final)?,
+        )),
+        None => None,
+    };
+    let (name, port) = key_name(host);
+    let algorithms = known
+        .iter()
+        .flat_map(|(_, c)| known_hosts::known_algorithms(c, name, port))
+        .fold(Vec::new(), |mut all, a| {
+            if !all.contains(&a) {
+                all.push(a);
+            }
+            all
+        });
     let config = Arc::new(client_config(algorithms, host));
     let outcome = Arc::new(Mutex::new(None));
     let handler = Handler {
         host: host.clone(),
         known,
+        revoked,
         outcome: outcome.clone(),
     };
     let addr = format!("{}:{}", host.address, host.port);
