@@ -707,6 +707,62 @@ fn proxy_jump_reaches_a_host_only_the_jump_host_can() {
     assert!(run.stdout.contains("HAS CHANGED"), "{run}");
 }
 
+/// `ProxyJump hop1,hop2` of ~/.ssh/config, each hop resolved under its own name: ferry goes
+/// through both to a name only the far side resolves; a hop that rejects its login is named.
+#[test]
+fn ssh_config_proxy_jump_with_two_hops() {
+    let r = remote();
+    let p = Project::new();
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    let key = pinned
+        .lines()
+        .find(|l| l.contains("ssh-ed25519"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    p.write(
+        "kh",
+        format!("{pinned}\n[ferry-jump-only]:{} {key}\n", r.port),
+    );
+    p.config("[hosts.web]\naddress = \"target\"\nknown_hosts = \"~/kh\"\n");
+    let ssh_config = |jump: &str, hop1_user: &str| {
+        format!(
+            "Host target\n  HostName ferry-jump-only\n  Port {port}\n  User ferry65\n  IdentityFile {key}\n{jump}\
+             Host hop1\n  User {hop1_user}\nHost hop2\n  User ferry64\n\
+             Host hop1 hop2\n  HostName {host}\n  Port {port}\n  IdentityFile {key}\n",
+            port = r.port,
+            host = r.host,
+            key = r.key.display()
+        )
+    };
+    // Without the jumps the name does not resolve here.
+    p.write(".ssh/config", ssh_config("", "ferry63"));
+    p.ferry(&["doctor"]).assert_code(3);
+    p.write(
+        ".ssh/config",
+        ssh_config("  ProxyJump hop1,hop2\n", "ferry63"),
+    );
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    assert_eq!(
+        check(&run.json(), "reachable")["detail"],
+        format!("ferry-jump-only:{} through hop2", r.port)
+    );
+    // The first hop is really used: its login failing is reported under its name.
+    p.write(
+        ".ssh/config",
+        ssh_config("  ProxyJump hop1,hop2\n", "nobody-here"),
+    );
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(
+        run.stdout.contains("hop1: authentication as `nobody-here`"),
+        "{run}"
+    );
+}
+
 /// ~/.ssh/config applies under deploy.toml, as with `ssh ALIAS`: HostName, Port, User,
 /// IdentityFile of a Host alias.
 #[test]

@@ -197,10 +197,57 @@ fn proxy_jump_resolves_one_level() {
     assert_eq!(e.0[0].key, "hosts.web.proxy_jump");
     let e = parse_err("[hosts.web]\naddress = \"x\"\nproxy_jump = \"web\"\n");
     assert!(e.0[0].message.contains("itself"));
-    let e = parse_err(
+    // Two hops: a through b, b through c.
+    let c = parse_ok(
         "[hosts.a]\naddress = \"x\"\nproxy_jump = \"b\"\n[hosts.b]\naddress = \"y\"\nproxy_jump = \"c\"\n[hosts.c]\naddress = \"z\"\n",
     );
-    assert!(e.0[0].message.contains("only one jump"), "{e}");
+    let b = c.hosts["a"].proxy_jump.as_ref().unwrap();
+    assert_eq!(b.name, "b");
+    assert_eq!(b.proxy_jump.as_ref().unwrap().name, "c");
+    assert!(b.proxy_jump.as_ref().unwrap().proxy_jump.is_none());
+    let e = parse_err(
+        "[hosts.a]\naddress = \"x\"\nproxy_jump = \"b\"\n[hosts.b]\naddress = \"y\"\nproxy_jump = \"a\"\n",
+    );
+    assert!(e.0[0].message.contains("circle: a -> b -> a"), "{e}");
+}
+
+/// `ProxyJump a,b` of the OpenSSH config: the target goes through b, b through a; each hop
+/// resolved under its own name; deploy.toml's `proxy_jump` replaces it.
+#[test]
+fn ssh_config_proxy_jump_chain() {
+    let env = ssh_env(
+        "Host far\n  HostName 10.9.9.9\n  ProxyJump first,ops@second:2022\nHost first\n  HostName 192.0.2.1\n  User jumper\n  Port 2200\n",
+    );
+    let c = parse(
+        "[hosts.t]\naddress = \"far\"\n[hosts.u]\naddress = \"far\"\nproxy_jump = \"v\"\n[hosts.v]\naddress = \"v.example\"\n",
+        Path::new("deploy.toml"),
+        &env,
+    )
+    .unwrap();
+    let second = c.hosts["t"].proxy_jump.as_ref().unwrap();
+    assert_eq!(
+        (
+            second.name.as_str(),
+            second.address.as_str(),
+            second.user.as_str(),
+            second.port
+        ),
+        ("second", "second", "ops", 2022)
+    );
+    let first = second.proxy_jump.as_ref().unwrap();
+    assert_eq!(
+        (
+            first.name.as_str(),
+            first.address.as_str(),
+            first.user.as_str(),
+            first.port
+        ),
+        ("first", "192.0.2.1", "jumper", 2200)
+    );
+    assert!(first.proxy_jump.is_none());
+    assert_eq!(c.hosts["u"].proxy_jump.as_ref().unwrap().name, "v");
+    // Jump hosts are hops, not deploy targets.
+    assert!(!c.hosts.contains_key("first") && !c.hosts.contains_key("second"));
 }
 
 #[test]

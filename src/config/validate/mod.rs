@@ -185,28 +185,60 @@ impl<'a> Validator<'a> {
             let host = self.host(&name, h, &raw.defaults, env, base);
             hosts.insert(name, host);
         }
-        // ProxyJump: one level, through another host of this file.
-        let jumping: BTreeSet<String> = jumps.iter().map(|(n, _)| n.clone()).collect();
+        // ProxyJump through other hosts of this file, any number of hops (a jump host's own
+        // proxy_jump is followed), cycles refused.
+        let jump_of: BTreeMap<String, String> = jumps.iter().cloned().collect();
         // Hosts others jump through: hops, not deploy targets unless a service names them.
         let jumping_through: BTreeSet<String> = jumps.iter().map(|(_, j)| j.clone()).collect();
-        for (name, jump) in jumps {
-            let key = [Seg::Key("hosts"), Seg::Key(&name), Seg::Key("proxy_jump")];
-            match hosts.get(&jump) {
-                None => self.error(
+        for (name, jump) in &jumps {
+            let key = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("proxy_jump")];
+            if !hosts.contains_key(jump) {
+                self.error(
                     &key,
                     format!("host `{jump}` is not defined; proxy_jump names another [hosts.NAME]"),
-                ),
-                Some(_) if jump == name => self.error(&key, "a host cannot jump through itself"),
-                Some(_) if jumping.contains(&jump) => self.error(
-                    &key,
-                    format!("`{jump}` itself uses proxy_jump; only one jump is supported"),
-                ),
-                Some(j) => {
-                    let j = Box::new(j.clone());
-                    if let Some(h) = hosts.get_mut(&name) {
-                        h.proxy_jump = Some(j);
-                    }
+                );
+                continue;
+            }
+            if jump == name {
+                self.error(&key, "a host cannot jump through itself");
+                continue;
+            }
+            // The hops from this host outwards: name, its jump, that one's jump, ...
+            let mut chain = vec![name.clone()];
+            let mut next = Some(jump.clone());
+            let mut cycle = None;
+            while let Some(hop) = next.take() {
+                if chain.contains(&hop) {
+                    cycle = Some(hop);
+                    break;
                 }
+                chain.push(hop.clone());
+                next = jump_of
+                    .get(&hop)
+                    .filter(|j| hosts.contains_key(*j))
+                    .cloned();
+            }
+            if let Some(hop) = cycle {
+                self.error(
+                    &key,
+                    format!(
+                        "proxy_jump goes round in a circle: {} -> {hop}",
+                        chain.join(" -> ")
+                    ),
+                );
+                continue;
+            }
+            // Built from the outermost hop in: each hop connected through the one after it.
+            let mut via: Option<Box<Host>> = None;
+            for (i, hop) in chain[1..].iter().rev().enumerate() {
+                let mut h = hosts[hop].clone();
+                if i > 0 {
+                    h.proxy_jump = via.take();
+                }
+                via = Some(Box::new(h));
+            }
+            if let Some(h) = hosts.get_mut(name) {
+                h.proxy_jump = via;
             }
         }
         let groups = raw.groups;
@@ -434,7 +466,7 @@ impl<'a> Validator<'a> {
                 .unwrap_or(Duration::from_secs(10)),
             Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
         };
-        Host {
+        let mut host = Host {
             name: name.to_string(),
             address,
             user,
@@ -446,7 +478,72 @@ impl<'a> Validator<'a> {
             proxy_jump: None,
             identities,
             ssh: options,
+        };
+        // ProxyJump of the OpenSSH config (deploy.toml's `proxy_jump` replaces it, as `-J`).
+        if h.proxy_jump.is_none() && !host.ssh.proxy_jumps.is_empty() {
+            let hops = host.ssh.proxy_jumps.clone();
+            host.proxy_jump = self.ssh_jumps(&hops, &host, env, &k("address"));
         }
+        host
+    }
+
+    /// The hops of an OpenSSH `ProxyJump a,b` as hosts, each resolved through the OpenSSH
+    /// config under its own name (as ssh does for a jump host): the target goes through the
+    /// last, each hop through the one before it. Hops take the target's known_hosts, host key
+    /// policy and connect timeout; their keys are their own (IdentityFile, agent), not
+    /// deploy.toml's `identity`. A hop's own ProxyJump is not followed (ssh's `-J` overrides it).
+    fn ssh_jumps(
+        &mut self,
+        hops: &[crate::transport::ssh::config::Jump],
+        target: &Host,
+        env: &Env,
+        key: &[Seg],
+    ) -> Option<Box<Host>> {
+        let mut via: Option<Box<Host>> = None;
+        for j in hops {
+            let r = match env.ssh_config.as_ref().map(|c| c.resolve(&j.host, &System)) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    self.error(
+                        key,
+                        format!("the OpenSSH client config: ProxyJump {}: {e}", j.host),
+                    );
+                    None
+                }
+                None => None,
+            };
+            let set = |k: &str| r.as_ref().filter(|r| r.is_set(k)).and_then(|r| r.get(k));
+            let address = set("hostname").unwrap_or(&j.host).to_string();
+            let user = j
+                .user
+                .clone()
+                .or(set("user").map(str::to_string))
+                .or(env.local_user.clone())
+                .unwrap_or_else(|| target.user.clone());
+            let port = j
+                .port
+                .or(set("port").and_then(|p| p.parse().ok()))
+                .unwrap_or(22);
+            let (identities, mut options) = match &r {
+                Some(r) => self.ssh_options(r, key),
+                None => Default::default(),
+            };
+            options.proxy_jumps.clear();
+            via = Some(Box::new(Host {
+                name: j.host.clone(),
+                address,
+                user,
+                port,
+                identity: None,
+                known_hosts: target.known_hosts.clone(),
+                host_key_policy: target.host_key_policy,
+                connect_timeout: target.connect_timeout,
+                proxy_jump: via.take(),
+                identities,
+                ssh: options,
+            }));
+        }
+        via
     }
 
     /// The IdentityFiles (expanded) and the other options of a resolved OpenSSH config; a
