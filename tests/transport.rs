@@ -763,6 +763,58 @@ fn ssh_config_proxy_jump_with_two_hops() {
     );
 }
 
+/// `ProxyCommand ssh -W %h:%p ...` of ~/.ssh/config: ferry speaks SSH over the command's stdin
+/// and stdout to a name only the far side resolves; a command that fails is named.
+#[test]
+fn ssh_config_proxy_command_reaches_a_host_only_the_far_side_resolves() {
+    let r = remote();
+    let p = Project::new();
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    let key = pinned
+        .lines()
+        .find(|l| l.contains("ssh-ed25519"))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ");
+    p.write(
+        "kh",
+        format!("{pinned}\n[ferry-jump-only]:{} {key}\n", r.port),
+    );
+    p.config("[hosts.web]\naddress = \"target\"\nknown_hosts = \"~/kh\"\n");
+    let ssh_config = |proxy: &str| {
+        format!(
+            "Host target\n  HostName ferry-jump-only\n  Port {}\n  User ferry66\n  IdentityFile {}\n  ProxyCommand {proxy}\n",
+            r.port,
+            r.key.display()
+        )
+    };
+    p.write(
+        ".ssh/config",
+        ssh_config(&format!(
+            "ssh -F /dev/null -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -i {} -p {} ferry67@{} -W %h:%p",
+            r.known_hosts.display(),
+            r.key.display(),
+            r.port,
+            r.host
+        )),
+    );
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    assert!(
+        check(&run.json(), "authenticated")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("as ferry66 "),
+        "{run}"
+    );
+    p.write(".ssh/config", ssh_config("false"));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(3);
+    assert!(run.stdout.contains("ProxyCommand `false`"), "{run}");
+}
+
 /// ~/.ssh/config applies under deploy.toml, as with `ssh ALIAS`: HostName, Port, User,
 /// IdentityFile of a Host alias.
 #[test]

@@ -54,10 +54,8 @@ pub struct Host {
 }
 
 /// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
-/// kept as ssh would use them. The transport acts on `identities_only`, `identity_agent`,
-/// `server_alive_*`, `user_known_hosts`, `global_known_hosts`, `host_key_alias` and
-/// `revoked_host_keys`; not yet on `proxy_jumps` beyond the one hop of deploy.toml's
-/// `proxy_jump`, `proxy_command`, `certificates`, `address_family`, `connection_attempts`.
+/// kept as ssh would use them. The transport acts on all of them but `certificates`,
+/// `address_family` and `connection_attempts` (stored, not yet used).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SshOptions {
     pub identities_only: bool,

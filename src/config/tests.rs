@@ -250,6 +250,25 @@ fn ssh_config_proxy_jump_chain() {
     assert!(!c.hosts.contains_key("first") && !c.hosts.contains_key("second"));
 }
 
+/// ProxyCommand: %h %p %r %n expanded, `${VAR}` left to the shell, `none` is no command.
+#[test]
+fn ssh_config_proxy_command_tokens() {
+    let env = ssh_env(
+        "Host px\n  HostName 10.0.0.7\n  User ops\n  ProxyCommand ssh -W %h:%p ${JUMP} -l %r # %n %%\nHost none\n  ProxyCommand none\n",
+    );
+    let c = parse(
+        "[hosts.a]\naddress = \"px\"\n[hosts.b]\naddress = \"none\"\n",
+        Path::new("deploy.toml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.hosts["a"].ssh.proxy_command.as_deref(),
+        Some("ssh -W 10.0.0.7:22 ${JUMP} -l ops # px %")
+    );
+    assert_eq!(c.hosts["b"].ssh.proxy_command, None);
+}
+
 #[test]
 fn ssh_config_applies_under_deploy_toml() {
     let env = ssh_env(

@@ -48,7 +48,7 @@ pub(crate) fn options(r: &Resolved) -> Result<SshOptions, SshConfigError> {
             .transpose()
             .map_err(|m| r.error("proxyjump", m))?
             .unwrap_or_default(),
-        proxy_command: r.get("proxycommand").map(str::to_string),
+        proxy_command: r.proxy_command()?,
     })
 }
 

@@ -13,6 +13,7 @@ mod auth;
 pub mod config;
 pub mod known_hosts;
 mod process;
+mod proxy_command;
 mod wrap;
 
 pub use process::*;
@@ -604,6 +605,36 @@ async fn handshake(
             Some(stream) => client::connect_stream(config, stream, handler)
                 .await
                 .map_err(failed),
+            None if host.ssh.proxy_command.is_some() => {
+                let command = host.ssh.proxy_command.as_deref().unwrap_or_default();
+                tracing::debug!("{}: ProxyCommand {command}", host.name);
+                let proxy = proxy_command::spawn(command).map_err(|e| {
+                    Failure::Final(ssh_err(
+                        &host.name,
+                        format!("cannot run ProxyCommand `{command}`: {e}"),
+                    ))
+                })?;
+                client::connect_stream(config, proxy, handler)
+                    .await
+                    .map_err(|e| match failed(e) {
+                        // The command's own message (on stderr) says why; a command that
+                        // ended is not worth another try.
+                        Failure::Final(Error::Ssh { host, message }) => {
+                            Failure::Final(Error::Ssh {
+                                host,
+                                message: format!("{message} (through ProxyCommand `{command}`)"),
+                            })
+                        }
+                        Failure::Retry(cause) => Failure::Final(ssh_err(
+                            &host.name,
+                            format!(
+                                "handshake through ProxyCommand `{command}` failed: {cause} \
+                                 (did the command end? its own message is above)"
+                            ),
+                        )),
+                        other => other,
+                    })
+            }
             None => {
                 let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
                     .await

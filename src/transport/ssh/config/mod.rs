@@ -172,6 +172,16 @@ impl Resolved {
         self.origins.contains_key(key)
     }
 
+    /// ProxyCommand with its tokens expanded; None when not set or `none`.
+    pub fn proxy_command(&self) -> Result<Option<String>, SshConfigError> {
+        match self.get("proxycommand") {
+            None | Some("none") => Ok(None),
+            Some(c) => tokens::proxy_command(c, &self.tokens)
+                .map(Some)
+                .map_err(|m| self.error("proxycommand", m)),
+        }
+    }
+
     /// A path option's values with `~`, tokens and `${ENV}` expanded as ssh does at use.
     pub fn paths(&self, key: &str) -> Result<Vec<PathBuf>, SshConfigError> {
         self.all(key)

@@ -78,6 +78,21 @@ pub fn expand(
     allowed: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<String, String> {
+    expand_with(s, tokens, allowed, Some(env))
+}
+
+/// The tokens of ProxyCommand (`%h %n %p %r`, and `%%`); `${...}` is left as written (ssh does
+/// not expand environment variables there: the shell that runs the command does).
+pub fn proxy_command(s: &str, tokens: &Tokens) -> Result<String, String> {
+    expand_with(s, tokens, "hnpr", None)
+}
+
+fn expand_with(
+    s: &str,
+    tokens: &Tokens,
+    allowed: &str,
+    env: Option<&BTreeMap<String, String>>,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -91,7 +106,8 @@ pub fn expand(
                     _ => return Err(format!("unknown token `%{t}`")),
                 }
             }
-            '$' if chars.as_str().starts_with('{') => {
+            '$' if env.is_some() && chars.as_str().starts_with('{') => {
+                let env = env.expect("checked");
                 let rest = &chars.as_str()[1..];
                 let end = rest.find('}').ok_or("`${` without a closing `}`")?;
                 let name = &rest[..end];
