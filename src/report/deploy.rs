@@ -72,7 +72,7 @@ impl Human for HostResult {
             HostOutcome::Unchanged => s.green("unchanged"),
             HostOutcome::Planned => s.bold("planned (dry run)"),
             HostOutcome::RolledBack => s.yellow("ROLLED BACK"),
-            other => s.red(&other.as_str().to_uppercase()),
+            other => s.red(&crate::report::fleet::verdict(other)),
         };
         let mut line = format!("{} {} {verdict}", s.bold(&self.host), self.service);
         if let Some(r) = &self.release {

@@ -106,6 +106,9 @@ pub fn verdict(result: HostOutcome) -> String {
         HostOutcome::Planned => "planned (dry run)".into(),
         HostOutcome::NotReached => "not reached".into(),
         HostOutcome::RolledBack => "ROLLED BACK".into(),
+        // Not reached, host key refused or login rejected: the reason says which (JSON keeps
+        // `unreachable`).
+        HostOutcome::Unreachable => "NOT CONNECTED".into(),
         other => other.as_str().to_uppercase(),
     }
 }

@@ -129,7 +129,7 @@ impl Human for HostError {
             s.red(if self.reachable {
                 "ERROR"
             } else {
-                "UNREACHABLE"
+                "NOT CONNECTED"
             }),
             sanitize(&self.error)
         );

@@ -430,7 +430,8 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     let session = match ctx.pre.open(host, &ctx.reporter).await {
         Ok(s) => s,
         Err(e) => {
-            ctx.reporter.error(&e);
+            // The result line says the error; the hint is said here, once.
+            ctx.reporter.hint_of(&host.name, &e);
             return HostResult::new(
                 &host.name,
                 &ctx.service.name,
