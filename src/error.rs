@@ -33,11 +33,13 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("{host}: cannot connect to {addr}: {source}")]
+    #[error("{host}: cannot connect to {addr}: {source}{}", if *attempts > 1 { format!(" ({attempts} attempts: ConnectionAttempts)") } else { String::new() })]
     Connect {
         host: String,
         addr: String,
         source: std::io::Error,
+        /// How many times it was tried (ssh's ConnectionAttempts).
+        attempts: u32,
     },
 
     #[error("{host}: no answer from {addr} within {}", humantime::format_duration(*after))]

@@ -815,6 +815,29 @@ fn ssh_config_proxy_command_reaches_a_host_only_the_far_side_resolves() {
     assert!(run.stdout.contains("ProxyCommand `false`"), "{run}");
 }
 
+/// ConnectionAttempts of ~/.ssh/config: a refused connection is tried that many times and the
+/// error says so.
+#[test]
+fn ssh_config_connection_attempts_are_made_and_said() {
+    let r = remote();
+    let p = Project::new();
+    p.config(&format!(
+        "[hosts.web]\naddress = \"closed\"\nknown_hosts = \"{}\"\n",
+        r.known_hosts.display()
+    ));
+    p.write(
+        ".ssh/config",
+        "Host closed\n  HostName 127.0.0.1\n  Port 1\n  ConnectionAttempts 3\n",
+    );
+    let run = p.ferry(&["-v", "doctor"]);
+    run.assert_code(3);
+    assert!(
+        run.stdout.contains("(3 attempts: ConnectionAttempts)"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("trying again in 1s (3/3)"), "{run}");
+}
+
 /// ~/.ssh/config applies under deploy.toml, as with `ssh ALIAS`: HostName, Port, User,
 /// IdentityFile of a Host alias.
 #[test]

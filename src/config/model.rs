@@ -54,8 +54,8 @@ pub struct Host {
 }
 
 /// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
-/// kept as ssh would use them. The transport acts on all of them but `certificates`,
-/// `address_family` and `connection_attempts` (stored, not yet used).
+/// kept as ssh would use them. The transport acts on all of them but `certificates` and
+/// `address_family` (stored, not yet used).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SshOptions {
     pub identities_only: bool,

@@ -404,14 +404,46 @@ pub async fn connect(host: &Host) -> Result<Connection> {
         Some(jump) => Some(Box::pin(connect(jump)).await?),
         None => None,
     };
-    let deadline = tokio::time::Instant::now() + host.connect_timeout;
+    let mut deadline = tokio::time::Instant::now() + host.connect_timeout;
     let mut attempt = 1;
+    // ssh's ConnectionAttempts: a TCP connection refused or unreachable is tried again, 1 s
+    // apart, each attempt with its own ConnectTimeout.
+    let mut tcp_attempt = 1;
     loop {
         match attempt_handshake(host, bastion.as_ref(), deadline).await {
             Ok(mut conn) => {
                 conn.attempts = attempt;
                 conn.jump = bastion.map(Box::new);
                 return Ok(conn);
+            }
+            Err(Failure::Final(Error::Connect { .. }))
+                if tcp_attempt < host.ssh.connection_attempts =>
+            {
+                tracing::info!(
+                    "{}: cannot connect, trying again in 1s ({}/{})",
+                    host.name,
+                    tcp_attempt + 1,
+                    host.ssh.connection_attempts
+                );
+                tcp_attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                deadline = tokio::time::Instant::now() + host.connect_timeout;
+            }
+            Err(Failure::Final(Error::Connect {
+                host: name,
+                addr,
+                source,
+                ..
+            })) => {
+                if let Some(b) = &bastion {
+                    b.close().await;
+                }
+                return Err(Error::Connect {
+                    host: name,
+                    addr,
+                    source,
+                    attempts: tcp_attempt,
+                });
             }
             Err(Failure::Final(e)) => {
                 if let Some(b) = &bastion {
@@ -643,6 +675,7 @@ async fn handshake(
                             host: host.name.clone(),
                             addr: addr.clone(),
                             source,
+                            attempts: 1,
                         })
                     })?;
                 tcp.set_nodelay(true).ok();
