@@ -838,6 +838,43 @@ fn ssh_config_connection_attempts_are_made_and_said() {
     assert!(run.stderr.contains("trying again in 1s (3/3)"), "{run}");
 }
 
+/// `StrictHostKeyChecking accept-new` + `HashKnownHosts yes` of ~/.ssh/config: the new key is
+/// recorded with the name hashed (OpenSSH's `ssh-keygen -F` finds it; the name is not in the
+/// file), and the next connection verifies against it.
+#[test]
+fn ssh_config_hash_known_hosts_records_a_hashed_line() {
+    let r = remote();
+    let p = Project::new();
+    p.config("[hosts.web]\naddress = \"alias\"\n");
+    p.write(
+        ".ssh/config",
+        format!(
+            "Host alias\n  HostName {}\n  Port {}\n  User ferry68\n  IdentityFile {}\n  UserKnownHostsFile ~/kh\n  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n",
+            r.host,
+            r.port,
+            r.key.display()
+        ),
+    );
+    p.ferry(&["doctor"]).assert_code(0);
+    let recorded = std::fs::read_to_string(p.path("kh")).unwrap();
+    assert!(
+        recorded.starts_with("|1|") && !recorded.contains(&r.host),
+        "{recorded}"
+    );
+    let found = std::process::Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(format!("[{}]:{}", r.host, r.port))
+        .arg("-f")
+        .arg(p.path("kh"))
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "ssh-keygen -F: {found:?}");
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    assert_eq!(check(&run.json(), "host key")["status"], "pass", "{run}");
+    assert_eq!(std::fs::read_to_string(p.path("kh")).unwrap(), recorded);
+}
+
 /// ~/.ssh/config applies under deploy.toml, as with `ssh ALIAS`: HostName, Port, User,
 /// IdentityFile of a Host alias.
 #[test]

@@ -65,6 +65,8 @@ pub struct SshOptions {
     pub user_known_hosts: Vec<PathBuf>,
     pub global_known_hosts: Vec<PathBuf>,
     pub host_key_alias: Option<String>,
+    /// HashKnownHosts: record new keys with the host name hashed.
+    pub hash_known_hosts: bool,
     pub revoked_host_keys: Option<PathBuf>,
     /// None: 0 (no keepalive from the client).
     pub server_alive_interval: Option<Duration>,

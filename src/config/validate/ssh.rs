@@ -33,6 +33,7 @@ pub(crate) fn options(r: &Resolved) -> Result<SshOptions, SshConfigError> {
         user_known_hosts: r.paths("userknownhostsfile")?,
         global_known_hosts: r.paths("globalknownhostsfile")?,
         host_key_alias: r.get("hostkeyalias").map(str::to_string),
+        hash_known_hosts: r.get("hashknownhosts") == Some("yes"),
         revoked_host_keys: one_path("revokedhostkeys")?.filter(|p| p.as_os_str() != "none"),
         server_alive_interval: interval,
         server_alive_count_max: num("serveralivecountmax", 3),

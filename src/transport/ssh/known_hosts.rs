@@ -43,6 +43,21 @@ pub fn entry_line(host: &str, port: u16, key: &PublicKey) -> String {
     format!("{} {alg} {b64}", host_pattern(host, port))
 }
 
+/// The line to add with the host name hashed, as OpenSSH writes it under `HashKnownHosts yes`:
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))` (the salt: 20 random bytes).
+pub fn hashed_entry_line(host: &str, port: u16, key: &PublicKey, salt: &[u8; 20]) -> String {
+    let plain = entry_line(host, port, key);
+    let (name, rest) = plain.split_once(' ').unwrap_or((&plain, ""));
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(salt).expect("any key length");
+    mac.update(name.as_bytes());
+    let hash = mac.finalize().into_bytes();
+    format!(
+        "|1|{}|{} {rest}",
+        BASE64.encode(salt),
+        BASE64.encode(hash.as_slice())
+    )
+}
+
 /// `SHA256:...` fingerprint, as `ssh-keygen -l` prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     format!("{} {}", key.algorithm(), key.fingerprint(HashAlg::Sha256))
@@ -267,6 +282,22 @@ mod tests {
         assert_eq!(revoked_line(&file, &key(ED2)), Some(3));
         assert_eq!(revoked_line(&file, &key(ECDSA)), None);
         assert_eq!(revoked_line("not a key\n", &key(ED1)), None);
+    }
+
+    /// A hashed line matches its host and port only, and does not show the name.
+    #[test]
+    fn hashed_entry_lines_match_their_host_only() {
+        let line = hashed_entry_line("h.example", 2222, &key(ED1), &[7u8; 20]);
+        assert!(
+            line.starts_with("|1|") && !line.contains("h.example"),
+            "{line}"
+        );
+        assert_eq!(
+            check(&line, "h.example", 2222, &key(ED1)),
+            Verdict::Known { line: 1 }
+        );
+        assert_eq!(check(&line, "h.example", 22, &key(ED1)), Verdict::Unknown);
+        assert_eq!(check(&line, "other", 2222, &key(ED1)), Verdict::Unknown);
     }
 
     #[test]

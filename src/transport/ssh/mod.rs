@@ -163,6 +163,15 @@ impl Handler {
             }),
             Verdict::Unknown => {
                 let line_to_add = known_hosts::entry_line(name, port, key);
+                // HashKnownHosts: what is recorded hides the name (the hint shows it plain).
+                let line_to_record = if h.ssh.hash_known_hosts {
+                    let mut salt = [0u8; 20];
+                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+                        .map(|()| known_hosts::hashed_entry_line(name, port, key, &salt))
+                        .unwrap_or_else(|_| line_to_add.clone())
+                } else {
+                    line_to_add.clone()
+                };
                 match h.host_key_policy {
                     HostKeyPolicy::Strict => refuse(Error::HostKeyUnknown {
                         host: h.name.clone(),
@@ -171,24 +180,26 @@ impl Handler {
                         known_hosts: h.known_hosts.clone(),
                         line_to_add,
                     }),
-                    HostKeyPolicy::AcceptNew => match append_line(&h.known_hosts, &line_to_add) {
-                        Ok(()) => {
-                            tracing::warn!(
-                                "{}: recorded new host key {fingerprint} in {}",
-                                h.name,
-                                h.known_hosts.display()
-                            );
-                            KeyOutcome::Accepted {
-                                fingerprint,
-                                learned: true,
+                    HostKeyPolicy::AcceptNew => {
+                        match append_line(&h.known_hosts, &line_to_record) {
+                            Ok(()) => {
+                                tracing::warn!(
+                                    "{}: recorded new host key {fingerprint} in {}",
+                                    h.name,
+                                    h.known_hosts.display()
+                                );
+                                KeyOutcome::Accepted {
+                                    fingerprint,
+                                    learned: true,
+                                }
                             }
+                            Err(e) => refuse(Error::KnownHosts {
+                                host: h.name.clone(),
+                                path: h.known_hosts.clone(),
+                                message: format!("cannot record the new host key: {e}"),
+                            }),
                         }
-                        Err(e) => refuse(Error::KnownHosts {
-                            host: h.name.clone(),
-                            path: h.known_hosts.clone(),
-                            message: format!("cannot record the new host key: {e}"),
-                        }),
-                    },
+                    }
                 }
             }
         }
