@@ -8,7 +8,7 @@ use crate::support::{Project, Run, host_table, remote};
 
 /// A unit that records which release directory it started from, then stays up: proof that a
 /// rollback restarted the service (not just moved the symlink).
-fn started_from_unit(p: &Project, service: &str) {
+pub(crate) fn started_from_unit(p: &Project, service: &str) {
     p.write(
         &format!("{service}.service"),
         format!(
@@ -18,14 +18,14 @@ fn started_from_unit(p: &Project, service: &str) {
 }
 
 /// The release directory (`releases/ID`) the service's running process started from.
-fn started_from(user: &str, service: &str) -> String {
+pub(crate) fn started_from(user: &str, service: &str) -> String {
     let out = remote().ssh(user, &format!("cat \"$XDG_RUNTIME_DIR/{service}.started\""));
     let path = out.trim();
     let i = path.find("releases/").unwrap_or_else(|| panic!("{path}"));
     path[i..].to_string()
 }
 
-fn current(user: &str, service: &str) -> String {
+pub(crate) fn current(user: &str, service: &str) -> String {
     remote()
         .ssh(
             user,
@@ -35,7 +35,7 @@ fn current(user: &str, service: &str) -> String {
         .to_string()
 }
 
-fn result(run: &Run) -> serde_json::Value {
+pub(crate) fn result(run: &Run) -> serde_json::Value {
     run.events("result")
         .into_iter()
         .next()
@@ -255,7 +255,7 @@ fn main_pid(user: &str, unit: &str) -> u32 {
 }
 
 /// Entries of the service's `releases/` directory, hidden ones (staging) included.
-fn release_dirs(user: &str, service: &str) -> Vec<String> {
+pub(crate) fn release_dirs(user: &str, service: &str) -> Vec<String> {
     let out = remote().ssh(
         user,
         &format!("ls -A ~/.local/share/ferry/{service}/releases 2>/dev/null; true"),
@@ -286,7 +286,7 @@ fn lock_free(user: &str, service: &str) -> bool {
 }
 
 /// A ferry run in the background whose stderr is read line by line as it comes.
-struct Bg {
+pub(crate) struct Bg {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
     stderr: Vec<String>,
@@ -294,7 +294,7 @@ struct Bg {
 }
 
 impl Bg {
-    fn spawn(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Bg {
+    pub(crate) fn spawn(p: &Project, args: &[&str], env: &[(&str, &str)]) -> Bg {
         let mut cmd = p.command(args);
         for (k, v) in env {
             cmd.env(k, v);
@@ -330,7 +330,7 @@ impl Bg {
     }
 
     /// Wait until ferry prints a line containing `needle` on stderr (it exits first: panic).
-    fn wait_for_line(&mut self, needle: &str) {
+    pub(crate) fn wait_for_line(&mut self, needle: &str) {
         while let Ok(l) = self.lines.recv() {
             let found = l.contains(needle);
             self.stderr.push(l);
@@ -348,7 +348,7 @@ impl Bg {
         self.child.kill().unwrap();
     }
 
-    fn finish(mut self) -> Run {
+    pub(crate) fn finish(mut self) -> Run {
         let status = self.child.wait().unwrap();
         self.stderr.extend(self.lines.iter());
         Run {
@@ -360,23 +360,23 @@ impl Bg {
 }
 
 /// A FERRY_FAULT_PAUSE gate: ferry waits before a step until [`Gate::open`].
-struct Gate {
+pub(crate) struct Gate {
     file: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Gate {
-    fn new() -> Gate {
+    pub(crate) fn new() -> Gate {
         let dir = tempfile::tempdir().unwrap();
         Gate {
             file: dir.path().join("go"),
             _dir: dir,
         }
     }
-    fn env(&self, step: &str) -> String {
+    pub(crate) fn env(&self, step: &str) -> String {
         format!("{step}:{}", self.file.display())
     }
-    fn open(&self) {
+    pub(crate) fn open(&self) {
         std::fs::write(&self.file, "").unwrap();
     }
 }

@@ -313,6 +313,7 @@ fn quoting_round_trips_through_the_remote_shell() {
         known_hosts: r.known_hosts.clone(),
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(10),
+        compress: Default::default(),
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
@@ -1004,6 +1005,7 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
         // The retries' budget: 32 handshakes at once on a loaded 2-core machine need more
         // than 10 s.
         connect_timeout: std::time::Duration::from_secs(30),
+        compress: Default::default(),
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
@@ -1048,6 +1050,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
         known_hosts: r.known_hosts.clone(),
         host_key_policy: ferry::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(10),
+        compress: Default::default(),
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),

@@ -44,6 +44,8 @@ pub struct Host {
     pub known_hosts: PathBuf,
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
+    /// Whether uploads are gzip-compressed (see `plan::encoding`).
+    pub compress: crate::plan::encoding::Compress,
     /// Connect through this host (ProxyJump), itself connected directly.
     pub proxy_jump: Option<Box<Host>>,
     /// The IdentityFiles of ~/.ssh/config (or OpenSSH's defaults), in order, tokens expanded;

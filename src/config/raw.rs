@@ -31,6 +31,7 @@ pub(crate) struct RawSettings {
     pub(crate) known_hosts: Option<String>,
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) connect_timeout: Option<String>,
+    pub(crate) compress: Option<crate::plan::encoding::Compress>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -43,6 +44,7 @@ pub(crate) struct RawHost {
     pub(crate) known_hosts: Option<String>,
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) connect_timeout: Option<String>,
+    pub(crate) compress: Option<crate::plan::encoding::Compress>,
     pub(crate) proxy_jump: Option<String>,
     // Per-host variables for templates (issue 10).
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]

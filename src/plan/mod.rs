@@ -7,6 +7,8 @@
 
 pub mod revert;
 
+pub mod encoding;
+
 mod activation;
 mod local;
 mod make;

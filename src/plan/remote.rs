@@ -34,6 +34,8 @@ pub struct RemoteState {
     /// Free space for the user on the filesystem that holds the service's directory (or its
     /// nearest existing ancestor), when `df` could tell.
     pub free: Option<FreeSpace>,
+    /// The host has `gzip` (compressed uploads are decompressed with it).
+    pub gzip: bool,
 }
 
 /// Free bytes on a filesystem of the host, and the path (relative to the home directory,
@@ -124,7 +126,8 @@ pub fn remote_state_script(
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
          for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
          d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
-         echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n",
+         echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n\
+         command -v gzip >/dev/null 2>&1 && echo gzip=yes\n",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
     );
@@ -191,6 +194,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                 None => {}
             },
             "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
+            "gzip" => st.gzip = v.trim() == "yes",
             "partial" => {
                 let id = v
                     .trim()

@@ -270,6 +270,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
             id,
             &[("bin/my app".into(), 0o750), ("share".into(), 0o640)],
             &[],
+            &[],
         ),
         &release::seal_input(&[&fake[0], &fake[1]]),
     );

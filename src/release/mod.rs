@@ -360,9 +360,13 @@ pub fn seal_command(
     id: &str,
     files: &[(String, u32)],
     meta: &[(String, u32)],
+    gunzip: &[Gunzip],
 ) -> String {
     let staging = shell::quote(&paths.staging(staging));
     let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\ncd \"$N\"\n");
+    for g in gunzip {
+        script.push_str(&g.command());
+    }
     // One chmod per mode.
     let mut by_mode: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
     for (path, mode) in files.iter().chain(meta) {
@@ -398,6 +402,34 @@ pub fn seal_command(
         shell::quote(&paths.release(id))
     ));
     script
+}
+
+/// A file sent gzip-compressed into the staging directory, which [`seal_command`]
+/// decompresses into place, checking the result's SHA-256 on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gunzip {
+    /// Relative to the staging directory, as `to`.
+    pub from: String,
+    pub to: String,
+    pub sha256: String,
+}
+
+/// What the seal says on stderr when a decompressed file is not what was sent.
+pub const GUNZIP_MISMATCH: &str = "ferry: decompressed on the host, its SHA-256 is not the file's";
+
+impl Gunzip {
+    fn command(&self) -> String {
+        let (from, to) = (shell::quote(&self.from), shell::quote(&self.to));
+        format!(
+            "gzip -dc < {from} > {to}\nrm -f -- {from}\n\
+             [ \"$(sha256sum < {to} | cut -c1-64)\" = {sha} ] || {{ echo {msg} >&2; exit 1; }}\n",
+            sha = self.sha256,
+            msg = shell::quote(&format!(
+                "{}: {GUNZIP_MISMATCH} ({}): deploy again",
+                self.to, self.sha256
+            )),
+        )
+    }
 }
 
 /// The line [`seal_command`] prints once the release is sealed (commands may follow it).

@@ -187,6 +187,9 @@ pub struct PhaseEvent {
     /// Duration of the phase in seconds, for the `uploaded` phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// Bytes of the files that went over the link (compressed), for the `uploaded` phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_bytes: Option<u64>,
 }
 
 impl Human for PhaseEvent {

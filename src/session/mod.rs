@@ -8,7 +8,9 @@
 
 pub mod health;
 pub mod lock;
+pub mod seal;
 pub mod unit_check;
+pub mod upload;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,7 +21,6 @@ use crate::error::{Error, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::revert;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
-use crate::prepare::local::{Deferred, Local};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
 use crate::report::Reporter;
 use crate::report::deploy::{
@@ -107,7 +108,7 @@ const BEFORE_END: &str = "@ferry-before-end";
 const STATES: &str = "@ferry-states";
 
 /// Files of a release uploaded at once, per host.
-const UPLOADS_IN_FLIGHT: usize = 4;
+pub(crate) const UPLOADS_IN_FLIGHT: usize = 4;
 
 /// One service on one host.
 pub struct ServiceSession<'a> {
@@ -148,6 +149,7 @@ impl ServiceSession<'_> {
             message: message.clone(),
             bytes: None,
             seconds: None,
+            sent_bytes: None,
         });
         self.reporter.progress(
             Some(&self.host.name),
@@ -458,274 +460,6 @@ impl ServiceSession<'_> {
             ));
         }
         self.conn.run(&script).await.map(|_| ())
-    }
-
-    /// Send the files that are not on the host, and the release's meta files (unit files, env,
-    /// manifest) at the same time. With `deferred` files (whose hashes the plan waited for
-    /// not), the meta files wait for the seal, which knows the release's id: returns the
-    /// (index, size, hash) the upload learned of each.
-    pub async fn upload(
-        &self,
-        plan: &Plan,
-        local: &LocalRelease,
-        sftp: &Sftp,
-        deferred: Vec<Deferred>,
-        prepared: &Local,
-    ) -> Result<Vec<(usize, u64, String)>> {
-        let sent = async {
-            if deferred.is_empty() {
-                let (files, meta) = tokio::join!(
-                    self.send_files(plan, sftp, deferred, prepared),
-                    self.write_meta(plan, local, sftp)
-                );
-                files.and_then(|learned| meta.map(|()| learned))
-            } else {
-                self.send_files(plan, sftp, deferred, prepared).await
-            }
-        };
-        match sent.await {
-            Ok(learned) => Ok(learned),
-            Err(e) => Err(self.abandon_staging(plan, e).await),
-        }
-    }
-
-    async fn send_files(
-        &self,
-        plan: &Plan,
-        sftp: &Sftp,
-        deferred: Vec<Deferred>,
-        prepared: &Local,
-    ) -> Result<Vec<(usize, u64, String)>> {
-        let staging = self.paths.staging(&plan.staging);
-        let total = plan.upload_bytes();
-        let uploads: Vec<_> = plan
-            .files
-            .iter()
-            .filter(|f| f.transfer == Transfer::Upload)
-            .collect();
-        let reused = plan.files.len() - uploads.len();
-        self.phase(
-            "upload",
-            format!(
-                "uploading {} file(s), {} ({reused} reused)",
-                uploads.len(),
-                human_bytes(total),
-            ),
-        );
-        let mut deferred: std::collections::BTreeMap<String, Deferred> =
-            deferred.into_iter().map(|d| (d.dest.clone(), d)).collect();
-        let bar = self.reporter.bytes_bar(&self.host.name, total);
-        let started = Instant::now();
-        // Several files in flight at once: the round trips of one file's open, fsync, close,
-        // chmod and rename overlap with the others' (a release of many small files on a distant
-        // host), and small files do not wait behind a large one.
-        let bar = &bar;
-        let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
-        let sends = uploads.into_iter().map(|f| {
-            let to = format!("{staging}/{}", f.dest);
-            let deferred = deferred.remove(&f.dest);
-            async move {
-                let _slot = slots
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                bar.set_message(f.dest.clone());
-                match &f.content {
-                    // A rendered template, in memory.
-                    Some(content) => {
-                        sftp.write(&to, content).await?;
-                        bar.inc(content.len() as u64);
-                        Ok(None)
-                    }
-                    None => {
-                        let (index, resume) = match deferred {
-                            Some(d) => (Some(d.index), d.resume),
-                            None => (None, None),
-                        };
-                        let resumed = resume.is_some();
-                        let sent = sftp.upload(&f.source, &to, resume, |n| bar.inc(n)).await?;
-                        match index {
-                            // Its hash is what was sent (and what other hosts were sent).
-                            Some(i) => {
-                                let (size, sha256) = prepared.learned(
-                                    i,
-                                    resumed,
-                                    sent.size,
-                                    sent.sha256,
-                                    sent.after.as_ref(),
-                                )?;
-                                Ok(Some((i, size, sha256)))
-                            }
-                            // The release's manifest (and the stat record the next deploy
-                            // trusts) says the planned hash: it must be what was sent.
-                            None if sent.sha256 != f.sha256 => {
-                                Err(crate::prepare::local::changed(&f.source))
-                            }
-                            None => Ok(None),
-                        }
-                    }
-                }
-            }
-        });
-        let learned: Vec<(usize, u64, String)> = futures::future::try_join_all(sends)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
-        bar.finish_and_clear();
-        let secs = started.elapsed().as_secs_f64();
-        let message = format!(
-            "uploaded {} in {secs:.2}s ({}/s)",
-            human_bytes(total),
-            human_bytes((total as f64 / secs.max(1e-6)) as u64)
-        );
-        self.reporter.emit(&PhaseEvent {
-            kind: "phase",
-            host: self.host.name.clone(),
-            service: self.service.name.clone(),
-            phase: "uploaded",
-            message: message.clone(),
-            bytes: Some(total),
-            seconds: Some(secs),
-        });
-        self.reporter.progress(
-            Some(&self.host.name),
-            &format!("{}: {message}", self.service.name),
-        );
-        Ok(learned)
-    }
-
-    /// Seal the release: write its meta files unless the upload did (`meta_written`), then
-    /// set the files' modes, fsync them, write the stat record and rename the staging directory
-    /// into `releases/ID`, in one command: from here on the release is complete on the host.
-    /// The same command then checks the unit files `check` (see [`crate::session::unit_check`]): its
-    /// output is returned for [`crate::session::unit_check::evaluate`].
-    pub async fn seal(
-        &self,
-        plan: &Plan,
-        local: &LocalRelease,
-        sftp: &Sftp,
-        meta_written: bool,
-        check: &[String],
-        arm: Option<&str>,
-    ) -> Result<crate::transport::ssh::Output> {
-        let sealed = async {
-            if !meta_written {
-                self.write_meta(plan, local, sftp).await?;
-            }
-            self.seal_staging(plan, local, check, arm).await
-        };
-        let out = match sealed.await {
-            Ok(out) => out,
-            Err(e) => return Err(self.abandon_staging(plan, e).await),
-        };
-        // Sealed: nothing to abandon. Not armed: the deploy stops before the switch.
-        if arm.is_some() && !out.stdout_str().lines().any(|l| l == revert::ARMED) {
-            return Err(self.arming_failed(&out));
-        }
-        Ok(out)
-    }
-
-    /// The meta files of a release, relative to its directory, with their modes and content.
-    fn meta_files<'l>(
-        plan: &Plan,
-        local: &'l LocalRelease,
-    ) -> Vec<(String, u32, std::borrow::Cow<'l, [u8]>)> {
-        let meta = release::META_DIR;
-        let mut files: Vec<(String, u32, std::borrow::Cow<[u8]>)> = local
-            .units
-            .iter()
-            .map(|u| {
-                (
-                    format!("{meta}/units/{}", u.name),
-                    0o644,
-                    (&u.content[..]).into(),
-                )
-            })
-            .collect();
-        if let Some(env) = &local.env {
-            files.push((format!("{meta}/env"), 0o600, env.content().into()));
-        }
-        let manifest = serde_json::to_vec(&plan.manifest).expect("manifest serialises");
-        files.push((format!("{meta}/manifest.json"), 0o600, manifest.into()));
-        files
-    }
-
-    /// Write the meta files into the staging directory, all at once: the SFTP requests of the
-    /// files interleave, so the round trips of each file's open and close overlap.
-    async fn write_meta(&self, plan: &Plan, local: &LocalRelease, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.staging);
-        let files: Vec<(String, std::borrow::Cow<[u8]>)> = Self::meta_files(plan, local)
-            .into_iter()
-            .map(|(path, _, content)| (format!("{staging}/{path}"), content))
-            .collect();
-        futures::future::try_join_all(
-            files
-                .iter()
-                .map(|(path, content)| sftp.write(path, content)),
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn seal_staging(
-        &self,
-        plan: &Plan,
-        local: &LocalRelease,
-        check: &[String],
-        arm: Option<&str>,
-    ) -> Result<crate::transport::ssh::Output> {
-        let files: Vec<(String, u32)> = plan
-            .files
-            .iter()
-            .map(|f| (f.dest.clone(), f.mode))
-            .collect();
-        let meta: Vec<(String, u32)> = Self::meta_files(plan, local)
-            .into_iter()
-            .map(|(p, m, _)| (p, m))
-            .collect();
-        let hashes: Vec<&str> = plan.files.iter().map(|f| f.sha256.as_str()).collect();
-        let mut cmd =
-            release::seal_command(&self.paths, &plan.staging, &plan.release, &files, &meta);
-        if !check.is_empty() {
-            self.reporter.progress(
-                Some(&self.host.name),
-                &format!(
-                    "{}: sealing {} and checking {} unit file(s)",
-                    self.service.name,
-                    plan.release,
-                    check.len()
-                ),
-            );
-            // Whatever the check finds, the release stays sealed.
-            cmd.push_str("set +e\n");
-            cmd.push_str(&crate::session::unit_check::script(
-                &self.service.name,
-                &self.paths.release(&plan.release),
-                check,
-            ));
-            cmd.push('\n');
-        }
-        if let Some(arm) = arm {
-            cmd.push_str(arm);
-        }
-        let out = self
-            .conn
-            .exec_streaming(&cmd, Some(&release::seal_input(&hashes)), |_, _| {})
-            .await?;
-        if out.stdout_str().lines().any(|l| l == release::SEALED) {
-            Ok(out)
-        } else {
-            Err(Error::Command {
-                host: self.host.name.clone(),
-                command: format!(
-                    "sealing release {} (modes, fsync, stat record, rename)",
-                    plan.release
-                ),
-                status: out.status_text(),
-                stderr: out.stderr_str(),
-            })
-        }
     }
 
     /// An SFTP session on this connection.

@@ -1,5 +1,7 @@
 //! Talking to a host: the SSH connection (host keys, authentication, remote processes) and
-//! uploads over SFTP. Nothing here knows what a release or a service is.
+//! uploads over SFTP (as they are, or gzip-compressed for a slow link). Nothing here knows
+//! what a release or a service is.
 
+pub mod gzip;
 pub mod sftp;
 pub mod ssh;

@@ -22,11 +22,17 @@ use crate::error::{Error, Result};
 /// Size of each read from the local file; writes are pipelined by russh-sftp.
 const CHUNK: usize = 256 * 1024;
 
+/// gzip's own default: 3-4x faster than level 9 for a few per cent more bytes; with a worker per
+/// core it outpaces a 100 Mbit/s link.
+const GZIP_LEVEL: u32 = 6;
+
 /// What [`Sftp::upload`] sent: its size, its SHA-256 (hex), and the local file's metadata once
 /// it was read to the end.
 #[derive(Debug)]
 pub struct Sent {
     pub size: u64,
+    /// Bytes written to the host: `size`, or fewer when compressed.
+    pub wire: u64,
     pub sha256: String,
     pub after: Option<std::fs::Metadata>,
 }
@@ -182,8 +188,61 @@ impl Sftp {
         self.finish(dst, remote).await?;
         Ok(Sent {
             size,
+            wire: size,
             sha256: crate::digest::hex(hash.finish().as_ref()),
             after,
+        })
+    }
+
+    /// [`Sftp::upload`] of `local` gzip-compressed into `remote` (see
+    /// [`crate::transport::gzip`]): the size and SHA-256 returned are of the file's own bytes,
+    /// `on_progress` counts them too (the bar shows how much of the file went).
+    pub async fn upload_gzip(
+        &self,
+        local: &Path,
+        remote: &str,
+        resume: Option<(ring::digest::Context, u64)>,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<Sent> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let (mut blocks, reader) =
+            crate::transport::gzip::spawn(local.to_path_buf(), resume, GZIP_LEVEL, workers);
+        let mut dst = self.create(remote).await?;
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        let mut wire = 0u64;
+        let copied: std::result::Result<(), Failed> = async {
+            while let Some(block) = blocks.recv().await {
+                waiting.insert(block.seq, block);
+                while let Some(block) = waiting.remove(&next) {
+                    dst.write_all(&block.data)
+                        .await
+                        .map_err(|error| Failed::Write {
+                            what: format!("cannot write {remote}"),
+                            error,
+                        })?;
+                    on_progress(block.plain);
+                    wire += block.data.len() as u64;
+                    next += 1;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        // The threads stop once nothing receives their blocks.
+        drop(blocks);
+        let whole = reader.await.expect("the reader does not panic");
+        let whole = match (copied, whole) {
+            (Err(failed), _) => return Err(self.abandon(dst, remote, failed).await),
+            (Ok(()), Err(e)) => return Err(self.abandon(dst, remote, Failed::Local(e)).await),
+            (Ok(()), Ok(whole)) => whole,
+        };
+        self.finish(dst, remote).await?;
+        Ok(Sent {
+            size: whole.size,
+            wire,
+            sha256: whole.sha256,
+            after: whole.after,
         })
     }
 

@@ -39,8 +39,8 @@ pub(crate) struct Runner<'a> {
     opened: Option<Result<Sftp>>,
     /// The session the release is staged with, from `stage` to `seal`.
     sftp: Option<Sftp>,
-    /// The upload wrote the manifest and meta files (nothing was learned).
-    meta_written: bool,
+    /// What the upload left in the staging directory for the seal.
+    staged: crate::session::upload::Staged,
     /// The self-revert is armed on the host.
     armed: bool,
     /// The units' state before the switch, which verification compares against.
@@ -68,7 +68,7 @@ impl<'a> Runner<'a> {
             provisional,
             opened: Some(sftp),
             sftp: None,
-            meta_written: false,
+            staged: Default::default(),
             armed: false,
             before: Before::default(),
             at: 0,
@@ -163,7 +163,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn upload(&mut self) -> Result<()> {
-        let learned = self
+        let uploaded = self
             .ss
             .upload(
                 &self.plan,
@@ -171,10 +171,13 @@ impl<'a> Runner<'a> {
                 self.sftp.as_ref().expect("staged before upload"),
                 std::mem::take(&mut self.provisional.deferred),
                 self.provisional.prepared,
+                self.remote.gzip,
             )
             .await?;
+        self.staged.gzipped = uploaded.gzipped;
+        let learned = uploaded.learned;
         if learned.is_empty() {
-            self.meta_written = true;
+            self.staged.meta_written = true;
             return Ok(());
         }
         self.replan(learned).await
@@ -235,7 +238,7 @@ impl<'a> Runner<'a> {
                 &self.plan,
                 &self.local,
                 &s,
-                self.meta_written,
+                &self.staged,
                 units,
                 arming.as_deref(),
             )

@@ -132,6 +132,7 @@ fn connection_failure_marks_later_checks_skipped() {
         known_hosts: "kh".into(),
         host_key_policy: crate::config::HostKeyPolicy::Strict,
         connect_timeout: std::time::Duration::from_secs(1),
+        compress: Default::default(),
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),

@@ -159,6 +159,7 @@ fn host_with(ssh: crate::config::SshOptions) -> Host {
         known_hosts: "kh".into(),
         host_key_policy: crate::config::HostKeyPolicy::Strict,
         connect_timeout: Duration::from_secs(1),
+        compress: Default::default(),
         proxy_jump: None,
         identities: Vec::new(),
         ssh,

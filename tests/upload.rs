@@ -1,0 +1,163 @@
+//! Uploads gzip-compressed for a distant host (`compress`): what arrives on the host is the
+//! files' own bytes, fewer bytes crossed the link, and a compressed file that is not what was
+//! sent is refused at the seal with the old release still serving.
+
+use crate::faults::{Bg, Gate, current, release_dirs, result, started_from, started_from_unit};
+use crate::support::{Project, demo_bin, host_table, remote};
+
+/// `[hosts.web1]` for `user` with `compress = "..."`, and service `app` with `files`.
+fn config(user: &str, compress: &str, files: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "{}\ncompress = \"{compress}\"\n\n[services.app]\nunits = [\"app.service\"]\nstart_timeout = \"10s\"\nsettle_time = \"0.3s\"\n",
+        host_table("web1", user).trim_end()
+    );
+    for (source, mode) in files {
+        s.push_str(&format!(
+            "[[services.app.files]]\nsource = \"{source}\"\ndest = \"{source}\"\nmode = \"{mode}\"\n"
+        ));
+    }
+    s
+}
+
+fn random(n: usize) -> Vec<u8> {
+    // Not compressible: a xorshift stream (no crate needed).
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn uploaded(run: &crate::support::Run) -> serde_json::Value {
+    run.events("phase")
+        .into_iter()
+        .find(|e| e["phase"] == "uploaded")
+        .unwrap_or_else(|| panic!("no uploaded phase\n{run}"))
+}
+
+#[test]
+fn compressed_uploads_arrive_whole_and_fewer_bytes_cross_the_link() {
+    let user = "ferry85";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    // A real program (compresses to about a third), data that does not compress at all
+    // (3.5 MiB: several blocks, stored as they are), and a file too small to compress.
+    std::fs::copy(demo_bin(), p.path("server")).unwrap();
+    p.write("noise.bin", random(3 * 1024 * 1024 + 512 * 1024));
+    p.write("small.txt", "small\n");
+    let files = [
+        ("server", "0755"),
+        ("noise.bin", "0640"),
+        ("small.txt", "0644"),
+    ];
+    p.config(&config(user, "always", &files));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let up = uploaded(&run);
+    let (bytes, sent) = (
+        up["bytes"].as_u64().unwrap(),
+        up["sent_bytes"].as_u64().unwrap(),
+    );
+    println!("compressed upload: {bytes} bytes of files, {sent} sent");
+    let server = std::fs::metadata(p.path("server")).unwrap().len();
+    // The program shrank; the noise cannot: what was saved is most of the program.
+    assert!(sent < bytes - server / 3, "{bytes} -> {sent}\n{run}");
+    assert!(
+        up["message"]
+            .as_str()
+            .unwrap()
+            .contains("sent gzip-compressed"),
+        "{run}"
+    );
+
+    // On the host: each file's own bytes and mode, and nothing left of the compressed copies.
+    let release = format!("releases/{}", result(&run)["release"].as_str().unwrap());
+    assert_eq!(current(user, "app"), release);
+    assert_eq!(started_from(user, "app"), release);
+    for (f, mode) in files {
+        let local = std::fs::read(p.path(f)).unwrap();
+        let out = r.ssh(
+            user,
+            &format!(
+                "cd ~/.local/share/ferry/app/current && sha256sum < {f} | cut -c1-64 && stat -c %a {f}"
+            ),
+        );
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some(sha256(&local).as_str()), "{f}");
+        assert_eq!(lines.next(), Some(mode.trim_start_matches('0')), "{f}");
+    }
+    let left = r.ssh(user, "ls -A ~/.local/share/ferry/app/current/.ferry");
+    assert!(!left.contains("incoming"), "{left}");
+
+    // `never`: the same bytes go as they are (a changed file, so something is sent).
+    p.write("noise.bin", random(1024 * 1024));
+    p.config(&config(user, "never", &files));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let up = uploaded(&run);
+    assert_eq!(up["sent_bytes"], up["bytes"], "{run}");
+    assert!(!up["message"].as_str().unwrap().contains("gzip"), "{run}");
+}
+
+#[test]
+fn a_compressed_file_that_is_not_what_was_sent_is_refused_at_the_seal() {
+    let user = "ferry86";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    std::fs::copy(demo_bin(), p.path("server")).unwrap();
+    p.config(&config(user, "never", &[("server", "0755")]));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let v1 = current(user, "app");
+
+    // The next release, compressed; before its seal the compressed copy on the host is
+    // replaced by another (valid) gzip stream: decompressing works, the SHA-256 does not match.
+    p.write("server", random(300 * 1024));
+    p.config(&config(user, "always", &[("server", "0755")]));
+    let gate = Gate::new();
+    let mut bg = Bg::spawn(
+        &p,
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_PAUSE", &gate.env("seal"))],
+    );
+    bg.wait_for_line("FERRY_FAULT_PAUSE=seal");
+    let swapped = r.ssh(
+        user,
+        "n=0; for f in ~/.local/share/ferry/app/releases/.*.partial/.ferry/incoming-*.gz; do echo other | gzip > \"$f\"; n=$((n+1)); done; echo $n",
+    );
+    assert_eq!(swapped.trim(), "1", "one compressed file is staged");
+    gate.open();
+    let run = bg.finish();
+    run.assert_code(1);
+    let res = result(&run);
+    assert_eq!(res["result"], "failed", "{run}");
+    let reason = res["reason"].as_str().unwrap();
+    println!("seal: {reason}");
+    assert!(
+        reason.contains("server: ferry: decompressed on the host, its SHA-256 is not the file's"),
+        "{run}"
+    );
+    // Nothing switched, nothing left half-made.
+    assert_eq!(current(user, "app"), v1);
+    assert_eq!(started_from(user, "app"), v1);
+    assert_eq!(
+        release_dirs(user, "app"),
+        vec![v1.trim_start_matches("releases/")]
+    );
+}
