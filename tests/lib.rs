@@ -26,7 +26,7 @@
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
-//! - ferry85, ferry86: compressed uploads (tests/upload.rs)
+//! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.

@@ -150,7 +150,7 @@ fn a_compressed_file_that_is_not_what_was_sent_is_refused_at_the_seal() {
     let reason = res["reason"].as_str().unwrap();
     println!("seal: {reason}");
     assert!(
-        reason.contains("server: ferry: decompressed on the host, its SHA-256 is not the file's"),
+        reason.contains("server: ferry: decoded on the host, its SHA-256 is not the file's"),
         "{run}"
     );
     // Nothing switched, nothing left half-made.
@@ -160,4 +160,71 @@ fn a_compressed_file_that_is_not_what_was_sent_is_refused_at_the_seal() {
         release_dirs(user, "app"),
         vec![v1.trim_start_matches("releases/")]
     );
+}
+
+#[test]
+fn a_changed_file_goes_as_a_delta_from_the_current_release() {
+    let user = "ferry87";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    let program = std::fs::read(demo_bin()).unwrap();
+    p.write("server", &program);
+    p.config(&config(user, "always", &[("server", "0755")]));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+
+    // The next build: a longer path string early in the file moves every later byte, and a
+    // constant changed further on (what a rebuild elsewhere or a one-line change does).
+    let mut next = program.clone();
+    next.splice(4096..4096, b"/home/another-builder".iter().copied());
+    let at = next.len() * 3 / 4;
+    next[at] ^= 0x5a;
+    p.write("server", &next);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    let up = uploaded(&run);
+    let (bytes, sent) = (
+        up["bytes"].as_u64().unwrap(),
+        up["sent_bytes"].as_u64().unwrap(),
+    );
+    println!("delta upload: {bytes} bytes of files, {sent} sent");
+    assert!(
+        up["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 file(s) as a delta"),
+        "{run}"
+    );
+    assert!(sent < bytes / 50, "{bytes} -> {sent}\n{run}");
+    let release = format!("releases/{}", result(&run)["release"].as_str().unwrap());
+    assert_eq!(current(user, "app"), release);
+    assert_eq!(started_from(user, "app"), release);
+    let on_host = r.ssh(
+        user,
+        "cd ~/.local/share/ferry/app/current && sha256sum < server | cut -c1-64 && stat -c %a server && ls -A .ferry",
+    );
+    let mut lines = on_host.lines();
+    assert_eq!(lines.next(), Some(sha256(&next).as_str()));
+    assert_eq!(lines.next(), Some("755"));
+    assert!(!on_host.contains("incoming"), "{on_host}");
+
+    // Without the local copy of what the host has (another machine, a fresh CI runner): the
+    // whole file, compressed.
+    next[at] ^= 0x01;
+    p.write("server", &next);
+    let run = p.ferry_env(
+        &["--output", "json", "deploy"],
+        &[("FERRY_BLOB_CACHE", "0")],
+    );
+    run.assert_code(0);
+    let up = uploaded(&run);
+    let message = up["message"].as_str().unwrap();
+    assert!(
+        message.contains("sent gzip-compressed") && !message.contains("delta"),
+        "{run}"
+    );
+    let on_host = r.ssh(user, "sha256sum < ~/.local/share/ferry/app/current/server");
+    assert!(on_host.starts_with(&sha256(&next)), "{on_host}");
 }

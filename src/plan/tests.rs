@@ -932,3 +932,105 @@ fn the_probe_reads_unit_states() {
         "{s}"
     );
 }
+
+/// The seal rebuilds a file sent as a delta (with `dd` from the current release's copy and the
+/// literals) and one sent gzip-compressed, in real `sh`, and refuses a result whose SHA-256 is
+/// not the file's.
+#[test]
+fn the_seal_rebuilds_deltas_and_compressed_files_and_checks_their_hashes() {
+    use crate::transport::{delta, gzip};
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::new("app");
+    let sha =
+        |b: &[u8]| crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
+    let mut x: u64 = 99;
+    let old: Vec<u8> = (0..400_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let mut new = old.clone();
+    new.splice(10_000..10_000, b"inserted bytes".iter().copied());
+    new.truncate(350_000);
+    let text = b"compressed text\n".repeat(5000);
+    // The current release has the old copy.
+    let cur = home.path().join(paths.release("20261124T000000Z-00000001"));
+    std::fs::create_dir_all(cur.join("bin")).unwrap();
+    std::fs::write(cur.join("bin/app"), &old).unwrap();
+    std::os::unix::fs::symlink(
+        "releases/20261124T000000Z-00000001",
+        home.path().join(paths.current()),
+    )
+    .unwrap();
+    let run = |id: &str, text_sha: &str| {
+        let staging = home.path().join(paths.staging(id));
+        let meta = staging.join(release::META_DIR);
+        std::fs::create_dir_all(staging.join("bin")).unwrap();
+        std::fs::create_dir_all(&meta).unwrap();
+        let d = delta::diff(&old, &new);
+        std::fs::write(meta.join("incoming-0.ops"), d.ops_text()).unwrap();
+        std::fs::write(
+            meta.join("incoming-0.lit.gz"),
+            gzip::member(&d.literals, 6).0,
+        )
+        .unwrap();
+        std::fs::write(meta.join("incoming-1.gz"), gzip::member(&text, 6).0).unwrap();
+        let decode = [
+            release::Decode::Patch {
+                ops: ".ferry/incoming-0.ops".into(),
+                literals: ".ferry/incoming-0.lit.gz".into(),
+                to: "bin/app".into(),
+                sha256: sha(&new),
+            },
+            release::Decode::Gunzip {
+                from: ".ferry/incoming-1.gz".into(),
+                to: "text".into(),
+                sha256: text_sha.into(),
+            },
+        ];
+        let script = release::seal_command(
+            &paths,
+            id,
+            id,
+            &[("bin/app".into(), 0o755), ("text".into(), 0o644)],
+            &[],
+            &decode,
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (out, home.path().join(paths.release(id)))
+    };
+    let (out, dir) = run("20261124T000001Z-00000002", &sha(&text));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(dir.join("bin/app")).unwrap(), new);
+    assert_eq!(std::fs::read(dir.join("text")).unwrap(), text);
+    let left: Vec<_> = std::fs::read_dir(dir.join(release::META_DIR))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.to_string_lossy().starts_with("incoming")),
+        "{left:?}"
+    );
+
+    // A wrong hash: the seal fails, saying which file, and the release is not sealed.
+    let (out, dir) = run("20261124T000002Z-00000003", &"0".repeat(64));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("text: {}", release::DECODE_MISMATCH)),
+        "{stderr}"
+    );
+    assert!(!dir.exists());
+}

@@ -59,16 +59,21 @@ pub struct HashCache {
     racy: std::time::Duration,
 }
 
+/// ferry's cache directory: `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    Some(base.join("ferry"))
+}
+
 /// Where the cache lives, from the environment.
 fn location() -> Option<PathBuf> {
     if std::env::var_os("FERRY_HASH_CACHE").is_some_and(|v| v == "0") {
         return None;
     }
-    let base = match std::env::var_os("XDG_CACHE_HOME") {
-        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
-    };
-    Some(base.join("ferry").join("hashes.json"))
+    Some(cache_dir()?.join("hashes.json"))
 }
 
 /// Is the file the same one, unchanged, as when `before` was read (device, inode, size,

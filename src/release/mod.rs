@@ -360,12 +360,16 @@ pub fn seal_command(
     id: &str,
     files: &[(String, u32)],
     meta: &[(String, u32)],
-    gunzip: &[Gunzip],
+    decode: &[Decode],
 ) -> String {
     let staging = shell::quote(&paths.staging(staging));
-    let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\ncd \"$N\"\n");
-    for g in gunzip {
-        script.push_str(&g.command());
+    let mut script = format!("set -e\ncd \"$HOME\"\nN={staging}\n");
+    if !decode.is_empty() {
+        script.push_str(&format!("C=\"$HOME\"/{}\n", shell::quote(&paths.current())));
+    }
+    script.push_str("cd \"$N\"\n");
+    for d in decode {
+        script.push_str(&d.command());
     }
     // One chmod per mode.
     let mut by_mode: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
@@ -404,31 +408,79 @@ pub fn seal_command(
     script
 }
 
-/// A file sent gzip-compressed into the staging directory, which [`seal_command`]
-/// decompresses into place, checking the result's SHA-256 on the host.
+/// A file sent in another form than its own bytes, which [`seal_command`] turns into the file
+/// in the staging directory, checking the result's SHA-256 on the host. Paths are relative to
+/// the staging directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gunzip {
-    /// Relative to the staging directory, as `to`.
-    pub from: String,
-    pub to: String,
-    pub sha256: String,
+pub enum Decode {
+    /// A gzip stream: `gzip -dc`.
+    Gunzip {
+        from: String,
+        to: String,
+        sha256: String,
+    },
+    /// A delta from the current release's copy at `to` (see `transport::delta`): the
+    /// operations (`c OFFSET LEN`: from the old copy, `l OFFSET LEN`: from the literals) and
+    /// the literals, gzip-compressed.
+    Patch {
+        ops: String,
+        literals: String,
+        to: String,
+        sha256: String,
+    },
 }
 
-/// What the seal says on stderr when a decompressed file is not what was sent.
-pub const GUNZIP_MISMATCH: &str = "ferry: decompressed on the host, its SHA-256 is not the file's";
+/// What the seal says on stderr when a decoded file is not what was sent.
+pub const DECODE_MISMATCH: &str = "ferry: decoded on the host, its SHA-256 is not the file's";
 
-impl Gunzip {
+impl Decode {
+    fn to(&self) -> &str {
+        match self {
+            Decode::Gunzip { to, .. } | Decode::Patch { to, .. } => to,
+        }
+    }
+
+    fn sha256(&self) -> &str {
+        match self {
+            Decode::Gunzip { sha256, .. } | Decode::Patch { sha256, .. } => sha256,
+        }
+    }
+
+    /// The commands, run in the staging directory; the current release is `$C`.
     fn command(&self) -> String {
-        let (from, to) = (shell::quote(&self.from), shell::quote(&self.to));
-        format!(
-            "gzip -dc < {from} > {to}\nrm -f -- {from}\n\
-             [ \"$(sha256sum < {to} | cut -c1-64)\" = {sha} ] || {{ echo {msg} >&2; exit 1; }}\n",
-            sha = self.sha256,
+        let to = shell::quote(self.to());
+        let mut script = match self {
+            Decode::Gunzip { from, .. } => {
+                let from = shell::quote(from);
+                format!("gzip -dc < {from} > {to}\nrm -f -- {from}\n")
+            }
+            Decode::Patch { ops, literals, .. } => {
+                let (ops, gz) = (shell::quote(ops), shell::quote(literals));
+                let lit = shell::quote(literals.trim_end_matches(".gz"));
+                // One `dd` per range (GNU dd: byte offsets and counts).
+                format!(
+                    "gzip -dc < {gz} > {lit}\n\
+                     while read -r op a b; do\n\
+                     case $op in\n\
+                     c) dd if=\"$C\"/{to} bs=64K iflag=skip_bytes,count_bytes skip=\"$a\" count=\"$b\" status=none ;;\n\
+                     l) dd if={lit} bs=64K iflag=skip_bytes,count_bytes skip=\"$a\" count=\"$b\" status=none ;;\n\
+                     *) exit 1 ;;\n\
+                     esac\n\
+                     done < {ops} > {to}\n\
+                     rm -f -- {ops} {gz} {lit}\n"
+                )
+            }
+        };
+        script.push_str(&format!(
+            "[ \"$(sha256sum < {to} | cut -c1-64)\" = {sha} ] || {{ echo {msg} >&2; exit 1; }}\n",
+            sha = self.sha256(),
             msg = shell::quote(&format!(
-                "{}: {GUNZIP_MISMATCH} ({}): deploy again",
-                self.to, self.sha256
+                "{}: {DECODE_MISMATCH} ({}): deploy again",
+                self.to(),
+                self.sha256()
             )),
-        )
+        ));
+        script
     }
 }
 

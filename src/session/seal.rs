@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::plan::{LocalRelease, Plan, revert};
 use crate::release;
 use crate::session::ServiceSession;
-use crate::session::upload::{Gzipped, Staged};
+use crate::session::upload::{Incoming, Staged};
 use crate::transport::sftp::Sftp;
 
 impl ServiceSession<'_> {
@@ -30,7 +30,7 @@ impl ServiceSession<'_> {
             if !staged.meta_written {
                 self.write_meta(plan, local, sftp).await?;
             }
-            self.seal_staging(plan, local, &staged.gzipped, check, arm)
+            self.seal_staging(plan, local, &staged.incoming, check, arm)
                 .await
         };
         let out = match sealed.await {
@@ -95,20 +95,16 @@ impl ServiceSession<'_> {
         &self,
         plan: &Plan,
         local: &LocalRelease,
-        gzipped: &[Gzipped],
+        incoming: &[Incoming],
         check: &[String],
         arm: Option<&str>,
     ) -> Result<crate::transport::ssh::Output> {
         // The hashes are the plan's: learned by the upload when the plan waited for them.
-        let gunzip: Vec<release::Gunzip> = gzipped
+        let decode: Vec<release::Decode> = incoming
             .iter()
-            .filter_map(|g| {
-                let f = plan.files.iter().find(|f| f.dest == g.dest)?;
-                Some(release::Gunzip {
-                    from: g.sent_as.clone(),
-                    to: g.dest.clone(),
-                    sha256: f.sha256.clone(),
-                })
+            .filter_map(|i| {
+                let f = plan.files.iter().find(|f| f.dest == i.dest())?;
+                Some(i.decode(&f.sha256))
             })
             .collect();
         let files: Vec<(String, u32)> = plan
@@ -127,7 +123,7 @@ impl ServiceSession<'_> {
             &plan.release,
             &files,
             &meta,
-            &gunzip,
+            &decode,
         );
         if !check.is_empty() {
             self.reporter.progress(

@@ -1,26 +1,28 @@
 //! Sending a release's files to the host (see [`crate::transport::sftp`]): several files in
-//! flight at once, each as it is or gzip-compressed for a distant host
-//! ([`crate::plan::encoding`]); a compressed file lands in the staging directory's meta
-//! directory and the seal decompresses it into place, checking its SHA-256 there.
+//! flight at once, each as it is, gzip-compressed, or as a delta from the host's current copy
+//! ([`crate::plan::encoding`], [`crate::transport::delta`]). A file sent in another form lands
+//! in the staging directory's meta directory, and the seal rebuilds it in place and checks its
+//! SHA-256 there.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::encoding::{self, Encoding};
-use crate::plan::{LocalRelease, Plan, Transfer};
+use crate::plan::{FilePlan, LocalRelease, Plan, RemoteState, Transfer};
+use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
 use crate::release;
 use crate::report::deploy::{PhaseEvent, human_bytes};
 use crate::session::{ServiceSession, UPLOADS_IN_FLIGHT};
-use crate::transport::sftp::Sftp;
+use crate::transport::sftp::{Sent, Sftp};
+use crate::transport::{delta, gzip};
 
 /// What an upload did: the (index, size, hash) it learned of files whose hashes the plan
-/// waited for, and the files sent compressed, which the seal decompresses.
+/// waited for, and the files sent in another form, which the seal rebuilds.
 #[derive(Debug, Default)]
 pub struct Uploaded {
     pub learned: Vec<(usize, u64, String)>,
-    pub gzipped: Vec<Gzipped>,
+    pub incoming: Vec<Incoming>,
 }
 
 /// What the staging directory holds once the upload is done, which the seal completes.
@@ -28,33 +30,85 @@ pub struct Uploaded {
 pub struct Staged {
     /// The upload wrote the manifest and meta files (it learned no hash).
     pub meta_written: bool,
-    /// The files sent compressed, which the seal decompresses.
-    pub gzipped: Vec<Gzipped>,
+    /// The files sent in another form than their bytes.
+    pub incoming: Vec<Incoming>,
 }
 
-/// A file sent gzip-compressed: where it is in the staging directory, and where it goes.
+/// A file sent in another form, relative to the staging directory (in its meta directory).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gzipped {
-    /// Relative to the staging directory (inside its meta directory).
-    pub sent_as: String,
-    pub dest: String,
+pub enum Incoming {
+    Gzip {
+        sent_as: String,
+        dest: String,
+    },
+    Delta {
+        ops: String,
+        literals: String,
+        dest: String,
+    },
 }
 
-impl Gzipped {
-    fn of(index: usize, dest: &str) -> Gzipped {
-        Gzipped {
+impl Incoming {
+    fn gzip(index: usize, dest: &str) -> Incoming {
+        Incoming::Gzip {
             sent_as: format!("{}/incoming-{index}.gz", release::META_DIR),
             dest: dest.to_string(),
         }
     }
+
+    fn delta(index: usize, dest: &str) -> Incoming {
+        Incoming::Delta {
+            ops: format!("{}/incoming-{index}.ops", release::META_DIR),
+            literals: format!("{}/incoming-{index}.lit.gz", release::META_DIR),
+            dest: dest.to_string(),
+        }
+    }
+
+    pub fn dest(&self) -> &str {
+        match self {
+            Incoming::Gzip { dest, .. } | Incoming::Delta { dest, .. } => dest,
+        }
+    }
+
+    /// The seal's command for it, given the file's SHA-256.
+    pub fn decode(&self, sha256: &str) -> release::Decode {
+        match self.clone() {
+            Incoming::Gzip { sent_as, dest } => release::Decode::Gunzip {
+                from: sent_as,
+                to: dest,
+                sha256: sha256.to_string(),
+            },
+            Incoming::Delta {
+                ops,
+                literals,
+                dest,
+            } => release::Decode::Patch {
+                ops,
+                literals,
+                to: dest,
+                sha256: sha256.to_string(),
+            },
+        }
+    }
+}
+
+/// A delta is sent when its literals are at most this fraction of the file (else the whole
+/// file, compressed, costs about the same and needs no old copy).
+const DELTA_AT_MOST: f64 = 0.75;
+
+/// What one file's send did.
+struct FileSent {
+    learned: Option<(usize, u64, String)>,
+    incoming: Option<Incoming>,
+    wire: u64,
 }
 
 impl ServiceSession<'_> {
     /// Send the files that are not on the host, and the release's meta files (unit files, env,
     /// manifest) at the same time. With `deferred` files (whose hashes the plan waited for
     /// not), the meta files wait for the seal, which knows the release's id: returns the
-    /// (index, size, hash) the upload learned of each. Files are gzip-compressed for a
-    /// distant host that has `gzip` (`host_gzip`, from the probe).
+    /// (index, size, hash) the upload learned of each. For a distant host with `gzip` (from
+    /// the probe, `remote`) files are compressed, or sent as a delta from the current copy.
     pub async fn upload(
         &self,
         plan: &Plan,
@@ -62,17 +116,17 @@ impl ServiceSession<'_> {
         sftp: &Sftp,
         deferred: Vec<Deferred>,
         prepared: &Local,
-        host_gzip: bool,
+        remote: &RemoteState,
     ) -> Result<Uploaded> {
         let sent = async {
             if deferred.is_empty() {
                 let (files, meta) = tokio::join!(
-                    self.send_files(plan, sftp, deferred, prepared, host_gzip),
+                    self.send_files(plan, sftp, deferred, prepared, remote),
                     self.write_meta(plan, local, sftp)
                 );
                 files.and_then(|uploaded| meta.map(|()| uploaded))
             } else {
-                self.send_files(plan, sftp, deferred, prepared, host_gzip)
+                self.send_files(plan, sftp, deferred, prepared, remote)
                     .await
             }
         };
@@ -88,9 +142,8 @@ impl ServiceSession<'_> {
         sftp: &Sftp,
         deferred: Vec<Deferred>,
         prepared: &Local,
-        host_gzip: bool,
+        remote: &RemoteState,
     ) -> Result<Uploaded> {
-        let staging = self.paths.staging(&plan.staging);
         let total = plan.upload_bytes();
         let uploads: Vec<_> = plan
             .files
@@ -101,20 +154,17 @@ impl ServiceSession<'_> {
                 let how = match f.content {
                     // A rendered template, in memory (and small).
                     Some(_) => Encoding::Plain,
-                    None => encoding::choose(self.host.compress, f.size, self.conn.rtt, host_gzip),
+                    None => {
+                        encoding::choose(self.host.compress, f.size, self.conn.rtt, remote.gzip)
+                    }
                 };
                 (i, f, how)
             })
             .collect();
-        let gzipped: Vec<Gzipped> = uploads
-            .iter()
-            .filter(|(_, _, how)| *how == Encoding::Gzip)
-            .map(|(i, f, _)| Gzipped::of(*i, &f.dest))
-            .collect();
         let reused = plan.files.len() - uploads.len();
-        let compressed = match gzipped.len() {
+        let compressed = match uploads.iter().filter(|u| u.2 == Encoding::Gzip).count() {
             0 => String::new(),
-            n => format!(", {n} gzip-compressed"),
+            n => format!(", {n} compressed or as a delta"),
         };
         self.phase(
             "upload",
@@ -132,82 +182,198 @@ impl ServiceSession<'_> {
         // chmod and rename overlap with the others' (a release of many small files on a distant
         // host), and small files do not wait behind a large one.
         let bar = &bar;
-        let wire = &std::sync::atomic::AtomicU64::new(0);
         let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
         let sends = uploads.into_iter().map(|(i, f, how)| {
-            let to = match how {
-                Encoding::Gzip => format!("{staging}/{}", Gzipped::of(i, &f.dest).sent_as),
-                Encoding::Plain => format!("{staging}/{}", f.dest),
-            };
             let deferred = deferred.remove(&f.dest);
+            let old = remote.current_files.get(&f.dest).cloned();
             async move {
                 let _slot = slots
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
-                match &f.content {
-                    // A rendered template, in memory.
-                    Some(content) => {
-                        sftp.write(&to, content).await?;
-                        bar.inc(content.len() as u64);
-                        wire.fetch_add(content.len() as u64, Relaxed);
-                        Ok(None)
-                    }
-                    None => {
-                        let (index, resume) = match deferred {
-                            Some(d) => (Some(d.index), d.resume),
-                            None => (None, None),
-                        };
-                        let resumed = resume.is_some();
-                        let progress = |n| bar.inc(n);
-                        let sent = match how {
-                            Encoding::Gzip => {
-                                sftp.upload_gzip(&f.source, &to, resume, progress).await?
-                            }
-                            Encoding::Plain => {
-                                sftp.upload(&f.source, &to, resume, progress).await?
-                            }
-                        };
-                        wire.fetch_add(sent.wire, Relaxed);
-                        match index {
-                            // Its hash is what was sent (and what other hosts were sent).
-                            Some(i) => {
-                                let (size, sha256) = prepared.learned(
-                                    i,
-                                    resumed,
-                                    sent.size,
-                                    sent.sha256,
-                                    sent.after.as_ref(),
-                                )?;
-                                Ok(Some((i, size, sha256)))
-                            }
-                            // The release's manifest (and the stat record the next deploy
-                            // trusts) says the planned hash: it must be what was sent.
-                            None if sent.sha256 != f.sha256 => {
-                                Err(crate::prepare::local::changed(&f.source))
-                            }
-                            None => Ok(None),
-                        }
-                    }
-                }
+                self.send_file(plan, sftp, prepared, (i, f, how), deferred, old, bar)
+                    .await
             }
         });
-        let learned: Vec<(usize, u64, String)> = futures::future::try_join_all(sends)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut uploaded = Uploaded::default();
+        let mut wire = 0;
+        for sent in futures::future::try_join_all(sends).await? {
+            uploaded.learned.extend(sent.learned);
+            uploaded.incoming.extend(sent.incoming);
+            wire += sent.wire;
+        }
         bar.finish_and_clear();
-        let secs = started.elapsed().as_secs_f64();
-        let wire = wire.load(Relaxed);
+        self.uploaded_phase(total, wire, started.elapsed().as_secs_f64(), &uploaded);
+        Ok(uploaded)
+    }
+
+    /// Send file `i` of the plan, `how` it goes; `old`: the SHA-256 of the current release's
+    /// copy on the host.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_file(
+        &self,
+        plan: &Plan,
+        sftp: &Sftp,
+        prepared: &Local,
+        (i, f, how): (usize, &FilePlan, Encoding),
+        deferred: Option<Deferred>,
+        old: Option<String>,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<FileSent> {
+        let staging = self.paths.staging(&plan.staging);
+        if let Some(content) = &f.content {
+            sftp.write(&format!("{staging}/{}", f.dest), content)
+                .await?;
+            bar.inc(content.len() as u64);
+            return Ok(FileSent {
+                learned: None,
+                incoming: None,
+                wire: content.len() as u64,
+            });
+        }
+        let (index, resume) = match deferred {
+            Some(d) => (Some(d.index), d.resume),
+            None => (None, None),
+        };
+        let mut resumed = resume.is_some();
+        let progress = |n| bar.inc(n);
+        let old =
+            old.filter(|sha| how == Encoding::Gzip && f.size <= blobs::MAX_FILE && blobs::has(sha));
+        let (sent, incoming) = match (how, old) {
+            (Encoding::Gzip, Some(old)) => match self.send_delta(sftp, &staging, i, f, &old).await?
+            {
+                Some((sent, incoming)) => {
+                    bar.inc(sent.size);
+                    // Hashed whole, from memory.
+                    resumed = false;
+                    (sent, Some(incoming))
+                }
+                None => {
+                    let incoming = Incoming::gzip(i, &f.dest);
+                    let to = staged_path(&staging, &incoming);
+                    let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
+                    (sent, Some(incoming))
+                }
+            },
+            (Encoding::Gzip, None) => {
+                let incoming = Incoming::gzip(i, &f.dest);
+                let to = staged_path(&staging, &incoming);
+                let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
+                (sent, Some(incoming))
+            }
+            (Encoding::Plain, _) => {
+                let to = format!("{staging}/{}", f.dest);
+                (sftp.upload(&f.source, &to, resume, progress).await?, None)
+            }
+        };
+        if how == Encoding::Gzip && sent.size <= blobs::MAX_FILE {
+            keep(&f.source, &sent.sha256).await;
+        }
+        let wire = sent.wire;
+        let learned = match index {
+            // Its hash is what was sent (and what other hosts were sent).
+            Some(i) => {
+                Some(prepared.learned(i, resumed, sent.size, sent.sha256, sent.after.as_ref())?)
+            }
+            // The release's manifest (and the stat record the next deploy trusts) says the
+            // planned hash: it must be what was sent.
+            None if sent.sha256 != f.sha256 => {
+                return Err(crate::prepare::local::changed(&f.source));
+            }
+            None => None,
+        };
+        Ok(FileSent {
+            learned: learned
+                .map(|(size, sha)| (index.expect("learned of a deferred file"), size, sha)),
+            incoming,
+            wire,
+        })
+    }
+
+    /// Send `f` as a delta from the cached copy whose SHA-256 is `old` (what the host's
+    /// current release has at the same dest), if the delta is worth it.
+    async fn send_delta(
+        &self,
+        sftp: &Sftp,
+        staging: &str,
+        i: usize,
+        f: &FilePlan,
+        old: &str,
+    ) -> Result<Option<(Sent, Incoming)>> {
+        let cannot =
+            |e: std::io::Error| Error::Local(format!("cannot read {}: {e}", f.source.display()));
+        let new = tokio::fs::read(&f.source).await.map_err(cannot)?;
+        let after = tokio::fs::metadata(&f.source).await.ok();
+        let old = old.to_string();
+        let made = tokio::task::spawn_blocking(move || {
+            let sha256 =
+                crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, &new).as_ref());
+            let delta = blobs::get(&old).map(|old| delta::diff(&old, &new));
+            let delta =
+                delta.filter(|d| (d.literals.len() as f64) <= new.len() as f64 * DELTA_AT_MOST);
+            let packed = delta.map(|d| {
+                let literals: Vec<u8> = d
+                    .literals
+                    .chunks(gzip::BLOCK)
+                    .flat_map(|block| gzip::member(block, 6).0)
+                    .collect();
+                let literals = if d.literals.is_empty() {
+                    gzip::member(&[], 6).0
+                } else {
+                    literals
+                };
+                (d.ops_text(), literals)
+            });
+            (new.len() as u64, sha256, packed)
+        })
+        .await
+        .expect("the delta does not panic");
+        let (size, sha256, Some((ops, literals))) = made else {
+            return Ok(None);
+        };
+        let incoming = Incoming::delta(i, &f.dest);
+        let Incoming::Delta {
+            ops: ops_at,
+            literals: lit_at,
+            ..
+        } = &incoming
+        else {
+            unreachable!("a delta")
+        };
+        let (ops_to, lit_to) = (format!("{staging}/{ops_at}"), format!("{staging}/{lit_at}"));
+        let (a, b) = tokio::join!(
+            sftp.write(&ops_to, ops.as_bytes()),
+            sftp.write(&lit_to, &literals)
+        );
+        a.and(b)?;
+        let sent = Sent {
+            size,
+            wire: (ops.len() + literals.len()) as u64,
+            sha256,
+            after,
+        };
+        Ok(Some((sent, incoming)))
+    }
+
+    fn uploaded_phase(&self, total: u64, wire: u64, secs: f64, uploaded: &Uploaded) {
         let mut message = format!(
             "uploaded {} in {secs:.2}s ({}/s)",
             human_bytes(total),
             human_bytes((total as f64 / secs.max(1e-6)) as u64)
         );
-        if !gzipped.is_empty() {
-            message.push_str(&format!(", {} sent gzip-compressed", human_bytes(wire)));
+        let deltas = uploaded
+            .incoming
+            .iter()
+            .filter(|i| matches!(i, Incoming::Delta { .. }))
+            .count();
+        match (uploaded.incoming.len(), deltas) {
+            (0, _) => {}
+            (_, 0) => message.push_str(&format!(", {} sent gzip-compressed", human_bytes(wire))),
+            (_, d) => message.push_str(&format!(
+                ", {} sent ({d} file(s) as a delta from the current release, the rest gzip-compressed)",
+                human_bytes(wire)
+            )),
         }
         self.reporter.emit(&PhaseEvent {
             kind: "phase",
@@ -223,6 +389,31 @@ impl ServiceSession<'_> {
             Some(&self.host.name),
             &format!("{}: {message}", self.service.name),
         );
-        Ok(Uploaded { learned, gzipped })
     }
+}
+
+fn staged_path(staging: &str, incoming: &Incoming) -> String {
+    match incoming {
+        Incoming::Gzip { sent_as, .. } => format!("{staging}/{sent_as}"),
+        Incoming::Delta { .. } => unreachable!("a delta is two files"),
+    }
+}
+
+/// Keep the file just sent in the blob cache, if it still hashes to what was sent (the next
+/// deploy sends its changes as a delta from it).
+async fn keep(source: &std::path::Path, sha256: &str) {
+    if blobs::has(sha256) {
+        return;
+    }
+    let (source, sha256) = (source.to_path_buf(), sha256.to_string());
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(bytes) = std::fs::read(&source) {
+            let now =
+                crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+            if now == sha256 {
+                blobs::put(&sha256, &bytes);
+            }
+        }
+    })
+    .await;
 }

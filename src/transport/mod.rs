@@ -2,6 +2,7 @@
 //! uploads over SFTP (as they are, or gzip-compressed for a slow link). Nothing here knows
 //! what a release or a service is.
 
+pub mod delta;
 pub mod gzip;
 pub mod sftp;
 pub mod ssh;

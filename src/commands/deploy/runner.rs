@@ -171,10 +171,10 @@ impl<'a> Runner<'a> {
                 self.sftp.as_ref().expect("staged before upload"),
                 std::mem::take(&mut self.provisional.deferred),
                 self.provisional.prepared,
-                self.remote.gzip,
+                self.remote,
             )
             .await?;
-        self.staged.gzipped = uploaded.gzipped;
+        self.staged.incoming = uploaded.incoming;
         let learned = uploaded.learned;
         if learned.is_empty() {
             self.staged.meta_written = true;
