@@ -204,6 +204,7 @@ fn parses_remote_state() {
         enable: vec![],
         start: vec![],
         judging: None,
+        switch: None,
     };
     let text = format!(
         "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nunitstate.Id=ferry-revert-app.timer\nunitstate.ActiveState=active\nunitstate.NeedDaemonReload=no\nrevert_for={OLD}\n",

@@ -8,6 +8,7 @@
 
 pub mod health;
 pub mod lock;
+mod switch;
 pub mod unit_check;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::report::deploy::{
 };
 use crate::session::lock::RemoteLock;
 use crate::shell::quote;
+use crate::systemd::switch::Colour;
 use crate::systemd::{self, Verdict};
 use crate::transport::sftp::Sftp;
 use crate::transport::ssh::{self, Connection};
@@ -215,12 +217,17 @@ impl ServiceSession<'_> {
         units: &[String],
         check_lock: bool,
     ) -> Result<RemoteState> {
+        // Blue/green: the colours' states too (which one runs, which brings a release back).
+        let mut units = units.to_vec();
+        if self.service.switch.is_some() {
+            units.extend(Colour::BOTH.map(|c| systemd::switch::instance(&self.service.name, c)));
+        }
         let out = self
             .conn
             .run(&plan::remote_state_script(
                 &self.paths,
                 dests,
-                units,
+                &units,
                 check_lock,
             ))
             .await?;
@@ -738,8 +745,14 @@ impl ServiceSession<'_> {
 
     /// The command arming a transient timer that goes back to `to` unless disarmed within
     /// confirm_timeout (see [`revert::arm_command`]).
-    pub fn revert_arming(&self, new: &Manifest, to: &Manifest, by: &str) -> String {
-        let activation = Activation::back_to(to, Some(new));
+    pub fn revert_arming(
+        &self,
+        new: &Manifest,
+        to: &Manifest,
+        by: &str,
+        back: Option<Colour>,
+    ) -> String {
+        let activation = Activation::back_to(to, Some(new), back);
         let record = HistoryRecord {
             time: revert::TIME.into(),
             action: "revert".into(),
@@ -776,8 +789,17 @@ impl ServiceSession<'_> {
     }
 
     /// Arm the self-revert (see [`ServiceSession::revert_arming`]).
-    pub async fn arm_revert(&self, new: &Manifest, to: &Manifest, by: &str) -> Result<()> {
-        let out = self.conn.exec(&self.revert_arming(new, to, by)).await?;
+    pub async fn arm_revert(
+        &self,
+        new: &Manifest,
+        to: &Manifest,
+        by: &str,
+        back: Option<Colour>,
+    ) -> Result<()> {
+        let out = self
+            .conn
+            .exec(&self.revert_arming(new, to, by, back))
+            .await?;
         if out.stdout_str().lines().any(|l| l == revert::ARMED) {
             Ok(())
         } else {
@@ -1112,12 +1134,14 @@ impl ServiceSession<'_> {
     /// Make the release described by `to` live again (its files are on the host), coming from
     /// `from`, and judge it by the checks it was deployed with. Used by an automatic rollback
     /// and by `ferry rollback`.
+    /// A blue/green `to` comes back on colour `back` (see `RemoteState::back_colour`).
     pub async fn restore(
         &self,
         to: &Manifest,
         from: Option<&Manifest>,
+        back: Option<Colour>,
     ) -> Result<std::result::Result<(), LiveFailure>> {
-        let activation = Activation::back_to(to, from);
+        let activation = Activation::back_to(to, from, back);
         let before = match self.activate(&activation, false).await? {
             Ok(b) => b,
             Err(f) => return Ok(Err(f)),
