@@ -263,6 +263,21 @@ impl Activation {
         s
     }
 
+    /// The units of [`Activation::verify_units`] that must come up as a new invocation: not
+    /// the colour a rollback comes back on, which keeps running when it runs the release
+    /// already (instant) and is restarted and waited for by the script otherwise.
+    pub fn restarted_units(&self) -> Vec<String> {
+        let mut v = self.verify_units();
+        if let Some(SwitchMode::Back {
+            service, colour, ..
+        }) = &self.switch
+        {
+            let keep = switch::instance(service, *colour);
+            v.retain(|u| *u != keep);
+        }
+        v
+    }
+
     /// Units whose state proves the activation worked.
     pub fn verify_units(&self) -> Vec<String> {
         let mut v = self.restarted();

@@ -110,8 +110,9 @@ pub enum Step {
     /// `current`) to it, let the old colour `from` finish its requests for `drain_ms`, then
     /// stop it.
     Switch {
-        #[serde(skip_serializing_if = "Option::is_none")]
+        #[serde(rename = "old_colour", skip_serializing_if = "Option::is_none")]
         from: Option<Colour>,
+        #[serde(rename = "colour")]
         to: Colour,
         drain_ms: u64,
     },

@@ -203,6 +203,16 @@ impl ServiceSession<'_> {
     // -----------------------------------------------------------------------------------------
     // Reading the host.
 
+    /// `units` and, for blue/green, both colours' instances: which one runs, which brings a
+    /// release back.
+    fn with_colours(&self, units: &[String]) -> Vec<String> {
+        let mut units = units.to_vec();
+        if self.service.switch.is_some() {
+            units.extend(Colour::BOTH.map(|c| systemd::switch::instance(&self.service.name, c)));
+        }
+        units
+    }
+
     /// The remote state (one round trip). `check_lock`: also say who holds the lock (a dry
     /// run, which does not take it).
     pub async fn probe(&self, dests: &[String], check_lock: bool) -> Result<RemoteState> {
@@ -217,11 +227,7 @@ impl ServiceSession<'_> {
         units: &[String],
         check_lock: bool,
     ) -> Result<RemoteState> {
-        // Blue/green: the colours' states too (which one runs, which brings a release back).
-        let mut units = units.to_vec();
-        if self.service.switch.is_some() {
-            units.extend(Colour::BOTH.map(|c| systemd::switch::instance(&self.service.name, c)));
-        }
+        let units = self.with_colours(units);
         let out = self
             .conn
             .run(&plan::remote_state_script(
@@ -298,7 +304,8 @@ impl ServiceSession<'_> {
         dests: &[String],
         units: &[String],
     ) -> Result<(RemoteLock, RemoteState)> {
-        let script = plan::remote_state_script(&self.paths, dests, units, false);
+        let units = self.with_colours(units);
+        let script = plan::remote_state_script(&self.paths, dests, &units, false);
         let mut lock = self.lock_then(wait, action, by, Some(&script)).await?;
         let then = lock.then.take().expect("the probe ran under the lock");
         if then.status != 0 {
@@ -941,7 +948,7 @@ impl ServiceSession<'_> {
         // before it switches.
         let script = format!(
             "{}{}{}",
-            Self::before_command(&verify_units),
+            Self::before_command(&activation.restarted_units()),
             activation.script(&self.paths),
             Self::states_command(&verify_units)
         );

@@ -381,9 +381,9 @@ pub fn back_lines(service: &str, switch: &Switch, c: Colour, timeout: Duration) 
     s.push_str("was=$(readlink \"$S/live.sock\" 2>/dev/null || true)\n");
     s.push_str(&swap_lines(service, c));
     s.push_str(&format!(
-        "if [ \"$was\" = {o}.sock ]; then sleep {d}; fi\nsystemctl --user stop -- {u} >/dev/null 2>&1 || true\n",
+        "if [ \"$was\" = {o}.sock ]; then sleep {d:.3}; fi\nsystemctl --user stop -- {u} >/dev/null 2>&1 || true\n",
         o = other.name(),
-        d = format!("{:.3}", switch.drain.as_secs_f64()),
+        d = switch.drain.as_secs_f64(),
         u = quote(&instance(service, other)),
     ));
     s

@@ -89,7 +89,7 @@ impl<'a> Validator<'a> {
         if around.unix_health {
             self.error(
                 &table,
-                "cannot work with `health.unix_http`: a colour's health checks go to its own port; use `health.http` (its port is replaced by the colour's) or `health.command` (run with PORT and FERRY_COLOR set)",
+                "cannot work with `health.unix_http`: a colour's health checks go to its own port; use `health.http` to the front's port (a colour is checked on its own port before the front moves to it)",
             );
         }
         for unit in switch::front_units(name) {
