@@ -25,6 +25,7 @@
 //! - ferry44: faults (a file hashed while it is uploaded)
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
+//! - ferry82, ferry83: blue/green under load (tests/switch.rs); ferry84: bench/switch.sh
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
@@ -48,6 +49,7 @@ mod safety;
 mod services;
 mod shell;
 mod ssh_config_oracle;
+mod switch;
 mod systemd;
 mod transport;
 mod upload;

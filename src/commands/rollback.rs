@@ -172,7 +172,10 @@ async fn rollback_locked(
         ));
     };
     ss.phase("activate", format!("switching to {target}"));
-    let restored = ss.restore(&manifest, remote.current_manifest()).await?;
+    let back = remote.back_colour(&ss.service.name, &manifest);
+    let restored = ss
+        .restore(&manifest, remote.current_manifest(), back)
+        .await?;
     let record = |outcome: &str, reason: Option<String>| HistoryRecord {
         time: release::now_rfc3339(),
         action: "rollback".into(),
@@ -210,7 +213,8 @@ async fn rollback_locked(
                 ));
             };
             ss.phase("rollback", format!("going back to {}", back.id));
-            match ss.restore(back, Some(&manifest)).await? {
+            let colour = remote.back_colour(&ss.service.name, back);
+            match ss.restore(back, Some(&manifest), colour).await? {
                 Ok(()) => {
                     ss.record(&record("rolled-back", Some(reason.clone())))
                         .await;

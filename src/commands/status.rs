@@ -12,6 +12,7 @@ use crate::error::{Error, exit};
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
+use crate::systemd::switch::Colour;
 use crate::systemd::{self, UnitState};
 use crate::transport::ssh;
 
@@ -59,6 +60,13 @@ pub fn script(services: &[(String, Vec<String>)]) -> String {
         s.push_str(&format!(
             "printf '{MARK} current %s\\n' \"$(readlink {current} 2>/dev/null)\"; "
         ));
+        let live = shell::home_path(&format!(
+            "{}/live.sock",
+            crate::release::Paths::new(name).dir()
+        ));
+        s.push_str(&format!(
+            "printf '{MARK} live %s\\n' \"$(readlink {live} 2>/dev/null)\"; "
+        ));
         if units.is_empty() {
             continue;
         }
@@ -89,6 +97,8 @@ pub struct ServiceReport {
     pub service: String,
     /// The target of `current` (empty when there is none).
     pub current: String,
+    /// Blue/green: the colour the front sends connections to.
+    pub live: Option<Colour>,
     pub units: Vec<UnitState>,
     pub triggers: Vec<UnitState>,
 }
@@ -131,6 +141,11 @@ pub fn parse_output(out: &str) -> HostReport {
                 "current" => {
                     if let Some(svc) = report.services.last_mut() {
                         svc.current = arg.trim().to_string();
+                    }
+                }
+                "live" => {
+                    if let Some(svc) = report.services.last_mut() {
+                        svc.live = Colour::of_link(arg);
                     }
                 }
                 "end" => report.complete = true,
@@ -232,6 +247,14 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
         let release = release_id(&svc.current);
         let others: Vec<&UnitState> = svc.units.iter().chain(svc.triggers.iter()).collect();
         for u in &svc.units {
+            // Blue/green: the colour not live is stopped by design; only the live one counts.
+            if let Some((_, colour)) = u.id.rsplit_once('@')
+                && let Some(c) = Colour::parse(colour.trim_end_matches(".service"))
+                && u.id == crate::systemd::switch::instance(&svc.service, c)
+                && svc.live.is_some_and(|l| l != c)
+            {
+                continue;
+            }
             let verdict = judge(u, &others);
             let raw_since = if u.is_active() && !u.active_enter_timestamp.is_empty() {
                 &u.active_enter_timestamp
@@ -274,6 +297,7 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
                 restarts: u.n_restarts,
                 enabled: u.unit_file_state.clone(),
                 release: release.clone(),
+                live: svc.live.map(|c| c.name().to_string()),
                 listening: is_socket.then(|| u.is_listening()),
                 listen: u.listen.clone(),
                 triggered_by: u.triggered_by.clone(),

@@ -126,6 +126,9 @@ pub struct Service {
     /// What templates see of each of the service's hosts, by host name: `name`, `address`,
     /// `user` and `vars` (`[hosts.NAME.vars]`).
     pub host_context: BTreeMap<String, serde_json::Value>,
+    /// `[services.NAME.switch]`: blue/green behind a front that never restarts (see
+    /// `crate::systemd::switch`).
+    pub switch: Option<crate::systemd::switch::Switch>,
 }
 
 /// Where the value of an environment variable comes from.
@@ -287,7 +290,7 @@ pub struct Health {
 }
 
 /// A Duration as a humantime string ("1m 30s"), which humantime parses back exactly.
-mod humantime_str {
+pub(crate) mod humantime_str {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -3,6 +3,7 @@
 use crate::release::{self, Manifest, Paths};
 use crate::shell::quote;
 use crate::systemd;
+use crate::systemd::switch::{self, Colour, Switch};
 use std::collections::BTreeSet;
 
 use super::*;
@@ -20,7 +21,31 @@ pub struct Activation {
     pub stop_first: Vec<String>,
     pub restart: Vec<String>,
     pub start: Vec<String>,
+    /// Blue/green: which colour the activation starts, and whether it moves the front.
+    pub switch: Option<SwitchMode>,
 }
+
+/// What an activation of a blue/green service does with the colours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchMode {
+    /// A deploy: start `colour` on the release; the front and `current` stay (the `switch`
+    /// step moves them once the colour is verified).
+    Prepare {
+        service: String,
+        switch: Switch,
+        colour: Colour,
+    },
+    /// A rollback or revert: bring the release back on `colour` (nothing restarts when it
+    /// runs it already), move the front and `current` there, stop the other colour.
+    Back {
+        service: String,
+        switch: Switch,
+        colour: Colour,
+    },
+}
+
+/// How long a rollback waits for the colour it starts to accept connections.
+pub const BACK_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Activation {
     pub fn for_plan(plan: &Plan) -> Activation {
@@ -47,13 +72,29 @@ impl Activation {
             stop_first: plan.stop_first.clone(),
             restart: plan.restart.clone(),
             start: plan.start.clone(),
+            switch: plan.switch.as_ref().and_then(|sp| {
+                Some(SwitchMode::Prepare {
+                    service: plan.service.clone(),
+                    switch: plan.manifest.switch.clone()?,
+                    colour: sp.to,
+                })
+            }),
         }
     }
 
     /// Going back from `from` (the failed or current release) to the release described by
     /// `to`: install `to`'s units, remove units only `from` had, restart `to`'s restart list.
-    pub fn back_to(to: &Manifest, from: Option<&Manifest>) -> Activation {
+    /// A blue/green `to` comes back on colour `back` (see [`SwitchMode::Back`]).
+    pub fn back_to(to: &Manifest, from: Option<&Manifest>, back: Option<Colour>) -> Activation {
         let keep: BTreeSet<&str> = to.units.iter().map(|u| u.name.as_str()).collect();
+        // Going back past the release that brought blue/green: its colours stop.
+        let colours: Vec<String> = match from.and_then(|m| m.switch.as_ref()) {
+            Some(_) if to.switch.is_none() => Colour::BOTH
+                .iter()
+                .map(|c| switch::instance(&to.service, *c))
+                .collect(),
+            _ => Vec::new(),
+        };
         let remove = from
             .map(|m| {
                 m.units
@@ -66,6 +107,7 @@ impl Activation {
                             .filter(|u| is_instance(u) && !to.restart.contains(u))
                             .cloned(),
                     )
+                    .chain(colours)
                     .collect()
             })
             .unwrap_or_default();
@@ -94,7 +136,24 @@ impl Activation {
             stop_first: changed_sockets,
             restart: to.restart.clone(),
             start: to.start.clone(),
+            switch: to.switch.clone().map(|sw| SwitchMode::Back {
+                service: to.service.clone(),
+                switch: sw,
+                colour: back.unwrap_or(Colour::Blue),
+            }),
         }
+    }
+
+    /// The restart list of the script: the colour a deploy starts comes last.
+    fn restarted(&self) -> Vec<String> {
+        let mut v = self.restart.clone();
+        if let Some(SwitchMode::Prepare {
+            service, colour, ..
+        }) = &self.switch
+        {
+            v.push(switch::instance(service, *colour));
+        }
+        v
     }
 
     /// The shell script that performs the activation on the host. Steps: install the unit
@@ -128,9 +187,16 @@ impl Activation {
                 "systemctl --user disable --now {r} >/dev/null 2>&1 || true\nfor u in {r}; do rm -f \"$UD/$u\"; done\n"
             ));
         }
-        s.push_str(
-            "ln -sfn \"$R\" \"$S/.current.tmp\"\nmv -fT \"$S/.current.tmp\" \"$S/current\"\n",
-        );
+        match &self.switch {
+            // The colour's release link; `current` moves with the front.
+            Some(SwitchMode::Prepare { switch, colour, .. }) => {
+                s.push_str(&switch::prepare_lines(switch, *colour))
+            }
+            Some(SwitchMode::Back { .. }) => {}
+            None => s.push_str(
+                "ln -sfn \"$R\" \"$S/.current.tmp\"\nmv -fT \"$S/.current.tmp\" \"$S/current\"\n",
+            ),
+        }
         // Enabled first without a reload of its own (`enable` reloads the manager, which
         // takes as long as the daemon-reload), then one reload when a unit file changed.
         if !self.enable.is_empty() {
@@ -151,7 +217,8 @@ impl Activation {
         // A service in a crash loop (waiting to be restarted by systemd) is stopped first, and
         // waited for: a restart job merged with its pending automatic restart would count as
         // one of its restarts, and its old crashes would pass for the new release's.
-        for u in &self.restart {
+        let restart = self.restarted();
+        for u in &restart {
             let q = quote(u);
             s.push_str(&format!(
                 "[ \"$(systemctl --user show -p SubState --value -- {q})\" = auto-restart ] && systemctl --user stop -- {q} || true\n"
@@ -159,7 +226,7 @@ impl Activation {
         }
         // A unit that failed or hit its start limit (quick successive deploys) would refuse to
         // start: clear that first.
-        let mut all: Vec<String> = self.restart.clone();
+        let mut all: Vec<String> = restart.clone();
         all.extend(self.start.iter().cloned());
         all.extend(self.stop_first.iter().cloned());
         if !all.is_empty() {
@@ -173,19 +240,53 @@ impl Activation {
         if !self.start.is_empty() {
             s.push_str(&format!("systemctl --user start {}\n", words(&self.start)));
         }
-        if !self.restart.is_empty() {
+        if !restart.is_empty() {
             s.push_str(&format!(
                 "systemctl --user restart --no-block {}\n",
-                words(&self.restart)
+                words(&restart)
+            ));
+        }
+        if let Some(SwitchMode::Back {
+            service,
+            switch,
+            colour,
+        }) = &self.switch
+        {
+            s.push_str(&switch::back_lines(
+                service,
+                switch,
+                *colour,
+                BACK_PORT_WAIT,
             ));
         }
         s.push_str("echo activated\n");
         s
     }
 
+    /// The units of [`Activation::verify_units`] that must come up as a new invocation: not
+    /// the colour a rollback comes back on, which keeps running when it runs the release
+    /// already (instant) and is restarted and waited for by the script otherwise.
+    pub fn restarted_units(&self) -> Vec<String> {
+        let mut v = self.verify_units();
+        if let Some(SwitchMode::Back {
+            service, colour, ..
+        }) = &self.switch
+        {
+            let keep = switch::instance(service, *colour);
+            v.retain(|u| *u != keep);
+        }
+        v
+    }
+
     /// Units whose state proves the activation worked.
     pub fn verify_units(&self) -> Vec<String> {
-        let mut v = self.restart.clone();
+        let mut v = self.restarted();
+        if let Some(SwitchMode::Back {
+            service, colour, ..
+        }) = &self.switch
+        {
+            v.push(switch::instance(service, *colour));
+        }
         for u in &self.start {
             if !v.contains(u) {
                 v.push(u.clone());

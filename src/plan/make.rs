@@ -4,6 +4,7 @@ use crate::config::Service;
 use crate::human::human_bytes;
 use crate::release::{self, Manifest, ManifestFile, ManifestUnit};
 use crate::systemd;
+use crate::systemd::switch::{self, Colour};
 use std::collections::BTreeSet;
 
 use super::*;
@@ -193,7 +194,17 @@ pub fn make(
         enable: enable.clone(),
         start: start.clone(),
         judging: Some(release::StoredJudging::of(service)),
+        switch: service.switch.clone(),
     };
+    // Blue/green: the idle colour gets the release.
+    let switch = service.switch.as_ref().map(|sw| {
+        let to = remote.live.map(Colour::other).unwrap_or(Colour::Blue);
+        SwitchPlan {
+            from: remote.live,
+            to,
+            port: sw.port(to),
+        }
+    });
     let daemon_reload = remote.need_reload || units.iter().any(|u| u.change != Change::Unchanged);
     let mut plan = Plan {
         service: service.name.clone(),
@@ -213,6 +224,7 @@ pub fn make(
         stop_first,
         restart,
         start,
+        switch,
         steps: Vec::new(),
         on_failure: OnFailure::Stay {
             reason: String::new(),
@@ -261,6 +273,15 @@ pub fn already_deployed(remote: &RemoteState, plan: &Plan) -> bool {
     // Up: every unit the deploy would verify is active; an idle socket-activated service
     // counts when a socket of the release is active.
     let active = |u: &str| remote.unit_active.get(u).is_some_and(|s| s == "active");
+    // Blue/green: the live colour runs the current release.
+    if let Some(sp) = &plan.switch {
+        let Some(live) = sp.from else { return false };
+        if remote.colours.get(&live) != remote.current.as_ref()
+            || !active(&switch::instance(&plan.service, live))
+        {
+            return false;
+        }
+    }
     let socket_up = plan
         .start
         .iter()
@@ -400,6 +421,13 @@ pub(crate) fn steps(
     if let Some(h) = &service.health {
         steps.push(Step::Health {
             checks: health_names(h),
+        });
+    }
+    if let (Some(sp), Some(sw)) = (&plan.switch, &service.switch) {
+        steps.push(Step::Switch {
+            from: sp.from,
+            to: sp.to,
+            drain_ms: sw.drain.as_millis() as u64,
         });
     }
     if let Some(command) = &service.hooks.after_switch {

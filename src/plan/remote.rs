@@ -2,6 +2,7 @@
 
 use crate::release::{self, Manifest, Paths};
 use crate::shell::quote;
+use crate::systemd::switch::{self, Colour};
 use std::collections::BTreeMap;
 
 /// What is on the host now.
@@ -36,6 +37,10 @@ pub struct RemoteState {
     pub free: Option<FreeSpace>,
     /// The host has `gzip` (compressed uploads are decompressed with it).
     pub gzip: bool,
+    /// Blue/green: the colour `live.sock` points to.
+    pub live: Option<Colour>,
+    /// Blue/green: the release each colour's link (`colors/C`) points to.
+    pub colours: BTreeMap<Colour, String>,
 }
 
 /// Free bytes on a filesystem of the host, and the path (relative to the home directory,
@@ -78,6 +83,19 @@ impl RemoteState {
             Some(_) => false,
             None => true,
         }
+    }
+
+    /// Blue/green: the colour that brings back release `to` of `service` (one running it
+    /// already, else the one not live); None when `to` is not a blue/green release.
+    pub fn back_colour(&self, service: &str, to: &Manifest) -> Option<Colour> {
+        to.switch.as_ref()?;
+        Some(switch::back_colour(self.live, |c| {
+            self.colours.get(&c) == Some(&to.id)
+                && self
+                    .unit_active
+                    .get(&switch::instance(service, c))
+                    .is_some_and(|s| s == "active")
+        }))
     }
 
     /// The manifest of `current`, when it is readable.
@@ -126,6 +144,8 @@ pub fn remote_state_script(
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
          for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
          d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
+         echo \"live=$(readlink \"$S/live.sock\" 2>/dev/null)\"\n\
+         for c in blue green; do echo \"colour.$c=$(readlink \"$S/colors/$c\" 2>/dev/null)\"; done\n\
          echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n\
          command -v gzip >/dev/null 2>&1 && echo gzip=yes\n",
         meta = release::META_DIR,
@@ -180,6 +200,15 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
         };
         match k {
             "current" => st.current = release::parse_current(v),
+            "live" => st.live = Colour::of_link(v),
+            "colour.blue" | "colour.green" => {
+                let id = v.trim().trim_start_matches("../releases/");
+                if let Some(c) = Colour::parse(&k["colour.".len()..])
+                    && release::is_release_id(id)
+                {
+                    st.colours.insert(c, id.to_string());
+                }
+            }
             "release" if release::is_release_id(v) => st.releases.push(v.to_string()),
             "revert_for" if release::is_release_id(v.trim()) => {
                 st.revert_for = Some(v.trim().to_string())

@@ -200,6 +200,7 @@ mod tests {
             stop_first: vec![],
             restart: vec!["web.service".into()],
             start: vec![],
+            switch: None,
         }
     }
 

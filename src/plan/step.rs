@@ -2,6 +2,7 @@
 //! `--dry-run` prints these values and `deploy` executes them.
 
 use crate::release::Manifest;
+use crate::systemd::switch::Colour;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,6 +106,16 @@ pub enum Step {
     Verify { units: Vec<String> },
     /// Run the health checks.
     Health { checks: Vec<String> },
+    /// Blue/green: once the new colour `to` is verified and healthy, move the front (and
+    /// `current`) to it, let the old colour `from` finish its requests for `drain_ms`, then
+    /// stop it.
+    Switch {
+        #[serde(rename = "old_colour", skip_serializing_if = "Option::is_none")]
+        from: Option<Colour>,
+        #[serde(rename = "colour")]
+        to: Colour,
+        drain_ms: u64,
+    },
     /// Run the `after_switch` hook in the new (now current) release's directory. Failure fails
     /// the deploy (the plan's `on_failure` applies).
     AfterSwitch { command: String },
@@ -115,6 +126,17 @@ pub enum Step {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         prune: Vec<String>,
     },
+}
+
+/// The colours of a blue/green deploy: `to` (idle until now) gets the new release, `from`
+/// (live now; none on the first deploy) is stopped once the front moved and it drained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwitchPlan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Colour>,
+    pub to: Colour,
+    /// The port `to` listens on (its health checks go there).
+    pub port: u16,
 }
 
 /// A self-revert to arm: back to release `to` unless confirmed within `after_ms`.
@@ -154,6 +176,7 @@ impl Step {
             Step::Activate { .. } => "activate",
             Step::Verify { .. } => "verify",
             Step::Health { .. } => "health",
+            Step::Switch { .. } => "switch",
             Step::AfterSwitch { .. } => "after-switch",
             Step::Confirm { .. } => "confirm",
         }
@@ -200,6 +223,9 @@ pub struct Plan {
     /// Does the activation run `systemctl --user daemon-reload`? Only when a unit file is new,
     /// changed or removed, or the manager has not loaded one as it is on disk.
     pub daemon_reload: bool,
+    /// Blue/green: the colours of this deploy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch: Option<SwitchPlan>,
     /// Every step, in order.
     pub steps: Vec<Step>,
     pub on_failure: OnFailure,

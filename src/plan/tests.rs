@@ -178,6 +178,7 @@ fn unchanged_files_are_reused_changed_ones_uploaded() {
         enable: vec![],
         start: vec![],
         judging: None,
+        switch: None,
     });
     let p = plan_on(&remote);
     assert_eq!(p.files[0].transfer, Transfer::Reuse);
@@ -204,6 +205,7 @@ fn parses_remote_state() {
         enable: vec![],
         start: vec![],
         judging: None,
+        switch: None,
     };
     let text = format!(
         "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nunitstate.Id=ferry-revert-app.timer\nunitstate.ActiveState=active\nunitstate.NeedDaemonReload=no\nrevert_for={OLD}\n",
@@ -426,6 +428,7 @@ fn back_to_removes_units_the_failed_release_added() {
         enable: vec![],
         start: vec![],
         judging: None,
+        switch: None,
     };
     let mut from = to.clone();
     from.id = ID.into();
@@ -433,7 +436,7 @@ fn back_to_removes_units_the_failed_release_added() {
         name: "extra.timer".into(),
         sha256: "2".into(),
     });
-    let a = Activation::back_to(&to, Some(&from));
+    let a = Activation::back_to(&to, Some(&from), None);
     assert_eq!(a.release, OLD);
     assert_eq!(a.remove, vec!["extra.timer"]);
     assert_eq!(a.restart, vec!["app.service"]);
@@ -454,7 +457,7 @@ fn instances_are_restarted_and_the_surplus_removed() {
     assert_eq!(p.removed_units(), vec!["app@3.service"]);
     // Going back to the release with 3 instances removes none; going from it to one with
     // 2 removes the third.
-    let back = Activation::back_to(&p.manifest, remote.manifest.as_ref());
+    let back = Activation::back_to(&p.manifest, remote.manifest.as_ref(), None);
     assert_eq!(back.remove, vec!["app@3.service"]);
 }
 

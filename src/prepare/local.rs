@@ -435,8 +435,12 @@ pub async fn prepare(service: &Service) -> Result<Local> {
                 u.source.display()
             )));
         }
-        // Services read the release's env file (see crate::release::env).
-        if env.is_some() && u.name.ends_with(".service") {
+        // Services read the release's env file (see crate::release::env); the colours of a
+        // switch read their own release's, and their port.
+        if service.switch.is_some() && u.name == crate::systemd::switch::template(&service.name) {
+            content =
+                crate::systemd::switch::template_with_env(&content, &service.name, env.is_some());
+        } else if env.is_some() && u.name.ends_with(".service") {
             content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
         let sha256 = plan::hex(&Sha256::digest(&content));
@@ -447,14 +451,18 @@ pub async fn prepare(service: &Service) -> Result<Local> {
         });
     }
     // Units generated from `[services.NAME.run]`, installed like the listed ones.
-    for g in service
-        .run
-        .iter()
-        .flat_map(|r| crate::systemd::units::generate(&service.name, r))
-    {
+    for g in generated(service) {
         let mut content = g.content.into_bytes();
+        let template = crate::systemd::switch::template(&service.name);
         // Services read the release's env file, unless the run table asks for it already.
-        if env.is_some()
+        if service.switch.is_some() && g.name == template {
+            let env_listed = String::from_utf8_lossy(&content).contains(".ferry/env");
+            content = crate::systemd::switch::template_with_env(
+                &content,
+                &service.name,
+                env.is_some() && !env_listed,
+            );
+        } else if env.is_some()
             && g.name.ends_with(".service")
             && !String::from_utf8_lossy(&content).contains(".ferry/env")
         {
@@ -487,6 +495,18 @@ pub async fn prepare(service: &Service) -> Result<Local> {
         cache: std::sync::Mutex::new(cache),
         full: tokio::sync::OnceCell::new(),
     })
+}
+
+/// The units ferry generates for `service`: from `run`, and those of a switch.
+pub fn generated(service: &Service) -> Vec<crate::systemd::units::Generated> {
+    match &service.switch {
+        Some(sw) => crate::systemd::switch::generate(&service.name, sw, service.run.as_ref()),
+        None => service
+            .run
+            .iter()
+            .flat_map(|r| crate::systemd::units::generate(&service.name, r))
+            .collect(),
+    }
 }
 
 /// `user@hostname` and the git commit of the config's directory.

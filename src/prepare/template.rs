@@ -95,13 +95,27 @@ pub fn instances(service: &Service, host: &str) -> Result<Vec<String>> {
 pub fn status_units(service: &Service, host: &str) -> Vec<String> {
     let all = instances(service, host).unwrap_or_default();
     let mut out = Vec::new();
+    // Blue/green: the front and both colours (status shows the live one).
+    let switch_units = service.switch.as_ref().map(|_| {
+        let name = &service.name;
+        let mut v = vec![format!("{name}-front.socket")];
+        v.extend(
+            crate::systemd::switch::Colour::BOTH.map(|c| crate::systemd::switch::instance(name, c)),
+        );
+        v
+    });
+    let template = crate::systemd::switch::template(&service.name);
     for u in &service.units {
+        if switch_units.is_some() && u.name == template {
+            continue;
+        }
         if service.instances.contains_key(&u.name) {
             out.extend(all.iter().filter(|i| template_of(i) == u.name).cloned());
         } else {
             out.push(u.name.clone());
         }
     }
+    out.extend(switch_units.unwrap_or_default());
     out
 }
 

@@ -113,6 +113,9 @@ pub struct Manifest {
     /// The timeouts and health checks the release was deployed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judging: Option<StoredJudging>,
+    /// `[services.NAME.switch]` of the release: it runs as blue/green colours behind a front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<crate::systemd::switch::Switch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +160,7 @@ pub fn same_content(a: &Manifest, b: &Manifest) -> bool {
         && a.enable == b.enable
         && a.start == b.start
         && a.judging == b.judging
+        && a.switch == b.switch
 }
 
 impl Manifest {

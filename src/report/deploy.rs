@@ -360,6 +360,17 @@ pub fn step_text(step: &Step) -> String {
             }
             t
         }
+        Step::Switch { from, to, drain_ms } => {
+            let drain = humantime::format_duration(std::time::Duration::from_millis(*drain_ms));
+            match from {
+                Some(from) => format!(
+                    "move the front to {}, let {} drain for {drain}, then stop it",
+                    to.name(),
+                    from.name()
+                ),
+                None => format!("move the front to {} (first blue/green deploy)", to.name()),
+            }
+        }
         Step::BeforeSwitch { command } => {
             format!("run the before_switch hook: {}", sanitize(command))
         }

@@ -99,6 +99,10 @@ pub struct UnitStatus {
     pub enabled: String,
     /// The release id `current` points to; null when there is none.
     pub release: Option<String>,
+    /// Blue/green: the colour the front sends connections to (`blue`, `green`); absent for
+    /// other services.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<String>,
     /// Sockets only: listening or not.
     pub listening: Option<bool>,
     pub listen: Vec<String>,
@@ -204,10 +208,11 @@ pub fn render_table_in(rows: &[UnitStatus], s: &Style, width: Option<usize>) -> 
                 } else {
                     sanitize(&r.enabled)
                 },
-                r.release
-                    .as_deref()
-                    .map(sanitize)
-                    .unwrap_or_else(|| "none".into()),
+                match (&r.release, &r.live) {
+                    (Some(id), Some(c)) => format!("{} ({c} live)", sanitize(id)),
+                    (Some(id), None) => sanitize(id),
+                    (None, _) => "none".into(),
+                },
                 r.note.as_deref().map(sanitize).unwrap_or_default(),
             ]);
             c

@@ -9,6 +9,7 @@
 pub mod health;
 pub mod lock;
 pub mod seal;
+mod switch;
 pub mod unit_check;
 pub mod upload;
 
@@ -28,6 +29,7 @@ use crate::report::deploy::{
 };
 use crate::session::lock::RemoteLock;
 use crate::shell::quote;
+use crate::systemd::switch::Colour;
 use crate::systemd::{self, Verdict};
 use crate::transport::sftp::Sftp;
 use crate::transport::ssh::{self, Connection};
@@ -203,6 +205,16 @@ impl ServiceSession<'_> {
     // -----------------------------------------------------------------------------------------
     // Reading the host.
 
+    /// `units` and, for blue/green, both colours' instances: which one runs, which brings a
+    /// release back.
+    fn with_colours(&self, units: &[String]) -> Vec<String> {
+        let mut units = units.to_vec();
+        if self.service.switch.is_some() {
+            units.extend(Colour::BOTH.map(|c| systemd::switch::instance(&self.service.name, c)));
+        }
+        units
+    }
+
     /// The remote state (one round trip). `check_lock`: also say who holds the lock (a dry
     /// run, which does not take it).
     pub async fn probe(&self, dests: &[String], check_lock: bool) -> Result<RemoteState> {
@@ -217,12 +229,13 @@ impl ServiceSession<'_> {
         units: &[String],
         check_lock: bool,
     ) -> Result<RemoteState> {
+        let units = self.with_colours(units);
         let out = self
             .conn
             .run(&plan::remote_state_script(
                 &self.paths,
                 dests,
-                units,
+                &units,
                 check_lock,
             ))
             .await?;
@@ -293,7 +306,8 @@ impl ServiceSession<'_> {
         dests: &[String],
         units: &[String],
     ) -> Result<(RemoteLock, RemoteState)> {
-        let script = plan::remote_state_script(&self.paths, dests, units, false);
+        let units = self.with_colours(units);
+        let script = plan::remote_state_script(&self.paths, dests, &units, false);
         let mut lock = self.lock_then(wait, action, by, Some(&script)).await?;
         let then = lock.then.take().expect("the probe ran under the lock");
         if then.status != 0 {
@@ -472,8 +486,14 @@ impl ServiceSession<'_> {
 
     /// The command arming a transient timer that goes back to `to` unless disarmed within
     /// confirm_timeout (see [`revert::arm_command`]).
-    pub fn revert_arming(&self, new: &Manifest, to: &Manifest, by: &str) -> String {
-        let activation = Activation::back_to(to, Some(new));
+    pub fn revert_arming(
+        &self,
+        new: &Manifest,
+        to: &Manifest,
+        by: &str,
+        back: Option<Colour>,
+    ) -> String {
+        let activation = Activation::back_to(to, Some(new), back);
         let record = HistoryRecord {
             time: revert::TIME.into(),
             action: "revert".into(),
@@ -510,8 +530,17 @@ impl ServiceSession<'_> {
     }
 
     /// Arm the self-revert (see [`ServiceSession::revert_arming`]).
-    pub async fn arm_revert(&self, new: &Manifest, to: &Manifest, by: &str) -> Result<()> {
-        let out = self.conn.exec(&self.revert_arming(new, to, by)).await?;
+    pub async fn arm_revert(
+        &self,
+        new: &Manifest,
+        to: &Manifest,
+        by: &str,
+        back: Option<Colour>,
+    ) -> Result<()> {
+        let out = self
+            .conn
+            .exec(&self.revert_arming(new, to, by, back))
+            .await?;
         if out.stdout_str().lines().any(|l| l == revert::ARMED) {
             Ok(())
         } else {
@@ -653,7 +682,7 @@ impl ServiceSession<'_> {
         // before it switches.
         let script = format!(
             "{}{}{}",
-            Self::before_command(&verify_units),
+            Self::before_command(&activation.restarted_units()),
             activation.script(&self.paths),
             Self::states_command(&verify_units)
         );
@@ -846,12 +875,14 @@ impl ServiceSession<'_> {
     /// Make the release described by `to` live again (its files are on the host), coming from
     /// `from`, and judge it by the checks it was deployed with. Used by an automatic rollback
     /// and by `ferry rollback`.
+    /// A blue/green `to` comes back on colour `back` (see `RemoteState::back_colour`).
     pub async fn restore(
         &self,
         to: &Manifest,
         from: Option<&Manifest>,
+        back: Option<Colour>,
     ) -> Result<std::result::Result<(), LiveFailure>> {
-        let activation = Activation::back_to(to, from);
+        let activation = Activation::back_to(to, from, back);
         let before = match self.activate(&activation, false).await? {
             Ok(b) => b,
             Err(f) => return Ok(Err(f)),

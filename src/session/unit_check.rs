@@ -22,15 +22,16 @@ pub fn unit_texts(service: &Service) -> Vec<(String, String, String)> {
             v.push((u.name.clone(), text, u.source.display().to_string()));
         }
     }
-    for g in service
-        .run
-        .iter()
-        .flat_map(|r| crate::systemd::units::generate(&service.name, r))
-    {
+    let table = if service.switch.is_some() {
+        "switch"
+    } else {
+        "run"
+    };
+    for g in crate::prepare::local::generated(service) {
         v.push((
             g.name,
             g.content,
-            format!("generated from [services.{}.run]", service.name),
+            format!("generated from [services.{}.{table}]", service.name),
         ));
     }
     v

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod lint;
+pub mod switch;
 pub mod units;
 pub mod versions;
 

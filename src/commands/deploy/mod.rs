@@ -562,7 +562,8 @@ async fn put_back_locked(
         "--rollback-all-on-failure: the rollout of {} stopped: {why}",
         ss.service.name
     );
-    match ss.restore(&back, remote.current_manifest()).await? {
+    let colour = remote.back_colour(&ss.service.name, &back);
+    match ss.restore(&back, remote.current_manifest(), colour).await? {
         Ok(()) => {
             ss.record(&record("ok", because)).await;
             Ok(ss.result(
@@ -580,7 +581,13 @@ async fn put_back_locked(
             ss.show_journal(f.since.as_deref(), &f.units).await;
             // Go back to the release that passed its checks in this rollout.
             let again = match remote.current_manifest() {
-                Some(m) => ss.restore(m, Some(&back)).await?.err().map(|f| f.reason),
+                Some(m) => {
+                    let colour = remote.back_colour(&ss.service.name, m);
+                    ss.restore(m, Some(&back), colour)
+                        .await?
+                        .err()
+                        .map(|f| f.reason)
+                }
                 None => Some("its manifest is unreadable".into()),
             };
             ss.record(&record("failed", format!("{because}; {}", f.reason)))

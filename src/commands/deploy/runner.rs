@@ -115,13 +115,15 @@ impl<'a> Runner<'a> {
             Step::BeforeSwitch { command } => return self.before_switch(command).await,
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, self.remote).await?;
-                ss.arm_revert(&self.plan.manifest, &to, &self.origin.by)
+                let back = self.remote.back_colour(&ss.service.name, &to);
+                ss.arm_revert(&self.plan.manifest, &to, &self.origin.by, back)
                     .await?;
                 self.armed = true;
             }
             Step::Activate { .. } => return self.activate().await,
             Step::Verify { units } => return self.verify(units).await,
             Step::Health { .. } => return self.health().await,
+            Step::Switch { from, to, .. } => return self.switch(*from, *to).await,
             Step::AfterSwitch { command } => return self.after_switch(command).await,
             Step::Confirm { prune, .. } => return self.confirm(prune).await,
         }
@@ -228,7 +230,8 @@ impl<'a> Runner<'a> {
         let arming = match arm_revert {
             Some(a) => {
                 let to = ss.manifest_of(&a.to, self.remote).await?;
-                Some(ss.revert_arming(&self.plan.manifest, &to, &self.origin.by))
+                let back = self.remote.back_colour(&ss.service.name, &to);
+                Some(ss.revert_arming(&self.plan.manifest, &to, &self.origin.by, back))
             }
             None => None,
         };
@@ -330,7 +333,28 @@ impl<'a> Runner<'a> {
             .health
             .as_ref()
             .expect("planned with health");
-        match self.ss.health(checks).await {
+        // Blue/green: the new colour is checked on its own port, before the front moves.
+        let checks = match (&self.plan.switch, &self.ss.service.switch) {
+            (Some(sp), Some(sw)) => crate::systemd::switch::health_on(checks, sw, sp.port),
+            _ => checks.clone(),
+        };
+        match self.ss.health(&checks).await {
+            None => Ok(Flow::Next),
+            Some(reason) => {
+                let units = plan::Activation::for_plan(&self.plan).verify_units();
+                self.fail_with(reason, units).await
+            }
+        }
+    }
+
+    /// Blue/green: move the front to the verified colour. A front that could not move is a
+    /// failure before anything switched (the old colour still serves).
+    async fn switch(
+        &mut self,
+        from: Option<crate::systemd::switch::Colour>,
+        to: crate::systemd::switch::Colour,
+    ) -> Result<Flow> {
+        match self.ss.switch_over(self.id(), from, to).await? {
             None => Ok(Flow::Next),
             Some(reason) => {
                 let units = plan::Activation::for_plan(&self.plan).verify_units();

@@ -382,7 +382,8 @@ pub(super) async fn fail(
             ));
         }
     };
-    let restored = ss.restore(&back, Some(&plan.manifest)).await;
+    let colour = remote.back_colour(&ss.service.name, &back);
+    let restored = ss.restore(&back, Some(&plan.manifest), colour).await;
     if armed {
         let _ = ss.disarm_revert(to).await;
     }

@@ -11,6 +11,7 @@ use crate::transport::ssh::config::{Resolved, System};
 
 mod service;
 mod ssh;
+mod switch;
 
 /// The longest duration ferry accepts. Anything longer is a slip (`"30h"` for `"30s"`), and the
 /// automatic-rollback timer (`systemd-run --on-active=confirm_timeout`) must fire the same day.

@@ -125,7 +125,12 @@ impl<'a> Validator<'a> {
             for (key, message) in crate::systemd::units::validate(&run) {
                 self.error(&rk(key), message);
             }
-            for unit in crate::systemd::units::names(name, &run) {
+            let generated = if s.switch.is_some() {
+                crate::systemd::switch::names(name, Some(&run))
+            } else {
+                crate::systemd::units::names(name, &run)
+            };
+            for unit in generated {
                 if !unit_names.insert(unit.clone()) {
                     self.error(
                         &rk("command"),
@@ -135,8 +140,10 @@ impl<'a> Validator<'a> {
             }
             run
         });
+        // Blue/green: the colours are started by the switch, not restarted.
         let run_restart = run
             .as_ref()
+            .filter(|_| s.switch.is_none())
             .map(|r| crate::systemd::units::restarted(name, r))
             .unwrap_or_default();
         let lint = match s
@@ -304,7 +311,22 @@ impl<'a> Validator<'a> {
             .as_ref()
             .map(|_| hooks.timeout)
             .unwrap_or_default();
-        let verification = start_timeout + settle_time + health_timeout + hook_timeout;
+        let listed: BTreeSet<String> = units.iter().map(|u| u.name.clone()).collect();
+        let switch = s.switch.map(|raw| {
+            let around = switch::Around {
+                run: run.as_ref(),
+                unit_names: &listed,
+                instances: s
+                    .instances
+                    .as_ref()
+                    .is_some_and(|i| i.contains_key(&crate::systemd::switch::template(name))),
+                unix_health: health.as_ref().is_some_and(|h| h.unix_http.is_some()),
+            };
+            self.switch(name, raw, around)
+        });
+        // Blue/green: the old colour drains while the self-revert is armed.
+        let drain = switch.as_ref().map(|s| s.drain).unwrap_or_default();
+        let verification = start_timeout + settle_time + health_timeout + hook_timeout + drain;
         let parts = if hook_timeout.is_zero() {
             "start_timeout + settle_time + health.timeout"
         } else {
@@ -353,6 +375,7 @@ impl<'a> Validator<'a> {
             templates: s.templates.unwrap_or(false),
             instances: self.instances(name, s.instances.unwrap_or_default(), &unit_names),
             host_context: BTreeMap::new(),
+            switch,
         }
     }
 
