@@ -26,12 +26,14 @@
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
+//! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
 #![allow(clippy::disallowed_macros)]
 mod support;
 
+mod binaries;
 mod config_errors;
 mod deploy;
 mod doctor;

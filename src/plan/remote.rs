@@ -34,6 +34,9 @@ pub struct RemoteState {
     /// Free space for the user on the filesystem that holds the service's directory (or its
     /// nearest existing ancestor), when `df` could tell.
     pub free: Option<FreeSpace>,
+    /// The host's architecture and libc, and what its binaries need that it has (see
+    /// [`crate::elf`]).
+    pub host: crate::elf::HostFacts,
 }
 
 /// Free bytes on a filesystem of the host, and the path (relative to the home directory,
@@ -128,6 +131,7 @@ pub fn remote_state_script(
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
     );
+    script.push_str(crate::elf::FACTS_SCRIPT);
     if check_lock {
         script.push_str(
             "if [ -e \"$S/lock\" ]; then flock -n -s -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
@@ -233,7 +237,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                     map.insert(name.to_string(), hash.to_string());
                 }
             }
-            _ => {}
+            k => {
+                crate::elf::parse_line(&mut st.host, k, v);
+            }
         }
     }
     st.releases.sort();

@@ -445,7 +445,8 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     };
     let ss = session
         .service(&ctx.service)
-        .masking(ctx.local.skeleton.env.as_ref());
+        .masking(ctx.local.skeleton.env.as_ref())
+        .probing(&ctx.local.skeleton);
     let result =
         crate::commands::deploy::steps::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts)
             .await;
