@@ -105,6 +105,10 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
+    // Binaries built for another architecture than a host's `arch`: before any connection.
+    for (service, hosts) in &rollouts {
+        crate::prepare::arch::check(service, hosts)?;
+    }
     // The first hosts are connected to while the files are hashed; nothing on a host changes
     // before every release was read and checked (bad input fails first).
     let pre = Preconnected::start(
