@@ -42,6 +42,18 @@ fn deploy_first(p: &Project, user: &str, port: u16) -> (String, String) {
     releases(user)
 }
 
+/// Every JSON event of `run` is one docs/events.schema.json allows.
+fn assert_events_valid(run: &crate::support::Run) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    for e in run.json() {
+        let errors: Vec<String> = v.iter_errors(&e).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{e}\n{errors:#?}");
+    }
+}
+
 /// Replace every `from` by `to` (same length) in `bytes`; how many were replaced.
 fn replace_all(bytes: &mut [u8], from: &[u8], to: &[u8]) -> usize {
     let mut n = 0;
@@ -90,6 +102,7 @@ fn refused_before_the_switch(
         .collect();
     assert_eq!(steps, ["lock", "refuse"], "{dry}");
     assert_eq!(plan["steps"][1]["why"], "binary", "{dry}");
+    assert_events_valid(&dry);
 
     let run = p.ferry(&["deploy"]);
     run.assert_code(1);
@@ -100,6 +113,7 @@ fn refused_before_the_switch(
 
     let json = p.ferry(&["--output", "json", "deploy"]);
     json.assert_code(1);
+    assert_events_valid(&json);
     let result = &json.events("result")[0];
     assert_eq!(result["result"], "refused", "{json}");
     assert!(
