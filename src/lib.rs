@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod digest;
+pub mod elf;
 pub mod error;
 pub mod fault;
 pub mod human;

@@ -267,3 +267,56 @@ fn deploy_to_a_group() {
     assert_eq!(hosts, ["a".to_string()].into(), "{run}");
     r.reset(user);
 }
+
+#[test]
+fn an_arch_that_uname_does_not_print() {
+    refused(
+        &format!("{HOST}arch = \"amd64\"\n"),
+        &[
+            "deploy.toml:4",
+            "hosts.web1.arch",
+            "`amd64` is not an architecture ferry knows (`uname -m` says x86_64)",
+        ],
+    );
+}
+
+/// A binary built for another architecture than the host's `arch`: exit 2 before any
+/// connection, at the `arch` key, naming the file and the target to build for.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_binary_for_another_arch_than_the_hosts() {
+    let p = Project::new();
+    p.config(&format!(
+        "{HOST}arch = \"aarch64\"\n[services.a]\nunits = [\"app.service\"]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\nmode = \"0755\"\n[[services.a.files]]\nsource = \"run.sh\"\ndest = \"bin/run.sh\"\n"
+    ));
+    std::fs::copy(std::env::current_exe().unwrap(), p.path("app")).unwrap();
+    p.write("run.sh", "#!/bin/sh\nexec bin/app\n");
+    p.write("app.service", "[Service]\nExecStart=/bin/true\n");
+    for args in [&["deploy"][..], &["deploy", "--dry-run"]] {
+        let run = p.ferry(args);
+        run.assert_code(2);
+        for e in [
+            "deploy.toml:4",
+            "hosts.web1.arch",
+            "host web1 is aarch64, and services.a.files[0] (./app -> bin/app) is an ELF executable for x86_64",
+            "--target aarch64-unknown-linux-gnu",
+        ] {
+            assert!(run.stderr.contains(e), "stderr should contain {e:?}\n{run}");
+        }
+        assert!(
+            !run.stderr.contains("run.sh"),
+            "a script is not checked\n{run}"
+        );
+        assert!(
+            !run.stderr.contains("connecting"),
+            "nothing connects: {run}"
+        );
+    }
+    // The same release on an x86_64 host passes this check (and then fails to connect).
+    p.config(&format!(
+        "{HOST}arch = \"x86_64\"\nconnect_timeout = \"2s\"\n[services.a]\nunits = [\"app.service\"]\n[[services.a.files]]\nsource = \"app\"\ndest = \"bin/app\"\n"
+    ));
+    let run = p.ferry(&["deploy"]);
+    assert!(run.stderr.contains("connecting"), "{run}");
+    assert_ne!(run.code, 2, "{run}");
+}

@@ -28,12 +28,14 @@
 //! - ferry82, ferry83: blue/green under load (tests/switch.rs); ferry84: bench/switch.sh
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
+//! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
 #![allow(clippy::disallowed_macros)]
 mod support;
 
+mod binaries;
 mod config_errors;
 mod deploy;
 mod doctor;

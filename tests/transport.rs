@@ -317,6 +317,7 @@ fn quoting_round_trips_through_the_remote_shell() {
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
+        arch: None,
     };
     let args = [
         "plain",
@@ -1009,6 +1010,7 @@ fn many_connections_at_once_to_one_sshd_all_succeed() {
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
+        arch: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -1054,6 +1056,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
+        arch: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -53,7 +53,35 @@ pub struct Host {
     pub identities: Vec<PathBuf>,
     /// The rest of what the OpenSSH client config says for this host.
     pub ssh: SshOptions,
+    /// `arch`: the host's architecture as deploy.toml says it.
+    pub arch: Option<HostArch>,
 }
+
+/// `arch = "aarch64"` of a `[hosts.NAME]` table (a `uname -m` value), and where it is written:
+/// a release binary built for another architecture is a config error, before any connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostArch {
+    pub name: String,
+    pub file: PathBuf,
+    pub line: Option<usize>,
+}
+
+/// The `uname -m` values `arch` accepts.
+pub const ARCHES: &[&str] = &[
+    "x86_64",
+    "i686",
+    "i386",
+    "aarch64",
+    "aarch64_be",
+    "armv7l",
+    "armv6l",
+    "armv8l",
+    "riscv64",
+    "ppc64le",
+    "ppc64",
+    "s390x",
+    "loongarch64",
+];
 
 /// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
 /// kept as ssh would use them. The transport acts on all of them but `certificates` and

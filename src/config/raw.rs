@@ -46,6 +46,9 @@ pub(crate) struct RawHost {
     pub(crate) connect_timeout: Option<String>,
     pub(crate) compress: Option<crate::plan::encoding::Compress>,
     pub(crate) proxy_jump: Option<String>,
+    /// The host's `uname -m`, when known: binaries for another one are refused before any
+    /// connection.
+    pub(crate) arch: Option<String>,
     // Per-host variables for templates (issue 10).
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub(crate) vars: Option<BTreeMap<String, toml::Value>>,

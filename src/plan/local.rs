@@ -44,6 +44,8 @@ pub struct LocalRelease {
     pub env: Option<crate::release::env::EnvFile>,
     /// Instances of template units (`app@1.service`, ...) run on this host (`[instances]`).
     pub instances: Vec<String>,
+    /// The files that are ELF executables or shared objects, with what they need of a host.
+    pub binaries: Vec<crate::elf::Binary>,
 }
 
 /// An instance of a template unit (`app@1.service`, not `app@.service`).

@@ -41,6 +41,9 @@ pub struct RemoteState {
     pub live: Option<Colour>,
     /// Blue/green: the release each colour's link (`colors/C`) points to.
     pub colours: BTreeMap<Colour, String>,
+    /// The host's architecture and libc, and what its binaries need that it has (see
+    /// [`crate::elf`]).
+    pub host: crate::elf::HostFacts,
 }
 
 /// Free bytes on a filesystem of the host, and the path (relative to the home directory,
@@ -151,6 +154,7 @@ pub fn remote_state_script(
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
     );
+    script.push_str(crate::elf::FACTS_SCRIPT);
     if check_lock {
         script.push_str(
             "if [ -e \"$S/lock\" ]; then flock -n -s -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
@@ -266,7 +270,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                     map.insert(name.to_string(), hash.to_string());
                 }
             }
-            _ => {}
+            k => {
+                crate::elf::parse_line(&mut st.host, k, v);
+            }
         }
     }
     st.releases.sort();

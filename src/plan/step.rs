@@ -67,7 +67,7 @@ pub enum Step {
     /// Do nothing on this host, for this reason.
     Refuse {
         reason: String,
-        /// `locked` or `pending-revert`.
+        /// `locked`, `pending-revert`, `disk-full` or `binary`.
         why: Refusal,
     },
     /// Remove staging directories left by interrupted deploys.
@@ -156,6 +156,9 @@ pub enum Refusal {
     PendingRevert,
     /// The release does not fit in the free space of the host's filesystem.
     DiskFull,
+    /// A binary of the release cannot run on the host (architecture, program interpreter,
+    /// glibc or libstdc++ version, library), see [`crate::elf`].
+    Binary,
 }
 
 impl Step {
@@ -240,6 +243,15 @@ impl Plan {
             Step::Unchanged { current } => Some(current.as_str()),
             _ => None,
         })
+    }
+
+    /// Refuse the host for `reason` instead of deploying to it, unless the plan does nothing
+    /// there anyway (another refusal, or the release is current and up already).
+    pub fn refuse(&mut self, reason: String, why: Refusal) {
+        if self.refusal().is_some() || self.unchanged().is_some() {
+            return;
+        }
+        self.steps = vec![Step::Lock, Step::Refuse { reason, why }];
     }
 
     /// The refusal, when the plan is one.

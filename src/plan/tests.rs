@@ -70,6 +70,7 @@ fn local() -> LocalRelease {
         ],
         env: None,
         instances: Vec::new(),
+        binaries: Vec::new(),
     }
 }
 

@@ -356,6 +356,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
     let mut files = Vec::new();
     // The files the cache does not know: (index, path, metadata before hashing).
     let mut to_hash = Vec::new();
+    let mut binaries = Vec::new();
     for (i, f) in service.files.iter().enumerate() {
         if f.template {
             files.push(read_template_file(service, f).await?);
@@ -375,6 +376,14 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             )));
         }
         std::fs::File::open(&f.source).map_err(cannot_read)?;
+        // Its ELF headers only (a few KiB), whatever the hash cache knows.
+        if let Some(needs) = crate::elf::read(&f.source).map_err(cannot_read)? {
+            binaries.push(crate::elf::Binary {
+                dest: f.dest.clone(),
+                source: f.source.clone(),
+                needs,
+            });
+        }
         let sha256 = match cache.get(&f.source) {
             Some((_, known)) => known,
             None => {
@@ -480,6 +489,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
         units,
         env,
         instances: Vec::new(),
+        binaries,
     };
     // Templates are rendered for every host now, so an undefined name stops before any
     // connection.

@@ -302,6 +302,7 @@ mod tests {
             units: vec![],
             env: None,
             instances: vec![],
+            binaries: vec![],
         };
         check(service, &local).unwrap();
         for (host, want) in [("a", "port = 8081\n"), ("b", "port = 8082\n")] {

@@ -74,6 +74,7 @@ impl Session {
             paths: Paths::new(&service.name),
             pids: Mutex::new(Vec::new()),
             env: None,
+            binaries_probe: String::new(),
             counted_from: self.conn.counters.snapshot(),
         }
     }
@@ -127,6 +128,9 @@ pub struct ServiceSession<'a> {
     /// this session shows (a service that prints its database URL when it fails must not put
     /// it in a CI log).
     env: Option<crate::release::env::EnvFile>,
+    /// Shell text the probe also runs: what the release's binaries need of the host (see
+    /// [`crate::elf::Query`]).
+    binaries_probe: String,
     /// The connection's counters when this session began (see [`ServiceSession::result`]).
     counted_from: (u64, u64, u64),
 }
@@ -136,6 +140,20 @@ impl ServiceSession<'_> {
     pub fn masking(mut self, env: Option<&crate::release::env::EnvFile>) -> Self {
         self.env = env.cloned();
         self
+    }
+
+    /// Have the probe also look for what `local`'s binaries need (their program interpreters
+    /// and libraries), in the same command.
+    pub fn probing(mut self, local: &LocalRelease) -> Self {
+        let files: Vec<String> = local.files.iter().map(|f| f.dest.clone()).collect();
+        self.binaries_probe = crate::elf::Query::of(&local.binaries, &files).script();
+        self
+    }
+
+    /// The probe's script: the remote state, and what the binaries need.
+    fn probe_script(&self, dests: &[String], units: &[String], check_lock: bool) -> String {
+        let state = plan::remote_state_script(&self.paths, dests, units, check_lock);
+        format!("{}{state}", self.binaries_probe)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -232,12 +250,7 @@ impl ServiceSession<'_> {
         let units = self.with_colours(units);
         let out = self
             .conn
-            .run(&plan::remote_state_script(
-                &self.paths,
-                dests,
-                &units,
-                check_lock,
-            ))
+            .run(&self.probe_script(dests, &units, check_lock))
             .await?;
         Ok(plan::parse_remote_state(&out))
     }
@@ -307,7 +320,7 @@ impl ServiceSession<'_> {
         units: &[String],
     ) -> Result<(RemoteLock, RemoteState)> {
         let units = self.with_colours(units);
-        let script = plan::remote_state_script(&self.paths, dests, &units, false);
+        let script = self.probe_script(dests, &units, false);
         let mut lock = self.lock_then(wait, action, by, Some(&script)).await?;
         let then = lock.then.take().expect("the probe ran under the lock");
         if then.status != 0 {

@@ -105,6 +105,10 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
+    // Binaries built for another architecture than a host's `arch`: before any connection.
+    for (service, hosts) in &rollouts {
+        crate::prepare::arch::check(service, hosts)?;
+    }
     // The first hosts are connected to while the files are hashed; nothing on a host changes
     // before every release was read and checked (bad input fails first).
     let pre = Preconnected::start(
@@ -445,7 +449,8 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     };
     let ss = session
         .service(&ctx.service)
-        .masking(ctx.local.skeleton.env.as_ref());
+        .masking(ctx.local.skeleton.env.as_ref())
+        .probing(&ctx.local.skeleton);
     let result =
         crate::commands::deploy::steps::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts)
             .await;

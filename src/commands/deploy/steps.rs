@@ -109,6 +109,9 @@ pub(super) fn make_plan(
     // The release as it is for this host (unit templates rendered).
     let local = crate::prepare::template::for_host(ss.service, local, &ss.host.name, &id)?;
     let mut plan = plan::make(ss.service, &local, remote, &id, origin, opts);
+    if let Some(reason) = crate::elf::refusal(&local.binaries, &remote.host, &ss.host.name) {
+        plan.refuse(reason, Refusal::Binary);
+    }
     if let Name::StagedAs(staging) = name {
         plan.staging = staging.to_string();
     }
@@ -192,7 +195,7 @@ pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
 pub(super) fn refusal_code(why: Refusal) -> i32 {
     match why {
         Refusal::Locked => exit::LOCKED,
-        Refusal::PendingRevert | Refusal::DiskFull => exit::FAILED,
+        Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary => exit::FAILED,
     }
 }
 

@@ -136,6 +136,7 @@ fn connection_failure_marks_later_checks_skipped() {
         proxy_jump: None,
         identities: Vec::new(),
         ssh: Default::default(),
+        arch: None,
     };
     let err = Error::Auth {
         host: "h".into(),

@@ -480,6 +480,7 @@ impl<'a> Validator<'a> {
             proxy_jump: None,
             identities,
             ssh: options,
+            arch: self.arch(name, h.arch.as_deref()),
         };
         // ProxyJump of the OpenSSH config (deploy.toml's `proxy_jump` replaces it, as `-J`).
         if h.proxy_jump.is_none() && !host.ssh.proxy_jumps.is_empty() {
@@ -487,6 +488,33 @@ impl<'a> Validator<'a> {
             host.proxy_jump = self.ssh_jumps(&hops, &host, env, &k("address"));
         }
         host
+    }
+
+    /// `arch` of `[hosts.NAME]`: one of [`ARCHES`] (`amd64` and `arm64` are Debian's names
+    /// for two of them, and refused with the name `uname -m` prints).
+    fn arch(&mut self, name: &str, arch: Option<&str>) -> Option<HostArch> {
+        let arch = arch?;
+        let key = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("arch")];
+        if !ARCHES.contains(&arch) {
+            let hint = match arch {
+                "amd64" => " (`uname -m` says x86_64)".to_string(),
+                "arm64" => " (`uname -m` says aarch64)".to_string(),
+                _ => String::new(),
+            };
+            self.error(
+                &key,
+                format!(
+                    "`{arch}` is not an architecture ferry knows{hint}: write what `uname -m` prints on the host, one of {}",
+                    ARCHES.join(", ")
+                ),
+            );
+            return None;
+        }
+        Some(HostArch {
+            name: arch.to_string(),
+            file: self.path.to_path_buf(),
+            line: self.doc.locate(&key),
+        })
     }
 
     /// The hops of an OpenSSH `ProxyJump a,b` as hosts, each resolved through the OpenSSH
@@ -544,6 +572,7 @@ impl<'a> Validator<'a> {
                 proxy_jump: via.take(),
                 identities,
                 ssh: options,
+                arch: None,
             }));
         }
         via

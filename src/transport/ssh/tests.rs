@@ -163,6 +163,7 @@ fn host_with(ssh: crate::config::SshOptions) -> Host {
         proxy_jump: None,
         identities: Vec::new(),
         ssh,
+        arch: None,
     }
 }
 
