@@ -29,6 +29,8 @@ pub struct Options {
     pub no_rollback: bool,
     /// Deploy even when the release is the one already current and up (`--force`).
     pub force: bool,
+    /// This host runs the service's `migrate` hook (once per rollout), after its seal.
+    pub migrate: bool,
 }
 
 /// Does a host whose state is `remote` get the local file of `size` bytes at `dest` uploaded,
@@ -193,6 +195,7 @@ pub fn make(
         enable: enable.clone(),
         start: start.clone(),
         judging: Some(release::StoredJudging::of(service)),
+        migrate: service.hooks.migrate.clone(),
     };
     let daemon_reload = remote.need_reload || units.iter().any(|u| u.change != Change::Unchanged);
     let mut plan = Plan {
@@ -371,8 +374,11 @@ pub(crate) fn steps(
     };
     // The release's own unit files are checked (not units it removes, not instances of its
     // templates). The self-revert is armed by the seal's command too, unless a before_switch
-    // hook runs first (it may fail, and the timer would then guard a release never switched to).
+    // hook runs first (it may fail, and the timer would then guard a release never switched to),
+    // or the service has a migration (every host waits for it before the switch, which may take
+    // longer than the timer).
     let hook = service.hooks.before_switch.as_ref();
+    let migrate = service.hooks.migrate.as_ref();
     steps.push(Step::Seal {
         release: plan.release.clone(),
         units: if units_checked_before(plan, remote) {
@@ -380,12 +386,19 @@ pub(crate) fn steps(
         } else {
             plan.manifest.units.iter().map(|u| u.name.clone()).collect()
         },
-        arm_revert: arm.clone().filter(|_| hook.is_none()),
+        arm_revert: arm.clone().filter(|_| hook.is_none() && migrate.is_none()),
     });
+    if let Some(command) = migrate.filter(|_| opts.migrate) {
+        steps.push(Step::Migrate {
+            command: command.clone(),
+        });
+    }
     if let Some(command) = hook {
         steps.push(Step::BeforeSwitch {
             command: command.clone(),
         });
+    }
+    if hook.is_some() || migrate.is_some() {
         if let Some(RevertArm { to, after_ms }) = arm {
             steps.push(Step::ArmRevert { to, after_ms });
         }

@@ -357,6 +357,10 @@ pub fn step_text(step: &Step) -> String {
             }
             t
         }
+        Step::Migrate { command } => format!(
+            "run the migration once for the rollout (every host waits for it before switching; skipped if it ran for this release): {}",
+            sanitize(command)
+        ),
         Step::BeforeSwitch { command } => {
             format!("run the before_switch hook: {}", sanitize(command))
         }

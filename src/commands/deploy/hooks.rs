@@ -32,6 +32,7 @@ use crate::transport::ssh::Stream;
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    Migrate,
     BeforeSwitch,
     AfterSwitch,
     LocalAfter,
@@ -40,6 +41,7 @@ pub enum Hook {
 impl Hook {
     pub fn name(self) -> &'static str {
         match self {
+            Hook::Migrate => "migrate",
             Hook::BeforeSwitch => "before_switch",
             Hook::AfterSwitch => "after_switch",
             Hook::LocalAfter => "local_after",
