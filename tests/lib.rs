@@ -25,6 +25,8 @@
 //! - ferry44: faults (a file hashed while it is uploaded)
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
+//! - ferry71..ferry74: a migration run once per rollout (tests/migrate.rs)
+//! - ferry80: services in order, `after` (tests/migrate.rs)
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
@@ -40,6 +42,7 @@ mod faults;
 mod first_hour;
 mod fleets;
 mod logs_status;
+mod migrate;
 mod plan;
 mod props;
 mod revert;

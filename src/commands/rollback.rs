@@ -201,7 +201,10 @@ async fn rollback_locked(
                 said.join("; ")
             });
             if let Some(n) = &note {
-                ss.warn(&format!("{}: {n} (ferry does not reverse migrations)", ss.service.name));
+                ss.warn(&format!(
+                    "{}: {n} (ferry does not reverse migrations)",
+                    ss.service.name
+                ));
             }
             Ok(ss.result(HostOutcome::Ok, Some(&target), current, note, exit::OK))
         }

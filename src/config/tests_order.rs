@@ -22,15 +22,15 @@ fn parse_err(text: &str) -> ConfigErrors {
 
 /// The one error at `key`: its line and message.
 fn error_at(e: &ConfigErrors, key: &str) -> (Option<usize>, String) {
-    let found = e
-        .0
-        .iter()
-        .find(|x| x.key == key)
-        .unwrap_or_else(|| panic!("no error at {key} in:\n{e}"));
+    let found =
+        e.0.iter()
+            .find(|x| x.key == key)
+            .unwrap_or_else(|| panic!("no error at {key} in:\n{e}"));
     (found.line, found.message.clone())
 }
 
-const HOSTS: &str = "[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\n[hosts.c]\naddress = \"c\"\n";
+const HOSTS: &str =
+    "[hosts.a]\naddress = \"a\"\n[hosts.b]\naddress = \"b\"\n[hosts.c]\naddress = \"c\"\n";
 
 #[test]
 fn after_orders_the_services_of_a_deploy() {
@@ -110,7 +110,9 @@ fn migrate_on_names_one_of_the_services_hosts() {
         "{message}"
     );
 
-    let e = parse_err(&format!("{HOSTS}[services.api.hooks]\nmigrate_on = \"a\"\n"));
+    let e = parse_err(&format!(
+        "{HOSTS}[services.api.hooks]\nmigrate_on = \"a\"\n"
+    ));
     let (_, message) = error_at(&e, "services.api.hooks.migrate_on");
     assert!(message.contains("no `migrate` command"), "{message}");
     let e = parse_err(&format!("{HOSTS}[services.api.hooks]\nmigrate = \" \"\n"));

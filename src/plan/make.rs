@@ -398,10 +398,10 @@ pub(crate) fn steps(
             command: command.clone(),
         });
     }
-    if hook.is_some() || migrate.is_some() {
-        if let Some(RevertArm { to, after_ms }) = arm {
-            steps.push(Step::ArmRevert { to, after_ms });
-        }
+    if (hook.is_some() || migrate.is_some())
+        && let Some(RevertArm { to, after_ms }) = arm
+    {
+        steps.push(Step::ArmRevert { to, after_ms });
     }
     steps.push(Step::Activate {
         release: plan.release.clone(),

@@ -101,6 +101,11 @@ impl Migration {
         }
     }
 
+    /// Has the migration not passed or failed yet?
+    pub(crate) fn pending(&self) -> bool {
+        *self.gate.borrow() == Gate::Pending
+    }
+
     /// Why the rollout must stop, once the migration failed.
     pub(crate) fn failed(&self) -> Option<String> {
         match &*self.gate.borrow() {
@@ -207,17 +212,25 @@ mod tests {
         ];
         let found = m.already_ran("20261125T120000Z-1a2b3c4d.2", &history);
         assert_eq!(found.unwrap().release, "20261125T100000Z-1a2b3c4d");
-        assert!(m.already_ran("20261125T120000Z-99999999", &history).is_none());
+        assert!(
+            m.already_ran("20261125T120000Z-99999999", &history)
+                .is_none()
+        );
         // A failed one does not count; a deploy record is not a migration.
         let history = [rec("migrate", "20261125T100000Z-1a2b3c4d", "failed")];
-        assert!(m.already_ran("20261125T120000Z-1a2b3c4d", &history).is_none());
+        assert!(
+            m.already_ran("20261125T120000Z-1a2b3c4d", &history)
+                .is_none()
+        );
         let m = migration(Some(Migrated {
             release: "20261125T090000Z-1a2b3c4d".into(),
             host: "b".into(),
             time: "t".into(),
         }));
         assert_eq!(
-            m.already_ran("20261125T120000Z-1a2b3c4d", &[]).unwrap().host,
+            m.already_ran("20261125T120000Z-1a2b3c4d", &[])
+                .unwrap()
+                .host,
             "b"
         );
     }

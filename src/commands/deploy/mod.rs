@@ -2,8 +2,10 @@
 //! (canary hosts first, then batches, within the failure budget: see `rollout`), putting hosts
 //! back when asked to; on each host `execute` makes the plan and executes its steps.
 //!
-//! Several services are rolled out one after another, each with its own rollout; a rollout that
-//! stops does not stop the next service's. Each rollout's outcome per host is recorded in
+//! Several services are rolled out one after another, each with its own rollout, in the order
+//! of their `after` lists; a rollout that stops does not stop the next service's, unless that
+//! one comes after it (then it is not deployed). A service's `migrate` hook runs once per
+//! rollout, before any host switches (see `migrate`). Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
 pub mod hooks;
@@ -50,15 +52,7 @@ pub async fn run(
     };
     // Each selected service with its selected hosts, in the order its `hosts` lists them.
     let mut rollouts: Vec<(Service, Vec<Host>)> = Vec::new();
-    let mut selected = targets::services(config, services)?;
-    // Services in deploy order: each after those its `after` lists (when selected too).
-    let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
-    for (i, name) in config.in_order(&names).iter().enumerate() {
-        if let Some(j) = selected.iter().position(|s| s.name == *name) {
-            selected.swap(i, j);
-        }
-    }
-    for service in selected {
+    for service in in_order(config, targets::services(config, services)?) {
         if rollouts.iter().any(|(s, _)| s.name == service.name) {
             continue;
         }
@@ -306,10 +300,7 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
     (results, event)
 }
 
-async fn roll_out_hosts(
-    ctx: &Ctx,
-    hosts: Vec<Host>,
-) -> (Vec<HostResult>, Option<RolloutEvent>) {
+async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<RolloutEvent>) {
     let service = &ctx.service;
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let waves = if ctx.opts.dry_run {
@@ -467,6 +458,18 @@ async fn roll_out_hosts(
     (results, Some(event))
 }
 
+/// Services in deploy order: each after those its `after` lists (when selected too).
+fn in_order(config: &Config, selected: Vec<Service>) -> Vec<Service> {
+    let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
+    let mut selected: Vec<Option<Service>> = selected.into_iter().map(Some).collect();
+    config
+        .in_order(&names)
+        .iter()
+        .filter_map(|n| names.iter().position(|m| m == n))
+        .filter_map(|i| selected[i].take())
+        .collect()
+}
+
 /// A service that comes after one that failed (`after`): not deployed, its hosts keep their
 /// releases; said once, and as its rollout's `stopped`.
 fn skip_service(
@@ -476,10 +479,7 @@ fn skip_service(
     reporter: &Reporter,
 ) -> (Vec<HostResult>, RolloutEvent) {
     let why = format!("it comes after {failed}, which did not deploy everywhere (after)");
-    reporter.warn(
-        None,
-        &format!("{}: not deployed: {why}", service.name),
-    );
+    reporter.warn(None, &format!("{}: not deployed: {why}", service.name));
     let results: Vec<HostResult> = hosts
         .iter()
         .map(|h| {
@@ -489,9 +489,7 @@ fn skip_service(
                 HostOutcome::NotReached,
                 None,
                 None,
-                Some(format!(
-                    "not deployed, keeps its current release: {why}"
-                )),
+                Some(format!("not deployed, keeps its current release: {why}")),
                 exit::OK,
             )
         })

@@ -98,6 +98,17 @@ impl<'a> Runner<'a> {
             let step = self.plan.steps[index].clone();
             crate::fault::point(step.name());
             crate::fault::pause(step.name()).await;
+            // Nothing live changes before the rollout's migration has passed.
+            if matches!(
+                step,
+                Step::BeforeSwitch { .. } | Step::ArmRevert { .. } | Step::Activate { .. }
+            ) && !self.migrated
+            {
+                self.migrated = true;
+                if let Some(Flow::Done(result)) = self.await_migration().await {
+                    return Ok(result);
+                }
+            }
             self.ss.step(index, &step);
             match self.step(&step).await {
                 Ok(Flow::Next) => {}
@@ -110,16 +121,6 @@ impl<'a> Runner<'a> {
 
     async fn step(&mut self, step: &Step) -> Result<Flow> {
         let ss = self.ss;
-        if matches!(
-            step,
-            Step::BeforeSwitch { .. } | Step::ArmRevert { .. } | Step::Activate { .. }
-        ) && !self.migrated
-        {
-            self.migrated = true;
-            if let Some(done) = self.await_migration().await {
-                return Ok(done);
-            }
-        }
         match step {
             Step::Lock => {}
             Step::Unchanged { current } => return Ok(Flow::Done(unchanged(ss, current))),
@@ -291,10 +292,12 @@ impl<'a> Runner<'a> {
         if m.leader == self.ss.host.name {
             return None;
         }
-        self.ss.phase(
-            "migrate",
-            format!("waiting for the migration on {} before switching", m.leader),
-        );
+        if m.pending() {
+            self.ss.phase(
+                "migrate",
+                format!("waiting for the migration on {} before switching", m.leader),
+            );
+        }
         let why = m.wait().await.err()?;
         let reason = format!(
             "not switched: {why}; nothing switched on any host, {} keeps serving",
@@ -313,7 +316,9 @@ impl<'a> Runner<'a> {
     /// Run the rollout's migration here (once), or find that it ran for this content.
     async fn migrate(&mut self, command: &str) -> Result<Flow> {
         let ss = self.ss;
-        let m = self.migration.expect("a migrate step only with a migration");
+        let m = self
+            .migration
+            .expect("a migrate step only with a migration");
         self.migrated = true;
         let id = self.id().to_string();
         let event = |result: &'static str, reason: Option<String>| {
@@ -369,7 +374,10 @@ impl<'a> Runner<'a> {
             return Ok(Flow::Next);
         };
         event("failed", Some(reason.clone()));
-        m.shut(format!("the migration failed on {}: {reason}", ss.host.name));
+        m.shut(format!(
+            "the migration failed on {}: {reason}",
+            ss.host.name
+        ));
         let why = format!(
             "{reason}; nothing switched on any host, {} keeps serving",
             self.previous().unwrap_or("no release")
