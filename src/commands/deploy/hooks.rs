@@ -5,6 +5,8 @@
 //!   host's deploy and the old release keeps serving, untouched.
 //! - `after_switch` runs on each host in the new (now current) release's directory, once the
 //!   units are verified up and healthy: a failure is a failed deploy (rolled back as planned).
+//! - `migrate` runs once per rollout, on one host, after its seal and before any host
+//!   switches (see `super::migrate`).
 //! - `local_after` runs once per deploy on the machine running ferry, in the config's
 //!   directory, after every host, with `FERRY_RESULT` (`ok`, `rolled-back`, `failed`).
 //!
