@@ -26,6 +26,8 @@
 //! - ferry75..ferry79: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry82, ferry83: blue/green under load (tests/switch.rs); ferry84: bench/switch.sh
+//! - ferry71..ferry74: a migration run once per rollout (tests/migrate.rs)
+//! - ferry80: services in order, `after` (tests/migrate.rs)
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
@@ -44,6 +46,7 @@ mod faults;
 mod first_hour;
 mod fleets;
 mod logs_status;
+mod migrate;
 mod plan;
 mod props;
 mod revert;

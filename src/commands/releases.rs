@@ -155,6 +155,7 @@ mod tests {
             start: vec![],
             judging: None,
             switch: None,
+            migrate: None,
         };
         let text = format!(
             "manifest=20261124T120000Z-00000001 {}\nsize=20261124T120000Z-00000001 12\nmanifest=20261124T130000Z-00000002\nmanifest=junk {{}}\n",

@@ -161,6 +161,7 @@ async fn rollback_locked(
             exit::OK,
         ));
     }
+    let not_undone = migrations_past(&manifests, &target, current, &remote.history);
     let Some(manifest) = manifests
         .into_iter()
         .find(|(i, _)| *i == target)
@@ -195,7 +196,20 @@ async fn rollback_locked(
             if remote.revert_pending {
                 ss.cancel_revert().await?;
             }
-            Ok(ss.result(HostOutcome::Ok, Some(&target), current, None, exit::OK))
+            let note = (!not_undone.is_empty()).then(|| {
+                let said: Vec<String> = not_undone
+                    .iter()
+                    .map(|r| format!("the migration of release {r} is not undone"))
+                    .collect();
+                said.join("; ")
+            });
+            if let Some(n) = &note {
+                ss.warn(&format!(
+                    "{}: {n} (ferry does not reverse migrations)",
+                    ss.service.name
+                ));
+            }
+            Ok(ss.result(HostOutcome::Ok, Some(&target), current, note, exit::OK))
         }
         Err(f) => {
             let reason = f.reason;
@@ -247,4 +261,36 @@ async fn rollback_locked(
             }
         }
     }
+}
+
+/// The releases a rollback from `current` to `target` goes back past (newer than `target`,
+/// up to `current`) that went live on this host with a migration (`hooks.migrate`): their
+/// migrations stay done.
+fn migrations_past(
+    manifests: &[(String, Option<release::Manifest>)],
+    target: &str,
+    current: Option<&str>,
+    history: &[HistoryRecord],
+) -> Vec<String> {
+    let Some(current) = current else {
+        return Vec::new();
+    };
+    let went_live = |id: &str| {
+        id == current
+            || history
+                .iter()
+                .any(|h| h.release == id && h.action == "deploy" && h.outcome == "ok")
+    };
+    let mut ids: Vec<String> = manifests
+        .iter()
+        .filter(|(id, m)| {
+            id.as_str() > target
+                && id.as_str() <= current
+                && m.as_ref().is_some_and(|m| m.migrate.is_some())
+                && went_live(id)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids
 }

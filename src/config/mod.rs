@@ -182,3 +182,5 @@ fn readable_file(path: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_order;

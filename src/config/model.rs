@@ -157,6 +157,9 @@ pub struct Service {
     /// `[services.NAME.switch]`: blue/green behind a front that never restarts (see
     /// `crate::systemd::switch`).
     pub switch: Option<crate::systemd::switch::Switch>,
+    /// `after`: services a deploy of several deploys before this one (validated: known
+    /// names, no cycle).
+    pub after: Vec<String>,
 }
 
 /// Where the value of an environment variable comes from.
@@ -193,6 +196,11 @@ pub struct Hooks {
     /// On the machine running ferry, once per deploy, after every host, in the config's
     /// directory.
     pub local_after: Option<String>,
+    /// Once per rollout, on one host (`migrate_on`, else the first host deployed), in the new
+    /// release's directory with its env, after its seal and before any host switches.
+    pub migrate: Option<String>,
+    /// The host `migrate` runs on (one of the service's hosts).
+    pub migrate_on: Option<String>,
     /// The longest a hook may run (default 5m).
     pub timeout: Duration,
     /// The config file's directory (where `local_after` runs).
@@ -205,6 +213,8 @@ impl Default for Hooks {
             before_switch: None,
             after_switch: None,
             local_after: None,
+            migrate: None,
+            migrate_on: None,
             timeout: Duration::from_secs(300),
             dir: PathBuf::from("."),
         }

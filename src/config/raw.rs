@@ -82,6 +82,8 @@ pub(crate) struct RawService {
     pub(crate) instances: Option<BTreeMap<String, toml::Value>>,
     /// Blue/green behind a front (see `crate::systemd::switch`).
     pub(crate) switch: Option<RawSwitch>,
+    /// Services deployed before this one when one `ferry deploy` deploys several.
+    pub(crate) after: Option<Vec<String>>,
 }
 
 /// `[services.NAME.switch]`.
@@ -110,6 +112,8 @@ pub(crate) struct RawHooks {
     pub(crate) before_switch: Option<String>,
     pub(crate) after_switch: Option<String>,
     pub(crate) local_after: Option<String>,
+    pub(crate) migrate: Option<String>,
+    pub(crate) migrate_on: Option<String>,
     pub(crate) timeout: Option<String>,
 }
 

@@ -135,4 +135,45 @@ impl Config {
             })
             .collect()
     }
+
+    /// `names` (services of this config) in deploy order: a service after those its `after`
+    /// lists among `names`, otherwise in the order given. (`after` has no cycle: validated.)
+    pub fn in_order(&self, names: &[String]) -> Vec<String> {
+        let mut left: Vec<&String> = names.iter().collect();
+        let mut out: Vec<String> = Vec::new();
+        while !left.is_empty() {
+            let ready = left.iter().position(|n| {
+                self.services.get(*n).is_none_or(|s| {
+                    s.after
+                        .iter()
+                        .all(|a| out.contains(a) || !left.contains(&a) || a == *n)
+                })
+            });
+            // A cycle cannot pass validation; should one get here, the given order stands.
+            let i = ready.unwrap_or(0);
+            out.push(left.remove(i).clone());
+        }
+        out
+    }
+
+    /// Does `service` come after `other`, directly or through services in between?
+    pub fn comes_after(&self, service: &str, other: &str) -> bool {
+        let mut todo = vec![service.to_string()];
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(s) = todo.pop() {
+            let Some(svc) = self.services.get(&s) else {
+                continue;
+            };
+            for a in &svc.after {
+                if a == other {
+                    return true;
+                }
+                if !seen.contains(a) {
+                    seen.push(a.clone());
+                    todo.push(a.clone());
+                }
+            }
+        }
+        false
+    }
 }

@@ -30,6 +30,8 @@ pub struct Options {
     pub no_rollback: bool,
     /// Deploy even when the release is the one already current and up (`--force`).
     pub force: bool,
+    /// This host runs the service's `migrate` hook (once per rollout), after its seal.
+    pub migrate: bool,
 }
 
 /// Does a host whose state is `remote` get the local file of `size` bytes at `dest` uploaded,
@@ -195,6 +197,7 @@ pub fn make(
         start: start.clone(),
         judging: Some(release::StoredJudging::of(service)),
         switch: service.switch.clone(),
+        migrate: service.hooks.migrate.clone(),
     };
     // Blue/green: the idle colour gets the release.
     let switch = service.switch.as_ref().map(|sw| {
@@ -392,8 +395,11 @@ pub(crate) fn steps(
     };
     // The release's own unit files are checked (not units it removes, not instances of its
     // templates). The self-revert is armed by the seal's command too, unless a before_switch
-    // hook runs first (it may fail, and the timer would then guard a release never switched to).
+    // hook runs first (it may fail, and the timer would then guard a release never switched to),
+    // or the service has a migration (every host waits for it before the switch, which may take
+    // longer than the timer).
     let hook = service.hooks.before_switch.as_ref();
+    let migrate = service.hooks.migrate.as_ref();
     steps.push(Step::Seal {
         release: plan.release.clone(),
         units: if units_checked_before(plan, remote) {
@@ -401,15 +407,22 @@ pub(crate) fn steps(
         } else {
             plan.manifest.units.iter().map(|u| u.name.clone()).collect()
         },
-        arm_revert: arm.clone().filter(|_| hook.is_none()),
+        arm_revert: arm.clone().filter(|_| hook.is_none() && migrate.is_none()),
     });
+    if let Some(command) = migrate.filter(|_| opts.migrate) {
+        steps.push(Step::Migrate {
+            command: command.clone(),
+        });
+    }
     if let Some(command) = hook {
         steps.push(Step::BeforeSwitch {
             command: command.clone(),
         });
-        if let Some(RevertArm { to, after_ms }) = arm {
-            steps.push(Step::ArmRevert { to, after_ms });
-        }
+    }
+    if (hook.is_some() || migrate.is_some())
+        && let Some(RevertArm { to, after_ms }) = arm
+    {
+        steps.push(Step::ArmRevert { to, after_ms });
     }
     steps.push(Step::Activate {
         release: plan.release.clone(),

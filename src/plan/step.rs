@@ -95,6 +95,11 @@ pub enum Step {
         #[serde(skip_serializing_if = "Option::is_none")]
         arm_revert: Option<RevertArm>,
     },
+    /// Run the service's `migrate` hook, once per rollout, on this host only, in the new
+    /// release's directory with its env; every host of the rollout waits for it before it
+    /// switches, and its failure stops the rollout with nothing switched. Skipped (and said
+    /// so) when it already ran for a release of the same content.
+    Migrate { command: String },
     /// Run the `before_switch` hook in the new release's directory, with its env. Failure
     /// stops the deploy on this host before anything live changes.
     BeforeSwitch { command: String },
@@ -174,6 +179,7 @@ impl Step {
             Step::Reuse { .. } => "reuse",
             Step::Upload { .. } => "upload",
             Step::Seal { .. } => "seal",
+            Step::Migrate { .. } => "migrate",
             Step::BeforeSwitch { .. } => "before-switch",
             Step::ArmRevert { .. } => "arm-revert",
             Step::Activate { .. } => "activate",

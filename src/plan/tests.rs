@@ -180,6 +180,7 @@ fn unchanged_files_are_reused_changed_ones_uploaded() {
         start: vec![],
         judging: None,
         switch: None,
+        migrate: None,
     });
     let p = plan_on(&remote);
     assert_eq!(p.files[0].transfer, Transfer::Reuse);
@@ -207,6 +208,7 @@ fn parses_remote_state() {
         start: vec![],
         judging: None,
         switch: None,
+        migrate: None,
     };
     let text = format!(
         "current=releases/{OLD}\nrelease={OLD}\nrelease=garbage\nrelease={ID}\nmanifest={}\nunit={} app.service\nfile={} bin/app\nhistory={{\"bad\nfile=x\nunitstate.Id=ferry-revert-app.timer\nunitstate.ActiveState=active\nunitstate.NeedDaemonReload=no\nrevert_for={OLD}\n",
@@ -430,6 +432,7 @@ fn back_to_removes_units_the_failed_release_added() {
         start: vec![],
         judging: None,
         switch: None,
+        migrate: None,
     };
     let mut from = to.clone();
     from.id = ID.into();

@@ -31,6 +31,14 @@ pub fn release_id(now: SystemTime, content_hash: &str) -> String {
     )
 }
 
+/// What a release id says of its content (the hash after the time, without the `.N` of a
+/// second release of the same content in the same second): two releases with the same key
+/// hold the same files, units and env.
+pub fn content_key(id: &str) -> &str {
+    let rest = id.get(17..).unwrap_or(id);
+    rest.split('.').next().unwrap_or(rest)
+}
+
 /// The time part of a release id: `20261124T123456Z`.
 fn id_stamp(now: SystemTime) -> String {
     humantime::format_rfc3339_seconds(now)
@@ -116,6 +124,10 @@ pub struct Manifest {
     /// `[services.NAME.switch]` of the release: it runs as blue/green colours behind a front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch: Option<crate::systemd::switch::Switch>,
+    /// The `migrate` hook the release was deployed with: run once per rollout, never undone
+    /// (a rollback past this release says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -371,6 +371,10 @@ pub fn step_text(step: &Step) -> String {
                 None => format!("move the front to {} (first blue/green deploy)", to.name()),
             }
         }
+        Step::Migrate { command } => format!(
+            "run the migration once for the rollout (every host waits for it before switching; skipped if it ran for this release): {}",
+            sanitize(command)
+        ),
         Step::BeforeSwitch { command } => {
             format!("run the before_switch hook: {}", sanitize(command))
         }

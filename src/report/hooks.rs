@@ -82,3 +82,60 @@ impl Human for HookEvent {
         }
     }
 }
+
+/// What became of a service's migration (`hooks.migrate`) in a rollout: `ran`, `skipped`
+/// (it ran before for a release of the same content; `reason` says where and when), or
+/// `failed` (nothing was switched on any host).
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The host it ran on (or was checked on).
+    pub host: String,
+    pub service: String,
+    pub release: String,
+    /// ran, skipped, failed
+    pub result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl MigrateEvent {
+    pub fn new(
+        host: &str,
+        service: &str,
+        release: &str,
+        result: &'static str,
+        reason: Option<String>,
+    ) -> MigrateEvent {
+        MigrateEvent {
+            kind: "migrate",
+            host: host.to_string(),
+            service: service.to_string(),
+            release: release.to_string(),
+            result,
+            reason,
+        }
+    }
+}
+
+impl Human for MigrateEvent {
+    fn human(&self, s: &Style) -> Option<String> {
+        let h = s.bold(&self.host);
+        let why = self
+            .reason
+            .as_deref()
+            .map(|r| format!(": {}", sanitize(r)))
+            .unwrap_or_default();
+        let what = match self.result {
+            "ran" => s.green("ran"),
+            "skipped" => "skipped".to_string(),
+            other => s.red(&other.to_uppercase()),
+        };
+        Some(format!(
+            "{h} migration of {} for release {} {what}{why}",
+            sanitize(&self.service),
+            self.release
+        ))
+    }
+}

@@ -5,6 +5,8 @@
 //!   host's deploy and the old release keeps serving, untouched.
 //! - `after_switch` runs on each host in the new (now current) release's directory, once the
 //!   units are verified up and healthy: a failure is a failed deploy (rolled back as planned).
+//! - `migrate` runs once per rollout, on one host, after its seal and before any host
+//!   switches (see `super::migrate`).
 //! - `local_after` runs once per deploy on the machine running ferry, in the config's
 //!   directory, after every host, with `FERRY_RESULT` (`ok`, `rolled-back`, `failed`).
 //!
@@ -32,6 +34,7 @@ use crate::transport::ssh::Stream;
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
+    Migrate,
     BeforeSwitch,
     AfterSwitch,
     LocalAfter,
@@ -40,6 +43,7 @@ pub enum Hook {
 impl Hook {
     pub fn name(self) -> &'static str {
         match self {
+            Hook::Migrate => "migrate",
             Hook::BeforeSwitch => "before_switch",
             Hook::AfterSwitch => "after_switch",
             Hook::LocalAfter => "local_after",

@@ -2,11 +2,14 @@
 //! (canary hosts first, then batches, within the failure budget: see `rollout`), putting hosts
 //! back when asked to; on each host `execute` makes the plan and executes its steps.
 //!
-//! Several services are rolled out one after another, each with its own rollout; a rollout that
-//! stops does not stop the next service's. Each rollout's outcome per host is recorded in
+//! Several services are rolled out one after another, each with its own rollout, in the order
+//! of their `after` lists; a rollout that stops does not stop the next service's, unless that
+//! one comes after it (then it is not deployed). A service's `migrate` hook runs once per
+//! rollout, before any host switches (see `migrate`). Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
 pub mod hooks;
+mod migrate;
 pub mod rollout;
 mod runner;
 pub mod state;
@@ -15,6 +18,7 @@ pub mod steps;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::commands::deploy::migrate::Migration;
 use crate::commands::deploy::rollout::Budget;
 use crate::commands::fanout;
 use crate::commands::targets;
@@ -48,7 +52,7 @@ pub async fn run(
     };
     // Each selected service with its selected hosts, in the order its `hosts` lists them.
     let mut rollouts: Vec<(Service, Vec<Host>)> = Vec::new();
-    for service in targets::services(config, services)? {
+    for service in in_order(config, targets::services(config, services)?) {
         if rollouts.iter().any(|(s, _)| s.name == service.name) {
             continue;
         }
@@ -133,7 +137,18 @@ pub async fn run(
     let mut results: Vec<HostResult> = Vec::new();
     let mut events: Vec<RolloutEvent> = Vec::new();
     let mut deployed: Vec<(String, Arc<local::Local>)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
     for ((service, hosts), local) in rollouts.into_iter().zip(prepared) {
+        if let Some(before) = failed
+            .iter()
+            .find(|f| !opts.dry_run && config.comes_after(&service.name, f))
+        {
+            let (r, e) = skip_service(&service, &hosts, before, &reporter);
+            failed.push(service.name.clone());
+            results.extend(r);
+            events.push(e);
+            continue;
+        }
         deployed.push((service.name.clone(), local.clone()));
         let ctx = Ctx {
             service: Arc::new(service),
@@ -143,8 +158,12 @@ pub async fn run(
             opts: opts.clone(),
             reporter: reporter.clone(),
             state_file: state_file.clone(),
+            migration: None,
         };
         let (r, e) = roll_out(&ctx, hosts).await;
+        if r.iter().any(|r| !r.result.is_success()) {
+            failed.push(ctx.service.name.clone());
+        }
         results.extend(r);
         events.extend(e);
         // The connections opened early were for the first rollout's hosts.
@@ -223,6 +242,8 @@ struct Ctx {
     opts: Arc<Options>,
     reporter: Arc<Reporter>,
     state_file: std::path::PathBuf,
+    /// The rollout's migration (`hooks.migrate`), which every host waits for.
+    migration: Option<Arc<Migration>>,
 }
 
 impl Ctx {
@@ -235,6 +256,7 @@ impl Ctx {
             opts: self.opts.clone(),
             reporter: self.reporter.clone(),
             state_file: self.state_file.clone(),
+            migration: self.migration.clone(),
         }
     }
 
@@ -264,6 +286,25 @@ impl Ctx {
 /// Roll one service out over `hosts`: its results in rollout order, and the rollout's summary
 /// (none for a dry run).
 async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<RolloutEvent>) {
+    let mut ctx = ctx.share();
+    let mut hosts = hosts;
+    let recorded = state::load(&ctx.state_file)
+        .ok()
+        .and_then(|s| s.migrated(&ctx.service.name).cloned());
+    ctx.migration = Migration::for_rollout(&ctx.service, &mut hosts, recorded).map(Arc::new);
+    let (results, event) = roll_out_hosts(&ctx, hosts).await;
+    if let Some(ran) = ctx.migration.as_ref().and_then(|m| m.done())
+        && !ctx.opts.dry_run
+    {
+        let name = &ctx.service.name;
+        if let Err(e) = state::update(&ctx.state_file, |s| s.set_migrated(name, ran)) {
+            ctx.reporter.warn(None, &e.to_string());
+        }
+    }
+    (results, event)
+}
+
+async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<RolloutEvent>) {
     let service = &ctx.service;
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let waves = if ctx.opts.dry_run {
@@ -326,10 +367,17 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
                         return not_reached(&host.name, &c.service.name, &why);
                     }
                     let r = deploy_host(&host, &c).await;
+                    if let Some(m) = &c.migration
+                        && m.leader == host.name
+                    {
+                        m.leader_ended(&r);
+                    }
                     if !c.opts.dry_run {
-                        b.lock()
-                            .unwrap()
-                            .record(&host.name, canary, r.result.is_success());
+                        let mut b = b.lock().unwrap();
+                        b.record(&host.name, canary, r.result.is_success());
+                        if let Some(why) = c.migration.as_ref().and_then(|m| m.failed()) {
+                            b.halt(why);
+                        }
                     }
                     c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
                     r
@@ -414,6 +462,56 @@ async fn roll_out(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option<Rollo
     (results, Some(event))
 }
 
+/// Services in deploy order: each after those its `after` lists (when selected too).
+fn in_order(config: &Config, selected: Vec<Service>) -> Vec<Service> {
+    let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
+    let mut selected: Vec<Option<Service>> = selected.into_iter().map(Some).collect();
+    config
+        .in_order(&names)
+        .iter()
+        .filter_map(|n| names.iter().position(|m| m == n))
+        .filter_map(|i| selected[i].take())
+        .collect()
+}
+
+/// A service that comes after one that failed (`after`): not deployed, its hosts keep their
+/// releases; said once, and as its rollout's `stopped`.
+fn skip_service(
+    service: &Service,
+    hosts: &[Host],
+    failed: &str,
+    reporter: &Reporter,
+) -> (Vec<HostResult>, RolloutEvent) {
+    let why = format!("it comes after {failed}, which did not deploy everywhere (after)");
+    reporter.warn(None, &format!("{}: not deployed: {why}", service.name));
+    let results: Vec<HostResult> = hosts
+        .iter()
+        .map(|h| {
+            HostResult::new(
+                &h.name,
+                &service.name,
+                HostOutcome::NotReached,
+                None,
+                None,
+                Some(format!("not deployed, keeps its current release: {why}")),
+                exit::OK,
+            )
+        })
+        .collect();
+    let event = RolloutEvent {
+        kind: "rollout",
+        service: service.name.clone(),
+        hosts: hosts.len(),
+        batches: 0,
+        deployed: 0,
+        failed: 0,
+        put_back: 0,
+        not_reached: hosts.len(),
+        stopped: Some(format!("not deployed: {why}")),
+    };
+    (results, event)
+}
+
 /// A host the rollout did not start on: it keeps its release.
 fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
     HostResult::new(
@@ -451,9 +549,14 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
         .service(&ctx.service)
         .masking(ctx.local.skeleton.env.as_ref())
         .probing(&ctx.local.skeleton);
-    let result =
-        crate::commands::deploy::steps::deploy_service(&ss, &ctx.local, &ctx.origin, &ctx.opts)
-            .await;
+    let result = crate::commands::deploy::steps::deploy_service(
+        &ss,
+        &ctx.local,
+        &ctx.origin,
+        &ctx.opts,
+        ctx.migration.as_deref(),
+    )
+    .await;
     session.close().await;
     result
 }

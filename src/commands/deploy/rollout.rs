@@ -55,6 +55,7 @@ pub struct Budget {
     max_fail: usize,
     failed: Vec<String>,
     canary_failed: Option<String>,
+    halted: Option<String>,
 }
 
 impl Budget {
@@ -63,7 +64,13 @@ impl Budget {
             max_fail: rollout.max_fail,
             failed: Vec::new(),
             canary_failed: None,
+            halted: None,
         }
+    }
+
+    /// Stop the rollout whatever the budget says (a failed migration), for this reason.
+    pub fn halt(&mut self, why: String) {
+        self.halted.get_or_insert(why);
     }
 
     /// Count the outcome of `host` (`ok`: it is on the new release and verified).
@@ -84,6 +91,9 @@ impl Budget {
 
     /// Why the rollout must stop now, or None to go on.
     pub fn stop_reason(&self) -> Option<String> {
+        if let Some(why) = &self.halted {
+            return Some(why.clone());
+        }
         if let Some(host) = &self.canary_failed {
             return Some(format!("the canary host {host} failed"));
         }
@@ -197,6 +207,19 @@ mod tests {
         b.record("h2", false, false);
         assert!(b.stop_reason().is_some());
         assert_eq!(b.failed(), ["h1", "h2"]);
+    }
+
+    #[test]
+    fn a_halt_stops_whatever_max_fail_says() {
+        let mut b = Budget::new(&rollout(0, Batch::Count(1), 10));
+        b.record("h1", false, false);
+        assert_eq!(b.stop_reason(), None);
+        b.halt("the migration failed on h1".into());
+        b.halt("a second reason".into());
+        assert_eq!(
+            b.stop_reason().as_deref(),
+            Some("the migration failed on h1")
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! its result. A lost connection says in which step, and what state that leaves the host in.
 
 use crate::commands::deploy::hooks::{self, Hook};
+use crate::commands::deploy::migrate::{self, Migration};
+use crate::commands::deploy::state::Migrated;
 use crate::commands::deploy::steps::{
     Name, Provisional, fail, make_plan, record, refusal_code, unchanged,
 };
@@ -13,6 +15,7 @@ use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, Origin, Plan, RemoteState, Step};
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::HostResult;
+use crate::report::hooks::MigrateEvent;
 use crate::session::{Before, LiveFailure, ServiceSession};
 use crate::transport::sftp::Sftp;
 
@@ -47,6 +50,10 @@ pub(crate) struct Runner<'a> {
     before: Before,
     /// The index of the step under way.
     at: usize,
+    /// The rollout's migration, which every host waits for before it switches.
+    migration: Option<&'a Migration>,
+    /// The migration has passed (or there is none to wait for).
+    migrated: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -72,7 +79,16 @@ impl<'a> Runner<'a> {
             armed: false,
             before: Before::default(),
             at: 0,
+            migration: None,
+            migrated: false,
         }
+    }
+
+    /// The rollout has a migration: this host waits for it before it switches (or runs it,
+    /// when its plan has the `migrate` step).
+    pub(crate) fn with_migration(mut self, migration: Option<&'a Migration>) -> Runner<'a> {
+        self.migration = migration;
+        self
     }
 
     /// Run every step; the result of the deploy on this host.
@@ -82,6 +98,17 @@ impl<'a> Runner<'a> {
             let step = self.plan.steps[index].clone();
             crate::fault::point(step.name());
             crate::fault::pause(step.name()).await;
+            // Nothing live changes before the rollout's migration has passed.
+            if matches!(
+                step,
+                Step::BeforeSwitch { .. } | Step::ArmRevert { .. } | Step::Activate { .. }
+            ) && !self.migrated
+            {
+                self.migrated = true;
+                if let Some(Flow::Done(result)) = self.await_migration().await {
+                    return Ok(result);
+                }
+            }
             self.ss.step(index, &step);
             match self.step(&step).await {
                 Ok(Flow::Next) => {}
@@ -112,6 +139,7 @@ impl<'a> Runner<'a> {
             Step::Seal {
                 units, arm_revert, ..
             } => return self.seal(units, arm_revert.as_ref()).await,
+            Step::Migrate { command } => return self.migrate(command).await,
             Step::BeforeSwitch { command } => return self.before_switch(command).await,
             Step::ArmRevert { to, .. } => {
                 let to = ss.manifest_of(to, self.remote).await?;
@@ -261,6 +289,111 @@ impl<'a> Runner<'a> {
             return Err(e);
         }
         Ok(Flow::Next)
+    }
+
+    /// Wait for the rollout's migration (run by another host) before anything live changes;
+    /// when it failed, this host stops here with nothing switched.
+    async fn await_migration(&mut self) -> Option<Flow> {
+        let m = self.migration?;
+        if m.leader == self.ss.host.name {
+            return None;
+        }
+        if m.pending() {
+            self.ss.phase(
+                "migrate",
+                format!("waiting for the migration on {} before switching", m.leader),
+            );
+        }
+        let why = m.wait().await.err()?;
+        let reason = format!(
+            "not switched: {why}; nothing switched on any host, {} keeps serving",
+            self.previous().unwrap_or("no release")
+        );
+        self.ss
+            .record(&self.record("failed", Some(reason.clone())))
+            .await;
+        Some(Flow::Done(self.result(
+            HostOutcome::Failed,
+            Some(reason),
+            exit::FAILED,
+        )))
+    }
+
+    /// Run the rollout's migration here (once), or find that it ran for this content.
+    async fn migrate(&mut self, command: &str) -> Result<Flow> {
+        let ss = self.ss;
+        let m = self
+            .migration
+            .expect("a migrate step only with a migration");
+        self.migrated = true;
+        let id = self.id().to_string();
+        let event = |result: &'static str, reason: Option<String>| {
+            ss.reporter.emit(&MigrateEvent::new(
+                &ss.host.name,
+                &ss.service.name,
+                &id,
+                result,
+                reason,
+            ));
+        };
+        if let Some(ran) = m.already_ran(&id, &self.remote.history) {
+            event(
+                "skipped",
+                Some(format!(
+                    "it already ran for release {} (same content) on {} at {}",
+                    ran.release, ran.host, ran.time
+                )),
+            );
+            m.open(ran);
+            return Ok(Flow::Next);
+        }
+        let failed = if m.on != ss.host.name {
+            Some(format!(
+                "the migration of {id} runs on {} (migrate_on), which this deploy does not select, and it has not run for this release: deploy with --host {} too",
+                m.on, m.on
+            ))
+        } else {
+            hooks::run_remote(
+                ss,
+                Hook::Migrate,
+                command,
+                &id,
+                self.previous(),
+                self.local.env.as_ref(),
+            )
+            .await?
+        };
+        let Some(reason) = failed else {
+            ss.record(&migrate::record(
+                &id,
+                self.previous(),
+                &self.origin.by,
+                command,
+            ))
+            .await;
+            event("ran", None);
+            m.open(Migrated {
+                release: id.clone(),
+                host: ss.host.name.clone(),
+                time: release::now_rfc3339(),
+            });
+            return Ok(Flow::Next);
+        };
+        event("failed", Some(reason.clone()));
+        m.shut(format!(
+            "the migration failed on {}: {reason}",
+            ss.host.name
+        ));
+        let why = format!(
+            "{reason}; nothing switched on any host, {} keeps serving",
+            self.previous().unwrap_or("no release")
+        );
+        ss.record(&self.record("failed", Some(why.clone()))).await;
+        Ok(Flow::Done(self.result(
+            HostOutcome::Failed,
+            Some(why),
+            exit::FAILED,
+        )))
     }
 
     async fn before_switch(&mut self, command: &str) -> Result<Flow> {

@@ -37,6 +37,17 @@ pub struct ServiceState {
     pub time: String,
     #[serde(default)]
     pub hosts: BTreeMap<String, HostState>,
+    /// The last migration (`hooks.migrate`) that ran, or was found run, for the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrated: Option<Migrated>,
+}
+
+/// A migration that succeeded: for which release, on which host, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migrated {
+    pub release: String,
+    pub host: String,
+    pub time: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +97,19 @@ impl State {
                 },
             );
         }
+    }
+
+    /// The migration recorded for `service`.
+    pub fn migrated(&self, service: &str) -> Option<&Migrated> {
+        self.services.get(service)?.migrated.as_ref()
+    }
+
+    /// Record that the migration of `service` ran (or was found run).
+    pub fn set_migrated(&mut self, service: &str, migrated: Migrated) {
+        self.services
+            .entry(service.to_string())
+            .or_default()
+            .migrated = Some(migrated);
     }
 
     /// Record a host's result.

@@ -11,8 +11,8 @@ use crate::prepare::local::Local;
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::{HostResult, PlanEvent};
 use crate::session::{LiveFailure, ServiceSession};
-use crate::transport::sftp::Sftp;
 
+use super::migrate::Migration;
 use super::runner::Runner;
 
 /// Options of `ferry deploy`.
@@ -31,16 +31,17 @@ pub struct Options {
 }
 
 /// Deploy one service on one host; every outcome is a [`HostResult`].
-pub async fn deploy_service(
+pub(crate) async fn deploy_service(
     ss: &ServiceSession<'_>,
     local: &Local,
     origin: &Origin,
     opts: &Options,
+    migration: Option<&Migration>,
 ) -> HostResult {
     let outcome = if opts.dry_run {
-        dry_run(ss, local, origin, opts).await
+        dry_run(ss, local, origin, opts, migration).await
     } else {
-        deploy_locked(ss, local, origin, opts).await
+        deploy_locked(ss, local, origin, opts, migration).await
     };
     outcome.unwrap_or_else(|e| {
         let code = e.exit_code().max(1);
@@ -84,10 +85,12 @@ pub(super) enum Name<'a> {
     StagedAs(&'a str),
 }
 
-fn plan_options(opts: &Options) -> plan::Options {
+/// The plan's options on `host`: it runs the migration when it is the rollout's migrate host.
+fn plan_options(opts: &Options, migration: Option<&Migration>, host: &str) -> plan::Options {
     plan::Options {
         no_rollback: opts.no_rollback,
         force: opts.force,
+        migrate: migration.is_some_and(|m| m.leader == host),
     }
 }
 
@@ -136,6 +139,7 @@ async fn dry_run(
     local: &Local,
     origin: &Origin,
     opts: &Options,
+    migration: Option<&Migration>,
 ) -> Result<HostResult> {
     let skeleton = &local.skeleton;
     let remote = ss
@@ -146,7 +150,7 @@ async fn dry_run(
         &*local.full().await?,
         &remote,
         origin,
-        plan_options(opts),
+        plan_options(opts, migration, &ss.host.name),
         Name::Fresh,
     )?;
     ss.reporter.emit(&PlanEvent {
@@ -204,6 +208,7 @@ async fn deploy_locked(
     local: &Local,
     origin: &Origin,
     opts: &Options,
+    migration: Option<&Migration>,
 ) -> Result<HostResult> {
     // The host is locked and read while the files may still be being hashed.
     let (prepared, local) = (local, &local.skeleton);
@@ -226,7 +231,7 @@ async fn deploy_locked(
         } else {
             Name::Pending
         };
-        let opts = plan_options(opts);
+        let opts = plan_options(opts, migration, &ss.host.name);
         let (plan, rendered) = make_plan(ss, &view, &remote, origin, opts, name)?;
         let provisional = Provisional {
             prepared,
@@ -234,26 +239,14 @@ async fn deploy_locked(
             deferred,
             opts,
         };
-        execute(ss, &plan, &rendered, &remote, origin, sftp, provisional).await
+        Runner::new(ss, &plan, &rendered, &remote, origin, sftp, provisional)
+            .with_migration(migration)
+            .run()
+            .await
     }
     .await;
     lock.release().await;
     result
-}
-
-/// Execute the plan's steps in order (see `runner::Runner`).
-pub async fn execute(
-    ss: &ServiceSession<'_>,
-    plan: &Plan,
-    local: &LocalRelease,
-    remote: &RemoteState,
-    origin: &Origin,
-    sftp: Result<Sftp>,
-    provisional: Provisional<'_>,
-) -> Result<HostResult> {
-    Runner::new(ss, plan, local, remote, origin, sftp, provisional)
-        .run()
-        .await
 }
 
 /// The history record of this deploy of `plan`'s release.

@@ -9,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 use super::*;
 use crate::transport::ssh::config::{Resolved, System};
 
+mod after;
 mod service;
 mod ssh;
 mod switch;
@@ -263,6 +264,7 @@ impl<'a> Validator<'a> {
                 .collect();
             services.insert(name, svc);
         }
+        self.after(&services);
         Config {
             path: self.path.to_path_buf(),
             hosts,

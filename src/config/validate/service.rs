@@ -304,6 +304,7 @@ impl<'a> Validator<'a> {
         // Environment and hooks (issue 10).
         let env = self.env(name, s.env.unwrap_or_default(), base);
         let hooks = self.hooks(name, s.hooks, base);
+        self.migrate_on(name, &hooks, hosts, &svc_hosts);
         let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
         // An after_switch hook runs while the self-revert is armed: it is part of verification.
         let hook_timeout = hooks
@@ -376,6 +377,45 @@ impl<'a> Validator<'a> {
             instances: self.instances(name, s.instances.unwrap_or_default(), &unit_names),
             host_context: BTreeMap::new(),
             switch,
+            after: s.after.unwrap_or_default(),
+        }
+    }
+
+    /// `migrate_on`: one of the service's hosts, and only with `migrate`.
+    fn migrate_on(
+        &mut self,
+        name: &str,
+        hooks: &Hooks,
+        hosts: &BTreeMap<String, Host>,
+        svc_hosts: &[String],
+    ) {
+        let Some(on) = &hooks.migrate_on else {
+            return;
+        };
+        let key = [
+            Seg::Key("services"),
+            Seg::Key(name),
+            Seg::Key("hooks"),
+            Seg::Key("migrate_on"),
+        ];
+        if hooks.migrate.is_none() {
+            self.error(
+                &key,
+                "names the host of the migration, but there is no `migrate` command in this table: add one or leave migrate_on out",
+            );
+        } else if !hosts.contains_key(on) {
+            self.error(
+                &key,
+                format!("host `{on}` is not defined; migrate_on names one of the service's hosts"),
+            );
+        } else if !svc_hosts.iter().any(|h| h == on) {
+            self.error(
+                &key,
+                format!(
+                    "`{on}` is not one of the hosts of {name} ({}); the migration runs on a host the service is deployed to",
+                    svc_hosts.join(", ")
+                ),
+            );
         }
     }
 
@@ -511,6 +551,7 @@ impl<'a> Validator<'a> {
             ("before_switch", &h.before_switch),
             ("after_switch", &h.after_switch),
             ("local_after", &h.local_after),
+            ("migrate", &h.migrate),
         ] {
             if command.as_ref().is_some_and(|c| c.trim().is_empty()) {
                 self.error(&hk(key), "must not be empty (leave it out for no hook)");
@@ -525,6 +566,8 @@ impl<'a> Validator<'a> {
             before_switch: h.before_switch,
             after_switch: h.after_switch,
             local_after: h.local_after,
+            migrate: h.migrate,
+            migrate_on: h.migrate_on,
             dir: base.to_path_buf(),
         }
     }
