@@ -608,6 +608,18 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
         "{unit} runs after the rollback"
     );
 
+    // A migration (`hooks.migrate`): its `migrate` event, then the failing release again.
+    p.config(&format!(
+        "{}[services.{service}.hooks]\nmigrate = \"echo migrating\"\n",
+        events_config(&p, service, "")
+    ));
+    write_exec(&p, "app", &app("5", false));
+    p.write("version", "5\n");
+    let migrated = run_json(&p, &schema, &mut seen, &["deploy"], 0);
+    assert_eq!(migrated.events("migrate")[0]["result"], "ran", "{migrated}");
+    p.config(&events_config(&p, service, ""));
+    write_exec(&p, "app", &app("3", true));
+
     // The same failure without rollback: failed (exit 1), the unit down in status (exit 1).
     run_json(&p, &schema, &mut seen, &["deploy", "--no-rollback"], 1);
     run_json(&p, &schema, &mut seen, &["status"], 1);

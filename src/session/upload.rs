@@ -154,9 +154,12 @@ impl ServiceSession<'_> {
                 let how = match f.content {
                     // A rendered template, in memory (and small).
                     Some(_) => Encoding::Plain,
-                    None => {
-                        encoding::choose(self.host.compress, f.size, self.conn.rtt, remote.gzip)
-                    }
+                    None => encoding::choose(
+                        self.host.compress,
+                        f.size,
+                        self.conn.round_trip(),
+                        remote.gzip,
+                    ),
                 };
                 (i, f, how)
             })
@@ -236,7 +239,7 @@ impl ServiceSession<'_> {
             Some(d) => (Some(d.index), d.resume),
             None => (None, None),
         };
-        let mut resumed = resume.is_some();
+        let resumed = resume.is_some();
         let progress = |n| bar.inc(n);
         let old =
             old.filter(|sha| how == Encoding::Gzip && f.size <= blobs::MAX_FILE && blobs::has(sha));
@@ -245,8 +248,6 @@ impl ServiceSession<'_> {
             {
                 Some((sent, incoming)) => {
                     bar.inc(sent.size);
-                    // Hashed whole, from memory.
-                    resumed = false;
                     (sent, Some(incoming))
                 }
                 None => {

@@ -276,6 +276,21 @@ pub struct Connection {
     pub rtt: Duration,
 }
 
+impl Connection {
+    /// The round trip to the host as best measured so far: the quickest channel open, else
+    /// the key exchange's estimate (whichever is smaller: both only ever overestimate it).
+    pub fn round_trip(&self) -> Duration {
+        let us = self
+            .counters
+            .quickest_open_us
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match us {
+            0 => self.rtt,
+            us => self.rtt.min(Duration::from_micros(us - 1)),
+        }
+    }
+}
+
 /// How many SFTP writes (32 KiB each) of one file are sent before the first is acknowledged,
 /// for a host `rtt` away: enough for ~40 MiB/s per file on that round trip, at least 16
 /// (512 KiB) and at most 64 (2 MiB: OpenSSH's channel window, which bounds what is in flight
@@ -299,9 +314,23 @@ pub struct Counters {
     /// SFTP requests other than the data writes and reads (open, close, fsync, setstat,
     /// rename, stat, ...): the ones a transfer waits for.
     pub sftp_requests: std::sync::atomic::AtomicU64,
+    /// The quickest channel open so far, in microseconds plus one (0: none yet): one round
+    /// trip and little else, so a better measure of the link than the key exchange, which
+    /// also waits for the CPU of both sides.
+    pub quickest_open_us: std::sync::atomic::AtomicU64,
 }
 
 impl Counters {
+    /// Note a channel open that took `took`.
+    pub fn opened(&self, took: Duration) {
+        let us = took.as_micros().min(u64::MAX as u128 - 1) as u64 + 1;
+        let _ = self.quickest_open_us.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |q| (q == 0 || us < q).then_some(us),
+        );
+    }
+
     pub fn count(counter: &std::sync::atomic::AtomicU64) {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -781,11 +810,13 @@ impl Connection {
         Counters::count(&self.counters.commands);
         let nonce = wrap::nonce();
         let running = || format!("starting `{}`", abbreviate(command));
+        let opening = std::time::Instant::now();
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.failed(e, "cannot open a channel", running))?;
+        self.counters.opened(opening.elapsed());
         channel
             .exec(true, wrap::wrap(command, &nonce))
             .await
@@ -854,11 +885,13 @@ impl Connection {
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
         let starting = || "starting an SFTP session".to_string();
         Counters::count(&self.counters.sftp_sessions);
+        let opening = std::time::Instant::now();
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| self.failed(e, "cannot open a channel", starting))?;
+        self.counters.opened(opening.elapsed());
         channel
             .request_subsystem(true, "sftp")
             .await

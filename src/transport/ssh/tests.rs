@@ -214,3 +214,22 @@ fn identity_agent_picks_the_socket() {
         std::env::var_os("SSH_AUTH_SOCK").map(std::path::PathBuf::from)
     );
 }
+
+#[test]
+fn the_quickest_channel_open_is_kept() {
+    let c = super::Counters::default();
+    assert_eq!(
+        c.quickest_open_us
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    c.opened(Duration::from_micros(900));
+    c.opened(Duration::from_millis(30));
+    c.opened(Duration::from_micros(300));
+    c.opened(Duration::from_micros(500));
+    assert_eq!(
+        c.quickest_open_us
+            .load(std::sync::atomic::Ordering::Relaxed),
+        301
+    );
+}
