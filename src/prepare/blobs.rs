@@ -1,7 +1,7 @@
 //! The files ferry uploaded, kept on this machine by SHA-256 (`$XDG_CACHE_HOME/ferry/blobs`,
 //! else `~/.cache/ferry/blobs`), so that the next deploy of a changed file can send only its
 //! difference from what the host has (see [`crate::transport::delta`]). Only files up to
-//! [`MAX_FILE`] are kept, [`MAX_TOTAL`] in all (the least recently used go first); a copy is
+//! [`MAX_FILE`] are kept, 1 GiB in all (the least recently used go first); a copy is
 //! checked against its name before it is used. `FERRY_BLOB_CACHE=0` turns the cache off.
 
 use std::path::PathBuf;

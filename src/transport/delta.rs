@@ -4,7 +4,7 @@
 //! its later chunk boundaries with them and the chunks still match; then a list of
 //! operations: copy a range of the old copy, or take the next bytes of the literals (what
 //! the old copy does not have). The host rebuilds the file with `dd` from both (see
-//! [`crate::release::Patch`]) and checks its SHA-256 before the seal.
+//! [`crate::release::Decode::Patch`]) and checks its SHA-256 before the seal.
 //!
 //! The old copy must be known here: ferry keeps the files it uploaded in a local cache by
 //! SHA-256 (see [`crate::prepare::blobs`]), and the host's probe says which SHA-256 its

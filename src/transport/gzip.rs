@@ -4,7 +4,7 @@
 //! members is one gzip stream to `gzip -dc`, as pigz writes them), so compression runs on every
 //! core while the network sends what is ready. A block that does not shrink is stored as is
 //! (a stored member: a few bytes of framing), and after a run of those the workers stop trying
-//! but for one block in [`RETRY_EVERY`]: random or already-compressed data costs no CPU time.
+//! but for one block in 16: random or already-compressed data costs no CPU time.
 //!
 //! The SHA-256 is of the file's own bytes (what the host must have once it decompressed),
 //! taken by the reader as it goes: the file is read once. Memory stays bounded: a few blocks
