@@ -12,7 +12,8 @@
 # --examples) and a copy of it with bytes inserted and changed stand in, plus random data.
 # For every pair, each tool's run starts from the host holding the old file (ferry: the old one
 # deployed, which also puts it in ferry's local blob cache, as a previous deploy from this
-# machine does; rsync: the old file at the destination). Each measure is the median of
+# machine does; rsync: the old file at the destination, sent with -I so that a file of the same
+# size and mtime is not skipped). Each measure is the median of
 # BENCH_RUNS (default 3) runs, the tools alternating within each run. Also prints the bytes
 # ferry sent (its `uploaded` event). rsync must be on the host: the script installs it in the
 # test remote (apt) if missing. User BENCH_USER (default ferry12).
@@ -108,7 +109,7 @@ script() { # FILE: the OpenSSH script users write
   rssh 'systemctl --user daemon-reload && systemctl --user restart slowbench-manual.service'
 }
 rsync_to() { # OPTS FILE
-  rrsync "$1" "$2" "$user@$FERRY_TEST_HOST:slowbench-rsync/app"
+  rrsync "$1" -L -I "$2" "$user@$FERRY_TEST_HOST:slowbench-rsync/app"
 }
 sftp_put() { # OPTS FILE
   printf 'put %s slowbench-rsync/app.sftp\n' "$2" | rsftp $1
@@ -121,7 +122,7 @@ measure() { # LINK
   for old in "$pairs"/*.old; do
     local kind new size
     kind=$(basename "$old" .old); new=$pairs/$kind.new
-    size=$(stat -c %s "$new")
+    size=$(stat -L -c %s "$new")
     declare -A t=()
     local sent=
     for _ in $(seq "$runs"); do
@@ -131,9 +132,9 @@ measure() { # LINK
       deploy "$old" >/dev/null
       local t0 t1
       t0=$(now); sent=$(deploy_json "$new"); t1=$(now); t["ferry"]+="$(echo "$t1 - $t0" | bc) "
-      rrsync -a "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
+      rrsync -aL "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
       t["rsync -az"]+="$(timed rsync_to -az "$new") "
-      rrsync -a "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
+      rrsync -aL "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
       t["rsync -a"]+="$(timed rsync_to -a "$new") "
       t["sftp"]+="$(timed sftp_put "" "$new") "
       t["sftp -C"]+="$(timed sftp_put -C "$new") "
