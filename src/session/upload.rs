@@ -314,11 +314,7 @@ impl ServiceSession<'_> {
             let delta =
                 delta.filter(|d| (d.literals.len() as f64) <= new.len() as f64 * DELTA_AT_MOST);
             let packed = delta.map(|d| {
-                let literals: Vec<u8> = d
-                    .literals
-                    .chunks(gzip::BLOCK)
-                    .flat_map(|block| gzip::member(block, 6).0)
-                    .collect();
+                let literals = gzip::members(&d.literals);
                 let literals = if d.literals.is_empty() {
                     gzip::member(&[], 6).0
                 } else {
