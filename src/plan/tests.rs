@@ -948,8 +948,7 @@ fn the_seal_rebuilds_deltas_and_compressed_files_and_checks_their_hashes() {
     use crate::transport::{delta, gzip};
     let home = tempfile::tempdir().unwrap();
     let paths = Paths::new("app");
-    let sha =
-        |b: &[u8]| crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
+    let sha = |b: &[u8]| crate::digest::sha256_hex(b);
     let mut x: u64 = 99;
     let old: Vec<u8> = (0..400_000)
         .map(|_| {

@@ -31,8 +31,7 @@ pub fn get(sha256: &str) -> Option<Vec<u8>> {
     }
     let path = dir()?.join(sha256);
     let bytes = std::fs::read(&path).ok()?;
-    let ok =
-        crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref()) == sha256;
+    let ok = crate::digest::sha256_hex(&bytes) == sha256;
     if !ok {
         let _ = std::fs::remove_file(&path);
         return None;
@@ -103,7 +102,7 @@ mod tests {
     use super::*;
 
     fn sha(b: &[u8]) -> String {
-        crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, b).as_ref())
+        crate::digest::sha256_hex(b)
     }
 
     #[test]

@@ -570,7 +570,7 @@ mod tests {
     use super::*;
 
     fn sha256(bytes: &[u8]) -> String {
-        plan::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+        crate::digest::sha256_hex(bytes)
     }
 
     /// Wherever an upload takes the background hash over (before it starts, in the middle, after

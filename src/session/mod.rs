@@ -9,6 +9,8 @@
 pub mod health;
 pub mod lock;
 pub mod seal;
+mod self_revert;
+mod stage;
 mod switch;
 pub mod unit_check;
 pub mod upload;
@@ -20,12 +22,11 @@ use std::time::{Duration, Instant};
 use crate::config::{Health, Host, Service};
 use crate::error::{Error, Result, exit};
 use crate::outcome::HostOutcome;
-use crate::plan::revert;
-use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step, Transfer};
+use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
 use crate::report::Reporter;
 use crate::report::deploy::{
-    HostResult, JournalEvent, PhaseEvent, RemoteOps, StepEvent, UnitEvent, human_bytes,
+    HostResult, JournalEvent, PhaseEvent, RemoteOps, StepEvent, UnitEvent,
 };
 use crate::session::lock::RemoteLock;
 use crate::shell::quote;
@@ -33,10 +34,6 @@ use crate::systemd::switch::Colour;
 use crate::systemd::{self, Verdict};
 use crate::transport::sftp::Sftp;
 use crate::transport::ssh::{self, Connection};
-
-/// Below this many free bytes after a failed write, the disk is full (a failed write leaves
-/// at most a few KiB free).
-const DISK_FULL_BELOW: u64 = 1024 * 1024;
 
 /// How often unit states are polled.
 const POLL: Duration = Duration::from_millis(250);
@@ -336,281 +333,9 @@ impl ServiceSession<'_> {
         Ok((lock, plan::parse_remote_state(&then.stdout)))
     }
 
-    // -----------------------------------------------------------------------------------------
-    // Staging a release.
-
-    /// Remove staging directories left by interrupted deploys.
-    pub async fn clean_staging(&self, dirs: &[String]) -> Result<()> {
-        let mut cmd = format!(
-            "cd \"$HOME\" && cd {} && rm -rf --",
-            quote(&self.paths.releases())
-        );
-        for d in dirs {
-            cmd.push(' ');
-            cmd.push_str(&quote(d));
-        }
-        self.conn.run(&cmd).await.map(|_| ())
-    }
-
-    /// A step writing the staging directory failed: remove that directory at once (a full
-    /// disk must not stay full until the next deploy), and name a full disk as such. Nothing
-    /// can be removed when the connection is gone: the next deploy does it then.
-    pub async fn abandon_staging(&self, plan: &Plan, error: Error) -> Error {
-        if matches!(error, Error::ConnectionLost { .. }) || self.conn.is_closed() {
-            return error;
-        }
-        let staging = self.paths.staging(&plan.staging);
-        let releases = self.paths.releases();
-        // Free space first: removing the directory frees what it took.
-        let cmd = format!(
-            "cd \"$HOME\" || exit 1; echo \"free=$(df -Pk -- {r} 2>/dev/null | awk 'NR==2 {{print $4}}')\"; rm -rf -- {s}",
-            r = quote(&releases),
-            s = quote(&staging),
-        );
-        let out = self.conn.exec(&cmd).await;
-        let removed = matches!(&out, Ok(o) if o.success());
-        let free = out.ok().and_then(|o| {
-            o.stdout_str()
-                .lines()
-                .find_map(|l| l.strip_prefix("free="))
-                .and_then(|k| k.trim().parse::<u64>().ok())
-                .map(|k| k.saturating_mul(1024))
-        });
-        let note = if removed {
-            format!("the staging directory ~/{staging} was removed")
-        } else {
-            format!(
-                "the staging directory ~/{staging} could not be removed (the next deploy removes it)"
-            )
-        };
-        let host = self.host.name.clone();
-        let full = free.is_some_and(|f| f < DISK_FULL_BELOW);
-        let full_says = |free: u64| {
-            format!(
-                "the disk of {host} is full ({} free on the filesystem of ~/{releases}): make room there and deploy again",
-                human_bytes(free)
-            )
-        };
-        match error {
-            Error::Sftp { host, message } if message.contains("is full") => Error::Sftp {
-                host,
-                message: format!("{message}; {note}"),
-            },
-            e if full => {
-                // A command's own words, not its script.
-                let cause = match &e {
-                    Error::Command { stderr, .. } if !stderr.trim().is_empty() => {
-                        stderr.trim().to_string()
-                    }
-                    e => e.to_string(),
-                };
-                Error::Sftp {
-                    host: host.clone(),
-                    message: format!(
-                        "{}; {note} (the error: {cause})",
-                        full_says(free.unwrap_or(0))
-                    ),
-                }
-            }
-            Error::Sftp { host, message } => Error::Sftp {
-                host,
-                message: format!("{message}; {note}"),
-            },
-            e => {
-                self.warn(&note);
-                e
-            }
-        }
-    }
-
-    /// Create the staging directory and the directories of the release's files over `sftp`:
-    /// every mkdir is sent at once (sftp-server handles requests in order, parents first), so
-    /// it costs one round trip whatever the depth.
-    pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        match self.stage_dirs(plan, sftp).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.abandon_staging(plan, e).await),
-        }
-    }
-
-    async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
-        let staging = self.paths.staging(&plan.staging);
-        let mut dirs: Vec<String> = vec![
-            staging.clone(),
-            format!("{staging}/{}", release::META_DIR),
-            format!("{staging}/{}/units", release::META_DIR),
-        ];
-        for f in &plan.files {
-            let mut at = staging.clone();
-            if let Some((dir, _)) = f.dest.rsplit_once('/') {
-                for part in dir.split('/') {
-                    at = format!("{at}/{part}");
-                    if !dirs.contains(&at) {
-                        dirs.push(at.clone());
-                    }
-                }
-            }
-        }
-        // `releases` exists unless this is the service's first release (the lock made the
-        // service's directory): its mkdir may fail, the others may not.
-        let releases = self.paths.releases();
-        let (first, rest) = tokio::join!(
-            sftp.mkdir(&releases),
-            futures::future::try_join_all(dirs.iter().map(|d| sftp.mkdir(d)))
-        );
-        if let Err(e) = first {
-            tracing::debug!("{}: mkdir {releases}: {e}", self.host.name);
-        }
-        rest.map(|_| ())
-    }
-
-    /// Copy files identical to the current release's on the host.
-    pub async fn reuse(&self, plan: &Plan) -> Result<()> {
-        match self.copy_reused(plan).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.abandon_staging(plan, e).await),
-        }
-    }
-
-    async fn copy_reused(&self, plan: &Plan) -> Result<()> {
-        let staging = self.paths.staging(&plan.staging);
-        let mut script = format!(
-            "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
-            quote(&self.paths.current()),
-            quote(&staging)
-        );
-        for f in plan.files.iter().filter(|f| f.transfer == Transfer::Reuse) {
-            let d = quote(&f.dest);
-            script.push_str(&format!(
-                "cp --reflink=auto \"$C/\"{d} \"$N/\"{d}\nchmod {:o} \"$N/\"{d}\n",
-                f.mode
-            ));
-        }
-        self.conn.run(&script).await.map(|_| ())
-    }
-
     /// An SFTP session on this connection.
     pub async fn sftp(&self) -> Result<Sftp> {
         Sftp::open(self.conn).await
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // The self-revert.
-
-    /// The command arming a transient timer that goes back to `to` unless disarmed within
-    /// confirm_timeout (see [`revert::arm_command`]).
-    pub fn revert_arming(
-        &self,
-        new: &Manifest,
-        to: &Manifest,
-        by: &str,
-        back: Option<Colour>,
-    ) -> String {
-        let activation = Activation::back_to(to, Some(new), back);
-        let record = HistoryRecord {
-            time: revert::TIME.into(),
-            action: "revert".into(),
-            release: to.id.clone(),
-            previous: Some(new.id.clone()),
-            outcome: revert::OUTCOME.into(),
-            by: by.to_string(),
-            git_commit: to.git_commit.clone(),
-            reason: Some(format!(
-                "deploy of {} was not confirmed within confirm_timeout ({}); deadline {} (host clock), reverted at the record's time",
-                new.id,
-                humantime::format_duration(self.service.confirm_timeout),
-                revert::DEADLINE,
-            )),
-        };
-        let script = revert::script(&self.paths, &new.id, &activation, &record);
-        revert::arm_command(
-            &self.paths,
-            &self.service.name,
-            &new.id,
-            self.service.confirm_timeout,
-            &script,
-        )
-    }
-
-    /// The error of an arming command that did not say [`revert::ARMED`].
-    fn arming_failed(&self, out: &crate::transport::ssh::Output) -> Error {
-        Error::Command {
-            host: self.host.name.clone(),
-            command: "systemd-run (arming the self-revert timer)".into(),
-            status: out.status_text(),
-            stderr: out.stderr_str(),
-        }
-    }
-
-    /// Arm the self-revert (see [`ServiceSession::revert_arming`]).
-    pub async fn arm_revert(
-        &self,
-        new: &Manifest,
-        to: &Manifest,
-        by: &str,
-        back: Option<Colour>,
-    ) -> Result<()> {
-        let out = self
-            .conn
-            .exec(&self.revert_arming(new, to, by, back))
-            .await?;
-        if out.stdout_str().lines().any(|l| l == revert::ARMED) {
-            Ok(())
-        } else {
-            Err(self.arming_failed(&out))
-        }
-    }
-
-    /// Disarm the revert timer; false if it already fired (the host reverted by itself).
-    pub async fn disarm_revert(&self, release_id: &str) -> Result<bool> {
-        let out = self.conn.exec(&revert::disarm_command(&self.paths)).await?;
-        Ok(out.stdout_str().trim() == format!("releases/{release_id}"))
-    }
-
-    /// Confirm a deploy: disarm the revert timer (when `armed`) and, if `current` is still
-    /// `release_id` (the timer had not fired), append `record` to the history and delete the
-    /// old releases `prune`, in one command. False if the host had already reverted by itself
-    /// (nothing recorded or deleted then).
-    pub async fn confirm(
-        &self,
-        release_id: &str,
-        armed: bool,
-        record: &HistoryRecord,
-        prune: &[String],
-    ) -> Result<bool> {
-        let line = serde_json::to_string(record).expect("history serialises");
-        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line, prune);
-        let out = self.conn.exec(&cmd).await?;
-        let stdout = out.stdout_str();
-        let mut lines = stdout.lines();
-        let confirmed = lines.next().map(str::trim) == Some(&format!("releases/{release_id}"));
-        let said = |mark: &str| stdout.lines().any(|l| l == mark);
-        if !out.success() || said(revert::NOT_RECORDED) {
-            self.warn(&format!(
-                "cannot record the history: {}",
-                out.stderr_str().trim()
-            ));
-        }
-        if confirmed && !prune.is_empty() {
-            if said(revert::PRUNED) {
-                self.phase("prune", format!("removed {} old release(s)", prune.len()));
-            } else {
-                self.warn(&format!(
-                    "pruning old releases failed (the next deploy tries again): {}",
-                    out.stderr_str().trim()
-                ));
-            }
-        }
-        Ok(confirmed)
-    }
-
-    /// Stop a pending self-revert (an explicit rollback takes over from it, or it was left
-    /// for a release that is no longer current).
-    pub async fn cancel_revert(&self) -> Result<()> {
-        self.conn
-            .run(&revert::cancel_command(&self.paths))
-            .await
-            .map(|_| ())
     }
 
     // -----------------------------------------------------------------------------------------

@@ -243,27 +243,25 @@ impl ServiceSession<'_> {
         let progress = |n| bar.inc(n);
         let old =
             old.filter(|sha| how == Encoding::Gzip && f.size <= blobs::MAX_FILE && blobs::has(sha));
-        let (sent, incoming) = match (how, old) {
-            (Encoding::Gzip, Some(old)) => match self.send_delta(sftp, &staging, i, f, &old).await?
-            {
-                Some((sent, incoming)) => {
-                    bar.inc(sent.size);
-                    (sent, Some(incoming))
-                }
-                None => {
-                    let incoming = Incoming::gzip(i, &f.dest);
-                    let to = staged_path(&staging, &incoming);
-                    let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
-                    (sent, Some(incoming))
-                }
-            },
+        let delta = match old {
+            Some(old) => self.send_delta(sftp, &staging, i, f, &old).await?,
+            None => None,
+        };
+        let (sent, incoming) = match (how, delta) {
+            (_, Some((sent, incoming))) => {
+                bar.inc(sent.size);
+                (sent, Some(incoming))
+            }
             (Encoding::Gzip, None) => {
                 let incoming = Incoming::gzip(i, &f.dest);
-                let to = staged_path(&staging, &incoming);
+                let Incoming::Gzip { sent_as, .. } = &incoming else {
+                    unreachable!("made as gzip")
+                };
+                let to = format!("{staging}/{sent_as}");
                 let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
                 (sent, Some(incoming))
             }
-            (Encoding::Plain, _) => {
+            (Encoding::Plain, None) => {
                 let to = format!("{staging}/{}", f.dest);
                 (sftp.upload(&f.source, &to, resume, progress).await?, None)
             }
@@ -308,8 +306,7 @@ impl ServiceSession<'_> {
         let after = tokio::fs::metadata(&f.source).await.ok();
         let old = old.to_string();
         let made = tokio::task::spawn_blocking(move || {
-            let sha256 =
-                crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, &new).as_ref());
+            let sha256 = crate::digest::sha256_hex(&new);
             let delta = blobs::get(&old).map(|old| delta::diff(&old, &new));
             let delta =
                 delta.filter(|d| (d.literals.len() as f64) <= new.len() as f64 * DELTA_AT_MOST);
@@ -389,13 +386,6 @@ impl ServiceSession<'_> {
     }
 }
 
-fn staged_path(staging: &str, incoming: &Incoming) -> String {
-    match incoming {
-        Incoming::Gzip { sent_as, .. } => format!("{staging}/{sent_as}"),
-        Incoming::Delta { .. } => unreachable!("a delta is two files"),
-    }
-}
-
 /// Keep the file just sent in the blob cache, if it still hashes to what was sent (the next
 /// deploy sends its changes as a delta from it).
 async fn keep(source: &std::path::Path, sha256: &str) {
@@ -405,8 +395,7 @@ async fn keep(source: &std::path::Path, sha256: &str) {
     let (source, sha256) = (source.to_path_buf(), sha256.to_string());
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(bytes) = std::fs::read(&source) {
-            let now =
-                crate::digest::hex(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+            let now = crate::digest::sha256_hex(&bytes);
             if now == sha256 {
                 blobs::put(&sha256, &bytes);
             }

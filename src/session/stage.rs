@@ -1,0 +1,167 @@
+//! Staging a release on the host: the staging directory and its directories, the files
+//! reused from the current release, and what an interrupted or failed upload leaves (removed
+//! at once, or at the next deploy).
+
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Transfer};
+use crate::release;
+use crate::report::deploy::human_bytes;
+use crate::session::ServiceSession;
+use crate::shell::quote;
+use crate::transport::sftp::Sftp;
+
+/// Below this many free bytes after a failed write, the disk is full (a failed write leaves
+/// at most a few KiB free).
+const DISK_FULL_BELOW: u64 = 1024 * 1024;
+
+impl ServiceSession<'_> {
+    /// Remove staging directories left by interrupted deploys.
+    pub async fn clean_staging(&self, dirs: &[String]) -> Result<()> {
+        let mut cmd = format!(
+            "cd \"$HOME\" && cd {} && rm -rf --",
+            quote(&self.paths.releases())
+        );
+        for d in dirs {
+            cmd.push(' ');
+            cmd.push_str(&quote(d));
+        }
+        self.conn.run(&cmd).await.map(|_| ())
+    }
+
+    /// A step writing the staging directory failed: remove that directory at once (a full
+    /// disk must not stay full until the next deploy), and name a full disk as such. Nothing
+    /// can be removed when the connection is gone: the next deploy does it then.
+    pub async fn abandon_staging(&self, plan: &Plan, error: Error) -> Error {
+        if matches!(error, Error::ConnectionLost { .. }) || self.conn.is_closed() {
+            return error;
+        }
+        let staging = self.paths.staging(&plan.staging);
+        let releases = self.paths.releases();
+        // Free space first: removing the directory frees what it took.
+        let cmd = format!(
+            "cd \"$HOME\" || exit 1; echo \"free=$(df -Pk -- {r} 2>/dev/null | awk 'NR==2 {{print $4}}')\"; rm -rf -- {s}",
+            r = quote(&releases),
+            s = quote(&staging),
+        );
+        let out = self.conn.exec(&cmd).await;
+        let removed = matches!(&out, Ok(o) if o.success());
+        let free = out.ok().and_then(|o| {
+            o.stdout_str()
+                .lines()
+                .find_map(|l| l.strip_prefix("free="))
+                .and_then(|k| k.trim().parse::<u64>().ok())
+                .map(|k| k.saturating_mul(1024))
+        });
+        let note = if removed {
+            format!("the staging directory ~/{staging} was removed")
+        } else {
+            format!(
+                "the staging directory ~/{staging} could not be removed (the next deploy removes it)"
+            )
+        };
+        let host = self.host.name.clone();
+        let full = free.is_some_and(|f| f < DISK_FULL_BELOW);
+        let full_says = |free: u64| {
+            format!(
+                "the disk of {host} is full ({} free on the filesystem of ~/{releases}): make room there and deploy again",
+                human_bytes(free)
+            )
+        };
+        match error {
+            Error::Sftp { host, message } if message.contains("is full") => Error::Sftp {
+                host,
+                message: format!("{message}; {note}"),
+            },
+            e if full => {
+                // A command's own words, not its script.
+                let cause = match &e {
+                    Error::Command { stderr, .. } if !stderr.trim().is_empty() => {
+                        stderr.trim().to_string()
+                    }
+                    e => e.to_string(),
+                };
+                Error::Sftp {
+                    host: host.clone(),
+                    message: format!(
+                        "{}; {note} (the error: {cause})",
+                        full_says(free.unwrap_or(0))
+                    ),
+                }
+            }
+            Error::Sftp { host, message } => Error::Sftp {
+                host,
+                message: format!("{message}; {note}"),
+            },
+            e => {
+                self.warn(&note);
+                e
+            }
+        }
+    }
+
+    /// Create the staging directory and the directories of the release's files over `sftp`:
+    /// every mkdir is sent at once (sftp-server handles requests in order, parents first), so
+    /// it costs one round trip whatever the depth.
+    pub async fn stage(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        match self.stage_dirs(plan, sftp).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        let staging = self.paths.staging(&plan.staging);
+        let mut dirs: Vec<String> = vec![
+            staging.clone(),
+            format!("{staging}/{}", release::META_DIR),
+            format!("{staging}/{}/units", release::META_DIR),
+        ];
+        for f in &plan.files {
+            let mut at = staging.clone();
+            if let Some((dir, _)) = f.dest.rsplit_once('/') {
+                for part in dir.split('/') {
+                    at = format!("{at}/{part}");
+                    if !dirs.contains(&at) {
+                        dirs.push(at.clone());
+                    }
+                }
+            }
+        }
+        // `releases` exists unless this is the service's first release (the lock made the
+        // service's directory): its mkdir may fail, the others may not.
+        let releases = self.paths.releases();
+        let (first, rest) = tokio::join!(
+            sftp.mkdir(&releases),
+            futures::future::try_join_all(dirs.iter().map(|d| sftp.mkdir(d)))
+        );
+        if let Err(e) = first {
+            tracing::debug!("{}: mkdir {releases}: {e}", self.host.name);
+        }
+        rest.map(|_| ())
+    }
+
+    /// Copy files identical to the current release's on the host.
+    pub async fn reuse(&self, plan: &Plan) -> Result<()> {
+        match self.copy_reused(plan).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.abandon_staging(plan, e).await),
+        }
+    }
+
+    async fn copy_reused(&self, plan: &Plan) -> Result<()> {
+        let staging = self.paths.staging(&plan.staging);
+        let mut script = format!(
+            "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
+            quote(&self.paths.current()),
+            quote(&staging)
+        );
+        for f in plan.files.iter().filter(|f| f.transfer == Transfer::Reuse) {
+            let d = quote(&f.dest);
+            script.push_str(&format!(
+                "cp --reflink=auto \"$C/\"{d} \"$N/\"{d}\nchmod {:o} \"$N/\"{d}\n",
+                f.mode
+            ));
+        }
+        self.conn.run(&script).await.map(|_| ())
+    }
+}
