@@ -29,9 +29,9 @@
 //! - ferry71..ferry74: a migration run once per rollout (tests/migrate.rs)
 //! - ferry80: services in order, `after` (tests/migrate.rs)
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
-//! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
+//! - ferry85..ferry87, ferry111: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
-//! - ferry94, ferry96..ferry120: free
+//! - ferry94, ferry96, ferry117..ferry120: free (ferry97..ferry116 taken by work in progress)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.

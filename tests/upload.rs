@@ -228,3 +228,106 @@ fn a_changed_file_goes_as_a_delta_from_the_current_release() {
     let on_host = r.ssh(user, "sha256sum < ~/.local/share/ferry/app/current/server");
     assert!(on_host.starts_with(&sha256(&next)), "{on_host}");
 }
+
+/// bench/wanproxy.py in front of the remote's sshd: `delay_ms` each way, 100 Mbit/s. Killed
+/// when dropped.
+struct DelayingProxy {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl DelayingProxy {
+    fn start(delay_ms: u32) -> DelayingProxy {
+        let r = remote();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/wanproxy.py");
+        let mut child = std::process::Command::new("python3")
+            .args([script, &port.to_string(), &r.host, &r.port.to_string()])
+            .args([delay_ms.to_string(), "100".to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs bench/wanproxy.py");
+        // It prints "ready" once it listens.
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert!(line.contains("ready"), "wanproxy: {line:?}");
+        DelayingProxy { port, child }
+    }
+}
+
+impl Drop for DelayingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn auto_sends_plain_on_loopback_and_compressed_over_a_distant_link() {
+    let user = "ferry111";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    std::fs::copy(demo_bin(), p.path("server")).unwrap();
+    let files = [("server", "0755")];
+    // Unset `compress` is `auto`.
+    let plain = config(user, "auto", &files).replace("compress = \"auto\"\n", "");
+    p.config(&plain);
+    let run = p.ferry(&["--output", "json", "-v", "deploy"]);
+    run.assert_code(0);
+    let up = uploaded(&run);
+    assert_eq!(up["sent_bytes"], up["bytes"], "loopback goes plain\n{run}");
+
+    // The same host 40 ms away (20 ms each way): the next build goes compressed (no delta:
+    // the blob cache is off), and arrives whole.
+    let proxy = DelayingProxy::start(20);
+    let kh = p.path("known_hosts.proxy");
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    std::fs::write(
+        &kh,
+        pinned.replace(
+            &format!("[{}]:{} ", r.host, r.port),
+            &format!("[{}]:{} ", r.host, proxy.port),
+        ),
+    )
+    .unwrap();
+    let far = plain
+        .replace(
+            &format!("port = {}\n", r.port),
+            &format!("port = {}\n", proxy.port),
+        )
+        .replace(
+            &r.known_hosts.display().to_string(),
+            &kh.display().to_string(),
+        );
+    p.config(&far);
+    let mut next = std::fs::read(p.path("server")).unwrap();
+    next.extend_from_slice(b"next build");
+    p.write("server", &next);
+    let run = p.ferry_env(
+        &["--output", "json", "-v", "deploy"],
+        &[("FERRY_BLOB_CACHE", "0")],
+    );
+    run.assert_code(0);
+    let up = uploaded(&run);
+    let (bytes, sent) = (
+        up["bytes"].as_u64().unwrap(),
+        up["sent_bytes"].as_u64().unwrap(),
+    );
+    println!("40 ms away: {bytes} bytes of files, {sent} sent");
+    assert!(sent < bytes * 2 / 3, "{bytes} -> {sent}\n{run}");
+    let out = r.ssh(
+        user,
+        "sha256sum < ~/.local/share/ferry/app/current/server | cut -c1-64",
+    );
+    assert_eq!(out.trim(), sha256(&next));
+}

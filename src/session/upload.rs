@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::plan::encoding::{self, Encoding};
+use crate::plan::encoding::{self, Compress, Encoding};
 use crate::plan::{FilePlan, LocalRelease, Plan, RemoteState, Transfer};
 use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
@@ -145,6 +145,18 @@ impl ServiceSession<'_> {
         remote: &RemoteState,
     ) -> Result<Uploaded> {
         let total = plan.upload_bytes();
+        // Measured only when it decides something: `auto`, a host with gzip, a file big enough.
+        let decides = self.host.compress == Compress::Auto
+            && remote.gzip
+            && plan.files.iter().any(|f| {
+                f.transfer == Transfer::Upload
+                    && f.content.is_none()
+                    && f.size >= encoding::MIN_SIZE
+            });
+        let rtt = match decides {
+            true => self.conn.round_trip().await,
+            false => self.conn.round_trip_so_far(),
+        };
         let uploads: Vec<_> = plan
             .files
             .iter()
@@ -154,12 +166,7 @@ impl ServiceSession<'_> {
                 let how = match f.content {
                     // A rendered template, in memory (and small).
                     Some(_) => Encoding::Plain,
-                    None => encoding::choose(
-                        self.host.compress,
-                        f.size,
-                        self.conn.round_trip(),
-                        remote.gzip,
-                    ),
+                    None => encoding::choose(self.host.compress, f.size, rtt, remote.gzip),
                 };
                 (i, f, how)
             })

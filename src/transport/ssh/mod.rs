@@ -58,7 +58,7 @@ pub struct Connection {
 impl Connection {
     /// The round trip to the host as best measured so far: the quickest channel open, else
     /// the key exchange's estimate (whichever is smaller: both only ever overestimate it).
-    pub fn round_trip(&self) -> Duration {
+    pub fn round_trip_so_far(&self) -> Duration {
         let us = self
             .counters
             .quickest_open_us
@@ -67,6 +67,24 @@ impl Connection {
             0 => self.rtt,
             us => self.rtt.min(Duration::from_micros(us - 1)),
         }
+    }
+
+    /// The round trip to the host, measured now: the quicker of two SSH pings (a
+    /// `keepalive@openssh.com` request the server answers), else what [`Self::round_trip_so_far`]
+    /// knows. The channel opens and the key exchange only overestimate it on a near host: the
+    /// key exchange waits for sshd's fork and re-exec, and the first channel opens of a
+    /// connection wait for its PAM session (pam_systemd asks logind), several milliseconds
+    /// even on loopback. Costs two round trips: nothing next to an upload on a slow link.
+    pub async fn round_trip(&self) -> Duration {
+        let mut best = self.round_trip_so_far();
+        for _ in 0..2 {
+            let sent = std::time::Instant::now();
+            if self.handle.send_ping().await.is_ok() {
+                best = best.min(sent.elapsed());
+            }
+        }
+        tracing::debug!("{}: round trip {best:?}", self.host);
+        best
     }
 }
 
