@@ -81,6 +81,17 @@ pub enum Error {
         line: usize,
     },
 
+    #[error(
+        "{host}: the host certificate of {addr} ({fingerprint}, signed by CA {ca}) is not valid: {reason}"
+    )]
+    HostCertInvalid {
+        host: String,
+        addr: String,
+        fingerprint: String,
+        ca: String,
+        reason: String,
+    },
+
     #[error("{host}: cannot use known_hosts file {}: {message}", path.display())]
     KnownHosts {
         host: String,
@@ -155,6 +166,7 @@ impl Error {
             | Error::HostKeyUnknown { .. }
             | Error::HostKeyChanged { .. }
             | Error::HostKeyRevoked { .. }
+            | Error::HostCertInvalid { .. }
             | Error::KnownHosts { .. }
             | Error::Auth { .. }
             | Error::Key { .. }
@@ -200,6 +212,9 @@ impl Error {
             ),
             Error::HostKeyRevoked { .. } => {
                 "this key was revoked on purpose; do not connect".into()
+            }
+            Error::HostCertInvalid { .. } => {
+                "ssh refuses it too: have the host's owner renew its certificate (ssh-keygen -s CA -h -n NAME -V ...), or remove the @cert-authority line to judge its plain key".into()
             }
             Error::KnownHosts { .. } => {
                 "fix or remove the known_hosts file, or point `known_hosts` at another".into()

@@ -71,6 +71,7 @@ pub fn connection_checks(host: &Host, err: &Error) -> Vec<Check> {
         Error::HostKeyUnknown { .. }
         | Error::HostKeyChanged { .. }
         | Error::HostKeyRevoked { .. }
+        | Error::HostCertInvalid { .. }
         | Error::KnownHosts { .. } => 1,
         Error::Auth { .. } | Error::Key { .. } => 2,
         _ => 0,

@@ -1,15 +1,18 @@
 //! The server's host key, checked as OpenSSH checks it: against every known_hosts file of the
 //! host (UserKnownHostsFile, GlobalKnownHostsFile, under HostKeyAlias), RevokedHostKeys, and the
-//! host key policy (strict, or accept-new recording the key, hashed under HashKnownHosts).
+//! host key policy (strict, or accept-new recording the key, hashed under HashKnownHosts); a
+//! host certificate through `@cert-authority` (see `host_cert`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use russh::client;
 use russh::keys::PublicKey;
+use russh::keys::ssh_key::Certificate;
 
 use crate::config::{Host, HostKeyPolicy};
 use crate::error::{Error, Result};
+use crate::transport::ssh::host_cert::{self, CertVerdict};
 use crate::transport::ssh::known_hosts::{self, Verdict};
 
 /// What happened when the server's host key was checked.
@@ -185,6 +188,77 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// A host certificate: trusted through a `@cert-authority` line, refused when that CA
+    /// signed it but it is not valid, else its plain key is judged as any host key (as ssh
+    /// does when no CA line holds the signer).
+    fn judge_certificate(&self, cert: &Certificate) -> KeyOutcome {
+        let h = &self.host;
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let (name, port) = key_name(h);
+        let contents: Vec<&str> = self.known.iter().map(|(_, c)| c.as_str()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let addr = format!("{}:{}", h.address, h.port);
+        let refuse = |e: Error| KeyOutcome::Refused(Box::new(e));
+        match host_cert::judge(cert, &contents, name, port, now) {
+            CertVerdict::NoAuthority => self.judge(&key),
+            CertVerdict::Invalid { ca, reason } => refuse(Error::HostCertInvalid {
+                host: h.name.clone(),
+                addr,
+                fingerprint: known_hosts::fingerprint(&key),
+                ca: host_cert::ca_fingerprint(&ca),
+                reason,
+            }),
+            CertVerdict::Trusted { file, line, ca } => {
+                for k in [&key, &ca] {
+                    if let Some(e) = self.revoked(k) {
+                        return refuse(e);
+                    }
+                }
+                tracing::debug!(
+                    "{}: host certificate {} signed by CA {} ({}:{line})",
+                    h.name,
+                    cert.key_id(),
+                    host_cert::ca_fingerprint(&ca),
+                    self.known[file].0.display()
+                );
+                KeyOutcome::Accepted {
+                    fingerprint: format!(
+                        "{} (certificate signed by CA {})",
+                        known_hosts::fingerprint(&key),
+                        host_cert::ca_fingerprint(&ca)
+                    ),
+                    learned: false,
+                }
+            }
+        }
+    }
+
+    /// Is this key (a host's, or a CA's) revoked: by RevokedHostKeys, or `@revoked` in any
+    /// known_hosts file?
+    fn revoked(&self, key: &PublicKey) -> Option<Error> {
+        let h = &self.host;
+        let found = self
+            .revoked
+            .iter()
+            .find_map(|(path, c)| Some((path, known_hosts::revoked_line(c, key)?)))
+            .or_else(|| {
+                self.known
+                    .iter()
+                    .find_map(|(path, c)| Some((path, known_hosts::revoked_anywhere(c, key)?)))
+            });
+        found.map(|(path, line)| Error::HostKeyRevoked {
+            host: h.name.clone(),
+            addr: format!("{}:{}", h.address, h.port),
+            fingerprint: known_hosts::fingerprint(key),
+            known_hosts: path.clone(),
+            line,
+        })
+    }
+}
+
 /// Append a line to known_hosts (creating the file 0600 and its directory 0700 if needed).
 fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -220,12 +294,7 @@ impl client::Handler for Handler {
     ) -> std::result::Result<bool, Self::Error> {
         let outcome = match server_public_key {
             russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
-            russh::keys::PublicKeyOrCertificate::Certificate(_) => {
-                KeyOutcome::Refused(Box::new(Error::Ssh {
-                    host: self.host.name.clone(),
-                    message: "the server presented a host certificate; ferry verifies plain host keys only".into(),
-                }))
-            }
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => self.judge_certificate(cert),
         };
         let ok = matches!(outcome, KeyOutcome::Accepted { .. });
         *self.outcome.lock().unwrap() = Some(outcome);

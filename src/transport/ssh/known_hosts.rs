@@ -1,9 +1,10 @@
 //! OpenSSH `known_hosts` files: matching a host and its key, pure.
 //!
 //! Supports plain and `[host]:port` patterns, comma lists, `*`/`?` wildcards, `!` negation,
-//! hashed `|1|salt|hash` entries, `@revoked` markers (and skips `@cert-authority` lines, as
-//! ferry does not verify host certificates). Line numbers count every line of the file, so the
-//! line an error names is the line a user opens in an editor.
+//! hashed `|1|salt|hash` entries, `@revoked` markers and `@cert-authority` lines (the CAs
+//! whose host certificates are trusted for the hosts they match; see `host_cert`). Line
+//! numbers count every line of the file, so the line an error names is the line a user opens
+//! in an editor.
 
 use data_encoding::BASE64;
 use hmac::{Hmac, KeyInit, Mac};
@@ -66,11 +67,18 @@ pub fn fingerprint(key: &PublicKey) -> String {
 struct Entry<'a> {
     line: usize,
     revoked: bool,
+    /// `@cert-authority`: the key is a CA's, not the host's.
+    authority: bool,
     patterns: &'a str,
     key: Option<PublicKey>,
 }
 
+/// The host-key entries: plain and `@revoked` lines.
 fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
+    all_entries(contents).filter(|e| !e.authority)
+}
+
+fn all_entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
     contents.lines().enumerate().filter_map(|(i, raw)| {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -78,11 +86,12 @@ fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
         }
         let mut fields = line.split_whitespace();
         let mut first = fields.next()?;
-        let mut revoked = false;
+        let (mut revoked, mut authority) = (false, false);
         if first.starts_with('@') {
             match first {
                 "@revoked" => revoked = true,
-                _ => return None, // @cert-authority and unknown markers
+                "@cert-authority" => authority = true,
+                _ => return None, // unknown markers, as ssh skips them
             }
             first = fields.next()?;
         }
@@ -92,6 +101,7 @@ fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
         Some(Entry {
             line: i + 1,
             revoked,
+            authority,
             patterns: first,
             key,
         })
@@ -99,7 +109,7 @@ fn entries(contents: &str) -> impl Iterator<Item = Entry<'_>> {
 }
 
 /// Does a glob (`*`, `?`) match the text?
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(super) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
         (Some(b'*'), _) => {
@@ -196,6 +206,28 @@ pub fn check_all(files: &[&str], host: &str, port: u16, key: &PublicKey) -> (Ver
         Some(i) => (verdicts[i].clone(), i),
         None => (Verdict::Unknown, 0),
     }
+}
+
+/// The `@cert-authority` keys for `host:port`: (1-based line, CA key), in file order.
+pub fn cert_authorities(contents: &str, host: &str, port: u16) -> Vec<(usize, PublicKey)> {
+    let name = host_pattern(host, port);
+    all_entries(contents)
+        .filter(|e| e.authority && patterns_match(e.patterns, &name))
+        .filter_map(|e| Some((e.line, e.key?)))
+        .collect()
+}
+
+/// Is this key marked `@revoked` in the file, for any host? (A revoked CA key is refused
+/// whatever host it signs for.) The 1-based line.
+pub fn revoked_anywhere(contents: &str, key: &PublicKey) -> Option<usize> {
+    entries(contents)
+        .filter(|e| e.revoked)
+        .find(|e| {
+            e.key
+                .as_ref()
+                .is_some_and(|k| k.key_data() == key.key_data())
+        })
+        .map(|e| e.line)
 }
 
 /// The 1-based line of a RevokedHostKeys file (OpenSSH's text form: one public key per line,

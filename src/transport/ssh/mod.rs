@@ -11,11 +11,17 @@
 
 mod auth;
 pub mod config;
+mod counters;
+mod dial;
+mod host_cert;
 mod host_key;
 pub mod known_hosts;
 mod process;
 mod proxy_command;
 mod wrap;
+
+pub use counters::Counters;
+use dial::{jitter, retry_delay};
 
 pub use process::*;
 
@@ -100,49 +106,6 @@ pub fn writes_in_flight(rtt: Duration) -> usize {
     ((rtt.as_secs_f64() * RATE / WRITE).ceil() as usize).clamp(16, 64)
 }
 
-/// Remote operations of a connection: each costs at least one round trip to the host, which
-/// is what makes a deploy slow on a distant link.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Commands run (a channel each: open, exec, output, exit).
-    pub commands: std::sync::atomic::AtomicU64,
-    /// SFTP sessions opened (a channel and a subsystem request each).
-    pub sftp_sessions: std::sync::atomic::AtomicU64,
-    /// SFTP requests other than the data writes and reads (open, close, fsync, setstat,
-    /// rename, stat, ...): the ones a transfer waits for.
-    pub sftp_requests: std::sync::atomic::AtomicU64,
-    /// The quickest channel open so far, in microseconds plus one (0: none yet): one round
-    /// trip and little else, so a better measure of the link than the key exchange, which
-    /// also waits for the CPU of both sides.
-    pub quickest_open_us: std::sync::atomic::AtomicU64,
-}
-
-impl Counters {
-    /// Note a channel open that took `took`.
-    pub fn opened(&self, took: Duration) {
-        let us = took.as_micros().min(u64::MAX as u128 - 1) as u64 + 1;
-        let _ = self.quickest_open_us.fetch_update(
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-            |q| (q == 0 || us < q).then_some(us),
-        );
-    }
-
-    pub fn count(counter: &std::sync::atomic::AtomicU64) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// (commands, sftp sessions, sftp requests) so far.
-    pub fn snapshot(&self) -> (u64, u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (
-            self.commands.load(Relaxed),
-            self.sftp_sessions.load(Relaxed),
-            self.sftp_requests.load(Relaxed),
-        )
-    }
-}
-
 /// Ciphers in order of preference: AES-GCM first where the CPU has AES instructions (it is then
 /// the fastest, as OpenSSH's own benchmarks show), ChaCha20-Poly1305 first elsewhere.
 fn cipher_order(aes_in_hardware: bool) -> Vec<russh::cipher::Name> {
@@ -192,7 +155,11 @@ fn keepalive(host: &Host) -> (Duration, usize) {
     }
 }
 
-fn client_config(algorithms: Vec<russh::keys::Algorithm>, host: &Host) -> client::Config {
+fn client_config(
+    algorithms: Vec<russh::keys::Algorithm>,
+    certificates: bool,
+    host: &Host,
+) -> client::Config {
     let mut preferred = russh::Preferred {
         cipher: cipher_order(aes_in_hardware()).into(),
         ..Default::default()
@@ -206,6 +173,10 @@ fn client_config(algorithms: Vec<russh::keys::Algorithm>, host: &Host) -> client
             }
         }
         preferred.key = keys.into();
+    }
+    if certificates {
+        // The certificate forms of the same algorithms, asked for ahead of the plain keys.
+        preferred.host_key_certificates = preferred.key.clone();
     }
     client::Config {
         preferred,
@@ -326,23 +297,6 @@ enum Failure {
     Final(Error),
 }
 
-/// The pause before attempt `attempt + 1`: 100 ms doubling per attempt (at most 1.6 s), plus
-/// `jitter` (0..1) times as much again, so that connections dropped together do not all come
-/// back together.
-fn retry_delay(attempt: u32, jitter: f64) -> Duration {
-    let base = 100u64 << attempt.clamp(1, 5).saturating_sub(1);
-    let extra = (base as f64 * jitter.clamp(0.0, 1.0)) as u64;
-    Duration::from_millis(base + extra)
-}
-
-/// A random fraction in 0..1, from the standard library's randomly seeded hasher.
-fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Is a failed handshake worth another try, and what happened? Only when the server cut it
 /// short: reset it, or closed the connection before its banner or during the key exchange.
 /// A refused host key (russh's UnknownKey, whatever the reason) is never retried.
@@ -415,22 +369,16 @@ async fn attempt_handshake(
     handshake(host, Some(channel.into_stream()), deadline).await
 }
 
-/// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
-async fn handshake(
-    host: &Host,
-    stream: Option<russh::ChannelStream<client::Msg>>,
-    deadline: tokio::time::Instant,
-) -> std::result::Result<Connection, Failure> {
+/// What the host key is checked against: the known_hosts files and RevokedHostKeys (read
+/// now), the key algorithms known_hosts records for the host (asked for first), and whether a
+/// `@cert-authority` line covers it (then host certificates are asked for first, as ssh does).
+fn trust(host: &Host) -> Result<Trust> {
     let known = known_files(host)
         .into_iter()
         .map(|p| read_known_hosts(host, &p).map(|c| (p, c)))
-        .collect::<Result<Vec<_>>>()
-        .map_err(Failure::Final)?;
+        .collect::<Result<Vec<_>>>()?;
     let revoked = match &host.ssh.revoked_host_keys {
-        Some(p) => Some((
-            p.clone(),
-            read_known_hosts(host, p).map_err(Failure::Final)?,
-        )),
+        Some(p) => Some((p.clone(), read_known_hosts(host, p)?)),
         None => None,
     };
     let (name, port) = key_name(host);
@@ -443,7 +391,9 @@ async fn handshake(
             }
             all
         });
-    let config = Arc::new(client_config(algorithms, host));
+    let certificates = known
+        .iter()
+        .any(|(_, c)| !known_hosts::cert_authorities(c, name, port).is_empty());
     let outcome = Arc::new(Mutex::new(None));
     let handler = Handler {
         host: host.clone(),
@@ -451,6 +401,35 @@ async fn handshake(
         revoked,
         outcome: outcome.clone(),
     };
+    Ok(Trust {
+        handler,
+        outcome,
+        algorithms,
+        certificates,
+    })
+}
+
+struct Trust {
+    handler: Handler,
+    /// What the handler concluded of the server's key (read after the key exchange).
+    outcome: Arc<Mutex<Option<KeyOutcome>>>,
+    algorithms: Vec<russh::keys::Algorithm>,
+    certificates: bool,
+}
+
+/// Connect (directly, or over a jump host's channel), verify the host key, authenticate.
+async fn handshake(
+    host: &Host,
+    stream: Option<russh::ChannelStream<client::Msg>>,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<Connection, Failure> {
+    let Trust {
+        handler,
+        outcome,
+        algorithms,
+        certificates,
+    } = trust(host).map_err(Failure::Final)?;
+    let config = Arc::new(client_config(algorithms, certificates, host));
     let addr = format!("{}:{}", host.address, host.port);
     let via = match &host.proxy_jump {
         Some(j) => format!("{addr} (through {})", j.name),
@@ -505,17 +484,7 @@ async fn handshake(
                     })
             }
             None => {
-                let tcp = tokio::net::TcpStream::connect((host.address.as_str(), host.port))
-                    .await
-                    .map_err(|source| {
-                        Failure::Final(Error::Connect {
-                            host: host.name.clone(),
-                            addr: addr.clone(),
-                            source,
-                            attempts: 1,
-                        })
-                    })?;
-                tcp.set_nodelay(true).ok();
+                let tcp = dial::tcp(host).await.map_err(Failure::Final)?;
                 client::connect_stream(config, tcp, handler)
                     .await
                     .map_err(failed)
@@ -523,7 +492,7 @@ async fn handshake(
         }
     };
     let started = tokio::time::Instant::now();
-    let mut handle = tokio::time::timeout_at(deadline, connecting)
+    let handle = tokio::time::timeout_at(deadline, connecting)
         .await
         .map_err(|_| {
             Failure::Final(Error::ConnectTimeout {
@@ -535,12 +504,25 @@ async fn handshake(
     // Connecting, the version exchange and the key exchange take about three round trips (and
     // the server's fork and key signature: an overestimate on a near host).
     let rtt = started.elapsed() / 3;
+    let accepted = outcome.lock().unwrap().take();
+    logged_in(host, handle, accepted, rtt, addr).await
+}
+
+/// After the key exchange (`rtt`: its estimate of the round trip): the host key's verdict,
+/// then authentication.
+async fn logged_in(
+    host: &Host,
+    mut handle: client::Handle<Handler>,
+    accepted: Option<KeyOutcome>,
+    rtt: Duration,
+    addr: String,
+) -> std::result::Result<Connection, Failure> {
     tracing::debug!(
         "{}: key exchange done; round trip estimated at {rtt:?}: {} SFTP writes in flight per file",
         host.name,
         writes_in_flight(rtt)
     );
-    let (host_key, host_key_learned) = match outcome.lock().unwrap().take() {
+    let (host_key, host_key_learned) = match accepted {
         Some(KeyOutcome::Accepted {
             fingerprint,
             learned,

@@ -179,6 +179,7 @@ fn keepalive_follows_server_alive_options() {
     assert_eq!(keepalive(&host_with(set)), (Duration::from_secs(2), 2));
     let c = client_config(
         Vec::new(),
+        false,
         &host_with(crate::config::SshOptions {
             server_alive_interval: Some(Duration::from_secs(5)),
             server_alive_count_max: 0,
