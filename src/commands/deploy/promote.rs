@@ -53,9 +53,8 @@ pub async fn run(
     };
     let (results, event) = roll_out_hosts(&ctx, hosts).await;
     let code = fanout::combine_codes(&results.iter().map(|r| r.code).collect::<Vec<_>>());
-    if results.len() > 1 || code != exit::OK || !dry_run {
-        reporter.results(&results);
-    }
+    // A dry run has no plan to show: its results say what each host would do.
+    reporter.results(&results);
     let events: Vec<_> = event.into_iter().collect();
     Ok(finish(
         &results, &events, code, dry_run, "promoted", &reporter,
