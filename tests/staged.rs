@@ -180,6 +180,35 @@ fn promote_on_two_hosts(users: [&str; 2]) {
     assert_eq!(r.http_get(ports[0], "/").as_deref(), Some("release 4\n"));
     assert_eq!(r.http_get(ports[1], "/").as_deref(), Some("release 3\n"));
     assert_eq!(link(users[0], "staged"), third, "a keeps its staged link");
+
+    // A staged release that fails once live: promote goes back to the release the host had
+    // (exit 4), which serves again; the history says so.
+    let (b, before) = (users[1], link(users[1], "current"));
+    std::fs::write(p.path("ferry-demo"), "#!/bin/sh\nexit 3\n").unwrap();
+    p.write("message.txt", "release 5\n");
+    p.ferry(&["deploy", "--no-switch", "-H", "b"])
+        .assert_code(0);
+    let broken = link(b, "staged");
+    let failed = p.ferry(&["--output", "json", "promote", "-H", "b"]);
+    failed.assert_code(4);
+    assert_eq!(result_of(&failed, "b")["result"], "rolled-back", "{failed}");
+    assert_eq!(link(b, "current"), before);
+    assert_eq!(r.http_get(ports[1], "/").as_deref(), Some("release 3\n"));
+    let h = last_history(b);
+    assert_eq!(
+        (&h["action"], &h["outcome"], &h["release"]),
+        (
+            &"promote".into(),
+            &"rolled-back".into(),
+            &broken.as_str().into()
+        ),
+        "{h}"
+    );
+    assert_eq!(
+        link(b, "staged"),
+        "",
+        "a failed promote leaves nothing staged"
+    );
 }
 
 /// Blue/green: staging starts the idle colour on the new release and checks it there, the
