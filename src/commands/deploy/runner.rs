@@ -98,10 +98,13 @@ impl<'a> Runner<'a> {
             let step = self.plan.steps[index].clone();
             crate::fault::point(step.name());
             crate::fault::pause(step.name()).await;
-            // Nothing live changes before the rollout's migration has passed.
+            // Nothing live changes (nor is staged) before the rollout's migration has passed.
             if matches!(
                 step,
-                Step::BeforeSwitch { .. } | Step::ArmRevert { .. } | Step::Activate { .. }
+                Step::BeforeSwitch { .. }
+                    | Step::ArmRevert { .. }
+                    | Step::Activate { .. }
+                    | Step::Staged { .. }
             ) && !self.migrated
             {
                 self.migrated = true;
