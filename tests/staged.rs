@@ -31,21 +31,16 @@ fn result_of(run: &Run, host: &str) -> serde_json::Value {
 }
 
 /// Two hosts (one user each) running the demo server on a port of their own.
-fn plain_config(p: &Project, users: [&str; 2], ports: [u16; 2]) {
-    let r = remote();
+fn plain_config(p: &Project, users: [&str; 2], extra: &str) {
     std::fs::copy(demo_bin(), p.path("ferry-demo")).unwrap();
     p.write(
         "web.service",
         "[Service]\nExecStart=/bin/sh -c 'exec %h/.local/share/ferry/web/current/bin/ferry-demo --listen 127.0.0.1:$(cat %h/port) --message %h/.local/share/ferry/web/current/share/message.txt'\n",
     );
-    for (u, port) in users.iter().zip(ports) {
-        r.reset(u);
-        r.ssh(u, &format!("echo {port} > ~/port"));
-    }
     p.config(&format!(
         "{}{}[services.web]\nunits = [\"web.service\"]\nsettle_time = \"0.5s\"\n\
          [[services.web.files]]\nsource = \"ferry-demo\"\ndest = \"bin/ferry-demo\"\nmode = \"0755\"\n\
-         [[services.web.files]]\nsource = \"message.txt\"\ndest = \"share/message.txt\"\n",
+         [[services.web.files]]\nsource = \"message.txt\"\ndest = \"share/message.txt\"\n{extra}",
         host_table("a", users[0]),
         host_table("b", users[1]),
     ));
@@ -56,8 +51,12 @@ fn plain_config(p: &Project, users: [&str; 2], ports: [u16; 2]) {
 fn promote_on_two_hosts(users: [&str; 2]) {
     let r = remote();
     let ports = [19701, 19702];
+    for (u, port) in users.iter().zip(ports) {
+        r.reset(u);
+        r.ssh(u, &format!("echo {port} > ~/port"));
+    }
     let p = Project::new();
-    plain_config(&p, users, ports);
+    plain_config(&p, users, "");
     p.write("message.txt", "release 1\n");
     p.ferry(&["deploy"]).assert_code(0);
     let first: Vec<String> = users.iter().map(|u| link(u, "current")).collect();
@@ -166,6 +165,20 @@ fn promote_on_two_hosts(users: [&str; 2]) {
     p.write("message.txt", "release 4\n");
     p.ferry(&["deploy", "-H", "a"]).assert_code(0);
     let fourth = link(users[0], "current");
+    // As a rollout: with a canary, a's refusal stops it; b is not reached and keeps its
+    // staged release.
+    plain_config(&p, users, "[services.web.rollout]\ncanary = 1\n");
+    let stopped = p.ferry(&["--output", "json", "promote"]);
+    stopped.assert_code(1);
+    assert_eq!(
+        result_of(&stopped, "b")["result"],
+        "not-reached",
+        "{stopped}"
+    );
+    assert_eq!(stopped.events("rollout")[0]["not_reached"], 1, "{stopped}");
+    assert_eq!(r.http_get(ports[1], "/").as_deref(), Some("release 2\n"));
+    assert_eq!(link(users[1], "staged"), third);
+    plain_config(&p, users, "");
     let mixed = p.ferry(&["--output", "json", "promote"]);
     mixed.assert_code(1);
     let a = result_of(&mixed, "a");
