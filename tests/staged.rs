@@ -283,6 +283,19 @@ fn blue_green_promote(user: &str) {
         (r.unit_prop(user, "web@blue.service", "ActiveState") != "active").then_some(())
     });
     assert_eq!(last_history(user)["action"], "promote");
+
+    // Staged on blue, whose process then stopped: promote starts it again on the staged
+    // release next to the live colour and moves the front once it answers.
+    p.write("message.txt", "release 3\n");
+    p.ferry(&["deploy", "--no-switch"]).assert_code(0);
+    let third = link(user, "staged");
+    assert_eq!(r.http_get(ports[0], "/").as_deref(), Some("release 3\n"));
+    r.ssh(user, "systemctl --user stop web@blue.service");
+    let promoted = p.ferry(&["promote"]);
+    promoted.assert_code(0);
+    assert_eq!(r.http_get(listen, "/").as_deref(), Some("release 3\n"));
+    assert_eq!(live(), "blue.sock");
+    assert_eq!(link(user, "current"), third);
 }
 
 /// Both scenarios, one after the other: they share the two remote users of this module.
