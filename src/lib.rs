@@ -59,6 +59,9 @@ pub fn main() -> i32 {
         Command::Deploy(_) => Some(
             "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout; `ferry deploy --retry-failed` deploys to the hosts that were not done",
         ),
+        Command::Promote(_) => Some(
+            "interrupted: hosts not yet switched keep their current release and their staged one; a host already switched reverts to its previous release by itself within confirm_timeout",
+        ),
         Command::Rollback(_) => Some(
             "interrupted: a host may be left between releases; check with `ferry status` and run the rollback again",
         ),
@@ -137,6 +140,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 retry_failed: args.retry_failed,
                 rollback_all_on_failure: args.rollback_all_on_failure,
                 force: args.force,
+                no_switch: args.no_switch,
             };
             // ferry's lints of the units, before any connection (lint = "deny": exit 2).
             let named: Vec<&config::Service> = config
@@ -170,6 +174,21 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
             };
             let service = targets::the_service(&config, args.service.as_deref())?;
             rollback::run(&config, &service, &hosts, opts, reporter.clone()).await
+        }
+        Command::Promote(args) => {
+            let config = config::load_for_hosts(&config_path)?;
+            let opts = deploy::Options {
+                dry_run: args.dry_run,
+                no_rollback: false,
+                lock_wait: args.lock_wait,
+                parallel: args.parallel as usize,
+                retry_failed: false,
+                rollback_all_on_failure: args.rollback_all_on_failure,
+                force: false,
+                no_switch: false,
+            };
+            let service = targets::the_service(&config, args.service.as_deref())?;
+            deploy::promote::run(&config, &service, &hosts, opts, reporter.clone()).await
         }
         Command::Units(args) => {
             let config = config::load(&config_path)?;

@@ -35,6 +35,10 @@ impl Paths {
     pub fn current(&self) -> String {
         format!("{}/current", self.dir())
     }
+    /// The release `deploy --no-switch` staged, for `ferry promote` (a symlink, as `current`).
+    pub fn staged(&self) -> String {
+        format!("{}/staged", self.dir())
+    }
     pub fn history(&self) -> String {
         format!("{}/history.jsonl", self.dir())
     }

@@ -475,6 +475,7 @@ fn run_json(
                 **a,
                 "deploy"
                     | "--dry-run"
+                    | "promote"
                     | "rollback"
                     | "releases"
                     | "status"
@@ -607,6 +608,21 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
         running_release(&unit).is_some(),
         "{unit} runs after the rollback"
     );
+
+    // A staged release: `deploy --no-switch`, `releases` shows it, `promote` (dry run, then for
+    // real, then again with nothing staged: exit 1).
+    write_exec(&p, "app", &app("6", false));
+    run_json(&p, &schema, &mut seen, &["deploy", "--no-switch"], 0);
+    assert_eq!(current(service), v1, "staging switched nothing");
+    let listed = run_json(&p, &schema, &mut seen, &["releases"], 0);
+    assert!(
+        listed.events("release").iter().any(|e| e["staged"] == true),
+        "{listed}"
+    );
+    run_json(&p, &schema, &mut seen, &["promote", "--dry-run"], 0);
+    run_json(&p, &schema, &mut seen, &["promote"], 0);
+    assert_ne!(current(service), v1, "promoted");
+    run_json(&p, &schema, &mut seen, &["promote"], 1);
 
     // A migration (`hooks.migrate`): its `migrate` event, then the failing release again.
     p.config(&format!(

@@ -31,7 +31,8 @@
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87, ferry111: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
-//! - ferry94, ferry96, ferry117..ferry120: free (ferry97..ferry116 taken by work in progress)
+//! - ferry97, ferry98: staged releases, `deploy --no-switch` and `promote` (tests/staged.rs)
+//! - ferry94, ferry96, ferry117..ferry120: free (ferry99..ferry116 taken by work in progress)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -55,6 +56,7 @@ mod safety;
 mod services;
 mod shell;
 mod ssh_config_oracle;
+mod staged;
 mod switch;
 mod systemd;
 mod transport;

@@ -125,6 +125,17 @@ pub enum Command {
             failed, 5 the lock is held by a deploy, 130 interrupted."
     )]
     Rollback(RollbackArgs),
+    /// Switch the hosts that hold a release staged by `ferry deploy --no-switch` to it: under
+    /// the lock, as a rollout (canary, batches, max_fail), with the self-revert armed; judged
+    /// by the checks it was staged with. A host whose current release changed since it was
+    /// staged is refused (stage again), as is one with nothing staged.
+    #[command(
+        after_help = "Exit codes: 0 promoted (or --dry-run), 1 nothing staged, refused or failed \
+            on a host, 2 config or usage error, 3 a host could not be reached or the login \
+            failed, 4 failed and went back to the previous release, 5 the lock is held by \
+            another deploy, 130 interrupted."
+    )]
+    Promote(PromoteArgs),
     /// List the releases of a service on each host, with the deploy history.
     #[command(after_help = REPORT_EXIT)]
     Releases(ReleasesArgs),
@@ -234,6 +245,32 @@ pub struct DeployArgs {
     /// When a rollout stops (a canary failed, or more than max_fail hosts), put every host it
     /// had switched back on its previous release.
     #[arg(long, conflicts_with = "no_rollback")]
+    pub rollback_all_on_failure: bool,
+    /// Stage the release and stop before the switch: upload, seal and check the unit files
+    /// (blue/green: start the idle colour on it, verify and health-check it); the current
+    /// release keeps serving. `ferry promote` switches to it later.
+    #[arg(long)]
+    pub no_switch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The service to promote. Default: the config's only service.
+    pub service: Option<String>,
+    #[command(flatten)]
+    pub filter: HostFilter,
+    /// How many hosts to switch at once.
+    #[arg(long, short = 'p', default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: u16,
+    /// Say what each host would switch to; change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Wait up to this long for another deploy's lock (e.g. "2m") instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_wait: Option<std::time::Duration>,
+    /// When the rollout stops (a canary failed, or more than max_fail hosts), put every host it
+    /// had switched back on its previous release.
+    #[arg(long)]
     pub rollback_all_on_failure: bool,
 }
 
@@ -354,6 +391,7 @@ pub fn selected_hosts(cli: &Cli) -> Vec<String> {
         Command::Status(a) => &a.filter.hosts,
         Command::Doctor(a) => &a.filter.hosts,
         Command::Rollback(a) => &a.filter.hosts,
+        Command::Promote(a) => &a.filter.hosts,
         Command::Releases(a) => &a.filter.hosts,
         Command::Exec(a) => &a.filter.hosts,
         Command::Units(_) | Command::Init(_) | Command::Completions(_) | Command::Man(_) => {

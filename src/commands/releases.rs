@@ -45,6 +45,8 @@ pub fn release_events(
                 host: host.to_string(),
                 service: service.to_string(),
                 current: remote.current.as_deref() == Some(id.as_str()),
+                staged: remote.staged.as_deref() == Some(id.as_str())
+                    && remote.current.as_deref() != Some(id.as_str()),
                 created: m.as_ref().map(|m| m.created.clone()),
                 deployed_by: m.as_ref().map(|m| m.deployed_by.clone()),
                 git_commit: m.as_ref().and_then(|m| m.git_commit.clone()),

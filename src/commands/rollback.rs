@@ -277,9 +277,11 @@ fn migrations_past(
     };
     let went_live = |id: &str| {
         id == current
-            || history
-                .iter()
-                .any(|h| h.release == id && h.action == "deploy" && h.outcome == "ok")
+            || history.iter().any(|h| {
+                h.release == id
+                    && (h.action == "deploy" || h.action == crate::plan::PROMOTE_ACTION)
+                    && h.outcome == "ok"
+            })
     };
     let mut ids: Vec<String> = manifests
         .iter()

@@ -32,6 +32,9 @@ pub struct Options {
     pub force: bool,
     /// This host runs the service's `migrate` hook (once per rollout), after its seal.
     pub migrate: bool,
+    /// `--no-switch`: stage the release (sealed, unit files checked; blue/green: the idle
+    /// colour started, verified and health-checked) and stop before anything live changes.
+    pub no_switch: bool,
 }
 
 /// Does a host whose state is `remote` get the local file of `size` bytes at `dest` uploaded,
@@ -387,6 +390,8 @@ pub(crate) fn steps(
         });
     }
     let arm = match &plan.on_failure {
+        // Staging switches nothing: there is nothing for a timer to revert.
+        _ if opts.no_switch => None,
         OnFailure::RollBack { to } => Some(RevertArm {
             to: to.clone(),
             after_ms: service.confirm_timeout.as_millis() as u64,
@@ -424,6 +429,20 @@ pub(crate) fn steps(
     {
         steps.push(Step::ArmRevert { to, after_ms });
     }
+    steps.extend(live_steps(service, remote, plan, opts));
+    steps
+}
+
+/// The steps from the activation on: for `--no-switch`, only those that change nothing live
+/// (a blue/green idle colour is started and checked), then `staged`.
+fn live_steps(service: &Service, remote: &RemoteState, plan: &Plan, opts: Options) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if opts.no_switch && plan.switch.is_none() {
+        steps.push(Step::Staged {
+            release: plan.release.clone(),
+        });
+        return steps;
+    }
     steps.push(Step::Activate {
         release: plan.release.clone(),
     });
@@ -435,6 +454,12 @@ pub(crate) fn steps(
         steps.push(Step::Health {
             checks: health_names(h),
         });
+    }
+    if opts.no_switch {
+        steps.push(Step::Staged {
+            release: plan.release.clone(),
+        });
+        return steps;
     }
     if let (Some(sp), Some(sw)) = (&plan.switch, &service.switch) {
         steps.push(Step::Switch {
@@ -448,7 +473,13 @@ pub(crate) fn steps(
             command: command.clone(),
         });
     }
-    let mut all = remote.releases.clone();
+    // A staged release waits for `ferry promote`: it is kept.
+    let mut all: Vec<String> = remote
+        .releases
+        .iter()
+        .filter(|r| remote.staged.as_ref() != Some(*r))
+        .cloned()
+        .collect();
     all.push(plan.release.clone());
     let protect = release::last_good(&remote.history, Some(&plan.release))
         .map(String::from)

@@ -24,3 +24,5 @@ pub use step::*;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_staged;

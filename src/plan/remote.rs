@@ -37,6 +37,8 @@ pub struct RemoteState {
     pub free: Option<FreeSpace>,
     /// The host has `gzip` (compressed uploads are decompressed with it).
     pub gzip: bool,
+    /// The release `deploy --no-switch` staged (the `staged` link), for `ferry promote`.
+    pub staged: Option<String>,
     /// Blue/green: the colour `live.sock` points to.
     pub live: Option<Colour>,
     /// Blue/green: the release each colour's link (`colors/C`) points to.
@@ -88,6 +90,19 @@ impl RemoteState {
         }
     }
 
+    /// The staged release and the release that was current when it was staged (its `stage`
+    /// record in the history; None inside when there was none).
+    pub fn staged_on(&self) -> Option<(&str, Option<&str>)> {
+        let staged = self.staged.as_deref()?;
+        let base = self
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.action == STAGE_ACTION && r.release == staged)
+            .and_then(|r| r.previous.as_deref());
+        Some((staged, base))
+    }
+
     /// Blue/green: the colour that brings back release `to` of `service` (one running it
     /// already, else the one not live); None when `to` is not a blue/green release.
     pub fn back_colour(&self, service: &str, to: &Manifest) -> Option<Colour> {
@@ -125,6 +140,13 @@ impl RemoteState {
     }
 }
 
+/// The history action of `deploy --no-switch` (its outcome: [`STAGED_OUTCOME`]).
+pub const STAGE_ACTION: &str = "stage";
+/// The outcome of a `stage` record: not `ok`, as the release never went live.
+pub const STAGED_OUTCOME: &str = "staged";
+/// The history action of `ferry promote`.
+pub const PROMOTE_ACTION: &str = "promote";
+
 /// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
 /// which does not take the lock) it also says who holds the lock: a shared `flock` for an
 /// instant, so that two dry runs of the same user (two host names, one account) do not see
@@ -140,6 +162,7 @@ pub fn remote_state_script(
         "cd \"$HOME\" || exit 1\n\
          S={s}\n\
          echo \"current=$(readlink \"$S/current\" 2>/dev/null)\"\n\
+         echo \"staged=$(readlink \"$S/staged\" 2>/dev/null)\"\n\
          if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
          if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
          if [ -f \"$S/history.jsonl\" ]; then sed 's/^/history=/' \"$S/history.jsonl\"; echo; fi\n\
@@ -204,6 +227,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
         };
         match k {
             "current" => st.current = release::parse_current(v),
+            "staged" => st.staged = release::parse_current(v),
             "live" => st.live = Colour::of_link(v),
             "colour.blue" | "colour.green" => {
                 let id = v.trim().trim_start_matches("../releases/");

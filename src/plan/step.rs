@@ -124,6 +124,11 @@ pub enum Step {
     /// Run the `after_switch` hook in the new (now current) release's directory. Failure fails
     /// the deploy (the plan's `on_failure` applies).
     AfterSwitch { command: String },
+    /// `deploy --no-switch`: mark the release staged (the `staged` link next to `current`,
+    /// and a `stage` record in the history naming the release `current` was then); nothing
+    /// live changed (for blue/green, the idle colour runs it, verified and healthy, behind a
+    /// front that did not move). `ferry promote` switches to it later.
+    Staged { release: String },
     /// Disarm the self-revert and record the release as deployed; then, in the same command,
     /// delete the old releases `prune` (never `current`, never the last verified one).
     Confirm {
@@ -187,6 +192,7 @@ impl Step {
             Step::Health { .. } => "health",
             Step::Switch { .. } => "switch",
             Step::AfterSwitch { .. } => "after-switch",
+            Step::Staged { .. } => "staged",
             Step::Confirm { .. } => "confirm",
         }
     }
@@ -299,6 +305,14 @@ impl Plan {
         });
         let position = |name: &str| self.steps.iter().position(|s| s.name() == name);
         let (activate, confirm) = (position("activate"), position("confirm"));
+        // Staged: the front never moves and `current` stays, whatever step was cut off.
+        if position("staged").is_some() && activate.is_some_and(|a| index.is_some_and(|i| i >= a)) {
+            return format!(
+                "while staging {} (--no-switch): the front did not move, the host still serves {}; the idle colour may run the new release, unmarked: deploy --no-switch again",
+                self.release,
+                self.previous.as_deref().unwrap_or("nothing")
+            );
+        }
         let previous = match &self.previous {
             Some(p) => format!("release {p}"),
             None => "no release of this service (first deploy)".to_string(),

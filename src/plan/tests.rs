@@ -9,7 +9,7 @@ use super::*;
 use crate::config;
 use std::path::Path;
 
-fn service() -> Service {
+pub(super) fn service() -> Service {
     let c = config::parse(
         r#"
 [hosts.h]
@@ -35,7 +35,7 @@ dest = "share/msg"
     c.services["app"].clone()
 }
 
-fn local() -> LocalRelease {
+pub(super) fn local() -> LocalRelease {
     LocalRelease {
         files: vec![
             LocalFile {
@@ -86,7 +86,7 @@ fn plan_on(remote: &RemoteState) -> Plan {
     )
 }
 
-fn origin() -> Origin {
+pub(super) fn origin() -> Origin {
     Origin {
         by: "me@box".into(),
         git_commit: None,
@@ -474,11 +474,11 @@ fn content_hash_changes_with_mode() {
     assert_eq!(a.content_hash(), local().content_hash());
 }
 
-fn names(p: &Plan) -> Vec<&'static str> {
+pub(super) fn names(p: &Plan) -> Vec<&'static str> {
     p.steps.iter().map(Step::name).collect()
 }
 
-fn rec(
+pub(super) fn rec(
     release: &str,
     action: &str,
     outcome: &str,
@@ -497,7 +497,7 @@ fn rec(
 }
 
 /// A host where release A was deployed and verified, and is current.
-fn deployed() -> RemoteState {
+pub(super) fn deployed() -> RemoteState {
     let a = "20261124T110000Z-aaaaaaaa";
     let first = make(
         &service(),

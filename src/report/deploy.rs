@@ -334,6 +334,9 @@ pub fn step_text(step: &Step) -> String {
         Step::CleanStaging { dirs } => format!("remove {} leftover staging dir(s)", dirs.len()),
         Step::ClearStaleRevert => "stop a self-revert timer left for an old release".into(),
         Step::Stage { release } => format!("create releases/.{release}.partial"),
+        Step::Staged { release } => format!(
+            "mark {release} staged (the `staged` link, a history line); nothing switched: `ferry promote` does"
+        ),
         Step::Reuse { files } => format!("copy {} unchanged file(s) on the host", files.len()),
         Step::Upload { files, bytes } => {
             format!("send {} file(s), {}", files.len(), human_bytes(*bytes))

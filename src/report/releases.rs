@@ -15,6 +15,8 @@ pub struct ReleaseEvent {
     pub service: String,
     pub id: String,
     pub current: bool,
+    /// The `staged` link points to it (`deploy --no-switch`; `ferry promote` switches to it).
+    pub staged: bool,
     pub created: Option<String>,
     pub deployed_by: Option<String>,
     pub git_commit: Option<String>,
@@ -28,6 +30,8 @@ impl Human for ReleaseEvent {
     fn human(&self, s: &Style) -> Option<String> {
         let mark = if self.current {
             s.green("*")
+        } else if self.staged {
+            "+".into()
         } else {
             " ".into()
         };
@@ -123,7 +127,11 @@ impl Human for ReleasesTable {
         for r in &self.releases {
             rows.push(vec![
                 sanitize(&r.host),
-                if r.current { "*".into() } else { String::new() },
+                match (r.current, r.staged) {
+                    (true, _) => "*".into(),
+                    (false, true) => "+ staged".into(),
+                    _ => String::new(),
+                },
                 r.id.clone(),
                 sanitize(r.created.as_deref().unwrap_or("-")),
                 sanitize(r.deployed_by.as_deref().unwrap_or("-")),
@@ -185,6 +193,7 @@ mod tests {
             service: "s".into(),
             id: id.into(),
             current,
+            staged: false,
             created: Some("2026-11-24T12:00:00Z".into()),
             deployed_by: Some("me@box".into()),
             git_commit: Some(commit.into()),

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod seal;
 mod self_revert;
 mod stage;
+mod staged;
 mod switch;
 pub mod unit_check;
 pub mod upload;

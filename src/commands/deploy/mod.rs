@@ -10,6 +10,8 @@
 
 pub mod hooks;
 mod migrate;
+pub mod promote;
+mod put_back;
 pub mod rollout;
 mod runner;
 pub mod state;
@@ -27,13 +29,16 @@ use crate::error::{Error, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
-use crate::release::{self, HistoryRecord};
+use crate::release;
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
 use crate::report::fleet::{self, BatchEvent, RolloutEvent};
-use crate::session::{ServiceSession, Session};
+use crate::session::Session;
 
 pub use crate::commands::deploy::steps::Options;
+
+/// Each selected service with its selected hosts, in deploy order.
+type Rollouts = Vec<(Service, Vec<Host>)>;
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
 pub async fn run(
@@ -43,15 +48,103 @@ pub async fn run(
     opts: Options,
     reporter: Arc<Reporter>,
 ) -> Result<i32> {
-    let targets = targets::resolve(config, services, hosts)?;
     let state_file = state::path(&config.path);
+    let rollouts = select(config, services, hosts, &opts, &state_file, &reporter)?;
+    if opts.retry_failed && rollouts.is_empty() {
+        if reporter.format == crate::report::Format::Json {
+            reporter.emit(&Summary {
+                kind: "summary",
+                ok: 0,
+                failed: 0,
+                exit_code: exit::OK,
+                dry_run: opts.dry_run,
+                action: "deployed",
+            });
+        } else {
+            reporter.heading("nothing to retry: every selected host ended ok in its last rollout");
+        }
+        return Ok(exit::OK);
+    }
+    // Binaries built for another architecture than a host's `arch`: before any connection.
+    for (service, hosts) in &rollouts {
+        crate::prepare::arch::check(service, hosts)?;
+    }
+    // The first hosts are connected to while the files are hashed; nothing on a host changes
+    // before every release was read and checked (bad input fails first).
+    let pre = Preconnected::start(
+        rollouts
+            .first()
+            .map(|(_, hosts)| &hosts[..hosts.len().min(opts.parallel.max(1))])
+            .unwrap_or_default(),
+        &reporter,
+    );
+    let mut prepared: Vec<Arc<local::Local>> = Vec::new();
+    for (s, _) in &rollouts {
+        match local::prepare(s).await {
+            Ok(p) => prepared.push(Arc::new(p)),
+            Err(e) => {
+                pre.abort();
+                return Err(e);
+            }
+        }
+    }
+    let opts = Arc::new(opts);
+    let (results, events, deployed) = match rollouts.first() {
+        Some((first, _)) => {
+            let base = Ctx {
+                service: Arc::new(first.clone()),
+                pre,
+                job: Job::Promote,
+                origin: Arc::new(local::origin(config)),
+                opts: opts.clone(),
+                reporter: reporter.clone(),
+                state_file,
+                migration: None,
+            };
+            roll_out_all(config, &base, rollouts, prepared).await
+        }
+        None => Default::default(),
+    };
+    let code = fanout::combine_codes(&results.iter().map(|r| r.code).collect::<Vec<_>>());
+    if results.len() > 1 || code != exit::OK || !opts.dry_run {
+        reporter.results(&results);
+    }
+    if !opts.dry_run {
+        for (name, local) in deployed.iter() {
+            let mine: Vec<&HostResult> = results.iter().filter(|r| r.service == *name).collect();
+            if let Some(service) = config.services.get(name) {
+                hooks::run_local(service, &mine, local.skeleton.env.as_ref(), &reporter).await;
+            }
+        }
+    }
+    let action = if opts.no_switch { "staged" } else { "deployed" };
+    Ok(finish(
+        &results,
+        &events,
+        code,
+        opts.dry_run,
+        action,
+        &reporter,
+    ))
+}
+
+/// Each selected service with its selected hosts, in the order its `hosts` lists them (with
+/// `--retry-failed`, only those to retry).
+fn select(
+    config: &Config,
+    services: &[String],
+    hosts: &[String],
+    opts: &Options,
+    state_file: &std::path::Path,
+    reporter: &Reporter,
+) -> Result<Rollouts> {
+    let targets = targets::resolve(config, services, hosts)?;
     let recorded = if opts.retry_failed {
-        Some(state::load(&state_file)?)
+        Some(state::load(state_file)?)
     } else {
         None
     };
-    // Each selected service with its selected hosts, in the order its `hosts` lists them.
-    let mut rollouts: Vec<(Service, Vec<Host>)> = Vec::new();
+    let mut rollouts: Rollouts = Vec::new();
     for service in in_order(config, targets::services(config, services)?) {
         if rollouts.iter().any(|(s, _)| s.name == service.name) {
             continue;
@@ -94,46 +187,21 @@ pub async fn run(
             rollouts.push((service, here));
         }
     }
-    if recorded.is_some() && rollouts.is_empty() {
-        if reporter.format == crate::report::Format::Json {
-            reporter.emit(&Summary {
-                kind: "summary",
-                ok: 0,
-                failed: 0,
-                exit_code: exit::OK,
-                dry_run: opts.dry_run,
-                action: "deployed",
-            });
-        } else {
-            reporter.heading("nothing to retry: every selected host ended ok in its last rollout");
-        }
-        return Ok(exit::OK);
-    }
-    // Binaries built for another architecture than a host's `arch`: before any connection.
-    for (service, hosts) in &rollouts {
-        crate::prepare::arch::check(service, hosts)?;
-    }
-    // The first hosts are connected to while the files are hashed; nothing on a host changes
-    // before every release was read and checked (bad input fails first).
-    let pre = Preconnected::start(
-        rollouts
-            .first()
-            .map(|(_, hosts)| &hosts[..hosts.len().min(opts.parallel.max(1))])
-            .unwrap_or_default(),
-        &reporter,
-    );
-    let mut prepared: Vec<Arc<local::Local>> = Vec::new();
-    for (s, _) in &rollouts {
-        match local::prepare(s).await {
-            Ok(p) => prepared.push(Arc::new(p)),
-            Err(e) => {
-                pre.abort();
-                return Err(e);
-            }
-        }
-    }
-    let origin = Arc::new(local::origin(config));
-    let opts = Arc::new(opts);
+    Ok(rollouts)
+}
+
+/// Roll every service out, one after another: the results, the rollouts' events, and the
+/// services deployed (for their `local_after` hooks).
+async fn roll_out_all(
+    config: &Config,
+    base: &Ctx,
+    rollouts: Rollouts,
+    prepared: Vec<Arc<local::Local>>,
+) -> (
+    Vec<HostResult>,
+    Vec<RolloutEvent>,
+    Vec<(String, Arc<local::Local>)>,
+) {
     let mut results: Vec<HostResult> = Vec::new();
     let mut events: Vec<RolloutEvent> = Vec::new();
     let mut deployed: Vec<(String, Arc<local::Local>)> = Vec::new();
@@ -141,9 +209,9 @@ pub async fn run(
     for ((service, hosts), local) in rollouts.into_iter().zip(prepared) {
         if let Some(before) = failed
             .iter()
-            .find(|f| !opts.dry_run && config.comes_after(&service.name, f))
+            .find(|f| !base.opts.dry_run && config.comes_after(&service.name, f))
         {
-            let (r, e) = skip_service(&service, &hosts, before, &reporter);
+            let (r, e) = skip_service(&service, &hosts, before, &base.reporter);
             failed.push(service.name.clone());
             results.extend(r);
             events.push(e);
@@ -152,13 +220,8 @@ pub async fn run(
         deployed.push((service.name.clone(), local.clone()));
         let ctx = Ctx {
             service: Arc::new(service),
-            pre: pre.clone(),
-            local,
-            origin: origin.clone(),
-            opts: opts.clone(),
-            reporter: reporter.clone(),
-            state_file: state_file.clone(),
-            migration: None,
+            job: Job::Deploy(local),
+            ..base.share()
         };
         let (r, e) = roll_out(&ctx, hosts).await;
         if r.iter().any(|r| !r.result.is_success()) {
@@ -167,22 +230,21 @@ pub async fn run(
         results.extend(r);
         events.extend(e);
         // The connections opened early were for the first rollout's hosts.
-        pre.abort();
+        base.pre.abort();
     }
-    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
-    let code = fanout::combine_codes(&codes);
-    if results.len() > 1 || code != exit::OK || !opts.dry_run {
-        reporter.results(&results);
-    }
-    if !opts.dry_run {
-        for (name, local) in deployed.iter() {
-            let mine: Vec<&HostResult> = results.iter().filter(|r| r.service == *name).collect();
-            if let Some(service) = config.services.get(name) {
-                hooks::run_local(service, &mine, local.skeleton.env.as_ref(), &reporter).await;
-            }
-        }
-    }
-    for e in &events {
+    (results, events, deployed)
+}
+
+/// The end of a rollout command: the rollouts' events, then the summary; the exit code.
+fn finish(
+    results: &[HostResult],
+    events: &[RolloutEvent],
+    code: i32,
+    dry_run: bool,
+    action: &'static str,
+    reporter: &Reporter,
+) -> i32 {
+    for e in events {
         reporter.emit(e);
     }
     let ok = results.iter().filter(|r| r.result.is_success()).count();
@@ -191,10 +253,10 @@ pub async fn run(
         ok,
         failed: results.len() - ok,
         exit_code: code,
-        dry_run: opts.dry_run,
-        action: "deployed",
+        dry_run,
+        action,
     });
-    Ok(code)
+    code
 }
 
 /// Connections being opened before they are needed (see [`deploy`]), by host name.
@@ -232,12 +294,21 @@ impl Preconnected {
     }
 }
 
+/// What a rollout does on each host.
+#[derive(Clone)]
+enum Job {
+    /// Deploy this release (`ferry deploy`).
+    Deploy(Arc<local::Local>),
+    /// Switch to the release staged there (`ferry promote`).
+    Promote,
+}
+
 /// What every host of one service's rollout shares.
 struct Ctx {
     service: Arc<Service>,
     /// Connections opened while the release was prepared.
     pre: Preconnected,
-    local: Arc<local::Local>,
+    job: Job,
     origin: Arc<Origin>,
     opts: Arc<Options>,
     reporter: Arc<Reporter>,
@@ -251,7 +322,7 @@ impl Ctx {
         Ctx {
             service: self.service.clone(),
             pre: self.pre.clone(),
-            local: self.local.clone(),
+            job: self.job.clone(),
             origin: self.origin.clone(),
             opts: self.opts.clone(),
             reporter: self.reporter.clone(),
@@ -260,9 +331,23 @@ impl Ctx {
         }
     }
 
+    /// Does this rollout record its outcomes in the state file (for `--retry-failed`)? A
+    /// deploy's, not a dry run's or a promote's.
+    fn records_state(&self) -> bool {
+        !self.opts.dry_run && matches!(self.job, Job::Deploy(_))
+    }
+
+    /// The values of the release's env, masked in what hosts print.
+    fn env(&self) -> Option<&crate::release::env::EnvFile> {
+        match &self.job {
+            Job::Deploy(local) => local.skeleton.env.as_ref(),
+            Job::Promote => None,
+        }
+    }
+
     /// Record results in the state file (a warning when it cannot be written).
     fn record_state(&self, results: &[HostResult]) {
-        if self.opts.dry_run {
+        if !self.records_state() {
             return;
         }
         let now = release::now_rfc3339();
@@ -313,7 +398,7 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
     } else {
         rollout::waves(&names, &service.rollout)
     };
-    if !ctx.opts.dry_run {
+    if ctx.records_state() {
         let now = release::now_rfc3339();
         if let Err(e) = state::update(&ctx.state_file, |s| s.start(&service.name, &names, &now)) {
             ctx.reporter.warn(None, &e.to_string());
@@ -325,65 +410,10 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
     let budget = Arc::new(Mutex::new(Budget::new(&service.rollout)));
     let mut results: Vec<HostResult> = Vec::new();
     for wave in &waves {
-        let stop = budget.lock().unwrap().stop_reason();
-        if stop.is_some() {
+        if budget.lock().unwrap().stop_reason().is_some() {
             break;
         }
-        if wave.index > 0 && !service.rollout.pause.is_zero() {
-            ctx.reporter.progress(
-                None,
-                &format!(
-                    "{}: pausing {} before the next batch",
-                    service.name,
-                    humantime::format_duration(service.rollout.pause)
-                ),
-            );
-            tokio::time::sleep(service.rollout.pause).await;
-        }
-        if waves.len() > 1 {
-            let event = BatchEvent {
-                kind: "batch",
-                service: service.name.clone(),
-                batch: wave.index + 1,
-                batches: waves.len(),
-                canary: wave.canary,
-                hosts: wave.hosts.clone(),
-            };
-            ctx.reporter.progress(None, &event.text());
-            ctx.reporter.emit(&event);
-        }
-        let wave_hosts: Vec<Host> = hosts
-            .iter()
-            .filter(|h| wave.hosts.contains(&h.name))
-            .cloned()
-            .collect();
-        let (c, b, canary) = (ctx.share(), budget.clone(), wave.canary);
-        let done: Vec<HostResult> =
-            fanout::each(wave_hosts, ctx.opts.parallel, move |host: Host| {
-                let (c, b) = (c.share(), b.clone());
-                async move {
-                    // Once over budget, no further host starts, not even in this batch.
-                    if let Some(why) = b.lock().unwrap().stop_reason() {
-                        return not_reached(&host.name, &c.service.name, &why);
-                    }
-                    let r = deploy_host(&host, &c).await;
-                    if let Some(m) = &c.migration
-                        && m.leader == host.name
-                    {
-                        m.leader_ended(&r);
-                    }
-                    if !c.opts.dry_run {
-                        let mut b = b.lock().unwrap();
-                        b.record(&host.name, canary, r.result.is_success());
-                        if let Some(why) = c.migration.as_ref().and_then(|m| m.failed()) {
-                            b.halt(why);
-                        }
-                    }
-                    c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
-                    r
-                }
-            })
-            .await;
+        let done = run_wave(ctx, &hosts, wave, waves.len(), &budget).await;
         ctx.record_state(&done);
         results.extend(done);
     }
@@ -398,47 +428,7 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
     if let Some(why) = &stopped
         && ctx.opts.rollback_all_on_failure
     {
-        let switched: Vec<(Host, HostResult)> = results
-            .iter()
-            .filter(|r| r.result == HostOutcome::Ok)
-            .filter_map(|r| {
-                let host = hosts.iter().find(|h| h.name == r.host)?;
-                Some((host.clone(), r.clone()))
-            })
-            .collect();
-        if !switched.is_empty() {
-            ctx.reporter.progress(
-                None,
-                &format!(
-                    "{}: putting {} switched host(s) back on their previous release (--rollback-all-on-failure)",
-                    service.name,
-                    switched.len()
-                ),
-            );
-        }
-        let (c, why) = (ctx.share(), Arc::new(why.clone()));
-        let back: Vec<HostResult> = fanout::each(
-            switched,
-            ctx.opts.parallel,
-            move |(host, r): (Host, HostResult)| {
-                let (c, why) = (c.share(), why.clone());
-                async move {
-                    let r = put_back_host(&host, r, &why, &c).await;
-                    c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
-                    r
-                }
-            },
-        )
-        .await;
-        ctx.record_state(&back);
-        for b in back {
-            if b.result == HostOutcome::RolledBack {
-                put_back += 1;
-            }
-            if let Some(r) = results.iter_mut().find(|r| r.host == b.host) {
-                *r = b;
-            }
-        }
+        put_back = put_back_all(ctx, &hosts, &mut results, why).await;
     }
     ctx.reporter.fleet_end();
     if ctx.opts.dry_run {
@@ -460,6 +450,120 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
         stopped,
     };
     (results, Some(event))
+}
+
+/// One batch (or the canary hosts) of a rollout, up to `--parallel` hosts at once, within the
+/// failure budget.
+async fn run_wave(
+    ctx: &Ctx,
+    hosts: &[Host],
+    wave: &rollout::Wave,
+    waves: usize,
+    budget: &Arc<Mutex<Budget>>,
+) -> Vec<HostResult> {
+    let service = &ctx.service;
+    if wave.index > 0 && !service.rollout.pause.is_zero() {
+        ctx.reporter.progress(
+            None,
+            &format!(
+                "{}: pausing {} before the next batch",
+                service.name,
+                humantime::format_duration(service.rollout.pause)
+            ),
+        );
+        tokio::time::sleep(service.rollout.pause).await;
+    }
+    if waves > 1 {
+        let event = BatchEvent {
+            kind: "batch",
+            service: service.name.clone(),
+            batch: wave.index + 1,
+            batches: waves,
+            canary: wave.canary,
+            hosts: wave.hosts.clone(),
+        };
+        ctx.reporter.progress(None, &event.text());
+        ctx.reporter.emit(&event);
+    }
+    let wave_hosts: Vec<Host> = hosts
+        .iter()
+        .filter(|h| wave.hosts.contains(&h.name))
+        .cloned()
+        .collect();
+    let (c, b, canary) = (ctx.share(), budget.clone(), wave.canary);
+    fanout::each(wave_hosts, ctx.opts.parallel, move |host: Host| {
+        let (c, b) = (c.share(), b.clone());
+        async move {
+            // Once over budget, no further host starts, not even in this batch.
+            if let Some(why) = b.lock().unwrap().stop_reason() {
+                return not_reached(&host.name, &c.service.name, &why);
+            }
+            let r = deploy_host(&host, &c).await;
+            if let Some(m) = &c.migration
+                && m.leader == host.name
+            {
+                m.leader_ended(&r);
+            }
+            if !c.opts.dry_run {
+                let mut b = b.lock().unwrap();
+                b.record(&host.name, canary, r.result.is_success());
+                if let Some(why) = c.migration.as_ref().and_then(|m| m.failed()) {
+                    b.halt(why);
+                }
+            }
+            c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+            r
+        }
+    })
+    .await
+}
+
+/// `--rollback-all-on-failure`: put the hosts the stopped rollout switched back on their
+/// previous release; how many were.
+async fn put_back_all(ctx: &Ctx, hosts: &[Host], results: &mut [HostResult], why: &str) -> usize {
+    let switched: Vec<(Host, HostResult)> = results
+        .iter()
+        .filter(|r| r.result == HostOutcome::Ok)
+        .filter_map(|r| {
+            let host = hosts.iter().find(|h| h.name == r.host)?;
+            Some((host.clone(), r.clone()))
+        })
+        .collect();
+    if !switched.is_empty() {
+        ctx.reporter.progress(
+            None,
+            &format!(
+                "{}: putting {} switched host(s) back on their previous release (--rollback-all-on-failure)",
+                ctx.service.name,
+                switched.len()
+            ),
+        );
+    }
+    let (c, why) = (ctx.share(), Arc::new(why.to_string()));
+    let back: Vec<HostResult> = fanout::each(
+        switched,
+        ctx.opts.parallel,
+        move |(host, r): (Host, HostResult)| {
+            let (c, why) = (c.share(), why.clone());
+            async move {
+                let r = put_back::put_back_host(&host, r, &why, &c).await;
+                c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+                r
+            }
+        },
+    )
+    .await;
+    ctx.record_state(&back);
+    let mut put_back = 0;
+    for b in back {
+        if b.result == HostOutcome::RolledBack {
+            put_back += 1;
+        }
+        if let Some(r) = results.iter_mut().find(|r| r.host == b.host) {
+            *r = b;
+        }
+    }
+    put_back
 }
 
 /// Services in deploy order: each after those its `after` lists (when selected too).
@@ -529,6 +633,9 @@ fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
 
 /// Deploy the service to one host (its own connection).
 async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
+    let Job::Deploy(local) = &ctx.job else {
+        return promote::promote_host(host, ctx).await;
+    };
     let session = match ctx.pre.open(host, &ctx.reporter).await {
         Ok(s) => s,
         Err(e) => {
@@ -547,11 +654,11 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     };
     let ss = session
         .service(&ctx.service)
-        .masking(ctx.local.skeleton.env.as_ref())
-        .probing(&ctx.local.skeleton);
+        .masking(local.skeleton.env.as_ref())
+        .probing(&local.skeleton);
     let result = crate::commands::deploy::steps::deploy_service(
         &ss,
-        &ctx.local,
+        local,
         &ctx.origin,
         &ctx.opts,
         ctx.migration.as_deref(),
@@ -559,164 +666,4 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     .await;
     session.close().await;
     result
-}
-
-/// `--rollback-all-on-failure`: put a host that went through back on the release it had
-/// before (`deployed.previous`), as `ferry rollback --to` would, if it is still on the release
-/// this rollout gave it.
-async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) -> HostResult {
-    let (Some(new), Some(old)) = (deployed.release.clone(), deployed.previous.clone()) else {
-        let note = "stays on the new release: it had no release before this deploy".to_string();
-        ctx.reporter.warn(Some(&host.name), &note);
-        return HostResult {
-            reason: Some(note),
-            ..deployed
-        };
-    };
-    let result = |result: HostOutcome, reason: String, code: i32| {
-        HostResult::new(
-            &host.name,
-            &ctx.service.name,
-            result,
-            Some(&new),
-            Some(&old),
-            Some(reason),
-            code,
-        )
-    };
-    let session = match Session::open(host, &ctx.reporter).await {
-        Ok(s) => s,
-        Err(e) => {
-            ctx.reporter.error(&e);
-            return result(
-                HostOutcome::RollbackFailed,
-                format!("deployed, but could not be put back on {old}: {e}"),
-                e.exit_code(),
-            );
-        }
-    };
-    let ss = session
-        .service(&ctx.service)
-        .masking(ctx.local.skeleton.env.as_ref());
-    let r = match ss
-        .lock(ctx.opts.lock_wait, "rollback", &ctx.origin.by)
-        .await
-    {
-        Ok(lock) => {
-            let r = put_back_locked(&ss, &new, &old, why, ctx).await;
-            lock.release().await;
-            r
-        }
-        Err(e) => Err(e),
-    };
-    session.close().await;
-    r.unwrap_or_else(|e| {
-        let reason = match e {
-            Error::Refused { message, .. } => message,
-            e => e.to_string(),
-        };
-        result(
-            HostOutcome::RollbackFailed,
-            format!("deployed, but could not be put back on {old}: {reason}"),
-            exit::FAILED,
-        )
-    })
-}
-
-async fn put_back_locked(
-    ss: &ServiceSession<'_>,
-    new: &str,
-    old: &str,
-    why: &str,
-    ctx: &Ctx,
-) -> Result<HostResult> {
-    let remote = ss.probe(&[], false).await?;
-    let current = remote.current.as_deref();
-    if current != Some(new) {
-        let note = format!(
-            "left alone: its current release is now {} (not {new}, which this rollout deployed)",
-            current.unwrap_or("none")
-        );
-        ss.warn(&note);
-        return Ok(ss.result(HostOutcome::Ok, current, Some(old), Some(note), exit::OK));
-    }
-    let (manifests, _) = ss.manifests().await?;
-    let Some(back) = manifests
-        .into_iter()
-        .find(|(id, _)| id == old)
-        .and_then(|(_, m)| m)
-    else {
-        return Err(Error::Refused {
-            host: ss.host.name.clone(),
-            message: format!("release {old} is no longer on the host (or has no manifest)"),
-            code: exit::FAILED,
-        });
-    };
-    ss.phase(
-        "rollback",
-        format!("putting {old} back (the rollout stopped)"),
-    );
-    let record = |outcome: &str, reason: String| HistoryRecord {
-        time: release::now_rfc3339(),
-        action: "rollback".into(),
-        release: old.to_string(),
-        previous: Some(new.to_string()),
-        outcome: outcome.into(),
-        by: ctx.origin.by.clone(),
-        git_commit: back.git_commit.clone(),
-        reason: Some(reason),
-    };
-    let because = format!(
-        "--rollback-all-on-failure: the rollout of {} stopped: {why}",
-        ss.service.name
-    );
-    let colour = remote.back_colour(&ss.service.name, &back);
-    match ss.restore(&back, remote.current_manifest(), colour).await? {
-        Ok(()) => {
-            ss.record(&record("ok", because)).await;
-            Ok(ss.result(
-                HostOutcome::RolledBack,
-                Some(new),
-                Some(old),
-                Some(format!(
-                    "deployed, then put back on {old}: the rollout stopped ({why})"
-                )),
-                exit::ROLLED_BACK,
-            ))
-        }
-        Err(f) => {
-            ss.warn(&format!("{}: {}", ss.service.name, f.reason));
-            ss.show_journal(f.since.as_deref(), &f.units).await;
-            // Go back to the release that passed its checks in this rollout.
-            let again = match remote.current_manifest() {
-                Some(m) => {
-                    let colour = remote.back_colour(&ss.service.name, m);
-                    ss.restore(m, Some(&back), colour)
-                        .await?
-                        .err()
-                        .map(|f| f.reason)
-                }
-                None => Some("its manifest is unreadable".into()),
-            };
-            ss.record(&record("failed", format!("{because}; {}", f.reason)))
-                .await;
-            let reason = match again {
-                None => format!(
-                    "could not be put back on {old} ({}); back on {new}",
-                    f.reason
-                ),
-                Some(e) => format!(
-                    "PUTTING {old} BACK FAILED ({}); GOING BACK TO {new} FAILED TOO: {e}",
-                    f.reason
-                ),
-            };
-            Ok(ss.result(
-                HostOutcome::RollbackFailed,
-                Some(new),
-                Some(old),
-                Some(reason),
-                exit::FAILED,
-            ))
-        }
-    }
 }

@@ -98,10 +98,13 @@ impl<'a> Runner<'a> {
             let step = self.plan.steps[index].clone();
             crate::fault::point(step.name());
             crate::fault::pause(step.name()).await;
-            // Nothing live changes before the rollout's migration has passed.
+            // Nothing live changes (nor is staged) before the rollout's migration has passed.
             if matches!(
                 step,
-                Step::BeforeSwitch { .. } | Step::ArmRevert { .. } | Step::Activate { .. }
+                Step::BeforeSwitch { .. }
+                    | Step::ArmRevert { .. }
+                    | Step::Activate { .. }
+                    | Step::Staged { .. }
             ) && !self.migrated
             {
                 self.migrated = true;
@@ -153,6 +156,7 @@ impl<'a> Runner<'a> {
             Step::Health { .. } => return self.health().await,
             Step::Switch { from, to, .. } => return self.switch(*from, *to).await,
             Step::AfterSwitch { command } => return self.after_switch(command).await,
+            Step::Staged { .. } => return self.staged().await,
             Step::Confirm { prune, .. } => return self.confirm(prune).await,
         }
         Ok(Flow::Next)
@@ -528,6 +532,26 @@ impl<'a> Runner<'a> {
             )));
         }
         Ok(Flow::Next)
+    }
+
+    /// `--no-switch`: mark the release staged; the host keeps serving its current release.
+    async fn staged(&mut self) -> Result<Flow> {
+        let record = HistoryRecord {
+            action: plan::STAGE_ACTION.into(),
+            ..self.record(plan::STAGED_OUTCOME, None)
+        };
+        self.ss.mark_staged(self.id(), &record).await?;
+        let serving = self.previous().unwrap_or("no release");
+        let reason = format!(
+            "staged, not switched: {serving} keeps serving; `ferry promote {}` switches to it",
+            self.ss.service.name
+        );
+        self.ss.phase("staged", reason.clone());
+        Ok(Flow::Done(self.result(
+            HostOutcome::Ok,
+            Some(reason),
+            exit::OK,
+        )))
     }
 
     async fn fail_with(&mut self, reason: String, units: Vec<String>) -> Result<Flow> {

@@ -28,6 +28,8 @@ pub struct Options {
     pub rollback_all_on_failure: bool,
     /// Deploy even when the release is already current and up.
     pub force: bool,
+    /// `--no-switch`: stage the release on every host and stop before the switch.
+    pub no_switch: bool,
 }
 
 /// Deploy one service on one host; every outcome is a [`HostResult`].
@@ -91,6 +93,7 @@ fn plan_options(opts: &Options, migration: Option<&Migration>, host: &str) -> pl
         no_rollback: opts.no_rollback,
         force: opts.force,
         migrate: migration.is_some_and(|m| m.leader == host),
+        no_switch: opts.no_switch,
     }
 }
 
@@ -268,6 +271,20 @@ pub(super) fn record(
     }
 }
 
+/// The history record of a failed deploy of `plan`'s release (coming from `previous`).
+fn failure_record(
+    plan: &Plan,
+    previous: Option<&str>,
+    origin: &Origin,
+    outcome: &str,
+    reason: String,
+) -> HistoryRecord {
+    HistoryRecord {
+        previous: previous.map(String::from),
+        ..record(plan, origin, outcome, Some(reason))
+    }
+}
+
 /// The new release failed to go live: show its journal, then roll back or stay, as planned.
 pub(super) async fn fail(
     ss: &ServiceSession<'_>,
@@ -280,33 +297,6 @@ pub(super) async fn fail(
     let id = plan.release.as_str();
     let previous = remote.current.as_deref();
     let reason = failure.reason;
-    let record = |outcome: &str, reason: String| HistoryRecord {
-        time: release::now_rfc3339(),
-        action: "deploy".into(),
-        release: id.to_string(),
-        previous: previous.map(String::from),
-        outcome: outcome.into(),
-        by: origin.by.clone(),
-        git_commit: origin.git_commit.clone(),
-        reason: Some(reason),
-    };
-    // The failure may be the lost connection itself (a health check cut short).
-    let lost = |during: &str| {
-        let e = Error::ConnectionLost {
-            host: ss.host.name.clone(),
-            during: format!(
-                "{during} (deploy of {id}); {}",
-                plan.state_if_lost(None, ss.service.confirm_timeout)
-            ),
-        };
-        ss.result(
-            HostOutcome::Failed,
-            Some(id),
-            previous,
-            Some(e.to_string()),
-            exit::CONNECTION,
-        )
-    };
     if ss.conn.is_closed() {
         // Activated (or its activation failed): the state after activation.
         let at = plan
@@ -314,39 +304,89 @@ pub(super) async fn fail(
             .iter()
             .position(|s| s.name() == "verify" || s.name() == "health")
             .unwrap_or(0);
-        let e = Error::ConnectionLost {
-            host: ss.host.name.clone(),
-            during: format!(
-                "verifying the new release (deploy of {id}); {}",
-                plan.state_if_lost(Some(at), ss.service.confirm_timeout)
-            ),
-        };
-        return Ok(ss.result(
-            HostOutcome::Failed,
-            Some(id),
+        return Ok(lost(
+            ss,
+            plan,
             previous,
-            Some(e.to_string()),
-            exit::CONNECTION,
+            Some(at),
+            "verifying the new release",
         ));
     }
     ss.warn(&format!("{}: {reason}", ss.service.name));
     ss.show_journal(failure.since.as_deref(), &failure.units)
         .await;
-    let to = match &plan.on_failure {
+    match &plan.on_failure {
         OnFailure::Stay { reason: why } => {
             if armed {
                 let _ = ss.disarm_revert(id).await;
             }
-            ss.record(&record("failed", reason.clone())).await;
-            return Ok(ss.result(
+            ss.record(&failure_record(
+                plan,
+                previous,
+                origin,
+                "failed",
+                reason.clone(),
+            ))
+            .await;
+            Ok(ss.result(
                 HostOutcome::Failed,
                 Some(id),
                 previous,
                 Some(format!("{reason} ({why})")),
                 exit::FAILED,
-            ));
+            ))
         }
-        OnFailure::RollBack { to } => to,
+        OnFailure::RollBack { to } => roll_back(ss, plan, remote, origin, armed, &reason, to).await,
+    }
+}
+
+/// The result of a deploy whose connection was lost during `during` (at step `at`, or during
+/// the rollback): what state that leaves the host in.
+fn lost(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    previous: Option<&str>,
+    at: Option<usize>,
+    during: &str,
+) -> HostResult {
+    let id = plan.release.as_str();
+    let e = Error::ConnectionLost {
+        host: ss.host.name.clone(),
+        during: format!(
+            "{during} (deploy of {id}); {}",
+            plan.state_if_lost(at, ss.service.confirm_timeout)
+        ),
+    };
+    ss.result(
+        HostOutcome::Failed,
+        Some(id),
+        previous,
+        Some(e.to_string()),
+        exit::CONNECTION,
+    )
+}
+
+/// Go back to the verified release `to` after the new release failed for `reason`.
+async fn roll_back(
+    ss: &ServiceSession<'_>,
+    plan: &Plan,
+    remote: &RemoteState,
+    origin: &Origin,
+    armed: bool,
+    reason: &str,
+    to: &str,
+) -> Result<HostResult> {
+    let id = plan.release.as_str();
+    let previous = remote.current.as_deref();
+    let record = |outcome: &str, why: String| failure_record(plan, previous, origin, outcome, why);
+    let lost_back = || {
+        lost(
+            ss,
+            plan,
+            previous,
+            None,
+            &format!("rolling back to {to} after: {reason}"),
+        )
     };
     crate::fault::point("rollback");
     ss.phase("rollback", format!("rolling back to {to}"));
@@ -359,9 +399,7 @@ pub(super) async fn fail(
     .await;
     let back = match ss.manifest_of(to, remote).await {
         Ok(m) => m,
-        Err(Error::ConnectionLost { .. }) => {
-            return Ok(lost(&format!("rolling back to {to} after: {reason}")));
-        }
+        Err(Error::ConnectionLost { .. }) => return Ok(lost_back()),
         Err(e) => {
             ss.replace_last_record(&record(
                 "rollback-failed",
@@ -372,7 +410,7 @@ pub(super) async fn fail(
                 ss,
                 id,
                 previous,
-                &reason,
+                reason,
                 to,
                 &e.to_string(),
             ));
@@ -383,13 +421,13 @@ pub(super) async fn fail(
     if armed {
         let _ = ss.disarm_revert(to).await;
     }
-    match restored {
+    let failed_too = match restored {
         Ok(Ok(())) => {
-            ss.replace_last_record(&record("rolled-back", reason.clone()))
+            ss.replace_last_record(&record("rolled-back", reason.to_string()))
                 .await;
             ss.record(&HistoryRecord {
                 action: "rollback".into(),
-                release: to.clone(),
+                release: to.to_string(),
                 previous: Some(id.to_string()),
                 outcome: "ok".into(),
                 reason: Some(format!("automatic, after: {reason}")),
@@ -397,42 +435,27 @@ pub(super) async fn fail(
                 ..record("ok", String::new())
             })
             .await;
-            Ok(ss.result(
+            return Ok(ss.result(
                 HostOutcome::RolledBack,
                 Some(id),
                 previous,
                 Some(format!("{reason}; rolled back to {to}")),
                 exit::ROLLED_BACK,
-            ))
+            ));
         }
         Ok(Err(f)) => {
             ss.show_journal(f.since.as_deref(), &f.units).await;
-            ss.replace_last_record(&record(
-                "rollback-failed",
-                format!("{reason}; rollback: {}", f.reason),
-            ))
-            .await;
-            Ok(rollback_failed(ss, id, previous, &reason, to, &f.reason))
+            f.reason
         }
-        Err(Error::ConnectionLost { .. }) => {
-            Ok(lost(&format!("rolling back to {to} after: {reason}")))
-        }
-        Err(e) => {
-            ss.replace_last_record(&record(
-                "rollback-failed",
-                format!("{reason}; rollback: {e}"),
-            ))
-            .await;
-            Ok(rollback_failed(
-                ss,
-                id,
-                previous,
-                &reason,
-                to,
-                &e.to_string(),
-            ))
-        }
-    }
+        Err(Error::ConnectionLost { .. }) => return Ok(lost_back()),
+        Err(e) => e.to_string(),
+    };
+    ss.replace_last_record(&record(
+        "rollback-failed",
+        format!("{reason}; rollback: {failed_too}"),
+    ))
+    .await;
+    Ok(rollback_failed(ss, id, previous, reason, to, &failed_too))
 }
 
 fn rollback_failed(
