@@ -3,13 +3,17 @@
 //! keys (unless IdentitiesOnly), then the IdentityFiles the agent does not hold. Missing files
 //! are skipped, an `IdentityFile x.pub` selects the agent's key, and an encrypted file whose
 //! key the agent holds needs no passphrase. The agent is IdentityAgent's (a path, `$VAR`,
-//! `SSH_AUTH_SOCK`, or `none`), else `$SSH_AUTH_SOCK`.
+//! `SSH_AUTH_SOCK`, or `none`), else `$SSH_AUTH_SOCK`. User certificates (CertificateFile,
+//! `FILE-cert.pub` beside an identity file, and those the agent holds) are offered just before
+//! the plain key they certify, signed by the file's key or by the agent.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use russh::client::Handle;
+use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
+use russh::keys::ssh_key::Certificate;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
 use super::known_hosts::fingerprint;
@@ -140,7 +144,24 @@ impl Attempt<'_> {
         }
     }
 
-    async fn with_file(&mut self, path: &Path, key: PrivateKey) -> Result<Option<String>> {
+    /// A key file: the certificates of its key first, then the key.
+    async fn with_file(
+        &mut self,
+        path: &Path,
+        key: PrivateKey,
+        certs: &[(PathBuf, Certificate)],
+    ) -> Result<Option<String>> {
+        let key = Arc::new(key);
+        for (cert_path, cert) in certs_of(certs, key.public_key()) {
+            let label = cert_label(cert_path, cert);
+            let result = self
+                .handle
+                .authenticate_openssh_cert(&self.host.user, key.clone(), cert.clone())
+                .await;
+            if let Some(done) = self.judged(result, label)? {
+                return Ok(Some(done));
+            }
+        }
         let label = format!(
             "publickey {} ({})",
             tilde(path),
@@ -149,10 +170,7 @@ impl Attempt<'_> {
         let hash = rsa_hash(self.handle, key.public_key()).await;
         let result = self
             .handle
-            .authenticate_publickey(
-                &self.host.user,
-                PrivateKeyWithHashAlg::new(Arc::new(key), hash),
-            )
+            .authenticate_publickey(&self.host.user, PrivateKeyWithHashAlg::new(key, hash))
             .await;
         match result {
             Ok(r) if r.success() => Ok(Some(label)),
@@ -162,6 +180,81 @@ impl Attempt<'_> {
             }
             Err(e) => Err(self.lost(e)),
         }
+    }
+
+    /// The server's answer to one offer: Some(label) when it accepted.
+    fn judged(
+        &mut self,
+        result: std::result::Result<russh::client::AuthResult, russh::Error>,
+        label: String,
+    ) -> Result<Option<String>> {
+        match result {
+            Ok(r) if r.success() => Ok(Some(label)),
+            Ok(_) => {
+                self.tried.push(label);
+                Ok(None)
+            }
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    /// A certificate whose key the agent holds (from a file, or the agent's own), signed by
+    /// the agent.
+    async fn with_agent_cert(
+        &mut self,
+        agent: &mut Agent,
+        cert: &Certificate,
+        label: String,
+    ) -> Result<Option<String>> {
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let hash = rsa_hash(self.handle, &key).await;
+        match self
+            .handle
+            .authenticate_certificate_with(&self.host.user, cert.clone(), hash, agent)
+            .await
+        {
+            Ok(r) if r.success() => Ok(Some(label)),
+            Ok(_) => {
+                self.tried.push(label);
+                Ok(None)
+            }
+            Err(russh::AgentAuthError::Key(e)) => {
+                self.tried
+                    .push(format!("{label}: the agent did not sign: {e}"));
+                Ok(None)
+            }
+            Err(russh::AgentAuthError::Send(e)) => Err(self.lost(e)),
+        }
+    }
+
+    /// An agent key: the certificates of it (files', then the agent's), then the key.
+    async fn with_agent_key(
+        &mut self,
+        agent: &mut Agent,
+        ids: &AgentIds,
+        key: &PublicKey,
+        file: Option<&Path>,
+        certs: &[(PathBuf, Certificate)],
+    ) -> Result<Option<String>> {
+        for (path, cert) in certs_of(certs, key) {
+            if let Some(m) = self
+                .with_agent_cert(agent, cert, cert_label(path, cert))
+                .await?
+            {
+                return Ok(Some(m));
+            }
+        }
+        for cert in ids
+            .certs
+            .iter()
+            .filter(|c| c.public_key() == key.key_data())
+        {
+            let label = format!("ssh-agent {}", cert_label(Path::new(""), cert));
+            if let Some(m) = self.with_agent_cert(agent, cert, label).await? {
+                return Ok(Some(m));
+            }
+        }
+        self.with_agent(agent, key, file).await
     }
 
     async fn with_agent(
@@ -197,6 +290,85 @@ impl Attempt<'_> {
     }
 }
 
+/// The agent's identities: plain keys and certificates, in the agent's order.
+#[derive(Default)]
+struct AgentIds {
+    keys: Vec<PublicKey>,
+    certs: Vec<Certificate>,
+}
+
+/// The certificates among `certs` that certify `key`.
+fn certs_of<'c>(
+    certs: &'c [(PathBuf, Certificate)],
+    key: &'c PublicKey,
+) -> impl Iterator<Item = &'c (PathBuf, Certificate)> {
+    certs
+        .iter()
+        .filter(move |(_, c)| c.public_key() == key.key_data())
+}
+
+fn cert_label(path: &Path, cert: &Certificate) -> String {
+    let key = PublicKey::new(cert.public_key().clone(), "");
+    let from = match path.as_os_str().is_empty() {
+        true => String::new(),
+        false => format!(" {}", tilde(path)),
+    };
+    format!(
+        "certificate{from} (ID {:?}, {})",
+        cert.key_id(),
+        fingerprint(&key)
+    )
+}
+
+/// The user certificates to offer: CertificateFile (in order), and `FILE-cert.pub` beside each
+/// identity file, as ssh loads them. Missing or unreadable ones are skipped, as ssh does.
+fn certificate_files(host: &Host, identities: &[PathBuf]) -> Vec<(PathBuf, Certificate)> {
+    let beside = identities.iter().map(|p| {
+        let mut c = p.as_os_str().to_owned();
+        c.push("-cert.pub");
+        PathBuf::from(c)
+    });
+    let mut all: Vec<(PathBuf, Certificate)> = Vec::new();
+    for path in host.ssh.certificates.iter().cloned().chain(beside) {
+        if all.iter().any(|(p, _)| *p == path) {
+            continue;
+        }
+        match std::fs::read_to_string(&path).map(|t| Certificate::from_openssh(t.trim())) {
+            Ok(Ok(cert)) => all.push((path, cert)),
+            Ok(Err(e)) => tracing::debug!("{}: not a certificate: {e}", tilde(&path)),
+            Err(_) => {}
+        }
+    }
+    all
+}
+
+async fn agent_ids(host: &Host, tried: &mut Vec<String>) -> Option<(Agent, AgentIds)> {
+    let sock = agent_socket(host)?;
+    let mut client = match AgentClient::connect_uds(&sock).await {
+        Ok(c) => c,
+        Err(e) => {
+            tried.push(format!("ssh-agent {}: cannot connect: {e}", tilde(&sock)));
+            return None;
+        }
+    };
+    match client.request_identities().await {
+        Ok(list) => {
+            let mut ids = AgentIds::default();
+            for id in list {
+                match id {
+                    AgentIdentity::PublicKey { key, .. } => ids.keys.push(key),
+                    AgentIdentity::Certificate { certificate, .. } => ids.certs.push(certificate),
+                }
+            }
+            Some((client, ids))
+        }
+        Err(e) => {
+            tried.push(format!("ssh-agent {}: cannot list keys: {e}", tilde(&sock)));
+            None
+        }
+    }
+}
+
 /// Authenticate as `host.user`; Ok: how (for `ferry doctor` and debug logs).
 pub(crate) async fn authenticate(handle: &mut Handle<Handler>, host: &Host) -> Result<String> {
     let mut a = Attempt {
@@ -204,62 +376,58 @@ pub(crate) async fn authenticate(handle: &mut Handle<Handler>, host: &Host) -> R
         host,
         tried: Vec::new(),
     };
-    // deploy.toml's `identity`: that key alone (as `ssh -i KEY -o IdentitiesOnly=yes`).
+    // deploy.toml's `identity`: that key alone (as `ssh -i KEY -o IdentitiesOnly=yes`), and
+    // its certificates.
     if let Some(identity) = &host.identity {
         let key = load_key(identity)?;
-        return match a.with_file(identity, key).await? {
+        let certs = certificate_files(host, std::slice::from_ref(identity));
+        return match a.with_file(identity, key, &certs).await? {
             Some(m) => Ok(m),
             None => Err(a.rejected()),
         };
     }
-    let files: Vec<(PathBuf, Option<PublicKey>)> = identity_files(host)
+    let paths: Vec<PathBuf> = identity_files(host)
         .into_iter()
         .filter(|p| p.exists())
+        .collect();
+    let certs = certificate_files(host, &paths);
+    let files: Vec<(PathBuf, Option<PublicKey>)> = paths
+        .into_iter()
         .map(|p| {
             let public = public_half(&p);
             (p, public)
         })
         .collect();
-    let mut agent = None;
-    let mut agent_keys: Vec<PublicKey> = Vec::new();
-    if let Some(sock) = agent_socket(host) {
-        match AgentClient::connect_uds(&sock).await {
-            Ok(mut client) => match client.request_identities().await {
-                Ok(ids) => {
-                    agent_keys = ids.iter().map(|id| id.public_key().into_owned()).collect();
-                    agent = Some(client);
-                }
-                Err(e) => a
-                    .tried
-                    .push(format!("ssh-agent {}: cannot list keys: {e}", tilde(&sock))),
-            },
-            Err(e) => a
-                .tried
-                .push(format!("ssh-agent {}: cannot connect: {e}", tilde(&sock))),
-        }
-    }
+    let (mut agent, ids) = match agent_ids(host, &mut a.tried).await {
+        Some((agent, ids)) => (Some(agent), ids),
+        None => (None, AgentIds::default()),
+    };
     let in_agent = |public: &Option<PublicKey>| {
         public
             .as_ref()
-            .and_then(|p| agent_keys.iter().position(|k| k.key_data() == p.key_data()))
+            .and_then(|p| ids.keys.iter().position(|k| k.key_data() == p.key_data()))
     };
-    let mut used = vec![false; agent_keys.len()];
     if let Some(agent) = agent.as_mut() {
+        let mut used = vec![false; ids.keys.len()];
         // The agent's keys that match an IdentityFile, in IdentityFile order.
         for (path, public) in &files {
             if let Some(i) = in_agent(public)
                 && !used[i]
             {
                 used[i] = true;
-                if let Some(m) = a.with_agent(agent, &agent_keys[i], Some(path)).await? {
+                let key = &ids.keys[i];
+                if let Some(m) = a
+                    .with_agent_key(agent, &ids, key, Some(path), &certs)
+                    .await?
+                {
                     return Ok(m);
                 }
             }
         }
         if !host.ssh.identities_only {
-            for (i, key) in agent_keys.iter().enumerate() {
+            for (i, key) in ids.keys.iter().enumerate() {
                 if !used[i]
-                    && let Some(m) = a.with_agent(agent, key, None).await?
+                    && let Some(m) = a.with_agent_key(agent, &ids, key, None, &certs).await?
                 {
                     return Ok(m);
                 }
@@ -280,7 +448,7 @@ pub(crate) async fn authenticate(handle: &mut Handle<Handler>, host: &Host) -> R
         }
         match load_key(path) {
             Ok(key) => {
-                if let Some(m) = a.with_file(path, key).await? {
+                if let Some(m) = a.with_file(path, key, &certs).await? {
                     return Ok(m);
                 }
             }
