@@ -235,6 +235,10 @@ pub struct DeployArgs {
     /// had switched back on its previous release.
     #[arg(long, conflicts_with = "no_rollback")]
     pub rollback_all_on_failure: bool,
+    /// Deploy to a login user that has no linger (refused by default: its services would stop
+    /// when its last session ends, and so would the self-revert timer).
+    #[arg(long)]
+    pub allow_no_linger: bool,
 }
 
 #[derive(Debug, Args)]

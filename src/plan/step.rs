@@ -161,6 +161,8 @@ pub enum Refusal {
     PendingRevert,
     /// The release does not fit in the free space of the host's filesystem.
     DiskFull,
+    /// The login user has no linger and `--allow-no-linger` was not given.
+    NoLinger,
     /// A binary of the release cannot run on the host (architecture, program interpreter,
     /// glibc or libstdc++ version, library), see [`crate::elf`].
     Binary,

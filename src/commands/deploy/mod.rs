@@ -109,6 +109,11 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
+    for (service, hosts) in &rollouts {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let batches = (!opts.dry_run).then(|| rollout::waves(&names, &service.rollout).len());
+        reporter.tally().expect(&service.name, &names, batches);
+    }
     // Binaries built for another architecture than a host's `arch`: before any connection.
     for (service, hosts) in &rollouts {
         crate::prepare::arch::check(service, hosts)?;
@@ -144,6 +149,7 @@ pub async fn run(
             .find(|f| !opts.dry_run && config.comes_after(&service.name, f))
         {
             let (r, e) = skip_service(&service, &hosts, before, &reporter);
+            r.iter().for_each(|r| reporter.tally().done(r));
             failed.push(service.name.clone());
             results.extend(r);
             events.push(e);
@@ -380,6 +386,7 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
                         }
                     }
                     c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+                    c.reporter.tally().done(&r);
                     r
                 }
             })
@@ -391,7 +398,9 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
     for name in &names {
         if !results.iter().any(|r| r.host == *name) {
             let why = stopped.as_deref().unwrap_or("the rollout stopped");
-            results.push(not_reached(name, &service.name, why));
+            let r = not_reached(name, &service.name, why);
+            ctx.reporter.tally().done(&r);
+            results.push(r);
         }
     }
     let mut put_back = 0;
@@ -431,6 +440,7 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
         )
         .await;
         ctx.record_state(&back);
+        back.iter().for_each(|b| ctx.reporter.tally().done(b));
         for b in back {
             if b.result == HostOutcome::RolledBack {
                 put_back += 1;
