@@ -1,6 +1,7 @@
 //! Fault injection for the test suite, driven by environment variables that are unset in
 //! normal use: `FERRY_FAULT_AT` (die at a step), `FERRY_FAULT_PAUSE` (wait at a step) and
-//! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds).
+//! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds) and
+//! `FERRY_FAULT_CONFIRM_PAUSE` (the host's confirm script waits).
 
 use std::time::Duration;
 
@@ -70,4 +71,20 @@ pub fn now() -> std::time::SystemTime {
         .unwrap_or(0);
     let by = Duration::from_secs(offset.unsigned_abs());
     if offset >= 0 { now + by } else { now - by }
+}
+
+/// With `FERRY_FAULT_CONFIRM_PAUSE=SECONDS`, the host's confirm script waits that long after
+/// disarming the self-revert and before recording the release (ferry says
+/// "FERRY_FAULT_CONFIRM_PAUSE: ..." on stderr as it sends it), so that a test can kill ferry
+/// in the middle of it. Unset in normal use.
+pub fn confirm_pause() -> Option<u64> {
+    let secs = std::env::var("FERRY_FAULT_CONFIRM_PAUSE")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    crate::report::fault_notice(&format!(
+        "FERRY_FAULT_CONFIRM_PAUSE: the confirm script waits {secs}s before recording"
+    ));
+    Some(secs)
 }

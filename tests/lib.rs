@@ -31,9 +31,9 @@
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
-//! - ferry104..ferry108: signals, messages, linger, the client's clock (tests/faults24.rs),
+//! - ferry104..ferry109: signals, messages, linger, the client's clock (tests/faults24.rs),
 //!   which also deploys to the nolinger user (the only test that changes it)
-//! - ferry94, ferry96..ferry103, ferry109..ferry120: free
+//! - ferry94, ferry96..ferry103, ferry110..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
