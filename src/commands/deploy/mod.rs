@@ -109,11 +109,7 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
-    for (service, hosts) in &rollouts {
-        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-        let batches = (!opts.dry_run).then(|| rollout::waves(&names, &service.rollout).len());
-        reporter.tally().expect(&service.name, &names, batches);
-    }
+    expect_hosts(&rollouts, opts.dry_run, &reporter);
     // Binaries built for another architecture than a host's `arch`: before any connection.
     for (service, hosts) in &rollouts {
         crate::prepare::arch::check(service, hosts)?;
@@ -470,6 +466,15 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
         stopped,
     };
     (results, Some(event))
+}
+
+/// Tell the reporter's tally which hosts each rollout will work on (what an interrupt reports).
+fn expect_hosts(rollouts: &[(Service, Vec<Host>)], dry_run: bool, reporter: &Reporter) {
+    for (service, hosts) in rollouts {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let batches = (!dry_run).then(|| rollout::waves(&names, &service.rollout).len());
+        reporter.tally().expect(&service.name, &names, batches);
+    }
 }
 
 /// Services in deploy order: each after those its `after` lists (when selected too).
