@@ -19,8 +19,10 @@ pub mod exit {
     pub const ROLLED_BACK: i32 = 4;
     /// Another deploy of the service holds the host's lock.
     pub const LOCKED: i32 = 5;
-    /// Interrupted by SIGINT.
+    /// Interrupted by SIGINT (128 + 2).
     pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM (128 + 15), with the same guarantees and messages as SIGINT.
+    pub const TERMINATED: i32 = 143;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

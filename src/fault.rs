@@ -1,5 +1,7 @@
 //! Fault injection for the test suite, driven by environment variables that are unset in
-//! normal use: `FERRY_FAULT_AT` (die at a step) and `FERRY_FAULT_PAUSE` (wait at a step).
+//! normal use: `FERRY_FAULT_AT` (die at a step), `FERRY_FAULT_PAUSE` (wait at a step) and
+//! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds) and
+//! `FERRY_FAULT_CONFIRM_PAUSE` (the host's confirm script waits).
 
 use std::time::Duration;
 
@@ -56,4 +58,33 @@ pub fn pause_blocking(step: &str, stop: &std::sync::atomic::AtomicBool) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// This machine's clock, as ferry reads it for release ids and history times: with
+/// `FERRY_FAULT_CLOCK_OFFSET=SECONDS` (may be negative) in the environment, that far off
+/// (a client whose clock is wrong). Unset in normal use.
+pub fn now() -> std::time::SystemTime {
+    let now = std::time::SystemTime::now();
+    let offset: i64 = std::env::var("FERRY_FAULT_CLOCK_OFFSET")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let by = Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 { now + by } else { now - by }
+}
+
+/// With `FERRY_FAULT_CONFIRM_PAUSE=SECONDS`, the host's confirm script waits that long after
+/// disarming the self-revert and before recording the release (ferry says
+/// "FERRY_FAULT_CONFIRM_PAUSE: ..." on stderr as it sends it), so that a test can kill ferry
+/// in the middle of it. Unset in normal use.
+pub fn confirm_pause() -> Option<u64> {
+    let secs = std::env::var("FERRY_FAULT_CONFIRM_PAUSE")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    crate::report::fault_notice(&format!(
+        "FERRY_FAULT_CONFIRM_PAUSE: the confirm script waits {secs}s before recording"
+    ));
+    Some(secs)
 }

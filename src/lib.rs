@@ -26,7 +26,9 @@ pub mod transport;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, completions};
-use crate::commands::{deploy, doctor, exec, init, logs, releases, rollback, status, targets};
+use crate::commands::{
+    deploy, doctor, exec, init, interrupt, logs, releases, rollback, status, targets,
+};
 use crate::error::{Error, exit};
 use crate::report::{Format, Reporter};
 use crate::session::unit_check;
@@ -55,33 +57,25 @@ pub fn main() -> i32 {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let interrupted_note = match cli.command {
-        Command::Deploy(_) => Some(
-            "interrupted: hosts not yet switched keep their current release; a host already switched reverts to its previous release by itself within confirm_timeout; `ferry deploy --retry-failed` deploys to the hosts that were not done",
-        ),
-        Command::Promote(_) => Some(
-            "interrupted: hosts not yet switched keep their current release and their staged one; a host already switched reverts to its previous release by itself within confirm_timeout",
-        ),
-        Command::Rollback(_) => Some(
-            "interrupted: a host may be left between releases; check with `ferry status` and run the rollback again",
-        ),
+    // SIGINT/SIGTERM during a deploy or rollback: see `commands::interrupt`.
+    let guarded = match &cli.command {
+        Command::Deploy(a) => Some((interrupt::Guarded::Deploy, a.dry_run)),
+        Command::Promote(a) => Some((interrupt::Guarded::Promote, a.dry_run)),
+        Command::Rollback(_) => Some((interrupt::Guarded::Rollback, false)),
         _ => None,
     };
     let result = runtime.block_on(async {
-        let Some(note) = interrupted_note else {
-            return run(cli, &reporter).await;
-        };
-        // Ctrl-C during a deploy: say what state the hosts are in, then exit 130. Whatever was
-        // not activated yet is untouched; an activated, unconfirmed release is reverted by the
-        // host's self-revert timer; the lock dies with the connection.
-        tokio::select! {
-            r = run(cli, &reporter) => r,
-            _ = tokio::signal::ctrl_c() => {
-                reporter.warn(None, note);
-                Err(Error::Interrupted)
+        match guarded {
+            Some((what, dry_run)) => {
+                interrupt::guard(run(cli, &reporter), what, dry_run, &reporter).await
             }
+            None => run(cli, &reporter).await,
         }
     });
+    if reporter.tally().is_interrupted() {
+        // Host tasks parked after the signal: do not wait for them.
+        runtime.shutdown_background();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -141,6 +135,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 rollback_all_on_failure: args.rollback_all_on_failure,
                 force: args.force,
                 no_switch: args.no_switch,
+                allow_no_linger: args.allow_no_linger,
             };
             // ferry's lints of the units, before any connection (lint = "deny": exit 2).
             let named: Vec<&config::Service> = config
@@ -186,6 +181,7 @@ pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, E
                 rollback_all_on_failure: args.rollback_all_on_failure,
                 force: false,
                 no_switch: false,
+                allow_no_linger: false,
             };
             let service = targets::the_service(&config, args.service.as_deref())?;
             deploy::promote::run(&config, &service, &hosts, opts, reporter.clone()).await

@@ -21,6 +21,9 @@ pub enum HostOutcome {
     Planned,
     /// The rollout stopped before this host: it keeps its release.
     NotReached,
+    /// ferry was stopped (SIGINT, SIGTERM) while working on this host: the reason says what
+    /// state that left it in.
+    Interrupted,
     /// The new release failed and the previous one was restored.
     RolledBack,
     /// Another deploy of the service holds the host's lock.
@@ -37,11 +40,12 @@ pub enum HostOutcome {
 
 impl HostOutcome {
     /// Every outcome, in table order.
-    pub const ALL: [HostOutcome; 10] = [
+    pub const ALL: [HostOutcome; 11] = [
         HostOutcome::Ok,
         HostOutcome::Unchanged,
         HostOutcome::Planned,
         HostOutcome::NotReached,
+        HostOutcome::Interrupted,
         HostOutcome::RolledBack,
         HostOutcome::Locked,
         HostOutcome::Refused,
@@ -57,6 +61,7 @@ impl HostOutcome {
             HostOutcome::Unchanged => "unchanged",
             HostOutcome::Planned => "planned",
             HostOutcome::NotReached => "not-reached",
+            HostOutcome::Interrupted => "interrupted",
             HostOutcome::RolledBack => "rolled-back",
             HostOutcome::Locked => "locked",
             HostOutcome::Refused => "refused",
@@ -93,6 +98,7 @@ impl HostOutcome {
         match self {
             HostOutcome::Ok | HostOutcome::Unchanged | HostOutcome::Planned => exit::OK,
             HostOutcome::NotReached => exit::FAILED,
+            HostOutcome::Interrupted => exit::INTERRUPTED,
             HostOutcome::RolledBack => exit::ROLLED_BACK,
             HostOutcome::Locked => exit::LOCKED,
             HostOutcome::Refused | HostOutcome::Failed | HostOutcome::RollbackFailed => {

@@ -348,6 +348,11 @@ impl Bg {
         self.child.kill().unwrap();
     }
 
+    /// The process id of the ferry run (to send it a signal).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn finish(mut self) -> Run {
         let status = self.child.wait().unwrap();
         self.stderr.extend(self.lines.iter());

@@ -32,7 +32,9 @@
 //! - ferry85..ferry87, ferry111: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
 //! - ferry97, ferry98: staged releases, `deploy --no-switch` and `promote` (tests/staged.rs)
-//! - ferry94, ferry96, ferry117..ferry120: free (ferry99..ferry116 taken by work in progress)
+//! - ferry104..ferry109: signals, messages, linger, the client's clock (tests/faults24.rs),
+//!   which also deploys to the nolinger user (the only test that changes it)
+//! - ferry94, ferry96, ferry117..ferry120: free (ferry99..ferry103, ferry110..ferry116 taken by work in progress)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -45,6 +47,7 @@ mod deploy;
 mod doctor;
 mod eco;
 mod faults;
+mod faults24;
 mod first_hour;
 mod fleets;
 mod logs_status;

@@ -16,6 +16,7 @@ Exit codes:
   4    failed and rolled back: the host is on its previous release
   5    the service's lock is held by another deploy
   130  interrupted (Ctrl-C)
+  143  stopped by SIGTERM
 
 Environment:
   FERRY_CONFIG          the config file (as --config)
@@ -47,7 +48,7 @@ const REPORT_EXIT: &str = "Exit codes: 0 ok, 1 a unit is not up or a host report
         restarts the units with `systemctl --user` and waits until they are really up.\n\n\
         Hosts and services are described in deploy.toml (see deploy.example.toml).",
     after_help = "Exit codes: 0 ok, 1 failed on a host, 2 config or usage error, 3 connection or \
-        authentication failure, 4 failed and rolled back, 5 lock held by another deploy, 130 interrupted.",
+        authentication failure, 4 failed and rolled back, 5 lock held by another deploy, 130 interrupted (SIGINT), 143 stopped (SIGTERM).",
     after_long_help = ROOT_AFTER_LONG_HELP
 )]
 pub struct Cli {
@@ -97,7 +98,7 @@ pub enum Command {
         after_help = "Exit codes: 0 deployed (or already current and up), 1 failed on a host \
             (and stayed), 2 config or usage error (nothing changed), 3 a host could not be \
             reached or the login failed, 4 failed and rolled back to the previous release, \
-            5 the lock is held by another deploy, 130 interrupted."
+            5 the lock is held by another deploy, 130 interrupted (SIGINT), 143 stopped (SIGTERM)."
     )]
     Deploy(DeployArgs),
     /// Show the journal of a service's units, on one host or many.
@@ -122,7 +123,7 @@ pub enum Command {
     #[command(
         after_help = "Exit codes: 0 switched back and up, 1 failed on a host, 2 config or usage \
             error (or no release to go back to), 3 a host could not be reached or the login \
-            failed, 5 the lock is held by a deploy, 130 interrupted."
+            failed, 5 the lock is held by a deploy, 130 interrupted (SIGINT), 143 stopped (SIGTERM)."
     )]
     Rollback(RollbackArgs),
     /// Switch the hosts that hold a release staged by `ferry deploy --no-switch` to it: under
@@ -251,6 +252,10 @@ pub struct DeployArgs {
     /// release keeps serving. `ferry promote` switches to it later.
     #[arg(long)]
     pub no_switch: bool,
+    /// Deploy to a login user that has no linger (refused by default: its services would stop
+    /// when its last session ends, and so would the self-revert timer).
+    #[arg(long)]
+    pub allow_no_linger: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod exec;
 pub mod fanout;
 pub mod init;
+pub mod interrupt;
 pub mod logs;
 pub mod releases;
 pub mod rollback;

@@ -36,10 +36,20 @@ pub async fn run(
     let service = Arc::new(service);
     let opts = Arc::new(opts);
     let parallel = hosts.len();
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    reporter.tally().expect(&service.name, &names, None);
     let r = reporter.clone();
     let results = fanout::each(hosts, parallel, move |host: Host| {
         let (r, service, origin, opts) = (r.clone(), service.clone(), origin.clone(), opts.clone());
-        async move { rollback_host(&host, &service, &origin, &opts, &r).await }
+        async move {
+            let state = "during the rollback: the host may be left between releases; check with `ferry status` and run the rollback again";
+            if !r.tally().at(&host.name, &service.name, state.to_string()) {
+                std::future::pending::<()>().await;
+            }
+            let result = rollback_host(&host, &service, &origin, &opts, &r).await;
+            r.tally().done(&result);
+            result
+        }
     })
     .await;
     for r in &results {

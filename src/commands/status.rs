@@ -51,6 +51,10 @@ const MARK: &str = "@ferry";
 pub fn script(services: &[(String, Vec<String>)]) -> String {
     let mut s = String::from("TZ=UTC; export TZ; LC_ALL=C; export LC_ALL; set -f; ");
     s.push_str(&format!("echo \"{MARK} now $(date +%s)\"; "));
+    s.push_str(&format!(
+        "{{ {}}} | sed 's/^/{MARK} host /'; ",
+        crate::plan::LINGER_SCRIPT
+    ));
     for (name, units) in services {
         s.push_str(&format!(
             "printf '%s\\n' {}; ",
@@ -111,6 +115,10 @@ pub struct HostReport {
     pub services: Vec<ServiceReport>,
     /// The script ran to its end.
     pub complete: bool,
+    /// The login user lingers (None: the host did not say).
+    pub linger: Option<bool>,
+    /// The login user's name.
+    pub user: Option<String>,
 }
 
 /// Parse the output of [`script`].
@@ -134,6 +142,11 @@ pub fn parse_output(out: &str) -> HostReport {
             let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
             match word {
                 "now" => report.now = arg.trim().parse().ok(),
+                "host" => match arg.trim().split_once('=') {
+                    Some(("linger", v)) => report.linger = Some(v == "yes"),
+                    Some(("user", v)) if !v.is_empty() => report.user = Some(v.to_string()),
+                    _ => {}
+                },
                 "service" => report.services.push(ServiceReport {
                     service: arg.to_string(),
                     ..Default::default()
@@ -303,6 +316,7 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
                 triggered_by: u.triggered_by.clone(),
                 ok: verdict.ok(),
                 note,
+                linger: report.linger.filter(|l| !l),
             });
         }
     }
@@ -393,7 +407,18 @@ pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
     let mut errors = Vec::new();
     for (plan, result) in results {
         match result {
-            Ok(report) => rows.extend(unit_statuses(&plan.host.name, &report)),
+            Ok(report) => {
+                if report.linger == Some(false) {
+                    let user = report.user.as_deref().unwrap_or("the login user");
+                    reporter.warn(
+                        Some(&plan.host.name),
+                        &format!(
+                            "{user} has no linger: its services live only while someone is logged in as {user} (this check's own login started its user manager; it stops when the last session ends); as root on the host: loginctl enable-linger {user}"
+                        ),
+                    );
+                }
+                rows.extend(unit_statuses(&plan.host.name, &report))
+            }
             Err(e) => errors.push(HostError::new(&plan.host.name, &e)),
         }
     }

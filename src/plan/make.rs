@@ -35,6 +35,9 @@ pub struct Options {
     /// `--no-switch`: stage the release (sealed, unit files checked; blue/green: the idle
     /// colour started, verified and health-checked) and stop before anything live changes.
     pub no_switch: bool,
+    /// Deploy to a login user without linger (`--allow-no-linger`): its services then live
+    /// only while it has a session.
+    pub allow_no_linger: bool,
 }
 
 /// Does a host whose state is `remote` get the local file of `size` bytes at `dest` uploaded,
@@ -323,6 +326,16 @@ pub(crate) fn steps(
                 service.name
             ),
             why: Refusal::PendingRevert,
+        });
+        return steps;
+    }
+    if remote.linger == Some(false) && !opts.allow_no_linger {
+        let user = remote.user.as_deref().unwrap_or("the login user");
+        steps.push(Step::Refuse {
+            reason: format!(
+                "{user} has no linger on this host: its user manager, and the services and self-revert timer ferry would start there, stop when its last session ends (ferry's own included); as root on the host: loginctl enable-linger {user} (or pass --allow-no-linger to deploy anyway)"
+            ),
+            why: Refusal::NoLinger,
         });
         return steps;
     }

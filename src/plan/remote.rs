@@ -46,6 +46,16 @@ pub struct RemoteState {
     /// The host's architecture and libc, and what its binaries need that it has (see
     /// [`crate::elf`]).
     pub host: crate::elf::HostFacts,
+    /// The login user lingers (`/var/lib/systemd/linger/USER`, else logind says so): its user
+    /// manager, and so its services, outlive its sessions. None: the host did not say.
+    pub linger: Option<bool>,
+    /// The login user's name, as the host says it.
+    pub user: Option<String>,
+    /// The host's clock when it was read (seconds since the epoch).
+    pub clock: Option<u64>,
+    /// The host's clock minus this machine's, in whole seconds, rounded so that a time made
+    /// from it is never ahead of the host's (set by the session when it reads the host).
+    pub clock_offset: Option<i64>,
 }
 
 /// Free bytes on a filesystem of the host, and the path (relative to the home directory,
@@ -67,6 +77,28 @@ impl FreeSpace {
 }
 
 impl RemoteState {
+    /// `local` (this machine's clock) as the host's clock, when the host's is known.
+    pub fn host_time(&self, local: std::time::SystemTime) -> std::time::SystemTime {
+        let offset = self.clock_offset.unwrap_or(0);
+        let by = std::time::Duration::from_secs(offset.unsigned_abs());
+        if offset >= 0 { local + by } else { local - by }
+    }
+
+    /// Set [`RemoteState::clock_offset`] from the host's clock as read and this machine's
+    /// (`local`) when the answer came (later than the host read its clock).
+    pub fn set_clock_offset(&mut self, local: std::time::SystemTime) {
+        let Some(host) = self.clock else {
+            return;
+        };
+        let local = local
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        // `date +%s` rounds the host's time down and the answer came after it: the offset
+        // is at most the true one, so a release id made from it is never ahead of the host.
+        self.clock_offset = Some((host as f64 - local).floor() as i64);
+    }
+
     /// Is `current` a release whose deploy was never confirmed (its self-revert still armed)?
     pub fn current_unconfirmed(&self) -> bool {
         self.revert_pending && self.revert_for.is_some() && self.revert_for == self.current
@@ -173,9 +205,12 @@ pub fn remote_state_script(
          echo \"live=$(readlink \"$S/live.sock\" 2>/dev/null)\"\n\
          for c in blue green; do echo \"colour.$c=$(readlink \"$S/colors/$c\" 2>/dev/null)\"; done\n\
          echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n\
-         command -v gzip >/dev/null 2>&1 && echo gzip=yes\n",
+         command -v gzip >/dev/null 2>&1 && echo gzip=yes\n\
+         echo \"now=$(date +%s)\"\n\
+         {linger}",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
+        linger = LINGER_SCRIPT,
     );
     script.push_str(crate::elf::FACTS_SCRIPT);
     if check_lock {
@@ -211,6 +246,13 @@ pub fn remote_state_script(
     script.push_str("exit 0\n");
     script
 }
+
+/// Shell lines printing `user=NAME` and `linger=yes|no` for the login user: the linger file
+/// (what `loginctl enable-linger` creates), else logind's word (only asked when the file is
+/// absent, as on most hosts it is there).
+pub const LINGER_SCRIPT: &str = "u=$(id -un 2>/dev/null); echo \"user=$u\"\n\
+    if [ -e \"/var/lib/systemd/linger/$u\" ]; then echo linger=yes; \
+    else echo \"linger=$(loginctl show-user \"$u\" --property=Linger --value 2>/dev/null || echo no)\"; fi\n";
 
 /// Is this unit a service's self-revert timer (see [`release::Paths::revert_unit`])?
 pub(crate) fn is_revert_timer(unit: &str) -> bool {
@@ -252,6 +294,15 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             },
             "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
             "gzip" => st.gzip = v.trim() == "yes",
+            "now" => st.clock = v.trim().parse().ok(),
+            "user" if !v.trim().is_empty() => st.user = Some(v.trim().to_string()),
+            "linger" => {
+                st.linger = match v.trim() {
+                    "yes" => Some(true),
+                    "no" | "" => Some(false),
+                    _ => None,
+                }
+            }
             "partial" => {
                 let id = v
                     .trim()

@@ -143,19 +143,48 @@ pub fn disarm_command(paths: &Paths) -> String {
 /// `current` is still that release, append the history line and delete the old releases
 /// `prune`. Prints where `current` points, then [`PRUNED`] when the releases were deleted,
 /// [`NOT_RECORDED`] when the history line could not be written (the errors on stderr).
+///
+/// The script is one step on the host that runs to its end whatever happens to the
+/// connection: it runs in a session of its own (`setsid`) with its output in temporary files
+/// that the command prints once it is done, so ferry killed or cut off after sending it
+/// cannot leave the timer stopped with no history line. `pause` (seconds; tests only) waits
+/// between stopping the timer and recording.
 pub fn confirm_command(
     paths: &Paths,
     release: &str,
     armed: bool,
     history_line: &str,
     prune: &[String],
+    pause: Option<u64>,
+) -> String {
+    let body = confirm_body(paths, release, armed, history_line, prune, pause);
+    format!(
+        "cd \"$HOME\" || exit 1; o=$(mktemp) || exit 1; \
+         if command -v setsid >/dev/null 2>&1; then s=setsid; else s=; fi; \
+         $s sh -c {body} >\"$o\" 2>\"$o.err\" </dev/null & wait $!; r=$?; \
+         cat \"$o\"; cat \"$o.err\" >&2; rm -f \"$o\" \"$o.err\"; exit $r",
+        body = quote(&body)
+    )
+}
+
+/// The script of [`confirm_command`].
+fn confirm_body(
+    paths: &Paths,
+    release: &str,
+    armed: bool,
+    history_line: &str,
+    prune: &[String],
+    pause: Option<u64>,
 ) -> String {
     let unit = quote(&paths.revert_unit());
-    let stop = if armed {
+    let mut stop = if armed {
         format!("systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; ")
     } else {
         String::new()
     };
+    if let Some(secs) = pause {
+        stop.push_str(&format!("sleep {secs}; "));
+    }
     let mut cmd = format!(
         "{stop}cd \"$HOME\" && c=$(readlink {current}); printf '%s\\n' \"$c\"; \
          [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history} || echo {NOT_RECORDED}",
@@ -278,7 +307,14 @@ mod tests {
         std::fs::create_dir_all(dir.join("releases/R0")).unwrap();
         let run = |release: &str| {
             let out = sh(
-                &confirm_command(&p, release, false, "{\"it's\":\"$x\"}", &["R0".to_string()]),
+                &confirm_command(
+                    &p,
+                    release,
+                    false,
+                    "{\"it's\":\"$x\"}",
+                    &["R0".to_string()],
+                    None,
+                ),
                 &home,
             );
             assert!(out.status.success(), "{out:?}");

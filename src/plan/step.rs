@@ -166,6 +166,8 @@ pub enum Refusal {
     PendingRevert,
     /// The release does not fit in the free space of the host's filesystem.
     DiskFull,
+    /// The login user has no linger and `--allow-no-linger` was not given.
+    NoLinger,
     /// A binary of the release cannot run on the host (architecture, program interpreter,
     /// glibc or libstdc++ version, library), see [`crate::elf`].
     Binary,
@@ -342,13 +344,13 @@ impl Plan {
             ),
             Some(i) if confirm == Some(i) => match &armed {
                 Some(to) => format!(
-                    "while confirming release {}: if the confirmation reached the host it stays, else {}; `ferry releases {}` shows which",
+                    "while confirming release {}: if the confirmation reached the host it stays (the host runs the confirmation to its end: disarmed, recorded, pruned), else {}; `ferry releases {}` shows which",
                     self.release,
                     revert(to),
                     self.service
                 ),
                 None => format!(
-                    "while confirming release {}: the host runs it, verified, but its history record may be missing",
+                    "while confirming release {}: the host runs it, verified; its history record is written if the confirmation reached the host (it then runs to its end)",
                     self.release
                 ),
             },

@@ -513,7 +513,7 @@ pub fn seal_input(hashes: &[&str]) -> Vec<u8> {
 }
 
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+    humantime::format_rfc3339_seconds(crate::fault::now()).to_string()
 }
 
 #[cfg(test)]

@@ -145,6 +145,38 @@ impl JournalEvent {
 /// must not flood the terminal or a CI log (`ferry logs` shows whole lines).
 pub const EXCERPT_LINE_MAX: usize = 2000;
 
+/// The most a failure excerpt shows in all, in bytes (its lines as cut by
+/// [`EXCERPT_LINE_MAX`]): the last lines are kept, being nearest the failure.
+pub const EXCERPT_TOTAL_MAX: usize = 64 * 1024;
+
+/// The excerpt `lines` within [`EXCERPT_TOTAL_MAX`]: the last ones, after a first line that
+/// says how many earlier lines and bytes were left out (when any were).
+pub fn cap_excerpt(mut lines: Vec<JournalEvent>, service: &str) -> Vec<JournalEvent> {
+    let mut total = 0;
+    let keep = lines
+        .iter()
+        .rev()
+        .take_while(|e| {
+            total += e.line.len() + 1;
+            total <= EXCERPT_TOTAL_MAX
+        })
+        .count();
+    let cut = lines.len() - keep;
+    if cut == 0 {
+        return lines;
+    }
+    let dropped: usize = lines[..cut].iter().map(|e| e.line.len() + 1).sum();
+    let note = JournalEvent {
+        line: format!(
+            "[... {cut} earlier line(s), {dropped} bytes, not shown: the excerpt shows at most {EXCERPT_TOTAL_MAX} bytes; `ferry logs {service} --since-deploy` shows them all]"
+        ),
+        ..lines[0].clone()
+    };
+    lines.drain(..cut);
+    lines.insert(0, note);
+    lines
+}
+
 /// `line` cut at [`EXCERPT_LINE_MAX`] bytes (on a character boundary), with what was left out.
 fn cap_line(line: String, service: &str) -> String {
     if line.len() <= EXCERPT_LINE_MAX {
@@ -443,5 +475,33 @@ mod tests {
         assert!(cut.len() < EXCERPT_LINE_MAX + 100, "{} bytes", cut.len());
         assert!(cut.ends_with("[... 1198000 more bytes; `ferry logs web` shows the whole line]"));
         assert_eq!(cap_line("short".into(), "web"), "short");
+    }
+
+    #[test]
+    fn a_long_excerpt_keeps_its_last_lines_and_says_what_was_cut() {
+        let line = |i: usize| JournalEvent {
+            kind: "journal",
+            host: "web1".into(),
+            service: "web".into(),
+            line: format!("{i:04} {}", "x".repeat(EXCERPT_LINE_MAX)),
+        };
+        let lines: Vec<JournalEvent> = (0..200).map(line).collect();
+        let each = lines[0].line.len() + 1;
+        let capped = cap_excerpt(lines, "web");
+        let shown: usize = capped.iter().map(|e| e.line.len() + 1).sum();
+        assert!(shown < EXCERPT_TOTAL_MAX + 300, "{shown} bytes");
+        let kept = EXCERPT_TOTAL_MAX / each;
+        assert_eq!(capped.len(), kept + 1);
+        assert_eq!(
+            capped[0].line,
+            format!(
+                "[... {} earlier line(s), {} bytes, not shown: the excerpt shows at most 65536 bytes; `ferry logs web --since-deploy` shows them all]",
+                200 - kept,
+                (200 - kept) * each
+            )
+        );
+        assert!(capped.last().unwrap().line.starts_with("0199 "));
+        let few: Vec<JournalEvent> = (0..3).map(line).collect();
+        assert_eq!(cap_excerpt(few, "web").len(), 3);
     }
 }

@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod logs;
 pub mod status;
 pub mod table;
+pub mod tally;
 pub mod units;
 
 use std::io::{IsTerminal, Write};
@@ -91,6 +92,8 @@ pub struct Reporter {
     multi: indicatif::MultiProgress,
     /// Live per-host lines of a rollout (see [`fleet::Lines`]).
     fleet: fleet::Lines,
+    /// How far a deploy or rollback got on each host, for what an interrupt prints.
+    tally: tally::Tally,
 }
 
 fn color_allowed(is_tty: bool) -> bool {
@@ -118,7 +121,13 @@ impl Reporter {
             lock: Mutex::new(()),
             multi,
             fleet: fleet::Lines::default(),
+            tally: tally::Tally::default(),
         }
+    }
+
+    /// How far the deploy or rollback under way got on each host.
+    pub fn tally(&self) -> &tally::Tally {
+        &self.tally
     }
 
     pub fn style(&self) -> Style {

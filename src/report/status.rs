@@ -111,6 +111,10 @@ pub struct UnitStatus {
     pub ok: bool,
     /// Why it is not ok, or how it is started.
     pub note: Option<String>,
+    /// False when the host's login user has no linger: the unit lives only while that user
+    /// has a session (left out when it lingers or the host did not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linger: Option<bool>,
 }
 
 impl HostError {

@@ -250,7 +250,9 @@ impl ServiceSession<'_> {
             .conn
             .run(&self.probe_script(dests, &units, check_lock))
             .await?;
-        Ok(plan::parse_remote_state(&out))
+        let mut st = plan::parse_remote_state(&out);
+        st.set_clock_offset(crate::fault::now());
+        Ok(st)
     }
 
     /// Every release directory with its manifest (None when unreadable) and size in KiB.
@@ -331,7 +333,9 @@ impl ServiceSession<'_> {
             lock.release().await;
             return Err(e);
         }
-        Ok((lock, plan::parse_remote_state(&then.stdout)))
+        let mut st = plan::parse_remote_state(&then.stdout);
+        st.set_clock_offset(crate::fault::now());
+        Ok((lock, st))
     }
 
     /// An SFTP session on this connection.
@@ -683,11 +687,17 @@ impl ServiceSession<'_> {
                 "the journal has no lines from these units (is the journal persistent and readable? see `ferry doctor`)",
             );
         }
-        for e in entries {
-            let mut event = JournalEvent::new(&self.host.name, &self.service.name, &e);
-            if let Some(env) = &self.env {
-                event.line = env.mask(&event.line);
-            }
+        let events: Vec<JournalEvent> = entries
+            .iter()
+            .map(|e| {
+                let mut event = JournalEvent::new(&self.host.name, &self.service.name, e);
+                if let Some(env) = &self.env {
+                    event.line = env.mask(&event.line);
+                }
+                event
+            })
+            .collect();
+        for event in crate::report::deploy::cap_excerpt(events, &self.service.name) {
             self.reporter.emit(&event);
         }
     }

@@ -90,7 +90,8 @@ impl ServiceSession<'_> {
         prune: &[String],
     ) -> Result<bool> {
         let line = serde_json::to_string(record).expect("history serialises");
-        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line, prune);
+        let pause = crate::fault::confirm_pause();
+        let cmd = revert::confirm_command(&self.paths, release_id, armed, &line, prune, pause);
         let out = self.conn.exec(&cmd).await?;
         let stdout = out.stdout_str();
         let mut lines = stdout.lines();

@@ -264,14 +264,37 @@ impl Sftp {
         let mut attrs = FileAttributes::empty();
         attrs.permissions = Some(0o600);
         self.count(1);
-        self.session
+        let created = self
+            .session
             .open_with_flags_and_attributes(
                 remote.to_string(),
                 OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
                 attrs,
             )
-            .await
-            .map_err(|e| self.err(format!("cannot create {remote}"), &e))
+            .await;
+        match created {
+            Ok(f) => Ok(f),
+            Err(e) => Err(self
+                .create_failed(format!("cannot create {remote}"), remote, &e)
+                .await),
+        }
+    }
+
+    /// Creating `path` failed: SFTP v3's bare "Failure" is named from the filesystem's
+    /// statistics (no free inodes, no space), with the host and the path.
+    async fn create_failed(&self, what: String, path: &str, e: &SftpError) -> Error {
+        let error = self.err(what.clone(), e);
+        let failure = matches!(e, SftpError::Status(s) if s.status_code == StatusCode::Failure);
+        if !failure || matches!(error, Error::ConnectionLost { .. }) {
+            return error;
+        }
+        let dir = parent(path);
+        self.count(1);
+        let stats = self.session.fs_info(dir.to_string()).await.ok().flatten();
+        Error::Sftp {
+            host: self.host.clone(),
+            message: create_failure(&self.host, &what, dir, stats.as_ref()),
+        }
     }
 
     /// Wait for every pipelined write, then close (checking the result: a dropped file loses
@@ -374,10 +397,13 @@ impl Sftp {
     /// before this one: sftp-server handles requests in order).
     pub async fn mkdir(&self, path: &str) -> Result<()> {
         self.count(1);
-        self.session
-            .create_dir(path.to_string())
-            .await
-            .map_err(|e| self.err(format!("cannot create the directory {path}"), &e))
+        match self.session.create_dir(path.to_string()).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let what = format!("cannot create the directory {path}");
+                Err(self.create_failed(what, path, &e).await)
+            }
+        }
     }
 
     pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -466,9 +492,88 @@ fn write_failure(host: &str, what: &str, dir: &str, free: Option<u64>, cause: &s
     }
 }
 
+/// The message for a file or directory that could not be created with SSH_FX_FAILURE, from
+/// the statistics of its filesystem (None: the server cannot report them).
+fn create_failure(
+    host: &str,
+    what: &str,
+    dir: &str,
+    stats: Option<&russh_sftp::extensions::Statvfs>,
+) -> String {
+    let Some(s) = stats else {
+        return format!(
+            "{what} on {host}: the server says only \"Failure\" and cannot report the filesystem's state: is its disk full, or out of inodes (`df -h {dir}; df -i {dir}` there)?"
+        );
+    };
+    let unit = if s.fragment_size > 0 {
+        s.fragment_size
+    } else {
+        s.block_size
+    };
+    let free = s.blocks_avail.saturating_mul(unit);
+    // Filesystems without a fixed inode table (btrfs) report 0 inodes in all.
+    if s.inodes > 0 && s.inodes_avail == 0 {
+        format!(
+            "{what} on {host}: the filesystem of {dir} has no free inodes (all {} are used: too many files, whatever the space, {free} bytes, left); delete files there (`df -i {dir}` shows it) and deploy again",
+            s.inodes
+        )
+    } else if free < FULL_BELOW {
+        format!(
+            "{what} on {host}: the disk is full ({free} bytes free on the filesystem of {dir}); make room there and deploy again"
+        )
+    } else {
+        format!(
+            "{what} on {host}: the server says only \"Failure\" ({free} bytes and {} inodes free on the filesystem of {dir}: a quota, or an I/O error?)",
+            s.inodes_avail
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stats(inodes: u64, inodes_avail: u64, blocks_avail: u64) -> russh_sftp::extensions::Statvfs {
+        russh_sftp::extensions::Statvfs {
+            block_size: 4096,
+            fragment_size: 4096,
+            blocks: 1 << 20,
+            blocks_free: blocks_avail,
+            blocks_avail,
+            inodes,
+            inodes_free: inodes_avail,
+            inodes_avail,
+            fs_id: 0,
+            flags: 0,
+            name_max: 255,
+        }
+    }
+
+    #[test]
+    fn a_failed_create_names_the_host_the_path_and_no_free_inodes() {
+        let what = "cannot create r/.x.partial/bin/app";
+        let m = create_failure("web1", what, "r/.x.partial/bin", Some(&stats(512, 0, 1000)));
+        assert!(
+            m.starts_with("cannot create r/.x.partial/bin/app on web1: the filesystem of r/.x.partial/bin has no free inodes (all 512 are used"),
+            "{m}"
+        );
+        let m = create_failure("web1", what, "d", Some(&stats(512, 10, 1)));
+        assert!(
+            m.contains("on web1: the disk is full (4096 bytes free"),
+            "{m}"
+        );
+        // btrfs: no inode table, 0 inodes in all, and space left: not called inode exhaustion.
+        let m = create_failure("web1", what, "d", Some(&stats(0, 0, 1000)));
+        assert!(
+            m.contains("says only \"Failure\" (4096000 bytes and 0 inodes free"),
+            "{m}"
+        );
+        let m = create_failure("web1", what, "d", None);
+        assert!(
+            m.contains("on web1: the server says only \"Failure\""),
+            "{m}"
+        );
+    }
     use russh_sftp::protocol::Status;
 
     fn status(code: StatusCode, message: &str) -> SftpError {

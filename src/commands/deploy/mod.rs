@@ -65,6 +65,7 @@ pub async fn run(
         }
         return Ok(exit::OK);
     }
+    expect_hosts(&rollouts, opts.dry_run, &reporter);
     // Binaries built for another architecture than a host's `arch`: before any connection.
     for (service, hosts) in &rollouts {
         crate::prepare::arch::check(service, hosts)?;
@@ -212,6 +213,7 @@ async fn roll_out_all(
             .find(|f| !base.opts.dry_run && config.comes_after(&service.name, f))
         {
             let (r, e) = skip_service(&service, &hosts, before, &base.reporter);
+            r.iter().for_each(|r| base.reporter.tally().done(r));
             failed.push(service.name.clone());
             results.extend(r);
             events.push(e);
@@ -421,7 +423,9 @@ async fn roll_out_hosts(ctx: &Ctx, hosts: Vec<Host>) -> (Vec<HostResult>, Option
     for name in &names {
         if !results.iter().any(|r| r.host == *name) {
             let why = stopped.as_deref().unwrap_or("the rollout stopped");
-            results.push(not_reached(name, &service.name, why));
+            let r = not_reached(name, &service.name, why);
+            ctx.reporter.tally().done(&r);
+            results.push(r);
         }
     }
     let mut put_back = 0;
@@ -512,6 +516,7 @@ async fn run_wave(
                 }
             }
             c.reporter.fleet_done(&host.name, &fleet::done_line(&r));
+            c.reporter.tally().done(&r);
             r
         }
     })
@@ -554,6 +559,7 @@ async fn put_back_all(ctx: &Ctx, hosts: &[Host], results: &mut [HostResult], why
     )
     .await;
     ctx.record_state(&back);
+    back.iter().for_each(|b| ctx.reporter.tally().done(b));
     let mut put_back = 0;
     for b in back {
         if b.result == HostOutcome::RolledBack {
@@ -564,6 +570,15 @@ async fn put_back_all(ctx: &Ctx, hosts: &[Host], results: &mut [HostResult], why
         }
     }
     put_back
+}
+
+/// Tell the reporter's tally which hosts each rollout will work on (what an interrupt reports).
+pub(super) fn expect_hosts(rollouts: &[(Service, Vec<Host>)], dry_run: bool, reporter: &Reporter) {
+    for (service, hosts) in rollouts {
+        let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+        let batches = (!dry_run).then(|| rollout::waves(&names, &service.rollout).len());
+        reporter.tally().expect(&service.name, &names, batches);
+    }
 }
 
 /// Services in deploy order: each after those its `after` lists (when selected too).

@@ -41,6 +41,7 @@ pub async fn run(
         .filter_map(|n| selected.iter().find(|h| h.name == *n).cloned())
         .collect();
     let dry_run = opts.dry_run;
+    super::expect_hosts(&[(service.clone(), hosts.clone())], dry_run, &reporter);
     let ctx = Ctx {
         service: Arc::new(service),
         pre: Preconnected::default(),

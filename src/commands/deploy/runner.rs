@@ -96,6 +96,7 @@ impl<'a> Runner<'a> {
         for index in 0..self.plan.steps.len() {
             self.at = index;
             let step = self.plan.steps[index].clone();
+            self.at_point(Some(index)).await;
             crate::fault::point(step.name());
             crate::fault::pause(step.name()).await;
             // Nothing live changes (nor is staged) before the rollout's migration has passed.
@@ -134,8 +135,22 @@ impl<'a> Runner<'a> {
                     code: refusal_code(*why),
                 });
             }
-            Step::CleanStaging { dirs } => ss.clean_staging(dirs).await?,
-            Step::ClearStaleRevert => ss.cancel_revert().await?,
+            Step::CleanStaging { dirs } => {
+                ss.clean_staging(dirs).await?;
+                ss.warn(&format!(
+                    "removed what an interrupted deploy left: {} staging director{} (releases/{})",
+                    dirs.len(),
+                    if dirs.len() == 1 { "y" } else { "ies" },
+                    dirs.join(", releases/")
+                ));
+            }
+            Step::ClearStaleRevert => {
+                ss.cancel_revert().await?;
+                ss.warn(&format!(
+                    "stopped the self-revert timer an interrupted deploy left armed for release {}, which is no longer current",
+                    self.remote.revert_for.as_deref().unwrap_or("(unknown)")
+                ));
+            }
             Step::Stage { .. } => self.stage().await?,
             Step::Reuse { .. } => ss.reuse(&self.plan).await?,
             Step::Upload { .. } => self.upload().await?,
@@ -565,8 +580,31 @@ impl<'a> Runner<'a> {
 
     /// The new release failed to go live: roll back or stay, as planned.
     async fn fail(&mut self, f: LiveFailure) -> Result<Flow> {
+        self.at_point(None).await;
         let r = fail(self.ss, &self.plan, self.remote, self.origin, self.armed, f).await?;
         Ok(Flow::Done(r))
+    }
+
+    /// Note what stopping here (at step `index`, or None: during a rollback) leaves on the
+    /// host, for an interrupt's report; once ferry is interrupted, nothing more starts.
+    async fn at_point(&self, index: Option<usize>) {
+        let ss = self.ss;
+        let state = self.plan.state_if_lost(index, ss.service.confirm_timeout);
+        let state = match index {
+            Some(i) => format!(
+                "in step `{}` of the deploy of {}: {state}",
+                self.plan.steps[i].name(),
+                self.plan.release
+            ),
+            None => format!("{state} (deploy of {})", self.plan.release),
+        };
+        if !ss
+            .reporter
+            .tally()
+            .at(&ss.host.name, &ss.service.name, state)
+        {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// A lost connection names the step it happened in and what that leaves on the host.

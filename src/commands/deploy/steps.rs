@@ -30,6 +30,8 @@ pub struct Options {
     pub force: bool,
     /// `--no-switch`: stage the release on every host and stop before the switch.
     pub no_switch: bool,
+    /// Deploy to a login user without linger (warned, not refused).
+    pub allow_no_linger: bool,
 }
 
 /// Deploy one service on one host; every outcome is a [`HostResult`].
@@ -94,6 +96,7 @@ fn plan_options(opts: &Options, migration: Option<&Migration>, host: &str) -> pl
         force: opts.force,
         migrate: migration.is_some_and(|m| m.leader == host),
         no_switch: opts.no_switch,
+        allow_no_linger: opts.allow_no_linger,
     }
 }
 
@@ -105,7 +108,8 @@ pub(super) fn make_plan(
     opts: plan::Options,
     name: Name<'_>,
 ) -> Result<(Plan, LocalRelease)> {
-    let now = std::time::SystemTime::now();
+    // The host's clock: the id's time is what `logs --since-deploy` asks the host's journal.
+    let now = remote.host_time(crate::fault::now());
     let id = match name {
         Name::Pending => release::pending_id(now),
         Name::Fresh | Name::StagedAs(_) => {
@@ -202,7 +206,9 @@ pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
 pub(super) fn refusal_code(why: Refusal) -> i32 {
     match why {
         Refusal::Locked => exit::LOCKED,
-        Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary => exit::FAILED,
+        Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary | Refusal::NoLinger => {
+            exit::FAILED
+        }
     }
 }
 
@@ -223,6 +229,21 @@ async fn deploy_locked(
         ss.sftp()
     );
     let (lock, remote) = locked?;
+    if let Some(r) = remote.history.last().filter(|r| r.action == "revert") {
+        ss.warn(&format!(
+            "since the last deploy, the host reverted by itself to release {} at {} ({}): {}",
+            r.release,
+            r.time,
+            r.outcome,
+            r.reason.as_deref().unwrap_or("no reason recorded")
+        ));
+    }
+    if remote.linger == Some(false) && opts.allow_no_linger {
+        let user = remote.user.as_deref().unwrap_or("the login user");
+        ss.warn(&format!(
+            "{user} has no linger (--allow-no-linger): the services deployed live only while someone is logged in as {user}, and the self-revert timer dies with the last session; as root on the host: loginctl enable-linger {user}"
+        ));
+    }
     let result = async {
         // Files this host gets uploaded whatever their content are not waited for: their
         // upload hashes them (unless a template renders the release id, which needs them).
