@@ -31,7 +31,9 @@
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
-//! - ferry94, ferry96..ferry120: free
+//! - ferry99: connection failures said once, with their class (tests/first_hour_cli.rs)
+//! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
+//! - ferry94, ferry96..ferry98, ferry101..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -45,6 +47,7 @@ mod doctor;
 mod eco;
 mod faults;
 mod first_hour;
+mod first_hour_cli;
 mod fleets;
 mod logs_status;
 mod migrate;

@@ -192,18 +192,6 @@ impl Reporter {
         self.stderr_line(&text);
     }
 
-    /// Only the hint of an error (when it has one) on stderr, for a host: for an error that
-    /// the host's result line already says, so that it is said once.
-    pub fn hint_of(&self, host: &str, err: &Error) {
-        if let Some(hint) = err.hint() {
-            self.stderr_line(&format!(
-                "{} {host}: {}",
-                self.err_style.bold("hint:"),
-                sanitize_lines(&hint)
-            ));
-        }
-    }
-
     /// A line of data for people only (a heading): nothing in JSON mode.
     pub fn heading(&self, line: &str) {
         if self.format == Format::Human {
