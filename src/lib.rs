@@ -33,6 +33,9 @@ use crate::session::unit_check;
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> i32 {
+    // `COMPLETE=SHELL ferry ...`: a completion request (or the shell's registration) answered
+    // on stdout, then exit; otherwise nothing happens here.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

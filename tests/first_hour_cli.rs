@@ -113,3 +113,78 @@ fn each_connection_failure_is_said_once_with_its_class() {
         "no\n"
     );
 }
+
+/// What the shell gets for the words of a command line, the cursor on the last one, through
+/// clap_complete's environment protocol (what `source <(COMPLETE=bash ferry)` installs).
+fn complete(p: &Project, words: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let index = words.len().to_string();
+    let mut all: Vec<&str> = vec!["--", "ferry"];
+    all.extend_from_slice(words);
+    let mut vars = vec![
+        ("COMPLETE", "bash"),
+        ("_CLAP_COMPLETE_INDEX", index.as_str()),
+        ("_CLAP_IFS", "\n"),
+    ];
+    vars.extend_from_slice(env);
+    let run = p.ferry_env(&all, &vars);
+    run.assert_code(0);
+    run.stdout.lines().map(String::from).collect()
+}
+
+#[test]
+fn completion_offers_the_services_and_hosts_of_deploy_toml() {
+    let p = Project::new();
+    p.config(&format!(
+        "{}{}[groups]\nfront = [\"web1\", \"web2\"]\n\n\
+         [services.api]\nunits = []\n[services.worker]\nunits = []\n",
+        crate::support::host_table("web1", "ferry100"),
+        crate::support::host_table("web2", "ferry100"),
+    ));
+    let names = |words: &[&str]| -> Vec<String> {
+        complete(&p, words, &[])
+            .into_iter()
+            .filter(|c| !c.starts_with('-'))
+            .collect()
+    };
+    for cmd in [
+        "logs", "rollback", "exec", "status", "deploy", "releases", "units",
+    ] {
+        assert_eq!(names(&[cmd, ""]), ["api", "worker"], "ferry {cmd} <TAB>");
+    }
+    assert_eq!(names(&["logs", "w"]), ["worker"]);
+    assert_eq!(names(&["-H", ""]), ["web1", "web2", "front"]);
+    assert_eq!(names(&["status", "-H", "web"]), ["web1", "web2"]);
+    assert_eq!(names(&["deploy", "--host", "f"]), ["front"]);
+    // Options are still offered.
+    assert!(complete(&p, &["logs", "--"], &[]).contains(&"--since-deploy".to_string()));
+
+    // Another config: from --config on the line, or FERRY_CONFIG.
+    p.write(
+        "other/ferry.toml",
+        "[hosts.db1]\naddress = \"x\"\n[services.db]\nunits = []\n",
+    );
+    assert_eq!(names(&["--config", "other/ferry.toml", "logs", ""]), ["db"]);
+    let env = [("FERRY_CONFIG", "other/ferry.toml")];
+    let hosts: Vec<String> = complete(&p, &["-H", ""], &env);
+    assert_eq!(hosts, ["db1"]);
+    // No config here: no names, and no error.
+    let empty = Project::new();
+    assert!(
+        complete(&empty, &["logs", ""], &[])
+            .iter()
+            .all(|c| c.starts_with('-'))
+    );
+
+    // The registration script, and the static scripts, still work.
+    let reg = p.ferry_env(&[], &[("COMPLETE", "bash")]);
+    reg.assert_code(0);
+    assert!(
+        reg.stdout.contains("-F _clap_complete_ferry ferry"),
+        "{reg}"
+    );
+    for shell in ["bash", "zsh", "fish"] {
+        let run = p.ferry(&["completions", shell]);
+        run.assert_code(0);
+        assert!(run.stdout.contains("rollback"), "{shell}\n{run}");
+    }
+}
