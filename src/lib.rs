@@ -112,14 +112,12 @@ fn init_tracing(verbose: u8, quiet: bool) {
     // Colours only on a terminal and never with NO_COLOR, like the rest of ferry's stderr.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(verbose > 1)
-        .without_time()
-        .finish()
-        .with(filter)
-        .init();
+        .without_time();
+    tracing_subscriber::registry().with(fmt).with(filter).init();
 }
 
 /// Run a parsed command line.
