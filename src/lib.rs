@@ -94,9 +94,9 @@ pub fn main() -> i32 {
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::filter::Targets;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "ferry=warn",

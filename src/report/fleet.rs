@@ -69,8 +69,13 @@ impl Reporter {
         // Printed above the live lines (not through `progress`, which would give the host a
         // live line again).
         if !self.quiet {
+            let outcome = crate::report::table::fit(
+                &sanitize(outcome),
+                host.chars().count() + 2,
+                crate::report::table::stderr_width(),
+            );
             let host = self.err_style.bold(&format!("{host}:"));
-            self.stderr_line(&format!("{host} {}", sanitize(outcome)));
+            self.stderr_line(&format!("{host} {outcome}"));
         }
     }
 

@@ -156,9 +156,15 @@ impl Reporter {
         {
             return;
         }
+        // Fitted to the terminal (a one-host deploy's lines would wrap at 80 columns).
+        let width = table::stderr_width();
         let line = match host {
-            Some(h) => format!("{} {message}", self.err_style.bold(&format!("{h}:"))),
-            None => message.to_string(),
+            Some(h) => format!(
+                "{} {}",
+                self.err_style.bold(&format!("{h}:")),
+                table::fit(message, h.chars().count() + 2, width)
+            ),
+            None => table::fit(message, 0, width),
         };
         self.stderr_line(&line);
     }
