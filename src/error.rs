@@ -25,6 +25,30 @@ pub mod exit {
     pub const TERMINATED: i32 = 143;
 }
 
+/// The three ways a connection to a host fails, told apart in results (`connection` in JSON):
+/// all exit 3, but each asks for another fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectFailure {
+    /// No SSH session: refused, timed out, no route, or the SSH handshake failed.
+    Unreachable,
+    /// The host's key is unknown, changed or revoked (known_hosts).
+    HostKeyRefused,
+    /// The host refused every key offered, or the key could not be loaded.
+    AuthFailed,
+}
+
+impl ConnectFailure {
+    /// The verdict for people (tables and result lines).
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectFailure::Unreachable => "UNREACHABLE",
+            ConnectFailure::HostKeyRefused => "HOST KEY REFUSED",
+            ConnectFailure::AuthFailed => "AUTHENTICATION FAILED",
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +207,31 @@ impl Error {
     /// Is this a failure to reach or log in to a host?
     pub fn is_connection(&self) -> bool {
         self.exit_code() == exit::CONNECTION
+    }
+
+    /// Which way a connection failed (None when this is not a connection failure).
+    pub fn connect_failure(&self) -> Option<ConnectFailure> {
+        Some(match self {
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Ssh { .. }
+            | Error::ConnectionLost { .. } => ConnectFailure::Unreachable,
+            Error::HostKeyUnknown { .. }
+            | Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::KnownHosts { .. } => ConnectFailure::HostKeyRefused,
+            Error::Auth { .. } | Error::Key { .. } => ConnectFailure::AuthFailed,
+            _ => return None,
+        })
+    }
+
+    /// The message without its leading `HOST: `, for a line that names the host already.
+    pub fn message_on(&self, host: &str) -> String {
+        let text = self.to_string();
+        match text.strip_prefix(host).and_then(|t| t.strip_prefix(": ")) {
+            Some(rest) => rest.to_string(),
+            None => text,
+        }
     }
 
     /// What the user can do about it.

@@ -35,6 +35,9 @@ use crate::session::unit_check;
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> i32 {
+    // `COMPLETE=SHELL ferry ...`: a completion request (or the shell's registration) answered
+    // on stdout, then exit; otherwise nothing happens here.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -88,24 +91,30 @@ pub fn main() -> i32 {
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "ferry=warn",
         (false, 1) => "ferry=debug",
         (false, _) => "ferry=trace,russh=debug",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // RUST_LOG as `LEVEL` or `TARGET=LEVEL,...` (no span or field filters: that would need
+    // env-filter and its regex engine); one that does not parse is ignored.
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().expect("valid default filter"));
     // Colours only on a terminal and never with NO_COLOR, like the rest of ferry's stderr.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(verbose > 1)
-        .without_time()
-        .init();
+        .without_time();
+    tracing_subscriber::registry().with(fmt).with(filter).init();
 }
 
 /// Run a parsed command line.

@@ -34,7 +34,9 @@
 //! - ferry97, ferry98: staged releases, `deploy --no-switch` and `promote` (tests/staged.rs)
 //! - ferry104..ferry109: signals, messages, linger, the client's clock (tests/faults24.rs),
 //!   which also deploys to the nolinger user (the only test that changes it)
-//! - ferry94, ferry96, ferry117..ferry120: free (ferry99..ferry103, ferry110..ferry116 taken by work in progress)
+//! - ferry99: connection failures said once, with their class (tests/first_hour_cli.rs)
+//! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
+//! - ferry94, ferry96, ferry117..ferry120: free (ferry101..ferry103, ferry110..ferry116 taken by work in progress)
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -49,6 +51,7 @@ mod eco;
 mod faults;
 mod faults24;
 mod first_hour;
+mod first_hour_cli;
 mod fleets;
 mod logs_status;
 mod migrate;

@@ -7,6 +7,9 @@
 //!   `compinit` in ~/.zshrc)
 //! - fish: `~/.config/fish/completions/ferry.fish`
 //! - man:  `~/.local/share/man/man1/ferry.1` and `ferry-COMMAND.1`
+//!
+//! The dynamic completion (`source <(COMPLETE=bash ferry)`, clap_complete's `CompleteEnv`) asks
+//! the binary at each TAB, and also offers the service and host names of deploy.toml.
 
 use clap::CommandFactory;
 
@@ -84,9 +87,80 @@ pub fn write_man_pages(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>,
     Ok(written)
 }
 
+/// The config a completion reads: `--config`/`-c` on the command line being completed, else
+/// `FERRY_CONFIG`, else ./deploy.toml.
+fn config_for_completion(words: &[String]) -> std::path::PathBuf {
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        if w == "--config" || w == "-c" {
+            if let Some(v) = it.next() {
+                return v.into();
+            }
+        } else if let Some(v) = w.strip_prefix("--config=") {
+            return v.into();
+        }
+    }
+    std::env::var_os("FERRY_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+        .unwrap_or_else(|| "deploy.toml".into())
+}
+
+/// The names under `[services]`, `[hosts]` and `[groups]` of the config text (in file order;
+/// nothing when it does not parse: a completion never fails).
+pub fn names_in(text: &str, tables: &[&str]) -> Vec<String> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    tables
+        .iter()
+        .filter_map(|t| doc.get(*t).and_then(toml::Value::as_table))
+        .flat_map(|t| t.keys().cloned())
+        .collect()
+}
+
+fn candidates(tables: &[&str]) -> Vec<clap_complete::CompletionCandidate> {
+    let words: Vec<String> = std::env::args().collect();
+    let text = std::fs::read_to_string(config_for_completion(&words)).unwrap_or_default();
+    names_in(&text, tables)
+        .into_iter()
+        .map(clap_complete::CompletionCandidate::new)
+        .collect()
+}
+
+/// Completion of a SERVICE argument: the services of deploy.toml.
+pub fn services() -> Vec<clap_complete::CompletionCandidate> {
+    candidates(&["services"])
+}
+
+/// Completion of `-H`: the hosts and groups of deploy.toml.
+pub fn hosts() -> Vec<clap_complete::CompletionCandidate> {
+    candidates(&["hosts", "groups"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completion_names_come_from_the_config_tables() {
+        let text = "[hosts.web1]\naddress = \"a\"\n[hosts.db]\naddress = \"b\"\n\
+                    [groups]\nfront = [\"web1\"]\n[services.api]\nunits = []\n";
+        assert_eq!(names_in(text, &["services"]), ["api"]);
+        let mut hosts = names_in(text, &["hosts", "groups"]);
+        hosts.sort();
+        assert_eq!(hosts, ["db", "front", "web1"]);
+        assert!(names_in("not = [toml", &["hosts"]).is_empty());
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            config_for_completion(&words(&["ferry", "--", "ferry", "-c", "x.toml", "logs"])),
+            std::path::PathBuf::from("x.toml")
+        );
+        assert_eq!(
+            config_for_completion(&words(&["ferry", "--config=y.toml", "logs"])),
+            std::path::PathBuf::from("y.toml")
+        );
+    }
 
     #[test]
     fn completions_name_every_subcommand() {

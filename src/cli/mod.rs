@@ -76,7 +76,7 @@ pub struct Cli {
 
     /// Only these hosts or groups (repeatable), given before the subcommand (`ferry -H web
     /// status`); the same as `-H` after it.
-    #[arg(long = "host", short = 'H', value_name = "NAME")]
+    #[arg(long = "host", short = 'H', value_name = "NAME", add = clap_complete::ArgValueCandidates::new(completions::hosts))]
     pub hosts: Vec<String>,
 
     #[command(subcommand)]
@@ -158,6 +158,12 @@ pub enum Command {
     /// Write a commented starter deploy.toml (at --config) and a unit file; never overwrites.
     Init(InitArgs),
     /// Print a shell completion script (bash, zsh, fish) on stdout.
+    ///
+    /// The script completes commands and options. To be offered the service and host names of
+    /// deploy.toml too (`ferry logs <TAB>`, `-H <TAB>`), let ferry complete at each TAB
+    /// instead: `source <(COMPLETE=bash ferry)` in ~/.bashrc, `source <(COMPLETE=zsh ferry)`
+    /// in ~/.zshrc, `COMPLETE=fish ferry | source` in ~/.config/fish/config.fish. Names are
+    /// read from --config on the line being completed, else FERRY_CONFIG, else ./deploy.toml.
     Completions(CompletionsArgs),
     /// Print the man page ferry(1), or ferry-COMMAND(1), in roff on stdout.
     Man(ManArgs),
@@ -166,6 +172,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct UnitsArgs {
     /// The service whose units to print. Default: the config's only service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub service: Option<String>,
 }
 
@@ -212,14 +219,14 @@ pub enum Shell {
 pub struct HostFilter {
     /// Only these hosts or groups (repeatable). Default: every host (of the service, for
     /// commands that take one).
-    #[arg(long = "host", short = 'H', value_name = "NAME")]
+    #[arg(long = "host", short = 'H', value_name = "NAME", add = clap_complete::ArgValueCandidates::new(completions::hosts))]
     pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Services to deploy. Default: every service in the config.
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub services: Vec<String>,
     #[command(flatten)]
     pub filter: HostFilter,
@@ -283,6 +290,7 @@ pub struct PromoteArgs {
 pub struct ExecArgs {
     /// The service whose hosts and current release to use. Default: the config's only
     /// service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub service: Option<String>,
     #[command(flatten)]
     pub filter: HostFilter,
@@ -297,6 +305,7 @@ pub struct ExecArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// The service whose units' journal to show. Default: the config's only service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub service: Option<String>,
     #[command(flatten)]
     pub filter: HostFilter,
@@ -343,7 +352,7 @@ impl From<LogsArgs> for crate::commands::logs::Options {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Services to show. Default: every service.
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub services: Vec<String>,
     #[command(flatten)]
     pub filter: HostFilter,
@@ -365,6 +374,7 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The service to roll back. Default: the config's only service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub service: Option<String>,
     /// The release to switch to. Default: the one before the current one.
     #[arg(long, value_name = "RELEASE_ID")]
@@ -379,6 +389,7 @@ pub struct RollbackArgs {
 #[derive(Debug, Args)]
 pub struct ReleasesArgs {
     /// Services to list. Default: every service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub services: Vec<String>,
     #[command(flatten)]
     pub filter: HostFilter,

@@ -79,18 +79,8 @@ async fn rollback_host(
 ) -> HostResult {
     let session = match Session::open(host, reporter).await {
         Ok(s) => s,
-        Err(e) => {
-            reporter.error(&e);
-            return HostResult::new(
-                &host.name,
-                &service.name,
-                HostOutcome::Unreachable,
-                None,
-                None,
-                Some(e.to_string()),
-                e.exit_code(),
-            );
-        }
+        // The result says the error, which way it failed and its hint, once.
+        Err(e) => return HostResult::not_connected(&host.name, &service.name, &e),
     };
     let ss = session.service(service);
     let result = match ss.lock(opts.lock_wait, "rollback", &origin.by).await {

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::error::{ConnectFailure, Error};
 pub use crate::human::human_bytes;
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Plan, Step, Transfer};
@@ -26,6 +27,12 @@ pub struct HostResult {
     /// What was asked of the host for this (each costs a round trip or more).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteOps>,
+    /// `unreachable` only: which way the connection failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectFailure>,
+    /// What to do about it (connection failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     #[serde(skip)]
     pub code: i32,
 }
@@ -60,7 +67,57 @@ impl HostResult {
             previous: previous.map(String::from),
             reason,
             remote: None,
+            connection: None,
+            hint: None,
             code,
+        }
+    }
+
+    /// `service` on `host` could not be connected to: the reason, which way it failed and
+    /// what to do, said once by the result.
+    pub fn not_connected(host: &str, service: &str, err: &Error) -> HostResult {
+        HostResult {
+            connection: err.connect_failure(),
+            hint: err.hint(),
+            ..HostResult::new(
+                host,
+                service,
+                HostOutcome::Unreachable,
+                None,
+                None,
+                Some(err.to_string()),
+                err.exit_code(),
+            )
+        }
+    }
+
+    /// The verdict for people: the outcome, or for a connection failure which way it failed.
+    pub fn verdict(&self) -> String {
+        match (self.result, self.connection) {
+            (HostOutcome::Unreachable, Some(c)) => c.label().to_string(),
+            (result, _) => crate::report::fleet::verdict(result),
+        }
+    }
+
+    /// The reason for people: without the host's name in front when the line names it.
+    pub fn human_reason(&self) -> Option<String> {
+        let reason = self.reason.as_deref()?;
+        let own = reason
+            .strip_prefix(self.host.as_str())
+            .and_then(|r| r.strip_prefix(": "));
+        Some(sanitize(
+            own.filter(|_| self.connection.is_some()).unwrap_or(reason),
+        ))
+    }
+
+    /// The hint as indented lines under the result (empty without one).
+    pub fn human_hint(&self) -> String {
+        match &self.hint {
+            Some(h) => format!(
+                "\n  hint: {}",
+                crate::report::sanitize_lines(h).replace('\n', "\n        ")
+            ),
+            None => String::new(),
         }
     }
 }
@@ -72,15 +129,16 @@ impl Human for HostResult {
             HostOutcome::Unchanged => s.green("unchanged"),
             HostOutcome::Planned => s.bold("planned (dry run)"),
             HostOutcome::RolledBack => s.yellow("ROLLED BACK"),
-            other => s.red(&crate::report::fleet::verdict(other)),
+            _ => s.red(&self.verdict()),
         };
         let mut line = format!("{} {} {verdict}", s.bold(&self.host), self.service);
         if let Some(r) = &self.release {
             line.push_str(&format!(" release {r}"));
         }
-        if let Some(reason) = &self.reason {
-            line.push_str(&format!(": {}", sanitize(reason)));
+        if let Some(reason) = self.human_reason() {
+            line.push_str(&format!(": {reason}"));
         }
+        line.push_str(&self.human_hint());
         Some(line)
     }
 }

@@ -69,8 +69,13 @@ impl Reporter {
         // Printed above the live lines (not through `progress`, which would give the host a
         // live line again).
         if !self.quiet {
+            let outcome = crate::report::table::fit(
+                &sanitize(outcome),
+                host.chars().count() + 2,
+                crate::report::table::stderr_width(),
+            );
             let host = self.err_style.bold(&format!("{host}:"));
-            self.stderr_line(&format!("{host} {}", sanitize(outcome)));
+            self.stderr_line(&format!("{host} {outcome}"));
         }
     }
 
@@ -113,10 +118,11 @@ pub fn verdict(result: HostOutcome) -> String {
     }
 }
 
-/// What the live line of a finished host says.
+/// What the live line of a finished host says. A connection failure only says which way it
+/// failed: its reason and hint are said once, by the result.
 pub fn done_line(r: &HostResult) -> String {
-    let mut s = format!("{}: {}", r.service, verdict(r.result));
-    if let Some(reason) = &r.reason {
+    let mut s = format!("{}: {}", r.service, r.verdict());
+    if let Some(reason) = r.reason.as_ref().filter(|_| r.connection.is_none()) {
         s.push_str(&format!(": {reason}"));
     }
     s
@@ -130,17 +136,12 @@ impl Human for Table {
     fn human(&self, s: &Style) -> Option<String> {
         let hw = self.0.iter().map(|r| r.host.len()).max().unwrap_or(0);
         let sw = self.0.iter().map(|r| r.service.len()).max().unwrap_or(0);
-        let vw = self
-            .0
-            .iter()
-            .map(|r| verdict(r.result).len())
-            .max()
-            .unwrap_or(0);
+        let vw = self.0.iter().map(|r| r.verdict().len()).max().unwrap_or(0);
         let lines: Vec<String> = self
             .0
             .iter()
             .map(|r| {
-                let v = format!("{:<vw$}", verdict(r.result));
+                let v = format!("{:<vw$}", r.verdict());
                 let v = match r.result {
                     HostOutcome::Ok | HostOutcome::Unchanged => s.green(&v),
                     HostOutcome::Planned => s.bold(&v),
@@ -155,11 +156,11 @@ impl Human for Table {
                 if let Some(rel) = &r.release {
                     line.push_str(&format!(" release {rel}"));
                 }
-                if let Some(reason) = &r.reason {
+                if let Some(reason) = r.human_reason() {
                     let sep = if r.release.is_some() { ":" } else { "" };
-                    line.push_str(&format!("{sep} {}", sanitize(reason)));
+                    line.push_str(&format!("{sep} {reason}"));
                 }
-                line.trim_end().to_string()
+                format!("{}{}", line.trim_end(), r.human_hint())
             })
             .collect();
         Some(lines.join("\n"))
@@ -404,5 +405,68 @@ mod tests {
             serde_json::json!({"type": "exec", "host": "web1", "service": "api",
                 "stdout": "hi\n", "stderr": "", "exit_status": 0})
         );
+    }
+
+    #[test]
+    fn connection_failures_say_which_way_once_with_the_hint() {
+        use crate::error::Error;
+        let auth = Error::Auth {
+            host: "web1".into(),
+            user: "deploy".into(),
+            tried: vec!["publickey ~/.ssh/id_ed25519".into()],
+        };
+        let refused = Error::Connect {
+            host: "web2".into(),
+            addr: "10.0.0.2:22".into(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+            attempts: 1,
+        };
+        let key = Error::HostKeyUnknown {
+            host: "web3".into(),
+            addr: "10.0.0.3:22".into(),
+            fingerprint: "ssh-ed25519 SHA256:x".into(),
+            known_hosts: "kh".into(),
+            line_to_add: "10.0.0.3 ssh-ed25519 AAAA".into(),
+        };
+        let results: Vec<HostResult> = [("web1", &auth), ("web2", &refused), ("web3", &key)]
+            .into_iter()
+            .map(|(h, e)| HostResult::not_connected(h, "api", e))
+            .collect();
+        let verdicts: Vec<String> = results.iter().map(HostResult::verdict).collect();
+        assert_eq!(
+            verdicts,
+            ["AUTHENTICATION FAILED", "UNREACHABLE", "HOST KEY REFUSED"]
+        );
+        // The live line names the class only; the result says the reason and hint once.
+        assert_eq!(done_line(&results[0]), "api: AUTHENTICATION FAILED");
+        let one = results[0].human(&Style { color: false }).unwrap();
+        assert_eq!(
+            one.lines().next().unwrap(),
+            "web1 api AUTHENTICATION FAILED: authentication as `deploy` was rejected; tried: publickey ~/.ssh/id_ed25519"
+        );
+        assert_eq!(one.matches("rejected").count(), 1, "{one}");
+        assert!(
+            one.contains("\n  hint: is the public key in ~deploy/"),
+            "{one}"
+        );
+        let table = Table(results.clone())
+            .human(&Style { color: false })
+            .unwrap();
+        assert!(
+            table.contains("web2 api UNREACHABLE           cannot connect to 10.0.0.2:22"),
+            "{table}"
+        );
+        assert!(table.contains("add this line to kh:\n"), "{table}");
+        let v = serde_json::to_value(&results[2]).unwrap();
+        assert_eq!(v["result"], "unreachable");
+        assert_eq!(v["connection"], "host-key-refused");
+        assert!(
+            v["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("web3: the host key")
+        );
+        let v = serde_json::to_value(r("web4", HostOutcome::Failed, Some("x"))).unwrap();
+        assert!(v.get("connection").is_none() && v.get("hint").is_none());
     }
 }

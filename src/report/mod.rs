@@ -165,9 +165,15 @@ impl Reporter {
         {
             return;
         }
+        // Fitted to the terminal (a one-host deploy's lines would wrap at 80 columns).
+        let width = table::stderr_width();
         let line = match host {
-            Some(h) => format!("{} {message}", self.err_style.bold(&format!("{h}:"))),
-            None => message.to_string(),
+            Some(h) => format!(
+                "{} {}",
+                self.err_style.bold(&format!("{h}:")),
+                table::fit(message, h.chars().count() + 2, width)
+            ),
+            None => table::fit(message, 0, width),
         };
         self.stderr_line(&line);
     }
@@ -199,18 +205,6 @@ impl Reporter {
             ));
         }
         self.stderr_line(&text);
-    }
-
-    /// Only the hint of an error (when it has one) on stderr, for a host: for an error that
-    /// the host's result line already says, so that it is said once.
-    pub fn hint_of(&self, host: &str, err: &Error) {
-        if let Some(hint) = err.hint() {
-            self.stderr_line(&format!(
-                "{} {host}: {}",
-                self.err_style.bold("hint:"),
-                sanitize_lines(&hint)
-            ));
-        }
     }
 
     /// A line of data for people only (a heading): nothing in JSON mode.

@@ -72,6 +72,9 @@ pub struct HostError {
     pub host: String,
     /// false: connection or authentication failed; true: connected, but the query failed.
     pub reachable: bool,
+    /// Not reachable: which way the connection failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::error::ConnectFailure>,
     pub error: String,
     pub hint: Option<String>,
 }
@@ -123,6 +126,7 @@ impl HostError {
             kind: "host",
             host: host.to_string(),
             reachable: !e.is_connection(),
+            connection: e.connect_failure(),
             hint: e.hint(),
             error: e.to_string(),
         }
@@ -134,12 +138,17 @@ impl Human for HostError {
         let mut line = format!(
             "{} {} {}",
             s.bold(&self.host),
-            s.red(if self.reachable {
-                "ERROR"
-            } else {
-                "NOT CONNECTED"
+            s.red(match self.connection {
+                Some(c) => c.label(),
+                None if self.reachable => "ERROR",
+                None => "NOT CONNECTED",
             }),
-            sanitize(&self.error)
+            sanitize(
+                self.error
+                    .strip_prefix(self.host.as_str())
+                    .and_then(|e| e.strip_prefix(": "))
+                    .unwrap_or(&self.error)
+            )
         );
         if let Some(h) = &self.hint {
             // A hint may span lines (the known_hosts line to add): keep them, indented.

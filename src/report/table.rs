@@ -19,6 +19,38 @@ pub fn width() -> Option<usize> {
         .map(|(_, cols)| cols as usize)
 }
 
+/// The width progress lines on stderr fit: `COLUMNS` when set, else the terminal's width when
+/// stderr is one; None (lines left whole) when stderr is piped.
+pub fn stderr_width() -> Option<usize> {
+    if let Some(cols) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c > 0)
+    {
+        return Some(cols);
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    console::Term::stderr()
+        .size_checked()
+        .map(|(_, cols)| cols as usize)
+}
+
+/// A progress message cut so that each of its lines, after a prefix of `prefix` characters,
+/// fits in `width` (None: as it is). A line cut ends in `…`.
+pub fn fit(message: &str, prefix: usize, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return message.to_string();
+    };
+    let room = width.saturating_sub(prefix);
+    message
+        .split('\n')
+        .map(|l| shorten(l, room))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Which columns to keep so that a line of the given column widths (joined by two spaces)
 /// fits in `width`: columns are dropped in `drop_order` (least useful first) until it fits or
 /// nothing droppable is left.
@@ -121,5 +153,27 @@ mod tests {
     fn project_leaves_out_the_dropped_columns() {
         let rows = vec![vec!["a".into(), "b".into(), "c".into()]];
         assert_eq!(project(rows, &[true, false, true]), vec![vec!["a", "c"]]);
+    }
+
+    #[test]
+    fn progress_lines_fit_the_width_and_piped_ones_stay_whole() {
+        let msg = "app: switching to 20261203T145549Z-4e9f962e: installing units, switching `current`, restarting";
+        let cut = fit(msg, "web: ".len(), Some(80));
+        assert_eq!(cut.chars().count(), 75, "{cut}");
+        assert!(
+            cut.ends_with('…') && cut.starts_with("app: switching to 2026"),
+            "{cut}"
+        );
+        assert_eq!(fit(msg, 5, None), msg);
+        assert_eq!(fit("app: ok", 5, Some(80)), "app: ok");
+        // Each line of a message is fitted on its own.
+        let two = format!("{msg}\nshort");
+        let cut = fit(&two, 0, Some(40));
+        let lines: Vec<&str> = cut.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].chars().count(), 40);
+        assert_eq!(lines[1], "short");
+        // Too narrow to say anything: left whole rather than cut to nothing.
+        assert_eq!(fit(msg, 5, Some(10)), msg);
     }
 }

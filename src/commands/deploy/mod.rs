@@ -653,19 +653,8 @@ async fn deploy_host(host: &Host, ctx: &Ctx) -> HostResult {
     };
     let session = match ctx.pre.open(host, &ctx.reporter).await {
         Ok(s) => s,
-        Err(e) => {
-            // The result line says the error; the hint is said here, once.
-            ctx.reporter.hint_of(&host.name, &e);
-            return HostResult::new(
-                &host.name,
-                &ctx.service.name,
-                HostOutcome::Unreachable,
-                None,
-                None,
-                Some(e.to_string()),
-                e.exit_code(),
-            );
-        }
+        // The result says the error, which way it failed and its hint, once.
+        Err(e) => return HostResult::not_connected(&host.name, &ctx.service.name, &e),
     };
     let ss = session
         .service(&ctx.service)

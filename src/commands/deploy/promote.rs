@@ -66,18 +66,7 @@ pub async fn run(
 pub(super) async fn promote_host(host: &Host, ctx: &Ctx) -> HostResult {
     let session = match Session::open(host, &ctx.reporter).await {
         Ok(s) => s,
-        Err(e) => {
-            ctx.reporter.hint_of(&host.name, &e);
-            return HostResult::new(
-                &host.name,
-                &ctx.service.name,
-                HostOutcome::Unreachable,
-                None,
-                None,
-                Some(e.to_string()),
-                e.exit_code(),
-            );
-        }
+        Err(e) => return HostResult::not_connected(&host.name, &ctx.service.name, &e),
     };
     let ss = session.service(&ctx.service);
     let result = if ctx.opts.dry_run {
