@@ -31,7 +31,8 @@
 //! - ferry88..ferry93: login shells and startup files (tests/shell.rs)
 //! - ferry85..ferry87: compressed and delta uploads (tests/upload.rs)
 //! - ferry69, ferry70: binaries checked against the host (tests/binaries.rs)
-//! - ferry94, ferry96..ferry120: free
+//! - ferry101, ferry102: hosts from a command (tests/inventory.rs); ferry103: free for it
+//! - ferry94, ferry96..ferry100, ferry104..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -46,6 +47,7 @@ mod eco;
 mod faults;
 mod first_hour;
 mod fleets;
+mod inventory;
 mod logs_status;
 mod migrate;
 mod plan;
