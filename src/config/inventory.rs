@@ -360,6 +360,32 @@ fn entry(i: usize, key: Option<String>, item: Value) -> Result<Entry, Vec<String
             None
         }
     };
+    let (port, groups, vars) = port_groups_vars(&mut fields, &mut bad);
+    for k in fields.keys() {
+        bad(
+            k,
+            "unknown field; a host has name, address, user, port, groups and vars".into(),
+        );
+    }
+    if errors.is_empty() {
+        Ok(Entry {
+            name,
+            address,
+            user,
+            port,
+            groups,
+            vars,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// An entry's `port`, `groups` and `vars` (taken out of `fields`); problems go to `bad`.
+fn port_groups_vars(
+    fields: &mut serde_json::Map<String, Value>,
+    bad: &mut impl FnMut(&str, String),
+) -> (Option<u16>, Vec<String>, serde_json::Map<String, Value>) {
     // A number, or its digits as a string (Terraform's map(string) turns numbers into strings).
     let port = match fields.remove("port") {
         None => None,
@@ -401,24 +427,7 @@ fn entry(i: usize, key: Option<String>, item: Value) -> Result<Entry, Vec<String
             Default::default()
         }
     };
-    for k in fields.keys() {
-        bad(
-            k,
-            "unknown field; a host has name, address, user, port, groups and vars".into(),
-        );
-    }
-    if errors.is_empty() {
-        Ok(Entry {
-            name,
-            address,
-            user,
-            port,
-            groups,
-            vars,
-        })
-    } else {
-        Err(errors)
-    }
+    (port, groups, vars)
 }
 
 #[cfg(test)]
