@@ -36,7 +36,9 @@
 //!   which also deploys to the nolinger user (the only test that changes it)
 //! - ferry99: connection failures said once, with their class (tests/first_hour_cli.rs)
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
-//! - ferry94, ferry96, ferry117..ferry120: free (ferry101..ferry103, ferry110..ferry116 taken by work in progress)
+//! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
+//! - ferry112..ferry116: certificates, agents, AddressFamily (tests/ssh_certs.rs)
+//! - ferry94, ferry96, ferry103, ferry110, ferry117..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -53,6 +55,7 @@ mod faults24;
 mod first_hour;
 mod first_hour_cli;
 mod fleets;
+mod inventory;
 mod logs_status;
 mod migrate;
 mod plan;

@@ -14,6 +14,7 @@ pub const DEFAULT_CONFIG: &str = "deploy.toml";
 
 mod doc;
 mod env;
+mod inventory;
 mod model;
 mod names;
 mod raw;
@@ -79,19 +80,25 @@ fn load_text(
     files: LocalFiles,
 ) -> Result<Config, ConfigErrors> {
     let doc = Doc::parse(text, path)?;
-    let config = validate(&doc, path, env)?;
+    let config = validate(&doc, path, env, inventory::Source::Run)?;
     check_local_files(&config, &doc, files)?;
     Ok(config)
 }
 
-/// Parse and validate config text. Pure: no file system access (see [`load`]).
+/// Parse and validate config text. Pure: no file system access and no `[inventory] command`
+/// run (a config with one is refused; see [`load`]).
 pub fn parse(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     let doc = Doc::parse(text, path)?;
-    validate(&doc, path, env)
+    validate(&doc, path, env, inventory::Source::NotRun)
 }
 
-fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    let raw = doc.raw(path)?;
+fn validate(
+    doc: &Doc,
+    path: &Path,
+    env: &Env,
+    inventory: inventory::Source,
+) -> Result<Config, ConfigErrors> {
+    let mut raw = doc.raw(path)?;
     let base = path
         .parent()
         .map(|p| {
@@ -105,7 +112,10 @@ fn validate(doc: &Doc, path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
         .to_path_buf();
     let mut v = Validator::new(doc, path);
     v.control_characters();
+    // Hosts of `[inventory] command` join `[hosts]` before anything is checked.
+    let merged = inventory::merge(&mut v, &mut raw, &base, inventory);
     let config = v.config(raw, env, &base);
+    merged.relocate(&mut v.errors);
     v.finish().map(|()| config)
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub(crate) groups: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub(crate) services: BTreeMap<String, RawService>,
+    /// Hosts listed by a local command (see `inventory`).
+    pub(crate) inventory: Option<super::inventory::RawInventory>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, schemars::JsonSchema)]
@@ -34,7 +36,7 @@ pub(crate) struct RawSettings {
     pub(crate) compress: Option<crate::plan::encoding::Compress>,
 }
 
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHost {
     pub(crate) address: String,
