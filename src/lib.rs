@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod elf;
 pub mod error;
+pub mod exit;
 pub mod fault;
 pub mod human;
 pub mod outcome;
@@ -27,12 +28,12 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, completions};
 use crate::commands::{deploy, doctor, exec, init, logs, releases, rollback, status, targets};
-use crate::error::{Error, exit};
+use crate::error::Error;
 use crate::report::{Format, Reporter};
 use crate::session::unit_check;
 
 /// Parse the command line, run, and return the exit code.
-pub fn main() -> i32 {
+pub fn main() -> exit::Exit {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -112,7 +113,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 /// Run a parsed command line.
-pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, Error> {
+pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<exit::Exit, Error> {
     let config_path = cli::config_path(&cli);
     cli::refuse_idle_globals(&cli)?;
     let hosts = cli::selected_hosts(&cli);

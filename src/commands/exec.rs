@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
-use crate::error::{Result, exit};
+use crate::error::{Exit, Result, exit};
 use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
 use crate::report::{Format, Reporter, sanitize_bytes};
@@ -49,7 +49,7 @@ pub fn script(service: &str, command: &[String]) -> String {
 }
 
 /// `ferry exec`.
-pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Result<i32> {
+pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Result<Exit> {
     let (service, hosts) = targets::service_hosts(config, &opts.service, &opts.hosts)?;
     let script = Arc::new(script(&service.name, &opts.command));
     let service = Arc::new(service);
@@ -59,14 +59,13 @@ pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Res
         async move { exec_host(&host, &service, &script, &r).await }
     })
     .await;
-    let codes: Vec<i32> = events.iter().map(|e| e.code).collect();
-    let code = fanout::combine_codes(&codes);
-    let ok = codes.iter().filter(|c| **c == exit::OK).count();
+    let code = Exit::combine(events.iter().map(|e| e.code));
+    let ok = events.iter().filter(|e| e.code.is_ok()).count();
     let summary = ExecSummary {
         kind: "summary",
         service: opts.service.clone(),
         ok,
-        failed: codes.len() - ok,
+        failed: events.len() - ok,
         exit_code: code,
     };
     if reporter.format == Format::Json {
@@ -171,7 +170,7 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
             err.finish();
             reporter.error(&e);
             event.error = Some(e.to_string());
-            event.code = e.exit_code().max(exit::FAILED);
+            event.code = e.exit_code().or_failed();
         }
         Ok(o) if o.status == Some(NO_CURRENT_STATUS) && o.stderr_str().trim() == NO_CURRENT => {
             let message = format!(

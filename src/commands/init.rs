@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, exit};
+use crate::error::{Error, Exit, exit};
 use crate::report::Reporter;
 
 /// What `ferry init` was asked for.
@@ -228,7 +228,7 @@ WantedBy=default.target
 }
 
 /// `ferry init`.
-pub fn run(opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
+pub fn run(opts: &Options, reporter: &Reporter) -> Result<Exit, Error> {
     let dir = opts
         .config
         .parent()

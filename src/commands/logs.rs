@@ -13,6 +13,8 @@ use tokio::sync::watch;
 
 use crate::config::Host;
 use crate::error::{Error, exit};
+
+use crate::release::Action;
 use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize, sanitize_bytes};
 use crate::systemd::journal::{self, Emptiness, Entry, Line, LineBuffer, Query, Resume};
@@ -52,7 +54,11 @@ pub struct Options {
 const TERM_GRACE: Duration = Duration::from_millis(1500);
 
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
-pub async fn command(config_path: &Path, args: Options, reporter: &Reporter) -> Result<i32, Error> {
+pub async fn command(
+    config_path: &Path,
+    args: Options,
+    reporter: &Reporter,
+) -> Result<exit::Exit, Error> {
     let config = crate::config::load_for_hosts(config_path)?;
     let name = crate::commands::targets::the_service(&config, args.service.as_deref())?;
     let (service, hosts) = crate::commands::targets::service_hosts(&config, &name, &args.hosts)?;
@@ -89,7 +95,7 @@ pub fn since_last_deploy(history: &str) -> Option<String> {
     let record = crate::release::parse_history(history)
         .into_iter()
         .rev()
-        .find(|r| r.action == "deploy")?;
+        .find(|r| r.action == Action::Deploy)?;
     let id = &record.release;
     if !crate::release::is_release_id(id) {
         return None;
@@ -156,7 +162,11 @@ fn host_column(hosts: &[Host]) -> Option<usize> {
 
 /// Turn per-host failures into the command's result. With several hosts they are reported
 /// here (`reporter`) or were already (None); one host's error is returned as it is.
-fn finish(failures: Vec<Error>, reporter: Option<&Reporter>, hosts: usize) -> Result<i32, Error> {
+fn finish(
+    failures: Vec<Error>,
+    reporter: Option<&Reporter>,
+    hosts: usize,
+) -> Result<exit::Exit, Error> {
     if failures.is_empty() {
         return Ok(exit::OK);
     }
@@ -190,7 +200,7 @@ async fn read(
     query: Query,
     since_deploy: Option<&str>,
     reporter: &Reporter,
-) -> Result<i32, Error> {
+) -> Result<exit::Exit, Error> {
     let column = host_column(&hosts);
     let stream_directly = hosts.len() == 1;
     let results = futures::future::join_all(hosts.iter().map(|h| {
@@ -359,7 +369,7 @@ async fn follow(
     query: Query,
     since_deploy: Option<&str>,
     reporter: &Reporter,
-) -> Result<i32, Error> {
+) -> Result<exit::Exit, Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let column = host_column(&hosts);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use crate::commands::fanout;
 use crate::commands::targets::{self, Target};
 use crate::config::Config;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::plan::RemoteState;
-use crate::release::Manifests;
+use crate::release::{Action, Manifests};
 use crate::report::releases::{HistoryEvent, ReleaseEvent, ReleasesTable};
 use crate::report::{Format, Reporter};
 use crate::session::Session;
@@ -30,7 +30,8 @@ pub fn release_events(
                 .rev()
                 .find(|r| {
                     r.release == id
-                        || (r.action == "revert" && r.previous.as_deref() == Some(id.as_str()))
+                        || (r.action == Action::Revert
+                            && r.previous.as_deref() == Some(id.as_str()))
                 })
                 .map(|r| {
                     if r.release == id {
@@ -94,7 +95,7 @@ pub async fn run(
     services: &[String],
     hosts: &[String],
     reporter: Arc<Reporter>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let targets = targets::resolve(config, services, hosts)?;
     let parallel = targets.len();
     let r = reporter.clone();
@@ -118,7 +119,7 @@ pub async fn run(
             }
             Err(e) => {
                 reporter.error(&e);
-                code = fanout::combine_codes(&[code, e.exit_code()]);
+                code = Exit::combine([code, e.exit_code()]);
             }
         }
     }

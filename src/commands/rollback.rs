@@ -8,11 +8,11 @@ use std::sync::Arc;
 use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
 use crate::session::{ServiceSession, Session};
@@ -30,7 +30,7 @@ pub async fn run(
     hosts: &[String],
     opts: Options,
     reporter: Arc<Reporter>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let (service, hosts) = targets::service_hosts(config, service, hosts)?;
     let origin = Arc::new(local::origin(config));
     let service = Arc::new(service);
@@ -45,14 +45,13 @@ pub async fn run(
     for r in &results {
         reporter.emit(r);
     }
-    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
     // A rollback that ended on the release it was asked for is a success (not "rolled back").
-    let code = fanout::combine_codes(&codes);
-    let ok = codes.iter().filter(|c| **c == exit::OK).count();
+    let code = Exit::combine(results.iter().map(|r| r.code));
+    let ok = results.iter().filter(|r| r.code.is_ok()).count();
     reporter.emit(&Summary {
         kind: "summary",
         ok,
-        failed: codes.len() - ok,
+        failed: results.len() - ok,
         exit_code: code,
         dry_run: false,
         action: "rolled back",
@@ -92,7 +91,7 @@ async fn rollback_host(
         Err(e) => Err(e),
     };
     let result = result.unwrap_or_else(|e| {
-        let code = e.exit_code().max(1);
+        let code = e.exit_code().or_failed();
         let kind = if code == exit::LOCKED {
             HostOutcome::Locked
         } else {
@@ -113,7 +112,7 @@ async fn rollback_locked(
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let refuse = |message: String, code: i32| Error::Refused {
+    let refuse = |message: String, code: Exit| Error::Refused {
         host: ss.host.name.clone(),
         message,
         code,
@@ -279,7 +278,7 @@ fn migrations_past(
         id == current
             || history
                 .iter()
-                .any(|h| h.release == id && h.action == "deploy" && h.outcome == "ok")
+                .any(|h| h.release == id && h.action == Action::Deploy && h.outcome == Outcome::Ok)
     };
     let mut ids: Vec<String> = manifests
         .iter()

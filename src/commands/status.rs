@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::commands::fanout;
 use crate::commands::targets::{self, Target};
 use crate::config::{Config, Host};
-use crate::error::{Error, exit};
+use crate::error::{Error, Exit, exit};
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
@@ -311,7 +311,7 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
 
 /// The exit code: 0 only when every unit is up and every host answered; 3 when a host could not
 /// be reached; else 1.
-pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> i32 {
+pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> Exit {
     if unreachable > 0 {
         exit::CONNECTION
     } else if failed == 0 && rows.iter().all(|r| r.ok) {
@@ -361,7 +361,7 @@ pub struct Options {
 }
 
 /// `ferry status [SERVICE...] [--host NAME...]`.
-pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
+pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Result<Exit, Error> {
     let targets = targets::resolve(config, &opts.services, &opts.hosts)?;
     for svc in config.services.values() {
         if svc.units.is_empty()
@@ -382,7 +382,7 @@ pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Re
 const PARALLEL: usize = 64;
 
 /// `ferry status`: query the hosts in parallel, print in host order, return the exit code.
-pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
+pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> Exit {
     let hosts = plans.len();
     let results = fanout::each(plans, PARALLEL, |p: HostPlan| async move {
         let r = query_host(&p).await;

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::exit::Exit;
 pub use crate::human::human_bytes;
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Plan, Step, Transfer};
@@ -27,7 +28,7 @@ pub struct HostResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteOps>,
     #[serde(skip)]
-    pub code: i32,
+    pub code: Exit,
 }
 
 /// Remote operations of one service's deploy or rollback on one host.
@@ -49,7 +50,7 @@ impl HostResult {
         release: Option<&str>,
         previous: Option<&str>,
         reason: Option<String>,
-        code: i32,
+        code: Exit,
     ) -> HostResult {
         HostResult {
             kind: "result",
@@ -408,7 +409,7 @@ pub struct Summary {
     pub kind: &'static str,
     pub ok: usize,
     pub failed: usize,
-    pub exit_code: i32,
+    pub exit_code: Exit,
     pub dry_run: bool,
     /// What an ok host was: "deployed", "rolled back" (human form only).
     #[serde(skip)]

@@ -23,7 +23,7 @@ use crate::commands::deploy::rollout::Budget;
 use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
@@ -42,7 +42,7 @@ pub async fn run(
     hosts: &[String],
     opts: Options,
     reporter: Arc<Reporter>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let targets = targets::resolve(config, services, hosts)?;
     let state_file = state::path(&config.path);
     let recorded = if opts.retry_failed {
@@ -169,8 +169,7 @@ pub async fn run(
         // The connections opened early were for the first rollout's hosts.
         pre.abort();
     }
-    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
-    let code = fanout::combine_codes(&codes);
+    let code = Exit::combine(results.iter().map(|r| r.code));
     if results.len() > 1 || code != exit::OK || !opts.dry_run {
         reporter.results(&results);
     }
@@ -573,7 +572,7 @@ async fn put_back_host(host: &Host, deployed: HostResult, why: &str, ctx: &Ctx) 
             ..deployed
         };
     };
-    let result = |result: HostOutcome, reason: String, code: i32| {
+    let result = |result: HostOutcome, reason: String, code: Exit| {
         HostResult::new(
             &host.name,
             &ctx.service.name,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::commands::fanout;
 use crate::config::Host;
-use crate::error::Error;
+use crate::error::{Error, Exit, exit};
 use crate::report::Reporter;
 use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
@@ -714,7 +714,7 @@ async fn apply_fixes(host: &Host, fixes: Vec<(CheckId, Vec<String>)>) -> Vec<Fix
 /// check passed, 3 when a host could not be reached or logged in to, else 1. With `--fix`,
 /// each host's failing checks are followed by the root commands that fix them (run with
 /// `sudo -n` under `--sudo`; a fix that could not be run makes the exit code 1).
-pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
+pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> Exit {
     let n = hosts.len();
     let results = fanout::each(hosts, PARALLEL, move |h: Host| async move {
         let checks = check_host(&h).await;
@@ -774,11 +774,11 @@ pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
         warnings,
     });
     if unconnected {
-        crate::error::exit::CONNECTION
+        exit::CONNECTION
     } else if failed > 0 || fix_failed {
-        crate::error::exit::FAILED
+        exit::FAILED
     } else {
-        crate::error::exit::OK
+        exit::OK
     }
 }
 
