@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use crate::commands::fanout;
-use crate::commands::targets;
-use crate::config::{Config, Host, Service};
+use crate::cli::ExecArgs;
+use crate::commands::{Context, fanout, targets};
+use crate::config::{Host, Service};
 use crate::error::{Exit, Result, exit};
 use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
@@ -49,8 +49,16 @@ pub fn script(service: &str, command: &[String]) -> String {
 }
 
 /// `ferry exec`.
-pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Result<Exit> {
-    let (service, hosts) = targets::service_hosts(config, &opts.service, &opts.hosts)?;
+pub async fn run(args: ExecArgs, ctx: &Context) -> Result<Exit> {
+    let config = ctx.config_for_hosts()?;
+    let opts = Options {
+        service: targets::the_service(&config, args.service.as_deref())?,
+        hosts: ctx.hosts.clone(),
+        parallel: args.parallel as usize,
+        command: args.command,
+    };
+    let reporter = &ctx.reporter;
+    let (service, hosts) = targets::service_hosts(&config, &opts.service, &opts.hosts)?;
     let script = Arc::new(script(&service.name, &opts.command));
     let service = Arc::new(service);
     let r = reporter.clone();

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::commands::fanout;
+use crate::cli::ReleasesArgs;
 use crate::commands::targets::{self, Target};
-use crate::config::Config;
+use crate::commands::{Context, fanout};
 use crate::error::{Error, Exit, Result, exit};
 use crate::plan::RemoteState;
 use crate::release::{Action, Manifests};
@@ -90,13 +90,9 @@ async fn host_releases(target: &Target, reporter: &Arc<Reporter>) -> HostRelease
 }
 
 /// `ferry releases`.
-pub async fn run(
-    config: &Config,
-    services: &[String],
-    hosts: &[String],
-    reporter: Arc<Reporter>,
-) -> Result<Exit> {
-    let targets = targets::resolve(config, services, hosts)?;
+pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
+    let targets = targets::resolve(&ctx.config_for_hosts()?, &args.services, &ctx.hosts)?;
+    let reporter = &ctx.reporter;
     let parallel = targets.len();
     let r = reporter.clone();
     let results = fanout::each(targets, parallel, move |t| {

@@ -1,13 +1,14 @@
 //! `ferry status`: the state of each service's units on each host, and the release `current`
 //! points to. One connection and one remote script per host, hosts in parallel. Building the
-//! script, parsing its output and judging each unit are pure and unit-tested; only [`run`] and
+//! script, parsing its output and judging each unit are pure and unit-tested; only [`show`] and
 //! [`query_host`] do I/O. The table and the other events are drawn by `report::status`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::commands::fanout;
+use crate::cli::StatusArgs;
 use crate::commands::targets::{self, Target};
-use crate::config::{Config, Host};
+use crate::commands::{Context, fanout};
+use crate::config::Host;
 use crate::error::{Error, Exit, exit};
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
@@ -351,18 +352,11 @@ pub async fn query_host(plan: &HostPlan) -> Result<HostReport, Error> {
     Ok(report)
 }
 
-/// What `ferry status` was asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Options {
-    /// Services to show; empty: every service.
-    pub services: Vec<String>,
-    /// Only these hosts; empty: every host of the services.
-    pub hosts: Vec<String>,
-}
-
 /// `ferry status [SERVICE...] [--host NAME...]`.
-pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Result<Exit, Error> {
-    let targets = targets::resolve(config, &opts.services, &opts.hosts)?;
+pub async fn run(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
+    let config = ctx.config_for_hosts()?;
+    let reporter = &ctx.reporter;
+    let targets = targets::resolve(&config, &args.services, &ctx.hosts)?;
     for svc in config.services.values() {
         if svc.units.is_empty()
             && targets
@@ -375,14 +369,14 @@ pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Re
             );
         }
     }
-    Ok(run(targets.iter().map(HostPlan::of).collect(), reporter).await)
+    Ok(show(targets.iter().map(HostPlan::of).collect(), reporter).await)
 }
 
 /// How many hosts are queried at once.
 const PARALLEL: usize = 64;
 
-/// `ferry status`: query the hosts in parallel, print in host order, return the exit code.
-pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> Exit {
+/// Query the hosts in parallel, print in host order, return the exit code.
+pub async fn show(plans: Vec<HostPlan>, reporter: &Reporter) -> Exit {
     let hosts = plans.len();
     let results = fanout::each(plans, PARALLEL, |p: HostPlan| async move {
         let r = query_host(&p).await;

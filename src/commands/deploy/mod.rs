@@ -8,6 +8,7 @@
 //! rollout, before any host switches (see `migrate`). Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
+mod command;
 pub mod hooks;
 mod migrate;
 pub mod rollout;
@@ -34,9 +35,10 @@ use crate::report::fleet::{self, BatchEvent, RolloutEvent};
 use crate::session::{ServiceSession, Session};
 
 pub use crate::commands::deploy::steps::Options;
+pub use command::run;
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
-pub async fn run(
+pub async fn deploy_services(
     config: &Config,
     services: &[String],
     hosts: &[String],

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::commands::fanout;
+use crate::cli::DoctorArgs;
+use crate::commands::{Context, fanout, targets};
 use crate::config::Host;
 use crate::error::{Error, Exit, exit};
-use crate::report::Reporter;
 use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
@@ -714,7 +714,14 @@ async fn apply_fixes(host: &Host, fixes: Vec<(CheckId, Vec<String>)>) -> Vec<Fix
 /// check passed, 3 when a host could not be reached or logged in to, else 1. With `--fix`,
 /// each host's failing checks are followed by the root commands that fix them (run with
 /// `sudo -n` under `--sudo`; a fix that could not be run makes the exit code 1).
-pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> Exit {
+pub async fn run(args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
+    let hosts = targets::hosts(&ctx.config_for_hosts()?, &ctx.hosts)?;
+    let fix = match (args.fix, args.sudo) {
+        (false, _) => Fix::No,
+        (true, false) => Fix::Print,
+        (true, true) => Fix::Sudo,
+    };
+    let reporter = &ctx.reporter;
     let n = hosts.len();
     let results = fanout::each(hosts, PARALLEL, move |h: Host| async move {
         let checks = check_host(&h).await;
@@ -773,13 +780,13 @@ pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> Exit {
         failed,
         warnings,
     });
-    if unconnected {
+    Ok(if unconnected {
         exit::CONNECTION
     } else if failed > 0 || fix_failed {
         exit::FAILED
     } else {
         exit::OK
-    }
+    })
 }
 
 #[cfg(test)]

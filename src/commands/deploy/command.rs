@@ -1,0 +1,38 @@
+//! `ferry deploy` from its command line: the options, ferry's lints of the units before any
+//! connection (lint = "deny": exit 2), then the rollout of each service.
+
+use crate::cli::DeployArgs;
+use crate::commands::Context;
+use crate::config;
+use crate::error::{Exit, Result};
+use crate::session::unit_check;
+
+use super::{Options, deploy_services};
+
+/// `ferry deploy`.
+pub async fn run(args: DeployArgs, ctx: &Context) -> Result<Exit> {
+    let config = ctx.config()?;
+    let opts = Options {
+        dry_run: args.dry_run,
+        no_rollback: args.no_rollback,
+        lock_wait: args.lock_wait,
+        parallel: args.parallel as usize,
+        retry_failed: args.retry_failed,
+        rollback_all_on_failure: args.rollback_all_on_failure,
+        force: args.force,
+    };
+    let named: Vec<&config::Service> = config
+        .services
+        .values()
+        .filter(|s| args.services.is_empty() || args.services.contains(&s.name))
+        .collect();
+    unit_check::lint_local(&named, &ctx.reporter)?;
+    deploy_services(
+        &config,
+        &args.services,
+        &ctx.hosts,
+        opts,
+        ctx.reporter.clone(),
+    )
+    .await
+}
