@@ -5,25 +5,8 @@ use std::time::Duration;
 
 use crate::config::ConfigErrors;
 
-/// Exit codes: the contract scripts and CI jobs rely on (documented in README.md).
-pub mod exit {
-    /// Everything succeeded.
-    pub const OK: i32 = 0;
-    /// The operation failed on at least one host (deploy failed, a check failed, a unit is down).
-    pub const FAILED: i32 = 1;
-    /// Bad command line or config: nothing was changed on any host.
-    pub const USAGE: i32 = 2;
-    /// A host could not be reached, its host key was not accepted, or authentication failed.
-    pub const CONNECTION: i32 = 3;
-    /// The new release failed and the previous release was restored (the host is serving the old one).
-    pub const ROLLED_BACK: i32 = 4;
-    /// Another deploy of the service holds the host's lock.
-    pub const LOCKED: i32 = 5;
-    /// Interrupted by SIGINT (128 + 2).
-    pub const INTERRUPTED: i32 = 130;
-    /// Stopped by SIGTERM (128 + 15), with the same guarantees and messages as SIGINT.
-    pub const TERMINATED: i32 = 143;
-}
+/// The exit classes (`exit::FAILED`, ...) and [`Exit`], beside the errors that map to them.
+pub use crate::exit::{self, Exit};
 
 /// The three ways a connection to a host fails, told apart in results (`connection` in JSON):
 /// all exit 3, but each asks for another fix.
@@ -162,12 +145,12 @@ pub enum Error {
     Refused {
         host: String,
         message: String,
-        code: i32,
+        code: Exit,
     },
 
     /// Failed, and every detail has been reported already: only the exit code is left.
     #[error("failed (reported above)")]
-    Reported { code: i32 },
+    Reported { code: Exit },
 
     #[error("interrupted")]
     Interrupted,
@@ -184,7 +167,7 @@ fn stderr_suffix(stderr: &str) -> String {
 
 impl Error {
     /// The exit code for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         match self {
             Error::Config(_) | Error::Usage(_) => exit::USAGE,
             Error::Connect { .. }

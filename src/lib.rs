@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod elf;
 pub mod error;
+pub mod exit;
 pub mod fault;
 pub mod human;
 pub mod outcome;
@@ -25,16 +26,15 @@ pub mod transport;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, completions};
+use crate::cli::{Cli, Command};
 use crate::commands::{
-    deploy, doctor, exec, init, interrupt, logs, releases, rollback, status, targets,
+    Context, deploy, doctor, exec, init, interrupt, logs, man, releases, rollback, status, units,
 };
-use crate::error::{Error, exit};
+use crate::error::Error;
 use crate::report::{Format, Reporter};
-use crate::session::unit_check;
 
 /// Parse the command line, run, and return the exit code.
-pub fn main() -> i32 {
+pub fn main() -> exit::Exit {
     // `COMPLETE=SHELL ferry ...`: a completion request (or the shell's registration) answered
     // on stdout, then exit; otherwise nothing happens here.
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
@@ -117,147 +117,22 @@ fn init_tracing(verbose: u8, quiet: bool) {
     tracing_subscriber::registry().with(fmt).with(filter).init();
 }
 
-/// Run a parsed command line.
-pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<i32, Error> {
-    let config_path = cli::config_path(&cli);
+/// Run a parsed command line: each subcommand is `commands::NAME::run(args, &Context)`.
+pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<exit::Exit, Error> {
     cli::refuse_idle_globals(&cli)?;
-    let hosts = cli::selected_hosts(&cli);
+    let ctx = Context::new(&cli, reporter.clone());
     match cli.command {
-        Command::Doctor(args) => {
-            let config = config::load_for_hosts(&config_path)?;
-            let hosts = targets::hosts(&config, &hosts)?;
-            let fix = match (args.fix, args.sudo) {
-                (false, _) => doctor::Fix::No,
-                (true, false) => doctor::Fix::Print,
-                (true, true) => doctor::Fix::Sudo,
-            };
-            Ok(doctor::run(hosts, fix, reporter).await)
-        }
-        Command::Deploy(args) => {
-            let config = config::load(&config_path)?;
-            let opts = deploy::Options {
-                dry_run: args.dry_run,
-                no_rollback: args.no_rollback,
-                lock_wait: args.lock_wait,
-                parallel: args.parallel as usize,
-                retry_failed: args.retry_failed,
-                rollback_all_on_failure: args.rollback_all_on_failure,
-                force: args.force,
-                no_switch: args.no_switch,
-                allow_no_linger: args.allow_no_linger,
-            };
-            // ferry's lints of the units, before any connection (lint = "deny": exit 2).
-            let named: Vec<&config::Service> = config
-                .services
-                .values()
-                .filter(|s| args.services.is_empty() || args.services.contains(&s.name))
-                .collect();
-            unit_check::lint_local(&named, reporter)?;
-            deploy::run(&config, &args.services, &hosts, opts, reporter.clone()).await
-        }
-        Command::Logs(args) => {
-            let opts = logs::Options {
-                hosts: hosts.clone(),
-                ..args.into()
-            };
-            logs::command(&config_path, opts, reporter).await
-        }
-        Command::Status(args) => {
-            let opts = status::Options {
-                services: args.services,
-                hosts: hosts.clone(),
-            };
-            let config = config::load_for_hosts(&config_path)?;
-            status::command(&config, &opts, reporter).await
-        }
-        Command::Rollback(args) => {
-            let config = config::load_for_hosts(&config_path)?;
-            let opts = rollback::Options {
-                to: args.to,
-                lock_wait: args.lock_wait,
-            };
-            let service = targets::the_service(&config, args.service.as_deref())?;
-            rollback::run(&config, &service, &hosts, opts, reporter.clone()).await
-        }
-        Command::Promote(args) => {
-            let config = config::load_for_hosts(&config_path)?;
-            let opts = deploy::Options {
-                dry_run: args.dry_run,
-                no_rollback: false,
-                lock_wait: args.lock_wait,
-                parallel: args.parallel as usize,
-                retry_failed: false,
-                rollback_all_on_failure: args.rollback_all_on_failure,
-                force: false,
-                no_switch: false,
-                allow_no_linger: false,
-            };
-            let service = targets::the_service(&config, args.service.as_deref())?;
-            deploy::promote::run(&config, &service, &hosts, opts, reporter.clone()).await
-        }
-        Command::Units(args) => {
-            let config = config::load(&config_path)?;
-            let name = targets::the_service(&config, args.service.as_deref())?;
-            let service = targets::services(&config, std::slice::from_ref(&name))?;
-            let texts = unit_check::unit_texts(&service[0]);
-            if texts.is_empty() {
-                reporter.warn(
-                    None,
-                    &format!(
-                        "service {} installs no unit files: list them in `units` or add a [services.{}.run] table",
-                        name, name
-                    ),
-                );
-            }
-            for (unit, content, from) in texts {
-                reporter.emit(&report::units::UnitFile {
-                    kind: "unit-file",
-                    service: name.clone(),
-                    name: unit,
-                    from,
-                    content,
-                });
-            }
-            unit_check::lint_local(&[&service[0]], reporter)?;
-            Ok(exit::OK)
-        }
-        Command::Exec(args) => {
-            let config = config::load_for_hosts(&config_path)?;
-            let opts = exec::Options {
-                service: targets::the_service(&config, args.service.as_deref())?,
-                hosts: hosts.clone(),
-                parallel: args.parallel as usize,
-                command: args.command,
-            };
-            exec::run(&config, opts, reporter.clone()).await
-        }
-        Command::Releases(args) => {
-            let config = config::load_for_hosts(&config_path)?;
-            releases::run(&config, &args.services, &hosts, reporter.clone()).await
-        }
-        Command::Init(args) => {
-            let opts = init::Options {
-                config: config_path,
-                service: args.service,
-                binary: args.binary,
-                host: args.host,
-            };
-            init::run(&opts, reporter)
-        }
-        Command::Completions(args) => {
-            report::print_raw(&completions::completions(args.shell));
-            Ok(error::exit::OK)
-        }
-        Command::Man(args) => {
-            match &args.out_dir {
-                Some(dir) => {
-                    for file in completions::write_man_pages(dir)? {
-                        reporter.progress(None, &format!("wrote {}", file.display()));
-                    }
-                }
-                None => report::print_raw(&completions::man(args.command.as_deref())?),
-            }
-            Ok(error::exit::OK)
-        }
+        Command::Deploy(args) => deploy::run(args, &ctx).await,
+        Command::Logs(args) => logs::run(args, &ctx).await,
+        Command::Status(args) => status::run(args, &ctx).await,
+        Command::Doctor(args) => doctor::run(args, &ctx).await,
+        Command::Rollback(args) => rollback::run(args, &ctx).await,
+        Command::Promote(args) => deploy::command::promote(args, &ctx).await,
+        Command::Releases(args) => releases::run(args, &ctx).await,
+        Command::Units(args) => units::run(args, &ctx),
+        Command::Exec(args) => exec::run(args, &ctx).await,
+        Command::Init(args) => init::run(args, &ctx),
+        Command::Completions(args) => commands::completions::run(args, &ctx),
+        Command::Man(args) => man::run(args, &ctx),
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::exit;
+use crate::exit::{self, Exit};
 
 /// The outcome of a service on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -93,8 +93,8 @@ impl HostOutcome {
         )
     }
 
-    /// The exit code of a host that ended so (combined over hosts by `fanout::combine_codes`).
-    pub fn exit(self) -> i32 {
+    /// The exit of a host that ended so (combined over hosts by [`Exit::combine`]).
+    pub fn exit(self) -> Exit {
         match self {
             HostOutcome::Ok | HostOutcome::Unchanged | HostOutcome::Planned => exit::OK,
             HostOutcome::NotReached => exit::FAILED,

@@ -1091,7 +1091,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
             e.to_string(),
             format!("web1: the connection was lost while running `{cmd}`")
         );
-        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.exit_code().code(), 3);
         assert!(e.hint().unwrap().contains("may or may not have finished"));
 
         let e = conn.exec("true").await.unwrap_err();
@@ -1102,7 +1102,7 @@ fn a_connection_lost_mid_command_is_reported_as_such() {
         for s in [&sftp, &plain] {
             let e = s.write("lost.txt", b"x").await.unwrap_err();
             assert!(matches!(e, Error::ConnectionLost { .. }), "{e:?}");
-            assert_eq!(e.exit_code(), 3);
+            assert_eq!(e.exit_code().code(), 3);
             assert!(
                 e.to_string().contains("transferring files over SFTP"),
                 "{e}"

@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use crate::commands::fanout;
-use crate::commands::targets;
-use crate::config::{Config, Host, Service};
-use crate::error::{Result, exit};
+use crate::cli::ExecArgs;
+use crate::commands::{Context, fanout, targets};
+use crate::config::{Host, Service};
+use crate::error::{Exit, Result, exit};
 use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
 use crate::report::{Format, Reporter, sanitize_bytes};
@@ -49,8 +49,16 @@ pub fn script(service: &str, command: &[String]) -> String {
 }
 
 /// `ferry exec`.
-pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Result<i32> {
-    let (service, hosts) = targets::service_hosts(config, &opts.service, &opts.hosts)?;
+pub async fn run(args: ExecArgs, ctx: &Context) -> Result<Exit> {
+    let config = ctx.config_for_hosts()?;
+    let opts = Options {
+        service: targets::the_service(&config, args.service.as_deref())?,
+        hosts: ctx.hosts.clone(),
+        parallel: args.parallel as usize,
+        command: args.command,
+    };
+    let reporter = &ctx.reporter;
+    let (service, hosts) = targets::service_hosts(&config, &opts.service, &opts.hosts)?;
     let script = Arc::new(script(&service.name, &opts.command));
     let service = Arc::new(service);
     let r = reporter.clone();
@@ -59,14 +67,13 @@ pub async fn run(config: &Config, opts: Options, reporter: Arc<Reporter>) -> Res
         async move { exec_host(&host, &service, &script, &r).await }
     })
     .await;
-    let codes: Vec<i32> = events.iter().map(|e| e.code).collect();
-    let code = fanout::combine_codes(&codes);
-    let ok = codes.iter().filter(|c| **c == exit::OK).count();
+    let code = Exit::combine(events.iter().map(|e| e.code));
+    let ok = events.iter().filter(|e| e.code.is_ok()).count();
     let summary = ExecSummary {
         kind: "summary",
         service: opts.service.clone(),
         ok,
-        failed: codes.len() - ok,
+        failed: events.len() - ok,
         exit_code: code,
     };
     if reporter.format == Format::Json {
@@ -171,7 +178,7 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
             err.finish();
             reporter.error(&e);
             event.error = Some(e.to_string());
-            event.code = e.exit_code().max(exit::FAILED);
+            event.code = e.exit_code().or_failed();
         }
         Ok(o) if o.status == Some(NO_CURRENT_STATUS) && o.stderr_str().trim() == NO_CURRENT => {
             let message = format!(

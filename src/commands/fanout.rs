@@ -1,11 +1,9 @@
 //! Host fan-out: one job per host, at most `parallel` at once, results in the order of the
-//! hosts given, and the exit code that sums them up. Every command that talks to several
+//! hosts given (`Exit::combine` sums up their exits). Every command that talks to several
 //! hosts goes through here.
 
 use std::future::Future;
 use std::sync::Arc;
-
-use crate::error::exit;
 
 /// Run `job` for each item (one per host), at most `parallel` at a time (at least one).
 /// Results come back in the order of `items`, whatever order the jobs finish in. A job that
@@ -45,42 +43,11 @@ where
     out
 }
 
-/// Which exit code wins when hosts end differently: a failed host first, then unreachable,
-/// locked, rolled back; otherwise the first non-zero code, else 0.
-pub fn combine_codes(codes: &[i32]) -> i32 {
-    for c in [
-        exit::FAILED,
-        exit::CONNECTION,
-        exit::LOCKED,
-        exit::ROLLED_BACK,
-    ] {
-        if codes.contains(&c) {
-            return c;
-        }
-    }
-    codes
-        .iter()
-        .copied()
-        .find(|c| *c != exit::OK)
-        .unwrap_or(exit::OK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-
-    #[test]
-    fn exit_code_precedence() {
-        assert_eq!(combine_codes(&[]), 0);
-        assert_eq!(combine_codes(&[0, 0]), 0);
-        assert_eq!(combine_codes(&[0, 4]), 4);
-        assert_eq!(combine_codes(&[4, 5]), 5);
-        assert_eq!(combine_codes(&[5, 3, 4]), 3);
-        assert_eq!(combine_codes(&[3, 1, 0]), 1);
-        assert_eq!(combine_codes(&[0, 130]), 130);
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeps_order_and_bounds_parallelism() {

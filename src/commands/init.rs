@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, exit};
+use crate::cli::InitArgs;
+use crate::commands::Context;
+use crate::error::{Error, Exit, exit};
 use crate::report::Reporter;
 
 /// What `ferry init` was asked for.
@@ -228,7 +230,18 @@ WantedBy=default.target
 }
 
 /// `ferry init`.
-pub fn run(opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
+pub fn run(args: InitArgs, ctx: &Context) -> Result<Exit, Error> {
+    let opts = Options {
+        config: ctx.config_path.clone(),
+        service: args.service,
+        binary: args.binary,
+        host: args.host,
+    };
+    write(&opts, &ctx.reporter)
+}
+
+/// Write the starter files `opts` asks for, or none.
+fn write(opts: &Options, reporter: &Reporter) -> Result<Exit, Error> {
     let dir = opts
         .config
         .parent()

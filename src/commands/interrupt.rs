@@ -5,6 +5,7 @@
 //! (SIGTERM). A signal that comes once every host has its result interrupts nothing: ferry
 //! finishes (local hooks, output) with the deploy's own exit code; a second signal stops it.
 
+use crate::exit::Exit;
 use std::future::Future;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,11 +48,11 @@ impl Guarded {
 
 /// Run `work`, stopping it on SIGINT or SIGTERM as the module says. Ok(code) is the exit code.
 pub async fn guard(
-    work: impl Future<Output = Result<i32>>,
+    work: impl Future<Output = Result<Exit>>,
     what: Guarded,
     dry_run: bool,
     reporter: &Reporter,
-) -> Result<i32> {
+) -> Result<Exit> {
     let mut sigint = signal(SignalKind::interrupt())
         .map_err(|e| Error::Local(format!("cannot handle SIGINT: {e}")))?;
     let mut sigterm = signal(SignalKind::terminate())

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::commands::fanout;
+use crate::cli::ReleasesArgs;
 use crate::commands::targets::{self, Target};
-use crate::config::Config;
-use crate::error::{Error, Result, exit};
+use crate::commands::{Context, fanout};
+use crate::error::{Error, Exit, Result, exit};
 use crate::plan::RemoteState;
-use crate::release::Manifests;
+use crate::release::{Action, Manifests};
 use crate::report::releases::{HistoryEvent, ReleaseEvent, ReleasesTable};
 use crate::report::{Format, Reporter};
 use crate::session::Session;
@@ -30,7 +30,8 @@ pub fn release_events(
                 .rev()
                 .find(|r| {
                     r.release == id
-                        || (r.action == "revert" && r.previous.as_deref() == Some(id.as_str()))
+                        || (r.action == Action::Revert
+                            && r.previous.as_deref() == Some(id.as_str()))
                 })
                 .map(|r| {
                     if r.release == id {
@@ -91,13 +92,9 @@ async fn host_releases(target: &Target, reporter: &Arc<Reporter>) -> HostRelease
 }
 
 /// `ferry releases`.
-pub async fn run(
-    config: &Config,
-    services: &[String],
-    hosts: &[String],
-    reporter: Arc<Reporter>,
-) -> Result<i32> {
-    let targets = targets::resolve(config, services, hosts)?;
+pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
+    let targets = targets::resolve(&ctx.config_for_hosts()?, &args.services, &ctx.hosts)?;
+    let reporter = &ctx.reporter;
     let parallel = targets.len();
     let r = reporter.clone();
     let results = fanout::each(targets, parallel, move |t| {
@@ -120,7 +117,7 @@ pub async fn run(
             }
             Err(e) => {
                 reporter.error(&e);
-                code = fanout::combine_codes(&[code, e.exit_code()]);
+                code = Exit::combine([code, e.exit_code()]);
             }
         }
     }

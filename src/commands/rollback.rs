@@ -5,17 +5,17 @@
 
 use std::sync::Arc;
 
-use crate::commands::fanout;
-use crate::commands::targets;
-use crate::config::{Config, Host, Service};
-use crate::error::{Error, Result, exit};
+use crate::cli::RollbackArgs;
+use crate::commands::{Context, fanout, targets};
+use crate::config::{Host, Service};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
-use crate::plan::Origin;
+use crate::plan::{Origin, RemoteState};
 use crate::prepare::local;
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::Reporter;
 use crate::report::deploy::{HostResult, Summary};
-use crate::session::{ServiceSession, Session};
+use crate::session::{LiveFailure, ServiceSession, Session};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -24,15 +24,16 @@ pub struct Options {
 }
 
 /// `ferry rollback`.
-pub async fn run(
-    config: &Config,
-    service: &str,
-    hosts: &[String],
-    opts: Options,
-    reporter: Arc<Reporter>,
-) -> Result<i32> {
-    let (service, hosts) = targets::service_hosts(config, service, hosts)?;
-    let origin = Arc::new(local::origin(config));
+pub async fn run(args: RollbackArgs, ctx: &Context) -> Result<Exit> {
+    let config = ctx.config_for_hosts()?;
+    let opts = Options {
+        to: args.to,
+        lock_wait: args.lock_wait,
+    };
+    let name = targets::the_service(&config, args.service.as_deref())?;
+    let (service, hosts) = targets::service_hosts(&config, &name, &ctx.hosts)?;
+    let reporter = &ctx.reporter;
+    let origin = Arc::new(local::origin(&config));
     let service = Arc::new(service);
     let opts = Arc::new(opts);
     let parallel = hosts.len();
@@ -55,14 +56,13 @@ pub async fn run(
     for r in &results {
         reporter.emit(r);
     }
-    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
     // A rollback that ended on the release it was asked for is a success (not "rolled back").
-    let code = fanout::combine_codes(&codes);
-    let ok = codes.iter().filter(|c| **c == exit::OK).count();
+    let code = Exit::combine(results.iter().map(|r| r.code));
+    let ok = results.iter().filter(|r| r.code.is_ok()).count();
     reporter.emit(&Summary {
         kind: "summary",
         ok,
-        failed: codes.len() - ok,
+        failed: results.len() - ok,
         exit_code: code,
         dry_run: false,
         action: "rolled back",
@@ -92,7 +92,7 @@ async fn rollback_host(
         Err(e) => Err(e),
     };
     let result = result.unwrap_or_else(|e| {
-        let code = e.exit_code().max(1);
+        let code = e.exit_code().or_failed();
         let kind = if code == exit::LOCKED {
             HostOutcome::Locked
         } else {
@@ -108,58 +108,29 @@ async fn rollback_host(
     result
 }
 
+/// Refused before anything changed on the host.
+fn refuse(ss: &ServiceSession<'_>, message: String, code: Exit) -> Error {
+    Error::Refused {
+        host: ss.host.name.clone(),
+        message,
+        code,
+    }
+}
+
+/// With the service's lock held: read the host, choose the target, switch to it (and back to
+/// where the host was when the target does not come up).
 async fn rollback_locked(
     ss: &ServiceSession<'_>,
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let refuse = |message: String, code: i32| Error::Refused {
-        host: ss.host.name.clone(),
-        message,
-        code,
-    };
     let remote = ss.probe(&[], false).await?;
     let (manifests, _) = ss.manifests().await?;
     let ids: Vec<String> = manifests.iter().map(|(id, _)| id.clone()).collect();
-    let target = match &opts.to {
-        Some(t) if !ids.contains(t) => {
-            return Err(refuse(
-                format!(
-                    "release {t} is not on the host; `ferry releases {}` lists them",
-                    ss.service.name
-                ),
-                exit::USAGE,
-            ));
-        }
-        Some(t) => t.clone(),
-        None => release::rollback_target(&ids, remote.current.as_deref(), &remote.history)
-            .ok_or_else(|| {
-                refuse(
-                    format!(
-                        "no release to roll back to (only {} on the host)",
-                        remote.current.as_deref().unwrap_or("none")
-                    ),
-                    exit::FAILED,
-                )
-            })?,
-    };
+    let target = choose_target(ss, opts, &remote, &ids)?;
     let current = remote.current.as_deref();
     if current == Some(target.as_str()) {
-        // Asking for the current release confirms it: a pending self-revert would otherwise
-        // take the host away from it.
-        let reason = if remote.revert_pending {
-            ss.cancel_revert().await?;
-            "already current; its pending self-revert is cancelled (confirmed)"
-        } else {
-            "already current; nothing to do"
-        };
-        return Ok(ss.result(
-            HostOutcome::Ok,
-            Some(&target),
-            current,
-            Some(reason.into()),
-            exit::OK,
-        ));
+        return confirm_current(ss, &remote, &target).await;
     }
     let not_undone = migrations_past(&manifests, &target, current, &remote.history);
     let Some(manifest) = manifests
@@ -168,6 +139,7 @@ async fn rollback_locked(
         .and_then(|(_, m)| m)
     else {
         return Err(refuse(
+            ss,
             format!("release {target} has no readable manifest"),
             exit::FAILED,
         ));
@@ -177,87 +149,168 @@ async fn rollback_locked(
     let restored = ss
         .restore(&manifest, remote.current_manifest(), back)
         .await?;
-    let record = |outcome: &str, reason: Option<String>| HistoryRecord {
-        time: release::now_rfc3339(),
-        action: "rollback".into(),
-        release: target.clone(),
-        previous: current.map(String::from),
-        outcome: outcome.into(),
-        by: origin.by.clone(),
-        git_commit: manifest.git_commit.clone(),
-        reason,
+    let switch = Switch {
+        ss,
+        origin,
+        remote: &remote,
+        target: &target,
+        manifest: &manifest,
     };
     match restored {
-        Ok(()) => {
-            ss.record(&record("ok", None)).await;
-            // A self-revert still pending for the release we left is moot now (its guard sees
-            // `current` changed); cleared only once the rollback has succeeded, so that an
-            // interrupted rollback still leaves the host protected.
-            if remote.revert_pending {
-                ss.cancel_revert().await?;
-            }
-            let note = (!not_undone.is_empty()).then(|| {
-                let said: Vec<String> = not_undone
-                    .iter()
-                    .map(|r| format!("the migration of release {r} is not undone"))
-                    .collect();
-                said.join("; ")
-            });
-            if let Some(n) = &note {
-                ss.warn(&format!(
-                    "{}: {n} (ferry does not reverse migrations)",
-                    ss.service.name
-                ));
-            }
-            Ok(ss.result(HostOutcome::Ok, Some(&target), current, note, exit::OK))
-        }
-        Err(f) => {
-            let reason = f.reason;
-            ss.warn(&format!("{}: {reason}", ss.service.name));
-            ss.show_journal(f.since.as_deref(), &f.units).await;
-            // Go back to where the host was.
-            let Some(back) = remote.current_manifest() else {
-                ss.record(&record("failed", Some(reason.clone()))).await;
-                return Ok(ss.result(
-                    HostOutcome::Failed,
-                    Some(&target),
-                    current,
-                    Some(reason),
+        Ok(()) => switch.done(&not_undone).await,
+        Err(f) => switch.go_back(f).await,
+    }
+}
+
+/// The release to roll back to: `--to` when it is on the host, else the last good one before
+/// the current one.
+fn choose_target(
+    ss: &ServiceSession<'_>,
+    opts: &Options,
+    remote: &RemoteState,
+    ids: &[String],
+) -> Result<String> {
+    match &opts.to {
+        Some(t) if !ids.contains(t) => Err(refuse(
+            ss,
+            format!(
+                "release {t} is not on the host; `ferry releases {}` lists them",
+                ss.service.name
+            ),
+            exit::USAGE,
+        )),
+        Some(t) => Ok(t.clone()),
+        None => release::rollback_target(ids, remote.current.as_deref(), &remote.history)
+            .ok_or_else(|| {
+                refuse(
+                    ss,
+                    format!(
+                        "no release to roll back to (only {} on the host)",
+                        remote.current.as_deref().unwrap_or("none")
+                    ),
                     exit::FAILED,
-                ));
-            };
-            ss.phase("rollback", format!("going back to {}", back.id));
-            let colour = remote.back_colour(&ss.service.name, back);
-            match ss.restore(back, Some(&manifest), colour).await? {
-                Ok(()) => {
-                    ss.record(&record("rolled-back", Some(reason.clone())))
-                        .await;
-                    Ok(ss.result(
-                        HostOutcome::RolledBack,
-                        Some(&target),
-                        current,
-                        Some(format!("{reason}; back on {}", back.id)),
-                        exit::ROLLED_BACK,
-                    ))
-                }
-                Err(f2) => {
-                    ss.show_journal(f2.since.as_deref(), &f2.units).await;
-                    ss.record(&record(
-                        "rollback-failed",
-                        Some(format!("{reason}; going back: {}", f2.reason)),
-                    ))
+                )
+            }),
+    }
+}
+
+/// Asking for the current release confirms it: a pending self-revert would otherwise take
+/// the host away from it.
+async fn confirm_current(
+    ss: &ServiceSession<'_>,
+    remote: &RemoteState,
+    target: &str,
+) -> Result<HostResult> {
+    let reason = if remote.revert_pending {
+        ss.cancel_revert().await?;
+        "already current; its pending self-revert is cancelled (confirmed)"
+    } else {
+        "already current; nothing to do"
+    };
+    Ok(ss.result(
+        HostOutcome::Ok,
+        Some(target),
+        Some(target),
+        Some(reason.into()),
+        exit::OK,
+    ))
+}
+
+/// A switch to `target` under way on one host, once the restore has been tried.
+struct Switch<'a> {
+    ss: &'a ServiceSession<'a>,
+    origin: &'a Origin,
+    remote: &'a RemoteState,
+    target: &'a str,
+    manifest: &'a release::Manifest,
+}
+
+impl Switch<'_> {
+    fn current(&self) -> Option<&str> {
+        self.remote.current.as_deref()
+    }
+
+    /// The history line of this rollback.
+    fn record(&self, outcome: Outcome, reason: Option<String>) -> HistoryRecord {
+        HistoryRecord {
+            time: release::now_rfc3339(),
+            action: Action::Rollback,
+            release: self.target.to_string(),
+            previous: self.current().map(String::from),
+            outcome,
+            by: self.origin.by.clone(),
+            git_commit: self.manifest.git_commit.clone(),
+            reason,
+        }
+    }
+
+    fn result(&self, outcome: HostOutcome, reason: Option<String>, code: Exit) -> HostResult {
+        self.ss
+            .result(outcome, Some(self.target), self.current(), reason, code)
+    }
+
+    /// The target is up: record it, cancel a moot self-revert, say which migrations stay.
+    async fn done(&self, not_undone: &[String]) -> Result<HostResult> {
+        let ss = self.ss;
+        ss.record(&self.record(Outcome::Ok, None)).await;
+        // A self-revert still pending for the release we left is moot now (its guard sees
+        // `current` changed); cleared only once the rollback has succeeded, so that an
+        // interrupted rollback still leaves the host protected.
+        if self.remote.revert_pending {
+            ss.cancel_revert().await?;
+        }
+        let note = (!not_undone.is_empty()).then(|| {
+            let said: Vec<String> = not_undone
+                .iter()
+                .map(|r| format!("the migration of release {r} is not undone"))
+                .collect();
+            said.join("; ")
+        });
+        if let Some(n) = &note {
+            ss.warn(&format!(
+                "{}: {n} (ferry does not reverse migrations)",
+                ss.service.name
+            ));
+        }
+        Ok(self.result(HostOutcome::Ok, note, exit::OK))
+    }
+
+    /// The target did not come up: go back to where the host was.
+    async fn go_back(&self, f: LiveFailure) -> Result<HostResult> {
+        let ss = self.ss;
+        let reason = f.reason;
+        ss.warn(&format!("{}: {reason}", ss.service.name));
+        ss.show_journal(f.since.as_deref(), &f.units).await;
+        let Some(back) = self.remote.current_manifest() else {
+            ss.record(&self.record(Outcome::Failed, Some(reason.clone())))
+                .await;
+            return Ok(self.result(HostOutcome::Failed, Some(reason), exit::FAILED));
+        };
+        ss.phase("rollback", format!("going back to {}", back.id));
+        let colour = self.remote.back_colour(&ss.service.name, back);
+        match ss.restore(back, Some(self.manifest), colour).await? {
+            Ok(()) => {
+                ss.record(&self.record(Outcome::RolledBack, Some(reason.clone())))
                     .await;
-                    Ok(ss.result(
-                        HostOutcome::RollbackFailed,
-                        Some(&target),
-                        current,
-                        Some(format!(
-                            "ROLLBACK TO {target} FAILED: {reason}; GOING BACK TO {} FAILED TOO: {}",
-                            back.id, f2.reason
-                        )),
-                        exit::FAILED,
-                    ))
-                }
+                Ok(self.result(
+                    HostOutcome::RolledBack,
+                    Some(format!("{reason}; back on {}", back.id)),
+                    exit::ROLLED_BACK,
+                ))
+            }
+            Err(f2) => {
+                ss.show_journal(f2.since.as_deref(), &f2.units).await;
+                let why = format!("{reason}; going back: {}", f2.reason);
+                ss.record(&self.record(Outcome::RollbackFailed, Some(why)))
+                    .await;
+                Ok(self.result(
+                    HostOutcome::RollbackFailed,
+                    Some(format!(
+                        "ROLLBACK TO {} FAILED: {reason}; GOING BACK TO {} FAILED TOO: {}",
+                        self.target, back.id, f2.reason
+                    )),
+                    exit::FAILED,
+                ))
             }
         }
     }
@@ -279,8 +332,8 @@ fn migrations_past(
         id == current
             || history.iter().any(|h| {
                 h.release == id
-                    && (h.action == "deploy" || h.action == crate::plan::PROMOTE_ACTION)
-                    && h.outcome == "ok"
+                    && (h.action == Action::Deploy || h.action == crate::plan::PROMOTE_ACTION)
+                    && h.outcome == Outcome::Ok
             })
     };
     let mut ids: Vec<String> = manifests

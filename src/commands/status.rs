@@ -1,14 +1,15 @@
 //! `ferry status`: the state of each service's units on each host, and the release `current`
 //! points to. One connection and one remote script per host, hosts in parallel. Building the
-//! script, parsing its output and judging each unit are pure and unit-tested; only [`run`] and
+//! script, parsing its output and judging each unit are pure and unit-tested; only [`show`] and
 //! [`query_host`] do I/O. The table and the other events are drawn by `report::status`.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::commands::fanout;
+use crate::cli::StatusArgs;
 use crate::commands::targets::{self, Target};
-use crate::config::{Config, Host};
-use crate::error::{Error, exit};
+use crate::commands::{Context, fanout};
+use crate::config::Host;
+use crate::error::{Error, Exit, exit};
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
@@ -325,7 +326,7 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
 
 /// The exit code: 0 only when every unit is up and every host answered; 3 when a host could not
 /// be reached; else 1.
-pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> i32 {
+pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> Exit {
     if unreachable > 0 {
         exit::CONNECTION
     } else if failed == 0 && rows.iter().all(|r| r.ok) {
@@ -365,18 +366,11 @@ pub async fn query_host(plan: &HostPlan) -> Result<HostReport, Error> {
     Ok(report)
 }
 
-/// What `ferry status` was asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Options {
-    /// Services to show; empty: every service.
-    pub services: Vec<String>,
-    /// Only these hosts; empty: every host of the services.
-    pub hosts: Vec<String>,
-}
-
 /// `ferry status [SERVICE...] [--host NAME...]`.
-pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Result<i32, Error> {
-    let targets = targets::resolve(config, &opts.services, &opts.hosts)?;
+pub async fn run(args: StatusArgs, ctx: &Context) -> Result<Exit, Error> {
+    let config = ctx.config_for_hosts()?;
+    let reporter = &ctx.reporter;
+    let targets = targets::resolve(&config, &args.services, &ctx.hosts)?;
     for svc in config.services.values() {
         if svc.units.is_empty()
             && targets
@@ -389,14 +383,14 @@ pub async fn command(config: &Config, opts: &Options, reporter: &Reporter) -> Re
             );
         }
     }
-    Ok(run(targets.iter().map(HostPlan::of).collect(), reporter).await)
+    Ok(show(targets.iter().map(HostPlan::of).collect(), reporter).await)
 }
 
 /// How many hosts are queried at once.
 const PARALLEL: usize = 64;
 
-/// `ferry status`: query the hosts in parallel, print in host order, return the exit code.
-pub async fn run(plans: Vec<HostPlan>, reporter: &Reporter) -> i32 {
+/// Query the hosts in parallel, print in host order, return the exit code.
+pub async fn show(plans: Vec<HostPlan>, reporter: &Reporter) -> Exit {
     let hosts = plans.len();
     let results = fanout::each(plans, PARALLEL, |p: HostPlan| async move {
         let r = query_host(&p).await;

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod env;
+pub mod history;
 
 use std::time::SystemTime;
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::shell;
 
 pub use crate::paths::{META_DIR, Paths, ROOT, UNIT_DIR};
+pub use history::{Action, Outcome};
 
 /// A release id: UTC time to the second, then a short hash of the release's content, so ids
 /// sort by time: `20261124T123456Z-1a2b3c4d`.
@@ -266,14 +268,14 @@ pub fn parse_manifests(text: &str) -> (Manifests, Vec<(String, u64)>) {
 pub struct HistoryRecord {
     /// RFC 3339 UTC.
     pub time: String,
-    /// `deploy`, `rollback`, or `revert` (the self-arming timer).
-    pub action: String,
+    /// `deploy`, `rollback`, `revert` (the self-arming timer), `migrate`.
+    pub action: Action,
     pub release: String,
     /// The release that was current before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
-    /// `ok`, `failed`, `rolled-back`, `rollback-failed`, `reverted`, `revert-failed`.
-    pub outcome: String,
+    /// `ok`, `failed`, `refused`, `rolled-back`, `rollback-failed`, `reverted`, `revert-failed`.
+    pub outcome: Outcome,
     pub by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
@@ -293,12 +295,12 @@ pub fn parse_history(text: &str) -> Vec<HistoryRecord> {
 /// back to it; it was verified before, so it is still a good rollback target).
 pub fn good_at(history: &[HistoryRecord], i: usize) -> bool {
     let r = &history[i];
-    r.outcome == "ok"
-        || (r.action == "revert"
-            && r.outcome == "reverted"
+    r.outcome == Outcome::Ok
+        || (r.action == Action::Revert
+            && r.outcome == Outcome::Reverted
             && history[..i]
                 .iter()
-                .any(|e| e.release == r.release && e.outcome == "ok"))
+                .any(|e| e.release == r.release && e.outcome == Outcome::Ok))
 }
 
 /// The good releases of `history` (see [`good_at`]), newest first.
@@ -601,13 +603,13 @@ mod tests {
         assert_eq!(to_prune(&with_junk, Some(&r[6]), None, 5).len(), 2);
     }
 
-    fn rec(release: &str, outcome: &str) -> HistoryRecord {
+    fn rec(release: &str, outcome: Outcome) -> HistoryRecord {
         HistoryRecord {
             time: "t".into(),
-            action: "deploy".into(),
+            action: Action::Deploy,
             release: release.into(),
             previous: None,
-            outcome: outcome.into(),
+            outcome,
             by: "me@here".into(),
             git_commit: None,
             reason: None,
@@ -618,10 +620,10 @@ mod tests {
     fn last_good_and_rollback_target() {
         let r = ids(4);
         let h = vec![
-            rec(&r[0], "ok"),
-            rec(&r[1], "ok"),
-            rec(&r[2], "rolled-back"),
-            rec(&r[3], "ok"),
+            rec(&r[0], Outcome::Ok),
+            rec(&r[1], Outcome::Ok),
+            rec(&r[2], Outcome::RolledBack),
+            rec(&r[3], Outcome::Ok),
         ];
         assert_eq!(last_good(&h, Some(&r[3])), Some(r[1].as_str()));
         assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[1].clone()));
@@ -639,25 +641,52 @@ mod tests {
             .map(|i| format!("2026010{i}T000000Z-0000000{i}"))
             .collect();
         let revert = |to: &str, from: &str| HistoryRecord {
-            action: "revert".into(),
+            action: Action::Revert,
             previous: Some(from.into()),
-            ..rec(to, "reverted")
+            ..rec(to, Outcome::Reverted)
         };
-        let h = vec![rec(&r[0], "ok"), rec(&r[1], "ok"), revert(&r[1], &r[2])];
+        let h = vec![
+            rec(&r[0], Outcome::Ok),
+            rec(&r[1], Outcome::Ok),
+            revert(&r[1], &r[2]),
+        ];
         assert!(good_at(&h, 2));
         assert_eq!(last_good(&h, Some(&r[3])), Some(r[1].as_str()));
         assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[1].clone()));
         // A revert to a release no record verified is not good.
-        let h = vec![rec(&r[0], "ok"), rec(&r[1], "failed"), revert(&r[1], &r[2])];
+        let h = vec![
+            rec(&r[0], Outcome::Ok),
+            rec(&r[1], Outcome::Failed),
+            revert(&r[1], &r[2]),
+        ];
         assert!(!good_at(&h, 2));
         assert_eq!(rollback_target(&r, Some(&r[3]), &h), Some(r[0].clone()));
     }
 
     #[test]
     fn history_skips_torn_lines() {
-        let line = serde_json::to_string(&rec("x", "ok")).unwrap();
+        let line = serde_json::to_string(&rec("x", Outcome::Ok)).unwrap();
         let text = format!("{line}\n{line}\n{{\"time\":\"t\",\"act");
         assert_eq!(parse_history(&text).len(), 2);
+    }
+
+    #[test]
+    fn history_lines_keep_their_exact_names_and_unknown_ones_stay_readable() {
+        let line =
+            r#"{"time":"t","action":"rollback","release":"r","outcome":"rolled-back","by":"me"}"#;
+        let h = parse_history(line);
+        assert_eq!(h[0].action, Action::Rollback);
+        assert_eq!(h[0].outcome, Outcome::RolledBack);
+        assert_eq!(serde_json::to_string(&h[0]).unwrap(), line);
+        // Written by another version: names this one does not know are kept, not dropped.
+        let other = r#"{"time":"t","action":"canary","release":"r","outcome":"paused","by":"me"}"#;
+        let text = format!("{line}\n{other}\n{line}");
+        let h = parse_history(&text);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[1].action, Action::Other("canary".into()));
+        assert_eq!(h[1].outcome, Outcome::Other("paused".into()));
+        assert_eq!(serde_json::to_string(&h[1]).unwrap(), other);
+        assert!(!good_at(&h, 1));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::error::{ConnectFailure, Error};
+use crate::exit::Exit;
 pub use crate::human::human_bytes;
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Plan, Step, Transfer};
@@ -34,7 +35,7 @@ pub struct HostResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     #[serde(skip)]
-    pub code: i32,
+    pub code: Exit,
 }
 
 /// Remote operations of one service's deploy or rollback on one host.
@@ -56,7 +57,7 @@ impl HostResult {
         release: Option<&str>,
         previous: Option<&str>,
         reason: Option<String>,
-        code: i32,
+        code: Exit,
     ) -> HostResult {
         HostResult {
             kind: "result",
@@ -501,7 +502,7 @@ pub struct Summary {
     pub kind: &'static str,
     pub ok: usize,
     pub failed: usize,
-    pub exit_code: i32,
+    pub exit_code: Exit,
     pub dry_run: bool,
     /// What an ok host was: "deployed", "rolled back" (human form only).
     #[serde(skip)]

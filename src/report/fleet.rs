@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::commands::deploy::rollout;
+use crate::exit::Exit;
 use crate::outcome::HostOutcome;
 use crate::report::deploy::HostResult;
 use crate::report::{Format, Human, Reporter, Style, sanitize};
@@ -280,7 +281,7 @@ pub struct ExecEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
-    pub code: i32,
+    pub code: Exit,
 }
 
 impl Human for ExecEvent {
@@ -298,7 +299,7 @@ pub struct ExecSummary {
     pub service: String,
     pub ok: usize,
     pub failed: usize,
-    pub exit_code: i32,
+    pub exit_code: Exit,
 }
 
 impl ExecSummary {
@@ -332,7 +333,7 @@ mod tests {
             (result == HostOutcome::Ok).then_some("R2"),
             None,
             reason.map(String::from),
-            0,
+            result.exit(),
         )
     }
 
@@ -397,7 +398,7 @@ mod tests {
             exit_status: Some(0),
             signal: None,
             error: None,
-            code: 0,
+            code: crate::exit::OK,
         };
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(

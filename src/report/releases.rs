@@ -163,9 +163,9 @@ impl Human for ReleasesTable {
                 rows.push(vec![
                     sanitize(&h.host),
                     sanitize(&r.time),
-                    sanitize(&r.action),
+                    sanitize(r.action.as_str()),
                     sanitize(&r.release),
-                    sanitize(&r.outcome),
+                    sanitize(r.outcome.as_str()),
                     sanitize(&r.by),
                     sanitize(r.reason.as_deref().unwrap_or("")),
                 ]);

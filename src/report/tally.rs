@@ -3,6 +3,7 @@
 //! each interrupted host's result saying what state it was left in. Once interrupted, the
 //! tally is frozen: no step starts after the signal (see [`Tally::interrupted`]).
 
+use crate::exit::Exit;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -108,7 +109,7 @@ impl Tally {
 
     /// ferry was interrupted by `signal` (`SIGINT`, `SIGTERM`; exit `code`): freeze the tally
     /// and say where every host was.
-    pub fn interrupted(&self, signal: &str, code: i32) -> Interrupted {
+    pub fn interrupted(&self, signal: &str, code: Exit) -> Interrupted {
         self.interrupted.store(true, Ordering::SeqCst);
         let services = self.services.lock().unwrap();
         let mut out = Interrupted {
@@ -130,7 +131,7 @@ impl Tally {
     }
 }
 
-fn host_result(h: &HostTally, service: &str, signal: &str, code: i32) -> HostResult {
+fn host_result(h: &HostTally, service: &str, signal: &str, code: Exit) -> HostResult {
     if let Some(r) = &h.result {
         return r.clone();
     }
@@ -178,7 +179,7 @@ mod tests {
     use super::*;
 
     fn ok(host: &str) -> HostResult {
-        HostResult::new(host, "web", HostOutcome::Ok, Some("R"), None, None, 0)
+        HostResult::new(host, "web", HostOutcome::Ok, Some("R"), None, None, Exit::Ok)
     }
 
     #[test]
@@ -194,7 +195,7 @@ mod tests {
             "during step `upload`: old release serving".into()
         ));
         assert!(!t.all_done());
-        let i = t.interrupted("SIGTERM", 143);
+        let i = t.interrupted("SIGTERM", Exit::Terminated);
         let by = |h: &str| i.results.iter().find(|r| r.host == h).unwrap().clone();
         assert_eq!(by("a").result, HostOutcome::Ok);
         assert_eq!(by("b").result, HostOutcome::Interrupted);
@@ -202,7 +203,7 @@ mod tests {
             by("b").reason.as_deref(),
             Some("interrupted by SIGTERM during step `upload`: old release serving")
         );
-        assert_eq!(by("b").code, 143);
+        assert_eq!(by("b").code, Exit::Terminated);
         assert_eq!(by("c").result, HostOutcome::NotReached);
         let r = &i.rollouts[0];
         assert_eq!(
@@ -214,7 +215,7 @@ mod tests {
         assert!(!t.at("c", "web", "x".into()));
         t.done(&ok("c"));
         assert_eq!(
-            t.interrupted("SIGTERM", 143).results[2].result,
+            t.interrupted("SIGTERM", Exit::Terminated).results[2].result,
             HostOutcome::NotReached
         );
     }
@@ -225,6 +226,6 @@ mod tests {
         t.expect("web", &["a".to_string()], None);
         t.done(&ok("a"));
         assert!(t.all_done());
-        assert!(t.interrupted("SIGINT", 130).rollouts.is_empty());
+        assert!(t.interrupted("SIGINT", Exit::Interrupted).rollouts.is_empty());
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Health, Host, Service};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
@@ -196,7 +196,7 @@ impl ServiceSession<'_> {
         release: Option<&str>,
         previous: Option<&str>,
         reason: Option<String>,
-        code: i32,
+        code: Exit,
     ) -> HostResult {
         let (c, s, r) = self.conn.counters.snapshot();
         let (c0, s0, r0) = self.counted_from;

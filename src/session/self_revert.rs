@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{Activation, revert};
-use crate::release::{HistoryRecord, Manifest};
+use crate::release::{Action, HistoryRecord, Manifest};
 use crate::session::ServiceSession;
 use crate::systemd::switch::Colour;
 
@@ -20,7 +20,7 @@ impl ServiceSession<'_> {
         let activation = Activation::back_to(to, Some(new), back);
         let record = HistoryRecord {
             time: revert::TIME.into(),
-            action: "revert".into(),
+            action: Action::Revert,
             release: to.id.clone(),
             previous: Some(new.id.clone()),
             outcome: revert::OUTCOME.into(),

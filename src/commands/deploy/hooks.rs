@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::error::{Result, exit};
+use crate::error::{Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::release::Paths;
 use crate::release::env::EnvFile;
@@ -268,13 +268,12 @@ pub fn local_vars(service: &str, results: &[&HostResult]) -> Vec<(String, String
         }
         v.join(" ")
     };
-    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
     vec![
         ("FERRY_SERVICE".into(), service.to_string()),
         ("FERRY_RESULT".into(), overall(results).to_string()),
         (
             "FERRY_EXIT_CODE".into(),
-            crate::commands::fanout::combine_codes(&codes).to_string(),
+            Exit::combine(results.iter().map(|r| r.code)).to_string(),
         ),
         ("FERRY_HOSTS".into(), uniq(&|r| Some(r.host.clone()))),
         ("FERRY_RELEASE".into(), uniq(&|r| r.release.clone())),
@@ -402,13 +401,13 @@ mod tests {
         );
     }
 
-    fn result(host: &str, result: HostOutcome, code: i32) -> HostResult {
+    fn result(host: &str, result: HostOutcome, code: Exit) -> HostResult {
         HostResult::new(host, "api", result, Some("R2"), Some("R1"), None, code)
     }
 
     #[test]
     fn local_after_is_told_the_overall_result() {
-        let ok = result("a", HostOutcome::Ok, 0);
+        let ok = result("a", HostOutcome::Ok, exit::OK);
         let rb = result("b", HostOutcome::RolledBack, exit::ROLLED_BACK);
         let failed = result("c", HostOutcome::Failed, exit::FAILED);
         assert_eq!(overall(&[&ok]), HostOutcome::Ok);

@@ -8,6 +8,7 @@
 //! rollout, before any host switches (see `migrate`). Each rollout's outcome per host is recorded in
 //! `.ferry/state.json` (see `state`) for `--retry-failed`.
 
+pub(crate) mod command;
 pub mod hooks;
 mod migrate;
 pub mod promote;
@@ -25,7 +26,7 @@ use crate::commands::deploy::rollout::Budget;
 use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
@@ -36,18 +37,19 @@ use crate::report::fleet::{self, BatchEvent, RolloutEvent};
 use crate::session::Session;
 
 pub use crate::commands::deploy::steps::Options;
+pub use command::run;
 
 /// Each selected service with its selected hosts, in deploy order.
 type Rollouts = Vec<(Service, Vec<Host>)>;
 
 /// `ferry deploy [SERVICE...] [--host NAME...]`.
-pub async fn run(
+pub async fn deploy_services(
     config: &Config,
     services: &[String],
     hosts: &[String],
     opts: Options,
     reporter: Arc<Reporter>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let state_file = state::path(&config.path);
     let rollouts = select(config, services, hosts, &opts, &state_file, &reporter)?;
     if opts.retry_failed && rollouts.is_empty() {
@@ -106,7 +108,7 @@ pub async fn run(
         }
         None => Default::default(),
     };
-    let code = fanout::combine_codes(&results.iter().map(|r| r.code).collect::<Vec<_>>());
+    let code = Exit::combine(results.iter().map(|r| r.code));
     if results.len() > 1 || code != exit::OK || !opts.dry_run {
         reporter.results(&results);
     }
@@ -241,11 +243,11 @@ async fn roll_out_all(
 fn finish(
     results: &[HostResult],
     events: &[RolloutEvent],
-    code: i32,
+    code: Exit,
     dry_run: bool,
     action: &'static str,
     reporter: &Reporter,
-) -> i32 {
+) -> Exit {
     for e in events {
         reporter.emit(e);
     }

@@ -8,11 +8,11 @@
 //! runs, and the confirmation records a `promote` line in the history. A failure goes back to
 //! the release that was current (exit 4).
 
+use crate::exit::Exit;
 use std::sync::Arc;
 
 use super::{Ctx, Job, Options, Preconnected, finish, roll_out_hosts};
 use crate::commands::deploy::hooks::{self, Hook};
-use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host};
 use crate::error::{Error, Result, exit};
@@ -32,7 +32,7 @@ pub async fn run(
     hosts: &[String],
     opts: Options,
     reporter: Arc<Reporter>,
-) -> Result<i32> {
+) -> Result<Exit> {
     let (service, selected) = targets::service_hosts(config, service, hosts)?;
     // In the order the service's `hosts` lists them, as a deploy goes.
     let hosts: Vec<Host> = service
@@ -53,7 +53,7 @@ pub async fn run(
         migration: None,
     };
     let (results, event) = roll_out_hosts(&ctx, hosts).await;
-    let code = fanout::combine_codes(&results.iter().map(|r| r.code).collect::<Vec<_>>());
+    let code = Exit::combine(results.iter().map(|r| r.code));
     // A dry run has no plan to show: its results say what each host would do.
     reporter.results(&results);
     let events: Vec<_> = event.into_iter().collect();
@@ -82,7 +82,7 @@ pub(super) async fn promote_host(host: &Host, ctx: &Ctx) -> HostResult {
         }
     };
     let result = result.unwrap_or_else(|e| {
-        let code = e.exit_code().max(1);
+        let code = e.exit_code().or_failed();
         let outcome = match &e {
             _ if code == exit::LOCKED => HostOutcome::Locked,
             Error::Refused { .. } => HostOutcome::Refused,

@@ -4,6 +4,7 @@
 
 use crate::config::Host;
 use crate::error::{Error, Result, exit};
+use crate::exit::Exit;
 use crate::outcome::HostOutcome;
 use crate::release::{self, HistoryRecord};
 use crate::report::deploy::HostResult;
@@ -28,7 +29,7 @@ pub(super) async fn put_back_host(
             ..deployed
         };
     };
-    let result = |result: HostOutcome, reason: String, code: i32| {
+    let result = |result: HostOutcome, reason: String, code: Exit| {
         HostResult::new(
             &host.name,
             &ctx.service.name,

@@ -10,7 +10,7 @@ use crate::commands::deploy::state::Migrated;
 use crate::commands::deploy::steps::{
     Name, Provisional, fail, make_plan, record, refusal_code, unchanged,
 };
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, Origin, Plan, RemoteState, Step};
 use crate::release::{self, HistoryRecord};
@@ -189,7 +189,7 @@ impl<'a> Runner<'a> {
         record(&self.plan, self.origin, outcome, reason)
     }
 
-    fn result(&self, outcome: HostOutcome, reason: Option<String>, code: i32) -> HostResult {
+    fn result(&self, outcome: HostOutcome, reason: Option<String>, code: Exit) -> HostResult {
         self.ss
             .result(outcome, Some(self.id()), self.previous(), reason, code)
     }

@@ -4,7 +4,7 @@
 //! applies: go back to the previous verified release (judged by the checks it was deployed
 //! with), or stay. Every outcome is a `HostResult`.
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result, exit};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState};
 use crate::prepare::local::Local;
@@ -48,7 +48,7 @@ pub(crate) async fn deploy_service(
         deploy_locked(ss, local, origin, opts, migration).await
     };
     outcome.unwrap_or_else(|e| {
-        let code = e.exit_code().max(1);
+        let code = e.exit_code().or_failed();
         let result = match &e {
             _ if code == exit::LOCKED => HostOutcome::Locked,
             Error::Refused { .. } => HostOutcome::Refused,
@@ -203,7 +203,7 @@ pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
     )
 }
 
-pub(super) fn refusal_code(why: Refusal) -> i32 {
+pub(super) fn refusal_code(why: Refusal) -> Exit {
     match why {
         Refusal::Locked => exit::LOCKED,
         Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary | Refusal::NoLinger => {

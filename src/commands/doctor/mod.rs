@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::commands::fanout;
+use crate::cli::DoctorArgs;
+use crate::commands::{Context, fanout, targets};
 use crate::config::Host;
-use crate::error::Error;
-use crate::report::Reporter;
+use crate::error::{Error, Exit, exit};
 use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
@@ -715,7 +715,14 @@ async fn apply_fixes(host: &Host, fixes: Vec<(CheckId, Vec<String>)>) -> Vec<Fix
 /// check passed, 3 when a host could not be reached or logged in to, else 1. With `--fix`,
 /// each host's failing checks are followed by the root commands that fix them (run with
 /// `sudo -n` under `--sudo`; a fix that could not be run makes the exit code 1).
-pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
+pub async fn run(args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
+    let hosts = targets::hosts(&ctx.config_for_hosts()?, &ctx.hosts)?;
+    let fix = match (args.fix, args.sudo) {
+        (false, _) => Fix::No,
+        (true, false) => Fix::Print,
+        (true, true) => Fix::Sudo,
+    };
+    let reporter = &ctx.reporter;
     let n = hosts.len();
     let results = fanout::each(hosts, PARALLEL, move |h: Host| async move {
         let checks = check_host(&h).await;
@@ -774,13 +781,13 @@ pub async fn run(hosts: Vec<Host>, fix: Fix, reporter: &Reporter) -> i32 {
         failed,
         warnings,
     });
-    if unconnected {
-        crate::error::exit::CONNECTION
+    Ok(if unconnected {
+        exit::CONNECTION
     } else if failed > 0 || fix_failed {
-        crate::error::exit::FAILED
+        exit::FAILED
     } else {
-        crate::error::exit::OK
-    }
+        exit::OK
+    })
 }
 
 #[cfg(test)]
