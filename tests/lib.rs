@@ -64,6 +64,7 @@ mod revert;
 mod safety;
 mod services;
 mod shell;
+mod ssh_certs;
 mod ssh_config_oracle;
 mod staged;
 mod switch;

@@ -179,7 +179,15 @@ mod tests {
     use super::*;
 
     fn ok(host: &str) -> HostResult {
-        HostResult::new(host, "web", HostOutcome::Ok, Some("R"), None, None, Exit::Ok)
+        HostResult::new(
+            host,
+            "web",
+            HostOutcome::Ok,
+            Some("R"),
+            None,
+            None,
+            Exit::Ok,
+        )
     }
 
     #[test]
@@ -226,6 +234,10 @@ mod tests {
         t.expect("web", &["a".to_string()], None);
         t.done(&ok("a"));
         assert!(t.all_done());
-        assert!(t.interrupted("SIGINT", Exit::Interrupted).rollouts.is_empty());
+        assert!(
+            t.interrupted("SIGINT", Exit::Interrupted)
+                .rollouts
+                .is_empty()
+        );
     }
 }

@@ -430,6 +430,11 @@ pub struct OwnSshd {
 
 impl OwnSshd {
     pub fn start() -> OwnSshd {
+        OwnSshd::start_with("")
+    }
+
+    /// [`OwnSshd::start`] with more sshd options (`-o Key=Value ...`).
+    pub fn start_with(options: &str) -> OwnSshd {
         let r = remote();
         // The container shares the host's network: a port free here is free there.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -442,7 +447,7 @@ impl OwnSshd {
         let conf = format!("/run/ferry-test-sshd-{port}.conf");
         let out = r.root(&format!(
             "{{ grep -hv -e '^MaxStartups' -e '^Port' /etc/ssh/sshd_config.d/*.conf; grep -v '^Include' /etc/ssh/sshd_config; }} > {conf} && \
-             /usr/sbin/sshd -f {conf} -p {port} -o PidFile={pidfile}"
+             /usr/sbin/sshd -f {conf} -p {port} -o PidFile={pidfile} {options}"
         ));
         assert!(out.status.success(), "own sshd did not start: {out:?}");
         OwnSshd { port, pidfile }
