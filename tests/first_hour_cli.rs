@@ -147,7 +147,7 @@ fn completion_offers_the_services_and_hosts_of_deploy_toml() {
             .collect()
     };
     for cmd in [
-        "logs", "rollback", "exec", "status", "deploy", "releases", "units",
+        "logs", "rollback", "exec", "status", "deploy", "releases", "units", "promote",
     ] {
         assert_eq!(names(&[cmd, ""]), ["api", "worker"], "ferry {cmd} <TAB>");
     }

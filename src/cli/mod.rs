@@ -268,6 +268,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
     /// The service to promote. Default: the config's only service.
+    #[arg(add = clap_complete::ArgValueCandidates::new(completions::services))]
     pub service: Option<String>,
     #[command(flatten)]
     pub filter: HostFilter,
