@@ -239,7 +239,7 @@ fn a_self_revert_that_cannot_run_is_recorded_and_the_next_deploy_knows() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The fault-injection suite (issue 14): disk full, connection lost, kill -9 at every step,
+// The fault-injection suite: disk full, connection lost, kill -9 at every step,
 // stalled sessions, sshd restarted, the self-revert racing a new deploy.
 
 /// The main PID of a user unit (0 when it has none).
@@ -441,7 +441,7 @@ fn release_of(run: &Run) -> String {
     )
 }
 
-/// Issue item 4: a full disk said "Failure". A release that cannot fit is refused before
+/// A full disk once said "Failure". A release that cannot fit is refused before
 /// anything changes; one that fits the check but not the disk (filled between the plan and
 /// the upload) fails naming the full disk, and its staging directory is removed at once.
 #[test]
@@ -699,7 +699,7 @@ fn kill_sessions(user: &str, signal: &str) {
     );
 }
 
-/// Issue item 3: a connection lost mid-deploy said "sender dropped", exit 1. Now: the
+/// A connection lost mid-deploy once said "sender dropped", exit 1. Now: the
 /// connection to the host was lost, in which step, what state the host is in; exit 3. The
 /// host is in that state, and the next deploy works.
 #[test]
@@ -1086,7 +1086,7 @@ fn manifest_file<'m>(manifest: &'m serde_json::Value, dest: &str) -> &'m serde_j
         .unwrap_or_else(|| panic!("no {dest} in {manifest}"))
 }
 
-/// Issue 11 ("never read a local file twice"): a file the host gets uploaded whatever it holds
+/// "Never read a local file twice": a file the host gets uploaded whatever it holds
 /// (new, or of another size than the current release's) is not waited for: its upload takes the
 /// background hash over where it got to (here paused after its first MiB) and hashes the rest
 /// as it sends it. The release is staged under a pending id and sealed under its own id; its

@@ -1,4 +1,4 @@
-//! The first hour of a new user (issue 23), with the real binary against the real remote:
+//! The first hour of a new user, with the real binary against the real remote:
 //! `ferry init` then `ferry doctor` before anything is built, the dry run's headline, global
 //! options on either side of the subcommand, SERVICE left out when there is one, and a jump
 //! host that is not deployed to. Users: ferry75 (init, doctor), ferry76 (deploy, rollback,

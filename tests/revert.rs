@@ -1,4 +1,4 @@
-//! The self-revert's deadline (issue 24): no daemon-reload in the user's manager moves it.
+//! The self-revert's deadline: no daemon-reload in the user's manager moves it.
 //! Remote users: ferry81.
 
 use std::sync::atomic::{AtomicBool, Ordering};

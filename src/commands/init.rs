@@ -109,38 +109,77 @@ fn quoted(s: &str) -> String {
 /// The files `ferry init` writes: (path relative to the config's directory, content).
 pub fn files(service: &str, binary: &str, target: Option<&Target>) -> Vec<(String, String)> {
     let unit_path = format!("deploy/{service}.service");
-    let (host, address, user_line, port_line, keyscan) = match target {
-        Some(t) => (
-            t.host_name(),
-            t.address.clone(),
-            match &t.user {
-                Some(u) => format!("user = {}", quoted(u)),
-                None => "#user = \"deploy\"                 # default: your local user name".into(),
+    let config = format!(
+        "{}{}",
+        config_head(service, binary, target),
+        config_service(service, binary, &unit_path, &HostLines::of(target).host)
+    );
+    vec![
+        ("deploy.toml".into(), config),
+        (unit_path, unit_file(service)),
+    ]
+}
+
+/// What deploy.toml says of the server: as given (`--host`) or a placeholder.
+struct HostLines {
+    /// The `[hosts.NAME]` name.
+    host: String,
+    address: String,
+    user_line: String,
+    port_line: String,
+    /// The command that records the server's host key.
+    keyscan: String,
+}
+
+impl HostLines {
+    fn of(target: Option<&Target>) -> HostLines {
+        match target {
+            Some(t) => HostLines {
+                host: t.host_name(),
+                address: t.address.clone(),
+                user_line: match &t.user {
+                    Some(u) => format!("user = {}", quoted(u)),
+                    None => {
+                        "#user = \"deploy\"                 # default: your local user name".into()
+                    }
+                },
+                port_line: match t.port {
+                    Some(p) => format!("port = {p}"),
+                    None => "#port = 22".into(),
+                },
+                keyscan: format!(
+                    "ssh-keyscan{} {} >> ~/.ssh/known_hosts",
+                    t.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
+                    t.address
+                ),
             },
-            match t.port {
-                Some(p) => format!("port = {p}"),
-                None => "#port = 22".into(),
+            None => HostLines {
+                host: "server".to_string(),
+                address: "server.example.org".to_string(),
+                user_line: "#user = \"deploy\"                 # default: your local user name"
+                    .into(),
+                port_line: "#port = 22".into(),
+                keyscan: "ssh-keyscan ADDRESS >> ~/.ssh/known_hosts".into(),
             },
-            format!(
-                "ssh-keyscan{} {} >> ~/.ssh/known_hosts",
-                t.port.map(|p| format!(" -p {p}")).unwrap_or_default(),
-                t.address
-            ),
-        ),
-        None => (
-            "server".to_string(),
-            "server.example.org".to_string(),
-            "#user = \"deploy\"                 # default: your local user name".into(),
-            "#port = 22".into(),
-            "ssh-keyscan ADDRESS >> ~/.ssh/known_hosts".into(),
-        ),
-    };
+        }
+    }
+}
+
+/// deploy.toml up to the service: the steps of a first deploy, `[defaults]` and the host.
+fn config_head(service: &str, binary: &str, target: Option<&Target>) -> String {
+    let HostLines {
+        host,
+        address,
+        user_line,
+        port_line,
+        keyscan,
+    } = HostLines::of(target);
     let edit_address = if target.is_none() {
         "\n#   0. Set `address` below to your server (or run `ferry init --host` next time)."
     } else {
         ""
     };
-    let config = format!(
+    format!(
         r#"# deploy.toml: how ferry deploys `{service}`. Written by `ferry init`; edit freely.
 # Every key, with its default: deploy.example.toml in ferry's repository (and its JSON Schema
 # for editors: docs/deploy.schema.json).
@@ -170,7 +209,15 @@ address = {address}
 {user_line}
 {port_line}
 
-[services.{service}]
+"#,
+        address = quoted(&address),
+    )
+}
+
+/// deploy.toml's service: its units, timings and files, and a health check to fill in.
+fn config_service(service: &str, binary: &str, unit_path: &str, host: &str) -> String {
+    format!(
+        r#"[services.{service}]
 hosts = [{host_q}]
 # Unit files installed into ~/.config/systemd/user on the host (see the file for what it runs).
 units = [{unit_q}]
@@ -201,13 +248,16 @@ mode = "0755"
 #command = "curl -fsS http://127.0.0.1:8080/healthz"
 #timeout = "30s"
 "#,
-        host_q = quoted(&host),
-        address = quoted(&address),
-        unit_q = quoted(&unit_path),
+        host_q = quoted(host),
+        unit_q = quoted(unit_path),
         restart_q = quoted(&format!("{service}.service")),
         binary_q = quoted(binary),
-    );
-    let unit = format!(
+    )
+}
+
+/// The unit file: runs the program of the `current` release.
+fn unit_file(service: &str) -> String {
+    format!(
         r#"# {service}.service, written by `ferry init`. ferry installs it into ~/.config/systemd/user/
 # on the host. It runs the release that `current` points to, which each deploy switches.
 [Unit]
@@ -225,8 +275,7 @@ RestartSec=1s
 # user lingers (`ferry doctor` checks; `loginctl enable-linger USER` as root).
 WantedBy=default.target
 "#
-    );
-    vec![("deploy.toml".into(), config), (unit_path, unit)]
+    )
 }
 
 /// `ferry init`.

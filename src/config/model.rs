@@ -139,7 +139,7 @@ pub struct Service {
     pub run: Option<crate::systemd::units::Run>,
     /// `lint`: what ferry's lints of the units do (default: warn).
     pub lint: crate::systemd::lint::Level,
-    // Environment and hooks (issue 10).
+    // Environment and hooks.
     /// `[services.NAME.env]`: written to the release as a 0600 env file (`.ferry/env`), which
     /// every `.service` unit of the service reads (see `crate::release::env`). Values are resolved on
     /// the machine running ferry, once per deploy, and never printed.

@@ -51,7 +51,7 @@ pub(crate) struct RawHost {
     /// The host's `uname -m`, when known: binaries for another one are refused before any
     /// connection.
     pub(crate) arch: Option<String>,
-    // Per-host variables for templates (issue 10).
+    // Per-host variables for templates.
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub(crate) vars: Option<BTreeMap<String, toml::Value>>,
 }
@@ -72,10 +72,10 @@ pub(crate) struct RawService {
     pub(crate) keep_releases: Option<usize>,
     pub(crate) confirm_timeout: Option<String>,
     pub(crate) rollout: Option<RawRollout>,
-    // Units generated from a `run` table, and the lints of the service's units (issue 13).
+    // Units generated from a `run` table, and the lints of the service's units.
     pub(crate) run: Option<RawRun>,
     pub(crate) lint: Option<String>,
-    // Environment and hooks (issue 10).
+    // Environment and hooks.
     #[schemars(with = "Option<BTreeMap<String, schema::EnvValue>>")]
     pub(crate) env: Option<BTreeMap<String, toml::Value>>,
     pub(crate) hooks: Option<RawHooks>,

@@ -1,3 +1,6 @@
+//! Tests of config loading and validation: the model built from deploy.toml, and each
+//! error with its file, line and key.
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -945,7 +948,7 @@ fn health_round_trips_through_json() {
     assert_eq!(back, none);
 }
 
-// --- `run` and `lint` (issue 13) ---
+// --- `run` and `lint` ---
 
 #[test]
 fn run_table_generates_units_that_restart_and_may_be_named() {

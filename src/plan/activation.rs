@@ -44,6 +44,11 @@ pub enum SwitchMode {
     },
 }
 
+/// Words for a shell command line, each quoted.
+fn words(v: &[String]) -> String {
+    v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ")
+}
+
 /// How long a rollback waits for the colour it starts to accept connections.
 pub const BACK_PORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -161,7 +166,28 @@ impl Activation {
     /// no longer has, switch `current` atomically (new symlink, rename over), daemon-reload,
     /// enable, stop changed sockets, restart and start (without waiting: ferry verifies).
     pub fn script(&self, paths: &Paths) -> String {
-        let words = |v: &[String]| v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ");
+        let mut s = self.install_lines(paths);
+        s.push_str(&self.start_lines());
+        if let Some(SwitchMode::Back {
+            service,
+            switch,
+            colour,
+        }) = &self.switch
+        {
+            s.push_str(&switch::back_lines(
+                service,
+                switch,
+                *colour,
+                BACK_PORT_WAIT,
+            ));
+        }
+        s.push_str("echo activated\n");
+        s
+    }
+
+    /// The script up to the switch of `current`: the release checked, its unit files
+    /// installed, the units it no longer has removed.
+    fn install_lines(&self, paths: &Paths) -> String {
         let mut s = String::new();
         s.push_str("set -e\ncd \"$HOME\"\n");
         s.push_str(&format!("S={}\n", quote(&paths.dir())));
@@ -197,6 +223,13 @@ impl Activation {
                 "ln -sfn \"$R\" \"$S/.current.tmp\"\nmv -fT \"$S/.current.tmp\" \"$S/current\"\n",
             ),
         }
+        s
+    }
+
+    /// The script from the reload to the restarts: enable, daemon-reload, stop changed
+    /// sockets, clear failed states, start and restart (without waiting: ferry verifies).
+    fn start_lines(&self) -> String {
+        let mut s = String::new();
         // Enabled first without a reload of its own (`enable` reloads the manager, which
         // takes as long as the daemon-reload), then one reload when a unit file changed.
         if !self.enable.is_empty() {
@@ -246,20 +279,6 @@ impl Activation {
                 words(&restart)
             ));
         }
-        if let Some(SwitchMode::Back {
-            service,
-            switch,
-            colour,
-        }) = &self.switch
-        {
-            s.push_str(&switch::back_lines(
-                service,
-                switch,
-                *colour,
-                BACK_PORT_WAIT,
-            ));
-        }
-        s.push_str("echo activated\n");
         s
     }
 

@@ -63,90 +63,9 @@ pub fn make(
     origin: &Origin,
     opts: Options,
 ) -> Plan {
-    let previous_units: BTreeSet<String> = remote
-        .manifest
-        .as_ref()
-        .map(|m| m.units.iter().map(|u| u.name.clone()).collect())
-        .unwrap_or_default();
-    let files = local
-        .files
-        .iter()
-        .map(|f| {
-            let remote_hash = remote.current_files.get(&f.dest);
-            let (change, transfer) = match remote_hash {
-                None => (Change::New, Transfer::Upload),
-                Some(h) if *h == f.sha256 => (Change::Unchanged, Transfer::Reuse),
-                Some(_) => (Change::Changed, Transfer::Upload),
-            };
-            FilePlan {
-                dest: f.dest.clone(),
-                source: f.source.clone(),
-                mode: f.mode,
-                size: f.size,
-                sha256: f.sha256.clone(),
-                content: f.content.clone(),
-                change,
-                transfer,
-            }
-        })
-        .collect();
-    let mut units: Vec<UnitPlan> = local
-        .units
-        .iter()
-        .map(|u| UnitPlan {
-            name: u.name.clone(),
-            change: match remote.installed_units.get(&u.name) {
-                None => Change::New,
-                Some(h) if *h == u.sha256 => Change::Unchanged,
-                Some(_) => Change::Changed,
-            },
-        })
-        .collect();
-    // Instances the current release runs and this one does not: stopped and disabled.
-    for gone in remote
-        .manifest
-        .iter()
-        .flat_map(|m| m.restart.iter())
-        .filter(|u| is_instance(u) && !local.instances.contains(u))
-    {
-        units.push(UnitPlan {
-            name: gone.clone(),
-            change: Change::Removed,
-        });
-    }
-    let local_names: BTreeSet<&str> = local.units.iter().map(|u| u.name.as_str()).collect();
-    for gone in previous_units
-        .iter()
-        .filter(|n| !local_names.contains(n.as_str()))
-    {
-        units.push(UnitPlan {
-            name: gone.clone(),
-            change: Change::Removed,
-        });
-    }
-    let mut enable: Vec<String> = if service.enable {
-        local
-            .units
-            .iter()
-            .filter(|u| u.has_install_section() && !u.name.contains("@."))
-            .map(|u| u.name.clone())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut restart = service.restart.clone();
-    for i in &local.instances {
-        let template = local
-            .units
-            .iter()
-            .find(|u| crate::systemd::template_of(i) == u.name);
-        if service.enable && template.is_some_and(|u| u.has_install_section()) {
-            enable.push(i.clone());
-        }
-        if !restart.contains(i) {
-            restart.push(i.clone());
-        }
-    }
+    let files = file_plans(local, remote);
+    let units = unit_plans(local, remote);
+    let (enable, restart) = enable_and_restart(service, local);
     let startable = |n: &str| {
         matches!(
             systemd::unit_type(n),
@@ -169,41 +88,10 @@ pub fn make(
         .map(|u| u.name.clone())
         .collect();
     let manifest = Manifest {
-        id: release_id.to_string(),
-        service: service.name.clone(),
-        created: origin.created.clone(),
-        deployed_by: origin.by.clone(),
-        git_commit: origin.git_commit.clone(),
-        files: local
-            .files
-            .iter()
-            .map(|f| ManifestFile {
-                dest: f.dest.clone(),
-                mode: f.mode,
-                size: f.size,
-                sha256: f.sha256.clone(),
-            })
-            .chain(local.env.iter().map(|e| ManifestFile {
-                dest: crate::release::env::file_in_release(),
-                mode: 0o600,
-                size: e.size(),
-                sha256: e.sha256(),
-            }))
-            .collect(),
-        units: local
-            .units
-            .iter()
-            .map(|u| ManifestUnit {
-                name: u.name.clone(),
-                sha256: u.sha256.clone(),
-            })
-            .collect(),
         restart: restart.clone(),
         enable: enable.clone(),
         start: start.clone(),
-        judging: Some(release::StoredJudging::of(service)),
-        switch: service.switch.clone(),
-        migrate: service.hooks.migrate.clone(),
+        ..manifest(service, local, release_id, origin)
     };
     // Blue/green: the idle colour gets the release.
     let switch = service.switch.as_ref().map(|sw| {
@@ -243,6 +131,153 @@ pub fn make(
     plan.on_failure = on_failure(remote, opts);
     plan.steps = steps(service, remote, &plan, opts);
     plan
+}
+
+/// Each local file: new, changed or unchanged against the current release; an unchanged one
+/// is reused from it, the others are uploaded.
+fn file_plans(local: &LocalRelease, remote: &RemoteState) -> Vec<FilePlan> {
+    local
+        .files
+        .iter()
+        .map(|f| {
+            let remote_hash = remote.current_files.get(&f.dest);
+            let (change, transfer) = match remote_hash {
+                None => (Change::New, Transfer::Upload),
+                Some(h) if *h == f.sha256 => (Change::Unchanged, Transfer::Reuse),
+                Some(_) => (Change::Changed, Transfer::Upload),
+            };
+            FilePlan {
+                dest: f.dest.clone(),
+                source: f.source.clone(),
+                mode: f.mode,
+                size: f.size,
+                sha256: f.sha256.clone(),
+                content: f.content.clone(),
+                change,
+                transfer,
+            }
+        })
+        .collect()
+}
+
+/// Each local unit against what is installed, then the units the current release has and this
+/// one does not (removed).
+fn unit_plans(local: &LocalRelease, remote: &RemoteState) -> Vec<UnitPlan> {
+    let previous_units: BTreeSet<String> = remote
+        .manifest
+        .as_ref()
+        .map(|m| m.units.iter().map(|u| u.name.clone()).collect())
+        .unwrap_or_default();
+    let mut units: Vec<UnitPlan> = local
+        .units
+        .iter()
+        .map(|u| UnitPlan {
+            name: u.name.clone(),
+            change: match remote.installed_units.get(&u.name) {
+                None => Change::New,
+                Some(h) if *h == u.sha256 => Change::Unchanged,
+                Some(_) => Change::Changed,
+            },
+        })
+        .collect();
+    // Instances the current release runs and this one does not: stopped and disabled.
+    for gone in remote
+        .manifest
+        .iter()
+        .flat_map(|m| m.restart.iter())
+        .filter(|u| is_instance(u) && !local.instances.contains(u))
+    {
+        units.push(UnitPlan {
+            name: gone.clone(),
+            change: Change::Removed,
+        });
+    }
+    let local_names: BTreeSet<&str> = local.units.iter().map(|u| u.name.as_str()).collect();
+    for gone in previous_units
+        .iter()
+        .filter(|n| !local_names.contains(n.as_str()))
+    {
+        units.push(UnitPlan {
+            name: gone.clone(),
+            change: Change::Removed,
+        });
+    }
+    units
+}
+
+/// The units enabled (with an `[Install]` section, when the service enables) and restarted
+/// (the service's `restart`), each with the instances of its templates.
+fn enable_and_restart(service: &Service, local: &LocalRelease) -> (Vec<String>, Vec<String>) {
+    let mut enable: Vec<String> = if service.enable {
+        local
+            .units
+            .iter()
+            .filter(|u| u.has_install_section() && !u.name.contains("@."))
+            .map(|u| u.name.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut restart = service.restart.clone();
+    for i in &local.instances {
+        let template = local
+            .units
+            .iter()
+            .find(|u| crate::systemd::template_of(i) == u.name);
+        if service.enable && template.is_some_and(|u| u.has_install_section()) {
+            enable.push(i.clone());
+        }
+        if !restart.contains(i) {
+            restart.push(i.clone());
+        }
+    }
+    (enable, restart)
+}
+
+/// The release's manifest, its unit lists (restart, enable, start) left empty.
+fn manifest(
+    service: &Service,
+    local: &LocalRelease,
+    release_id: &str,
+    origin: &Origin,
+) -> Manifest {
+    Manifest {
+        id: release_id.to_string(),
+        service: service.name.clone(),
+        created: origin.created.clone(),
+        deployed_by: origin.by.clone(),
+        git_commit: origin.git_commit.clone(),
+        files: local
+            .files
+            .iter()
+            .map(|f| ManifestFile {
+                dest: f.dest.clone(),
+                mode: f.mode,
+                size: f.size,
+                sha256: f.sha256.clone(),
+            })
+            .chain(local.env.iter().map(|e| ManifestFile {
+                dest: crate::release::env::file_in_release(),
+                mode: 0o600,
+                size: e.size(),
+                sha256: e.sha256(),
+            }))
+            .collect(),
+        units: local
+            .units
+            .iter()
+            .map(|u| ManifestUnit {
+                name: u.name.clone(),
+                sha256: u.sha256.clone(),
+            })
+            .collect(),
+        restart: Vec::new(),
+        enable: Vec::new(),
+        start: Vec::new(),
+        judging: Some(release::StoredJudging::of(service)),
+        switch: service.switch.clone(),
+        migrate: service.hooks.migrate.clone(),
+    }
 }
 
 pub(crate) fn on_failure(remote: &RemoteState, opts: Options) -> OnFailure {
@@ -317,8 +352,25 @@ pub(crate) fn steps(
         }];
     }
     let mut steps = vec![Step::Lock];
+    if let Some(stop) = stop_before_staging(service, remote, plan, opts) {
+        steps.push(stop);
+        return steps;
+    }
+    staging_steps(remote, plan, &mut steps);
+    switch_steps(service, remote, plan, opts, &mut steps);
+    steps
+}
+
+/// The step that ends the deploy once locked, before anything is staged: a refusal (a revert
+/// pending, a full disk) or nothing to do.
+fn stop_before_staging(
+    service: &Service,
+    remote: &RemoteState,
+    plan: &Plan,
+    opts: Options,
+) -> Option<Step> {
     if remote.current_unconfirmed() {
-        steps.push(Step::Refuse {
+        return Some(Step::Refuse {
             reason: format!(
                 "the deploy of {} was never confirmed (ferry stopped before the end) and the host will revert it to the previous release by itself within confirm_timeout ({}); wait for that, or run `ferry rollback {}` now",
                 remote.current.as_deref().unwrap_or("the current release"),
@@ -327,26 +379,23 @@ pub(crate) fn steps(
             ),
             why: Refusal::PendingRevert,
         });
-        return steps;
     }
     if remote.linger == Some(false) && !opts.allow_no_linger {
         let user = remote.user.as_deref().unwrap_or("the login user");
-        steps.push(Step::Refuse {
+        return Some(Step::Refuse {
             reason: format!(
                 "{user} has no linger on this host: its user manager, and the services and self-revert timer ferry would start there, stop when its last session ends (ferry's own included); as root on the host: loginctl enable-linger {user} (or pass --allow-no-linger to deploy anyway)"
             ),
             why: Refusal::NoLinger,
         });
-        return steps;
     }
     if !opts.force
         && let Some(current) = &remote.current
         && already_deployed(remote, plan)
     {
-        steps.push(Step::Unchanged {
+        return Some(Step::Unchanged {
             current: current.clone(),
         });
-        return steps;
     }
     // Leftover staging directories hold space the check cannot count: then the cleanup runs
     // first and a full disk is caught by the upload itself.
@@ -355,7 +404,7 @@ pub(crate) fn steps(
     {
         let needed = plan.space_needed();
         if needed > free.bytes {
-            steps.push(Step::Refuse {
+            return Some(Step::Refuse {
                 reason: format!(
                     "the host's disk is full: {} free on the filesystem of {}, the release needs {} ({} file(s), {} to upload, and a margin of {}); make room there (or lower keep_releases) and deploy again",
                     human_bytes(free.bytes),
@@ -367,9 +416,14 @@ pub(crate) fn steps(
                 ),
                 why: Refusal::DiskFull,
             });
-            return steps;
         }
     }
+    None
+}
+
+/// Cleaning up, then the staging of the release: its directory, the files reused from the
+/// current release and those uploaded.
+fn staging_steps(remote: &RemoteState, plan: &Plan, steps: &mut Vec<Step>) {
     if !remote.partial.is_empty() {
         steps.push(Step::CleanStaging {
             dirs: remote.partial.clone(),
@@ -402,6 +456,17 @@ pub(crate) fn steps(
             bytes: plan.upload_bytes(),
         });
     }
+}
+
+/// From the seal to the activation: the seal, the migration and the before_switch hook, the
+/// self-revert armed, the release made live.
+fn switch_steps(
+    service: &Service,
+    remote: &RemoteState,
+    plan: &Plan,
+    opts: Options,
+    steps: &mut Vec<Step>,
+) {
     let arm = match &plan.on_failure {
         // Staging switches nothing: there is nothing for a timer to revert.
         _ if opts.no_switch => None,
@@ -443,7 +508,6 @@ pub(crate) fn steps(
         steps.push(Step::ArmRevert { to, after_ms });
     }
     steps.extend(live_steps(service, remote, plan, opts));
-    steps
 }
 
 /// The steps from the activation on: for `--no-switch`, only those that change nothing live

@@ -1,3 +1,6 @@
+//! Tests of planning: the steps of a deploy, the remote-state probe and the activation and
+//! seal scripts, without a host.
+
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -353,8 +353,50 @@ impl Local {
 pub async fn prepare(service: &Service) -> Result<Local> {
     let env = crate::release::env::resolve(service).await?;
     let cache = crate::prepare::hash_cache::HashCache::load();
+    let read = read_files(service, &cache).await?;
+    let pending = start_hashing(read.to_hash);
+    let mut units = listed_units(service, env.is_some()).await?;
+    units.extend(generated_units(service, env.is_some()));
+    let local = LocalRelease {
+        files: read.files,
+        units,
+        env,
+        instances: Vec::new(),
+        binaries: read.binaries,
+    };
+    // Templates are rendered for every host now, so an undefined name stops before any
+    // connection.
+    crate::prepare::template::check(service, &local)?;
+    let agreed = (0..local.files.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
+    Ok(Local {
+        skeleton: Arc::new(local),
+        service: service.name.clone(),
+        pending,
+        agreed,
+        cache: std::sync::Mutex::new(cache),
+        full: tokio::sync::OnceCell::new(),
+    })
+}
+
+/// The service's files as read before any hashing.
+struct ReadFiles {
+    /// In the order of the config; a file the cache does not know has no hash yet.
+    files: Vec<LocalFile>,
+    /// The files the cache does not know: (index, path, metadata before hashing).
+    to_hash: Vec<(usize, std::path::PathBuf, std::fs::Metadata)>,
+    /// The ELF binaries among them, with what they need of the host.
+    binaries: Vec<crate::elf::Binary>,
+}
+
+/// Each file of the service: a template read whole, any other checked readable, its ELF
+/// headers read and its hash taken from the cache when it knows the file.
+async fn read_files(
+    service: &Service,
+    cache: &crate::prepare::hash_cache::HashCache,
+) -> Result<ReadFiles> {
     let mut files = Vec::new();
-    // The files the cache does not know: (index, path, metadata before hashing).
     let mut to_hash = Vec::new();
     let mut binaries = Vec::new();
     for (i, f) in service.files.iter().enumerate() {
@@ -400,10 +442,19 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             content: None,
         });
     }
-    // Several at once (a thread each), each from the start of its file.
+    Ok(ReadFiles {
+        files,
+        to_hash,
+        binaries,
+    })
+}
+
+/// The hashes of the files the cache does not know, started in the background: several at
+/// once (a thread each), each from the start of its file.
+fn start_hashing(to_hash: Vec<(usize, std::path::PathBuf, std::fs::Metadata)>) -> Vec<Pending> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = Arc::new(tokio::sync::Semaphore::new(threads));
-    let pending: Vec<Pending> = to_hash
+    to_hash
         .into_iter()
         .map(|(index, path, before)| {
             let state = Arc::new(HashState::new());
@@ -427,7 +478,11 @@ pub async fn prepare(service: &Service) -> Result<Local> {
                 job: futures::FutureExt::shared(futures::FutureExt::boxed(job)),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The unit files listed in `units`, read (UTF-8 text) and, with an env, made to read it.
+async fn listed_units(service: &Service, has_env: bool) -> Result<Vec<LocalUnit>> {
     let mut units = Vec::new();
     for u in &service.units {
         let mut content = tokio::fs::read(&u.source).await.map_err(|e| {
@@ -447,9 +502,8 @@ pub async fn prepare(service: &Service) -> Result<Local> {
         // Services read the release's env file (see crate::release::env); the colours of a
         // switch read their own release's, and their port.
         if service.switch.is_some() && u.name == crate::systemd::switch::template(&service.name) {
-            content =
-                crate::systemd::switch::template_with_env(&content, &service.name, env.is_some());
-        } else if env.is_some() && u.name.ends_with(".service") {
+            content = crate::systemd::switch::template_with_env(&content, &service.name, has_env);
+        } else if has_env && u.name.ends_with(".service") {
             content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
         let sha256 = plan::hex(&Sha256::digest(&content));
@@ -459,7 +513,12 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             sha256,
         });
     }
-    // Units generated from `[services.NAME.run]`, installed like the listed ones.
+    Ok(units)
+}
+
+/// Units generated from `[services.NAME.run]`, installed like the listed ones.
+fn generated_units(service: &Service, has_env: bool) -> Vec<LocalUnit> {
+    let mut units = Vec::new();
     for g in generated(service) {
         let mut content = g.content.into_bytes();
         let template = crate::systemd::switch::template(&service.name);
@@ -469,9 +528,9 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             content = crate::systemd::switch::template_with_env(
                 &content,
                 &service.name,
-                env.is_some() && !env_listed,
+                has_env && !env_listed,
             );
-        } else if env.is_some()
+        } else if has_env
             && g.name.ends_with(".service")
             && !String::from_utf8_lossy(&content).contains(".ferry/env")
         {
@@ -484,27 +543,7 @@ pub async fn prepare(service: &Service) -> Result<Local> {
             sha256,
         });
     }
-    let local = LocalRelease {
-        files,
-        units,
-        env,
-        instances: Vec::new(),
-        binaries,
-    };
-    // Templates are rendered for every host now, so an undefined name stops before any
-    // connection.
-    crate::prepare::template::check(service, &local)?;
-    let agreed = (0..local.files.len())
-        .map(|_| std::sync::OnceLock::new())
-        .collect();
-    Ok(Local {
-        skeleton: Arc::new(local),
-        service: service.name.clone(),
-        pending,
-        agreed,
-        cache: std::sync::Mutex::new(cache),
-        full: tokio::sync::OnceCell::new(),
-    })
+    units
 }
 
 /// The units ferry generates for `service`: from `run`, and those of a switch.

@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(rollback_target(&r[..1], Some(&r[0]), &[]), None);
     }
 
-    /// Issue 24: after the host reverted to X (verified before), X is the rollback target of
+    /// After the host reverted to X (verified before), X is the rollback target of
     /// the next failed deploy, not the release before it; a revert to a release never
     /// verified does not make it good.
     #[test]

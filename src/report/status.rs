@@ -192,44 +192,7 @@ pub fn render_table_in(rows: &[UnitStatus], s: &Style, width: Option<usize>) -> 
     ]);
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| {
-            let mut c = vec![sanitize(&r.host)];
-            if several_services {
-                c.push(sanitize(&r.service));
-            }
-            let state = if r.sub_state.is_empty() {
-                r.active_state.clone()
-            } else {
-                format!("{} ({})", r.active_state, r.sub_state)
-            };
-            c.extend([
-                sanitize(&r.unit),
-                sanitize(&state),
-                r.since_seconds
-                    .map(|a| format!("{} ago", human_age(a)))
-                    .or_else(|| r.since.clone())
-                    .unwrap_or_else(|| "-".into()),
-                r.main_pid
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.memory_bytes
-                    .map(human_bytes)
-                    .unwrap_or_else(|| "-".into()),
-                r.restarts.to_string(),
-                if r.enabled.is_empty() {
-                    "-".into()
-                } else {
-                    sanitize(&r.enabled)
-                },
-                match (&r.release, &r.live) {
-                    (Some(id), Some(c)) => format!("{} ({c} live)", sanitize(id)),
-                    (Some(id), None) => sanitize(id),
-                    (None, _) => "none".into(),
-                },
-                r.note.as_deref().map(sanitize).unwrap_or_default(),
-            ]);
-            c
-        })
+        .map(|r| row_cells(r, several_services))
         .collect();
     // Too wide for the terminal: leave out PID, MEMORY, ENABLED, RESTARTS, SINCE, in that order.
     let off = usize::from(several_services);
@@ -252,13 +215,65 @@ pub fn render_table_in(rows: &[UnitStatus], s: &Style, width: Option<usize>) -> 
             row[ncol - 1] = super::table::shorten(&row[ncol - 1], width.saturating_sub(before));
         }
     }
+    table_lines(&header, &cells, rows, 1 + off + 1, s)
+}
+
+/// One row's cells, the service's only when there are several services.
+fn row_cells(r: &UnitStatus, several_services: bool) -> Vec<String> {
+    let mut c = vec![sanitize(&r.host)];
+    if several_services {
+        c.push(sanitize(&r.service));
+    }
+    let state = if r.sub_state.is_empty() {
+        r.active_state.clone()
+    } else {
+        format!("{} ({})", r.active_state, r.sub_state)
+    };
+    c.extend([
+        sanitize(&r.unit),
+        sanitize(&state),
+        r.since_seconds
+            .map(|a| format!("{} ago", human_age(a)))
+            .or_else(|| r.since.clone())
+            .unwrap_or_else(|| "-".into()),
+        r.main_pid
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into()),
+        r.memory_bytes
+            .map(human_bytes)
+            .unwrap_or_else(|| "-".into()),
+        r.restarts.to_string(),
+        if r.enabled.is_empty() {
+            "-".into()
+        } else {
+            sanitize(&r.enabled)
+        },
+        match (&r.release, &r.live) {
+            (Some(id), Some(c)) => format!("{} ({c} live)", sanitize(id)),
+            (Some(id), None) => sanitize(id),
+            (None, _) => "none".into(),
+        },
+        r.note.as_deref().map(sanitize).unwrap_or_default(),
+    ]);
+    c
+}
+
+/// The table's lines: the header in bold, the cells padded to their column (the last
+/// column not), the state green when the unit is up and red when not.
+fn table_lines(
+    header: &[String],
+    cells: &[Vec<String>],
+    rows: &[UnitStatus],
+    state_col: usize,
+    s: &Style,
+) -> String {
+    let ncol = header.len();
     let widths = super::table::widths(
-        &[header.clone()]
+        &[header.to_vec()]
             .into_iter()
-            .chain(cells.clone())
+            .chain(cells.iter().cloned())
             .collect::<Vec<_>>(),
     );
-    let state_col = 1 + off + 1;
     let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w - text.chars().count()));
     let mut lines = Vec::new();
     let head: Vec<String> = header

@@ -8,6 +8,7 @@
 
 pub mod health;
 pub mod lock;
+mod poll;
 pub mod seal;
 mod self_revert;
 mod stage;
@@ -507,51 +508,18 @@ impl ServiceSession<'_> {
                     }
                 }
             }
-            let by_id: BTreeMap<&str, &systemd::UnitState> =
-                states.iter().map(|s| (s.id.as_str(), s)).collect();
-            let mut extra = Vec::new();
-            let mut verdicts = Vec::new();
-            for u in units {
-                let Some(st) = by_id.get(u.as_str()) else {
-                    verdicts.push((u.clone(), Verdict::Pending("no state yet".into())));
-                    continue;
-                };
-                for t in &st.triggered_by {
-                    if !query.contains(t) {
-                        extra.push(t.clone());
-                    }
-                }
-                let listening = st
-                    .triggered_by
-                    .iter()
-                    .any(|t| by_id.get(t.as_str()).is_some_and(|s| s.is_listening()));
-                let mut v =
-                    systemd::assess(st, before.invocations.get(u).map(String::as_str), listening);
-                // Active and up, but another invocation than when first seen active: it
-                // restarted behind our back (a crash loop with a long RestartSec).
-                if matches!(v, Verdict::Up(_)) && st.is_active() && !st.invocation_id.is_empty() {
-                    match invocations.get(u) {
-                        Some(prev) if *prev != st.invocation_id => {
-                            v = Verdict::Failed(
-                                "restarted while being verified (crash loop?)".into(),
-                            );
-                        }
-                        _ => {
-                            invocations.insert(u.clone(), st.invocation_id.clone());
-                        }
-                    }
-                }
-                verdicts.push((u.clone(), v));
-            }
+            let (verdicts, extra) = poll::judge(
+                units,
+                &states,
+                &query,
+                &before.invocations,
+                &mut invocations,
+            );
             if !extra.is_empty() {
                 query.extend(extra);
                 continue;
             }
-            if let Some((u, Verdict::Failed(why))) = verdicts
-                .iter()
-                .find(|(_, v)| matches!(v, Verdict::Failed(_)))
-            {
-                let reason = format!("{u}: {why}");
+            if let Some(reason) = poll::failed(&verdicts) {
                 return Ok((verdicts, Some(reason)));
             }
             let all_up = verdicts.iter().all(|(_, v)| matches!(v, Verdict::Up(_)));
@@ -565,18 +533,7 @@ impl ServiceSession<'_> {
             }
             // Units that are up get their settle time even past start_timeout.
             if !all_up && start.elapsed() > timeout {
-                let pending: Vec<String> = verdicts
-                    .iter()
-                    .filter_map(|(u, v)| match v {
-                        Verdict::Pending(w) => Some(format!("{u}: {w}")),
-                        _ => None,
-                    })
-                    .collect();
-                let reason = format!(
-                    "not up within start_timeout ({}): {}",
-                    humantime::format_duration(timeout),
-                    pending.join("; ")
-                );
+                let reason = poll::not_up(&verdicts, timeout);
                 return Ok((verdicts, Some(reason)));
             }
             tokio::time::sleep(POLL).await;

@@ -1,3 +1,5 @@
+//! Tests of the session's pure parts: parsing what the host's commands print.
+
 use super::*;
 
 /// The activation's output, as its command prints it (`enable` and the restart may print

@@ -1,3 +1,5 @@
+//! Tests of `ferry doctor`'s probes and judges, without a host.
+
 use super::*;
 
 #[test]

@@ -187,12 +187,32 @@ impl<'a> Validator<'a> {
             let host = self.host(&name, h, &raw.defaults, env, base);
             hosts.insert(name, host);
         }
-        // ProxyJump through other hosts of this file, any number of hops (a jump host's own
-        // proxy_jump is followed), cycles refused.
-        let jump_of: BTreeMap<String, String> = jumps.iter().cloned().collect();
+        self.proxy_jumps(&mut hosts, &jumps);
         // Hosts others jump through: hops, not deploy targets unless a service names them.
         let jumping_through: BTreeSet<String> = jumps.iter().map(|(_, j)| j.clone()).collect();
-        for (name, jump) in &jumps {
+        let groups = raw.groups;
+        self.groups(&groups, &hosts);
+        let mut services = BTreeMap::new();
+        for (name, s) in raw.services {
+            let mut svc = self.service(&name, s, &hosts, &groups, &jumping_through, base);
+            svc.host_context = host_context(&svc.hosts, &hosts, &vars);
+            services.insert(name, svc);
+        }
+        self.after(&services);
+        Config {
+            path: self.path.to_path_buf(),
+            hosts,
+            groups,
+            services,
+        }
+    }
+
+    /// `proxy_jump` (host, the host it jumps through): through other hosts of this file, any
+    /// number of hops (a jump host's own proxy_jump is followed), cycles refused. Each host's
+    /// `proxy_jump` is set to its chain of hops.
+    fn proxy_jumps(&mut self, hosts: &mut BTreeMap<String, Host>, jumps: &[(String, String)]) {
+        let jump_of: BTreeMap<String, String> = jumps.iter().cloned().collect();
+        for (name, jump) in jumps {
             let key = [Seg::Key("hosts"), Seg::Key(name), Seg::Key("proxy_jump")];
             if !hosts.contains_key(jump) {
                 self.error(
@@ -242,34 +262,6 @@ impl<'a> Validator<'a> {
             if let Some(h) = hosts.get_mut(name) {
                 h.proxy_jump = via;
             }
-        }
-        let groups = raw.groups;
-        self.groups(&groups, &hosts);
-        let mut services = BTreeMap::new();
-        for (name, s) in raw.services {
-            let mut svc = self.service(&name, s, &hosts, &groups, &jumping_through, base);
-            svc.host_context = svc
-                .hosts
-                .iter()
-                .filter_map(|h| hosts.get(h))
-                .map(|h| {
-                    let context = serde_json::json!({
-                        "name": h.name,
-                        "address": h.address,
-                        "user": h.user,
-                        "vars": vars.get(&h.name).cloned().unwrap_or_default(),
-                    });
-                    (h.name.clone(), context)
-                })
-                .collect();
-            services.insert(name, svc);
-        }
-        self.after(&services);
-        Config {
-            path: self.path.to_path_buf(),
-            hosts,
-            groups,
-            services,
         }
     }
 
@@ -368,18 +360,7 @@ impl<'a> Validator<'a> {
         }
         let written = h.address.trim().to_string();
         // The OpenSSH client config applies under what deploy.toml says (as `-o` over it).
-        let ssh = match env
-            .ssh_config
-            .as_ref()
-            .map(|c| c.resolve(&written, &System))
-        {
-            Some(Ok(r)) => Some(r),
-            Some(Err(e)) => {
-                self.error(&k("address"), format!("the OpenSSH client config: {e}"));
-                None
-            }
-            None => None,
-        };
+        let ssh = self.resolve_ssh(&written, env, &k("address"));
         let set = |key: &str| {
             ssh.as_ref()
                 .filter(|r| r.is_set(key))
@@ -389,36 +370,13 @@ impl<'a> Validator<'a> {
         if address.is_empty() || address.contains(|c: char| c.is_whitespace() || c.is_control()) {
             self.error(&k("address"), "must be a host name or IP address");
         }
-        // Which table a setting came from, for error locations.
-        let pick = |own: &Option<String>, def: &Option<String>, key: &'static str| match own {
-            Some(v) => Some((
-                v.clone(),
-                vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)],
-            )),
-            None => def
-                .clone()
-                .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
-        };
-        let user = match h
+        let user = h
             .user
             .clone()
             .or(d.user.clone())
             .or(set("user").map(str::to_string))
-            .or(env.local_user.clone())
-        {
-            Some(u) if valid_user(&u) => u,
-            Some(u) => {
-                self.error(&k("user"), format!("`{u}` is not a valid user name"));
-                u
-            }
-            None => {
-                self.error(
-                    &k("user"),
-                    "no user set and the local user name is unknown: set `user`",
-                );
-                String::new()
-            }
-        };
+            .or(env.local_user.clone());
+        let user = self.host_user(&k("user"), user);
         let port = h
             .port
             .or(d.port)
@@ -433,42 +391,29 @@ impl<'a> Validator<'a> {
         };
         // deploy.toml's `identity` only: the IdentityFiles of the OpenSSH config are tried in
         // order when connecting (missing ones skipped), as ssh does.
-        let identity = match pick(&h.identity, &d.identity, "identity") {
-            None => None,
-            Some((p, key)) => match env.expand(&p, base) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    self.error(&key, e);
-                    None
-                }
-            },
-        };
-        let known_hosts = match pick(&h.known_hosts, &d.known_hosts, "known_hosts") {
-            Some((p, key)) => env.expand(&p, base).unwrap_or_else(|e| {
-                self.error(&key, e);
-                PathBuf::new()
-            }),
-            None => match options.user_known_hosts.first() {
-                Some(p) => p.clone(),
-                None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
-                    self.error(&k("known_hosts"), e);
-                    PathBuf::new()
-                }),
-            },
-        };
+        let identity = pick(name, &h.identity, &d.identity, "identity")
+            .and_then(|(p, key)| env.expand(&p, base).map_err(|e| self.error(&key, e)).ok());
+        let known_hosts = self.known_hosts(
+            pick(name, &h.known_hosts, &d.known_hosts, "known_hosts"),
+            &options,
+            &k("known_hosts"),
+            env,
+            base,
+        );
         let host_key_policy = h
             .host_key_policy
             .or(d.host_key_policy)
             .or(ssh.as_ref().and_then(ssh::host_key_policy))
             .unwrap_or(HostKeyPolicy::Strict);
-        let connect_timeout = match pick(&h.connect_timeout, &d.connect_timeout, "connect_timeout")
-        {
-            None => ssh
-                .as_ref()
-                .and_then(ssh::connect_timeout)
-                .unwrap_or(Duration::from_secs(10)),
-            Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
-        };
+        let connect_timeout = self.connect_timeout(
+            pick(
+                name,
+                &h.connect_timeout,
+                &d.connect_timeout,
+                "connect_timeout",
+            ),
+            ssh.as_ref(),
+        );
         let mut host = Host {
             name: name.to_string(),
             address,
@@ -490,6 +435,76 @@ impl<'a> Validator<'a> {
             host.proxy_jump = self.ssh_jumps(&hops, &host, env, &k("address"));
         }
         host
+    }
+
+    /// A host's `connect_timeout`: as set (`picked`), else the OpenSSH config's, else 10 s.
+    fn connect_timeout(
+        &mut self,
+        picked: Option<(String, Vec<Seg>)>,
+        ssh: Option<&Resolved>,
+    ) -> Duration {
+        match picked {
+            None => ssh
+                .and_then(ssh::connect_timeout)
+                .unwrap_or(Duration::from_secs(10)),
+            Some((v, key)) => self.duration(&key, Some(&v), Duration::from_secs(10)),
+        }
+    }
+
+    /// The OpenSSH client config for the host `written` in deploy.toml, if there is one; a
+    /// problem is reported at `key` (the host's address).
+    fn resolve_ssh(&mut self, written: &str, env: &Env, key: &[Seg]) -> Option<Resolved> {
+        match env.ssh_config.as_ref().map(|c| c.resolve(written, &System)) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                self.error(key, format!("the OpenSSH client config: {e}"));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A host's `user` (from deploy.toml, the OpenSSH config or the local user name).
+    fn host_user(&mut self, key: &[Seg], user: Option<String>) -> String {
+        match user {
+            Some(u) if valid_user(&u) => u,
+            Some(u) => {
+                self.error(key, format!("`{u}` is not a valid user name"));
+                u
+            }
+            None => {
+                self.error(
+                    key,
+                    "no user set and the local user name is unknown: set `user`",
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// A host's `known_hosts`: as set (`picked`), else the OpenSSH config's first
+    /// UserKnownHostsFile, else `~/.ssh/known_hosts`; a problem of the last is reported at `key`.
+    fn known_hosts(
+        &mut self,
+        picked: Option<(String, Vec<Seg>)>,
+        options: &SshOptions,
+        key: &[Seg],
+        env: &Env,
+        base: &Path,
+    ) -> PathBuf {
+        match picked {
+            Some((p, key)) => env.expand(&p, base).unwrap_or_else(|e| {
+                self.error(&key, e);
+                PathBuf::new()
+            }),
+            None => match options.user_known_hosts.first() {
+                Some(p) => p.clone(),
+                None => env.expand("~/.ssh/known_hosts", base).unwrap_or_else(|e| {
+                    self.error(key, e);
+                    PathBuf::new()
+                }),
+            },
+        }
     }
 
     /// `arch` of `[hosts.NAME]`: one of [`ARCHES`] (`amd64` and `arm64` are Debian's names
@@ -591,4 +606,44 @@ impl<'a> Validator<'a> {
             Default::default()
         })
     }
+}
+
+/// A setting of `[hosts.NAME]`, else of `[defaults]`, with the key it came from (for error
+/// locations).
+fn pick<'k>(
+    name: &'k str,
+    own: &Option<String>,
+    def: &Option<String>,
+    key: &'static str,
+) -> Option<(String, Vec<Seg<'k>>)> {
+    match own {
+        Some(v) => Some((
+            v.clone(),
+            vec![Seg::Key("hosts"), Seg::Key(name), Seg::Key(key)],
+        )),
+        None => def
+            .clone()
+            .map(|v| (v, vec![Seg::Key("defaults"), Seg::Key(key)])),
+    }
+}
+
+/// What templates see of each of a service's hosts: `name`, `address`, `user` and `vars`.
+fn host_context(
+    svc_hosts: &[String],
+    hosts: &BTreeMap<String, Host>,
+    vars: &BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> BTreeMap<String, serde_json::Value> {
+    svc_hosts
+        .iter()
+        .filter_map(|h| hosts.get(h))
+        .map(|h| {
+            let context = serde_json::json!({
+                "name": h.name,
+                "address": h.address,
+                "user": h.user,
+                "vars": vars.get(&h.name).cloned().unwrap_or_default(),
+            });
+            (h.name.clone(), context)
+        })
+        .collect()
 }

@@ -7,6 +7,40 @@ use std::time::Duration;
 
 use super::*;
 
+/// What verifying a deploy takes while the self-revert is armed (`confirm_timeout` must be
+/// longer): its total, and the keys that add up to it, for messages.
+struct Verification {
+    total: Duration,
+    parts: &'static str,
+}
+
+impl Verification {
+    /// The start and settle time, the health checks, an after_switch hook (it runs while the
+    /// self-revert is armed) and, blue/green, the old colour's drain.
+    fn of(
+        start_and_settle: Duration,
+        health: Option<&Health>,
+        hooks: &Hooks,
+        switch: Option<&crate::systemd::switch::Switch>,
+    ) -> Verification {
+        let health_timeout = health.map(|h| h.timeout).unwrap_or_default();
+        let hook_timeout = hooks
+            .after_switch
+            .as_ref()
+            .map(|_| hooks.timeout)
+            .unwrap_or_default();
+        let drain = switch.map(|s| s.drain).unwrap_or_default();
+        Verification {
+            total: start_and_settle + health_timeout + hook_timeout + drain,
+            parts: if hook_timeout.is_zero() {
+                "start_timeout + settle_time + health.timeout"
+            } else {
+                "start_timeout + settle_time + health.timeout + hooks.timeout (after_switch)"
+            },
+        }
+    }
+}
+
 impl<'a> Validator<'a> {
     pub(crate) fn service(
         &mut self,
@@ -24,66 +58,157 @@ impl<'a> Validator<'a> {
                 "service names may use letters, digits, `-`, `_` and `.` only (they name remote directories)",
             );
         }
-        // hosts: host and group names, expanded to hosts (first seen first, no duplicates).
-        let mut svc_hosts: Vec<String> = Vec::new();
-        match &s.hosts {
-            // Every host, except the jump hosts (bastions) others connect through.
-            None => {
-                svc_hosts = hosts
-                    .keys()
-                    .filter(|h| !jump_hosts.contains(*h))
-                    .cloned()
-                    .collect()
+        let svc_hosts = self.service_hosts(name, s.hosts.as_deref(), hosts, groups, jump_hosts);
+        let (units, mut unit_names) = self.unit_files(name, &s.units, base);
+        let switched = s.switch.is_some();
+        let run = s
+            .run
+            .map(|r| self.run_table(name, r, switched, &mut unit_names));
+        // Blue/green: the colours are started by the switch, not restarted.
+        let run_restart = run
+            .as_ref()
+            .filter(|_| !switched)
+            .map(|r| crate::systemd::units::restarted(name, r))
+            .unwrap_or_default();
+        let lint = self.lint_level(name, s.lint.as_deref());
+        let restart = self.restart_list(name, s.restart, &units, &unit_names, run_restart);
+        let start_timeout = self.duration(
+            &sk("start_timeout"),
+            s.start_timeout.as_deref(),
+            Duration::from_secs(30),
+        );
+        let settle_time = self.duration_or_zero(
+            &sk("settle_time"),
+            s.settle_time.as_deref(),
+            Duration::from_millis(1500),
+            true,
+        );
+        let files = self.file_specs(name, &s.files, base);
+        let health = s.health.map(|h| self.health(name, h));
+        let keep_releases = self.keep_releases(name, s.keep_releases);
+        let env = self.env(name, s.env.unwrap_or_default(), base);
+        let hooks = self.hooks(name, s.hooks, base);
+        self.migrate_on(name, &hooks, hosts, &svc_hosts);
+        let switch = s.switch.map(|raw| {
+            let listed: BTreeSet<String> = units.iter().map(|u| u.name.clone()).collect();
+            let around = switch::Around {
+                run: run.as_ref(),
+                unit_names: &listed,
+                instances: s
+                    .instances
+                    .as_ref()
+                    .is_some_and(|i| i.contains_key(&crate::systemd::switch::template(name))),
+                unix_health: health.as_ref().is_some_and(|h| h.unix_http.is_some()),
+            };
+            self.switch(name, raw, around)
+        });
+        let verification = Verification::of(
+            start_timeout + settle_time,
+            health.as_ref(),
+            &hooks,
+            switch.as_ref(),
+        );
+        let confirm_timeout =
+            self.confirm_timeout(name, s.confirm_timeout.as_deref(), verification);
+        let rollout = s.rollout.map(|r| self.rollout(name, r)).unwrap_or_default();
+        Service {
+            name: name.to_string(),
+            hosts: svc_hosts,
+            units,
+            restart,
+            enable: s.enable.unwrap_or(true),
+            start_timeout,
+            settle_time,
+            files,
+            health,
+            keep_releases,
+            confirm_timeout,
+            rollout,
+            run,
+            lint,
+            env,
+            hooks,
+            templates: s.templates.unwrap_or(false),
+            instances: self.instances(name, s.instances.unwrap_or_default(), &unit_names),
+            host_context: BTreeMap::new(),
+            switch,
+            after: s.after.unwrap_or_default(),
+        }
+    }
+
+    /// `hosts`: host and group names, expanded to hosts (first seen first, no duplicates).
+    /// Left out: every host, except the jump hosts (bastions) others connect through.
+    fn service_hosts(
+        &mut self,
+        name: &str,
+        listed: Option<&[String]>,
+        hosts: &BTreeMap<String, Host>,
+        groups: &BTreeMap<String, Vec<String>>,
+        jump_hosts: &BTreeSet<String>,
+    ) -> Vec<String> {
+        let key = [Seg::Key("services"), Seg::Key(name), Seg::Key("hosts")];
+        let Some(list) = listed else {
+            let all: Vec<String> = hosts
+                .keys()
+                .filter(|h| !jump_hosts.contains(*h))
+                .cloned()
+                .collect();
+            if all.is_empty() {
+                self.error(&key, "the service has no hosts: define [hosts.NAME]");
             }
-            Some(list) => {
-                for (i, h) in list.iter().enumerate() {
-                    let key = [
-                        Seg::Key("services"),
-                        Seg::Key(name),
-                        Seg::Key("hosts"),
-                        Seg::Index(i),
-                    ];
-                    if hosts.contains_key(h) {
-                        if !svc_hosts.contains(h) {
-                            svc_hosts.push(h.clone());
-                        }
-                    } else if groups.contains_key(h) {
-                        let mut members = Vec::new();
-                        expand_group(h, groups, hosts, &mut members, &mut Vec::new());
-                        if members.is_empty() {
-                            self.error(
-                                &key,
-                                format!(
-                                    "the group `{h}` has no hosts; add hosts to it under [groups] or leave it out here"
-                                ),
-                            );
-                        }
-                        for m in members {
-                            if !svc_hosts.contains(&m) {
-                                svc_hosts.push(m);
-                            }
-                        }
-                    } else {
-                        self.error(&key, unknown_host_or_group(h, hosts, groups));
+            return all;
+        };
+        let mut svc_hosts: Vec<String> = Vec::new();
+        for (i, h) in list.iter().enumerate() {
+            let key = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("hosts"),
+                Seg::Index(i),
+            ];
+            if hosts.contains_key(h) {
+                if !svc_hosts.contains(h) {
+                    svc_hosts.push(h.clone());
+                }
+            } else if groups.contains_key(h) {
+                let mut members = Vec::new();
+                expand_group(h, groups, hosts, &mut members, &mut Vec::new());
+                if members.is_empty() {
+                    self.error(
+                        &key,
+                        format!(
+                            "the group `{h}` has no hosts; add hosts to it under [groups] or leave it out here"
+                        ),
+                    );
+                }
+                for m in members {
+                    if !svc_hosts.contains(&m) {
+                        svc_hosts.push(m);
                     }
                 }
+            } else {
+                self.error(&key, unknown_host_or_group(h, hosts, groups));
             }
         }
-        match &s.hosts {
-            None if svc_hosts.is_empty() => self.error(
-                &sk("hosts"),
-                "the service has no hosts: define [hosts.NAME]",
-            ),
-            Some(list) if list.is_empty() => self.error(
-                &sk("hosts"),
+        if list.is_empty() {
+            self.error(
+                &key,
                 "lists no hosts: name hosts or groups, or leave `hosts` out to deploy to every host",
-            ),
-            _ => {}
+            );
         }
-        // units
+        svc_hosts
+    }
+
+    /// `units`: unit files with valid names, each listed once; and the set of their names.
+    fn unit_files(
+        &mut self,
+        name: &str,
+        listed: &[String],
+        base: &Path,
+    ) -> (Vec<UnitFile>, BTreeSet<String>) {
         let mut units = Vec::new();
         let mut unit_names = BTreeSet::new();
-        for (i, u) in s.units.iter().enumerate() {
+        for (i, u) in listed.iter().enumerate() {
             let key = [
                 Seg::Key("services"),
                 Seg::Key(name),
@@ -105,162 +230,185 @@ impl<'a> Validator<'a> {
                 name: file_name,
             });
         }
-        // run: generated units, which `restart` may name (and restarts by default); lint.
-        let run = s.run.map(|r| {
-            let run = crate::systemd::units::Run {
-                command: r.command,
-                socket: r.socket,
-                tcp_proxy: r.tcp_proxy,
-                restart: r.restart.unwrap_or_else(|| "on-failure".into()),
-                environment_file: r.environment_file.unwrap_or(false),
-            };
-            let rk = |key: &'static str| {
-                [
-                    Seg::Key("services"),
-                    Seg::Key(name),
-                    Seg::Key("run"),
-                    Seg::Key(key),
-                ]
-            };
-            for (key, message) in crate::systemd::units::validate(&run) {
-                self.error(&rk(key), message);
+        (units, unit_names)
+    }
+
+    /// `[services.NAME.run]`: the units generated from it, which `restart` may name (and
+    /// restarts by default), join `unit_names`; one also listed in `units` is refused.
+    fn run_table(
+        &mut self,
+        name: &str,
+        r: RawRun,
+        switched: bool,
+        unit_names: &mut BTreeSet<String>,
+    ) -> crate::systemd::units::Run {
+        let run = crate::systemd::units::Run {
+            command: r.command,
+            socket: r.socket,
+            tcp_proxy: r.tcp_proxy,
+            restart: r.restart.unwrap_or_else(|| "on-failure".into()),
+            environment_file: r.environment_file.unwrap_or(false),
+        };
+        let rk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("run"),
+                Seg::Key(key),
+            ]
+        };
+        for (key, message) in crate::systemd::units::validate(&run) {
+            self.error(&rk(key), message);
+        }
+        let generated = if switched {
+            crate::systemd::switch::names(name, Some(&run))
+        } else {
+            crate::systemd::units::names(name, &run)
+        };
+        for unit in generated {
+            if !unit_names.insert(unit.clone()) {
+                self.error(
+                    &rk("command"),
+                    format!("`{unit}` is generated from this `run` table and also listed in `units`: remove one of them"),
+                );
             }
-            let generated = if s.switch.is_some() {
-                crate::systemd::switch::names(name, Some(&run))
-            } else {
-                crate::systemd::units::names(name, &run)
-            };
-            for unit in generated {
-                if !unit_names.insert(unit.clone()) {
-                    self.error(
-                        &rk("command"),
-                        format!("`{unit}` is generated from this `run` table and also listed in `units`: remove one of them"),
-                    );
-                }
-            }
-            run
-        });
-        // Blue/green: the colours are started by the switch, not restarted.
-        let run_restart = run
-            .as_ref()
-            .filter(|_| s.switch.is_none())
-            .map(|r| crate::systemd::units::restarted(name, r))
-            .unwrap_or_default();
-        let lint = match s
-            .lint
-            .as_deref()
-            .map(|l| (l, crate::systemd::lint::Level::parse(l)))
-        {
+        }
+        run
+    }
+
+    /// `lint`: "deny", "warn" (the default) or "off".
+    fn lint_level(&mut self, name: &str, lint: Option<&str>) -> crate::systemd::lint::Level {
+        match lint.map(|l| (l, crate::systemd::lint::Level::parse(l))) {
             None => crate::systemd::lint::Level::default(),
             Some((_, Some(level))) => level,
             Some((text, None)) => {
                 self.error(
-                    &sk("lint"),
+                    &[Seg::Key("services"), Seg::Key(name), Seg::Key("lint")],
                     format!("`{}`: use \"deny\" (a finding stops the deploy), \"warn\" (the default) or \"off\"", printable(text)),
                 );
                 crate::systemd::lint::Level::default()
             }
-        };
-        // restart
-        let restart = match s.restart {
-            Some(list) => {
-                for (i, r) in list.iter().enumerate() {
-                    let key = [
-                        Seg::Key("services"),
-                        Seg::Key(name),
-                        Seg::Key("restart"),
-                        Seg::Index(i),
-                    ];
-                    if let Err(e) = systemd::validate_unit_name(r) {
-                        self.error(&key, format!("`{r}`: {e}"));
-                    } else if !unit_names.contains(r)
-                        && !unit_names.contains(&crate::systemd::template_of(r))
-                    {
-                        self.error(
-                            &key,
-                            format!(
-                                "`{r}` is not one of this service's units; add its file to `units`"
-                            ),
-                        );
-                    }
-                }
-                list
-            }
-            None => units
+        }
+    }
+
+    /// `restart`: units of this service (or instances of its templates). Left out: every
+    /// plain `.service` of `units`, then `run_restart` (those the `run` table restarts).
+    fn restart_list(
+        &mut self,
+        name: &str,
+        listed: Option<Vec<String>>,
+        units: &[UnitFile],
+        unit_names: &BTreeSet<String>,
+        run_restart: Vec<String>,
+    ) -> Vec<String> {
+        let Some(list) = listed else {
+            return units
                 .iter()
                 .filter(|u| u.name.ends_with(".service") && !u.name.contains("@."))
                 .map(|u| u.name.clone())
                 .chain(run_restart)
-                .collect(),
+                .collect();
         };
-        let start_timeout = self.duration(
-            &sk("start_timeout"),
-            s.start_timeout.as_deref(),
-            Duration::from_secs(30),
-        );
-        let settle_time = self.duration_or_zero(
-            &sk("settle_time"),
-            s.settle_time.as_deref(),
-            Duration::from_millis(1500),
-            true,
-        );
-        // files
-        let mut files = Vec::new();
-        let mut dests = BTreeMap::new();
-        for (i, f) in s.files.iter().enumerate() {
-            let fk = |key: &'static str| {
-                [
-                    Seg::Key("services"),
-                    Seg::Key(name),
-                    Seg::Key("files"),
-                    Seg::Index(i),
-                    Seg::Key(key),
-                ]
-            };
-            let dest = match normalize_dest(&f.dest) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.error(&fk("dest"), format!("`{}`: {e}", printable(&f.dest)));
-                    f.dest.clone()
-                }
-            };
-            if let Some(prev) = dests.insert(dest.clone(), i) {
+        for (i, r) in list.iter().enumerate() {
+            let key = [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("restart"),
+                Seg::Index(i),
+            ];
+            if let Err(e) = systemd::validate_unit_name(r) {
+                self.error(&key, format!("`{r}`: {e}"));
+            } else if !unit_names.contains(r)
+                && !unit_names.contains(&crate::systemd::template_of(r))
+            {
                 self.error(
-                    &fk("dest"),
-                    format!(
-                        "`{dest}` is also the dest of files[{prev}]; each file needs its own dest"
-                    ),
+                    &key,
+                    format!("`{r}` is not one of this service's units; add its file to `units`"),
                 );
             }
-            let secret = f.secret.unwrap_or(false);
-            let mode = match &f.mode {
-                None if secret => 0o600,
-                None => 0o644,
-                Some(m) => match parse_mode(m) {
-                    Ok(m) if secret && m & 0o077 != 0 => {
-                        self.error(
-                            &fk("mode"),
-                            format!("`{m:04o}`: a secret file must not be readable by group or others; use \"0600\" or \"0400\" (or leave mode out)"),
-                        );
-                        0o600
-                    }
-                    Ok(m) => m,
-                    Err(e) => {
-                        self.error(&fk("mode"), format!("`{m}`: {e}"));
-                        0o644
-                    }
-                },
-            };
-            files.push(FileSpec {
-                source: base.join(&f.source),
-                dest,
-                mode,
-                secret,
-                template: f.template.unwrap_or(false),
-            });
         }
-        // A dest cannot be a file and, for another file, a directory (`bin` and `bin/x`).
-        for (dest, &i) in &dests {
+        list
+    }
+
+    /// `[[services.NAME.files]]`: each file with a dest of its own.
+    fn file_specs(&mut self, name: &str, listed: &[RawFile], base: &Path) -> Vec<FileSpec> {
+        let mut dests = BTreeMap::new();
+        let files = listed
+            .iter()
+            .enumerate()
+            .map(|(i, f)| self.file_spec(name, i, f, base, &mut dests))
+            .collect();
+        self.nested_dests(name, &dests);
+        files
+    }
+
+    /// `files[i]`; its dest is recorded in `dests` (dest -> index), where it must be new.
+    fn file_spec(
+        &mut self,
+        name: &str,
+        i: usize,
+        f: &RawFile,
+        base: &Path,
+        dests: &mut BTreeMap<String, usize>,
+    ) -> FileSpec {
+        let fk = |key: &'static str| {
+            [
+                Seg::Key("services"),
+                Seg::Key(name),
+                Seg::Key("files"),
+                Seg::Index(i),
+                Seg::Key(key),
+            ]
+        };
+        let dest = match normalize_dest(&f.dest) {
+            Ok(d) => d,
+            Err(e) => {
+                self.error(&fk("dest"), format!("`{}`: {e}", printable(&f.dest)));
+                f.dest.clone()
+            }
+        };
+        if let Some(prev) = dests.insert(dest.clone(), i) {
+            self.error(
+                &fk("dest"),
+                format!("`{dest}` is also the dest of files[{prev}]; each file needs its own dest"),
+            );
+        }
+        let secret = f.secret.unwrap_or(false);
+        FileSpec {
+            source: base.join(&f.source),
+            dest,
+            mode: self.file_mode(&fk("mode"), f.mode.as_deref(), secret),
+            secret,
+            template: f.template.unwrap_or(false),
+        }
+    }
+
+    /// A file's `mode` (octal); a secret's default is 0600 and it must not be readable by
+    /// group or others.
+    fn file_mode(&mut self, key: &[Seg], mode: Option<&str>, secret: bool) -> u32 {
+        match mode {
+            None if secret => 0o600,
+            None => 0o644,
+            Some(m) => match parse_mode(m) {
+                Ok(m) if secret && m & 0o077 != 0 => {
+                    self.error(
+                        key,
+                        format!("`{m:04o}`: a secret file must not be readable by group or others; use \"0600\" or \"0400\" (or leave mode out)"),
+                    );
+                    0o600
+                }
+                Ok(m) => m,
+                Err(e) => {
+                    self.error(key, format!("`{m}`: {e}"));
+                    0o644
+                }
+            },
+        }
+    }
+
+    /// A dest cannot be a file and, for another file, a directory (`bin` and `bin/x`).
+    fn nested_dests(&mut self, name: &str, dests: &BTreeMap<String, usize>) {
+        for (dest, &i) in dests {
             for (cut, _) in dest.match_indices('/') {
                 let dir = &dest[..cut];
                 let Some(&j) = dests.get(dir) else { continue };
@@ -291,94 +439,61 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        let health = s.health.map(|h| self.health(name, h));
-        let keep_releases = s.keep_releases.unwrap_or(5);
+    }
+
+    /// `keep_releases`: at least 2 (default 5).
+    fn keep_releases(&mut self, name: &str, keep: Option<usize>) -> usize {
+        let keep_releases = keep.unwrap_or(5);
         if keep_releases < 2 {
             self.error(
-                &sk("keep_releases"),
+                &[
+                    Seg::Key("services"),
+                    Seg::Key(name),
+                    Seg::Key("keep_releases"),
+                ],
                 "must be at least 2 (the current release and one to roll back to)",
             );
         }
-        // The self-revert must not fire while ferry is still verifying: confirm_timeout covers
-        // the start, the settle time and the health checks. The default: 60 s, or that plus 10 s.
-        // Environment and hooks (issue 10).
-        let env = self.env(name, s.env.unwrap_or_default(), base);
-        let hooks = self.hooks(name, s.hooks, base);
-        self.migrate_on(name, &hooks, hosts, &svc_hosts);
-        let health_timeout = health.as_ref().map(|h| h.timeout).unwrap_or_default();
-        // An after_switch hook runs while the self-revert is armed: it is part of verification.
-        let hook_timeout = hooks
-            .after_switch
-            .as_ref()
-            .map(|_| hooks.timeout)
-            .unwrap_or_default();
-        let listed: BTreeSet<String> = units.iter().map(|u| u.name.clone()).collect();
-        let switch = s.switch.map(|raw| {
-            let around = switch::Around {
-                run: run.as_ref(),
-                unit_names: &listed,
-                instances: s
-                    .instances
-                    .as_ref()
-                    .is_some_and(|i| i.contains_key(&crate::systemd::switch::template(name))),
-                unix_health: health.as_ref().is_some_and(|h| h.unix_http.is_some()),
-            };
-            self.switch(name, raw, around)
-        });
-        // Blue/green: the old colour drains while the self-revert is armed.
-        let drain = switch.as_ref().map(|s| s.drain).unwrap_or_default();
-        let verification = start_timeout + settle_time + health_timeout + hook_timeout + drain;
-        let parts = if hook_timeout.is_zero() {
-            "start_timeout + settle_time + health.timeout"
-        } else {
-            "start_timeout + settle_time + health.timeout + hooks.timeout (after_switch)"
-        };
+        keep_releases
+    }
+
+    /// `confirm_timeout`: the self-revert must not fire while ferry is still verifying, so it
+    /// is longer than the `verification`. The default: 60 s, or that plus 10 s.
+    fn confirm_timeout(
+        &mut self,
+        name: &str,
+        written: Option<&str>,
+        verification: Verification,
+    ) -> Duration {
+        let key = [
+            Seg::Key("services"),
+            Seg::Key(name),
+            Seg::Key("confirm_timeout"),
+        ];
+        let Verification { total, parts } = verification;
         let confirm_timeout = self.duration(
-            &sk("confirm_timeout"),
-            s.confirm_timeout.as_deref(),
-            (verification + Duration::from_secs(10)).max(Duration::from_secs(60)),
+            &key,
+            written,
+            (total + Duration::from_secs(10)).max(Duration::from_secs(60)),
         );
-        if s.confirm_timeout.is_none() && confirm_timeout > MAX_DURATION {
+        if written.is_none() && confirm_timeout > MAX_DURATION {
             self.error(
-                &sk("confirm_timeout"),
+                &key,
                 format!(
                     "{parts} ({}) leave no room for the automatic rollback timer, which is at most 24h: shorten them",
-                    humantime::format_duration(verification),
+                    humantime::format_duration(total),
                 ),
             );
-        } else if s.confirm_timeout.is_some() && confirm_timeout <= verification {
+        } else if written.is_some() && confirm_timeout <= total {
             self.error(
-                &sk("confirm_timeout"),
+                &key,
                 format!(
                     "must be longer than {parts} ({}); otherwise the host reverts a deploy that is still being verified",
-                    humantime::format_duration(verification)
+                    humantime::format_duration(total)
                 ),
             );
         }
-        let rollout = s.rollout.map(|r| self.rollout(name, r)).unwrap_or_default();
-        Service {
-            name: name.to_string(),
-            hosts: svc_hosts,
-            units,
-            restart,
-            enable: s.enable.unwrap_or(true),
-            start_timeout,
-            settle_time,
-            files,
-            health,
-            keep_releases,
-            confirm_timeout,
-            rollout,
-            run,
-            lint,
-            env,
-            hooks,
-            templates: s.templates.unwrap_or(false),
-            instances: self.instances(name, s.instances.unwrap_or_default(), &unit_names),
-            host_context: BTreeMap::new(),
-            switch,
-            after: s.after.unwrap_or_default(),
-        }
+        confirm_timeout
     }
 
     /// `migrate_on`: one of the service's hosts, and only with `migrate`.

@@ -1,3 +1,6 @@
+//! Tests of the journal: the journalctl lines, the parsing of their output and the diagnosis of
+//! an empty journal.
+
 use super::*;
 
 fn q() -> Query {

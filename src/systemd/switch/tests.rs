@@ -1,3 +1,5 @@
+//! Tests of blue/green switches: config keys, the generated units and the switch's lines.
+
 use std::path::Path;
 
 use super::*;

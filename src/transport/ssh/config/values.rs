@@ -184,65 +184,8 @@ pub(crate) fn finish(
         mut values,
         origins,
     } = opts;
-    let mut put = |k: &str, v: &str| {
-        values
-            .entry(k.to_string())
-            .or_insert_with(|| vec![v.to_string()]);
-    };
-    put("user", &ctx.local_user);
-    put("port", "22");
-    put("addressfamily", "any");
-    put("identitiesonly", "no");
-    put("stricthostkeychecking", "ask");
-    put("connectionattempts", "1");
-    put("serveralivecountmax", "3");
-    put("serveraliveinterval", "0");
-    put("connecttimeout", "none");
-    values.insert("hostname".into(), vec![hostname.clone()]);
-    values
-        .entry("identityfile".into())
-        .or_insert_with(|| DEFAULT_IDENTITIES.iter().map(|s| s.to_string()).collect());
-    values
-        .entry("globalknownhostsfile".into())
-        .or_insert_with(|| {
-            vec![
-                "/etc/ssh/ssh_known_hosts".into(),
-                "/etc/ssh/ssh_known_hosts2".into(),
-            ]
-        });
-    values
-        .entry("userknownhostsfile".into())
-        .or_insert_with(|| vec!["~/.ssh/known_hosts".into(), "~/.ssh/known_hosts2".into()]);
-    for k in ["proxyjump", "proxycommand"] {
-        if values
-            .get(k)
-            .is_some_and(|v| v.len() == 1 && v[0].eq_ignore_ascii_case("none"))
-        {
-            values.remove(k);
-        }
-    }
-    let norm = |v: &mut Vec<String>, f: &dyn Fn(&str) -> String| {
-        if let Some(x) = v.first_mut() {
-            *x = f(x);
-        }
-    };
-    for (k, v) in values.iter_mut() {
-        match k.as_str() {
-            "identitiesonly" => norm(v, &|x| flag(x, "yes", "no")),
-            "stricthostkeychecking" => norm(v, &|x| match x.to_ascii_lowercase().as_str() {
-                "yes" | "true" => "true".into(),
-                "no" | "false" | "off" => "false".into(),
-                o => o.into(),
-            }),
-            "addressfamily" => norm(v, &|x| x.to_ascii_lowercase()),
-            "serveraliveinterval" | "connecttimeout" => norm(v, &|x| match seconds(x) {
-                Ok(s) => s.to_string(),
-                Err(_) => x.to_string(),
-            }),
-            "proxyjump" => norm(v, &jump_form),
-            _ => {}
-        }
-    }
+    fill_defaults(&mut values, &ctx.local_user, &hostname);
+    normalize(&mut values);
     let first = |k: &str| {
         values
             .get(k)
@@ -286,6 +229,75 @@ pub(crate) fn finish(
         tokens,
         env: ctx.env.clone(),
     })
+}
+
+/// OpenSSH's defaults for the options not set, `hostname` as resolved, and a ProxyJump or
+/// ProxyCommand of `none` taken for unset.
+fn fill_defaults(values: &mut BTreeMap<String, Vec<String>>, local_user: &str, hostname: &str) {
+    let mut put = |k: &str, v: &str| {
+        values
+            .entry(k.to_string())
+            .or_insert_with(|| vec![v.to_string()]);
+    };
+    put("user", local_user);
+    put("port", "22");
+    put("addressfamily", "any");
+    put("identitiesonly", "no");
+    put("stricthostkeychecking", "ask");
+    put("connectionattempts", "1");
+    put("serveralivecountmax", "3");
+    put("serveraliveinterval", "0");
+    put("connecttimeout", "none");
+    values.insert("hostname".into(), vec![hostname.to_string()]);
+    values
+        .entry("identityfile".into())
+        .or_insert_with(|| DEFAULT_IDENTITIES.iter().map(|s| s.to_string()).collect());
+    values
+        .entry("globalknownhostsfile".into())
+        .or_insert_with(|| {
+            vec![
+                "/etc/ssh/ssh_known_hosts".into(),
+                "/etc/ssh/ssh_known_hosts2".into(),
+            ]
+        });
+    values
+        .entry("userknownhostsfile".into())
+        .or_insert_with(|| vec!["~/.ssh/known_hosts".into(), "~/.ssh/known_hosts2".into()]);
+    for k in ["proxyjump", "proxycommand"] {
+        if values
+            .get(k)
+            .is_some_and(|v| v.len() == 1 && v[0].eq_ignore_ascii_case("none"))
+        {
+            values.remove(k);
+        }
+    }
+}
+
+/// The first value of the options ferry uses in the form `ssh -G` prints (flags, seconds,
+/// lower case, ProxyJump rebuilt).
+fn normalize(values: &mut BTreeMap<String, Vec<String>>) {
+    let norm = |v: &mut Vec<String>, f: &dyn Fn(&str) -> String| {
+        if let Some(x) = v.first_mut() {
+            *x = f(x);
+        }
+    };
+    for (k, v) in values.iter_mut() {
+        match k.as_str() {
+            "identitiesonly" => norm(v, &|x| flag(x, "yes", "no")),
+            "stricthostkeychecking" => norm(v, &|x| match x.to_ascii_lowercase().as_str() {
+                "yes" | "true" => "true".into(),
+                "no" | "false" | "off" => "false".into(),
+                o => o.into(),
+            }),
+            "addressfamily" => norm(v, &|x| x.to_ascii_lowercase()),
+            "serveraliveinterval" | "connecttimeout" => norm(v, &|x| match seconds(x) {
+                Ok(s) => s.to_string(),
+                Err(_) => x.to_string(),
+            }),
+            "proxyjump" => norm(v, &jump_form),
+            _ => {}
+        }
+    }
 }
 
 fn flag(x: &str, yes: &str, no: &str) -> String {
