@@ -263,3 +263,37 @@ fn a_host_certificate_is_trusted_through_cert_authority_and_only_from_that_ca() 
     assert!(run.stdout.contains("is not known"), "{run}");
     let _ = r.root(&format!("rm -f {cert_on_host}"));
 }
+
+#[test]
+fn a_binary_krl_as_revoked_host_keys_is_refused_saying_so() {
+    let user = "ferry115";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    // A KRL (ssh-keygen -k) revoking the remote's host key: ssh refuses the host.
+    let out = r.root("cat /etc/ssh/ssh_host_ed25519_key.pub");
+    std::fs::write(p.path("host.pub"), &out.stdout).unwrap();
+    let krl = p.path("revoked.krl");
+    keygen(&[
+        "-q",
+        "-k",
+        "-f",
+        krl.to_str().unwrap(),
+        p.path("host.pub").to_str().unwrap(),
+    ]);
+    let key = ["-i", r.key.to_str().unwrap(), "-o"];
+    let revoked = format!("RevokedHostKeys={}", krl.display());
+    let mut args = key.to_vec();
+    args.push(&revoked);
+    assert!(!ssh_logs_in(user, r.port, &r.known_hosts, &args));
+    p.config(&host_table("web1", user));
+    std::fs::create_dir_all(p.path(".ssh")).unwrap();
+    std::fs::write(
+        p.path(".ssh/config"),
+        format!("Host *\n  RevokedHostKeys {}\n", krl.display()),
+    )
+    .unwrap();
+    let run = doctor(&p);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stdout.contains("binary key revocation list"), "{run}");
+}

@@ -81,6 +81,29 @@ pub(super) fn read_known_hosts(host: &Host, path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))
 }
 
+/// The magic a binary key revocation list (`ssh-keygen -k`) starts with.
+const KRL_MAGIC: &[u8] = b"SSHKRL\n\0";
+
+/// Read a RevokedHostKeys file: OpenSSH's text form. A binary KRL is refused (not ignored: the
+/// keys it revokes would be accepted), saying so.
+pub(super) fn read_revoked(host: &Host, path: &Path) -> Result<String> {
+    if is_krl(&std::fs::read(path).unwrap_or_default()) {
+        return Err(Error::KnownHosts {
+            host: host.name.clone(),
+            path: path.to_path_buf(),
+            message:
+                "it is a binary key revocation list (ssh-keygen -k), which ferry does not read; \
+                      point RevokedHostKeys at a text file of the revoked public keys, one per line"
+                    .into(),
+        });
+    }
+    read_known_hosts(host, path)
+}
+
+fn is_krl(bytes: &[u8]) -> bool {
+    bytes.starts_with(KRL_MAGIC)
+}
+
 /// What kind of file this is when it is not a regular file (`a directory`, `a FIFO ...`).
 fn not_a_regular_file(t: &std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
@@ -299,5 +322,15 @@ impl client::Handler for Handler {
         let ok = matches!(outcome, KeyOutcome::Accepted { .. });
         *self.outcome.lock().unwrap() = Some(outcome);
         Ok(ok)
+    }
+}
+
+#[cfg(test)]
+mod krl_tests {
+    #[test]
+    fn a_binary_krl_is_told_from_a_text_list() {
+        assert!(super::is_krl(b"SSHKRL\n\0\0\0\0\x01rest"));
+        assert!(!super::is_krl(b"ssh-ed25519 AAAAC3Nza... revoked\n"));
+        assert!(!super::is_krl(b""));
     }
 }

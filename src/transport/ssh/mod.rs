@@ -378,7 +378,7 @@ fn trust(host: &Host) -> Result<Trust> {
         .map(|p| read_known_hosts(host, &p).map(|c| (p, c)))
         .collect::<Result<Vec<_>>>()?;
     let revoked = match &host.ssh.revoked_host_keys {
-        Some(p) => Some((p.clone(), read_known_hosts(host, p)?)),
+        Some(p) => Some((p.clone(), host_key::read_revoked(host, p)?)),
         None => None,
     };
     let (name, port) = key_name(host);
