@@ -81,19 +81,7 @@ pub(super) async fn promote_host(host: &Host, ctx: &Ctx) -> HostResult {
             Err(e) => Err(e),
         }
     };
-    let result = result.unwrap_or_else(|e| {
-        let code = e.exit_code().or_failed();
-        let outcome = match &e {
-            _ if code == exit::LOCKED => HostOutcome::Locked,
-            Error::Refused { .. } => HostOutcome::Refused,
-            _ => HostOutcome::Failed,
-        };
-        let reason = match e {
-            Error::Refused { message, .. } => message,
-            e => e.to_string(),
-        };
-        ss.result(outcome, None, None, Some(reason), code)
-    });
+    let result = result.unwrap_or_else(|e| super::steps::error_result(&ss, e));
     session.close().await;
     result
 }

@@ -47,19 +47,23 @@ pub(crate) async fn deploy_service(
     } else {
         deploy_locked(ss, local, origin, opts, migration).await
     };
-    outcome.unwrap_or_else(|e| {
-        let code = e.exit_code().or_failed();
-        let result = match &e {
-            _ if code == exit::LOCKED => HostOutcome::Locked,
-            Error::Refused { .. } => HostOutcome::Refused,
-            _ => HostOutcome::Failed,
-        };
-        let reason = match e {
-            Error::Refused { message, .. } => message,
-            e => e.to_string(),
-        };
-        ss.result(result, None, None, Some(reason), code)
-    })
+    outcome.unwrap_or_else(|e| error_result(ss, e))
+}
+
+/// The result of a host whose deploy (or promote) stopped with an error: locked, refused, or
+/// failed, with the error's own words.
+pub(super) fn error_result(ss: &ServiceSession<'_>, e: Error) -> HostResult {
+    let code = e.exit_code().or_failed();
+    let result = match &e {
+        _ if code == exit::LOCKED => HostOutcome::Locked,
+        Error::Refused { .. } => HostOutcome::Refused,
+        _ => HostOutcome::Failed,
+    };
+    let reason = match e {
+        Error::Refused { message, .. } => message,
+        e => e.to_string(),
+    };
+    ss.result(result, None, None, Some(reason), code)
 }
 
 fn dests(local: &LocalRelease) -> Vec<String> {

@@ -172,14 +172,7 @@ impl Attempt<'_> {
             .handle
             .authenticate_publickey(&self.host.user, PrivateKeyWithHashAlg::new(key, hash))
             .await;
-        match result {
-            Ok(r) if r.success() => Ok(Some(label)),
-            Ok(_) => {
-                self.tried.push(label);
-                Ok(None)
-            }
-            Err(e) => Err(self.lost(e)),
-        }
+        self.judged(result, label)
     }
 
     /// The server's answer to one offer: Some(label) when it accepted.
@@ -208,23 +201,11 @@ impl Attempt<'_> {
     ) -> Result<Option<String>> {
         let key = PublicKey::new(cert.public_key().clone(), "");
         let hash = rsa_hash(self.handle, &key).await;
-        match self
+        let result = self
             .handle
             .authenticate_certificate_with(&self.host.user, cert.clone(), hash, agent)
-            .await
-        {
-            Ok(r) if r.success() => Ok(Some(label)),
-            Ok(_) => {
-                self.tried.push(label);
-                Ok(None)
-            }
-            Err(russh::AgentAuthError::Key(e)) => {
-                self.tried
-                    .push(format!("{label}: the agent did not sign: {e}"));
-                Ok(None)
-            }
-            Err(russh::AgentAuthError::Send(e)) => Err(self.lost(e)),
-        }
+            .await;
+        self.agent_judged(result, label)
     }
 
     /// An agent key: the certificates of it (files', then the agent's), then the key.
@@ -268,17 +249,21 @@ impl Attempt<'_> {
             None => format!("ssh-agent key {}", fingerprint(key)),
         };
         let hash = rsa_hash(self.handle, key).await;
-        match self
+        let result = self
             .handle
             .authenticate_publickey_with(&self.host.user, key.clone(), hash, agent)
-            .await
-        {
-            Ok(r) if r.success() => Ok(Some(label)),
-            Ok(_) => {
-                self.tried.push(label);
-                Ok(None)
-            }
-            // The agent refused to sign (a locked or confirming agent): go on.
+            .await;
+        self.agent_judged(result, label)
+    }
+
+    /// The server's answer to an offer the agent signs: [`Self::judged`], and an agent that
+    /// refused to sign (locked, or confirming) is noted and passed over.
+    fn agent_judged(
+        &mut self,
+        result: std::result::Result<russh::client::AuthResult, russh::AgentAuthError>,
+        label: String,
+    ) -> Result<Option<String>> {
+        match result {
             Err(russh::AgentAuthError::Key(e)) => {
                 self.tried
                     .push(format!("{label}: the agent did not sign: {e}"));
@@ -286,6 +271,7 @@ impl Attempt<'_> {
             }
             // The session is gone (the server hung up).
             Err(russh::AgentAuthError::Send(e)) => Err(self.lost(e)),
+            Ok(r) => self.judged(Ok(r), label),
         }
     }
 }
