@@ -3,9 +3,8 @@
 //!
 //! Compression pays when the link is the bottleneck and costs when it is not: on loopback or
 //! a LAN the CPU compressing (and the host decompressing) is slower than sending the bytes.
-//! The deciding measure is the round trip (two SSH pings just before the upload: see
-//! `Connection::round_trip`): a host a few
-//! milliseconds or more away is reached over a WAN, VPN or the internet, where links are
+//! The deciding measure is the round trip (the quickest of a few SSH pings just before the
+//! upload: see `Connection::round_trip`): a host a few milliseconds or more away is reached over a WAN, VPN or the internet, where links are
 //! 10-100 Mbit/s and compression at tens of MB/s per core wins; closer than that, a file is
 //! sent as is. gzip because every Linux host has it (Debian and RHEL install it in their
 //! minimal images; zstd is not), and the compressor is already linked into ferry (flate2, for

@@ -1,6 +1,5 @@
 //! The local release as the plan sees it: its files and units, hashed.
 
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
 use super::*;
@@ -56,16 +55,16 @@ pub(crate) fn is_instance(unit: &str) -> bool {
 impl LocalRelease {
     /// Hash of everything that makes up the release (files, modes, units), hex.
     pub fn content_hash(&self) -> String {
-        let mut h = Sha256::new();
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
         for f in &self.files {
-            h.update(format!("f {} {:o} {}\n", f.dest, f.mode, f.sha256));
+            h.update(format!("f {} {:o} {}\n", f.dest, f.mode, f.sha256).as_bytes());
         }
         for u in &self.units {
-            h.update(format!("u {} {}\n", u.name, u.sha256));
+            h.update(format!("u {} {}\n", u.name, u.sha256).as_bytes());
         }
         if let Some(env) = &self.env {
-            h.update(format!("e {}\n", env.sha256()));
+            h.update(format!("e {}\n", env.sha256()).as_bytes());
         }
-        hex(&h.finalize())
+        hex(h.finish().as_ref())
     }
 }

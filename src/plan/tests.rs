@@ -1,7 +1,6 @@
 //! Tests of planning: the steps of a deploy, the remote-state probe and the activation and
 //! seal scripts, without a host.
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -329,9 +328,9 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
         BTreeMap::from([
             (
                 "a-b.service".to_string(),
-                hex(&Sha256::digest(b"[Service]\n"))
+                crate::digest::sha256_hex(b"[Service]\n")
             ),
-            ("c.socket".to_string(), hex(&Sha256::digest(b"[Socket]\n"))),
+            ("c.socket".to_string(), crate::digest::sha256_hex(b"[Socket]\n")),
         ]),
         "{out}"
     );
@@ -343,7 +342,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
     std::fs::write(dir.join("current/share"), b"DATA").unwrap();
     let files = probe();
     assert_eq!(files["bin/my app"], fake[0]);
-    assert_eq!(files["share"], hex(&Sha256::digest(b"DATA")));
+    assert_eq!(files["share"], crate::digest::sha256_hex(b"DATA"));
     // No record (a release sealed by an older ferry): every file is hashed.
     std::fs::remove_file(dir.join(format!(
         "current/{}/{}",
@@ -351,7 +350,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
         release::STAT_RECORD
     )))
     .unwrap();
-    assert_eq!(probe()["bin/my app"], hex(&Sha256::digest(b"binary")));
+    assert_eq!(probe()["bin/my app"], crate::digest::sha256_hex(b"binary"));
 }
 
 #[test]

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Service};
 use crate::error::{Error, Result};
@@ -64,7 +63,7 @@ async fn read_template_file(service: &Service, f: &crate::config::FileSpec) -> R
         dest: f.dest.clone(),
         mode: f.mode,
         size: content.len() as u64,
-        sha256: plan::hex(&Sha256::digest(&content)),
+        sha256: crate::digest::sha256_hex(&content),
         content: Some(content),
     })
 }
@@ -506,7 +505,7 @@ async fn listed_units(service: &Service, has_env: bool) -> Result<Vec<LocalUnit>
         } else if has_env && u.name.ends_with(".service") {
             content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
-        let sha256 = plan::hex(&Sha256::digest(&content));
+        let sha256 = crate::digest::sha256_hex(&content);
         units.push(LocalUnit {
             name: u.name.clone(),
             content,
@@ -536,7 +535,7 @@ fn generated_units(service: &Service, has_env: bool) -> Vec<LocalUnit> {
         {
             content = crate::release::env::unit_with_env_file(&content, &service.name);
         }
-        let sha256 = plan::hex(&Sha256::digest(&content));
+        let sha256 = crate::digest::sha256_hex(&content);
         units.push(LocalUnit {
             name: g.name,
             content,

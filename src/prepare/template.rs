@@ -9,11 +9,10 @@
 //! release keeps and what is installed.
 
 use minijinja::{Environment, UndefinedBehavior};
-use sha2::{Digest, Sha256};
 
 use crate::config::{InstanceCount, Service};
 use crate::error::{Error, Result};
-use crate::plan::{self, LocalRelease};
+use crate::plan::LocalRelease;
 use crate::release::Paths;
 
 /// A release id used to check templates before the real one is known.
@@ -164,7 +163,7 @@ fn render(
                     .unwrap_or_else(|| u.name.clone());
                 render_error(&source, line, "unit template", service, host, &message)
             })?;
-            u.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+            u.sha256 = crate::digest::sha256_hex(rendered.as_bytes());
             u.content = rendered.into_bytes();
         }
     }
@@ -182,7 +181,7 @@ fn render(
                 &message,
             )
         })?;
-        f.sha256 = plan::hex(&Sha256::digest(rendered.as_bytes()));
+        f.sha256 = crate::digest::sha256_hex(rendered.as_bytes());
         f.size = rendered.len() as u64;
         f.content = Some(rendered.into_bytes());
     }
@@ -286,7 +285,7 @@ mod tests {
         let config = crate::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let service = &config.services["s"];
         assert!(service.files[0].template && !service.files[1].template);
-        let file = |dest: &str, content: Option<&str>| plan::LocalFile {
+        let file = |dest: &str, content: Option<&str>| crate::plan::LocalFile {
             source: dir.path().join(dest),
             dest: dest.into(),
             mode: 0o644,
@@ -310,7 +309,7 @@ mod tests {
             let f = &r.files[0];
             assert_eq!(f.content.as_deref(), Some(want.as_bytes()));
             assert_eq!(f.size, want.len() as u64);
-            assert_eq!(f.sha256, plan::hex(&Sha256::digest(want.as_bytes())));
+            assert_eq!(f.sha256, crate::digest::sha256_hex(want.as_bytes()));
             assert_eq!(r.files[1], local.files[1]);
         }
         let bad = LocalRelease {

@@ -19,7 +19,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 
 use crate::config::{EnvValue, Service};
 use crate::error::{Error, Result};
@@ -88,7 +87,7 @@ impl EnvFile {
     }
 
     pub fn sha256(&self) -> String {
-        data_encoding::HEXLOWER.encode(&Sha256::digest(&self.content))
+        crate::digest::sha256_hex(&self.content)
     }
 
     /// `text` with every secret value replaced by `***` (for hook output).

@@ -154,7 +154,7 @@ impl ServiceSession<'_> {
                     && f.size >= encoding::MIN_SIZE
             });
         let rtt = match decides {
-            true => self.conn.round_trip().await,
+            true => self.conn.round_trip(encoding::WAN_RTT).await,
             false => self.conn.round_trip_so_far(),
         };
         let uploads: Vec<_> = plan
