@@ -36,9 +36,11 @@
 //!   which also deploys to the nolinger user (the only test that changes it)
 //! - ferry99: connection failures said once, with their class (tests/first_hour_cli.rs)
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
+//! - ferry110: exec, logs and releases beside hosts that cannot be connected to
+//!   (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry110, ferry116..ferry120: free
+//! - ferry94, ferry96, ferry103, ferry116..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
