@@ -23,7 +23,7 @@
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
-//! - ferry75..ferry79: the first hour (tests/first_hour.rs)
+//! - ferry75..ferry79, ferry120: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry82, ferry83: blue/green under load (tests/switch.rs); ferry84: bench/switch.sh
 //! - ferry71..ferry74: a migration run once per rollout (tests/migrate.rs)
@@ -40,7 +40,7 @@
 //!   (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry116..ferry120: free
+//! - ferry94, ferry96, ferry103, ferry116..ferry119: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
