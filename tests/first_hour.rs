@@ -47,6 +47,10 @@ fn init_then_doctor_works_before_the_program_is_built() {
     assert_eq!(status("host key"), "pass", "{run}");
     assert_eq!(status("authenticated"), "pass", "{run}");
     run.assert_code(0);
+    // Nor do the commands that only read the hosts: status asks, and finds nothing deployed.
+    let run = p.ferry(&["status"]);
+    assert_ne!(run.code, 2, "status refused the config\n{run}");
+    assert!(run.stdout.contains("j.service"), "{run}");
     // A deploy still needs the program, and says so before connecting.
     let run = p.ferry(&["deploy"]);
     run.assert_code(2);
