@@ -5,8 +5,8 @@
 //! deploy or rollback came in between); the self-revert is armed, the release goes live
 //! (blue/green: the idle colour already running it is health-checked again and the front
 //! moves, the old colour drains), is judged by the checks it was staged with, `after_switch`
-//! runs, and the confirmation records a `promote` line in the history. A failure goes back to
-//! the release that was current (exit 4).
+//! runs (its output masks the staged env's secrets), and the confirmation records a `promote`
+//! line in the history. A failure goes back to the release that was current (exit 4).
 
 use crate::exit::Exit;
 use std::sync::Arc;
