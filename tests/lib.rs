@@ -40,7 +40,8 @@
 //!   (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry116..ferry119: free
+//! - ferry118, ferry119: promote killed, failed, rolled back everywhere, masked (tests/promote.rs)
+//! - ferry94, ferry96, ferry103, ferry116, ferry117: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -61,6 +62,7 @@ mod inventory;
 mod logs_status;
 mod migrate;
 mod plan;
+mod promote;
 mod props;
 mod revert;
 mod safety;
