@@ -38,7 +38,8 @@
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry110, ferry116..ferry120: free
+//! - ferry116, ferry117: jump hosts from ~/.ssh/config, ssh_config paths in messages (tests/ssh_hops.rs)
+//! - ferry94, ferry96, ferry103, ferry110, ferry118..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -66,6 +67,7 @@ mod services;
 mod shell;
 mod ssh_certs;
 mod ssh_config_oracle;
+mod ssh_hops;
 mod staged;
 mod switch;
 mod systemd;

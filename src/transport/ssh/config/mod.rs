@@ -106,7 +106,15 @@ impl Context {
 
     /// The options for `host` (the name as given).
     pub fn resolve(&self, host: &str, world: &dyn World) -> Result<Resolved, SshConfigError> {
-        resolve::resolve(self, world, host)
+        resolve::resolve(self, world, host, None, None)
+    }
+
+    /// The options for a jump host written `[user@]host[:port]`, as the ssh that OpenSSH runs
+    /// for the hop (`ssh -l user -p port host`) resolves them: the hop's own user and port are
+    /// taken before the files, so their `User`/`Port` lines do not change them and
+    /// `Match user` and `%r`/`%p` see them.
+    pub fn resolve_hop(&self, hop: &Jump, world: &dyn World) -> Result<Resolved, SshConfigError> {
+        resolve::resolve(self, world, &hop.host, hop.user.as_deref(), hop.port)
     }
 }
 

@@ -39,13 +39,23 @@ struct Pass<'a> {
     opts: Options,
 }
 
-/// Resolve `host` (the name as given) against the context's files.
+/// Resolve `host` (the name as given) against the context's files; `user` and `port`, when
+/// given, are set before the files are read (as ssh's `-l` and `-p`).
 pub(crate) fn resolve(
     ctx: &Context,
     world: &dyn World,
     host: &str,
+    user: Option<&str>,
+    port: Option<u16>,
 ) -> Result<Resolved, SshConfigError> {
     let host = host.to_ascii_lowercase();
+    let mut opts = Options::default();
+    if let Some(u) = user {
+        opts.values.insert("user".into(), vec![u.to_string()]);
+    }
+    if let Some(p) = port {
+        opts.values.insert("port".into(), vec![p.to_string()]);
+    }
     let mut pass = Pass {
         ctx,
         world,
@@ -53,7 +63,7 @@ pub(crate) fn resolve(
         original: host.clone(),
         final_pass: false,
         want_final: false,
-        opts: Options::default(),
+        opts,
     };
     pass.files()?;
     let hostname = pass.hostname();

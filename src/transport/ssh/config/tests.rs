@@ -121,3 +121,41 @@ fn proxy_jump_keeps_every_hop() {
     assert_eq!(j[2].host, "::1");
     assert!(jumps("none").unwrap().is_empty());
 }
+
+/// A jump host written `ops@edge:2022` resolves as `ssh -l ops -p 2022 edge`: its own User and
+/// Port lines lose to the hop's, and `Match user`, `%r` and `%p` see the hop's.
+#[test]
+fn a_hop_resolves_under_its_own_name_with_its_user_and_port_first() {
+    let text = "Host edge\n  HostName edge.example\n  User jumper\n  Port 2200\n  IdentityFile ~/.ssh/%r_%p\n\
+                Match user ops\n  StrictHostKeyChecking accept-new\n";
+    let ctx = Context {
+        files: vec![("/home/me/.ssh/config".into(), "/home/me/.ssh".into())],
+        home: "/home/me".into(),
+        local_user: "me".into(),
+        local_host: "box.lan".into(),
+        uid: 1000,
+        env: BTreeMap::new(),
+    };
+    let world = Memory(BTreeMap::from([(PathBuf::from(MAIN), text.to_string())]));
+    let hop = |s: &str| ctx.resolve_hop(&jumps(s).unwrap()[0], &world).unwrap();
+    let r = hop("ops@edge:2022");
+    assert_eq!(
+        (r.get("hostname"), r.get("user"), r.get("port")),
+        (Some("edge.example"), Some("ops"), Some("2022"))
+    );
+    assert_eq!(r.get("stricthostkeychecking"), Some("accept-new"));
+    assert_eq!(
+        r.paths("identityfile").unwrap(),
+        vec![PathBuf::from("/home/me/.ssh/ops_2022")]
+    );
+    let r = hop("edge");
+    assert_eq!(
+        (r.get("user"), r.get("port")),
+        (Some("jumper"), Some("2200"))
+    );
+    assert_eq!(r.get("stricthostkeychecking"), Some("ask"));
+    assert_eq!(
+        r.paths("identityfile").unwrap(),
+        vec![PathBuf::from("/home/me/.ssh/jumper_2200")]
+    );
+}
