@@ -1,8 +1,9 @@
-//! Jump hosts named only in ~/.ssh/config, as ssh reaches them: a hop's HostName, User, Port,
-//! IdentityFile and its own ProxyJump come from the Host block of its name (a chain of hops),
-//! a hop's `user@` and `:port` beat those lines; and the messages about ssh_config's files:
-//! the unknown-host hint has real lines, no deploy.toml note follows their paths.
-//! Remote users: ferry116 (target), ferry117 (the hops' logins).
+//! Where ~/.ssh/config sends ferry, as ssh: jump hosts named only there (a hop's HostName,
+//! User, Port, IdentityFile and its own ProxyJump come from the Host block of its name, a
+//! chain of hops; a hop's `user@` and `:port` beat those lines), CanonicalizeHostname's
+//! canonical name and `Match canonical`; and the messages about ssh_config's files: the
+//! unknown-host hint has real lines, no deploy.toml note follows their paths.
+//! Remote users: ferry116 (the jump test, target and hops), ferry117 (names and paths).
 
 use std::process::Command;
 
@@ -51,7 +52,7 @@ fn a_jump_hosts_own_settings_and_proxy_jump_come_from_ssh_config() {
     let ssh_config = |jump: &str, hop1_user: &str, hop2_extra: &str| {
         format!(
             "Host target\n  HostName ferry-jump-only\n  Port {port}\n  User ferry116\n  ProxyJump {jump}\n\
-             Host hop2\n{hop2_extra}  HostName ferry-jump-only\n  Port {port}\n  User ferry117\n  ProxyJump hop1\n\
+             Host hop2\n{hop2_extra}  HostName ferry-jump-only\n  Port {port}\n  User ferry116\n  ProxyJump hop1\n\
              Host hop1\n  HostName {host}\n  Port {port}\n  User {hop1_user}\n\
              Host *\n  IdentityFile {key}\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
             port = r.port,
@@ -68,7 +69,7 @@ fn a_jump_hosts_own_settings_and_proxy_jump_come_from_ssh_config() {
             .output()
             .expect("the ssh client runs")
     };
-    p.write(".ssh/config", ssh_config("hop2", "ferry117", ""));
+    p.write(".ssh/config", ssh_config("hop2", "ferry116", ""));
     let (run, reach) = doctor_json(&p);
     run.assert_code(0);
     assert_eq!(
@@ -91,8 +92,8 @@ fn a_jump_hosts_own_settings_and_proxy_jump_come_from_ssh_config() {
     p.write(
         ".ssh/config",
         ssh_config(
-            &format!("ferry117@hop2:{}", r.port),
-            "ferry117",
+            &format!("ferry116@hop2:{}", r.port),
+            "ferry116",
             "  User nobody-here\n  Port 1\n",
         ),
     );
@@ -103,9 +104,12 @@ fn a_jump_hosts_own_settings_and_proxy_jump_come_from_ssh_config() {
 
 /// A host known only from ~/.ssh/config with its own UserKnownHostsFile and IdentityFiles: the
 /// unknown-host hint stands on real lines and names the file really read, and no paths of the
-/// OpenSSH config get deploy.toml's "(paths are relative ...)" note.
+/// OpenSSH config get deploy.toml's "(paths are relative ...)" note. Then CanonicalizeHostname:
+/// `127.1` becomes `127.0.0.1` (its known_hosts name) and `Match canonical` gives the login;
+/// a name no CanonicalDomains resolves, with CanonicalizeFallbackLocal no, is a config error
+/// at that line before any connection. `ssh -F` with the same files agrees.
 #[test]
-fn ssh_config_paths_are_said_as_read_without_deploy_toml_notes() {
+fn ssh_config_names_are_canonical_and_paths_said_as_read() {
     let r = remote();
     let p = Project::new();
     p.write("u/x.service", "[Service]\nExecStart=/bin/true\n");
@@ -115,7 +119,7 @@ fn ssh_config_paths_are_said_as_read_without_deploy_toml_notes() {
     p.write(
         ".ssh/config",
         format!(
-            "Host plain\n  HostName {}\n  Port {}\n  User ferry116\n  IdentityFile ~/no-such-key\n  IdentityFile {}\n  UserKnownHostsFile ~/kh-%r\n",
+            "Host plain\n  HostName {}\n  Port {}\n  User ferry117\n  IdentityFile ~/no-such-key\n  IdentityFile {}\n  UserKnownHostsFile ~/kh-%r\n",
             r.host,
             r.port,
             r.key.display()
@@ -128,7 +132,7 @@ fn ssh_config_paths_are_said_as_read_without_deploy_toml_notes() {
     assert!(!all.contains("\\n"), "a literal \\n in: {run}");
     assert!(!all.contains("relative to"), "{run}");
     assert!(
-        all.contains(&p.path("kh-ferry116").display().to_string()),
+        all.contains(&p.path("kh-ferry117").display().to_string()),
         "the known_hosts file named as read: {run}"
     );
     let line_to_add = format!("[{}]:{} ssh-ed25519 ", r.host, r.port);
@@ -139,7 +143,7 @@ fn ssh_config_paths_are_said_as_read_without_deploy_toml_notes() {
     );
     // A missing IdentityFile is skipped, as ssh does; once the host is known, it connects.
     p.write(
-        "kh-ferry116",
+        "kh-ferry117",
         format!("[{}]:{} {}\n", r.host, r.port, host_key(r)),
     );
     let run = p.ferry(&["doctor"]);
@@ -154,4 +158,45 @@ fn ssh_config_paths_are_said_as_read_without_deploy_toml_notes() {
     run.assert_code(3);
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(!all.contains("relative to"), "{run}");
+    canonical_names(&p, r);
+}
+
+fn canonical_names(p: &Project, r: &Remote) {
+    p.write(
+        "kh-canon",
+        format!("[{}]:{} {}\n", r.host, r.port, host_key(r)),
+    );
+    p.config("[hosts.web]\naddress = \"127.1\"\n");
+    let ssh_config = |extra: &str| {
+        format!(
+            "CanonicalizeHostname yes\nCanonicalDomains ferry.invalid\n{extra}\
+             Match canonical host {host}\n  Port {port}\n  User ferry117\n  IdentityFile {key}\n\
+             Host *\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+            host = r.host,
+            port = r.port,
+            key = r.key.display(),
+            kh = p.path("kh-canon").display(),
+        )
+    };
+    p.write(".ssh/config", ssh_config(""));
+    let run = p.ferry(&["--output", "json", "doctor"]);
+    run.assert_code(0);
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(p.path(".ssh/config"))
+        .args(["127.1", "whoami"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ferry117");
+    p.config("[hosts.web]\naddress = \"nowhere\"\n");
+    p.write(".ssh/config", ssh_config("CanonicalizeFallbackLocal no\n"));
+    let run = p.ferry(&["doctor"]);
+    run.assert_code(2);
+    let config = p.path(".ssh/config").display().to_string();
+    assert!(
+        run.stderr.contains(&format!(
+            "{config}:3: canonicalizefallbacklocal: could not resolve host \"nowhere\""
+        )),
+        "{run}"
+    );
 }
