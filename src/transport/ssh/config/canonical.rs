@@ -89,8 +89,18 @@ pub(crate) fn canonicalize(
         return Ok(host);
     }
     let resolves = |name: &str| world.lookup(name).iter().any(of_family);
+    looked_up(&host, opts, &resolves)
+}
+
+/// A name as CanonicalDomains make it: anchored, or tried with each domain; else the
+/// fallback.
+fn looked_up(
+    host: &str,
+    opts: &Options,
+    resolves: &dyn Fn(&str) -> bool,
+) -> Result<String, SshConfigError> {
     if let Some(bare) = host.strip_suffix('.') {
-        if resolves(&host) {
+        if resolves(host) {
             return Ok(bare.to_string());
         }
     } else {
@@ -99,7 +109,7 @@ pub(crate) fn canonicalize(
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
         if host.matches('.').count() > max_dots {
-            return Ok(host);
+            return Ok(host.to_string());
         }
         for domain in opts.values.get("canonicaldomains").into_iter().flatten() {
             if domain.eq_ignore_ascii_case("none") {
@@ -115,7 +125,7 @@ pub(crate) fn canonicalize(
         .first("canonicalizefallbacklocal")
         .is_none_or(|v| matches!(v.to_ascii_lowercase().as_str(), "yes" | "true"));
     if fallback {
-        return Ok(host);
+        return Ok(host.to_string());
     }
     let domains = opts
         .values
