@@ -41,7 +41,8 @@
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
 //! - ferry118, ferry119: promote killed, failed, rolled back everywhere, masked (tests/promote.rs)
-//! - ferry94, ferry96, ferry103, ferry116, ferry117: free
+//! - ferry116, ferry117: jump hosts from ~/.ssh/config, ssh_config paths in messages (tests/ssh_hops.rs)
+//! - ferry94, ferry96, ferry103: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -70,6 +71,7 @@ mod services;
 mod shell;
 mod ssh_certs;
 mod ssh_config_oracle;
+mod ssh_hops;
 mod staged;
 mod switch;
 mod systemd;

@@ -25,9 +25,15 @@ fn group(lines: impl IntoIterator<Item = String>) -> Lines {
 }
 
 fn ssh_g(file: &Path, host: &str) -> Result<Lines, String> {
+    ssh_g_with(file, host, &[])
+}
+
+/// `ssh -F FILE ARGS -G HOST`.
+fn ssh_g_with(file: &Path, host: &str, args: &[&str]) -> Result<Lines, String> {
     let out = Command::new("ssh")
         .args(["-F"])
         .arg(file)
+        .args(args)
         .args(["-G", host])
         .env(ENV_VAR, "/srv/oracle")
         .env("SHELL", "/bin/sh")
@@ -43,11 +49,16 @@ fn ssh_g(file: &Path, host: &str) -> Result<Lines, String> {
     ))
 }
 
-fn ferry(file: &Path, host: &str) -> Result<Lines, String> {
+fn context(file: &Path) -> Context {
     let mut ctx = Context::current().expect("the local user's passwd entry");
     ctx.files = vec![(file.to_path_buf(), ctx.home.join(".ssh"))];
     ctx.env = BTreeMap::from([(ENV_VAR.to_string(), "/srv/oracle".to_string())]);
-    ctx.resolve(host, &System)
+    ctx
+}
+
+fn ferry(file: &Path, host: &str) -> Result<Lines, String> {
+    context(file)
+        .resolve(host, &System)
         .map(|r| group(r.g_lines()))
         .map_err(|e| e.to_string())
 }
@@ -163,10 +174,17 @@ const OPTIONS: &[(&str, &[&str])] = &[
     ),
     ("ProxyCommand", &["nc %h %p", "none"]),
     ("AddKeysToAgent", &["confirm", "1h", "yes", "confirm 5m"]),
+    ("CanonicalizeHostname", &["yes", "no", "always", "true"]),
+    (
+        "CanonicalDomains",
+        &["example.org", "lab.example none", "a.example b.example"],
+    ),
+    ("CanonicalizeMaxDots", &["0", "2"]),
+    ("CanonicalizeFallbackLocal", &["yes", "no"]),
     ("ForwardAgent", &["yes", "/tmp/agent.sock"]),
 ];
 
-const HOSTS: &[&str] = &["web", "web2", "db1", "x.example"];
+const HOSTS: &[&str] = &["web", "web2", "db1", "x.example", "127.1"];
 
 fn header(r: &mut Rng, local_user: &str) -> String {
     let pat = [
@@ -321,4 +339,94 @@ fn unknown_keywords_are_refused_by_both() {
         e.contains("unknown.conf:2: nosuchoption: Bad configuration option"),
         "{e}"
     );
+}
+
+/// CanonicalizeHostname and its options, as far as this machine's resolver answers (no DNS is
+/// assumed: names that do not resolve, addresses, `localhost` from /etc/hosts).
+const CANONICAL: &[&str] = &[
+    "CanonicalizeHostname yes\nCanonicalDomains example.invalid\nHost localhost\n  User canon\nMatch canonical host localhost\n  Port 2020\n",
+    "CanonicalizeHostname yes\nCanonicalDomains example.invalid\nCanonicalizeFallbackLocal no\nHost *\n  User u\n",
+    "CanonicalizeHostname yes\nCanonicalizeMaxDots 0\nCanonicalizeFallbackLocal no\nCanonicalDomains a.invalid\n",
+    "CanonicalizeHostname yes\nCanonicalizeFallbackLocal no\nHost *\n  ProxyJump j\n",
+    "CanonicalizeHostname always\nCanonicalizeFallbackLocal no\nHost *\n  ProxyJump j\n",
+    "CanonicalizeHostname no\nCanonicalizeFallbackLocal no\nMatch canonical\n  User never\n",
+    "CanonicalizeHostname yes\nMatch canonical\n  User canonical\nMatch final host 127.0.0.1\n  Port 2222\n",
+    "Host web\n  HostName 127.1\nMatch final host 127.0.0.1\n  User addr\n",
+    "Host web\n  HostName Real.Example\nMatch final host real.example\n  User lower\n",
+    "Match !final\n  User notfinal\nHost *\n  Port 2201\n",
+];
+
+#[test]
+fn canonical_names_resolve_as_ssh_does() {
+    let d = dir();
+    let mut failures = Vec::new();
+    for (i, text) in CANONICAL.iter().enumerate() {
+        let file = d.join(format!("canonical-{i}.conf"));
+        std::fs::write(&file, text).unwrap();
+        compare(
+            &file,
+            text,
+            &[
+                "web",
+                "localhost",
+                "LocalHost",
+                "a.b.c",
+                "vm.x",
+                "127.1",
+                "0x7f.1",
+                "1234",
+                "0:0::1",
+                "::FFFF:1.2.3.4",
+                "999.1.1.1",
+                "Web.",
+            ],
+            &mut failures,
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A ProxyJump hop `[user@]host[:port]` resolves as the `ssh -l user -p port host` OpenSSH
+/// runs for it.
+#[test]
+fn jump_hosts_resolve_as_the_ssh_run_for_them_does() {
+    let d = dir();
+    let mut failures = Vec::new();
+    let text = "Host edge\n  HostName edge.example\n  User jumper\n  Port 2200\n  IdentityFile ~/.ssh/%r_%p\n\
+                Match user ops\n  StrictHostKeyChecking accept-new\n  UserKnownHostsFile ~/.ssh/kh_%r_%p_%h\n\
+                Host mid\n  ProxyJump ops@edge:2022\n  User m\n";
+    let file = d.join("hops.conf");
+    std::fs::write(&file, text).unwrap();
+    for spec in [
+        "edge",
+        "ops@edge:2022",
+        "ops@edge",
+        "edge:2300",
+        "mid",
+        "x@mid:1",
+    ] {
+        let hop = &ferry::transport::ssh::config::jumps(spec).unwrap()[0];
+        let mut args = Vec::new();
+        let port = hop.port.map(|p| p.to_string());
+        if let Some(u) = &hop.user {
+            args.extend(["-l", u.as_str()]);
+        }
+        if let Some(p) = &port {
+            args.extend(["-p", p.as_str()]);
+        }
+        let want = ssh_g_with(&file, &hop.host, &args);
+        let got = context(&file)
+            .resolve_hop(hop, &System)
+            .map(|r| group(r.g_lines()))
+            .map_err(|e| e.to_string());
+        if want != got {
+            failures.push(format!("hop `{spec}`: ssh {want:?}\n  ferry {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

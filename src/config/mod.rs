@@ -194,3 +194,5 @@ fn readable_file(path: &Path) -> Result<(), String> {
 mod tests;
 #[cfg(test)]
 mod tests_order;
+#[cfg(test)]
+mod tests_ssh_jumps;

@@ -15,7 +15,7 @@ fn env() -> Env {
 }
 
 /// An Env whose OpenSSH client config is `text` (home /home/me, local user me).
-fn ssh_env(text: &str) -> Env {
+pub(super) fn ssh_env(text: &str) -> Env {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::*;
-use crate::transport::ssh::config::{Resolved, System};
+use crate::transport::ssh::config::{Jump, Resolved, System};
 
 mod after;
 mod service;
@@ -430,9 +430,10 @@ impl<'a> Validator<'a> {
             arch: self.arch(name, h.arch.as_deref()),
         };
         // ProxyJump of the OpenSSH config (deploy.toml's `proxy_jump` replaces it, as `-J`).
-        if h.proxy_jump.is_none() && !host.ssh.proxy_jumps.is_empty() {
+        if let (None, Some(r)) = (&h.proxy_jump, &ssh) {
             let hops = host.ssh.proxy_jumps.clone();
-            host.proxy_jump = self.ssh_jumps(&hops, &host, env, &k("address"));
+            let mut chain = vec![written.to_ascii_lowercase()];
+            host.proxy_jump = self.ssh_jumps(&hops, r, &host, env, &k("address"), &mut chain);
         }
         host
     }
@@ -534,65 +535,120 @@ impl<'a> Validator<'a> {
         })
     }
 
-    /// The hops of an OpenSSH `ProxyJump a,b` as hosts, each resolved through the OpenSSH
-    /// config under its own name (as ssh does for a jump host): the target goes through the
-    /// last, each hop through the one before it. Hops take the target's known_hosts, host key
-    /// policy and connect timeout; their keys are their own (IdentityFile, agent), not
-    /// deploy.toml's `identity`. A hop's own ProxyJump is not followed (ssh's `-J` overrides it).
+    /// The hops of an OpenSSH `ProxyJump a,b` as hosts, as ssh goes through them (it runs
+    /// `ssh -J a -W TARGET b` for the target, and `ssh -W b a` for b): each hop is resolved
+    /// through the OpenSSH config under its own name, with the hop's `user@` and `:port` taken
+    /// first (as `-l` and `-p`). The target goes through the last hop, each hop through the one
+    /// before it; the first hop's own ProxyJump (a chain, followed the same way; a circle is
+    /// refused) or ProxyCommand is used, the later hops' are replaced by the hop before them
+    /// (as `-J` replaces them). `chain` holds the names being reached, outermost first.
     fn ssh_jumps(
         &mut self,
-        hops: &[crate::transport::ssh::config::Jump],
+        hops: &[Jump],
+        from: &Resolved,
         target: &Host,
         env: &Env,
         key: &[Seg],
+        chain: &mut Vec<String>,
     ) -> Option<Box<Host>> {
+        if let Some(back) = hops
+            .iter()
+            .find(|j| chain.contains(&j.host.to_ascii_lowercase()))
+        {
+            let circle = format!(
+                "{} -> {}",
+                chain.join(" -> "),
+                back.host.to_ascii_lowercase()
+            );
+            let e = from.error(
+                "proxyjump",
+                format!("ProxyJump goes round in a circle: {circle}"),
+            );
+            self.error(key, format!("the OpenSSH client config: {e}"));
+            return None;
+        }
         let mut via: Option<Box<Host>> = None;
-        for j in hops {
-            let r = match env.ssh_config.as_ref().map(|c| c.resolve(&j.host, &System)) {
-                Some(Ok(r)) => Some(r),
-                Some(Err(e)) => {
-                    self.error(
-                        key,
-                        format!("the OpenSSH client config: ProxyJump {}: {e}", j.host),
-                    );
-                    None
-                }
-                None => None,
-            };
-            let set = |k: &str| r.as_ref().filter(|r| r.is_set(k)).and_then(|r| r.get(k));
-            let address = set("hostname").unwrap_or(&j.host).to_string();
-            let user = j
-                .user
-                .clone()
-                .or(set("user").map(str::to_string))
-                .or(env.local_user.clone())
-                .unwrap_or_else(|| target.user.clone());
-            let port = j
-                .port
-                .or(set("port").and_then(|p| p.parse().ok()))
-                .unwrap_or(22);
-            let (identities, mut options) = match &r {
-                Some(r) => self.ssh_options(r, key),
-                None => Default::default(),
-            };
-            options.proxy_jumps.clear();
-            via = Some(Box::new(Host {
-                name: j.host.clone(),
-                address,
-                user,
-                port,
-                identity: None,
-                known_hosts: target.known_hosts.clone(),
-                host_key_policy: target.host_key_policy,
-                connect_timeout: target.connect_timeout,
-                compress: target.compress,
-                proxy_jump: via.take(),
-                identities,
-                ssh: options,
-                arch: None,
-            }));
+        for (i, j) in hops.iter().enumerate() {
+            let (mut hop, r) = self.ssh_hop(j, target, env, key);
+            let own = std::mem::take(&mut hop.ssh.proxy_jumps);
+            if i > 0 {
+                hop.ssh.proxy_command = None;
+                hop.proxy_jump = via.take();
+            } else if let (false, Some(r)) = (own.is_empty(), &r) {
+                chain.push(j.host.to_ascii_lowercase());
+                hop.proxy_jump = self.ssh_jumps(&own, r, target, env, key, chain);
+                chain.pop();
+            }
+            via = Some(Box::new(hop));
         }
         via
+    }
+
+    /// One ProxyJump hop as a host, resolved through the OpenSSH config under its own name
+    /// (and the resolution, when there is an OpenSSH config). Its keys are its own
+    /// (IdentityFile, agent), not deploy.toml's `identity`; its StrictHostKeyChecking,
+    /// ConnectTimeout and UserKnownHostsFile are its own when its config sets them, else the
+    /// target's.
+    fn ssh_hop(
+        &mut self,
+        j: &Jump,
+        target: &Host,
+        env: &Env,
+        key: &[Seg],
+    ) -> (Host, Option<Resolved>) {
+        let r = match env.ssh_config.as_ref().map(|c| c.resolve_hop(j, &System)) {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                self.error(
+                    key,
+                    format!("the OpenSSH client config: ProxyJump {}: {e}", j.host),
+                );
+                None
+            }
+            None => None,
+        };
+        let set = |k: &str| r.as_ref().filter(|r| r.is_set(k)).and_then(|r| r.get(k));
+        let address = set("hostname").unwrap_or(&j.host).to_string();
+        let user = j
+            .user
+            .clone()
+            .or(set("user").map(str::to_string))
+            .or(env.local_user.clone())
+            .unwrap_or_else(|| target.user.clone());
+        let port = j
+            .port
+            .or(set("port").and_then(|p| p.parse().ok()))
+            .unwrap_or(22);
+        let (identities, options) = match &r {
+            Some(r) => self.ssh_options(r, key),
+            None => Default::default(),
+        };
+        let known_hosts = match options.user_known_hosts.first() {
+            Some(p) if set("userknownhostsfile").is_some() => p.clone(),
+            _ => target.known_hosts.clone(),
+        };
+        let hop = Host {
+            name: j.host.clone(),
+            address,
+            user,
+            port,
+            identity: None,
+            known_hosts,
+            host_key_policy: r
+                .as_ref()
+                .and_then(ssh::host_key_policy)
+                .unwrap_or(target.host_key_policy),
+            connect_timeout: r
+                .as_ref()
+                .and_then(ssh::connect_timeout)
+                .unwrap_or(target.connect_timeout),
+            compress: target.compress,
+            proxy_jump: None,
+            identities,
+            ssh: options,
+            arch: None,
+        };
+        (hop, r)
     }
 
     /// The IdentityFiles (expanded) and the other options of a resolved OpenSSH config; a

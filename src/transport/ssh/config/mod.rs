@@ -16,12 +16,15 @@
 //! containers), gives the same answer whatever client version is installed, and lets deploy.toml's
 //! explicit settings sit above it the way `-o` does (validate::host applies them first).
 //! `ssh -G` is the oracle of the differential suite (tests/ssh_config_oracle.rs), which runs it
-//! on a generated corpus. Not done as ssh does: `CanonicalizeHostname` (no DNS lookup; so
-//! `Match canonical` only matches in the `Match final` pass), and `Match exec` commands run with
-//! `$SHELL -c` (else /bin/sh) like ssh, but with ferry's environment.
+//! on a generated corpus. CanonicalizeHostname looks names up as ssh does (`canonical.rs`).
+//! Not done as ssh does: CanonicalizePermittedCNAMEs (refused while canonicalizing), and
+//! `Match exec` commands run with `$SHELL -c` (else /bin/sh) like ssh, but with ferry's
+//! environment.
 //!
-//! Pure apart from [`World`], which reads files, expands globs and runs `Match exec`.
+//! Pure apart from [`World`], which reads files, expands globs, runs `Match exec` and looks
+//! names up.
 
+mod canonical;
 mod keywords;
 mod parse;
 mod resolve;
@@ -106,7 +109,15 @@ impl Context {
 
     /// The options for `host` (the name as given).
     pub fn resolve(&self, host: &str, world: &dyn World) -> Result<Resolved, SshConfigError> {
-        resolve::resolve(self, world, host)
+        resolve::resolve(self, world, host, None, None)
+    }
+
+    /// The options for a jump host written `[user@]host[:port]`, as the ssh that OpenSSH runs
+    /// for the hop (`ssh -l user -p port host`) resolves them: the hop's own user and port are
+    /// taken before the files, so their `User`/`Port` lines do not change them and
+    /// `Match user` and `%r`/`%p` see them.
+    pub fn resolve_hop(&self, hop: &Jump, world: &dyn World) -> Result<Resolved, SshConfigError> {
+        resolve::resolve(self, world, &hop.host, hop.user.as_deref(), hop.port)
     }
 }
 
@@ -117,6 +128,8 @@ pub trait World {
     fn glob(&self, pattern: &str) -> Vec<PathBuf>;
     /// Run a `Match exec` command; true when it exits 0.
     fn exec(&self, command: &str) -> bool;
+    /// The addresses a name resolves to (CanonicalizeHostname); empty when it does not.
+    fn lookup(&self, name: &str) -> Vec<std::net::IpAddr>;
 }
 
 /// The real file system and shell.
@@ -142,6 +155,13 @@ impl World for System {
             .stdout(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+    }
+    fn lookup(&self, name: &str) -> Vec<std::net::IpAddr> {
+        use std::net::ToSocketAddrs;
+        (name, 0)
+            .to_socket_addrs()
+            .map(|a| a.map(|a| a.ip()).collect())
+            .unwrap_or_default()
     }
 }
 

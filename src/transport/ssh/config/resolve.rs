@@ -1,10 +1,12 @@
 //! Which options apply to one host: the files in order, `Host` and `Match` deciding which lines
 //! count, the first value of each option winning, `Include` read in place, and a second pass
-//! when a `Match final` asked for one (Host patterns then match the expanded HostName).
+//! when a `Match final` or CanonicalizeHostname asked for one (Host patterns then match the
+//! expanded, canonicalized HostName).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::canonical;
 use super::parse::{Line, parse};
 use super::tokens::{self, Tokens};
 use super::{Context, Resolved, SshConfigError, World, keywords, values};
@@ -39,13 +41,24 @@ struct Pass<'a> {
     opts: Options,
 }
 
-/// Resolve `host` (the name as given) against the context's files.
+/// Resolve `host` (the name as given) against the context's files; `user` and `port`, when
+/// given, are set before the files are read (as ssh's `-l` and `-p`).
 pub(crate) fn resolve(
     ctx: &Context,
     world: &dyn World,
     host: &str,
+    user: Option<&str>,
+    port: Option<u16>,
 ) -> Result<Resolved, SshConfigError> {
+    let given = host;
     let host = host.to_ascii_lowercase();
+    let mut opts = Options::default();
+    if let Some(u) = user {
+        opts.values.insert("user".into(), vec![u.to_string()]);
+    }
+    if let Some(p) = port {
+        opts.values.insert("port".into(), vec![p.to_string()]);
+    }
     let mut pass = Pass {
         ctx,
         world,
@@ -53,11 +66,29 @@ pub(crate) fn resolve(
         original: host.clone(),
         final_pass: false,
         want_final: false,
-        opts: Options::default(),
+        opts,
     };
     pass.files()?;
-    let hostname = pass.hostname();
-    if pass.want_final {
+    // An address keeps its case as given (ssh lowercases names only).
+    let named = match pass.opts.first("hostname") {
+        Some(_) => pass.hostname(),
+        None => given.to_string(),
+    };
+    let hostname = canonical::canonicalize(&named, &pass.opts, world)?;
+    let mode = canonical::Mode::of(&pass.opts);
+    if !hostname.eq_ignore_ascii_case(&named) && !pass.opts.origins.contains_key("hostname") {
+        // The canonical name (or address) is where ssh connects: it counts as set, where it
+        // was asked for.
+        let origin = match pass.opts.origins.get("canonicalizehostname") {
+            Some(o) => o.clone(),
+            None => (
+                ctx.files.first().map(|f| f.0.clone()).unwrap_or_default(),
+                0,
+            ),
+        };
+        pass.opts.origins.insert("hostname".into(), origin);
+    }
+    if pass.want_final || mode != canonical::Mode::No {
         pass.final_pass = true;
         pass.host = hostname.clone();
         pass.opts
@@ -240,7 +271,7 @@ impl Pass<'_> {
                     true
                 }
                 "canonical" | "final" => {
-                    if attr == "final" {
+                    if attr == "final" && !neg {
                         self.want_final = true;
                     }
                     self.final_pass

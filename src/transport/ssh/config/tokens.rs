@@ -31,16 +31,11 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// %C: the hex SHA-1 of %l%h%p%r and the jump host, as OpenSSH hashes it.
+    /// %C: the hex SHA-1 of %l%h%p%r, as OpenSSH 9.2 hashes it (`ssh -G` shows that its
+    /// hash leaves the jump host out, in paths and in `Match exec` alike).
     pub fn connection_hash(&self) -> String {
         let mut h = Sha1::new();
-        for part in [
-            &self.local_host,
-            &self.host,
-            &self.port,
-            &self.remote_user,
-            &self.jump_host,
-        ] {
+        for part in [&self.local_host, &self.host, &self.port, &self.remote_user] {
             h.update(part.as_bytes());
         }
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()

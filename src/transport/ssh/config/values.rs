@@ -52,6 +52,16 @@ pub(crate) fn check(line: &Line) -> Result<(), String> {
             &["yes", "no", "true", "false", "off", "ask", "accept-new"],
         ),
         "addressfamily" => choice(one()?, &["any", "inet", "inet6"]),
+        "canonicalizehostname" => choice(one()?, &["yes", "no", "true", "false", "always"]),
+        "canonicalizefallbacklocal" => choice(one()?, &["yes", "no", "true", "false"]),
+        "canonicalizemaxdots" => one()?
+            .parse::<u32>()
+            .map(drop)
+            .map_err(|_| format!("`{}` is not a number", a[0])),
+        "canonicaldomains" if a.is_empty() => Err("missing value".into()),
+        "canonicaldomains" if a.len() > 1 && a.iter().any(|d| d.eq_ignore_ascii_case("none")) => {
+            Err("`none` must appear alone".into())
+        }
         "hostname" | "user" | "hostkeyalias" | "identityagent" | "identityfile"
         | "certificatefile" | "revokedhostkeys" => one().map(drop),
         "proxyjump" => jumps(one()?).map(drop),
