@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::release::{self, Manifest, ManifestUnit, Paths};
+use crate::release::{self, Action, Manifest, ManifestUnit, Outcome, Paths};
 
 use super::*;
 use crate::config;
@@ -316,8 +316,8 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
         dir.join("history.jsonl"),
         format!(
             "{}\n{}",
-            serde_json::to_string(&rec("R1", "deploy", "ok", None)).unwrap(),
-            serde_json::to_string(&rec("R2", "deploy", "failed", Some("R1"))).unwrap()
+            serde_json::to_string(&rec("R1", Action::Deploy, Outcome::Ok, None)).unwrap(),
+            serde_json::to_string(&rec("R2", Action::Deploy, Outcome::Failed, Some("R1"))).unwrap()
         ),
     )
     .unwrap();
@@ -330,7 +330,10 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
                 "a-b.service".to_string(),
                 crate::digest::sha256_hex(b"[Service]\n")
             ),
-            ("c.socket".to_string(), crate::digest::sha256_hex(b"[Socket]\n")),
+            (
+                "c.socket".to_string(),
+                crate::digest::sha256_hex(b"[Socket]\n")
+            ),
         ]),
         "{out}"
     );
@@ -482,16 +485,16 @@ pub(super) fn names(p: &Plan) -> Vec<&'static str> {
 
 pub(super) fn rec(
     release: &str,
-    action: &str,
-    outcome: &str,
+    action: Action,
+    outcome: Outcome,
     previous: Option<&str>,
 ) -> release::HistoryRecord {
     release::HistoryRecord {
         time: "t".into(),
-        action: action.into(),
+        action,
         release: release.into(),
         previous: previous.map(String::from),
-        outcome: outcome.into(),
+        outcome,
         by: "me".into(),
         git_commit: None,
         reason: None,
@@ -514,7 +517,7 @@ pub(super) fn deployed() -> RemoteState {
         releases: vec![a.into()],
         manifest: Some(first.manifest),
         current_files: [("bin/app".to_string(), local().files[0].sha256.clone())].into(),
-        history: vec![rec(a, "deploy", "ok", None)],
+        history: vec![rec(a, Action::Deploy, Outcome::Ok, None)],
         ..Default::default()
     }
 }
@@ -652,8 +655,8 @@ fn leftovers_stale_timers_and_pruning_are_steps() {
     // The current release was never verified (its self-revert failed): checked.
     remote.history = vec![rec(
         remote.current.as_deref().unwrap(),
-        "deploy",
-        "revert-failed",
+        Action::Deploy,
+        Outcome::RevertFailed,
         None,
     )];
     let p = make(&s, &local(), &remote, ID, &origin(), Options::default());
@@ -687,7 +690,7 @@ fn an_unverified_current_release_is_not_a_rollback_target() {
     remote.current = Some(b.into());
     remote
         .history
-        .push(rec(&a, "revert", "revert-failed", Some(b)));
+        .push(rec(&a, Action::Revert, Outcome::RevertFailed, Some(b)));
     assert!(!remote.current_verified());
     assert_eq!(remote.fallback(), Some(a.clone()));
     let p = plan_on(&remote);
@@ -912,7 +915,9 @@ fn redeploying_the_current_release_is_a_no_op() {
     );
     let mut unverified = deployed_and_up();
     let cur = unverified.current.clone().unwrap();
-    unverified.history.push(rec(&cur, "deploy", "failed", None));
+    unverified
+        .history
+        .push(rec(&cur, Action::Deploy, Outcome::Failed, None));
     assert!(plan_on(&unverified).unchanged().is_none());
 }
 

@@ -398,7 +398,7 @@ mod tests {
             exit_status: Some(0),
             signal: None,
             error: None,
-            code: crate::exit::OK,
+            code: crate::exit::Exit::Ok,
         };
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(

@@ -168,12 +168,12 @@ fn finish(
     hosts: usize,
 ) -> Result<exit::Exit, Error> {
     if failures.is_empty() {
-        return Ok(exit::OK);
+        return Ok(exit::Exit::Ok);
     }
     let code = if failures.iter().any(Error::is_connection) {
-        exit::CONNECTION
+        exit::Exit::Connection
     } else {
-        exit::FAILED
+        exit::Exit::Failed
     };
     if hosts == 1 {
         return Err(failures.into_iter().next().expect("one failure"));
