@@ -115,6 +115,11 @@ impl std::fmt::Display for HostOutcome {
     }
 }
 
+/// Sort items by outcome (stable: the rollout order stays within an outcome's place).
+pub fn sort_by_outcome<T>(items: &mut [T], outcome: impl Fn(&T) -> HostOutcome) {
+    items.sort_by_key(|i| outcome(i).rank());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

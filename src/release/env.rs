@@ -23,17 +23,12 @@ use crate::config::{EnvValue, Service};
 use crate::error::{Error, Result};
 use crate::release;
 
-/// The env file's path inside a release directory.
-pub fn file_in_release() -> String {
-    format!("{}/env", release::META_DIR)
-}
-
 /// The path units read the env file from: the release `current` points to.
 pub fn unit_path(service: &str) -> String {
     format!(
         "%h/{}/{service}/current/{}",
         release::ROOT,
-        file_in_release()
+        crate::paths::env_file_in_release()
     )
 }
 

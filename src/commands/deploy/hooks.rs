@@ -73,7 +73,7 @@ pub fn remote_script(
     s.push_str("export FERRY_RELEASE_DIR=\"$PWD\"\n");
     s.push_str(&format!(
         "if [ -f {f} ]; then set -a; . ./{f} || exit 1; set +a; fi\n",
-        f = crate::release::env::file_in_release()
+        f = crate::paths::env_file_in_release()
     ));
     s.push_str(&format!(
         "exec timeout -k 10s {}s sh -c {}\n",

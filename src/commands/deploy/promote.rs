@@ -228,7 +228,9 @@ async fn go_live(
             == Some("active")
     {
         if let Some(h) = &release::judging(to, ss.service).health
-            && let Some(reason) = ss.health(&switch::health_on(h, sw, sw.port(c))).await
+            && let Some(reason) = ss
+                .health(&crate::config::health_on(h, sw, sw.port(c)))
+                .await
         {
             return Ok(Some(reason));
         }

@@ -488,7 +488,7 @@ impl<'a> Runner<'a> {
             .expect("planned with health");
         // Blue/green: the new colour is checked on its own port, before the front moves.
         let checks = match (&self.plan.switch, &self.ss.service.switch) {
-            (Some(sp), Some(sw)) => crate::systemd::switch::health_on(checks, sw, sp.port),
+            (Some(sp), Some(sw)) => crate::config::health_on(checks, sw, sp.port),
             _ => checks.clone(),
         };
         match self.ss.health(&checks).await {

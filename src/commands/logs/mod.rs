@@ -52,6 +52,22 @@ pub struct Options {
     pub since_deploy: bool,
 }
 
+impl From<LogsArgs> for Options {
+    fn from(a: LogsArgs) -> Self {
+        Options {
+            service: a.service,
+            hosts: a.filter.hosts,
+            follow: a.follow,
+            lines: a.lines,
+            since: a.since,
+            until: a.until,
+            units: a.unit,
+            grep: a.grep,
+            since_deploy: a.since_deploy,
+        }
+    }
+}
+
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
 pub async fn run(args: LogsArgs, ctx: &Context) -> Result<exit::Exit, Error> {
     let args = Options {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::*;
-use crate::transport::ssh::config::{Resolved, System};
+use crate::config::ssh::{Resolved, System};
 
 mod after;
 mod service;
@@ -541,7 +541,7 @@ impl<'a> Validator<'a> {
     /// deploy.toml's `identity`. A hop's own ProxyJump is not followed (ssh's `-J` overrides it).
     fn ssh_jumps(
         &mut self,
-        hops: &[crate::transport::ssh::config::Jump],
+        hops: &[crate::config::ssh::Jump],
         target: &Host,
         env: &Env,
         key: &[Seg],
