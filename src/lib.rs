@@ -24,8 +24,6 @@ pub mod shell;
 pub mod systemd;
 pub mod transport;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::commands::{
     Context, deploy, doctor, exec, init, interrupt, logs, man, releases, rollback, status, units,
@@ -38,8 +36,8 @@ use crate::report::{Format, Reporter};
 pub fn main() -> Exit {
     // `COMPLETE=SHELL ferry ...`: a completion request (or the shell's registration) answered
     // on stdout, then exit; otherwise nothing happens here.
-    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
-    let cli = match Cli::try_parse() {
+    clap_complete::CompleteEnv::with_factory(cli::command).complete();
+    let cli = match cli::parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {

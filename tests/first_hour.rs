@@ -1,9 +1,10 @@
 //! The first hour of a new user, with the real binary against the real remote:
 //! `ferry init` then `ferry doctor` before anything is built, the dry run's headline, global
 //! options on either side of the subcommand, SERVICE left out when there is one, and a jump
-//! host that is not deployed to. Users: ferry75 (init, doctor), ferry76 (deploy, rollback,
-//! logs), ferry77 + ferry78 (bastion and target),
-//! ferry79 (the .deb installed on the remote).
+//! host that is not deployed to, what `--help` and the man pages tell, and the one doctor check
+//! that changes a host. Users: ferry75 (init, doctor), ferry76 (deploy, rollback, logs),
+//! ferry77 + ferry78 (bastion and target), ferry79 (the .deb installed on the remote),
+//! ferry120 (doctor creating the unit directory).
 
 use crate::support::{Project, host_table, remote};
 
@@ -46,6 +47,10 @@ fn init_then_doctor_works_before_the_program_is_built() {
     assert_eq!(status("host key"), "pass", "{run}");
     assert_eq!(status("authenticated"), "pass", "{run}");
     run.assert_code(0);
+    // Nor do the commands that only read the hosts: status asks, and finds nothing deployed.
+    let run = p.ferry(&["status"]);
+    assert_ne!(run.code, 2, "status refused the config\n{run}");
+    assert!(run.stdout.contains("j.service"), "{run}");
     // A deploy still needs the program, and says so before connecting.
     let run = p.ferry(&["deploy"]);
     run.assert_code(2);
@@ -99,6 +104,7 @@ fn one_service_needs_no_name_and_the_dry_run_headline_matches_its_plan() {
             .contains("would deploy release"),
         "{dry}"
     );
+    assert!(!dry.stdout.contains("nothing to do"), "{dry}");
     p.ferry(&["deploy"]).assert_code(0);
     assert_ne!(
         r.ssh(user, "readlink ~/.local/share/ferry/app/current"),
@@ -214,4 +220,139 @@ fn the_deb_installs_a_working_ferry_with_completions_and_man_pages() {
         r.ssh("ferry79", "command -v ferry || echo gone").trim(),
         "gone"
     );
+}
+
+/// What a new user looks for in `--help` and the man pages: the environment, ~/.ssh/config,
+/// known_hosts, NO_COLOR and each command's exit codes; a page for every command and none for
+/// `help`; SERVICE's default; the global options only where they do something; the one doctor
+/// check that changes a host.
+#[test]
+fn help_and_man_pages_say_what_a_new_user_looks_for() {
+    let p = Project::new();
+    let help = |args: &[&str]| {
+        let run = p.ferry(args);
+        run.assert_code(0);
+        run.stdout
+    };
+    // Help text as one line: clap wraps it at the terminal's width.
+    let words = |text: String| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let root = help(&["--help"]);
+    for word in [
+        "FERRY_KEY_PASSPHRASE",
+        "~/.ssh/config",
+        "known_hosts",
+        "NO_COLOR",
+        "Exit codes",
+    ] {
+        assert!(root.contains(word), "ferry --help lacks {word}\n{root}");
+    }
+    for sub in ["deploy", "status", "logs", "doctor", "rollback", "releases"] {
+        assert!(help(&[sub, "--help"]).contains("Exit codes"), "{sub}");
+    }
+
+    // Every command listed by --help has its page, written by `ferry man --out-dir`.
+    let commands: Vec<String> = root
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{commands:?}");
+    p.ferry(&["man", "--out-dir", "man1"]).assert_code(0);
+    let mut pages: Vec<String> = std::fs::read_dir(p.path("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    pages.sort();
+    let mut want: Vec<String> = commands.iter().map(|c| format!("ferry-{c}.1")).collect();
+    want.push("ferry.1".into());
+    want.sort();
+    assert_eq!(pages, want);
+    let page = std::fs::read_to_string(p.path("man1/ferry.1")).unwrap();
+    assert!(
+        !page.contains("ferry\\-help"),
+        "ferry(1) names ferry-help(1)"
+    );
+    for word in [
+        "FERRY_KEY_PASSPHRASE",
+        "ssh/config",
+        "known_hosts",
+        "NO_COLOR",
+    ] {
+        assert!(page.contains(word), "ferry(1) lacks {word}");
+    }
+
+    // SERVICE may be left out, and says so.
+    for sub in ["rollback", "logs", "exec", "units"] {
+        assert!(
+            words(help(&[sub, "--help"])).contains("Default: the config's only service"),
+            "{sub}"
+        );
+    }
+
+    // Global options: after the subcommand too, and not offered where they do nothing.
+    let offers = |sub: &str, flag: &str| {
+        help(&[sub, "--help"])
+            .lines()
+            .any(|l| l.trim_start().starts_with('-') && l.contains(flag))
+    };
+    for sub in ["init", "completions", "man"] {
+        assert!(!offers(sub, "--output"), "{sub}");
+    }
+    assert!(!offers("completions", "--config"));
+    assert!(offers("init", "--config"));
+    assert!(offers("status", "--output"));
+    p.write("other/x.service", "[Service]\nExecStart=/bin/true\n");
+    p.write(
+        "other/ferry.toml",
+        "[hosts.h]\naddress = \"x\"\n[services.x]\nunits = [\"x.service\"]\n",
+    );
+    let run = p.ferry(&["units", "--output", "json", "-c", "other/ferry.toml"]);
+    run.assert_code(0);
+    assert_eq!(run.events("unit-file")[0]["name"], "x.service", "{run}");
+    let run = p.ferry(&["init", "--output", "json"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("does nothing for `ferry init`"),
+        "{run}"
+    );
+    assert!(!p.path("deploy.toml").exists());
+
+    assert!(
+        words(help(&["doctor", "--help"]))
+            .contains("~/.config/systemd/user is missing, doctor creates it"),
+        "doctor's help does not say it creates ~/.config/systemd/user"
+    );
+}
+
+/// The doctor check its help says changes the host: a missing ~/.config/systemd/user is
+/// created (and said so), then found; options after the subcommand.
+#[test]
+fn doctor_creates_the_unit_directory_as_its_help_says() {
+    let user = "ferry120";
+    let r = remote();
+    r.reset(user);
+    r.ssh(user, "rm -rf ~/.config/systemd/user");
+    let p = Project::new();
+    p.config(&host_table("box", user));
+    let unit_dir = |run: &crate::support::Run| {
+        let check = run
+            .events("check")
+            .into_iter()
+            .find(|c| c["check"] == "unit directory")
+            .unwrap_or_else(|| panic!("no unit directory check\n{run}"));
+        assert_eq!(check["status"], "pass", "{run}");
+        check["detail"].as_str().unwrap().to_string()
+    };
+    let run = p.ferry(&["doctor", "-H", "box", "--output", "json"]);
+    assert_eq!(unit_dir(&run), "~/.config/systemd/user created");
+    assert_eq!(
+        r.ssh(user, "test -d ~/.config/systemd/user && echo yes"),
+        "yes\n"
+    );
+    let run = p.ferry(&["doctor", "--output", "json"]);
+    assert_eq!(unit_dir(&run), "~/.config/systemd/user exists");
 }

@@ -23,7 +23,7 @@
 //! - ferry45..ferry60: fleets (sixteen hosts, one user each)
 //! - ferry43: ecosystem (the events of batches, hooks, unit diffs, exec, units)
 //! - ferry44: faults (a file hashed while it is uploaded)
-//! - ferry75..ferry79: the first hour (tests/first_hour.rs)
+//! - ferry75..ferry79, ferry120: the first hour (tests/first_hour.rs)
 //! - ferry81: the self-revert's deadline (tests/revert.rs)
 //! - ferry82, ferry83: blue/green under load (tests/switch.rs); ferry84: bench/switch.sh
 //! - ferry71..ferry74: a migration run once per rollout (tests/migrate.rs)
@@ -36,9 +36,12 @@
 //!   which also deploys to the nolinger user (the only test that changes it)
 //! - ferry99: connection failures said once, with their class (tests/first_hour_cli.rs)
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
+//! - ferry110: exec, logs and releases beside hosts that cannot be connected to
+//!   (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry110, ferry116..ferry120: free
+//! - ferry118, ferry119: promote killed, failed, rolled back everywhere, masked (tests/promote.rs)
+//! - ferry94, ferry96, ferry103, ferry116, ferry117: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -59,6 +62,7 @@ mod inventory;
 mod logs_status;
 mod migrate;
 mod plan;
+mod promote;
 mod props;
 mod revert;
 mod safety;

@@ -5,7 +5,7 @@
 use crate::support::{Project, Run, demo_bin, host_table, remote};
 
 /// Where `NAME` (`current`, `staged`) of service `web` points on `user`'s host ("" if nowhere).
-fn link(user: &str, name: &str) -> String {
+pub(crate) fn link(user: &str, name: &str) -> String {
     remote()
         .ssh(
             user,
@@ -17,13 +17,13 @@ fn link(user: &str, name: &str) -> String {
 }
 
 /// The last line of the service's history on `user`'s host.
-fn last_history(user: &str) -> serde_json::Value {
+pub(crate) fn last_history(user: &str) -> serde_json::Value {
     let h = remote().ssh(user, "tail -n 1 ~/.local/share/ferry/web/history.jsonl");
     serde_json::from_str(h.trim()).unwrap_or_else(|e| panic!("{e}: {h}"))
 }
 
 /// The `result` event of `host`.
-fn result_of(run: &Run, host: &str) -> serde_json::Value {
+pub(crate) fn result_of(run: &Run, host: &str) -> serde_json::Value {
     run.events("result")
         .into_iter()
         .find(|e| e["host"] == host)
@@ -31,7 +31,7 @@ fn result_of(run: &Run, host: &str) -> serde_json::Value {
 }
 
 /// Two hosts (one user each) running the demo server on a port of their own.
-fn plain_config(p: &Project, users: [&str; 2], extra: &str) {
+pub(crate) fn plain_config(p: &Project, users: [&str; 2], extra: &str) {
     std::fs::copy(demo_bin(), p.path("ferry-demo")).unwrap();
     p.write(
         "web.service",

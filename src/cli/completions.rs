@@ -13,12 +13,12 @@
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Shell};
+use crate::cli::{Cli, Shell, command, hide_idle_globals};
 use crate::error::Error;
 
 /// The completion script for `shell`.
 pub fn completions(shell: Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
+    let mut cmd = command();
     let mut out = Vec::new();
     let generator = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
@@ -31,18 +31,21 @@ pub fn completions(shell: Shell) -> Vec<u8> {
 
 /// The subcommands that get a page of their own (`ferry man COMMAND`).
 pub fn man_commands() -> Vec<String> {
-    Cli::command()
+    man_root()
         .get_subcommands()
         .filter(|c| !c.is_hide_set())
         .map(|c| c.get_name().to_string())
         .collect()
 }
 
+/// The command line the man pages describe: no `help` subcommand (there is no ferry-help(1)).
+fn man_root() -> clap::Command {
+    hide_idle_globals(Cli::command().disable_help_subcommand(true))
+}
+
 /// The man page: ferry(1), or ferry-COMMAND(1) for a subcommand.
 pub fn man(command: Option<&str>) -> Result<Vec<u8>, Error> {
-    // No `help` subcommand in the pages: there is no ferry-help(1).
-    let mut root = Cli::command().disable_help_subcommand(true);
-    root.build();
+    let root = man_root();
     let page = match command {
         None => root,
         Some(name) => {

@@ -404,6 +404,44 @@ pub fn selected_hosts(cli: &Cli) -> Vec<String> {
     all
 }
 
+/// The global options each of these commands has no use for: parsed (and refused, see
+/// [`refuse_idle_globals`] for `--output json`), but left out of their help, man pages and
+/// completions. `init` keeps `--config` (where to write) and `-v`/`-q`; `man` keeps `-q`
+/// (the `wrote` lines of `--out-dir`).
+const IDLE_GLOBALS: [(&str, &[&str]); 3] = [
+    ("init", &["output"]),
+    ("completions", &["output", "config", "verbose", "quiet"]),
+    ("man", &["output", "config", "verbose"]),
+];
+
+/// The command line as `--help`, the man pages and the completions show it (and as it is
+/// parsed): [`Cli`]'s, without the global options a command has no use for.
+pub fn command() -> clap::Command {
+    hide_idle_globals(<Cli as clap::CommandFactory>::command())
+}
+
+/// `cmd` (from [`Cli`]) without the global options a command has no use for: each such
+/// command gets a hidden copy of the option, which the global one then does not replace.
+pub fn hide_idle_globals(mut cmd: clap::Command) -> clap::Command {
+    for (sub, idle) in IDLE_GLOBALS {
+        let copies: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| idle.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(sub, |s| s.args(copies));
+    }
+    cmd
+}
+
+/// Parse the process's arguments with [`command`].
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(std::env::args_os())?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
 /// Global options that do nothing for the command given are refused, not silently ignored
 /// (`ferry --output json init` would otherwise print text).
 pub fn refuse_idle_globals(cli: &Cli) -> Result<(), crate::error::Error> {
@@ -491,6 +529,32 @@ mod tests {
             panic!()
         };
         assert_eq!(l.since.as_deref(), Some("-2h"));
+    }
+
+    #[test]
+    fn idle_globals_are_parsed_but_not_offered() {
+        let mut cmd = command();
+        cmd.build();
+        let shown = |sub: &str, id: &str| {
+            let sub = cmd.find_subcommand(sub).unwrap();
+            let arg = sub.get_arguments().find(|a| a.get_id() == id);
+            !arg.unwrap_or_else(|| panic!("{id}")).is_hide_set()
+        };
+        assert!(!shown("init", "output"));
+        assert!(shown("init", "config") && shown("init", "quiet"));
+        for sub in ["completions", "man"] {
+            for id in ["output", "config", "verbose"] {
+                assert!(!shown(sub, id), "{sub}: {id}");
+            }
+        }
+        assert!(shown("man", "quiet"));
+        assert!(shown("status", "output") && shown("deploy", "config"));
+        // Still parsed (and `--output json` then refused with a reason).
+        let m = command()
+            .try_get_matches_from(["ferry", "init", "--output", "json"])
+            .unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+        assert!(refuse_idle_globals(&cli).is_err());
     }
 
     #[test]

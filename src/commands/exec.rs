@@ -7,7 +7,8 @@
 //! arguments, without a shell interpreting them (`-- sh -c 'a | b'` for a pipeline). Output is
 //! printed line by line as it comes, prefixed by the host; `--output json` gives one `exec`
 //! object per host instead. Exit: 0 when the command exited 0 everywhere, 1 when it exited
-//! non-zero (or could not run) on a host, 3 when a host could not be reached.
+//! non-zero (or could not run) on a host, 3 when a host could not be reached (said once per
+//! host with the way it failed, as `ferry status` says it).
 
 use std::sync::Arc;
 
@@ -136,14 +137,22 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
         exit_status: None,
         signal: None,
         error: None,
+        connection: None,
+        hint: None,
         code: Exit::Ok,
     };
     // No "connecting" progress line: the command's output is what people read here.
     let conn = match ssh::connect(host).await {
         Ok(c) => c,
         Err(e) => {
-            reporter.error(&e);
+            match e.connect_failure() {
+                // Said once, by this event.
+                Some(_) if reporter.format == Format::Json => {}
+                _ => reporter.host_error(&host.name, &e),
+            }
             event.error = Some(e.to_string());
+            event.connection = e.connect_failure();
+            event.hint = e.connect_failure().and_then(|_| e.hint());
             event.code = e.exit_code();
             return event;
         }

@@ -1,5 +1,6 @@
 //! `ferry releases [SERVICE...]`: the releases of each service on each host, with what the
-//! history kept on the host says about them, and the history itself.
+//! history kept on the host says about them, and the history itself; a host that could not be
+//! connected to is said once, with the way it failed, after them (a `host` event in JSON).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::error::{Error, Exit, Result};
 use crate::plan::RemoteState;
 use crate::release::{Action, Manifests};
 use crate::report::releases::{HistoryEvent, ReleaseEvent, ReleasesTable};
+use crate::report::status::HostError;
 use crate::report::{Format, Reporter};
 use crate::session::Session;
 
@@ -96,6 +98,7 @@ pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
     let targets = targets::resolve(&ctx.config_for_hosts()?, &args.services, &ctx.hosts)?;
     let reporter = &ctx.reporter;
     let parallel = targets.len();
+    let names: Vec<String> = targets.iter().map(|t| t.host.name.clone()).collect();
     let r = reporter.clone();
     let results = fanout::each(targets, parallel, move |t| {
         let r = r.clone();
@@ -107,7 +110,9 @@ pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
         releases: Vec::new(),
         history: Vec::new(),
     };
-    for result in results {
+    // Hosts not connected to are said after the table, as `ferry status` does.
+    let mut not_connected = Vec::new();
+    for (result, host) in results.into_iter().zip(names) {
         match result {
             Ok(per_service) => {
                 for (releases, history) in per_service {
@@ -116,8 +121,11 @@ pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
                 }
             }
             Err(e) => {
-                reporter.error(&e);
                 code = Exit::combine([code, e.exit_code()]);
+                match e.connect_failure() {
+                    Some(_) => not_connected.push(HostError::new(&host, &e)),
+                    None => reporter.error(&e),
+                }
             }
         }
     }
@@ -131,6 +139,9 @@ pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
             }
         }
         Format::Human => reporter.emit(&table),
+    }
+    for e in &not_connected {
+        reporter.emit(e);
     }
     Ok(code)
 }

@@ -101,6 +101,54 @@ impl EnvFile {
     }
 }
 
+/// The names of `service`'s env whose values are secret: those from `env`, `command` or
+/// `file` (a literal of deploy.toml is not).
+pub fn secret_names(service: &Service) -> Vec<&str> {
+    service
+        .env
+        .iter()
+        .filter(|(_, v)| !matches!(v, EnvValue::Literal(_)))
+        .map(|(n, _)| n.as_str())
+        .collect()
+}
+
+/// Shell text printing the values of `names` (valid variable names) in the env file of the
+/// release directory `dir` (relative to the home directory), as sh reads that file for the
+/// hooks, each followed by a NUL byte; nothing when the release has no env file. A command
+/// that did not stage the release (`ferry promote`) masks the values the host holds, without
+/// resolving them again here.
+pub fn secrets_script(dir: &str, names: &[&str]) -> String {
+    let f = crate::paths::env_file_in_release();
+    let mut s = format!(
+        "cd \"$HOME\" && cd {} || exit 1\n[ -f {f} ] || exit 0\nset -a; . ./{f} || exit 1\nprintf '%s\\000'",
+        crate::shell::quote(dir)
+    );
+    for n in names {
+        s.push_str(&format!(" \"${{{n}-}}\""));
+    }
+    s.push('\n');
+    s
+}
+
+/// What [`secrets_script`] printed for `names`: an env whose secrets are those values (None
+/// when it printed nothing: no env file).
+pub fn secrets_read(names: &[&str], stdout: &[u8]) -> Option<EnvFile> {
+    if stdout.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = stdout
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    let vars: Vec<(String, String)> = names
+        .iter()
+        .zip(&values)
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect();
+    let secrets = vars.iter().map(|(_, v)| v.clone()).collect();
+    Some(EnvFile::new(&vars, secrets))
+}
+
 /// The env file's text: one `NAME=VALUE` line per variable. A value is written bare when it is
 /// made of characters neither systemd nor sh treat specially, in single quotes when it holds no
 /// `'`, else in double quotes with `\`, `"`, `$` and `` ` `` escaped: systemd's
@@ -328,6 +376,42 @@ mod tests {
                 .unwrap();
             assert_eq!(&String::from_utf8(out.stdout).unwrap(), value);
         }
+    }
+
+    /// The values the host holds are read back by sh from the env file, NUL-separated.
+    #[test]
+    fn the_secrets_of_a_release_are_read_back_by_sh() {
+        let vars = vec![
+            ("A".to_string(), "it's \"q\" $X \\ `y`".to_string()),
+            ("B".to_string(), "multi\nline 'x'".to_string()),
+            ("C".to_string(), "plain".to_string()),
+        ];
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("rel 1");
+        std::fs::create_dir_all(dir.join(release::META_DIR)).unwrap();
+        std::fs::write(dir.join(crate::paths::env_file_in_release()), render(&vars)).unwrap();
+        let run = |names: &[&str], rel: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(secrets_script(rel, names))
+                .env("HOME", home.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            secrets_read(names, &out.stdout)
+        };
+        let env = run(&["B", "A"], "rel 1").unwrap();
+        assert_eq!(
+            env.vars(),
+            &[
+                ("B".to_string(), vars[1].1.clone()),
+                ("A".to_string(), vars[0].1.clone())
+            ]
+        );
+        assert_eq!(env.mask("got it's \"q\" $X \\ `y`!"), "got ***!");
+        // A release without an env file: nothing to mask.
+        std::fs::create_dir_all(home.path().join("rel 2")).unwrap();
+        assert!(run(&["A"], "rel 2").is_none());
     }
 
     #[test]

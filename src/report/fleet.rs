@@ -279,6 +279,12 @@ pub struct ExecEvent {
     /// Why the command could not run (connection, no current release).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// It could not be connected to: which way that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<crate::error::ConnectFailure>,
+    /// With `connection`: what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     #[serde(skip)]
     pub code: Exit,
 }
@@ -397,6 +403,8 @@ mod tests {
             exit_status: Some(0),
             signal: None,
             error: None,
+            connection: None,
+            hint: None,
             code: crate::exit::Exit::Ok,
         };
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();

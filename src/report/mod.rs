@@ -208,6 +208,31 @@ impl Reporter {
         self.stderr_line(&text);
     }
 
+    /// A host that could not be connected to, said once: for people one line on stderr with
+    /// the way it failed (`UNREACHABLE`, `HOST KEY REFUSED`, `AUTHENTICATION FAILED`), the
+    /// reason and the hint, as `ferry status` says it; with `--output json` a `host` event.
+    pub fn not_connected(&self, host: &str, err: &Error) {
+        let event = status::HostError::new(host, err);
+        match self.format {
+            Format::Json => self.emit(&event),
+            Format::Human => {
+                if let Some(text) = event.human(&self.err_style) {
+                    self.stderr_line(&text);
+                }
+            }
+        }
+    }
+
+    /// A host's failure: [`Reporter::not_connected`] when it could not be connected to,
+    /// else an [`Reporter::error`].
+    pub fn host_error(&self, host: &str, err: &Error) {
+        if err.connect_failure().is_some() {
+            self.not_connected(host, err);
+        } else {
+            self.error(err);
+        }
+    }
+
     /// A line of data for people only (a heading): nothing in JSON mode.
     pub fn heading(&self, line: &str) {
         if self.format == Format::Human {

@@ -141,6 +141,16 @@ impl ServiceSession<'_> {
         self
     }
 
+    /// Mask the secret values of `env` from now on (see [`ServiceSession::masking`]).
+    pub fn mask_from_now(&mut self, env: Option<crate::release::env::EnvFile>) {
+        self.env = env;
+    }
+
+    /// The env whose secret values this session masks.
+    pub fn masked(&self) -> Option<&crate::release::env::EnvFile> {
+        self.env.as_ref()
+    }
+
     /// Have the probe also look for what `local`'s binaries need (their program interpreters
     /// and libraries), in the same command.
     pub fn probing(mut self, local: &LocalRelease) -> Self {

@@ -5,8 +5,8 @@
 //! deploy or rollback came in between); the self-revert is armed, the release goes live
 //! (blue/green: the idle colour already running it is health-checked again and the front
 //! moves, the old colour drains), is judged by the checks it was staged with, `after_switch`
-//! runs, and the confirmation records a `promote` line in the history. A failure goes back to
-//! the release that was current (exit 4).
+//! runs (its output masks the staged env's secrets), and the confirmation records a `promote`
+//! line in the history. A failure goes back to the release that was current (exit 4).
 
 use crate::exit::Exit;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::RemoteState;
 use crate::prepare::local;
+use crate::release::env::{self, EnvFile};
 use crate::release::{self, Action, HistoryRecord, Manifest, Outcome};
 use crate::report::Reporter;
 use crate::report::deploy::HostResult;
@@ -68,13 +69,13 @@ pub(super) async fn promote_host(host: &Host, ctx: &Ctx) -> HostResult {
         Ok(s) => s,
         Err(e) => return HostResult::not_connected(&host.name, &ctx.service.name, &e),
     };
-    let ss = session.service(&ctx.service);
+    let mut ss = session.service(&ctx.service);
     let result = if ctx.opts.dry_run {
         dry_run(&ss).await
     } else {
         match ss.lock(ctx.opts.lock_wait, "promote", &ctx.origin.by).await {
             Ok(lock) => {
-                let r = promote_locked(&ss, ctx).await;
+                let r = promote_locked(&mut ss, ctx).await;
                 lock.release().await;
                 r
             }
@@ -143,13 +144,16 @@ async fn dry_run(ss: &ServiceSession<'_>) -> Result<HostResult> {
 }
 
 /// Promote under the lock: check, arm the self-revert, go live, judge, confirm.
-async fn promote_locked(ss: &ServiceSession<'_>, ctx: &Ctx) -> Result<HostResult> {
+async fn promote_locked(ss: &mut ServiceSession<'_>, ctx: &Ctx) -> Result<HostResult> {
     let remote = ss.probe(&[], false).await?;
     let id = staged_release(&remote, &ss.service.name).map_err(|message| Error::Refused {
         host: ss.host.name.clone(),
         message,
         code: Exit::Failed,
     })?;
+    let secrets = staged_secrets(ss, &id).await?;
+    ss.mask_from_now(secrets);
+    let ss = &*ss;
     let to = ss.manifest_of(&id, &remote).await?;
     let current = remote.current.as_deref();
     let record = |outcome: Outcome, reason: Option<String>| HistoryRecord {
@@ -178,7 +182,8 @@ async fn promote_locked(ss: &ServiceSession<'_>, ctx: &Ctx) -> Result<HostResult
     let failed = match go_live(ss, &remote, &to).await? {
         None => match &ss.service.hooks.after_switch {
             Some(command) => {
-                hooks::run_remote(ss, Hook::AfterSwitch, command, &id, current, None).await?
+                let env = ss.masked();
+                hooks::run_remote(ss, Hook::AfterSwitch, command, &id, current, env).await?
             }
             None => None,
         },
@@ -206,6 +211,31 @@ async fn promote_locked(ss: &ServiceSession<'_>, ctx: &Ctx) -> Result<HostResult
     ss.unstage(&id).await;
     let reason = format!("promoted: {id} is live (was {})", current.unwrap_or("none"));
     Ok(ss.result(HostOutcome::Ok, Some(&id), current, Some(reason), Exit::Ok))
+}
+
+/// The secret values of the staged release's env as the host holds them, read before
+/// anything changes: masked in what the promote shows (the after_switch hook's output, the
+/// journal lines of a failure), as a deploy masks the values it resolved. None when the
+/// service has no secret in its env.
+async fn staged_secrets(ss: &ServiceSession<'_>, id: &str) -> Result<Option<EnvFile>> {
+    let names = env::secret_names(ss.service);
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let script = env::secrets_script(&ss.paths.release(id), &names);
+    let out = ss.conn.exec(&script).await?;
+    if !out.success() {
+        return Err(Error::Refused {
+            host: ss.host.name.clone(),
+            message: format!(
+                "cannot read the env of the staged release {id} (to mask its secrets): {}: {}; stage it again with `ferry deploy --no-switch`",
+                out.status_text(),
+                out.stderr_str().trim()
+            ),
+            code: Exit::Failed,
+        });
+    }
+    Ok(env::secrets_read(&names, &out.stdout))
 }
 
 /// Make the staged release `to` live. Blue/green, when a colour still runs it (it was

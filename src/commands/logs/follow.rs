@@ -42,7 +42,7 @@ pub(super) async fn follow(
             let r = follow_host(h, query, since_deploy, column, reporter, stop).await;
             // With several hosts the others go on: say at once why this one stopped.
             if several && let Err(e) = &r {
-                reporter.error(e);
+                reporter.host_error(&h.name, e);
             }
             r
         }
@@ -54,11 +54,15 @@ pub(super) async fn follow(
         _ = sigterm.recv() => stop_all(&stop_tx, &mut all, &mut sigint, &mut sigterm).await,
     };
     let stopped = *stop_tx.borrow();
-    let failures: Vec<Error> = results.into_iter().filter_map(Result::err).collect();
+    let failures: Vec<(String, Error)> = results
+        .into_iter()
+        .zip(&hosts)
+        .filter_map(|(r, h)| r.err().map(|e| (h.name.clone(), e)))
+        .collect();
     if stopped && failures.is_empty() {
         return Ok(Exit::Ok);
     }
-    finish(failures, None, hosts.len())
+    finish(failures, reporter, several, hosts.len())
 }
 
 /// Ask every host to stop and wait for them; a second signal gives up waiting.

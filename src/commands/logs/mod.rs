@@ -176,27 +176,29 @@ fn host_column(hosts: &[Host]) -> Option<usize> {
     })
 }
 
-/// Turn per-host failures into the command's result. With several hosts they are reported
-/// here (`reporter`) or were already (None); one host's error is returned as it is.
+/// Turn per-host failures (host name, error) into the command's result. They are reported
+/// here, unless `reported` (already, as they happened); one host's error other than a failure
+/// to connect is returned as it is.
 fn finish(
-    failures: Vec<Error>,
-    reporter: Option<&Reporter>,
+    failures: Vec<(String, Error)>,
+    reporter: &Reporter,
+    reported: bool,
     hosts: usize,
 ) -> Result<exit::Exit, Error> {
     if failures.is_empty() {
         return Ok(exit::Exit::Ok);
     }
-    let code = if failures.iter().any(Error::is_connection) {
+    let code = if failures.iter().any(|(_, e)| e.is_connection()) {
         exit::Exit::Connection
     } else {
         exit::Exit::Failed
     };
-    if hosts == 1 {
-        return Err(failures.into_iter().next().expect("one failure"));
+    if hosts == 1 && failures[0].1.connect_failure().is_none() {
+        return Err(failures.into_iter().next().expect("one failure").1);
     }
-    if let Some(reporter) = reporter {
-        for e in &failures {
-            reporter.error(e);
+    if !reported {
+        for (host, e) in &failures {
+            reporter.host_error(host, e);
         }
     }
     tracing::debug!("{} of {hosts} host(s) failed", failures.len());
@@ -231,11 +233,11 @@ async fn read(
     .await;
     let mut failures = Vec::new();
     let mut per_host = Vec::new();
-    for r in results {
+    for (r, host) in results.into_iter().zip(&hosts) {
         match r {
             Ok(read) => per_host.push(read.entries),
             Err(e) => {
-                failures.push(e);
+                failures.push((host.name.clone(), e));
                 per_host.push(Vec::new());
             }
         }
@@ -245,7 +247,7 @@ async fn read(
             reporter.emit(&LogEntry::new(&hosts[i].name, &e, column));
         }
     }
-    finish(failures, Some(reporter), hosts.len())
+    finish(failures, reporter, false, hosts.len())
 }
 
 /// Run journalctl once on a host; print entries as they come when `print` is given.
