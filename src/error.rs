@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::ConfigErrors;
 
-/// The exit classes (`exit::FAILED`, ...) and [`Exit`], beside the errors that map to them.
+/// The exit classes (`Exit::Failed`, ...) and [`Exit`], beside the errors that map to them.
 pub use crate::exit::{self, Exit};
 
 /// The three ways a connection to a host fails, told apart in results (`connection` in JSON):
@@ -169,7 +169,7 @@ impl Error {
     /// The exit code for this error.
     pub fn exit_code(&self) -> Exit {
         match self {
-            Error::Config(_) | Error::Usage(_) => exit::USAGE,
+            Error::Config(_) | Error::Usage(_) => Exit::Usage,
             Error::Connect { .. }
             | Error::ConnectTimeout { .. }
             | Error::HostKeyUnknown { .. }
@@ -180,16 +180,16 @@ impl Error {
             | Error::Auth { .. }
             | Error::Key { .. }
             | Error::Ssh { .. }
-            | Error::ConnectionLost { .. } => exit::CONNECTION,
-            Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => exit::FAILED,
+            | Error::ConnectionLost { .. } => Exit::Connection,
+            Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => Exit::Failed,
             Error::Refused { code, .. } | Error::Reported { code } => *code,
-            Error::Interrupted => exit::INTERRUPTED,
+            Error::Interrupted => Exit::Interrupted,
         }
     }
 
     /// Is this a failure to reach or log in to a host?
     pub fn is_connection(&self) -> bool {
-        self.exit_code() == exit::CONNECTION
+        self.exit_code() == Exit::Connection
     }
 
     /// Which way a connection failed (None when this is not a connection failure).

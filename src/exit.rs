@@ -1,8 +1,7 @@
 //! Exit codes as a closed set: the contract scripts and CI jobs rely on (README.md, "Output and
 //! exit codes"), the number each class is, and which one wins when hosts end differently.
 //!
-//! Call sites name a class by its constant (`exit::FAILED`); the constants are the variants of
-//! [`Exit`] under the names the code has always used.
+//! Call sites name a class by its variant (`Exit::Failed`).
 
 use serde::{Serialize, Serializer};
 
@@ -26,22 +25,6 @@ pub enum Exit {
     /// Stopped by SIGTERM (128 + 15), with the same guarantees and messages as SIGINT.
     Terminated,
 }
-
-/// Everything succeeded.
-pub const OK: Exit = Exit::Ok;
-/// The operation failed on at least one host.
-pub const FAILED: Exit = Exit::Failed;
-/// Bad command line or config: nothing was changed on any host.
-pub const USAGE: Exit = Exit::Usage;
-/// A host could not be reached or logged in to.
-pub const CONNECTION: Exit = Exit::Connection;
-/// The new release failed and the previous release was restored.
-pub const ROLLED_BACK: Exit = Exit::RolledBack;
-/// Another deploy of the service holds the host's lock.
-pub const LOCKED: Exit = Exit::Locked;
-/// Interrupted by SIGINT.
-pub const INTERRUPTED: Exit = Exit::Interrupted;
-pub const TERMINATED: Exit = Exit::Terminated;
 
 impl Exit {
     /// Every class, in the order of their numbers.
@@ -128,9 +111,9 @@ mod tests {
     fn numbers_are_the_documented_ones() {
         let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5, 130, 143]);
-        assert_eq!(FAILED.to_string(), "1");
-        assert_eq!(serde_json::to_string(&ROLLED_BACK).unwrap(), "4");
-        assert_eq!(serde_json::to_string(&INTERRUPTED).unwrap(), "130");
+        assert_eq!(Exit::Failed.to_string(), "1");
+        assert_eq!(serde_json::to_string(&Exit::RolledBack).unwrap(), "4");
+        assert_eq!(serde_json::to_string(&Exit::Interrupted).unwrap(), "130");
     }
 
     #[test]
@@ -156,7 +139,7 @@ mod tests {
 
     #[test]
     fn or_failed_never_gives_ok() {
-        assert_eq!(OK.or_failed(), FAILED);
+        assert_eq!(Exit::Ok.or_failed(), Exit::Failed);
         for e in Exit::ALL.into_iter().filter(|e| !e.is_ok()) {
             assert_eq!(e.or_failed(), e);
         }

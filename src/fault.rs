@@ -3,14 +3,31 @@
 //! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds) and
 //! `FERRY_FAULT_CONFIRM_PAUSE` (the host's confirm script waits).
 
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// Where the notices below are written: set by the reporting layer (the only code that
+/// prints) when its `Reporter` is made, before any command runs.
+static NOTICE: OnceLock<fn(&str)> = OnceLock::new();
+
+/// Fault notices go to `write` from now on (the first call wins).
+pub fn notices_to(write: fn(&str)) {
+    let _ = NOTICE.set(write);
+}
+
+/// A notice a test waits for, written where [`notices_to`] said.
+fn notice(line: &str) {
+    if let Some(write) = NOTICE.get() {
+        write(line);
+    }
+}
 
 /// Fault injection for the test suite: with `FERRY_FAULT_AT=NAME` in the environment, ferry
 /// dies at once (abort: no cleanup, like `kill -9`) just before the step (or `rollback`) of
 /// that name. Unset in normal use.
 pub fn point(name: &str) {
     if std::env::var_os("FERRY_FAULT_AT").is_some_and(|v| v == name) {
-        crate::report::fault_notice(&format!("FERRY_FAULT_AT={name}: aborting"));
+        notice(&format!("FERRY_FAULT_AT={name}: aborting"));
         std::process::abort();
     }
 }
@@ -24,7 +41,7 @@ pub async fn pause(step: &str) {
     let Some(file) = gate(step) else {
         return;
     };
-    crate::report::fault_notice(&format!("FERRY_FAULT_PAUSE={step}: waiting for {file}"));
+    notice(&format!("FERRY_FAULT_PAUSE={step}: waiting for {file}"));
     // Bounded: a test that forgets to release it fails instead of hanging.
     for _ in 0..3000 {
         if std::path::Path::new(&file).exists() {
@@ -51,7 +68,7 @@ pub fn pause_blocking(step: &str, stop: &std::sync::atomic::AtomicBool) {
     let Some(file) = gate(step) else {
         return;
     };
-    crate::report::fault_notice(&format!("FERRY_FAULT_PAUSE={step}: waiting for {file}"));
+    notice(&format!("FERRY_FAULT_PAUSE={step}: waiting for {file}"));
     for _ in 0..3000 {
         if std::path::Path::new(&file).exists() || stop.load(std::sync::atomic::Ordering::SeqCst) {
             return;
@@ -83,7 +100,7 @@ pub fn confirm_pause() -> Option<u64> {
         .trim()
         .parse()
         .ok()?;
-    crate::report::fault_notice(&format!(
+    notice(&format!(
         "FERRY_FAULT_CONFIRM_PAUSE: the confirm script waits {secs}s before recording"
     ));
     Some(secs)

@@ -29,10 +29,11 @@ use crate::commands::{
     Context, deploy, doctor, exec, init, interrupt, logs, man, releases, rollback, status, units,
 };
 use crate::error::Error;
+use crate::exit::Exit;
 use crate::report::{Format, Reporter};
 
 /// Parse the command line, run, and return the exit code.
-pub fn main() -> exit::Exit {
+pub fn main() -> Exit {
     // `COMPLETE=SHELL ferry ...`: a completion request (or the shell's registration) answered
     // on stdout, then exit; otherwise nothing happens here.
     clap_complete::CompleteEnv::with_factory(cli::command).complete();
@@ -40,9 +41,9 @@ pub fn main() -> exit::Exit {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
-                exit::USAGE
+                Exit::Usage
             } else {
-                exit::OK
+                Exit::Ok
             };
             let _ = e.print();
             return code;
@@ -116,7 +117,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
 }
 
 /// Run a parsed command line: each subcommand is `commands::NAME::run(args, &Context)`.
-pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<exit::Exit, Error> {
+pub async fn run(cli: Cli, reporter: &std::sync::Arc<Reporter>) -> Result<Exit, Error> {
     cli::refuse_idle_globals(&cli)?;
     let ctx = Context::new(&cli, reporter.clone());
     match cli.command {

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::exit::{self, Exit};
+use crate::exit::Exit;
 
 /// The outcome of a service on a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,15 +96,15 @@ impl HostOutcome {
     /// The exit of a host that ended so (combined over hosts by [`Exit::combine`]).
     pub fn exit(self) -> Exit {
         match self {
-            HostOutcome::Ok | HostOutcome::Unchanged | HostOutcome::Planned => exit::OK,
-            HostOutcome::NotReached => exit::FAILED,
-            HostOutcome::Interrupted => exit::INTERRUPTED,
-            HostOutcome::RolledBack => exit::ROLLED_BACK,
-            HostOutcome::Locked => exit::LOCKED,
+            HostOutcome::Ok | HostOutcome::Unchanged | HostOutcome::Planned => Exit::Ok,
+            HostOutcome::NotReached => Exit::Failed,
+            HostOutcome::Interrupted => Exit::Interrupted,
+            HostOutcome::RolledBack => Exit::RolledBack,
+            HostOutcome::Locked => Exit::Locked,
             HostOutcome::Refused | HostOutcome::Failed | HostOutcome::RollbackFailed => {
-                exit::FAILED
+                Exit::Failed
             }
-            HostOutcome::Unreachable => exit::CONNECTION,
+            HostOutcome::Unreachable => Exit::Connection,
         }
     }
 }
@@ -113,6 +113,11 @@ impl std::fmt::Display for HostOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Sort items by outcome (stable: the rollout order stays within an outcome's place).
+pub fn sort_by_outcome<T>(items: &mut [T], outcome: impl Fn(&T) -> HostOutcome) {
+    items.sort_by_key(|i| outcome(i).rank());
 }
 
 #[cfg(test)]
@@ -143,16 +148,16 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_contract() {
-        assert_eq!(HostOutcome::Ok.exit(), exit::OK);
-        assert_eq!(HostOutcome::Planned.exit(), exit::OK);
-        assert_eq!(HostOutcome::RolledBack.exit(), exit::ROLLED_BACK);
-        assert_eq!(HostOutcome::Locked.exit(), exit::LOCKED);
-        assert_eq!(HostOutcome::Unreachable.exit(), exit::CONNECTION);
-        assert_eq!(HostOutcome::RollbackFailed.exit(), exit::FAILED);
+        assert_eq!(HostOutcome::Ok.exit(), Exit::Ok);
+        assert_eq!(HostOutcome::Planned.exit(), Exit::Ok);
+        assert_eq!(HostOutcome::RolledBack.exit(), Exit::RolledBack);
+        assert_eq!(HostOutcome::Locked.exit(), Exit::Locked);
+        assert_eq!(HostOutcome::Unreachable.exit(), Exit::Connection);
+        assert_eq!(HostOutcome::RollbackFailed.exit(), Exit::Failed);
         assert!(
             HostOutcome::ALL
                 .iter()
-                .all(|o| o.is_success() == (o.exit() == exit::OK) || *o == HostOutcome::NotReached)
+                .all(|o| o.is_success() == (o.exit() == Exit::Ok) || *o == HostOutcome::NotReached)
         );
     }
 }

@@ -56,3 +56,8 @@ impl Paths {
 
 /// `ferry` directory inside a release.
 pub const META_DIR: &str = ".ferry";
+
+/// The env file's path inside a release directory.
+pub fn env_file_in_release() -> String {
+    format!("{META_DIR}/env")
+}

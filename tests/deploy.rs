@@ -168,7 +168,42 @@ fn deploys_the_example_and_redeploys_a_change() {
         "{run}"
     );
 
-    // Dry run: the remote does not change at all.
+    the_dry_run_changes_nothing(&p, user, secret);
+
+    // Redeploy: new content served, old release kept, current switched.
+    let pid_before = demo_pid(port);
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(0);
+    assert_secret_hidden(&run, secret);
+    let second = result_event(&run)["release"].as_str().unwrap().to_string();
+    assert_ne!(first, second);
+    // The server was restarted on the new release.
+    assert_eq!(running_release(port), second);
+    assert_ne!(demo_pid(port), pid_before, "the demo was not restarted");
+    assert_eq!(get_unix(user), "hello, release two\n");
+    assert_eq!(
+        r.http_get(port, "/").as_deref(),
+        Some("hello, release two\n")
+    );
+    assert_eq!(current(user, "demo"), format!("releases/{second}"));
+    let releases = r.ssh(user, "ls ~/.local/share/ferry/demo/releases");
+    assert_eq!(releases, format!("{first}\n{second}\n"));
+    // The unchanged binary was not sent again but is in place, with its mode.
+    let mode = r.ssh(
+        user,
+        &format!("stat -c %a ~/.local/share/ferry/demo/releases/{second}/bin/ferry-demo"),
+    );
+    assert_eq!(mode.trim(), "755");
+    // JSON mode: stdout is JSON Lines only.
+    run.json();
+
+    a_failed_release_and_a_manual_rollback(&p, user, port, &first, &second);
+}
+
+/// Dry run (JSON, `-v`, `-vv`) of a changed message: the remote does not change at all, the
+/// plan names the change, the secret is never printed.
+fn the_dry_run_changes_nothing(p: &Project, user: &str, secret: &str) {
+    let r = remote();
     p.write("message.txt", "hello, release two\n");
     let snapshot = || {
         r.ssh(
@@ -210,36 +245,19 @@ fn deploys_the_example_and_redeploys_a_change() {
     run.assert_code(0);
     assert_secret_hidden(&run, secret);
     assert_eq!(snapshot(), before, "dry run changed the remote");
+}
 
-    // Redeploy: new content served, old release kept, current switched.
-    let pid_before = demo_pid(port);
-    let run = p.ferry(&["--output", "json", "deploy"]);
-    run.assert_code(0);
-    assert_secret_hidden(&run, secret);
-    let second = result_event(&run)["release"].as_str().unwrap().to_string();
-    assert_ne!(first, second);
-    // The server was restarted on the new release.
-    assert_eq!(running_release(port), second);
-    assert_ne!(demo_pid(port), pid_before, "the demo was not restarted");
-    assert_eq!(get_unix(user), "hello, release two\n");
-    assert_eq!(
-        r.http_get(port, "/").as_deref(),
-        Some("hello, release two\n")
-    );
-    assert_eq!(current(user, "demo"), format!("releases/{second}"));
-    let releases = r.ssh(user, "ls ~/.local/share/ferry/demo/releases");
-    assert_eq!(releases, format!("{first}\n{second}\n"));
-    // The unchanged binary was not sent again but is in place, with its mode.
-    let mode = r.ssh(
-        user,
-        &format!("stat -c %a ~/.local/share/ferry/demo/releases/{second}/bin/ferry-demo"),
-    );
-    assert_eq!(mode.trim(), "755");
-    // JSON mode: stdout is JSON Lines only.
-    run.json();
-
-    // A release that fails its health check (verbose, with the secret changed): rolled back,
-    // the server restarted on the second release again; the secret is never printed.
+/// A release that fails its health check (verbose, with the secret changed): rolled back,
+/// the server restarted on the second release again; the secret is never printed. Then a
+/// manual rollback (verbose) goes back to the first release: the server restarts on it.
+fn a_failed_release_and_a_manual_rollback(
+    p: &Project,
+    user: &str,
+    port: u16,
+    first: &str,
+    second: &str,
+) {
+    let r = remote();
     let cfg = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
     let secret = "another-s3cr3t-value\n";
     p.write("api-token", secret);
@@ -285,7 +303,7 @@ fn deploys_the_example_and_redeploys_a_change() {
         Some("hello, release one\n")
     );
     let run = p.ferry(&[
-        "--output", "json", "-vv", "rollback", "demo", "--to", &second,
+        "--output", "json", "-vv", "rollback", "demo", "--to", second,
     ]);
     run.assert_code(0);
     assert_secret_hidden(&run, "hunter2-s3cr3t-token\n");
@@ -432,7 +450,13 @@ fn deploys_two_hosts_in_parallel() {
     );
     eprintln!("two-host deploy took {took:?}");
 
-    // One host broken: the other still deploys; the summary says which failed.
+    one_host_broken_the_other_still_deploys(&p, u2);
+}
+
+/// One host broken (web2, user `u2`): the other still deploys; the summary says which failed,
+/// and web2's host went back as far as it could.
+fn one_host_broken_the_other_still_deploys(p: &Project, u2: &str) {
+    let r = remote();
     r.ssh(u2, "echo notaport > ~/port");
     p.write("message.txt", "two hosts, again\n");
     let web2_before = r.host_state(u2, "app");
@@ -591,6 +615,46 @@ fn unit_view(user: &str, names: &[&str]) -> String {
     )
 }
 
+/// A unit of the `ur` service's releases: the main service, in release `v`.
+fn ur_main(v: &str) -> String {
+    format!(
+        "[Service]\nEnvironment=V={v}\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/ur/current)\" && exec sleep 600'\n\
+         [Install]\nWantedBy=default.target\n"
+    )
+}
+
+/// A socket of the `ur` service listening on `%t/PATH`.
+fn ur_socket(path: &str) -> String {
+    format!("[Socket]\nListenStream=%t/{path}\n[Install]\nWantedBy=sockets.target\n")
+}
+
+const UR_IDLE: &str = "[Service]\nExecStart=/bin/sleep 600\n";
+
+/// Release A of `ur`: main, a socket that B changes (ur-echo), a socket that B removes (ur-old).
+fn ur_release_a(p: &Project) {
+    for f in ["ur-new.socket", "ur-new.service"] {
+        let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+    }
+    p.write("units/ur-main.service", ur_main("A"));
+    p.write("units/ur-echo.socket", ur_socket("ur-a.sock"));
+    p.write("units/ur-echo.service", UR_IDLE);
+    p.write("units/ur-old.socket", ur_socket("ur-old.sock"));
+    p.write("units/ur-old.service", UR_IDLE);
+    p.write("version", "A\n");
+}
+
+/// Release B of `ur`: main changed, ur-echo.socket changed, ur-old removed, ur-new added.
+fn ur_release_b(p: &Project) {
+    for f in ["ur-old.socket", "ur-old.service"] {
+        let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
+    }
+    p.write("units/ur-main.service", ur_main("B"));
+    p.write("units/ur-echo.socket", ur_socket("ur-b.sock"));
+    p.write("units/ur-new.socket", ur_socket("ur-new.sock"));
+    p.write("units/ur-new.service", UR_IDLE);
+    p.write("version", "B\n");
+}
+
 /// Rolling back a release that added, changed and removed units (sockets among them) puts
 /// the old release's units back exactly: files, enablement, what runs and listens; after an
 /// automatic rollback and after `ferry rollback`.
@@ -600,39 +664,6 @@ fn rollback_restores_the_old_releases_units() {
     let r = remote();
     r.reset(user);
     let p = Project::new();
-    let main = |v: &str| {
-        format!(
-            "[Service]\nEnvironment=V={v}\nExecStart=/bin/sh -c 'cd \"$$(readlink -f %h/.local/share/ferry/ur/current)\" && exec sleep 600'\n\
-             [Install]\nWantedBy=default.target\n"
-        )
-    };
-    let socket = |path: &str| {
-        format!("[Socket]\nListenStream=%t/{path}\n[Install]\nWantedBy=sockets.target\n")
-    };
-    let idle = "[Service]\nExecStart=/bin/sleep 600\n";
-    // Release A: main, a socket that B changes (ur-echo), a socket that B removes (ur-old).
-    let release_a = |p: &Project| {
-        for f in ["ur-new.socket", "ur-new.service"] {
-            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
-        }
-        p.write("units/ur-main.service", main("A"));
-        p.write("units/ur-echo.socket", socket("ur-a.sock"));
-        p.write("units/ur-echo.service", idle);
-        p.write("units/ur-old.socket", socket("ur-old.sock"));
-        p.write("units/ur-old.service", idle);
-        p.write("version", "A\n");
-    };
-    // Release B: main changed, ur-echo.socket changed, ur-old removed, ur-new added.
-    let release_b = |p: &Project| {
-        for f in ["ur-old.socket", "ur-old.service"] {
-            let _ = std::fs::remove_file(p.path(&format!("units/{f}")));
-        }
-        p.write("units/ur-main.service", main("B"));
-        p.write("units/ur-echo.socket", socket("ur-b.sock"));
-        p.write("units/ur-new.socket", socket("ur-new.sock"));
-        p.write("units/ur-new.service", idle);
-        p.write("version", "B\n");
-    };
     let config = |p: &Project, health: &str| {
         let mut units: Vec<String> = std::fs::read_dir(p.path("units"))
             .unwrap()
@@ -658,7 +689,7 @@ fn rollback_restores_the_old_releases_units() {
     let home = r.home(user);
     let release_dir = |id: &str| format!("{home}/.local/share/ferry/ur/releases/{id}");
 
-    release_a(&p);
+    ur_release_a(&p);
     config(&p, "true");
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
@@ -672,7 +703,7 @@ fn rollback_restores_the_old_releases_units() {
     assert_eq!(r.started_from(user, "ur-main.service"), release_dir(&a));
 
     // B fails its health check: rolled back automatically.
-    release_b(&p);
+    ur_release_b(&p);
     config(&p, "false");
     let inv = r.unit_prop(user, "ur-main.service", "InvocationID");
     let run = p.ferry(&["deploy"]);

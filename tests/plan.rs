@@ -113,8 +113,13 @@ fn the_steps_deploy_executes_are_the_steps_dry_run_printed() {
     let releases = r.ssh(user, "ls ~/.local/share/ferry/app/releases");
     assert_eq!(releases.lines().count(), 2, "{releases}");
 
-    // A deploy killed while its release is live but unconfirmed leaves the self-revert armed:
-    // the plan of the next deploy is a refusal, and that deploy changes nothing.
+    a_killed_deploy_is_refused_until_confirmed(&p, user);
+}
+
+/// A deploy killed while its release is live but unconfirmed leaves the self-revert armed:
+/// the plan of the next deploy is a refusal, and that deploy changes nothing.
+fn a_killed_deploy_is_refused_until_confirmed(p: &Project, user: &str) {
+    let r = remote();
     let cfg = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
     p.config(&cfg.replace(
         "command = \"tool\"\ntimeout = \"5s\"",

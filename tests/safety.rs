@@ -205,9 +205,17 @@ fn health_checks_rollback_history_and_pruning() {
         config(&p, user, svc, &check, "keep_releases = 20");
         p.ferry(&["deploy"]).assert_code(0);
     }
+    a_rolled_back_deploy_is_said_and_recorded(&p, user, svc, &all_checks);
+    rollback_to_and_back(&p, user, svc, port, &v1, &all_checks);
+    pruning_keeps_the_newest_releases(&p, user, svc, &all_checks);
+}
+
+/// The human output of a rolled-back deploy has the reason and says ROLLED BACK; the history
+/// has every deploy and rollback, in order.
+fn a_rolled_back_deploy_is_said_and_recorded(p: &Project, user: &str, svc: &str, all_checks: &str) {
     // The human output of a rolled-back deploy has the reason and says ROLLED BACK.
-    release(&p, "v3-broken", false);
-    config(&p, user, svc, &all_checks, "keep_releases = 20");
+    release(p, "v3-broken", false);
+    config(p, user, svc, all_checks, "keep_releases = 20");
     let run = p.ferry(&["deploy"]);
     run.assert_code(4);
     assert!(
@@ -238,16 +246,31 @@ fn health_checks_rollback_history_and_pruning() {
             .all(|h| h["by"].as_str().unwrap().starts_with("tester@")),
         "{run}"
     );
+}
 
+/// `rollback --to` the first release, then deploy again: history shows it all in order; a
+/// plain `rollback` goes to the previous healthy release.
+fn rollback_to_and_back(p: &Project, user: &str, svc: &str, port: u16, v1: &str, all_checks: &str) {
+    let r = remote();
+    let unit = format!("{svc}.service");
+    let home = format!("{}/.local/share/ferry/{svc}/", r.home(user));
+    // The release the server process started from, and its InvocationID.
+    let started = || {
+        r.started_from(user, &unit)
+            .strip_prefix(&home)
+            .unwrap_or_else(|| panic!("{unit} does not run from a release"))
+            .to_string()
+    };
+    let invocation = || r.unit_prop(user, &unit, "InvocationID");
     // rollback --to the first release, then deploy again: history shows it all in order.
     let before = invocation();
-    let run = p.ferry(&["--output", "json", "rollback", svc, "--to", &v1]);
+    let run = p.ferry(&["--output", "json", "rollback", svc, "--to", v1]);
     run.assert_code(0);
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
     assert_eq!(started(), format!("releases/{v1}"));
     assert_ne!(invocation(), before, "rollback --to did not restart {unit}");
-    release(&p, "v4", true);
-    config(&p, user, svc, &all_checks, "keep_releases = 20");
+    release(p, "v4", true);
+    config(p, user, svc, all_checks, "keep_releases = 20");
     let run = p.ferry(&["--output", "json", "deploy"]);
     run.assert_code(0);
     let v4 = json_result(&run)["release"].as_str().unwrap().to_string();
@@ -257,7 +280,7 @@ fn health_checks_rollback_history_and_pruning() {
     let history = run.events("history");
     let n = history.len();
     assert_eq!(history[n - 2]["action"], "rollback");
-    assert_eq!(history[n - 2]["release"], v1.as_str());
+    assert_eq!(history[n - 2]["release"], v1);
     assert_eq!(history[n - 1]["action"], "deploy");
     assert_eq!(history[n - 1]["outcome"], "ok");
     // Plain `rollback` goes to the previous healthy release.
@@ -266,12 +289,17 @@ fn health_checks_rollback_history_and_pruning() {
     assert_eq!(serving(port).as_deref(), Some("v1\n"));
     assert_eq!(started(), format!("releases/{v1}"));
     assert_ne!(invocation(), before, "rollback did not restart {unit}");
+}
 
+/// Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain, the
+/// current one among them; the history survives pruning.
+fn pruning_keeps_the_newest_releases(p: &Project, user: &str, svc: &str, all_checks: &str) {
+    let r = remote();
     // Pruning: after 7 more deploys with keep_releases = 5, 5 release directories remain,
     // the current one among them; the history survives pruning.
-    config(&p, user, svc, &all_checks, "keep_releases = 5");
+    config(p, user, svc, all_checks, "keep_releases = 5");
     for i in 0..7 {
-        release(&p, &format!("p{i}"), true);
+        release(p, &format!("p{i}"), true);
         p.ferry(&["deploy"]).assert_code(0);
     }
     let dirs = r.ssh(user, &format!("ls ~/.local/share/ferry/{svc}/releases"));
@@ -387,8 +415,38 @@ fn locks_and_self_arming_revert() {
             ),
         );
     }
-    let cfg = |health_cmd: &str, health_timeout: &str, confirm: &str| {
-        let mut c = host_table("web1", user);
+    let t = Locks {
+        p: &p,
+        user,
+        home: r.home(user),
+    };
+    p.config(&t.cfg(GATED, "120s", "150s"));
+    t.open_gate();
+    p.ferry(&["deploy"]).assert_code(0);
+    t.close_gate();
+
+    one_service_deploys_one_at_a_time(&t);
+    two_services_deploy_in_parallel(&t);
+    the_host_reverts_by_itself(&t);
+    a_rollback_takes_over_from_a_pending_revert(&t);
+    // Health commands of killed deploys still wait at the gate: let them end.
+    t.open_gate();
+}
+
+/// The health check of a gated deploy waits until the test opens the gate.
+const GATED: &str = "while [ ! -e $HOME/gate ]; do sleep 0.1; done";
+
+/// The project and remote user of [`locks_and_self_arming_revert`], with what its phases ask.
+struct Locks<'a> {
+    p: &'a Project,
+    user: &'a str,
+    home: String,
+}
+
+impl Locks<'_> {
+    /// Services `a` and `b`, with these health checks and confirm timeout.
+    fn cfg(&self, health_cmd: &str, health_timeout: &str, confirm: &str) -> String {
+        let mut c = host_table("web1", self.user);
         for svc in ["a", "b"] {
             c.push_str(&format!(
                 "[services.{svc}]\nunits = [\"{svc}.service\"]\nstart_timeout = \"3s\"\nconfirm_timeout = \"{confirm}\"\n\
@@ -397,38 +455,54 @@ fn locks_and_self_arming_revert() {
             ));
         }
         c
-    };
-    // The health check waits until the test opens the gate.
-    let gated = "while [ ! -e $HOME/gate ]; do sleep 0.1; done";
-    let close_gate = || r.ssh(user, "rm -f ~/gate");
-    let open_gate = || r.ssh(user, "touch ~/gate");
-    let msg = |svc: &str| r.ssh(user, &format!("cat ~/.local/share/ferry/{svc}/current/msg"));
-    let home = r.home(user);
-    let dir = |svc: &str| format!("{home}/.local/share/ferry/{svc}/");
-    // The release `svc`'s process started from, as `releases/ID`.
-    let started = |svc: &str| {
-        r.started_from(user, &format!("{svc}.service"))
-            .strip_prefix(&dir(svc))
+    }
+
+    fn close_gate(&self) {
+        remote().ssh(self.user, "rm -f ~/gate");
+    }
+
+    fn open_gate(&self) {
+        remote().ssh(self.user, "touch ~/gate");
+    }
+
+    /// The `msg` file of `svc`'s current release.
+    fn msg(&self, svc: &str) -> String {
+        remote().ssh(
+            self.user,
+            &format!("cat ~/.local/share/ferry/{svc}/current/msg"),
+        )
+    }
+
+    /// The release `svc`'s process started from, as `releases/ID`.
+    fn started(&self, svc: &str) -> String {
+        let dir = format!("{}/.local/share/ferry/{svc}/", self.home);
+        remote()
+            .started_from(self.user, &format!("{svc}.service"))
+            .strip_prefix(&dir)
             .unwrap_or_else(|| panic!("{svc}.service does not run from a release"))
             .to_string()
-    };
-    let current = |svc: &str| {
-        r.ssh(
-            user,
-            &format!("readlink ~/.local/share/ferry/{svc}/current"),
-        )
-        .trim()
-        .to_string()
-    };
-    p.config(&cfg(gated, "120s", "150s"));
-    open_gate();
-    p.ferry(&["deploy"]).assert_code(0);
-    close_gate();
+    }
 
+    /// Where `svc`'s `current` points, as `releases/ID`.
+    fn current(&self, svc: &str) -> String {
+        remote()
+            .ssh(
+                self.user,
+                &format!("readlink ~/.local/share/ferry/{svc}/current"),
+            )
+            .trim()
+            .to_string()
+    }
+}
+
+/// Two deploys of one service at once: the second is refused with the holder and changes
+/// nothing, or waits with --lock-wait and then deploys its own content.
+fn one_service_deploys_one_at_a_time(t: &Locks) {
+    let (p, r, user) = (t.p, remote(), t.user);
     // Two deploys of `a` at once: the second comes while the first holds the lock (its health
     // check waits at the gate). The second is refused and changes nothing on the host.
     p.write("msg", "two\n");
-    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let first = spawn_until(p, &["deploy", "a"], "running health checks");
     let before = r.host_state(user, "a");
     let second = p.ferry(&["deploy", "a"]);
     second.assert_code(5);
@@ -439,33 +513,33 @@ fn locks_and_self_arming_revert() {
         before,
         "a refused deploy changed the host"
     );
-    open_gate();
+    t.open_gate();
     assert_eq!(first.finish(), 0);
-    assert_eq!(msg("a"), "two\n");
-    close_gate();
+    assert_eq!(t.msg("a"), "two\n");
+    t.close_gate();
 
     // With --lock-wait the second waits for the first, then deploys its own content: it is
     // what ends up live, after the first's.
     p.write("msg", "three, the first\n");
-    let first = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let first = spawn_until(p, &["deploy", "a"], "running health checks");
     p.write("msg", "three, the waiting one\n");
     let second = spawn_until(
-        &p,
+        p,
         &["deploy", "a", "--lock-wait", "300s"],
         "waiting for the lock held by tester@",
     );
-    assert_eq!(msg("a"), "three, the first\n");
-    open_gate();
+    assert_eq!(t.msg("a"), "three, the first\n");
+    t.open_gate();
     assert_eq!(first.finish(), 0);
     assert_eq!(second.finish(), 0);
-    assert_eq!(msg("a"), "three, the waiting one\n");
-    assert_eq!(started("a"), current("a"));
+    assert_eq!(t.msg("a"), "three, the waiting one\n");
+    assert_eq!(t.started("a"), t.current("a"));
     let run = p.ferry(&["--output", "json", "releases", "a"]);
     let history = run.events("history");
     let n = history.len();
     assert_eq!(
         history[n - 1]["release"],
-        current("a").trim_start_matches("releases/")
+        t.current("a").trim_start_matches("releases/")
     );
     assert_eq!(history[n - 1]["outcome"], "ok", "{run}");
     assert_eq!(history[n - 2]["outcome"], "ok", "{run}");
@@ -474,39 +548,47 @@ fn locks_and_self_arming_revert() {
         history[n - 2]["release"],
         "{run}"
     );
-    close_gate();
+    t.close_gate();
+}
 
-    // Two different services deploy in parallel: `b` deploys while `a` holds its lock.
-    p.config(&cfg(gated, "120s", "150s").replacen(
-        &format!("[services.b.health]\ncommand = \"{gated}\""),
+/// Two different services deploy in parallel: `b` deploys while `a` holds its lock.
+fn two_services_deploy_in_parallel(t: &Locks) {
+    let p = t.p;
+    p.config(&t.cfg(GATED, "120s", "150s").replacen(
+        &format!("[services.b.health]\ncommand = \"{GATED}\""),
         "[services.b.health]\ncommand = \"true\"",
         1,
     ));
     p.write("msg", "four\n");
-    let a = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let a = spawn_until(p, &["deploy", "a"], "running health checks");
     let b = p.ferry(&["deploy", "b"]);
     b.assert_code(0);
-    assert_eq!(msg("b"), "four\n");
-    assert_eq!(started("b"), current("b"));
-    open_gate();
+    assert_eq!(t.msg("b"), "four\n");
+    assert_eq!(t.started("b"), t.current("b"));
+    t.open_gate();
     assert_eq!(a.finish(), 0);
-    assert_eq!(msg("a"), "four\n");
+    assert_eq!(t.msg("a"), "four\n");
+}
 
+/// Self-arming revert: ferry killed after the restart, before confirmation; the host goes
+/// back by itself and the old release runs again.
+fn the_host_reverts_by_itself(t: &Locks) {
+    let (p, r, user) = (t.p, remote(), t.user);
     // Self-arming revert: kill ferry while the health check waits (after the restart, before
     // confirmation). After confirm_timeout the host is back on the old release by itself.
-    close_gate();
-    let before = current("a");
-    assert_eq!(started("a"), before);
-    p.config(&cfg(gated, "4s", "20s"));
+    t.close_gate();
+    let before = t.current("a");
+    assert_eq!(t.started("a"), before);
+    p.config(&t.cfg(GATED, "4s", "20s"));
     p.write("msg", "five\n");
-    let child = spawn_until(&p, &["deploy", "a"], "running health checks");
+    let child = spawn_until(p, &["deploy", "a"], "running health checks");
     child.kill();
-    let switched = current("a");
+    let switched = t.current("a");
     assert_ne!(
         switched, before,
         "the new release was live when ferry was killed"
     );
-    assert_eq!(started("a"), switched);
+    assert_eq!(t.started("a"), switched);
     // The revert is armed for confirm_timeout (20 s) after the activation: the timer says so.
     let timer = r.unit_prop(user, "ferry-revert-a.timer", "TimersMonotonic");
     assert!(timer.contains("OnActiveUSec=20s"), "{timer}");
@@ -523,7 +605,7 @@ fn locks_and_self_arming_revert() {
     );
     // The revert fires (polled: up to 60 s for a 20 s confirm_timeout on a loaded machine).
     r.poll("the host reverting by itself", 600, || {
-        (current("a") == before).then_some(())
+        (t.current("a") == before).then_some(())
     });
     // The old release runs again: the service was restarted on it, and is up.
     r.poll("a.service restarted on the old release", 300, || {
@@ -532,11 +614,11 @@ fn locks_and_self_arming_revert() {
         (active == "active" && inv != unconfirmed_invocation && !inv.is_empty()).then_some(())
     });
     assert_eq!(
-        started("a"),
+        t.started("a"),
         before,
         "the reverted service runs another release"
     );
-    assert_eq!(msg("a"), "four\n");
+    assert_eq!(t.msg("a"), "four\n");
     // The revert records itself once it is done: poll for the history line.
     let last = r.poll("the revert in the history", 100, || {
         let run = p.ferry(&["--output", "json", "releases", "a"]);
@@ -545,23 +627,28 @@ fn locks_and_self_arming_revert() {
     });
     assert_eq!(last["outcome"], "reverted", "{last}");
     // And the next deploy works (the lock was released with the killed session).
-    p.config(&cfg("true", "4s", "30s"));
+    p.config(&t.cfg("true", "4s", "30s"));
     p.ferry(&["deploy", "a"]).assert_code(0);
-    assert_eq!(msg("a"), "five\n");
-    assert_eq!(started("a"), current("a"));
+    assert_eq!(t.msg("a"), "five\n");
+    assert_eq!(t.started("a"), t.current("a"));
+}
 
+/// An explicit rollback takes over from a pending self-revert; a late revert script then
+/// changes nothing.
+fn a_rollback_takes_over_from_a_pending_revert(t: &Locks) {
+    let (p, r, user) = (t.p, remote(), t.user);
     // An explicit rollback takes over from a pending self-revert: it goes back to the last
     // healthy release at once, and the timer is gone afterwards.
-    let healthy = current("a");
-    p.config(&cfg(gated, "4s", "20s"));
+    let healthy = t.current("a");
+    p.config(&t.cfg(GATED, "4s", "20s"));
     p.write("msg", "six\n");
-    spawn_until(&p, &["deploy", "a"], "running health checks").kill();
-    assert_eq!(msg("a"), "six\n");
-    p.config(&cfg("true", "4s", "30s"));
+    spawn_until(p, &["deploy", "a"], "running health checks").kill();
+    assert_eq!(t.msg("a"), "six\n");
+    p.config(&t.cfg("true", "4s", "30s"));
     let run = p.ferry(&["rollback", "a"]);
     run.assert_code(0);
-    assert_eq!(msg("a"), "five\n");
-    assert_eq!(started("a"), healthy);
+    assert_eq!(t.msg("a"), "five\n");
+    assert_eq!(t.started("a"), healthy);
     let timer = r.ssh_raw(user, "systemctl --user is-active ferry-revert-a.timer");
     assert_eq!(String::from_utf8_lossy(&timer.stdout).trim(), "inactive");
 
@@ -586,8 +673,5 @@ fn locks_and_self_arming_revert() {
         history,
         "the stale revert wrote history"
     );
-    assert_eq!(msg("a"), "five\n");
-
-    // Health commands of killed deploys still wait at the gate: let them end.
-    open_gate();
+    assert_eq!(t.msg("a"), "five\n");
 }

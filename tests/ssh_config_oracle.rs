@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ferry::transport::ssh::config::{COMPARED, Context, System};
+use ferry::config::ssh::{COMPARED, Context, System};
 
 const ENV_VAR: &str = "FERRY_ORACLE_DIR";
 

@@ -334,22 +334,6 @@ pub struct LogsArgs {
     pub since_deploy: bool,
 }
 
-impl From<LogsArgs> for crate::commands::logs::Options {
-    fn from(a: LogsArgs) -> Self {
-        crate::commands::logs::Options {
-            service: a.service,
-            hosts: a.filter.hosts,
-            follow: a.follow,
-            lines: a.lines,
-            since: a.since,
-            until: a.until,
-            units: a.unit,
-            grep: a.grep,
-            since_deploy: a.since_deploy,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Services to show. Default: every service.

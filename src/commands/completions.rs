@@ -4,11 +4,11 @@
 use crate::cli::CompletionsArgs;
 use crate::cli::completions::completions;
 use crate::commands::Context;
-use crate::error::{Exit, Result, exit};
+use crate::error::{Exit, Result};
 use crate::report;
 
 /// `ferry completions`.
 pub fn run(args: CompletionsArgs, _: &Context) -> Result<Exit> {
     report::print_raw(&completions(args.shell));
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

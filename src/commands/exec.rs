@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::cli::ExecArgs;
 use crate::commands::{Context, fanout, targets};
 use crate::config::{Host, Service};
-use crate::error::{Exit, Result, exit};
+use crate::error::{Exit, Result};
 use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
 use crate::report::{Format, Reporter, sanitize_bytes};
@@ -139,7 +139,7 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
         error: None,
         connection: None,
         hint: None,
-        code: exit::OK,
+        code: Exit::Ok,
     };
     // No "connecting" progress line: the command's output is what people read here.
     let conn = match ssh::connect(host).await {
@@ -200,7 +200,7 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
             );
             reporter.warn(None, &message);
             event.error = Some(message);
-            event.code = exit::FAILED;
+            event.code = Exit::Failed;
         }
         Ok(o) => {
             out.finish();
@@ -210,7 +210,7 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
             event.exit_status = o.status;
             event.signal = o.signal.clone();
             if !o.success() {
-                event.code = exit::FAILED;
+                event.code = Exit::Failed;
                 reporter.warn(
                     Some(&host.name),
                     &format!("the command ended with {}", o.status_text()),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::InitArgs;
 use crate::commands::Context;
-use crate::error::{Error, Exit, exit};
+use crate::error::{Error, Exit};
 use crate::report::Reporter;
 
 /// What `ferry init` was asked for.
@@ -381,7 +381,7 @@ fn write(opts: &Options, reporter: &Reporter) -> Result<Exit, Error> {
             opts.config.display()
         ),
     );
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 /// Create a new file (and its directory); an existing one is an error, never replaced.

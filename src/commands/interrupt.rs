@@ -10,7 +10,7 @@ use std::future::Future;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
 use crate::report::Reporter;
 use crate::report::deploy::Summary;
 
@@ -62,8 +62,8 @@ pub async fn guard(
     let (name, code) = loop {
         let (name, code) = tokio::select! {
             r = &mut work => return r,
-            _ = sigint.recv() => ("SIGINT", exit::INTERRUPTED),
-            _ = sigterm.recv() => ("SIGTERM", exit::TERMINATED),
+            _ = sigint.recv() => ("SIGINT", Exit::Interrupted),
+            _ = sigterm.recv() => ("SIGTERM", Exit::Terminated),
         };
         if !finishing && reporter.tally().all_done() {
             finishing = true;

@@ -4,7 +4,7 @@
 use crate::cli::ManArgs;
 use crate::cli::completions;
 use crate::commands::Context;
-use crate::error::{Exit, Result, exit};
+use crate::error::{Exit, Result};
 use crate::report;
 
 /// `ferry man`.
@@ -18,5 +18,5 @@ pub fn run(args: ManArgs, ctx: &Context) -> Result<Exit> {
         }
         None => report::print_raw(&completions::man(args.command.as_deref())?),
     }
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::cli::ReleasesArgs;
 use crate::commands::targets::{self, Target};
 use crate::commands::{Context, fanout};
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::plan::RemoteState;
 use crate::release::{Action, Manifests};
 use crate::report::releases::{HistoryEvent, ReleaseEvent, ReleasesTable};
@@ -105,7 +105,7 @@ pub async fn run(args: ReleasesArgs, ctx: &Context) -> Result<Exit> {
         async move { host_releases(&t, &r).await }
     })
     .await;
-    let mut code = exit::OK;
+    let mut code = Exit::Ok;
     let mut table = ReleasesTable {
         releases: Vec::new(),
         history: Vec::new(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::cli::RollbackArgs;
 use crate::commands::{Context, fanout, targets};
 use crate::config::{Host, Service};
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::{Origin, RemoteState};
 use crate::prepare::local;
@@ -93,7 +93,7 @@ async fn rollback_host(
     };
     let result = result.unwrap_or_else(|e| {
         let code = e.exit_code().or_failed();
-        let kind = if code == exit::LOCKED {
+        let kind = if code == Exit::Locked {
             HostOutcome::Locked
         } else {
             HostOutcome::Failed
@@ -141,7 +141,7 @@ async fn rollback_locked(
         return Err(refuse(
             ss,
             format!("release {target} has no readable manifest"),
-            exit::FAILED,
+            Exit::Failed,
         ));
     };
     ss.phase("activate", format!("switching to {target}"));
@@ -177,7 +177,7 @@ fn choose_target(
                 "release {t} is not on the host; `ferry releases {}` lists them",
                 ss.service.name
             ),
-            exit::USAGE,
+            Exit::Usage,
         )),
         Some(t) => Ok(t.clone()),
         None => release::rollback_target(ids, remote.current.as_deref(), &remote.history)
@@ -188,7 +188,7 @@ fn choose_target(
                         "no release to roll back to (only {} on the host)",
                         remote.current.as_deref().unwrap_or("none")
                     ),
-                    exit::FAILED,
+                    Exit::Failed,
                 )
             }),
     }
@@ -212,7 +212,7 @@ async fn confirm_current(
         Some(target),
         Some(target),
         Some(reason.into()),
-        exit::OK,
+        Exit::Ok,
     ))
 }
 
@@ -272,7 +272,7 @@ impl Switch<'_> {
                 ss.service.name
             ));
         }
-        Ok(self.result(HostOutcome::Ok, note, exit::OK))
+        Ok(self.result(HostOutcome::Ok, note, Exit::Ok))
     }
 
     /// The target did not come up: go back to where the host was.
@@ -284,7 +284,7 @@ impl Switch<'_> {
         let Some(back) = self.remote.current_manifest() else {
             ss.record(&self.record(Outcome::Failed, Some(reason.clone())))
                 .await;
-            return Ok(self.result(HostOutcome::Failed, Some(reason), exit::FAILED));
+            return Ok(self.result(HostOutcome::Failed, Some(reason), Exit::Failed));
         };
         ss.phase("rollback", format!("going back to {}", back.id));
         let colour = self.remote.back_colour(&ss.service.name, back);
@@ -295,7 +295,7 @@ impl Switch<'_> {
                 Ok(self.result(
                     HostOutcome::RolledBack,
                     Some(format!("{reason}; back on {}", back.id)),
-                    exit::ROLLED_BACK,
+                    Exit::RolledBack,
                 ))
             }
             Err(f2) => {
@@ -309,7 +309,7 @@ impl Switch<'_> {
                         "ROLLBACK TO {} FAILED: {reason}; GOING BACK TO {} FAILED TOO: {}",
                         self.target, back.id, f2.reason
                     )),
-                    exit::FAILED,
+                    Exit::Failed,
                 ))
             }
         }
@@ -332,7 +332,7 @@ fn migrations_past(
         id == current
             || history.iter().any(|h| {
                 h.release == id
-                    && (h.action == Action::Deploy || h.action == crate::plan::PROMOTE_ACTION)
+                    && (h.action == Action::Deploy || h.action == Action::Promote)
                     && h.outcome == Outcome::Ok
             })
     };

@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::commands::targets::{self, Target};
 use crate::commands::{Context, fanout};
 use crate::config::Host;
-use crate::error::{Error, Exit, exit};
+use crate::error::{Error, Exit};
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
@@ -328,11 +328,11 @@ pub fn unit_statuses(host: &str, report: &HostReport) -> Vec<UnitStatus> {
 /// be reached; else 1.
 pub fn exit_code(rows: &[UnitStatus], unreachable: usize, failed: usize) -> Exit {
     if unreachable > 0 {
-        exit::CONNECTION
+        Exit::Connection
     } else if failed == 0 && rows.iter().all(|r| r.ok) {
-        exit::OK
+        Exit::Ok
     } else {
-        exit::FAILED
+        Exit::Failed
     }
 }
 
@@ -599,11 +599,11 @@ SubState=listening
         let stopped = by("stopped.service");
         assert!(!stopped.ok);
         assert_eq!(stopped.note.as_deref(), Some("stopped"));
-        assert_eq!(exit_code(&rows, 0, 0), exit::FAILED);
+        assert_eq!(exit_code(&rows, 0, 0), Exit::Failed);
         let ups: Vec<UnitStatus> = rows.iter().filter(|r| r.ok).cloned().collect();
-        assert_eq!(exit_code(&ups, 0, 0), exit::OK);
-        assert_eq!(exit_code(&ups, 1, 0), exit::CONNECTION);
-        assert_eq!(exit_code(&ups, 0, 1), exit::FAILED);
+        assert_eq!(exit_code(&ups, 0, 0), Exit::Ok);
+        assert_eq!(exit_code(&ups, 1, 0), Exit::Connection);
+        assert_eq!(exit_code(&ups, 0, 1), Exit::Failed);
     }
 
     #[test]

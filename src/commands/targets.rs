@@ -190,7 +190,7 @@ mod tests {
     fn errors_name_what_to_fix() {
         let c = config();
         let e = resolve(&c, &["y".into()], &["a".into()]).unwrap_err();
-        assert_eq!(e.exit_code(), crate::exit::USAGE);
+        assert_eq!(e.exit_code(), crate::exit::Exit::Usage);
         assert!(
             e.to_string()
                 .contains("--host a: not a host of y (the services there: x)"),

@@ -5,7 +5,7 @@
 use crate::cli::UnitsArgs;
 use crate::commands::Context;
 use crate::commands::targets;
-use crate::error::{Exit, Result, exit};
+use crate::error::{Exit, Result};
 use crate::report::units::UnitFile;
 use crate::session::unit_check;
 
@@ -33,5 +33,5 @@ pub fn run(args: UnitsArgs, ctx: &Context) -> Result<Exit> {
         });
     }
     unit_check::lint_local(&[&service[0]], &ctx.reporter)?;
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }

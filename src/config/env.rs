@@ -1,9 +1,9 @@
 //! The local environment a config is resolved in: the home directory, the local user name and
-//! the OpenSSH client config (resolved by `transport::ssh::config`).
+//! the OpenSSH client config (resolved by `config::ssh`).
 
 use std::path::{Path, PathBuf};
 
-use crate::transport::ssh::config::Context;
+use crate::config::ssh::Context;
 
 // ---------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ mod model;
 mod names;
 mod raw;
 mod select;
+pub mod ssh;
 mod validate;
 
 pub(crate) use doc::*;

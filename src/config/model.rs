@@ -45,7 +45,7 @@ pub struct Host {
     pub host_key_policy: HostKeyPolicy,
     pub connect_timeout: Duration,
     /// Whether uploads are gzip-compressed (see `plan::encoding`).
-    pub compress: crate::plan::encoding::Compress,
+    pub compress: Compress,
     /// Connect through this host (ProxyJump), itself connected directly.
     pub proxy_jump: Option<Box<Host>>,
     /// The IdentityFiles of ~/.ssh/config (or OpenSSH's defaults), in order, tokens expanded;
@@ -83,7 +83,7 @@ pub const ARCHES: &[&str] = &[
     "loongarch64",
 ];
 
-/// Options resolved from the OpenSSH client config (see `transport::ssh::config`) for one host,
+/// Options resolved from the OpenSSH client config (see `config::ssh`) for one host,
 /// kept as ssh would use them. The transport acts on all of them but `certificates` and
 /// `address_family` (stored, not yet used).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -104,7 +104,7 @@ pub struct SshOptions {
     pub connection_attempts: u32,
     pub address_family: AddressFamily,
     /// Every ProxyJump hop, in order (empty: none).
-    pub proxy_jumps: Vec<crate::transport::ssh::config::Jump>,
+    pub proxy_jumps: Vec<crate::config::ssh::Jump>,
     pub proxy_command: Option<String>,
 }
 
@@ -408,3 +408,47 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+/// The health checks of a colour listening on `port`: an `http` check of the front's port
+/// goes to the colour's port instead (another port is left alone).
+pub fn health_on(checks: &Health, switch: &crate::systemd::switch::Switch, port: u16) -> Health {
+    let mut h = checks.clone();
+    let front = crate::systemd::units::parse_tcp(&switch.listen);
+    if let Some(http) = &mut h.http
+        && Some(http.port) == front
+    {
+        http.port = port;
+    }
+    h
+}
+
+/// The `compress` setting of a host: `auto` (by the round trip), `always` or `never`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl Compress {
+    pub fn parse(s: &str) -> Option<Compress> {
+        match s {
+            "auto" => Some(Compress::Auto),
+            "always" => Some(Compress::Always),
+            "never" => Some(Compress::Never),
+            _ => None,
+        }
+    }
+}

@@ -33,7 +33,7 @@ pub(crate) struct RawSettings {
     pub(crate) known_hosts: Option<String>,
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) connect_timeout: Option<String>,
-    pub(crate) compress: Option<crate::plan::encoding::Compress>,
+    pub(crate) compress: Option<Compress>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -46,7 +46,7 @@ pub(crate) struct RawHost {
     pub(crate) known_hosts: Option<String>,
     pub(crate) host_key_policy: Option<HostKeyPolicy>,
     pub(crate) connect_timeout: Option<String>,
-    pub(crate) compress: Option<crate::plan::encoding::Compress>,
+    pub(crate) compress: Option<Compress>,
     pub(crate) proxy_jump: Option<String>,
     /// The host's `uname -m`, when known: binaries for another one are refused before any
     /// connection.

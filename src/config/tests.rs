@@ -26,7 +26,7 @@ pub(super) fn ssh_env(text: &str) -> Env {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config"), text).unwrap();
     Env {
-        ssh_config: Some(crate::transport::ssh::config::Context {
+        ssh_config: Some(crate::config::ssh::Context {
             files: vec![(dir.join("config"), dir.clone())],
             home: "/home/me".into(),
             local_user: "me".into(),

@@ -13,36 +13,7 @@
 
 use std::time::Duration;
 
-/// The `compress` setting of a host: `auto` (by the round trip), `always` or `never`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Compress {
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
-impl Compress {
-    pub fn parse(s: &str) -> Option<Compress> {
-        match s {
-            "auto" => Some(Compress::Auto),
-            "always" => Some(Compress::Always),
-            "never" => Some(Compress::Never),
-            _ => None,
-        }
-    }
-}
+pub use crate::config::Compress;
 
 /// How one file is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

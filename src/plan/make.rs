@@ -257,7 +257,7 @@ fn manifest(
                 sha256: f.sha256.clone(),
             })
             .chain(local.env.iter().map(|e| ManifestFile {
-                dest: crate::release::env::file_in_release(),
+                dest: crate::paths::env_file_in_release(),
                 mode: 0o600,
                 size: e.size(),
                 sha256: e.sha256(),

@@ -1,6 +1,6 @@
 //! The remote state: the probe script that reads a host in one command, and its parsing.
 
-use crate::release::{self, Manifest, Paths};
+use crate::release::{self, Action, Manifest, Outcome, Paths};
 use crate::shell::quote;
 use crate::systemd::switch::{self, Colour};
 use std::collections::BTreeMap;
@@ -112,7 +112,8 @@ impl RemoteState {
         };
         // A self-revert away from it means its deploy was never confirmed.
         match self.history.iter().rposition(|r| {
-            &r.release == current || (r.action == "revert" && r.previous.as_ref() == Some(current))
+            &r.release == current
+                || (r.action == Action::Revert && r.previous.as_ref() == Some(current))
         }) {
             Some(i) if &self.history[i].release == current => {
                 crate::release::good_at(&self.history, i)
@@ -130,7 +131,7 @@ impl RemoteState {
             .history
             .iter()
             .rev()
-            .find(|r| r.action == STAGE_ACTION && r.release == staged)
+            .find(|r| r.action == Action::Stage && r.release == staged)
             .and_then(|r| r.previous.as_deref());
         Some((staged, base))
     }
@@ -165,19 +166,12 @@ impl RemoteState {
         self.history
             .iter()
             .rev()
-            .filter(|r| r.outcome == "ok" && &r.release != current)
+            .filter(|r| r.outcome == Outcome::Ok && &r.release != current)
             .map(|r| &r.release)
             .find(|r| self.releases.contains(r))
             .cloned()
     }
 }
-
-/// The history action of `deploy --no-switch` (its outcome: [`STAGED_OUTCOME`]).
-pub const STAGE_ACTION: &str = "stage";
-/// The outcome of a `stage` record: not `ok`, as the release never went live.
-pub const STAGED_OUTCOME: &str = "staged";
-/// The history action of `ferry promote`.
-pub const PROMOTE_ACTION: &str = "promote";
 
 /// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
 /// which does not take the lock) it also says who holds the lock: a shared `flock` for an

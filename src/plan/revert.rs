@@ -218,6 +218,7 @@ pub fn cancel_command(paths: &Paths) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::release::{Action, Outcome};
 
     fn activation() -> Activation {
         Activation {
@@ -236,10 +237,10 @@ mod tests {
     fn record() -> HistoryRecord {
         HistoryRecord {
             time: TIME.into(),
-            action: "revert".into(),
+            action: Action::Revert,
             release: "20261124T000000Z-00000001".into(),
             previous: None,
-            outcome: OUTCOME.into(),
+            outcome: Outcome::Other(OUTCOME.into()),
             by: "me".into(),
             git_commit: None,
             reason: None,
@@ -291,7 +292,7 @@ mod tests {
         assert!(!sh(&s, &home).status.success());
         let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
         let rec: HistoryRecord = serde_json::from_str(history.trim()).unwrap();
-        assert_eq!(rec.outcome, "revert-failed", "{history}");
+        assert_eq!(rec.outcome, Outcome::RevertFailed, "{history}");
         assert!(!rec.time.contains(TIME));
         assert_eq!(
             std::fs::read_link(dir.join("current")).unwrap(),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::release::{self, Manifest, ManifestUnit, Paths};
+use crate::release::{self, Action, Manifest, ManifestUnit, Outcome, Paths};
 
 use super::*;
 use crate::config;
@@ -236,6 +236,63 @@ fn probe_script_quotes_dests() {
     assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
 }
 
+/// The stdout of `script` run by sh with HOME being `home` and `input` on its stdin (it must
+/// succeed).
+fn sh_in(home: &std::path::Path, script: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("HOME", home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// In the scratch `home` of the test below: the installed unit files are hashed (one
+/// sha256sum for all), the history read whole.
+fn installed_units_and_history_are_probed(home: &std::path::Path, paths: &Paths, dests: &[String]) {
+    let dir = home.join(paths.dir());
+    let ud = home.join(release::UNIT_DIR);
+    std::fs::create_dir_all(&ud).unwrap();
+    std::fs::write(ud.join("a-b.service"), b"[Service]\n").unwrap();
+    std::fs::write(ud.join("c.socket"), b"[Socket]\n").unwrap();
+    std::fs::create_dir_all(ud.join("default.target.wants")).unwrap();
+    std::fs::write(
+        dir.join("history.jsonl"),
+        format!(
+            "{}\n{}",
+            serde_json::to_string(&rec("R1", Action::Deploy, Outcome::Ok, None)).unwrap(),
+            serde_json::to_string(&rec("R2", Action::Deploy, Outcome::Failed, Some("R1"))).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = sh_in(home, &remote_state_script(paths, dests, &[], false), b"");
+    let st = parse_remote_state(&out);
+    assert_eq!(
+        st.installed_units,
+        BTreeMap::from([
+            (
+                "a-b.service".to_string(),
+                crate::digest::sha256_hex(b"[Service]\n")
+            ),
+            (
+                "c.socket".to_string(),
+                crate::digest::sha256_hex(b"[Socket]\n")
+            ),
+        ]),
+        "{out}"
+    );
+    let read: Vec<&str> = st.history.iter().map(|r| r.release.as_str()).collect();
+    assert_eq!(read, vec!["R1", "R2"], "the last line has no newline");
+}
+
 /// Run with sh in a scratch home: the seal writes the stat record and renames the release;
 /// the probe then takes each file's hash from the record (no sha256sum: a made-up hash in
 /// the record is what it reports) until the file is touched, then hashes it for real.
@@ -252,22 +309,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
     std::fs::create_dir_all(staging.join(release::META_DIR)).unwrap();
     std::fs::write(staging.join("bin/my app"), b"binary").unwrap();
     std::fs::write(staging.join("share"), b"data").unwrap();
-    let sh = |script: &str, input: &[u8]| {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .env("HOME", home.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{script}: {out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let sh = |script: &str, input: &[u8]| sh_in(home.path(), script, input);
     let dests = vec!["bin/my app".to_string(), "share".to_string()];
     let fake = ["ab".repeat(32), "cd".repeat(32)];
     sh(
@@ -306,39 +348,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
     };
     let files = probe();
     assert_eq!(files.len(), 2, "{files:?}");
-    // The installed unit files are hashed (one sha256sum for all), the history read whole.
-    let ud = home.path().join(release::UNIT_DIR);
-    std::fs::create_dir_all(&ud).unwrap();
-    std::fs::write(ud.join("a-b.service"), b"[Service]\n").unwrap();
-    std::fs::write(ud.join("c.socket"), b"[Socket]\n").unwrap();
-    std::fs::create_dir_all(ud.join("default.target.wants")).unwrap();
-    std::fs::write(
-        dir.join("history.jsonl"),
-        format!(
-            "{}\n{}",
-            serde_json::to_string(&rec("R1", "deploy", "ok", None)).unwrap(),
-            serde_json::to_string(&rec("R2", "deploy", "failed", Some("R1"))).unwrap()
-        ),
-    )
-    .unwrap();
-    let out = sh(&remote_state_script(&paths, &dests, &[], false), b"");
-    let st = parse_remote_state(&out);
-    assert_eq!(
-        st.installed_units,
-        BTreeMap::from([
-            (
-                "a-b.service".to_string(),
-                crate::digest::sha256_hex(b"[Service]\n")
-            ),
-            (
-                "c.socket".to_string(),
-                crate::digest::sha256_hex(b"[Socket]\n")
-            ),
-        ]),
-        "{out}"
-    );
-    let read: Vec<&str> = st.history.iter().map(|r| r.release.as_str()).collect();
-    assert_eq!(read, vec!["R1", "R2"], "the last line has no newline");
+    installed_units_and_history_are_probed(home.path(), &paths, &dests);
     assert_eq!(files["bin/my app"], fake[0]);
     assert_eq!(files["share"], fake[1]);
     // Touched (same size, new content): hashed on the host.
@@ -485,16 +495,16 @@ pub(super) fn names(p: &Plan) -> Vec<&'static str> {
 
 pub(super) fn rec(
     release: &str,
-    action: &str,
-    outcome: &str,
+    action: Action,
+    outcome: Outcome,
     previous: Option<&str>,
 ) -> release::HistoryRecord {
     release::HistoryRecord {
         time: "t".into(),
-        action: action.into(),
+        action,
         release: release.into(),
         previous: previous.map(String::from),
-        outcome: outcome.into(),
+        outcome,
         by: "me".into(),
         git_commit: None,
         reason: None,
@@ -517,7 +527,7 @@ pub(super) fn deployed() -> RemoteState {
         releases: vec![a.into()],
         manifest: Some(first.manifest),
         current_files: [("bin/app".to_string(), local().files[0].sha256.clone())].into(),
-        history: vec![rec(a, "deploy", "ok", None)],
+        history: vec![rec(a, Action::Deploy, Outcome::Ok, None)],
         ..Default::default()
     }
 }
@@ -655,8 +665,8 @@ fn leftovers_stale_timers_and_pruning_are_steps() {
     // The current release was never verified (its self-revert failed): checked.
     remote.history = vec![rec(
         remote.current.as_deref().unwrap(),
-        "deploy",
-        "revert-failed",
+        Action::Deploy,
+        Outcome::RevertFailed,
         None,
     )];
     let p = make(&s, &local(), &remote, ID, &origin(), Options::default());
@@ -690,7 +700,7 @@ fn an_unverified_current_release_is_not_a_rollback_target() {
     remote.current = Some(b.into());
     remote
         .history
-        .push(rec(&a, "revert", "revert-failed", Some(b)));
+        .push(rec(&a, Action::Revert, Outcome::RevertFailed, Some(b)));
     assert!(!remote.current_verified());
     assert_eq!(remote.fallback(), Some(a.clone()));
     let p = plan_on(&remote);
@@ -915,7 +925,9 @@ fn redeploying_the_current_release_is_a_no_op() {
     );
     let mut unverified = deployed_and_up();
     let cur = unverified.current.clone().unwrap();
-    unverified.history.push(rec(&cur, "deploy", "failed", None));
+    unverified
+        .history
+        .push(rec(&cur, Action::Deploy, Outcome::Failed, None));
     assert!(plan_on(&unverified).unchanged().is_none());
 }
 

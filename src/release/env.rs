@@ -23,17 +23,12 @@ use crate::config::{EnvValue, Service};
 use crate::error::{Error, Result};
 use crate::release;
 
-/// The env file's path inside a release directory.
-pub fn file_in_release() -> String {
-    format!("{}/env", release::META_DIR)
-}
-
 /// The path units read the env file from: the release `current` points to.
 pub fn unit_path(service: &str) -> String {
     format!(
         "%h/{}/{service}/current/{}",
         release::ROOT,
-        file_in_release()
+        crate::paths::env_file_in_release()
     )
 }
 
@@ -123,7 +118,7 @@ pub fn secret_names(service: &Service) -> Vec<&str> {
 /// that did not stage the release (`ferry promote`) masks the values the host holds, without
 /// resolving them again here.
 pub fn secrets_script(dir: &str, names: &[&str]) -> String {
-    let f = file_in_release();
+    let f = crate::paths::env_file_in_release();
     let mut s = format!(
         "cd \"$HOME\" && cd {} || exit 1\n[ -f {f} ] || exit 0\nset -a; . ./{f} || exit 1\nprintf '%s\\000'",
         crate::shell::quote(dir)
@@ -394,7 +389,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join("rel 1");
         std::fs::create_dir_all(dir.join(release::META_DIR)).unwrap();
-        std::fs::write(dir.join(file_in_release()), render(&vars)).unwrap();
+        std::fs::write(dir.join(crate::paths::env_file_in_release()), render(&vars)).unwrap();
         let run = |names: &[&str], rel: &str| {
             let out = std::process::Command::new("sh")
                 .arg("-c")

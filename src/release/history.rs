@@ -57,20 +57,6 @@ macro_rules! named {
                 Ok($name::parse(&String::deserialize(d)?))
             }
         }
-
-        /// By name, as [`Self::parse`]: for code that still builds records from strings.
-        impl From<&str> for $name {
-            fn from(name: &str) -> Self {
-                $name::parse(name)
-            }
-        }
-
-        /// Against a name: for code that still compares with strings; prefer the variants.
-        impl PartialEq<&str> for $name {
-            fn eq(&self, name: &&str) -> bool {
-                self.as_str() == *name
-            }
-        }
     };
 }
 
@@ -85,6 +71,10 @@ named! {
         Revert = "revert",
         /// A deploy's migration hook ran.
         Migrate = "migrate",
+        /// `ferry deploy --no-switch` staged a release (its outcome: `Staged`).
+        Stage = "stage",
+        /// `ferry promote` made the staged release current.
+        Promote = "promote",
     }
 }
 
@@ -105,6 +95,8 @@ named! {
         Reverted = "reverted",
         /// The self-revert could not activate the previous release.
         RevertFailed = "revert-failed",
+        /// A `stage` record: not `ok`, as the release never went live.
+        Staged = "staged",
     }
 }
 
@@ -115,7 +107,12 @@ mod tests {
     #[test]
     fn the_names_are_todays_strings_and_round_trip() {
         let actions: Vec<&str> = Action::KNOWN.iter().map(Action::as_str).collect();
-        assert_eq!(actions, ["deploy", "rollback", "revert", "migrate"]);
+        assert_eq!(
+            actions,
+            [
+                "deploy", "rollback", "revert", "migrate", "stage", "promote"
+            ]
+        );
         let outcomes: Vec<&str> = Outcome::KNOWN.iter().map(Outcome::as_str).collect();
         assert_eq!(
             outcomes,
@@ -126,7 +123,8 @@ mod tests {
                 "rolled-back",
                 "rollback-failed",
                 "reverted",
-                "revert-failed"
+                "revert-failed",
+                "staged"
             ]
         );
         for a in Action::KNOWN {
@@ -141,6 +139,10 @@ mod tests {
         }
         assert_eq!(Outcome::parse("rolled-back"), Outcome::RolledBack);
         assert_eq!(Action::parse("revert"), Action::Revert);
+        // `deploy --no-switch` and `ferry promote` records are known values, not `Other`.
+        assert_eq!(Action::parse("stage"), Action::Stage);
+        assert_eq!(Action::parse("promote"), Action::Promote);
+        assert_eq!(Outcome::parse("staged"), Outcome::Staged);
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::commands::deploy::rollout;
 use crate::exit::Exit;
 use crate::outcome::HostOutcome;
 use crate::report::deploy::HostResult;
@@ -93,7 +92,7 @@ impl Reporter {
     /// sorted by outcome, worst last.
     pub fn results(&self, results: &[HostResult]) {
         let mut sorted: Vec<&HostResult> = results.iter().collect();
-        rollout::sort_by_outcome(&mut sorted, |r| r.result);
+        crate::outcome::sort_by_outcome(&mut sorted, |r| r.result);
         if self.format == Format::Json || sorted.len() == 1 {
             for r in sorted {
                 self.emit(r);
@@ -406,7 +405,7 @@ mod tests {
             error: None,
             connection: None,
             hint: None,
-            code: crate::exit::OK,
+            code: crate::exit::Exit::Ok,
         };
         let v: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(

@@ -102,6 +102,7 @@ fn color_allowed(is_tty: bool) -> bool {
 
 impl Reporter {
     pub fn new(format: Format, quiet: bool, verbose: bool) -> Reporter {
+        crate::fault::notices_to(fault_notice);
         let stderr_tty = std::io::stderr().is_terminal();
         let multi = indicatif::MultiProgress::new();
         let progress_bars = stderr_tty && !quiet && !verbose;

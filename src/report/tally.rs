@@ -7,7 +7,6 @@ use crate::exit::Exit;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::exit;
 use crate::outcome::HostOutcome;
 use crate::report::deploy::HostResult;
 use crate::report::fleet::RolloutEvent;
@@ -154,7 +153,7 @@ fn host_result(h: &HostTally, service: &str, signal: &str, code: Exit) -> HostRe
             Some(format!(
                 "not reached, keeps its current release: ferry was interrupted by {signal} before it started here"
             )),
-            exit::OK,
+            Exit::Ok,
         ),
     }
 }

@@ -98,7 +98,7 @@ pub async fn acquire(
             "service `{}` is locked by {current}{waited}; wait for it to finish, or pass --lock-wait DURATION",
             paths.service
         ),
-        code: exit::LOCKED,
+        code: exit::Exit::Locked,
     })
 }
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Health, Host, Service};
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step};
 use crate::release::{self, HistoryRecord, Manifest, Paths};
@@ -288,7 +288,7 @@ impl ServiceSession<'_> {
             .ok_or_else(|| Error::Refused {
                 host: self.host.name.clone(),
                 message: format!("release {id} has no readable manifest on the host"),
-                code: exit::FAILED,
+                code: Exit::Failed,
             })
     }
 

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::{Activation, revert};
-use crate::release::{Action, HistoryRecord, Manifest};
+use crate::release::{Action, HistoryRecord, Manifest, Outcome};
 use crate::session::ServiceSession;
 use crate::systemd::switch::Colour;
 
@@ -23,7 +23,7 @@ impl ServiceSession<'_> {
             action: Action::Revert,
             release: to.id.clone(),
             previous: Some(new.id.clone()),
-            outcome: revert::OUTCOME.into(),
+            outcome: Outcome::Other(revert::OUTCOME.into()),
             by: by.to_string(),
             git_commit: to.git_commit.clone(),
             reason: Some(format!(

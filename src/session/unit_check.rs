@@ -5,7 +5,7 @@
 //! the previous release serving.
 
 use crate::config::Service;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::plan::LocalRelease;
 use crate::report::Reporter;
 use crate::session::ServiceSession;
@@ -181,7 +181,7 @@ pub fn evaluate(
     let refuse = |message: String| Error::Refused {
         host: host.clone(),
         message,
-        code: exit::FAILED,
+        code: Exit::Failed,
     };
     match o.rc {
         None => {

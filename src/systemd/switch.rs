@@ -218,7 +218,7 @@ pub fn template_with_env(content: &[u8], service: &str, release_env: bool) -> Ve
         lines.push_str(&format!(
             "EnvironmentFile={}/{}\n",
             instance_dir(service),
-            crate::release::env::file_in_release()
+            crate::paths::env_file_in_release()
         ));
     }
     let mut out = String::new();
@@ -387,23 +387,6 @@ pub fn back_lines(service: &str, switch: &Switch, c: Colour, timeout: Duration) 
         u = quote(&instance(service, other)),
     ));
     s
-}
-
-/// The health checks of a colour listening on `port`: an `http` check of the front's port
-/// goes to the colour's port instead (another port is left alone).
-pub fn health_on(
-    checks: &crate::config::Health,
-    switch: &Switch,
-    port: u16,
-) -> crate::config::Health {
-    let mut h = checks.clone();
-    let front = super::units::parse_tcp(&switch.listen);
-    if let Some(http) = &mut h.http
-        && Some(http.port) == front
-    {
-        http.port = port;
-    }
-    h
 }
 
 #[cfg(test)]

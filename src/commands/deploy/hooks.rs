@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::error::{Exit, Result, exit};
+use crate::error::{Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::release::Paths;
 use crate::release::env::EnvFile;
@@ -73,7 +73,7 @@ pub fn remote_script(
     s.push_str("export FERRY_RELEASE_DIR=\"$PWD\"\n");
     s.push_str(&format!(
         "if [ -f {f} ]; then set -a; . ./{f} || exit 1; set +a; fi\n",
-        f = crate::release::env::file_in_release()
+        f = crate::paths::env_file_in_release()
     ));
     s.push_str(&format!(
         "exec timeout -k 10s {}s sh -c {}\n",
@@ -243,11 +243,11 @@ fn emit_status(
 /// What `local_after` is told about the deploy of a service: ok when every host is ok,
 /// rolled-back when every other host was rolled back, else failed.
 pub fn overall(results: &[&HostResult]) -> HostOutcome {
-    if results.iter().all(|r| r.code == exit::OK) {
+    if results.iter().all(|r| r.code == Exit::Ok) {
         HostOutcome::Ok
     } else if results
         .iter()
-        .all(|r| r.code == exit::OK || r.result == HostOutcome::RolledBack)
+        .all(|r| r.code == Exit::Ok || r.result == HostOutcome::RolledBack)
     {
         HostOutcome::RolledBack
     } else {
@@ -407,9 +407,9 @@ mod tests {
 
     #[test]
     fn local_after_is_told_the_overall_result() {
-        let ok = result("a", HostOutcome::Ok, exit::OK);
-        let rb = result("b", HostOutcome::RolledBack, exit::ROLLED_BACK);
-        let failed = result("c", HostOutcome::Failed, exit::FAILED);
+        let ok = result("a", HostOutcome::Ok, Exit::Ok);
+        let rb = result("b", HostOutcome::RolledBack, Exit::RolledBack);
+        let failed = result("c", HostOutcome::Failed, Exit::Failed);
         assert_eq!(overall(&[&ok]), HostOutcome::Ok);
         assert_eq!(overall(&[&ok, &rb]), HostOutcome::RolledBack);
         assert_eq!(overall(&[&ok, &rb, &failed]), HostOutcome::Failed);

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::commands::deploy::state::Migrated;
 use crate::config::{Host, Service};
 use crate::outcome::HostOutcome;
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::deploy::HostResult;
 
 /// Where the gate stands.
@@ -150,8 +150,8 @@ impl Migration {
             .iter()
             .rev()
             .find(|h| {
-                h.action == "migrate"
-                    && h.outcome == "ok"
+                h.action == Action::Migrate
+                    && h.outcome == Outcome::Ok
                     && release::content_key(&h.release) == key
             })
             .map(|h| Migrated {
@@ -166,10 +166,10 @@ impl Migration {
 pub(crate) fn record(id: &str, previous: Option<&str>, by: &str, command: &str) -> HistoryRecord {
     HistoryRecord {
         time: release::now_rfc3339(),
-        action: "migrate".into(),
+        action: Action::Migrate,
         release: id.to_string(),
         previous: previous.map(String::from),
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         by: by.to_string(),
         git_commit: None,
         reason: Some(format!("ran `{command}`")),
@@ -190,13 +190,13 @@ mod tests {
         }
     }
 
-    fn rec(action: &str, release: &str, outcome: &str) -> HistoryRecord {
+    fn rec(action: Action, release: &str, outcome: Outcome) -> HistoryRecord {
         HistoryRecord {
             time: "2026-11-25T10:00:00Z".into(),
-            action: action.into(),
+            action,
             release: release.into(),
             previous: None,
-            outcome: outcome.into(),
+            outcome,
             by: "me".into(),
             git_commit: None,
             reason: None,
@@ -207,8 +207,8 @@ mod tests {
     fn a_release_of_the_same_content_finds_its_migration() {
         let m = migration(None);
         let history = [
-            rec("migrate", "20261125T100000Z-1a2b3c4d", "ok"),
-            rec("deploy", "20261125T100000Z-1a2b3c4d", "ok"),
+            rec(Action::Migrate, "20261125T100000Z-1a2b3c4d", Outcome::Ok),
+            rec(Action::Deploy, "20261125T100000Z-1a2b3c4d", Outcome::Ok),
         ];
         let found = m.already_ran("20261125T120000Z-1a2b3c4d.2", &history);
         assert_eq!(found.unwrap().release, "20261125T100000Z-1a2b3c4d");
@@ -217,7 +217,11 @@ mod tests {
                 .is_none()
         );
         // A failed one does not count; a deploy record is not a migration.
-        let history = [rec("migrate", "20261125T100000Z-1a2b3c4d", "failed")];
+        let history = [rec(
+            Action::Migrate,
+            "20261125T100000Z-1a2b3c4d",
+            Outcome::Failed,
+        )];
         assert!(
             m.already_ran("20261125T120000Z-1a2b3c4d", &history)
                 .is_none()

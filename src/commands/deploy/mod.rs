@@ -26,7 +26,7 @@ use crate::commands::deploy::rollout::Budget;
 use crate::commands::fanout;
 use crate::commands::targets;
 use crate::config::{Config, Host, Service};
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::Origin;
 use crate::prepare::local;
@@ -58,14 +58,14 @@ pub async fn deploy_services(
                 kind: "summary",
                 ok: 0,
                 failed: 0,
-                exit_code: exit::OK,
+                exit_code: Exit::Ok,
                 dry_run: opts.dry_run,
                 action: "deployed",
             });
         } else {
             reporter.heading("nothing to retry: every selected host ended ok in its last rollout");
         }
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     expect_hosts(&rollouts, opts.dry_run, &reporter);
     // Binaries built for another architecture than a host's `arch`: before any connection.
@@ -109,7 +109,7 @@ pub async fn deploy_services(
         None => Default::default(),
     };
     let code = Exit::combine(results.iter().map(|r| r.code));
-    if results.len() > 1 || code != exit::OK || !opts.dry_run {
+    if results.len() > 1 || code != Exit::Ok || !opts.dry_run {
         reporter.results(&results);
     }
     if !opts.dry_run {
@@ -615,7 +615,7 @@ fn skip_service(
                 None,
                 None,
                 Some(format!("not deployed, keeps its current release: {why}")),
-                exit::OK,
+                Exit::Ok,
             )
         })
         .collect();
@@ -644,7 +644,7 @@ fn not_reached(host: &str, service: &str, why: &str) -> HostResult {
         Some(format!(
             "not reached, keeps its current release: the rollout stopped ({why})"
         )),
-        exit::OK,
+        Exit::Ok,
     )
 }
 

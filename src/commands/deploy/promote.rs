@@ -15,12 +15,12 @@ use super::{Ctx, Job, Options, Preconnected, finish, roll_out_hosts};
 use crate::commands::deploy::hooks::{self, Hook};
 use crate::commands::targets;
 use crate::config::{Config, Host};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
 use crate::outcome::HostOutcome;
-use crate::plan::{self, RemoteState};
+use crate::plan::RemoteState;
 use crate::prepare::local;
 use crate::release::env::{self, EnvFile};
-use crate::release::{self, HistoryRecord, Manifest};
+use crate::release::{self, Action, HistoryRecord, Manifest, Outcome};
 use crate::report::Reporter;
 use crate::report::deploy::HostResult;
 use crate::session::{ServiceSession, Session};
@@ -125,7 +125,7 @@ async fn dry_run(ss: &ServiceSession<'_>) -> Result<HostResult> {
             None,
             current,
             Some(format!("{} is locked by {holder}", ss.service.name)),
-            exit::LOCKED,
+            Exit::Locked,
         ));
     }
     Ok(match staged_release(&remote, &ss.service.name) {
@@ -137,9 +137,9 @@ async fn dry_run(ss: &ServiceSession<'_>) -> Result<HostResult> {
                 "would switch from {} to the staged {id}",
                 current.unwrap_or("no release")
             )),
-            exit::OK,
+            Exit::Ok,
         ),
-        Err(why) => ss.result(HostOutcome::Refused, None, current, Some(why), exit::FAILED),
+        Err(why) => ss.result(HostOutcome::Refused, None, current, Some(why), Exit::Failed),
     })
 }
 
@@ -149,19 +149,19 @@ async fn promote_locked(ss: &mut ServiceSession<'_>, ctx: &Ctx) -> Result<HostRe
     let id = staged_release(&remote, &ss.service.name).map_err(|message| Error::Refused {
         host: ss.host.name.clone(),
         message,
-        code: exit::FAILED,
+        code: Exit::Failed,
     })?;
     let secrets = staged_secrets(ss, &id).await?;
     ss.mask_from_now(secrets);
     let ss = &*ss;
     let to = ss.manifest_of(&id, &remote).await?;
     let current = remote.current.as_deref();
-    let record = |outcome: &str, reason: Option<String>| HistoryRecord {
+    let record = |outcome: Outcome, reason: Option<String>| HistoryRecord {
         time: release::now_rfc3339(),
-        action: plan::PROMOTE_ACTION.into(),
+        action: Action::Promote,
         release: id.clone(),
         previous: current.map(String::from),
-        outcome: outcome.into(),
+        outcome,
         by: ctx.origin.by.clone(),
         git_commit: to.git_commit.clone(),
         reason,
@@ -194,19 +194,23 @@ async fn promote_locked(ss: &mut ServiceSession<'_>, ctx: &Ctx) -> Result<HostRe
         ss.unstage(&id).await;
         return r;
     }
-    if !ss.confirm(&id, armed, &record("ok", None), &[]).await? && armed {
+    if !ss
+        .confirm(&id, armed, &record(Outcome::Ok, None), &[])
+        .await?
+        && armed
+    {
         let reason = "the self-revert timer fired before the promote was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
         return Ok(ss.result(
             HostOutcome::RolledBack,
             Some(&id),
             current,
             Some(reason),
-            exit::ROLLED_BACK,
+            Exit::RolledBack,
         ));
     }
     ss.unstage(&id).await;
     let reason = format!("promoted: {id} is live (was {})", current.unwrap_or("none"));
-    Ok(ss.result(HostOutcome::Ok, Some(&id), current, Some(reason), exit::OK))
+    Ok(ss.result(HostOutcome::Ok, Some(&id), current, Some(reason), Exit::Ok))
 }
 
 /// The secret values of the staged release's env as the host holds them, read before
@@ -228,7 +232,7 @@ async fn staged_secrets(ss: &ServiceSession<'_>, id: &str) -> Result<Option<EnvF
                 out.status_text(),
                 out.stderr_str().trim()
             ),
-            code: exit::FAILED,
+            code: Exit::Failed,
         });
     }
     Ok(env::secrets_read(&names, &out.stdout))
@@ -254,7 +258,9 @@ async fn go_live(
             == Some("active")
     {
         if let Some(h) = &release::judging(to, ss.service).health
-            && let Some(reason) = ss.health(&switch::health_on(h, sw, sw.port(c))).await
+            && let Some(reason) = ss
+                .health(&crate::config::health_on(h, sw, sw.port(c)))
+                .await
         {
             return Ok(Some(reason));
         }
@@ -278,18 +284,19 @@ async fn go_back(
     to: &Manifest,
     reason: &str,
     armed: bool,
-    record: &(dyn Fn(&str, Option<String>) -> HistoryRecord + Sync),
+    record: &(dyn Fn(Outcome, Option<String>) -> HistoryRecord + Sync),
 ) -> Result<HostResult> {
     ss.warn(&format!("{}: {reason}", ss.service.name));
     let current = remote.current.as_deref();
     let result =
         |outcome, why: String, code| ss.result(outcome, Some(&to.id), current, Some(why), code);
     let Some(back) = remote.current_manifest() else {
-        ss.record(&record("failed", Some(reason.to_string()))).await;
+        ss.record(&record(Outcome::Failed, Some(reason.to_string())))
+            .await;
         return Ok(result(
             HostOutcome::Failed,
             reason.to_string(),
-            exit::FAILED,
+            Exit::Failed,
         ));
     };
     ss.phase("rollback", format!("going back to {}", back.id));
@@ -300,12 +307,12 @@ async fn go_back(
     }
     Ok(match restored {
         Ok(()) => {
-            ss.record(&record("rolled-back", Some(reason.to_string())))
+            ss.record(&record(Outcome::RolledBack, Some(reason.to_string())))
                 .await;
             result(
                 HostOutcome::RolledBack,
                 format!("{reason}; back on {}", back.id),
-                exit::ROLLED_BACK,
+                Exit::RolledBack,
             )
         }
         Err(f) => {
@@ -314,9 +321,9 @@ async fn go_back(
                 "PROMOTE OF {} FAILED: {reason}; GOING BACK TO {} FAILED TOO: {}",
                 to.id, back.id, f.reason
             );
-            ss.record(&record("rollback-failed", Some(why.clone())))
+            ss.record(&record(Outcome::RollbackFailed, Some(why.clone())))
                 .await;
-            result(HostOutcome::RollbackFailed, why, exit::FAILED)
+            result(HostOutcome::RollbackFailed, why, Exit::Failed)
         }
     })
 }
@@ -332,10 +339,10 @@ mod tests {
     fn stage(release: &str, previous: Option<&str>) -> HistoryRecord {
         HistoryRecord {
             time: "2026-12-03T10:00:00Z".into(),
-            action: plan::STAGE_ACTION.into(),
+            action: Action::Stage,
             release: release.into(),
             previous: previous.map(String::from),
-            outcome: plan::STAGED_OUTCOME.into(),
+            outcome: Outcome::Staged,
             by: "me@here".into(),
             git_commit: None,
             reason: None,

@@ -3,10 +3,10 @@
 //! history; a host whose `current` changed since is left alone.
 
 use crate::config::Host;
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::outcome::HostOutcome;
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::deploy::HostResult;
 use crate::session::{ServiceSession, Session};
 
@@ -72,7 +72,7 @@ pub(super) async fn put_back_host(
         result(
             HostOutcome::RollbackFailed,
             format!("deployed, but could not be put back on {old}: {reason}"),
-            exit::FAILED,
+            Exit::Failed,
         )
     })
 }
@@ -92,7 +92,7 @@ async fn put_back_locked(
             current.unwrap_or("none")
         );
         ss.warn(&note);
-        return Ok(ss.result(HostOutcome::Ok, current, Some(old), Some(note), exit::OK));
+        return Ok(ss.result(HostOutcome::Ok, current, Some(old), Some(note), Exit::Ok));
     }
     let (manifests, _) = ss.manifests().await?;
     let Some(back) = manifests
@@ -103,19 +103,19 @@ async fn put_back_locked(
         return Err(Error::Refused {
             host: ss.host.name.clone(),
             message: format!("release {old} is no longer on the host (or has no manifest)"),
-            code: exit::FAILED,
+            code: Exit::Failed,
         });
     };
     ss.phase(
         "rollback",
         format!("putting {old} back (the rollout stopped)"),
     );
-    let record = |outcome: &str, reason: String| HistoryRecord {
+    let record = |outcome: Outcome, reason: String| HistoryRecord {
         time: release::now_rfc3339(),
-        action: "rollback".into(),
+        action: Action::Rollback,
         release: old.to_string(),
         previous: Some(new.to_string()),
-        outcome: outcome.into(),
+        outcome,
         by: ctx.origin.by.clone(),
         git_commit: back.git_commit.clone(),
         reason: Some(reason),
@@ -127,7 +127,7 @@ async fn put_back_locked(
     let colour = remote.back_colour(&ss.service.name, &back);
     match ss.restore(&back, remote.current_manifest(), colour).await? {
         Ok(()) => {
-            ss.record(&record("ok", because)).await;
+            ss.record(&record(Outcome::Ok, because)).await;
             Ok(ss.result(
                 HostOutcome::RolledBack,
                 Some(new),
@@ -135,7 +135,7 @@ async fn put_back_locked(
                 Some(format!(
                     "deployed, then put back on {old}: the rollout stopped ({why})"
                 )),
-                exit::ROLLED_BACK,
+                Exit::RolledBack,
             ))
         }
         Err(f) => {
@@ -152,7 +152,7 @@ async fn put_back_locked(
                 }
                 None => Some("its manifest is unreadable".into()),
             };
-            ss.record(&record("failed", format!("{because}; {}", f.reason)))
+            ss.record(&record(Outcome::Failed, format!("{because}; {}", f.reason)))
                 .await;
             let reason = match again {
                 None => format!(
@@ -169,7 +169,7 @@ async fn put_back_locked(
                 Some(new),
                 Some(old),
                 Some(reason),
-                exit::FAILED,
+                Exit::Failed,
             ))
         }
     }

@@ -12,7 +12,6 @@
 //!   the current batch; hosts already under way finish. Hosts never started are "not reached".
 
 use crate::config::Rollout;
-use crate::outcome::HostOutcome;
 
 /// A set of hosts deployed together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,11 +106,6 @@ impl Budget {
         }
         None
     }
-}
-
-/// Sort items by outcome (stable: the rollout order stays within an outcome's place).
-pub fn sort_by_outcome<T>(items: &mut [T], outcome: impl Fn(&T) -> HostOutcome) {
-    items.sort_by_key(|i| outcome(i).rank());
 }
 
 #[cfg(test)]
@@ -237,7 +231,7 @@ mod tests {
 
     #[test]
     fn outcomes_sort_worst_last_and_stable() {
-        use HostOutcome::*;
+        use crate::outcome::HostOutcome::*;
         let mut v = vec![
             ("a", Failed),
             ("b", Ok),
@@ -247,7 +241,7 @@ mod tests {
             ("f", RollbackFailed),
             ("g", Unreachable),
         ];
-        sort_by_outcome(&mut v, |x| x.1);
+        crate::outcome::sort_by_outcome(&mut v, |x| x.1);
         let order: Vec<&str> = v.iter().map(|x| x.0).collect();
         assert_eq!(order, vec!["b", "e", "c", "d", "g", "a", "f"]);
     }

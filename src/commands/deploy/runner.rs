@@ -10,10 +10,10 @@ use crate::commands::deploy::state::Migrated;
 use crate::commands::deploy::steps::{
     Name, Provisional, fail, make_plan, record, refusal_code, unchanged,
 };
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, Origin, Plan, RemoteState, Step};
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::deploy::HostResult;
 use crate::report::hooks::MigrateEvent;
 use crate::session::{Before, LiveFailure, ServiceSession};
@@ -120,7 +120,7 @@ impl<'a> Runner<'a> {
                 Err(e) => return Err(self.lost(e)),
             }
         }
-        Ok(self.result(HostOutcome::Ok, None, exit::OK))
+        Ok(self.result(HostOutcome::Ok, None, Exit::Ok))
     }
 
     async fn step(&mut self, step: &Step) -> Result<Flow> {
@@ -185,7 +185,7 @@ impl<'a> Runner<'a> {
         self.remote.current.as_deref()
     }
 
-    fn record(&self, outcome: &str, reason: Option<String>) -> HistoryRecord {
+    fn record(&self, outcome: Outcome, reason: Option<String>) -> HistoryRecord {
         record(&self.plan, self.origin, outcome, reason)
     }
 
@@ -303,7 +303,7 @@ impl<'a> Runner<'a> {
                 // The timer would guard a release that never goes live.
                 ss.cancel_revert().await?;
             }
-            ss.record(&self.record("refused", Some(e.to_string())))
+            ss.record(&self.record(Outcome::Refused, Some(e.to_string())))
                 .await;
             return Err(e);
         }
@@ -329,12 +329,12 @@ impl<'a> Runner<'a> {
             self.previous().unwrap_or("no release")
         );
         self.ss
-            .record(&self.record("failed", Some(reason.clone())))
+            .record(&self.record(Outcome::Failed, Some(reason.clone())))
             .await;
         Some(Flow::Done(self.result(
             HostOutcome::Failed,
             Some(reason),
-            exit::FAILED,
+            Exit::Failed,
         )))
     }
 
@@ -407,11 +407,12 @@ impl<'a> Runner<'a> {
             "{reason}; nothing switched on any host, {} keeps serving",
             self.previous().unwrap_or("no release")
         );
-        ss.record(&self.record("failed", Some(why.clone()))).await;
+        ss.record(&self.record(Outcome::Failed, Some(why.clone())))
+            .await;
         Ok(Flow::Done(self.result(
             HostOutcome::Failed,
             Some(why),
-            exit::FAILED,
+            Exit::Failed,
         )))
     }
 
@@ -430,7 +431,7 @@ impl<'a> Runner<'a> {
             return Ok(Flow::Next);
         };
         // Nothing live changed: the old release keeps serving.
-        ss.record(&self.record("failed", Some(reason.clone())))
+        ss.record(&self.record(Outcome::Failed, Some(reason.clone())))
             .await;
         let why = format!(
             "{reason}; nothing live changed, {} keeps serving",
@@ -439,7 +440,7 @@ impl<'a> Runner<'a> {
         Ok(Flow::Done(self.result(
             HostOutcome::Failed,
             Some(why),
-            exit::FAILED,
+            Exit::Failed,
         )))
     }
 
@@ -487,7 +488,7 @@ impl<'a> Runner<'a> {
             .expect("planned with health");
         // Blue/green: the new colour is checked on its own port, before the front moves.
         let checks = match (&self.plan.switch, &self.ss.service.switch) {
-            (Some(sp), Some(sw)) => crate::systemd::switch::health_on(checks, sw, sp.port),
+            (Some(sp), Some(sw)) => crate::config::health_on(checks, sw, sp.port),
             _ => checks.clone(),
         };
         match self.ss.health(&checks).await {
@@ -536,14 +537,14 @@ impl<'a> Runner<'a> {
 
     /// Disarms the timer, records the release as ok and prunes, in one command.
     async fn confirm(&mut self, prune: &[String]) -> Result<Flow> {
-        let ok = self.record("ok", None);
+        let ok = self.record(Outcome::Ok, None);
         let confirmed = self.ss.confirm(self.id(), self.armed, &ok, prune).await?;
         if self.armed && !confirmed {
             let reason = "the self-revert timer fired before the deploy was confirmed (confirm_timeout too short?); the host is back on the previous release".to_string();
             return Ok(Flow::Done(self.result(
                 HostOutcome::RolledBack,
                 Some(reason),
-                exit::ROLLED_BACK,
+                Exit::RolledBack,
             )));
         }
         Ok(Flow::Next)
@@ -552,8 +553,8 @@ impl<'a> Runner<'a> {
     /// `--no-switch`: mark the release staged; the host keeps serving its current release.
     async fn staged(&mut self) -> Result<Flow> {
         let record = HistoryRecord {
-            action: plan::STAGE_ACTION.into(),
-            ..self.record(plan::STAGED_OUTCOME, None)
+            action: Action::Stage,
+            ..self.record(Outcome::Staged, None)
         };
         self.ss.mark_staged(self.id(), &record).await?;
         let serving = self.previous().unwrap_or("no release");
@@ -565,7 +566,7 @@ impl<'a> Runner<'a> {
         Ok(Flow::Done(self.result(
             HostOutcome::Ok,
             Some(reason),
-            exit::OK,
+            Exit::Ok,
         )))
     }
 

@@ -4,11 +4,11 @@
 //! applies: go back to the previous verified release (judged by the checks it was deployed
 //! with), or stay. Every outcome is a `HostResult`.
 
-use crate::error::{Error, Exit, Result, exit};
+use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, LocalRelease, OnFailure, Origin, Plan, Refusal, RemoteState};
 use crate::prepare::local::Local;
-use crate::release::{self, HistoryRecord};
+use crate::release::{self, Action, HistoryRecord, Outcome};
 use crate::report::deploy::{HostResult, PlanEvent};
 use crate::session::{LiveFailure, ServiceSession};
 
@@ -55,7 +55,7 @@ pub(crate) async fn deploy_service(
 pub(super) fn error_result(ss: &ServiceSession<'_>, e: Error) -> HostResult {
     let code = e.exit_code().or_failed();
     let result = match &e {
-        _ if code == exit::LOCKED => HostOutcome::Locked,
+        _ if code == Exit::Locked => HostOutcome::Locked,
         Error::Refused { .. } => HostOutcome::Refused,
         _ => HostOutcome::Failed,
     };
@@ -189,7 +189,7 @@ async fn dry_run(
             Some(&plan.release),
             previous,
             None,
-            exit::OK,
+            Exit::Ok,
         ),
     })
 }
@@ -203,15 +203,15 @@ pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
         Some(format!(
             "already deployed: {current} is current with the same content and its units are up (--force deploys anyway)"
         )),
-        exit::OK,
+        Exit::Ok,
     )
 }
 
 pub(super) fn refusal_code(why: Refusal) -> Exit {
     match why {
-        Refusal::Locked => exit::LOCKED,
+        Refusal::Locked => Exit::Locked,
         Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary | Refusal::NoLinger => {
-            exit::FAILED
+            Exit::Failed
         }
     }
 }
@@ -233,7 +233,7 @@ async fn deploy_locked(
         ss.sftp()
     );
     let (lock, remote) = locked?;
-    if let Some(r) = remote.history.last().filter(|r| r.action == "revert") {
+    if let Some(r) = remote.history.last().filter(|r| r.action == Action::Revert) {
         ss.warn(&format!(
             "since the last deploy, the host reverted by itself to release {} at {} ({}): {}",
             r.release,
@@ -281,15 +281,15 @@ async fn deploy_locked(
 pub(super) fn record(
     plan: &Plan,
     origin: &Origin,
-    outcome: &str,
+    outcome: Outcome,
     reason: Option<String>,
 ) -> HistoryRecord {
     HistoryRecord {
         time: release::now_rfc3339(),
-        action: "deploy".into(),
+        action: Action::Deploy,
         release: plan.release.clone(),
         previous: plan.previous.clone(),
-        outcome: outcome.into(),
+        outcome,
         by: origin.by.clone(),
         git_commit: origin.git_commit.clone(),
         reason,
@@ -301,7 +301,7 @@ fn failure_record(
     plan: &Plan,
     previous: Option<&str>,
     origin: &Origin,
-    outcome: &str,
+    outcome: Outcome,
     reason: String,
 ) -> HistoryRecord {
     HistoryRecord {
@@ -349,7 +349,7 @@ pub(super) async fn fail(
                 plan,
                 previous,
                 origin,
-                "failed",
+                Outcome::Failed,
                 reason.clone(),
             ))
             .await;
@@ -358,7 +358,7 @@ pub(super) async fn fail(
                 Some(id),
                 previous,
                 Some(format!("{reason} ({why})")),
-                exit::FAILED,
+                Exit::Failed,
             ))
         }
         OnFailure::RollBack { to } => roll_back(ss, plan, remote, origin, armed, &reason, to).await,
@@ -387,7 +387,7 @@ fn lost(
         Some(id),
         previous,
         Some(e.to_string()),
-        exit::CONNECTION,
+        Exit::Connection,
     )
 }
 
@@ -403,7 +403,8 @@ async fn roll_back(
 ) -> Result<HostResult> {
     let id = plan.release.as_str();
     let previous = remote.current.as_deref();
-    let record = |outcome: &str, why: String| failure_record(plan, previous, origin, outcome, why);
+    let record =
+        |outcome: Outcome, why: String| failure_record(plan, previous, origin, outcome, why);
     let lost_back = || {
         lost(
             ss,
@@ -418,7 +419,7 @@ async fn roll_back(
     // Recorded before going back, so that a deploy killed during its rollback leaves a trace;
     // the final outcome replaces this record.
     ss.record(&record(
-        "failed",
+        Outcome::Failed,
         format!("{reason}; killed while rolling back to {to}"),
     ))
     .await;
@@ -427,7 +428,7 @@ async fn roll_back(
         Err(Error::ConnectionLost { .. }) => return Ok(lost_back()),
         Err(e) => {
             ss.replace_last_record(&record(
-                "rollback-failed",
+                Outcome::RollbackFailed,
                 format!("{reason}; rollback: {e}"),
             ))
             .await;
@@ -448,16 +449,16 @@ async fn roll_back(
     }
     let failed_too = match restored {
         Ok(Ok(())) => {
-            ss.replace_last_record(&record("rolled-back", reason.to_string()))
+            ss.replace_last_record(&record(Outcome::RolledBack, reason.to_string()))
                 .await;
             ss.record(&HistoryRecord {
-                action: "rollback".into(),
+                action: Action::Rollback,
                 release: to.to_string(),
                 previous: Some(id.to_string()),
-                outcome: "ok".into(),
+                outcome: Outcome::Ok,
                 reason: Some(format!("automatic, after: {reason}")),
                 git_commit: back.git_commit.clone(),
-                ..record("ok", String::new())
+                ..record(Outcome::Ok, String::new())
             })
             .await;
             return Ok(ss.result(
@@ -465,7 +466,7 @@ async fn roll_back(
                 Some(id),
                 previous,
                 Some(format!("{reason}; rolled back to {to}")),
-                exit::ROLLED_BACK,
+                Exit::RolledBack,
             ));
         }
         Ok(Err(f)) => {
@@ -476,7 +477,7 @@ async fn roll_back(
         Err(e) => e.to_string(),
     };
     ss.replace_last_record(&record(
-        "rollback-failed",
+        Outcome::RollbackFailed,
         format!("{reason}; rollback: {failed_too}"),
     ))
     .await;
@@ -498,6 +499,6 @@ fn rollback_failed(
         Some(format!(
             "DEPLOY FAILED: {reason}; ROLLBACK TO {to} FAILED TOO: {rb_reason}"
         )),
-        exit::FAILED,
+        Exit::Failed,
     )
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::cli::DoctorArgs;
 use crate::commands::{Context, fanout, targets};
 use crate::config::Host;
-use crate::error::{Error, Exit, exit};
+use crate::error::{Error, Exit};
 use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
@@ -782,11 +782,11 @@ pub async fn run(args: DoctorArgs, ctx: &Context) -> Result<Exit, Error> {
         warnings,
     });
     Ok(if unconnected {
-        exit::CONNECTION
+        Exit::Connection
     } else if failed > 0 || fix_failed {
-        exit::FAILED
+        Exit::Failed
     } else {
-        exit::OK
+        Exit::Ok
     })
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use super::{backoff, finish, host_column, host_query};
 use crate::config::Host;
-use crate::error::{Error, Exit, exit};
+use crate::error::{Error, Exit};
 use crate::report::logs::LogEntry;
 use crate::report::{Reporter, sanitize_bytes};
 use crate::systemd::journal::{self, Line, LineBuffer, Query, Resume};
@@ -60,7 +60,7 @@ pub(super) async fn follow(
         .filter_map(|(r, h)| r.err().map(|e| (h.name.clone(), e)))
         .collect();
     if stopped && failures.is_empty() {
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     finish(failures, reporter, several, hosts.len())
 }

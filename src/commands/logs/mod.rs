@@ -52,6 +52,22 @@ pub struct Options {
     pub since_deploy: bool,
 }
 
+impl From<LogsArgs> for Options {
+    fn from(a: LogsArgs) -> Self {
+        Options {
+            service: a.service,
+            hosts: a.filter.hosts,
+            follow: a.follow,
+            lines: a.lines,
+            since: a.since,
+            until: a.until,
+            units: a.unit,
+            grep: a.grep,
+            since_deploy: a.since_deploy,
+        }
+    }
+}
+
 /// `ferry logs SERVICE ...`: resolve the service, hosts and units, then read or follow.
 pub async fn run(args: LogsArgs, ctx: &Context) -> Result<exit::Exit, Error> {
     let args = Options {
@@ -170,12 +186,12 @@ fn finish(
     hosts: usize,
 ) -> Result<exit::Exit, Error> {
     if failures.is_empty() {
-        return Ok(exit::OK);
+        return Ok(exit::Exit::Ok);
     }
     let code = if failures.iter().any(|(_, e)| e.is_connection()) {
-        exit::CONNECTION
+        exit::Exit::Connection
     } else {
-        exit::FAILED
+        exit::Exit::Failed
     };
     if hosts == 1 && failures[0].1.connect_failure().is_none() {
         return Err(failures.into_iter().next().expect("one failure").1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 
 use super::*;
-use crate::transport::ssh::config::{Jump, Resolved, System};
+use crate::config::ssh::{Jump, Resolved, System};
 
 mod after;
 mod service;

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::ssh::{Resolved, SshConfigError, jumps, seconds};
 use crate::config::{AddressFamily, HostKeyPolicy, SshOptions};
-use crate::transport::ssh::config::{Resolved, SshConfigError, jumps, seconds};
 
 /// The options of `r` as ferry's types.
 pub(crate) fn options(r: &Resolved) -> Result<SshOptions, SshConfigError> {

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::config::health_on;
 use crate::plan::{Activation, SwitchMode};
 
 fn sw() -> Switch {

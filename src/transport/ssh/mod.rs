@@ -10,7 +10,8 @@
 //! dies under an operation is [`Error::ConnectionLost`], saying what was under way.
 
 mod auth;
-pub mod config;
+/// The OpenSSH client config resolution, by its former path (it lives in `config::ssh`, pure).
+pub use crate::config::ssh as config;
 mod counters;
 mod dial;
 mod host_cert;

@@ -127,7 +127,7 @@ fn connection_lost_names_host_and_what_was_under_way() {
         e.to_string(),
         "web1: the connection was lost while running `systemctl --user restart app.service`"
     );
-    assert_eq!(e.exit_code(), crate::error::exit::CONNECTION);
+    assert_eq!(e.exit_code(), crate::exit::Exit::Connection);
     assert!(
         e.hint()
             .unwrap()
