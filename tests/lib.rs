@@ -38,7 +38,9 @@
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry110, ferry116..ferry120: free
+//! - ferry94: doctor's login checks; ferry96: deploys under MaxSessions, a jump host that
+//!   forbids forwarding (tests/sshd_limits.rs)
+//! - ferry103, ferry110, ferry116..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -66,6 +68,7 @@ mod services;
 mod shell;
 mod ssh_certs;
 mod ssh_config_oracle;
+mod sshd_limits;
 mod staged;
 mod switch;
 mod systemd;

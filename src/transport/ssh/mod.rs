@@ -16,6 +16,7 @@ mod dial;
 mod host_cert;
 mod host_key;
 pub mod known_hosts;
+mod probe;
 mod process;
 mod proxy_command;
 mod wrap;
@@ -23,6 +24,7 @@ mod wrap;
 pub use counters::Counters;
 use dial::{jitter, retry_delay};
 
+pub use probe::{LoginShell, Sessions, SftpAnswer};
 pub use process::*;
 
 use host_key::{Handler, KeyOutcome, key_name, known_files, read_known_hosts};
