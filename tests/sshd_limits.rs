@@ -98,7 +98,10 @@ fn startup_files(user: &str) {
     let c = check(&run, "systemd version");
     assert_eq!(c["status"], "skip", "{run}");
     run.assert_code(1);
-    remote().reset(user);
+    let out = remote().root(&format!(
+        "cp /etc/skel/.bashrc /home/{user}/.bashrc && chown {user}: /home/{user}/.bashrc"
+    ));
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// No `Subsystem sftp`, a `Subsystem sftp` whose program does not exist, and MaxSessions 1
@@ -157,4 +160,110 @@ fn sftp_and_max_sessions(user: &str) {
         // The other checks still ran, one session at a time.
         assert_eq!(check(&run, "user manager")["status"], "pass", "{run}");
     }
+}
+
+fn app_config(p: &Project, sshd: &OwnSshd, user: &str, msg: &str) {
+    p.write(
+        "app.service",
+        "[Service]\nExecStart=/bin/sh -c 'exec sleep 600'\n",
+    );
+    p.write("msg", msg);
+    p.config(&format!(
+        "{}[services.app]\nunits = [\"app.service\"]\nstart_timeout = \"3s\"\nsettle_time = \"0.3s\"\n\
+         [[services.app.files]]\nsource = \"msg\"\ndest = \"msg\"\n",
+        sshd.host_table(p, "web1", user)
+    ));
+}
+
+fn root_out(cmd: &str) -> String {
+    String::from_utf8_lossy(&remote().root(cmd).stdout)
+        .trim()
+        .to_string()
+}
+
+/// MaxSessions 2: a deploy (which wants more at once) waits for its own sessions and
+/// succeeds; its history time is the host's even with this machine's clock an hour ahead.
+/// MaxSessions 1: it cannot hold its lock and do anything else: the error names MaxSessions
+/// and the fix, and the host keeps its release with no staging directory left.
+#[test]
+fn deploys_under_max_sessions_and_history_times_from_the_host() {
+    let user = "ferry96";
+    let r = remote();
+    r.reset(user);
+    let dir = format!("/home/{user}/.local/share/ferry/app");
+    let two = OwnSshd::start_with("-o MaxSessions=2");
+    let p = Project::new();
+    app_config(&p, &two, user, "two sessions\n");
+    let run = p.ferry_env(
+        &["--output", "json", "deploy"],
+        &[("FERRY_FAULT_CLOCK_OFFSET", "3600")],
+    );
+    run.assert_code(0);
+    assert_eq!(root_out(&format!("cat {dir}/current/msg")), "two sessions");
+    let host_now: u64 = root_out("date +%s").parse().unwrap();
+    let id = root_out(&format!("readlink {dir}/current"));
+    let id = id.trim_start_matches("releases/");
+    let stamp = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &id[0..4],
+        &id[4..6],
+        &id[6..8],
+        &id[9..11],
+        &id[11..13],
+        &id[13..15]
+    );
+    let deployed_at = humantime::parse_rfc3339(&stamp).unwrap();
+    let history = root_out(&format!("tail -n 1 {dir}/history.jsonl"));
+    let last: Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(last["outcome"], "ok", "{history}");
+    let time = humantime::parse_rfc3339(last["time"].as_str().unwrap()).unwrap();
+    let secs =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // On the host's clock: not before the deploy's release id, not after the host's now.
+    assert!(
+        secs(deployed_at) <= secs(time) && secs(time) <= host_now,
+        "history time {} outside [{stamp}, host now {host_now}]: {history}",
+        last["time"]
+    );
+    drop(two);
+
+    let one = OwnSshd::start_with("-o MaxSessions=1");
+    app_config(&p, &one, user, "one session\n");
+    let run = p.ferry(&["deploy"]);
+    assert_ne!(run.code, 0, "{run}");
+    let text = format!("{run}");
+    assert!(
+        text.contains("MaxSessions") && text.contains("MaxSessions 10"),
+        "{run}"
+    );
+    assert_eq!(root_out(&format!("cat {dir}/current/msg")), "two sessions");
+    assert_eq!(
+        root_out(&format!("ls -a {dir}/releases | grep -c partial; true")),
+        "0"
+    );
+}
+
+/// A jump host whose sshd forbids forwarding: the error names the jump host and
+/// AllowTcpForwarding, not a generic channel failure.
+#[test]
+fn a_jump_host_without_forwarding_is_named() {
+    let user = "ferry96";
+    let bastion = OwnSshd::start_with("-o AllowTcpForwarding=no");
+    let p = Project::new();
+    p.config(&format!(
+        "{}{}proxy_jump = \"bastion\"\n",
+        bastion.host_table(&p, "bastion", user),
+        crate::support::host_table("web1", user)
+            .trim_end()
+            .to_string()
+            + "\n"
+    ));
+    let run = p.ferry(&["doctor", "--host", "web1"]);
+    run.assert_code(3);
+    let text = format!("{run}");
+    assert!(
+        text.contains("jump host bastion refuses to forward")
+            && text.contains("AllowTcpForwarding"),
+        "{run}"
+    );
 }

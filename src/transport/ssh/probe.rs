@@ -86,11 +86,7 @@ impl Connection {
     /// first, and read what comes back.
     pub async fn sftp_probe(&self) -> Result<SftpAnswer> {
         let starting = || "starting the SFTP subsystem".to_string();
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.failed(e, "cannot open a channel", starting))?;
+        let mut channel = self.open_session(starting).await?;
         let answer = tokio::time::timeout(PROBE_WAIT, sftp_answer(&mut channel)).await;
         let _ = channel.close().await;
         match answer {
@@ -120,10 +116,10 @@ impl Connection {
             }
         }
         let granted = held.len();
-        for mut c in held {
+        // Closed, not waited for: a session opened next waits for the server to free one
+        // (see `Connection::open_session`).
+        for c in held {
             let _ = c.close().await;
-            let _ =
-                tokio::time::timeout(PROBE_WAIT, async { while c.wait().await.is_some() {} }).await;
         }
         match error {
             Some(e) => Err(self.failed(e, "cannot open a channel", || {
