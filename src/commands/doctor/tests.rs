@@ -161,6 +161,9 @@ fn connection_failure_marks_later_checks_skipped() {
             Status::Skip,
             Status::Skip,
             Status::Skip,
+            Status::Skip,
+            Status::Skip,
+            Status::Skip,
             Status::Skip
         ]
     );
