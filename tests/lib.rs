@@ -42,7 +42,9 @@
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
 //! - ferry118, ferry119: promote killed, failed, rolled back everywhere, masked (tests/promote.rs)
 //! - ferry116, ferry117: jump hosts from ~/.ssh/config, ssh_config paths in messages (tests/ssh_hops.rs)
-//! - ferry94, ferry96, ferry103: free
+//! - ferry94: doctor's login checks; ferry96: deploys under MaxSessions, a jump host that
+//!   forbids forwarding (tests/sshd_limits.rs)
+//! - ferry103: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -72,6 +74,7 @@ mod shell;
 mod ssh_certs;
 mod ssh_config_oracle;
 mod ssh_hops;
+mod sshd_limits;
 mod staged;
 mod switch;
 mod systemd;

@@ -39,6 +39,9 @@ pub enum CheckId {
     Reachable,
     HostKey,
     Authenticated,
+    LoginShell,
+    SftpSubsystem,
+    MaxSessions,
     SystemdVersion,
     UserBus,
     UserManager,
@@ -52,10 +55,13 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check, in report order.
-    pub const ALL: [CheckId; 12] = [
+    pub const ALL: [CheckId; 15] = [
         CheckId::Reachable,
         CheckId::HostKey,
         CheckId::Authenticated,
+        CheckId::LoginShell,
+        CheckId::SftpSubsystem,
+        CheckId::MaxSessions,
         CheckId::SystemdVersion,
         CheckId::UserBus,
         CheckId::UserManager,
@@ -73,6 +79,9 @@ impl CheckId {
             CheckId::Reachable => "reachable",
             CheckId::HostKey => "host key",
             CheckId::Authenticated => "authenticated",
+            CheckId::LoginShell => "login shell",
+            CheckId::SftpSubsystem => "sftp subsystem",
+            CheckId::MaxSessions => "max sessions",
             CheckId::SystemdVersion => "systemd version",
             CheckId::UserBus => "user bus",
             CheckId::UserManager => "user manager",
@@ -90,6 +99,15 @@ impl CheckId {
         matches!(
             self,
             CheckId::Reachable | CheckId::HostKey | CheckId::Authenticated
+        )
+    }
+
+    /// Whether it is one of the checks of the login itself (shell, SFTP, sessions), made
+    /// before the one script of the others.
+    pub fn is_login(self) -> bool {
+        matches!(
+            self,
+            CheckId::LoginShell | CheckId::SftpSubsystem | CheckId::MaxSessions
         )
     }
 }
@@ -119,6 +137,10 @@ pub enum RootFix {
     DelegateControllers,
     /// `net.ipv4.ip_unprivileged_port_start` lowered to 1024.
     UnprivilegedPorts,
+    /// `Subsystem sftp internal-sftp` in sshd_config.
+    SftpSubsystem,
+    /// `MaxSessions 10` (OpenSSH's default) in sshd_config.
+    MaxSessions,
 }
 
 /// A fix for one check of one host: printed, or run through `sudo -n`.

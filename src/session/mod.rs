@@ -75,6 +75,7 @@ impl Session {
             env: None,
             binaries_probe: String::new(),
             counted_from: self.conn.counters.snapshot(),
+            clock_offset: Mutex::new(None),
         }
     }
 
@@ -132,6 +133,8 @@ pub struct ServiceSession<'a> {
     binaries_probe: String,
     /// The connection's counters when this session began (see [`ServiceSession::result`]).
     counted_from: (u64, u64, u64),
+    /// The host's clock minus this machine's, once read (history records take the host's time).
+    clock_offset: Mutex<Option<i64>>,
 }
 
 impl ServiceSession<'_> {
@@ -263,6 +266,7 @@ impl ServiceSession<'_> {
             .await?;
         let mut st = plan::parse_remote_state(&out);
         st.set_clock_offset(crate::fault::now());
+        *self.clock_offset.lock().unwrap() = st.clock_offset;
         Ok(st)
     }
 
@@ -346,6 +350,7 @@ impl ServiceSession<'_> {
         }
         let mut st = plan::parse_remote_state(&then.stdout);
         st.set_clock_offset(crate::fault::now());
+        *self.clock_offset.lock().unwrap() = st.clock_offset;
         Ok((lock, st))
     }
 
@@ -669,10 +674,31 @@ impl ServiceSession<'_> {
         }
     }
 
+    /// `record` as a history line, its time the host's (when the host's clock was read; a
+    /// time the host's script fills in is left as it is).
+    pub fn history_line(&self, record: &HistoryRecord) -> String {
+        let offset = *self.clock_offset.lock().unwrap();
+        match offset {
+            Some(offset) if record.time != plan::revert::TIME => {
+                let st = RemoteState {
+                    clock_offset: Some(offset),
+                    ..RemoteState::default()
+                };
+                let time = st.host_time(crate::fault::now());
+                let stamped = HistoryRecord {
+                    time: humantime::format_rfc3339_seconds(time).to_string(),
+                    ..record.clone()
+                };
+                serde_json::to_string(&stamped).expect("history serialises")
+            }
+            _ => serde_json::to_string(record).expect("history serialises"),
+        }
+    }
+
     /// Append a record to the service's history on the host (a warning when it fails: the
     /// deploy itself is done).
     pub async fn record(&self, record: &HistoryRecord) {
-        let line = serde_json::to_string(record).expect("history serialises");
+        let line = self.history_line(record);
         let cmd = format!(
             "cd \"$HOME\" && printf '%s\\n' {} >> {}",
             quote(&line),
@@ -686,7 +712,7 @@ impl ServiceSession<'_> {
     /// Replace the last history record (a provisional one this session wrote under the lock)
     /// by `record`.
     pub async fn replace_last_record(&self, record: &HistoryRecord) {
-        let line = serde_json::to_string(record).expect("history serialises");
+        let line = self.history_line(record);
         let cmd = format!(
             "cd \"$HOME\" && f={} && {{ head -n -1 \"$f\"; printf '%s\\n' {}; }} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"",
             quote(&self.paths.history()),

@@ -21,15 +21,18 @@ impl ServiceSession<'_> {
         &self,
         plan: &Plan,
         local: &LocalRelease,
-        sftp: &Sftp,
+        sftp: Sftp,
         staged: &Staged,
         check: &[String],
         arm: Option<&str>,
     ) -> Result<crate::transport::ssh::Output> {
         let sealed = async {
             if !staged.meta_written {
-                self.write_meta(plan, local, sftp).await?;
+                self.write_meta(plan, local, &sftp).await?;
             }
+            // Closed before the seal's command: a server with a low MaxSessions has the
+            // session free for it.
+            sftp.close().await;
             self.seal_staging(plan, local, &staged.incoming, check, arm)
                 .await
         };

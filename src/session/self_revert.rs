@@ -89,7 +89,7 @@ impl ServiceSession<'_> {
         record: &HistoryRecord,
         prune: &[String],
     ) -> Result<bool> {
-        let line = serde_json::to_string(record).expect("history serialises");
+        let line = self.history_line(record);
         let pause = crate::fault::confirm_pause();
         let cmd = revert::confirm_command(&self.paths, release_id, armed, &line, prune, pause);
         let out = self.conn.exec(&cmd).await?;

@@ -12,7 +12,7 @@ impl ServiceSession<'_> {
     /// Point `staged` at release `id` (a new link renamed over the old one) and append
     /// `record` to the history, in one command.
     pub async fn mark_staged(&self, id: &str, record: &HistoryRecord) -> Result<()> {
-        let line = serde_json::to_string(record).expect("history serialises");
+        let line = self.history_line(record);
         let staged = quote(&self.paths.staged());
         let cmd = format!(
             "cd \"$HOME\" && ln -sfn {target} {staged}.tmp && mv -fT {staged}.tmp {staged} && printf '%s\\n' {line} >> {history}",

@@ -435,7 +435,17 @@ impl OwnSshd {
 
     /// [`OwnSshd::start`] with more sshd options (`-o Key=Value ...`).
     pub fn start_with(options: &str) -> OwnSshd {
+        OwnSshd::start_dropping(&[], options)
+    }
+
+    /// [`OwnSshd::start_with`], leaving out the config lines that start with one of `drop`
+    /// (e.g. `Subsystem`: OpenSSH 9.2 refuses a second `Subsystem sftp`, even from `-o`).
+    pub fn start_dropping(dropped_lines: &[&str], options: &str) -> OwnSshd {
         let r = remote();
+        let dropped: String = dropped_lines
+            .iter()
+            .map(|d| format!(" -e '^{d}'"))
+            .collect();
         // The container shares the host's network: a port free here is free there.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -446,7 +456,7 @@ impl OwnSshd {
         // raises it, and a config file's value wins over `-o`).
         let conf = format!("/run/ferry-test-sshd-{port}.conf");
         let out = r.root(&format!(
-            "{{ grep -hv -e '^MaxStartups' -e '^Port' /etc/ssh/sshd_config.d/*.conf; grep -v '^Include' /etc/ssh/sshd_config; }} > {conf} && \
+            "{{ grep -hv -e '^MaxStartups' -e '^Port' /etc/ssh/sshd_config.d/*.conf; grep -v -e '^Include'{dropped} /etc/ssh/sshd_config; }} > {conf} && \
              /usr/sbin/sshd -f {conf} -p {port} -o PidFile={pidfile} {options}"
         ));
         assert!(out.status.success(), "own sshd did not start: {out:?}");

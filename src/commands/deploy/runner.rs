@@ -287,13 +287,12 @@ impl<'a> Runner<'a> {
             .seal(
                 &self.plan,
                 &self.local,
-                &s,
+                s,
                 &self.staged,
                 units,
                 arming.as_deref(),
             )
             .await?;
-        s.close().await;
         self.armed |= arming.is_some();
         if !units.is_empty()
             && let Err(e) =

@@ -15,6 +15,9 @@ use crate::report::doctor::{Check, CheckId, FixEvent, RootFix, Status, Summary};
 use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
 
+mod login;
+pub use login::connection_checks;
+
 impl Check {
     fn new(host: &str, check: CheckId, status: Status, detail: impl Into<String>) -> Check {
         Check {
@@ -59,40 +62,6 @@ impl Check {
             ..Check::new(host, check, Status::Warn, detail)
         }
     }
-}
-
-/// The verdicts for a host whose connection failed, from the error.
-pub fn connection_checks(host: &Host, err: &Error) -> Vec<Check> {
-    let n = &host.name;
-    let addr = format!("{}:{}", host.address, host.port);
-    let hint = err.hint().unwrap_or_default();
-    let failed_at = match err {
-        Error::Connect { .. } | Error::ConnectTimeout { .. } => 0,
-        Error::HostKeyUnknown { .. }
-        | Error::HostKeyChanged { .. }
-        | Error::HostKeyRevoked { .. }
-        | Error::HostCertInvalid { .. }
-        | Error::KnownHosts { .. } => 1,
-        Error::Auth { .. } | Error::Key { .. } => 2,
-        _ => 0,
-    };
-    let mut checks = Vec::new();
-    for (i, name) in CheckId::ALL.into_iter().enumerate() {
-        let c = if i < failed_at {
-            let detail = match i {
-                0 => addr.clone(),
-                1 => format!("verified against {}", host.known_hosts.display()),
-                _ => String::new(),
-            };
-            Check::pass(n, name, detail)
-        } else if i == failed_at {
-            Check::fail(n, name, err.to_string(), hint.clone())
-        } else {
-            Check::new(n, name, Status::Skip, "not checked: not connected")
-        };
-        checks.push(c);
-    }
-    checks
 }
 
 /// The marker lines that split the doctor script's output into sections.
@@ -557,12 +526,20 @@ pub async fn check_host(host: &Host) -> Vec<Check> {
             format!("as {} with {}", host.user, conn.auth_method),
         ),
     ];
+    let (login, runs) = login::checks(n, &conn).await;
+    checks.extend(login);
+    if !runs {
+        conn.close().await;
+        checks.extend(login::skipped(n));
+        return checks;
+    }
     let result = conn.exec(&script()).await;
     conn.close().await;
     checks.extend(match result {
         Ok(out) => judge_all(n, &out.stdout_str()),
-        Err(e) => CheckId::ALL[3..]
+        Err(e) => CheckId::ALL
             .iter()
+            .filter(|c| !c.is_connection() && !c.is_login())
             .map(|&name| {
                 Check::fail(
                     n,
@@ -651,6 +628,7 @@ pub fn fix_commands(c: &Check, user: &str) -> Option<Vec<String>> {
             "systemctl daemon-reload".into(),
             format!("systemctl restart user@$(id -u {u}).service"),
         ],
+        f @ (RootFix::SftpSubsystem | RootFix::MaxSessions) => login::sshd_fix(f),
         RootFix::UnprivilegedPorts => vec![
             "sysctl -w net.ipv4.ip_unprivileged_port_start=1024".into(),
             format!("echo 'net.ipv4.ip_unprivileged_port_start = 1024' > {PORTS_SYSCTL}"),

@@ -17,13 +17,16 @@ mod dial;
 mod host_cert;
 mod host_key;
 pub mod known_hosts;
+mod probe;
 mod process;
 mod proxy_command;
+mod sessions;
 mod wrap;
 
 pub use counters::Counters;
 use dial::{jitter, retry_delay};
 
+pub use probe::{LoginShell, Sessions, SftpAnswer};
 pub use process::*;
 
 use host_key::{Handler, KeyOutcome, key_name, known_files, read_known_hosts};
@@ -363,6 +366,17 @@ async fn attempt_handshake(
                 host: bastion.host.clone(),
                 during: format!("opening a connection to {addr} for {}", host.name),
             }
+        } else if let russh::Error::ChannelOpenFailure(
+            russh::ChannelOpenFailure::AdministrativelyProhibited,
+        ) = e
+        {
+            ssh_err(
+                &host.name,
+                format!(
+                    "the jump host {} refuses to forward a connection to {addr} (AdministrativelyProhibited): its sshd has `AllowTcpForwarding no` (or `DisableForwarding yes`, or a `permitopen=`/`restrict` in authorized_keys); as root on {}: set `AllowTcpForwarding yes` (or `local`) in /etc/ssh/sshd_config for {}, then `systemctl reload ssh`",
+                    bastion.host, bastion.host, bastion.user
+                ),
+            )
         } else {
             ssh_err(
                 &host.name,
@@ -597,11 +611,7 @@ impl Connection {
         let nonce = wrap::nonce();
         let running = || format!("starting `{}`", abbreviate(command));
         let opening = std::time::Instant::now();
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.failed(e, "cannot open a channel", running))?;
+        let channel = self.open_session(running).await?;
         self.counters.opened(opening.elapsed());
         channel
             .exec(true, wrap::wrap(command, &nonce))
@@ -672,11 +682,7 @@ impl Connection {
         let starting = || "starting an SFTP session".to_string();
         Counters::count(&self.counters.sftp_sessions);
         let opening = std::time::Instant::now();
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.failed(e, "cannot open a channel", starting))?;
+        let channel = self.open_session(starting).await?;
         self.counters.opened(opening.elapsed());
         channel
             .request_subsystem(true, "sftp")

@@ -197,7 +197,7 @@ impl RemoteProcess {
         Some(event)
     }
 
-    fn noise_text(&self) -> Vec<u8> {
+    pub(super) fn noise_text(&self) -> Vec<u8> {
         let mut all = self.preamble.stdout.before().to_vec();
         all.extend_from_slice(self.preamble.stderr.before());
         all
