@@ -38,7 +38,8 @@
 //! - ferry100: completion of service and host names (tests/first_hour_cli.rs)
 //! - ferry101, ferry102: hosts from a command (tests/inventory.rs)
 //! - ferry112..ferry115: certificates, agents, a binary KRL (tests/ssh_certs.rs)
-//! - ferry94, ferry96, ferry103, ferry110, ferry116..ferry120: free
+//! - ferry103: uploads cut off and resumed (tests/upload_resume.rs)
+//! - ferry94, ferry96, ferry110, ferry116..ferry120: free
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -71,3 +72,4 @@ mod switch;
 mod systemd;
 mod transport;
 mod upload;
+mod upload_resume;

@@ -330,7 +330,10 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
                 "a-b.service".to_string(),
                 crate::digest::sha256_hex(b"[Service]\n")
             ),
-            ("c.socket".to_string(), crate::digest::sha256_hex(b"[Socket]\n")),
+            (
+                "c.socket".to_string(),
+                crate::digest::sha256_hex(b"[Socket]\n")
+            ),
         ]),
         "{out}"
     );

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-
 use crate::config::{Config, Service};
 use crate::error::{Error, Result};
 use crate::plan::{self, LocalFile, LocalRelease, LocalUnit, Origin};

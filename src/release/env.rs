@@ -19,7 +19,6 @@
 use std::fmt;
 use std::time::Duration;
 
-
 use crate::config::{EnvValue, Service};
 use crate::error::{Error, Result};
 use crate::release;
