@@ -191,7 +191,7 @@ mod tests {
         for bad in [
             format!("5 {sha} ../x/bin/app"),
             format!("5 {sha} .junk.partial/bin/app"),
-            format!("5 abc .20261124T100000Z-00000001.partial/bin/app"),
+            "5 abc .20261124T100000Z-00000001.partial/bin/app".to_string(),
             format!("x {sha} .20261124T100000Z-00000001.partial/bin/app"),
             format!("5 {sha} .20261124T100000Z-00000001.partial/"),
         ] {
