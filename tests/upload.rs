@@ -231,19 +231,24 @@ fn a_changed_file_goes_as_a_delta_from_the_current_release() {
 
 /// bench/wanproxy.py in front of the remote's sshd: `delay_ms` each way, 100 Mbit/s. Killed
 /// when dropped.
-struct DelayingProxy {
-    port: u16,
+pub(crate) struct DelayingProxy {
+    pub(crate) port: u16,
     child: std::process::Child,
 }
 
 impl DelayingProxy {
     fn start(delay_ms: u32) -> DelayingProxy {
-        let r = remote();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        DelayingProxy::start_on(port, delay_ms)
+    }
+
+    /// [`DelayingProxy::start`] listening on `port`.
+    pub(crate) fn start_on(port: u16, delay_ms: u32) -> DelayingProxy {
+        let r = remote();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/wanproxy.py");
         let mut child = std::process::Command::new("python3")
             .args([script, &port.to_string(), &r.host, &r.port.to_string()])

@@ -1,10 +1,11 @@
-//! Uploads cut off in the middle (ferry killed while it sends a large file) resume at the next
-//! deploy from what the host already has, and only when that is the start of the file: what
-//! ends up on the host is the file, whatever was left there.
+//! Uploads cut off in the middle (ferry killed, or the link lost, while it sends a large
+//! file) resume at the next deploy from what the host already has, and only when that is the
+//! start of the file: what ends up on the host is the file, whatever was left there.
 
+use crate::faults::Bg;
 use crate::faults::{current, result, started_from, started_from_unit};
 use crate::support::{Project, Run, remote};
-use crate::upload::{config, sha256, uploaded};
+use crate::upload::{DelayingProxy, config, sha256, uploaded};
 
 /// The file's size: 64 MiB, or `FERRY_RESUME_MIB` MiB (to measure a larger one).
 fn size() -> usize {
@@ -17,7 +18,7 @@ fn size() -> usize {
 
 /// Incompressible bytes from `seed` (xorshift, eight bytes a step).
 fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(n + 8);
     while out.len() < n {
         x ^= x << 13;
@@ -68,6 +69,18 @@ fn deploy(p: &Project) -> Run {
     run
 }
 
+/// Every JSON event of `run` is one docs/events.schema.json allows (`resumed_bytes` included).
+fn assert_events_valid(run: &Run) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/events.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    for e in run.json() {
+        let errors: Vec<String> = v.iter_errors(&e).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{e}\n{errors:#?}");
+    }
+}
+
 /// What the host serves once `run` is done: the file's SHA-256 in the current release, the
 /// release the service started from, and nothing left staged.
 fn assert_deployed(user: &str, run: &Run, bytes: &[u8]) {
@@ -110,6 +123,7 @@ fn an_upload_cut_off_resumes_from_what_the_host_has_unless_that_changed() {
     assert_eq!(sent + resumed, n as u64, "{run}");
     assert!(sent * 100 <= n as u64 * 55, "{sent} of {n} sent\n{run}");
     assert!(run.stderr.contains("to resume from"), "{run}");
+    assert_events_valid(&run);
     assert_deployed(user, &run, &data);
 
     // The next build, cut at half; then what it left on the host is altered: the whole file
@@ -126,4 +140,59 @@ fn an_upload_cut_off_resumes_from_what_the_host_has_unless_that_changed() {
     assert_eq!(up["sent_bytes"].as_u64(), Some(n as u64), "{run}");
     assert!(up.get("resumed_bytes").is_none(), "{run}");
     assert_deployed(user, &run, &next);
+
+    // The link lost in the middle of the upload (the proxy in front of the host killed):
+    // ferry says so, and the next deploy, over the direct link, resumes.
+    let third = random(n, 3);
+    p.write("data.bin", &third);
+    let direct = config(user, "never", &[("data.bin", "0644")]);
+    let proxy = DelayingProxy::start_on(19600, 1);
+    let kh = p.path("known_hosts.proxy");
+    let pinned = std::fs::read_to_string(&r.known_hosts).unwrap();
+    let at = |port: u16| format!("[{}]:{port} ", r.host);
+    std::fs::write(&kh, pinned.replace(&at(r.port), &at(proxy.port))).unwrap();
+    p.config(
+        &direct
+            .replace(
+                &format!("port = {}\n", r.port),
+                &format!("port = {}\n", proxy.port),
+            )
+            .replace(
+                &r.known_hosts.display().to_string(),
+                &kh.display().to_string(),
+            ),
+    );
+    let mut bg = Bg::spawn(&p, &["--output", "json", "deploy"], &[]);
+    bg.wait_for_line("uploading 1 file(s)");
+    let mut tries = 0;
+    while partial_sizes(user)
+        .first()
+        .is_none_or(|s| *s < n as u64 / 3)
+    {
+        tries += 1;
+        assert!(tries < 3000, "the upload never got to a third of the file");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(proxy);
+    let cut = bg.finish();
+    assert!(
+        cut.code != 0
+            && result(&cut)["reason"]
+                .as_str()
+                .unwrap()
+                .contains("the connection was lost"),
+        "{cut}"
+    );
+    let left = partial_sizes(user);
+    assert_eq!(left.len(), 1, "{left:?}\n{cut}");
+    p.config(&direct);
+    let run = deploy(&p);
+    let up = uploaded(&run);
+    println!(
+        "after the lost link: {} of {n} bytes resumed, the rest sent",
+        left[0]
+    );
+    assert_eq!(up["resumed_bytes"].as_u64(), Some(left[0]), "{run}");
+    assert_eq!(up["sent_bytes"].as_u64(), Some(n as u64 - left[0]), "{run}");
+    assert_deployed(user, &run, &third);
 }
