@@ -7,12 +7,13 @@ use crate::faults::{current, result, started_from, started_from_unit};
 use crate::support::{Project, Run, remote};
 use crate::upload::{DelayingProxy, config, sha256, uploaded};
 
-/// The file's size: 64 MiB, or `FERRY_RESUME_MIB` MiB (to measure a larger one).
+/// The file's size: 128 MiB (what ferry had in flight when killed, lost with it, stays a small
+/// part of it), or `FERRY_RESUME_MIB` MiB.
 fn size() -> usize {
     std::env::var("FERRY_RESUME_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(128)
         << 20
 }
 
