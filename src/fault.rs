@@ -1,7 +1,8 @@
 //! Fault injection for the test suite, driven by environment variables that are unset in
 //! normal use: `FERRY_FAULT_AT` (die at a step), `FERRY_FAULT_PAUSE` (wait at a step) and
-//! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds) and
-//! `FERRY_FAULT_CONFIRM_PAUSE` (the host's confirm script waits).
+//! `FERRY_FAULT_CLOCK_OFFSET` (this machine's clock off by that many seconds),
+//! `FERRY_FAULT_CONFIRM_PAUSE` (the host's confirm script waits) and
+//! `FERRY_FAULT_UPLOAD_ABORT_AT` (die in the middle of an upload).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -104,4 +105,25 @@ pub fn confirm_pause() -> Option<u64> {
         "FERRY_FAULT_CONFIRM_PAUSE: the confirm script waits {secs}s before recording"
     ));
     Some(secs)
+}
+
+/// With `FERRY_FAULT_UPLOAD_ABORT_AT=BYTES`, the byte of a file's upload at which ferry dies
+/// at once (abort, like `kill -9`), once it has written that many bytes of the file (a cut in
+/// the middle of an upload, which the next deploy resumes). Unset in normal use.
+pub fn upload_abort_at() -> Option<u64> {
+    std::env::var("FERRY_FAULT_UPLOAD_ABORT_AT")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Die at once when `written` bytes of a file reached `at` (from [`upload_abort_at`]).
+pub fn upload_abort(written: u64, at: Option<u64>) {
+    if at.is_some_and(|at| written >= at) {
+        crate::report::fault_notice(&format!(
+            "FERRY_FAULT_UPLOAD_ABORT_AT: aborting after {written} bytes of the file"
+        ));
+        std::process::abort();
+    }
 }

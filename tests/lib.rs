@@ -44,7 +44,8 @@
 //! - ferry116, ferry117: jump hosts from ~/.ssh/config, ssh_config paths in messages (tests/ssh_hops.rs)
 //! - ferry94: doctor's login checks; ferry96: deploys under MaxSessions, a jump host that
 //!   forbids forwarding (tests/sshd_limits.rs)
-//! - ferry103: free
+//! - ferry103: uploads cut off and resumed (tests/upload_resume.rs)
+//! - no user is free: add users (tests/remote/ferry-remote's count) for new tests
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
@@ -80,3 +81,4 @@ mod switch;
 mod systemd;
 mod transport;
 mod upload;
+mod upload_resume;

@@ -6,7 +6,7 @@ use crate::faults::{Bg, Gate, current, release_dirs, result, started_from, start
 use crate::support::{Project, demo_bin, host_table, remote};
 
 /// `[hosts.web1]` for `user` with `compress = "..."`, and service `app` with `files`.
-fn config(user: &str, compress: &str, files: &[(&str, &str)]) -> String {
+pub(crate) fn config(user: &str, compress: &str, files: &[(&str, &str)]) -> String {
     let mut s = format!(
         "{}\ncompress = \"{compress}\"\n\n[services.app]\nunits = [\"app.service\"]\nstart_timeout = \"10s\"\nsettle_time = \"0.3s\"\n",
         host_table("web1", user).trim_end()
@@ -32,7 +32,7 @@ fn random(n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes)
         .iter()
@@ -40,7 +40,7 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn uploaded(run: &crate::support::Run) -> serde_json::Value {
+pub(crate) fn uploaded(run: &crate::support::Run) -> serde_json::Value {
     run.events("phase")
         .into_iter()
         .find(|e| e["phase"] == "uploaded")
@@ -231,19 +231,24 @@ fn a_changed_file_goes_as_a_delta_from_the_current_release() {
 
 /// bench/wanproxy.py in front of the remote's sshd: `delay_ms` each way, 100 Mbit/s. Killed
 /// when dropped.
-struct DelayingProxy {
-    port: u16,
+pub(crate) struct DelayingProxy {
+    pub(crate) port: u16,
     child: std::process::Child,
 }
 
 impl DelayingProxy {
     fn start(delay_ms: u32) -> DelayingProxy {
-        let r = remote();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        DelayingProxy::start_on(port, delay_ms)
+    }
+
+    /// [`DelayingProxy::start`] listening on `port`.
+    pub(crate) fn start_on(port: u16, delay_ms: u32) -> DelayingProxy {
+        let r = remote();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/wanproxy.py");
         let mut child = std::process::Command::new("python3")
             .args([script, &port.to_string(), &r.host, &r.port.to_string()])

@@ -9,6 +9,8 @@ pub mod revert;
 
 pub mod encoding;
 
+pub mod resume;
+
 mod activation;
 mod local;
 mod make;

@@ -25,6 +25,9 @@ pub struct RemoteState {
     pub revert_for: Option<String>,
     /// Staging directories left by interrupted deploys (`.ID.partial`).
     pub partial: Vec<String>,
+    /// The files at the new release's dests in those directories (see
+    /// [`crate::plan::resume`]).
+    pub partial_files: Vec<crate::plan::resume::PartialFile>,
     /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
     pub lock_holder: Option<String>,
     /// ActiveState of the release's units, by name (those the probe was asked about).
@@ -306,6 +309,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
                     st.partial.push(v.trim().to_string());
                 }
             }
+            "partial.file" => st
+                .partial_files
+                .extend(crate::plan::resume::parse_partial_file(v)),
             "free" => {
                 if let Some((kib, path)) = v.split_once(' ')
                     && let Ok(kib) = kib.trim().parse::<u64>()

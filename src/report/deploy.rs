@@ -281,6 +281,10 @@ pub struct PhaseEvent {
     /// Bytes of the files that went over the link (compressed), for the `uploaded` phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sent_bytes: Option<u64>,
+    /// Bytes of the files not sent again, as an interrupted upload had sent them (the upload
+    /// resumed from there), for the `uploaded` phase when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_bytes: Option<u64>,
 }
 
 impl Human for PhaseEvent {

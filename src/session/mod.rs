@@ -74,6 +74,7 @@ impl Session {
             pids: Mutex::new(Vec::new()),
             env: None,
             binaries_probe: String::new(),
+            resume_probe: String::new(),
             counted_from: self.conn.counters.snapshot(),
             clock_offset: Mutex::new(None),
         }
@@ -131,6 +132,9 @@ pub struct ServiceSession<'a> {
     /// Shell text the probe also runs: what the release's binaries need of the host (see
     /// [`crate::elf::Query`]).
     binaries_probe: String,
+    /// Shell text the probe also runs: the files an interrupted upload left of those the
+    /// release sends from disk (see [`crate::plan::resume`]).
+    resume_probe: String,
     /// The connection's counters when this session began (see [`ServiceSession::result`]).
     counted_from: (u64, u64, u64),
     /// The host's clock minus this machine's, once read (history records take the host's time).
@@ -155,17 +159,25 @@ impl ServiceSession<'_> {
     }
 
     /// Have the probe also look for what `local`'s binaries need (their program interpreters
-    /// and libraries), in the same command.
+    /// and libraries), and for what an interrupted upload left of its files, in the same
+    /// command.
     pub fn probing(mut self, local: &LocalRelease) -> Self {
         let files: Vec<String> = local.files.iter().map(|f| f.dest.clone()).collect();
         self.binaries_probe = crate::elf::Query::of(&local.binaries, &files).script();
+        let sizes: Vec<(String, u64)> = local
+            .files
+            .iter()
+            .filter(|f| f.content.is_none())
+            .map(|f| (f.dest.clone(), f.size))
+            .collect();
+        self.resume_probe = plan::resume::partial_files_script(&self.paths, &sizes);
         self
     }
 
     /// The probe's script: the remote state, and what the binaries need.
     fn probe_script(&self, dests: &[String], units: &[String], check_lock: bool) -> String {
         let state = plan::remote_state_script(&self.paths, dests, units, check_lock);
-        format!("{}{state}", self.binaries_probe)
+        format!("{}{}{state}", self.binaries_probe, self.resume_probe)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -182,6 +194,7 @@ impl ServiceSession<'_> {
             bytes: None,
             seconds: None,
             sent_bytes: None,
+            resumed_bytes: None,
         });
         self.reporter.progress(
             Some(&self.host.name),

@@ -3,6 +3,7 @@
 //! at once, or at the next deploy).
 
 use crate::error::{Error, Result};
+use crate::plan::resume::PartialFile;
 use crate::plan::{Plan, Transfer};
 use crate::release;
 use crate::report::deploy::human_bytes;
@@ -15,17 +16,44 @@ use crate::transport::sftp::Sftp;
 const DISK_FULL_BELOW: u64 = 1024 * 1024;
 
 impl ServiceSession<'_> {
-    /// Remove staging directories left by interrupted deploys.
-    pub async fn clean_staging(&self, dirs: &[String]) -> Result<()> {
-        let mut cmd = format!(
-            "cd \"$HOME\" && cd {} && rm -rf --",
-            quote(&self.paths.releases())
-        );
+    /// Remove staging directories left by interrupted deploys. With `resume` (files they hold
+    /// that the upload may send from where they stop: [`crate::plan::resume::resumable`]),
+    /// the same command first creates the new staging directory and its directories, as the
+    /// stage step would, and moves those files into it: returns whether it did (then the
+    /// stage step has nothing to create).
+    pub async fn clean_staging(
+        &self,
+        dirs: &[String],
+        plan: &Plan,
+        resume: &[PartialFile],
+    ) -> Result<bool> {
+        let releases = quote(&self.paths.releases());
+        let mut cmd = String::from("cd \"$HOME\" || exit 1\n");
+        if !resume.is_empty() {
+            let made: Vec<String> = self.staging_dirs(plan).iter().map(|d| quote(d)).collect();
+            let staging = self.paths.staging(&plan.staging);
+            cmd.push_str(&format!(
+                "if mkdir -- {} 2>/dev/null; then echo made=yes\n",
+                made.join(" ")
+            ));
+            for f in resume {
+                let from = format!("{}/{}/{}", self.paths.releases(), f.dir, f.dest);
+                let to = format!("{staging}/{}", f.dest);
+                cmd.push_str(&format!(
+                    "mv -f -- {} {} 2>/dev/null || true\n",
+                    quote(&from),
+                    quote(&to)
+                ));
+            }
+            cmd.push_str(&format!("else rm -rf -- {}; fi\n", quote(&staging)));
+        }
+        cmd.push_str(&format!("cd {releases} && rm -rf --"));
         for d in dirs {
             cmd.push(' ');
             cmd.push_str(&quote(d));
         }
-        self.conn.run(&cmd).await.map(|_| ())
+        let out = self.conn.run(&cmd).await?;
+        Ok(out.lines().any(|l| l == "made=yes"))
     }
 
     /// A step writing the staging directory failed: remove that directory at once (a full
@@ -110,6 +138,22 @@ impl ServiceSession<'_> {
     }
 
     async fn stage_dirs(&self, plan: &Plan, sftp: &Sftp) -> Result<()> {
+        let dirs = self.staging_dirs(plan);
+        // `releases` exists unless this is the service's first release (the lock made the
+        // service's directory): its mkdir may fail, the others may not.
+        let releases = self.paths.releases();
+        let (first, rest) = tokio::join!(
+            sftp.mkdir(&releases),
+            futures::future::try_join_all(dirs.iter().map(|d| sftp.mkdir(d)))
+        );
+        if let Err(e) = first {
+            tracing::debug!("{}: mkdir {releases}: {e}", self.host.name);
+        }
+        rest.map(|_| ())
+    }
+
+    /// The staging directory and the directories of the release's files, parents first.
+    fn staging_dirs(&self, plan: &Plan) -> Vec<String> {
         let staging = self.paths.staging(&plan.staging);
         let mut dirs: Vec<String> = vec![
             staging.clone(),
@@ -127,17 +171,7 @@ impl ServiceSession<'_> {
                 }
             }
         }
-        // `releases` exists unless this is the service's first release (the lock made the
-        // service's directory): its mkdir may fail, the others may not.
-        let releases = self.paths.releases();
-        let (first, rest) = tokio::join!(
-            sftp.mkdir(&releases),
-            futures::future::try_join_all(dirs.iter().map(|d| sftp.mkdir(d)))
-        );
-        if let Err(e) = first {
-            tracing::debug!("{}: mkdir {releases}: {e}", self.host.name);
-        }
-        rest.map(|_| ())
+        dirs
     }
 
     /// Copy files identical to the current release's on the host.

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::plan::encoding::{self, Compress, Encoding};
+use crate::plan::resume::PartialFile;
 use crate::plan::{FilePlan, LocalRelease, Plan, RemoteState, Transfer};
 use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
@@ -23,6 +24,8 @@ use crate::transport::{delta, gzip};
 pub struct Uploaded {
     pub learned: Vec<(usize, u64, String)>,
     pub incoming: Vec<Incoming>,
+    /// Bytes not sent again: what an interrupted upload had sent of files resumed.
+    pub resumed: u64,
 }
 
 /// What the staging directory holds once the upload is done, which the seal completes.
@@ -101,6 +104,7 @@ struct FileSent {
     learned: Option<(usize, u64, String)>,
     incoming: Option<Incoming>,
     wire: u64,
+    resumed: u64,
 }
 
 impl ServiceSession<'_> {
@@ -109,6 +113,9 @@ impl ServiceSession<'_> {
     /// not), the meta files wait for the seal, which knows the release's id: returns the
     /// (index, size, hash) the upload learned of each. For a distant host with `gzip` (from
     /// the probe, `remote`) files are compressed, or sent as a delta from the current copy.
+    /// `resume`: the files an interrupted upload left in the staging directory, which are
+    /// sent from where they stop when they are the start of the local file.
+    #[allow(clippy::too_many_arguments)]
     pub async fn upload(
         &self,
         plan: &Plan,
@@ -117,17 +124,18 @@ impl ServiceSession<'_> {
         deferred: Vec<Deferred>,
         prepared: &Local,
         remote: &RemoteState,
+        resume: &[PartialFile],
     ) -> Result<Uploaded> {
+        let files = (sftp, deferred, prepared, remote, resume);
         let sent = async {
-            if deferred.is_empty() {
+            if files.1.is_empty() {
                 let (files, meta) = tokio::join!(
-                    self.send_files(plan, sftp, deferred, prepared, remote),
+                    self.send_files(plan, files),
                     self.write_meta(plan, local, sftp)
                 );
                 files.and_then(|uploaded| meta.map(|()| uploaded))
             } else {
-                self.send_files(plan, sftp, deferred, prepared, remote)
-                    .await
+                self.send_files(plan, files).await
             }
         };
         match sent.await {
@@ -139,10 +147,13 @@ impl ServiceSession<'_> {
     async fn send_files(
         &self,
         plan: &Plan,
-        sftp: &Sftp,
-        deferred: Vec<Deferred>,
-        prepared: &Local,
-        remote: &RemoteState,
+        (sftp, deferred, prepared, remote, resume): (
+            &Sftp,
+            Vec<Deferred>,
+            &Local,
+            &RemoteState,
+            &[PartialFile],
+        ),
     ) -> Result<Uploaded> {
         let total = plan.upload_bytes();
         // Measured only when it decides something: `auto`, a host with gzip, a file big enough.
@@ -196,13 +207,15 @@ impl ServiceSession<'_> {
         let sends = uploads.into_iter().map(|(i, f, how)| {
             let deferred = deferred.remove(&f.dest);
             let old = remote.current_files.get(&f.dest).cloned();
+            let partial = resume.iter().find(|p| p.dest == f.dest);
             async move {
                 let _slot = slots
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
-                self.send_file(plan, sftp, prepared, (i, f, how), deferred, old, bar)
+                let file = (i, f, how, partial);
+                self.send_file(plan, sftp, prepared, file, deferred, old, bar)
                     .await
             }
         });
@@ -211,6 +224,7 @@ impl ServiceSession<'_> {
         for sent in futures::future::try_join_all(sends).await? {
             uploaded.learned.extend(sent.learned);
             uploaded.incoming.extend(sent.incoming);
+            uploaded.resumed += sent.resumed;
             wire += sent.wire;
         }
         bar.finish_and_clear();
@@ -218,15 +232,16 @@ impl ServiceSession<'_> {
         Ok(uploaded)
     }
 
-    /// Send file `i` of the plan, `how` it goes; `old`: the SHA-256 of the current release's
-    /// copy on the host.
+    /// Send file `i` of the plan, `how` it goes (from where `partial`, what an interrupted
+    /// upload left, stops, when that is the start of the file and it goes as it is); `old`:
+    /// the SHA-256 of the current release's copy on the host.
     #[allow(clippy::too_many_arguments)]
     async fn send_file(
         &self,
         plan: &Plan,
         sftp: &Sftp,
         prepared: &Local,
-        (i, f, how): (usize, &FilePlan, Encoding),
+        (i, f, how, partial): (usize, &FilePlan, Encoding, Option<&PartialFile>),
         deferred: Option<Deferred>,
         old: Option<String>,
         bar: &indicatif::ProgressBar,
@@ -240,6 +255,7 @@ impl ServiceSession<'_> {
                 learned: None,
                 incoming: None,
                 wire: content.len() as u64,
+                resumed: 0,
             });
         }
         let (index, resume) = match deferred {
@@ -270,13 +286,17 @@ impl ServiceSession<'_> {
             }
             (Encoding::Plain, None) => {
                 let to = format!("{staging}/{}", f.dest);
-                (sftp.upload(&f.source, &to, resume, progress).await?, None)
+                let partial = partial.map(|p| (p.size, p.sha256.clone()));
+                let sent = sftp
+                    .upload(&f.source, &to, resume, partial, progress)
+                    .await?;
+                (sent, None)
             }
         };
         if how == Encoding::Gzip && sent.size <= blobs::MAX_FILE {
             keep(&f.source, &sent.sha256).await;
         }
-        let wire = sent.wire;
+        let (wire, kept) = (sent.wire, sent.resumed);
         let learned = match index {
             // Its hash is what was sent (and what other hosts were sent).
             Some(i) => {
@@ -294,6 +314,7 @@ impl ServiceSession<'_> {
                 .map(|(size, sha)| (index.expect("learned of a deferred file"), size, sha)),
             incoming,
             wire,
+            resumed: kept,
         })
     }
 
@@ -351,6 +372,7 @@ impl ServiceSession<'_> {
         let sent = Sent {
             size,
             wire: (ops.len() + literals.len()) as u64,
+            resumed: 0,
             sha256,
             after,
         };
@@ -376,6 +398,16 @@ impl ServiceSession<'_> {
                 human_bytes(wire)
             )),
         }
+        if uploaded.resumed > 0 {
+            let sent = match uploaded.incoming.is_empty() {
+                true => format!(", {} sent", human_bytes(wire)),
+                false => String::new(),
+            };
+            message.push_str(&format!(
+                "{sent}, {} resumed from what an interrupted upload had sent",
+                human_bytes(uploaded.resumed)
+            ));
+        }
         self.reporter.emit(&PhaseEvent {
             kind: "phase",
             host: self.host.name.clone(),
@@ -385,6 +417,7 @@ impl ServiceSession<'_> {
             bytes: Some(total),
             seconds: Some(secs),
             sent_bytes: Some(wire),
+            resumed_bytes: Some(uploaded.resumed).filter(|n| *n > 0),
         });
         self.reporter.progress(
             Some(&self.host.name),

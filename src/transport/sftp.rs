@@ -15,7 +15,7 @@ use russh_sftp::client::SftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::fs::File;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 
@@ -31,10 +31,39 @@ const GZIP_LEVEL: u32 = 6;
 #[derive(Debug)]
 pub struct Sent {
     pub size: u64,
-    /// Bytes written to the host: `size`, or fewer when compressed.
+    /// Bytes written to the host: `size`, or fewer when compressed or resumed.
     pub wire: u64,
+    /// Bytes not sent again: what an interrupted upload had already sent (resumed).
+    pub resumed: u64,
     pub sha256: String,
     pub after: Option<std::fs::Metadata>,
+}
+
+/// Hash `src` from byte `from` up to byte `to` into `hash`; returns where it got (short of
+/// `to` when the file is shorter).
+async fn hash_to(
+    src: &mut tokio::fs::File,
+    local: &Path,
+    hash: &mut ring::digest::Context,
+    from: u64,
+    to: u64,
+) -> Result<u64> {
+    let cannot = |e: std::io::Error| Error::Local(format!("cannot read {}: {e}", local.display()));
+    src.seek(std::io::SeekFrom::Start(from))
+        .await
+        .map_err(cannot)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut at = from;
+    while at < to {
+        let want = ((to - at) as usize).min(CHUNK);
+        let n = src.read(&mut buf[..want]).await.map_err(cannot)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(at)
 }
 
 /// Below this many free bytes, a write that failed without a reason failed for lack of space
@@ -136,21 +165,54 @@ impl Sftp {
     /// Upload `local` to the new file `remote` (in a staging directory: see the module doc).
     /// `on_progress` gets the number of bytes written since the last call. Returns the size and
     /// SHA-256 of the bytes sent, hashed as they are read (the file is read once): from the
-    /// start, or with `resume` = (hash of the first N bytes, N), from byte N on.
+    /// start, or with `resume` = (hash of the first N bytes, N), from byte N on. With
+    /// `partial` = (N, SHA-256 of the N bytes `remote` holds: what an interrupted upload
+    /// left), only the bytes from N on are sent when the local file's first N bytes hash the
+    /// same; else `remote` is written again from the start.
     pub async fn upload(
         &self,
         local: &Path,
         remote: &str,
         resume: Option<(ring::digest::Context, u64)>,
+        partial: Option<(u64, String)>,
         mut on_progress: impl FnMut(u64),
     ) -> Result<Sent> {
-        let (mut hash, hashed) =
-            resume.unwrap_or_else(|| (ring::digest::Context::new(&ring::digest::SHA256), 0));
+        let fresh = || (ring::digest::Context::new(&ring::digest::SHA256), 0);
+        let (mut hash, mut hashed) = match (resume, &partial) {
+            // A hash taken over from past the host's bytes cannot say what those hash to.
+            (Some((_, n)), Some((at, _))) if n > *at => fresh(),
+            (Some(r), _) => r,
+            (None, _) => fresh(),
+        };
         let mut src = tokio::fs::File::open(local)
             .await
             .map_err(|e| Error::Local(format!("cannot open {}: {e}", local.display())))?;
-        let mut dst = self.create(remote).await?;
-        let mut size = 0u64;
+        let mut from = 0;
+        if let Some((at, sha256)) = partial {
+            hashed = hash_to(&mut src, local, &mut hash, hashed, at).await?;
+            if hashed == at && crate::digest::hex(hash.clone().finish().as_ref()) == sha256 {
+                from = at;
+            }
+        }
+        let resumed = match from {
+            0 => None,
+            at => self.open_at(remote, at).await,
+        };
+        let mut dst = match resumed {
+            Some(dst) => dst,
+            None => {
+                from = 0;
+                src.seek(std::io::SeekFrom::Start(0))
+                    .await
+                    .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?;
+                self.create(remote).await?
+            }
+        };
+        if from > 0 {
+            on_progress(from);
+        }
+        let abort_at = crate::fault::upload_abort_at();
+        let mut size = from;
         let copied = async {
             let mut buf = vec![0u8; CHUNK];
             loop {
@@ -176,6 +238,7 @@ impl Sftp {
                         error,
                     })?;
                 on_progress(n as u64);
+                crate::fault::upload_abort(size, abort_at);
             }
         }
         .await;
@@ -188,10 +251,30 @@ impl Sftp {
         self.finish(dst, remote).await?;
         Ok(Sent {
             size,
-            wire: size,
+            wire: size - from,
+            resumed: from,
             sha256: crate::digest::hex(hash.finish().as_ref()),
             after,
         })
+    }
+
+    /// Open the existing file `remote` to write it from byte `at` on (not truncated); None
+    /// when it cannot be (then it is written whole).
+    async fn open_at(&self, remote: &str, at: u64) -> Option<File> {
+        self.count(1);
+        let opened = self
+            .session
+            .open_with_flags(remote.to_string(), OpenFlags::WRITE)
+            .await;
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!("{}: cannot open {remote} to resume: {e}", self.host);
+                return None;
+            }
+        };
+        f.seek(std::io::SeekFrom::Start(at)).await.ok()?;
+        Some(f)
     }
 
     /// [`Sftp::upload`] of `local` gzip-compressed into `remote` (see
@@ -241,6 +324,7 @@ impl Sftp {
         Ok(Sent {
             size: whole.size,
             wire,
+            resumed: 0,
             sha256: whole.sha256,
             after: whole.after,
         })

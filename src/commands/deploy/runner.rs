@@ -54,6 +54,9 @@ pub(crate) struct Runner<'a> {
     migration: Option<&'a Migration>,
     /// The migration has passed (or there is none to wait for).
     migrated: bool,
+    /// The files an interrupted upload left that the cleanup moved into the new staging
+    /// directory (which it then created): the upload sends them from where they stop.
+    resume: Vec<plan::resume::PartialFile>,
 }
 
 impl<'a> Runner<'a> {
@@ -81,6 +84,7 @@ impl<'a> Runner<'a> {
             at: 0,
             migration: None,
             migrated: false,
+            resume: Vec::new(),
         }
     }
 
@@ -136,9 +140,20 @@ impl<'a> Runner<'a> {
                 });
             }
             Step::CleanStaging { dirs } => {
-                ss.clean_staging(dirs).await?;
+                let resume = plan::resume::resumable(&self.plan, self.remote);
+                if ss.clean_staging(dirs, &self.plan, &resume).await? {
+                    self.resume = resume;
+                }
+                let kept = match self.resume.iter().map(|f| f.size).sum::<u64>() {
+                    0 => String::new(),
+                    n => format!(
+                        "; kept what it had sent of {} file(s) ({}) to resume from",
+                        self.resume.len(),
+                        crate::report::deploy::human_bytes(n)
+                    ),
+                };
                 ss.warn(&format!(
-                    "removed what an interrupted deploy left: {} staging director{} (releases/{})",
+                    "removed what an interrupted deploy left: {} staging director{} (releases/{}){kept}",
                     dirs.len(),
                     if dirs.len() == 1 { "y" } else { "ies" },
                     dirs.join(", releases/")
@@ -206,7 +221,10 @@ impl<'a> Runner<'a> {
             format!("{release} (current: {})", self.previous().unwrap_or("none")),
         );
         let s = self.opened.take().expect("one stage step")?;
-        self.ss.stage(&self.plan, &s).await?;
+        // The cleanup made the staging directory when it kept files to resume.
+        if self.resume.is_empty() {
+            self.ss.stage(&self.plan, &s).await?;
+        }
         self.sftp = Some(s);
         Ok(())
     }
@@ -221,6 +239,7 @@ impl<'a> Runner<'a> {
                 std::mem::take(&mut self.provisional.deferred),
                 self.provisional.prepared,
                 self.remote,
+                &self.resume,
             )
             .await?;
         self.staged.incoming = uploaded.incoming;
