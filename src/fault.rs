@@ -121,7 +121,7 @@ pub fn upload_abort_at() -> Option<u64> {
 /// Die at once when `written` bytes of a file reached `at` (from [`upload_abort_at`]).
 pub fn upload_abort(written: u64, at: Option<u64>) {
     if at.is_some_and(|at| written >= at) {
-        crate::report::fault_notice(&format!(
+        notice(&format!(
             "FERRY_FAULT_UPLOAD_ABORT_AT: aborting after {written} bytes of the file"
         ));
         std::process::abort();
