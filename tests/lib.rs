@@ -45,7 +45,10 @@
 //! - ferry94: doctor's login checks; ferry96: deploys under MaxSessions, a jump host that
 //!   forbids forwarding (tests/sshd_limits.rs)
 //! - ferry103: uploads cut off and resumed (tests/upload_resume.rs)
-//! - no user is free: add users (tests/remote/ferry-remote's count) for new tests
+//! - ferry121, ferry122: releases of many files (tests/many_files.rs)
+//! - ferry123, ferry124: remote commands end with ferry and with their timeout (tests/bounded.rs)
+//! - ferry125, ferry126: a lost self-revert timer, a rollback killed mid-activation (tests/lost_revert.rs)
+//! - no user is free after ferry126: add users (tests/remote/ferry-remote's count) for new tests
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
