@@ -48,7 +48,8 @@
 //! - ferry121, ferry122: releases of many files (tests/many_files.rs)
 //! - ferry123, ferry124: remote commands end with ferry and with their timeout (tests/bounded.rs)
 //! - ferry125, ferry126: a lost self-revert timer, a rollback killed mid-activation (tests/lost_revert.rs)
-//! - no user is free after ferry126: add users (tests/remote/ferry-remote's count) for new tests
+//! - ferry127: an http health check through an sshd that forbids forwarding (tests/sshd_limits.rs)
+//! - no user is free after ferry127: add users (tests/remote/ferry-remote's count) for new tests
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.
