@@ -42,6 +42,12 @@ impl Paths {
     pub fn history(&self) -> String {
         format!("{}/history.jsonl", self.dir())
     }
+    /// The history line of a rollback under way, written before it switches: the next
+    /// locked contact appends it to the history when that rollback was cut off before it
+    /// recorded how it ended.
+    pub fn pending_record(&self) -> String {
+        format!("{}/rollback.pending", self.dir())
+    }
     pub fn lock(&self) -> String {
         format!("{}/lock", self.dir())
     }

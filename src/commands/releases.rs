@@ -69,7 +69,7 @@ async fn host_releases(target: &Target, reporter: &Arc<Reporter>) -> HostRelease
     let mut out = Vec::new();
     for service in &target.services {
         let ss = session.service(service);
-        let remote = ss.probe(&[], false).await?;
+        let remote = ss.probe(&[], crate::plan::ProbeLock::Ignore).await?;
         let (manifests, sizes) = ss.manifests().await?;
         if manifests.is_empty() {
             ss.warn(&format!("no releases of {} on this host", service.name));

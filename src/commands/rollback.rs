@@ -124,13 +124,13 @@ async fn rollback_locked(
     origin: &Origin,
     opts: &Options,
 ) -> Result<HostResult> {
-    let remote = ss.probe(&[], false).await?;
+    let remote = ss.probe(&[], crate::plan::ProbeLock::Held).await?;
     let (manifests, _) = ss.manifests().await?;
     let ids: Vec<String> = manifests.iter().map(|(id, _)| id.clone()).collect();
     let target = choose_target(ss, opts, &remote, &ids)?;
     let current = remote.current.as_deref();
     if current == Some(target.as_str()) {
-        return confirm_current(ss, &remote, &target).await;
+        return confirm_current(ss, origin, &remote, &target).await;
     }
     let not_undone = migrations_past(&manifests, &target, current, &remote.history);
     let Some(manifest) = manifests
@@ -144,6 +144,23 @@ async fn rollback_locked(
             Exit::Failed,
         ));
     };
+    // What the history says should ferry be cut off from here on (replaced by the record of
+    // how it ended).
+    let pending = HistoryRecord {
+        time: release::now_rfc3339(),
+        action: Action::Rollback,
+        release: target.clone(),
+        previous: current.map(String::from),
+        outcome: Outcome::Interrupted,
+        by: origin.by.clone(),
+        git_commit: manifest.git_commit.clone(),
+        reason: Some(format!(
+            "ferry stopped during this rollback from {}, before it had verified {target}; `current` pointed to {} when the next ferry found this",
+            current.unwrap_or("no release"),
+            release::PENDING_CURRENT
+        )),
+    };
+    ss.record_pending(&pending).await?;
     ss.phase("activate", format!("switching to {target}"));
     let back = remote.back_colour(&ss.service.name, &manifest);
     let restored = ss
@@ -195,18 +212,35 @@ fn choose_target(
 }
 
 /// Asking for the current release confirms it: a pending self-revert would otherwise take
-/// the host away from it.
+/// the host away from it, and a release whose self-revert was lost is otherwise refused by
+/// the next deploy. Either way the history records the confirmation.
 async fn confirm_current(
     ss: &ServiceSession<'_>,
+    origin: &Origin,
     remote: &RemoteState,
     target: &str,
 ) -> Result<HostResult> {
     let reason = if remote.revert_pending {
         ss.cancel_revert().await?;
         "already current; its pending self-revert is cancelled (confirmed)"
+    } else if remote.revert_lost() {
+        "already current; its deploy was never confirmed and its self-revert timer was lost: now confirmed"
     } else {
         "already current; nothing to do"
     };
+    if remote.revert_pending || remote.revert_lost() {
+        ss.record(&HistoryRecord {
+            time: release::now_rfc3339(),
+            action: Action::Rollback,
+            release: target.to_string(),
+            previous: Some(target.to_string()),
+            outcome: Outcome::Ok,
+            by: origin.by.clone(),
+            git_commit: remote.current_manifest().and_then(|m| m.git_commit.clone()),
+            reason: Some(format!("kept by `ferry rollback --to {target}`: {reason}")),
+        })
+        .await;
+    }
     Ok(ss.result(
         HostOutcome::Ok,
         Some(target),

@@ -72,6 +72,7 @@ pub fn script(services: &[(String, Vec<String>)]) -> String {
         s.push_str(&format!(
             "printf '{MARK} live %s\\n' \"$(readlink {live} 2>/dev/null)\"; "
         ));
+        s.push_str(&revert_script(name));
         if units.is_empty() {
             continue;
         }
@@ -96,6 +97,78 @@ pub fn script(services: &[(String, Vec<String>)]) -> String {
     s
 }
 
+/// One service's self-revert as the host reports it: the release it was last armed for, its
+/// deadline, whether its timer is armed, and whether the history mentions that release.
+fn revert_script(service: &str) -> String {
+    let paths = crate::release::Paths::new(service);
+    let dir = shell::home_path(&paths.dir());
+    let timer = shell::quote(&format!("{}.timer", paths.revert_unit()));
+    format!(
+        "t=$(cat {dir}/revert.target 2>/dev/null); d=$(cat {dir}/revert.deadline 2>/dev/null); \
+         a=$(systemctl --user is-active {timer} 2>/dev/null); k=0; \
+         [ -n \"$t\" ] && k=$(grep -F \"\\\"$t\\\"\" {dir}/history.jsonl 2>/dev/null | grep -cvE '\"action\":\"(stage|migrate)\"'); \
+         printf '{MARK} revert %s %s %s %s\\n' \"${{t:--}}\" \"${{d:--}}\" \"${{a:--}}\" \"${{k:-0}}\"; "
+    )
+}
+
+/// The self-revert of a service, from [`revert_script`]'s line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevertReport {
+    /// The release the timer was last armed for.
+    pub target: String,
+    /// Its deadline (seconds since the epoch, the host's clock).
+    pub deadline: Option<u64>,
+    /// The timer is armed (`active`).
+    pub armed: bool,
+    /// The history has a line about that release (a confirm, a rollback, the revert).
+    pub recorded: bool,
+}
+
+impl RevertReport {
+    fn parse(arg: &str) -> Option<RevertReport> {
+        let w: Vec<&str> = arg.split_whitespace().collect();
+        let [target, deadline, active, known] = w.as_slice() else {
+            return None;
+        };
+        crate::release::is_release_id(target).then(|| RevertReport {
+            target: target.to_string(),
+            deadline: deadline.parse().ok(),
+            armed: *active == "active",
+            recorded: known.parse::<u64>().is_ok_and(|n| n > 0),
+        })
+    }
+}
+
+/// What to tell about a service's self-revert: pending (with its deadline, on the host's
+/// clock `now`), or lost (the release is unconfirmed and nothing will revert it).
+pub fn revert_note(svc: &ServiceReport, now: Option<u64>) -> Option<String> {
+    let r = svc.revert.as_ref()?;
+    let current = release_id(&svc.current)?;
+    if r.target != current {
+        return None;
+    }
+    let name = &svc.service;
+    if r.armed {
+        let when = r.deadline.map(|d| {
+            let at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(d));
+            match now {
+                Some(n) if d > n => format!(" at {at} (in {}s)", d - n),
+                _ => format!(" at {at}"),
+            }
+        });
+        Some(format!(
+            "{name}: the deploy of {current} is not confirmed: the host reverts it to the previous release by itself{} unless `ferry rollback {name} --to {current}` confirms it",
+            when.unwrap_or_default()
+        ))
+    } else if !r.recorded {
+        Some(format!(
+            "{name}: the deploy of {current} was never confirmed and its self-revert timer is gone (the user manager restarted or the host rebooted before the deadline): `ferry rollback {name}` goes back to the last verified release, `ferry rollback {name} --to {current}` keeps it"
+        ))
+    } else {
+        None
+    }
+}
+
 /// What one host reported for one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceReport {
@@ -104,6 +177,8 @@ pub struct ServiceReport {
     pub current: String,
     /// Blue/green: the colour the front sends connections to.
     pub live: Option<Colour>,
+    /// The service's self-revert, when one was ever armed.
+    pub revert: Option<RevertReport>,
     pub units: Vec<UnitState>,
     pub triggers: Vec<UnitState>,
 }
@@ -160,6 +235,11 @@ pub fn parse_output(out: &str) -> HostReport {
                 "live" => {
                     if let Some(svc) = report.services.last_mut() {
                         svc.live = Colour::of_link(arg);
+                    }
+                }
+                "revert" => {
+                    if let Some(svc) = report.services.last_mut() {
+                        svc.revert = RevertReport::parse(arg);
                     }
                 }
                 "end" => report.complete = true,
@@ -411,6 +491,11 @@ pub async fn show(plans: Vec<HostPlan>, reporter: &Reporter) -> Exit {
                         ),
                     );
                 }
+                for svc in &report.services {
+                    if let Some(note) = revert_note(svc, report.now) {
+                        reporter.warn(Some(&plan.host.name), &note);
+                    }
+                }
                 rows.extend(unit_statuses(&plan.host.name, &report))
             }
             Err(e) => errors.push(HostError::new(&plan.host.name, &e)),
@@ -457,7 +542,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        let fake = "#!/bin/sh\ncase \"$*\" in *--value*) echo web.socket; echo;; \
+        let fake = "#!/bin/sh\ncase \"$*\" in *is-active*) echo inactive;; *--value*) echo web.socket; echo;; \
             *Result) printf 'Id=web.socket\\nActiveState=active\\nSubState=listening\\n';; \
             *) printf 'Id=web.service\\nActiveState=inactive\\nSubState=dead\\nTriggeredBy=web.socket\\n\\nId=web.socket\\nActiveState=active\\nSubState=listening\\n';; esac\n";
         let sc = bin.join("systemctl");
@@ -470,6 +555,16 @@ pub(crate) mod tests {
         std::os::unix::fs::symlink(
             "releases/20261124T120000Z-aa",
             home.join(".local/share/ferry/web/current"),
+        )
+        .unwrap();
+        // Its deploy armed a self-revert (the history only has its stage line) and the timer
+        // is gone: lost.
+        let web = home.join(".local/share/ferry/web");
+        std::fs::write(web.join("revert.target"), "20261124T120000Z-aa\n").unwrap();
+        std::fs::write(web.join("revert.deadline"), "1764000000\n").unwrap();
+        std::fs::write(
+            web.join("history.jsonl"),
+            "{\"action\":\"stage\",\"release\":\"20261124T120000Z-aa\"}\n",
         )
         .unwrap();
         let out = std::process::Command::new("sh")
@@ -491,6 +586,57 @@ pub(crate) mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|r| r.ok), "{rows:?}");
         assert_eq!(rows[0].release.as_deref(), Some("20261124T120000Z-aa"));
+        assert_eq!(
+            r.services[0].revert,
+            Some(RevertReport {
+                target: "20261124T120000Z-aa".into(),
+                deadline: Some(1764000000),
+                armed: false,
+                recorded: false,
+            })
+        );
+        let note = revert_note(&r.services[0], r.now).unwrap();
+        assert!(note.contains("self-revert timer is gone"), "{note}");
+        assert_eq!(r.services[1].revert, None);
+        // Once the history mentions it (a confirm wrote its deploy line), nothing to say.
+        std::fs::write(
+            web.join("history.jsonl"),
+            "{\"action\":\"deploy\",\"release\":\"20261124T120000Z-aa\",\"outcome\":\"ok\"}\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script(&services()))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let r = parse_output(&String::from_utf8(out.stdout).unwrap());
+        assert!(r.services[0].revert.as_ref().unwrap().recorded);
+        assert_eq!(revert_note(&r.services[0], r.now), None);
+    }
+
+    #[test]
+    fn a_pending_revert_says_when() {
+        let svc = ServiceReport {
+            service: "web".into(),
+            current: "releases/20261124T120000Z-aa".into(),
+            revert: RevertReport::parse("20261124T120000Z-aa 1764000030 active 0"),
+            ..Default::default()
+        };
+        let note = revert_note(&svc, Some(1764000000)).unwrap();
+        assert!(
+            note.contains("at 2025-11-24T16:00:30Z (in 30s)")
+                && note.contains("--to 20261124T120000Z-aa"),
+            "{note}"
+        );
+        // Armed for another release (a newer deploy won): nothing to say.
+        let other = ServiceReport {
+            revert: RevertReport::parse("20261124T110000Z-bb 1764000030 active 0"),
+            ..svc.clone()
+        };
+        assert_eq!(revert_note(&other, Some(1764000000)), None);
+        assert_eq!(RevertReport::parse("- - - 0"), None);
     }
 
     /// Script output of one host with every kind of unit state.

@@ -361,6 +361,15 @@ pub(crate) fn steps(
     steps
 }
 
+/// What to do about a current release whose self-revert was lost (see
+/// [`RemoteState::revert_lost`]).
+pub fn lost_revert_message(remote: &RemoteState, service: &str) -> String {
+    let current = remote.current.as_deref().unwrap_or("the current release");
+    format!(
+        "the deploy of {current} was never confirmed (ferry stopped before the end) and its self-revert timer is gone (the user manager restarted or the host rebooted before the deadline), so the host will not revert it by itself: `ferry rollback {service}` goes back to the last verified release, `ferry rollback {service} --to {current}` keeps {current} (and records it as confirmed)"
+    )
+}
+
 /// The step that ends the deploy once locked, before anything is staged: a refusal (a revert
 /// pending, a full disk) or nothing to do.
 fn stop_before_staging(
@@ -378,6 +387,12 @@ fn stop_before_staging(
                 service.name
             ),
             why: Refusal::PendingRevert,
+        });
+    }
+    if remote.revert_lost() {
+        return Some(Step::Refuse {
+            reason: lost_revert_message(remote, &service.name),
+            why: Refusal::LostRevert,
         });
     }
     if remote.linger == Some(false) && !opts.allow_no_linger {

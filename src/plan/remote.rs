@@ -23,6 +23,9 @@ pub struct RemoteState {
     pub revert_pending: bool,
     /// The release that timer was armed for (it reverts only while `current` is that one).
     pub revert_for: Option<String>,
+    /// A rollback to this release was cut off before it recorded how it ended: the probe
+    /// (under the lock) has just appended its pending record to the history.
+    pub interrupted_rollback: Option<String>,
     /// Staging directories left by interrupted deploys (`.ID.partial`).
     pub partial: Vec<String>,
     /// The files at the new release's dests in those directories (see
@@ -107,12 +110,34 @@ impl RemoteState {
         self.revert_pending && self.revert_for.is_some() && self.revert_for == self.current
     }
 
+    /// Is `current` a release whose deploy was never confirmed and whose self-revert timer is
+    /// gone? The timer is transient: a restart of the user's manager (or a reboot) before its
+    /// deadline drops it, and the unconfirmed release would then stay for good. Told by the
+    /// record of the release the timer was armed for (`revert.target`, which the confirm
+    /// removes; older versions kept it) being `current` with no timer armed and no history
+    /// line about it: a confirm, a rollback to it and the revert itself all write one.
+    pub fn revert_lost(&self) -> bool {
+        let Some(current) = &self.current else {
+            return false;
+        };
+        !self.revert_pending
+            && self.revert_for.as_ref() == Some(current)
+            && !self.history.iter().any(|r| {
+                (&r.release == current && !matches!(r.action, Action::Stage | Action::Migrate))
+                    || (r.action == Action::Revert && r.previous.as_ref() == Some(current))
+            })
+    }
+
     /// Was the current release verified when it went live? Its last history record says so;
-    /// a release with no record at all (history lost) is taken as verified.
+    /// a release with no record at all (history lost) is taken as verified, unless its
+    /// self-revert was lost ([`RemoteState::revert_lost`]).
     pub fn current_verified(&self) -> bool {
         let Some(current) = &self.current else {
             return false;
         };
+        if self.revert_lost() {
+            return false;
+        }
         // A self-revert away from it means its deploy was never confirmed.
         match self.history.iter().rposition(|r| {
             &r.release == current
@@ -176,15 +201,26 @@ impl RemoteState {
     }
 }
 
-/// Shell script printing the remote state as `key=value` lines. With `check_lock` (a dry run,
-/// which does not take the lock) it also says who holds the lock: a shared `flock` for an
-/// instant, so that two dry runs of the same user (two host names, one account) do not see
-/// each other as holders.
+/// Whether the probe runs under the service's lock, and what it does about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeLock {
+    /// Under this session's lock: the probe may also finish what a session cut off left (the
+    /// record of an interrupted rollback).
+    Held,
+    /// A dry run, which does not take the lock: say who holds it (a shared `flock` for an
+    /// instant, so that two dry runs of the same user, two host names of one account, do not
+    /// see each other as holders).
+    Report,
+    /// Only read (`ferry releases`).
+    Ignore,
+}
+
+/// Shell script printing the remote state as `key=value` lines (see [`ProbeLock`] for `lock`).
 pub fn remote_state_script(
     paths: &Paths,
     dests: &[String],
     units: &[String],
-    check_lock: bool,
+    lock: ProbeLock,
 ) -> String {
     let s = quote(&paths.dir());
     let mut script = format!(
@@ -194,7 +230,9 @@ pub fn remote_state_script(
          echo \"staged=$(readlink \"$S/staged\" 2>/dev/null)\"\n\
          if [ -d \"$S/releases\" ]; then for d in \"$S\"/releases/*; do [ -d \"$d\" ] && echo \"release=${{d##*/}}\"; done; fi\n\
          if [ -f \"$S/current/{meta}/manifest.json\" ]; then echo \"manifest=$(tr -d '\\n' < \"$S/current/{meta}/manifest.json\")\"; fi\n\
+         {fold}\
          if [ -f \"$S/history.jsonl\" ]; then sed 's/^/history=/' \"$S/history.jsonl\"; echo; fi\n\
+         {show}\
          set -- {ud}/*; [ -e \"$1\" ] && sha256sum -- \"$@\" 2>/dev/null | sed -n 's|^\\([0-9a-f]\\{{64\\}}\\)  .*/|unit=\\1 |p'\n\
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
          for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
@@ -208,9 +246,19 @@ pub fn remote_state_script(
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
         linger = LINGER_SCRIPT,
+        fold = if lock == ProbeLock::Held {
+            pending_script(paths, true)
+        } else {
+            String::new()
+        },
+        show = if lock == ProbeLock::Held {
+            String::new()
+        } else {
+            pending_script(paths, false)
+        },
     );
     script.push_str(crate::elf::FACTS_SCRIPT);
-    if check_lock {
+    if lock == ProbeLock::Report {
         script.push_str(
             "if [ -e \"$S/lock\" ]; then flock -n -s -E 75 \"$S/lock\" true 2>/dev/null; [ $? -eq 75 ] && echo \"lock=$(head -c 300 \"$S/lock.info\" 2>/dev/null | tr -d '\\n')\"; fi\n",
         );
@@ -242,6 +290,26 @@ pub fn remote_state_script(
     }
     script.push_str("exit 0\n");
     script
+}
+
+/// Shell lines for the record of a rollback that was cut off ([`Paths::pending_record`]):
+/// under the lock (`locked`), append it to the history with where `current` points now, remove
+/// it and print `interrupted=RELEASE`; else (a dry run) only show it as a history line.
+fn pending_script(paths: &Paths, locked: bool) -> String {
+    let p = quote(&paths.pending_record());
+    if locked {
+        format!(
+            "if [ -f {p} ]; then c=$(readlink \"$S/current\" 2>/dev/null); \
+             sed \"s|{cur}|${{c:-nothing}}|g\" {p} >> \"$S/history.jsonl\" && rm -f {p} && \
+             sed -n 's/.*\"release\":\"\\([^\"]*\\)\".*/interrupted=\\1/p' \"$S/history.jsonl\" | tail -n 1; fi\n",
+            cur = release::PENDING_CURRENT,
+        )
+    } else {
+        format!(
+            "if [ -f {p} ]; then c=$(readlink \"$S/current\" 2>/dev/null); sed \"s|{cur}|${{c:-nothing}}|g; s/^/history=/\" {p}; echo; fi\n",
+            cur = release::PENDING_CURRENT,
+        )
+    }
 }
 
 /// Shell lines printing `user=NAME` and `linger=yes|no` for the login user: the linger file
@@ -291,6 +359,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             },
             "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
             "gzip" => st.gzip = v.trim() == "yes",
+            "interrupted" if release::is_release_id(v.trim()) => {
+                st.interrupted_rollback = Some(v.trim().to_string())
+            }
             "now" => st.clock = v.trim().parse().ok(),
             "user" if !v.trim().is_empty() => st.user = Some(v.trim().to_string()),
             "linger" => {

@@ -57,6 +57,12 @@ pub fn deadline_path(paths: &Paths) -> String {
     format!("{}/revert.deadline", paths.dir())
 }
 
+/// Where the host records which release the timer guards (removed by the confirm; see
+/// [`crate::plan::RemoteState::revert_lost`]).
+pub fn target_path(paths: &Paths) -> String {
+    format!("{}/revert.target", paths.dir())
+}
+
 /// Where the script is stored on the host (systemd would expand `$VAR`s in a command line).
 pub fn script_path(paths: &Paths) -> String {
     format!("{}/revert.sh", paths.dir())
@@ -119,7 +125,7 @@ pub fn arm_command(
         f = quote(&file),
         u = quote(&unit),
         id = quote(unconfirmed),
-        target = quote(&format!("{}/revert.target", paths.dir())),
+        target = quote(&target_path(paths)),
         dl = quote(&deadline_path(paths)),
     )
 }
@@ -187,11 +193,13 @@ fn confirm_body(
     }
     let mut cmd = format!(
         "{stop}cd \"$HOME\" && c=$(readlink {current}); printf '%s\\n' \"$c\"; \
-         [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history} || echo {NOT_RECORDED}",
+         [ \"$c\" = {expected} ] || exit 0; printf '%s\\n' {line} >> {history} || echo {NOT_RECORDED}; \
+         rm -f {target}",
         current = quote(&paths.current()),
         expected = quote(&format!("releases/{release}")),
         line = quote(history_line),
         history = quote(&paths.history()),
+        target = quote(&target_path(paths)),
     );
     if !prune.is_empty() {
         let doomed: Vec<String> = prune.iter().map(|d| quote(d)).collect();
@@ -212,7 +220,10 @@ pub const NOT_RECORDED: &str = "@ferry-not-recorded";
 /// Cancel a pending revert, whatever state it is in.
 pub fn cancel_command(paths: &Paths) -> String {
     let unit = quote(&paths.revert_unit());
-    format!("systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; true")
+    format!(
+        "systemctl --user stop {unit}.timer {unit}.service >/dev/null 2>&1; cd \"$HOME\" && rm -f {}; true",
+        quote(&target_path(paths))
+    )
 }
 
 #[cfg(test)]

@@ -164,6 +164,8 @@ pub enum Refusal {
     Locked,
     /// The current release's self-revert is still armed.
     PendingRevert,
+    /// The current release was never confirmed and its self-revert timer is gone.
+    LostRevert,
     /// The release does not fit in the free space of the host's filesystem.
     DiskFull,
     /// The login user has no linger and `--allow-no-linger` was not given.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::Service;
-use crate::release::{self, Action, Manifest, ManifestUnit, Outcome, Paths};
+use crate::release::{self, Action, HistoryRecord, Manifest, ManifestUnit, Outcome, Paths};
 
 use super::*;
 use crate::config;
@@ -231,7 +231,12 @@ fn parses_remote_state() {
 
 #[test]
 fn probe_script_quotes_dests() {
-    let s = remote_state_script(&Paths::new("app"), &["bin/my app".into()], &[], false);
+    let s = remote_state_script(
+        &Paths::new("app"),
+        &["bin/my app".into()],
+        &[],
+        ProbeLock::Ignore,
+    );
     assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
     assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
 }
@@ -273,7 +278,11 @@ fn installed_units_and_history_are_probed(home: &std::path::Path, paths: &Paths,
         ),
     )
     .unwrap();
-    let out = sh_in(home, &remote_state_script(paths, dests, &[], false), b"");
+    let out = sh_in(
+        home,
+        &remote_state_script(paths, dests, &[], ProbeLock::Ignore),
+        b"",
+    );
     let st = parse_remote_state(&out);
     assert_eq!(
         st.installed_units,
@@ -340,7 +349,7 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
                 &paths,
                 &[dests.clone(), vec!["absent".into()]].concat(),
                 &[],
-                false,
+                ProbeLock::Ignore,
             ),
             b"",
         ))
@@ -689,6 +698,53 @@ fn refusals() {
     let p = plan_on(&remote);
     assert_eq!(names(&p), vec!["lock", "refuse"]);
     assert_eq!(p.refusal().unwrap().1, Refusal::PendingRevert);
+
+    // The timer is gone (the user manager restarted) and no line says the deploy was
+    // confirmed: refused, and the release is not taken as verified.
+    remote.revert_pending = false;
+    let current = remote.current.clone();
+    remote
+        .history
+        .retain(|r| Some(&r.release) != current.as_ref());
+    assert!(remote.revert_lost() && !remote.current_verified());
+    let p = plan_on(&remote);
+    assert_eq!(names(&p), vec!["lock", "refuse"]);
+    let (reason, why) = p.refusal().unwrap();
+    assert_eq!(why, Refusal::LostRevert);
+    assert!(reason.contains("self-revert timer is gone"), "{reason}");
+
+    // A confirm (or a rollback to it, or the revert) wrote a line about it: not lost.
+    for (action, release, previous) in [
+        (Action::Deploy, remote.current.clone().unwrap(), None),
+        (Action::Rollback, remote.current.clone().unwrap(), None),
+        (Action::Revert, "x".to_string(), remote.current.clone()),
+    ] {
+        let mut r = remote.clone();
+        r.history.push(HistoryRecord {
+            time: "2026-11-24T12:00:00Z".into(),
+            action,
+            release,
+            previous,
+            outcome: Outcome::Ok,
+            by: "t".into(),
+            git_commit: None,
+            reason: None,
+        });
+        assert!(!r.revert_lost(), "{:?}", r.history);
+    }
+    // Only a stage line: still lost.
+    let mut r = remote.clone();
+    r.history.push(HistoryRecord {
+        time: "2026-11-24T12:00:00Z".into(),
+        action: Action::Stage,
+        release: remote.current.clone().unwrap(),
+        previous: None,
+        outcome: Outcome::Staged,
+        by: "t".into(),
+        git_commit: None,
+        reason: None,
+    });
+    assert!(r.revert_lost());
 }
 
 #[test]
@@ -724,14 +780,16 @@ fn the_probe_reports_leftovers_and_the_lock_holder() {
         st.lock_holder.as_deref(),
         Some("ci@runner (deploy, since t)")
     );
-    let s = remote_state_script(&Paths::new("app"), &[], &[], true);
+    let s = remote_state_script(&Paths::new("app"), &[], &[], ProbeLock::Report);
     assert!(s.contains("flock -n -s -E 75"), "{s}");
-    assert!(!remote_state_script(&Paths::new("app"), &[], &[], false).contains("flock"));
+    assert!(
+        !remote_state_script(&Paths::new("app"), &[], &[], ProbeLock::Ignore).contains("flock")
+    );
 }
 
 #[test]
 fn the_probe_reports_free_space_and_a_release_that_does_not_fit_is_refused() {
-    let s = remote_state_script(&Paths::new("app"), &[], &[], false);
+    let s = remote_state_script(&Paths::new("app"), &[], &[], ProbeLock::Ignore);
     assert!(s.contains("df -Pk"), "{s}");
     let st = parse_remote_state("free=2048 .local/share/ferry\nfree=junk x\n");
     let free = st.free.clone().unwrap();
@@ -948,7 +1006,12 @@ fn the_probe_reads_unit_states() {
         st.unit_active.get("a.socket").map(String::as_str),
         Some("failed")
     );
-    let s = remote_state_script(&Paths::new("app"), &[], &["a b.service".into()], false);
+    let s = remote_state_script(
+        &Paths::new("app"),
+        &[],
+        &["a b.service".into()],
+        ProbeLock::Ignore,
+    );
     assert!(
         s.contains(
             "systemctl --user show -p Id -p ActiveState -p NeedDaemonReload -- ferry-revert-app.timer 'a b.service'"
@@ -1056,4 +1119,69 @@ fn the_seal_rebuilds_deltas_and_compressed_files_and_checks_their_hashes() {
         "{stderr}"
     );
     assert!(!dir.exists());
+}
+
+/// A rollback cut off before it recorded how it ended left its pending record: the probe
+/// under the lock appends it (with where `current` points) and removes it; a dry run's probe
+/// only shows it.
+#[test]
+fn the_probe_records_a_rollback_that_was_cut_off() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::new("app");
+    let dir = home.path().join(paths.dir());
+    std::fs::create_dir_all(dir.join("releases").join(ID)).unwrap();
+    std::os::unix::fs::symlink(format!("releases/{ID}"), dir.join("current")).unwrap();
+    let deployed = HistoryRecord {
+        time: "2026-11-24T12:00:00Z".into(),
+        action: Action::Deploy,
+        release: ID.into(),
+        previous: None,
+        outcome: Outcome::Ok,
+        by: "t".into(),
+        git_commit: None,
+        reason: None,
+    };
+    let pending = HistoryRecord {
+        action: Action::Rollback,
+        previous: Some(OLD.into()),
+        outcome: Outcome::Interrupted,
+        reason: Some(format!("cut off; current was {}", release::PENDING_CURRENT)),
+        ..deployed.clone()
+    };
+    let line = |r: &HistoryRecord| format!("{}\n", serde_json::to_string(r).unwrap());
+    std::fs::write(dir.join("history.jsonl"), line(&deployed)).unwrap();
+    std::fs::write(home.path().join(paths.pending_record()), line(&pending)).unwrap();
+
+    let dry = parse_remote_state(&sh_in(
+        home.path(),
+        &remote_state_script(&paths, &[], &[], ProbeLock::Report),
+        b"",
+    ));
+    assert_eq!(dry.history.len(), 2);
+    assert_eq!(dry.history[1].outcome, Outcome::Interrupted);
+    assert_eq!(dry.interrupted_rollback, None);
+    assert!(home.path().join(paths.pending_record()).exists());
+
+    let st = parse_remote_state(&sh_in(
+        home.path(),
+        &remote_state_script(&paths, &[], &[], ProbeLock::Held),
+        b"",
+    ));
+    assert_eq!(st.interrupted_rollback.as_deref(), Some(ID));
+    assert!(!home.path().join(paths.pending_record()).exists());
+    let last = st.history.last().unwrap();
+    assert_eq!(last.outcome, Outcome::Interrupted);
+    assert_eq!(
+        last.reason.as_deref(),
+        Some(format!("cut off; current was releases/{ID}").as_str())
+    );
+    // Verified before: the release it went back to is still good.
+    assert!(st.current_verified());
+    let again = parse_remote_state(&sh_in(
+        home.path(),
+        &remote_state_script(&paths, &[], &[], ProbeLock::Held),
+        b"",
+    ));
+    assert_eq!(again.history.len(), 2);
+    assert_eq!(again.interrupted_rollback, None);
 }

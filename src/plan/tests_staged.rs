@@ -105,6 +105,11 @@ fn a_staged_release_is_not_pruned_and_the_probe_reads_the_link() {
     ));
     assert_eq!(st.staged.as_deref(), Some(staged));
     assert_eq!(parse_remote_state("staged=\n").staged, None);
-    let script = remote_state_script(&crate::release::Paths::new("app"), &[], &[], false);
+    let script = remote_state_script(
+        &crate::release::Paths::new("app"),
+        &[],
+        &[],
+        ProbeLock::Ignore,
+    );
     assert!(script.contains("readlink \"$S/staged\""), "{script}");
 }

@@ -97,6 +97,9 @@ named! {
         RevertFailed = "revert-failed",
         /// A `stage` record: not `ok`, as the release never went live.
         Staged = "staged",
+        /// ferry stopped (killed, cut off) during a rollback before it had verified the
+        /// release: recorded by the next contact, the reason says where `current` was then.
+        Interrupted = "interrupted",
     }
 }
 
@@ -124,7 +127,8 @@ mod tests {
                 "rollback-failed",
                 "reverted",
                 "revert-failed",
-                "staged"
+                "staged",
+                "interrupted"
             ]
         );
         for a in Action::KNOWN {

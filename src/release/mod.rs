@@ -290,18 +290,24 @@ pub fn parse_history(text: &str) -> Vec<HistoryRecord> {
         .collect()
 }
 
-/// Does record `i` leave its release live and good? An `ok` record, or the host's self-revert
-/// back to a release that an earlier record verified (`revert ... reverted`: the host went
-/// back to it; it was verified before, so it is still a good rollback target).
+/// Does record `i` leave its release live and good? An `ok` record, or a way back to a
+/// release that an earlier record verified: the host's self-revert (`revert ... reverted`)
+/// or a rollback cut off before it verified it (`rollback ... interrupted`); it was verified
+/// before, so it is still a good rollback target.
 pub fn good_at(history: &[HistoryRecord], i: usize) -> bool {
     let r = &history[i];
+    let back = (r.action == Action::Revert && r.outcome == Outcome::Reverted)
+        || (r.action == Action::Rollback && r.outcome == Outcome::Interrupted);
     r.outcome == Outcome::Ok
-        || (r.action == Action::Revert
-            && r.outcome == Outcome::Reverted
+        || (back
             && history[..i]
                 .iter()
                 .any(|e| e.release == r.release && e.outcome == Outcome::Ok))
 }
+
+/// The placeholder in a pending rollback record (see [`crate::paths::Paths::pending_record`])
+/// that the host replaces by where `current` points when it appends the record.
+pub const PENDING_CURRENT: &str = "__CURRENT__";
 
 /// The good releases of `history` (see [`good_at`]), newest first.
 fn good_releases(history: &[HistoryRecord]) -> impl Iterator<Item = &str> {

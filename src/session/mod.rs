@@ -175,8 +175,8 @@ impl ServiceSession<'_> {
     }
 
     /// The probe's script: the remote state, and what the binaries need.
-    fn probe_script(&self, dests: &[String], units: &[String], check_lock: bool) -> String {
-        let state = plan::remote_state_script(&self.paths, dests, units, check_lock);
+    fn probe_script(&self, dests: &[String], units: &[String], lock: plan::ProbeLock) -> String {
+        let state = plan::remote_state_script(&self.paths, dests, units, lock);
         format!("{}{}{state}", self.binaries_probe, self.resume_probe)
     }
 
@@ -258,10 +258,10 @@ impl ServiceSession<'_> {
         units
     }
 
-    /// The remote state (one round trip). `check_lock`: also say who holds the lock (a dry
-    /// run, which does not take it).
-    pub async fn probe(&self, dests: &[String], check_lock: bool) -> Result<RemoteState> {
-        self.probe_units(dests, &[], check_lock).await
+    /// The remote state (one round trip); `lock` says whether this session holds the
+    /// service's lock (see [`plan::ProbeLock`]).
+    pub async fn probe(&self, dests: &[String], lock: plan::ProbeLock) -> Result<RemoteState> {
+        self.probe_units(dests, &[], lock).await
     }
 
     /// [`ServiceSession::probe`], also reading the ActiveState of `units` (for a deploy: is
@@ -270,17 +270,29 @@ impl ServiceSession<'_> {
         &self,
         dests: &[String],
         units: &[String],
-        check_lock: bool,
+        lock: plan::ProbeLock,
     ) -> Result<RemoteState> {
         let units = self.with_colours(units);
         let out = self
             .conn
-            .run(&self.probe_script(dests, &units, check_lock))
+            .run(&self.probe_script(dests, &units, lock))
             .await?;
-        let mut st = plan::parse_remote_state(&out);
+        Ok(self.read_state(&out))
+    }
+
+    /// The remote state from the probe's output; says what the probe found of an earlier
+    /// rollback that was cut off.
+    fn read_state(&self, out: &str) -> RemoteState {
+        let mut st = plan::parse_remote_state(out);
         st.set_clock_offset(crate::fault::now());
         *self.clock_offset.lock().unwrap() = st.clock_offset;
-        Ok(st)
+        if let Some(r) = &st.interrupted_rollback {
+            self.warn(&format!(
+                "an earlier `ferry rollback` to {r} was cut off before it recorded how it ended; recorded now in the history as `rollback interrupted` (`ferry releases {}` shows it)",
+                self.service.name
+            ));
+        }
+        st
     }
 
     /// Every release directory with its manifest (None when unreadable) and size in KiB.
@@ -348,7 +360,7 @@ impl ServiceSession<'_> {
         units: &[String],
     ) -> Result<(RemoteLock, RemoteState)> {
         let units = self.with_colours(units);
-        let script = self.probe_script(dests, &units, false);
+        let script = self.probe_script(dests, &units, plan::ProbeLock::Held);
         let mut lock = self.lock_then(wait, action, by, Some(&script)).await?;
         let then = lock.then.take().expect("the probe ran under the lock");
         if then.status != 0 {
@@ -361,9 +373,7 @@ impl ServiceSession<'_> {
             lock.release().await;
             return Err(e);
         }
-        let mut st = plan::parse_remote_state(&then.stdout);
-        st.set_clock_offset(crate::fault::now());
-        *self.clock_offset.lock().unwrap() = st.clock_offset;
+        let st = self.read_state(&then.stdout);
         Ok((lock, st))
     }
 
@@ -615,6 +625,7 @@ impl ServiceSession<'_> {
             Ok(b) => b,
             Err(f) => return Ok(Err(f)),
         };
+        crate::fault::point("restored");
         let units = activation.verify_units();
         let judge = release::judging(to, self.service);
         if !units.is_empty()
@@ -712,14 +723,29 @@ impl ServiceSession<'_> {
     /// deploy itself is done).
     pub async fn record(&self, record: &HistoryRecord) {
         let line = self.history_line(record);
+        // A pending record (see [`ServiceSession::record_pending`]) is replaced by this one.
         let cmd = format!(
-            "cd \"$HOME\" && printf '%s\\n' {} >> {}",
+            "cd \"$HOME\" && printf '%s\\n' {} >> {} && rm -f {}",
             quote(&line),
-            quote(&self.paths.history())
+            quote(&self.paths.history()),
+            quote(&self.paths.pending_record())
         );
         if let Err(e) = self.conn.run(&cmd).await {
             self.warn(&format!("cannot record the history: {e}"));
         }
+    }
+
+    /// Leave `record` on the host as the history line of what this session is about to do,
+    /// for the next contact to append should this session be cut off before its own
+    /// [`ServiceSession::record`] (see [`crate::paths::Paths::pending_record`]).
+    pub async fn record_pending(&self, record: &HistoryRecord) -> Result<()> {
+        let line = self.history_line(record);
+        let cmd = format!(
+            "cd \"$HOME\" && printf '%s\\n' {} > {}",
+            quote(&line),
+            quote(&self.paths.pending_record())
+        );
+        self.conn.run(&cmd).await.map(|_| ())
     }
 
     /// Replace the last history record (a provisional one this session wrote under the lock)

@@ -112,12 +112,15 @@ pub fn staged_release(remote: &RemoteState, service: &str) -> std::result::Resul
             "the deploy of {shown} was never confirmed and its self-revert is still armed; wait for it, or run `ferry rollback {service}` first"
         ));
     }
+    if remote.revert_lost() {
+        return Err(crate::plan::lost_revert_message(remote, service));
+    }
     Ok(staged.to_string())
 }
 
 /// `promote --dry-run`: what a promote would do on this host; nothing changes.
 async fn dry_run(ss: &ServiceSession<'_>) -> Result<HostResult> {
-    let remote = ss.probe(&[], true).await?;
+    let remote = ss.probe(&[], crate::plan::ProbeLock::Report).await?;
     let current = remote.current.as_deref();
     if let Some(holder) = &remote.lock_holder {
         return Ok(ss.result(
@@ -145,7 +148,7 @@ async fn dry_run(ss: &ServiceSession<'_>) -> Result<HostResult> {
 
 /// Promote under the lock: check, arm the self-revert, go live, judge, confirm.
 async fn promote_locked(ss: &mut ServiceSession<'_>, ctx: &Ctx) -> Result<HostResult> {
-    let remote = ss.probe(&[], false).await?;
+    let remote = ss.probe(&[], crate::plan::ProbeLock::Held).await?;
     let id = staged_release(&remote, &ss.service.name).map_err(|message| Error::Refused {
         host: ss.host.name.clone(),
         message,

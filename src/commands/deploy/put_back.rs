@@ -84,7 +84,7 @@ async fn put_back_locked(
     why: &str,
     ctx: &Ctx,
 ) -> Result<HostResult> {
-    let remote = ss.probe(&[], false).await?;
+    let remote = ss.probe(&[], crate::plan::ProbeLock::Held).await?;
     let current = remote.current.as_deref();
     if current != Some(new) {
         let note = format!(

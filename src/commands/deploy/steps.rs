@@ -154,7 +154,11 @@ async fn dry_run(
 ) -> Result<HostResult> {
     let skeleton = &local.skeleton;
     let remote = ss
-        .probe_units(&dests(skeleton), &probed_units(skeleton), true)
+        .probe_units(
+            &dests(skeleton),
+            &probed_units(skeleton),
+            crate::plan::ProbeLock::Report,
+        )
         .await?;
     let (plan, rendered) = make_plan(
         ss,
@@ -210,9 +214,11 @@ pub(super) fn unchanged(ss: &ServiceSession<'_>, current: &str) -> HostResult {
 pub(super) fn refusal_code(why: Refusal) -> Exit {
     match why {
         Refusal::Locked => Exit::Locked,
-        Refusal::PendingRevert | Refusal::DiskFull | Refusal::Binary | Refusal::NoLinger => {
-            Exit::Failed
-        }
+        Refusal::PendingRevert
+        | Refusal::LostRevert
+        | Refusal::DiskFull
+        | Refusal::Binary
+        | Refusal::NoLinger => Exit::Failed,
     }
 }
 
