@@ -121,6 +121,13 @@ pub enum Error {
     #[error("{host}: ssh: {message}")]
     Ssh { host: String, message: String },
 
+    /// The host's sshd refused to open a connection from the host to `to` for ferry (a TCP
+    /// port or a unix socket, for a health check): forwarding is forbidden there.
+    #[error(
+        "{host}: the host's sshd forbids forwarding, so ferry cannot reach {to} from there (AdministrativelyProhibited: `AllowTcpForwarding no` or `DisableForwarding yes` in sshd_config, or `restrict`/`permitopen=` on the key in authorized_keys)"
+    )]
+    ForwardingForbidden { host: String, to: String },
+
     /// The SSH connection went away in the middle of an operation (`during`: what was under way).
     #[error("{host}: the connection was lost while {during}")]
     ConnectionLost { host: String, during: String },
@@ -181,7 +188,10 @@ impl Error {
             | Error::Key { .. }
             | Error::Ssh { .. }
             | Error::ConnectionLost { .. } => Exit::Connection,
-            Error::Command { .. } | Error::Sftp { .. } | Error::Local(_) => Exit::Failed,
+            Error::Command { .. }
+            | Error::Sftp { .. }
+            | Error::Local(_)
+            | Error::ForwardingForbidden { .. } => Exit::Failed,
             Error::Refused { code, .. } | Error::Reported { code } => *code,
             Error::Interrupted => Exit::Interrupted,
         }
@@ -230,6 +240,7 @@ impl Error {
             Error::ConnectTimeout { .. } => {
                 "check the address and firewall, or raise `connect_timeout`".into()
             }
+            Error::ForwardingForbidden { .. } => "allow it for this user (as root on the host: `AllowTcpForwarding local` in /etc/ssh/sshd_config, then `systemctl reload ssh`), or check health with `health.command` instead (e.g. `curl -fsS http://127.0.0.1:PORT/healthz`), which needs no forwarding".into(),
             Error::HostKeyUnknown {
                 known_hosts,
                 line_to_add,

@@ -2,7 +2,8 @@
 //! (a startup file that prints or exits, a missing or broken SFTP subsystem, a low
 //! MaxSessions), deploys under MaxSessions, and a jump host that forbids forwarding. The
 //! sshd settings come from an own sshd per case (`OwnSshd`). Users: ferry94 (doctor's login
-//! checks), ferry96 (deploys under MaxSessions; the jump host's logins).
+//! checks), ferry96 (deploys under MaxSessions; the jump host's logins), ferry127 (an http
+//! health check where forwarding is forbidden).
 
 use serde_json::Value;
 
@@ -266,4 +267,37 @@ fn a_jump_host_without_forwarding_is_named() {
             && text.contains("AllowTcpForwarding"),
         "{run}"
     );
+}
+
+/// An http health check through an sshd that forbids forwarding: the deploy fails at once
+/// (no retries until the health timeout) with what the server forbids and how to check
+/// instead, and the previous release serves again.
+#[test]
+fn an_http_health_check_where_forwarding_is_forbidden_says_so() {
+    let user = "ferry127";
+    let r = remote();
+    r.reset(user);
+    let sshd = OwnSshd::start_with("-o AllowTcpForwarding=no");
+    let p = Project::new();
+    app_config(&p, &sshd, user, "one\n");
+    p.ferry(&["deploy"]).assert_code(0);
+    let dir = format!("/home/{user}/.local/share/ferry/app");
+    let first = root_out(&format!("readlink {dir}/current"));
+
+    app_config(&p, &sshd, user, "two\n");
+    let toml = std::fs::read_to_string(p.path("deploy.toml")).unwrap();
+    p.config(&format!(
+        "{toml}[services.app.health]\nhttp = \"http://127.0.0.1:9/healthz\"\ntimeout = \"10m\"\ninterval = \"1s\"\n"
+    ));
+    let run = p.ferry(&["deploy"]);
+    run.assert_code(4);
+    let text = format!("{run}");
+    assert!(
+        text.contains("forbids forwarding")
+            && text.contains("AllowTcpForwarding")
+            && text.contains("health.command"),
+        "{run}"
+    );
+    assert!(!text.contains("still failing after"), "retried: {run}");
+    assert_eq!(root_out(&format!("readlink {dir}/current")), first);
 }

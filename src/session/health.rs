@@ -96,6 +96,33 @@ fn judge(what: &str, code: Result<u16, String>) -> Result<String, String> {
     }
 }
 
+/// Why a round of checks did not pass.
+#[derive(Debug)]
+enum Miss {
+    /// A check failed; the next round may pass.
+    Failing(String),
+    /// No round can pass (the host's sshd forbids the forwarding the check needs).
+    Never(String),
+}
+
+impl From<String> for Miss {
+    fn from(s: String) -> Miss {
+        Miss::Failing(s)
+    }
+}
+
+/// A connection the host opens for an HTTP check; its sshd's refusal ends the checks.
+fn opened<S>(what: &str, r: crate::error::Result<S>) -> Result<Result<S, String>, Miss> {
+    match r {
+        Ok(s) => Ok(Ok(s)),
+        Err(e @ crate::error::Error::ForwardingForbidden { .. }) => Err(Miss::Never(format!(
+            "{what}: {e}; {}",
+            e.hint().unwrap_or_default()
+        ))),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
 /// One round of every configured check; Ok with what passed, Err with what failed.
 async fn round(
     conn: &Connection,
@@ -104,34 +131,34 @@ async fn round(
     home: &str,
     runtime: &str,
     per_try: Duration,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Miss> {
     let mut passed = Vec::new();
     let timed = || format!("no answer within {}", humantime::format_duration(per_try));
     if let Some(h) = &health.http {
         let what = format!("GET {}", h.url);
-        let r = tokio::time::timeout(per_try, async {
-            let s = conn
-                .connect_tcp(&h.host, h.port)
-                .await
-                .map_err(|e| e.to_string())?;
-            http_over(s, &h.host, &h.path).await
-        })
-        .await
-        .unwrap_or_else(|_| Err(timed()));
+        let r = match tokio::time::timeout(per_try, conn.connect_tcp(&h.host, h.port)).await {
+            Err(_) => Err(timed()),
+            Ok(s) => match opened(&what, s)? {
+                Ok(s) => tokio::time::timeout(per_try, http_over(s, &h.host, &h.path))
+                    .await
+                    .unwrap_or_else(|_| Err(timed())),
+                Err(e) => Err(e),
+            },
+        };
         passed.push(judge(&what, r)?);
     }
     if let Some(u) = &health.unix_http {
         let socket = expand(&u.socket, home, runtime);
         let what = format!("GET {} on unix socket {socket}", u.path);
-        let r = tokio::time::timeout(per_try, async {
-            let s = conn
-                .connect_unix(&socket)
-                .await
-                .map_err(|e| e.to_string())?;
-            http_over(s, "localhost", &u.path).await
-        })
-        .await
-        .unwrap_or_else(|_| Err(timed()));
+        let r = match tokio::time::timeout(per_try, conn.connect_unix(&socket)).await {
+            Err(_) => Err(timed()),
+            Ok(s) => match opened(&what, s)? {
+                Ok(s) => tokio::time::timeout(per_try, http_over(s, "localhost", &u.path))
+                    .await
+                    .unwrap_or_else(|_| Err(timed())),
+                Err(e) => Err(e),
+            },
+        };
         passed.push(judge(&what, r)?);
     }
     if let Some(cmd) = &health.command {
@@ -150,7 +177,7 @@ async fn round(
             if !err.trim().is_empty() {
                 msg.push_str(&format!(": {}", err.trim()));
             }
-            return Err(msg);
+            return Err(msg.into());
         }
         passed.push(format!("{what}: exit 0"));
     }
@@ -181,7 +208,8 @@ pub async fn run(
     loop {
         match round(conn, health, paths, &home, &runtime, per_try).await {
             Ok(passed) => return Ok(passed),
-            Err(last) => {
+            Err(Miss::Never(why)) => return Err(Unhealthy(why)),
+            Err(Miss::Failing(last)) => {
                 if start.elapsed() + health.interval > health.timeout {
                     return Err(Unhealthy(format!(
                         "{last} (still failing after {})",

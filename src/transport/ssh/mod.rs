@@ -722,6 +722,27 @@ impl Connection {
         Arc::new(move || handle.is_closed())
     }
 
+    /// [`Connection::failed`] for a connection the host was asked to open to `to`: its sshd's
+    /// refusal ("administratively prohibited") is [`Error::ForwardingForbidden`].
+    fn open_failed(
+        &self,
+        e: russh::Error,
+        to: String,
+        what: &str,
+        during: impl FnOnce() -> String,
+    ) -> Error {
+        if let russh::Error::ChannelOpenFailure(
+            russh::ChannelOpenFailure::AdministrativelyProhibited,
+        ) = e
+        {
+            return Error::ForwardingForbidden {
+                host: self.host.clone(),
+                to,
+            };
+        }
+        self.failed(e, what, during)
+    }
+
     /// A TCP connection made by the host to `host:port` (direct-tcpip).
     pub async fn connect_tcp(
         &self,
@@ -733,8 +754,9 @@ impl Connection {
             .channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
             .await
             .map_err(|e| {
-                self.failed(
+                self.open_failed(
                     e,
+                    format!("{host}:{port}"),
                     &format!("cannot open {host}:{port} from the host"),
                     || format!("opening {host}:{port} from the host"),
                 )
@@ -749,8 +771,9 @@ impl Connection {
             .channel_open_direct_streamlocal(path)
             .await
             .map_err(|e| {
-                self.failed(
+                self.open_failed(
                     e,
+                    format!("unix socket {path}"),
                     &format!("cannot open unix socket {path} on the host"),
                     || format!("opening unix socket {path} on the host"),
                 )
