@@ -42,13 +42,20 @@ pub(super) async fn put_back_host(
     };
     let session = match Session::open(host, &ctx.reporter).await {
         Ok(s) => s,
+        // Said once, by the result line: which way the connection failed and its hint.
         Err(e) => {
-            ctx.reporter.error(&e);
-            return result(
-                HostOutcome::RollbackFailed,
-                format!("deployed, but could not be put back on {old}: {e}"),
-                e.exit_code(),
-            );
+            return HostResult {
+                connection: e.connect_failure(),
+                hint: e.hint(),
+                ..result(
+                    HostOutcome::RollbackFailed,
+                    format!(
+                        "deployed, but could not be put back on {old}: {}",
+                        e.message_on(&host.name)
+                    ),
+                    e.exit_code(),
+                )
+            };
         }
     };
     let ss = session.service(&ctx.service).masking(ctx.env());
