@@ -48,11 +48,10 @@ fn a_self_revert_lost_with_the_user_manager_is_refused_until_rolled_back() {
 
     let unconfirmed = lose_a_revert(&p, user, "two");
     assert_ne!(unconfirmed, good);
-    let status = p.ferry(&["status"]);
-    assert!(
-        status.stderr.contains("self-revert timer is gone"),
-        "{status}"
-    );
+    for args in [&["status"][..], &["releases", "app"][..]] {
+        let run = p.ferry(args);
+        assert!(run.stderr.contains("self-revert timer is gone"), "{run}");
+    }
 
     config(&p, user, "three");
     let refused = p.ferry(&["deploy"]);
@@ -111,6 +110,18 @@ fn lose_a_revert(p: &Project, user: &str, msg: &str) -> String {
     assert_ne!(unconfirmed, before, "not switched?");
     let timer = "systemctl --user is-active ferry-revert-app.timer";
     assert_eq!(r.ssh(user, timer).trim(), "active", "no self-revert armed");
+    // While it is armed, status and releases say when it fires.
+    for args in [&["status"][..], &["releases", "app"][..]] {
+        let run = p.ferry(args);
+        assert!(
+            run.stderr
+                .contains(&format!("the deploy of {unconfirmed} is not confirmed"))
+                && run
+                    .stderr
+                    .contains("reverts it to the previous release by itself at "),
+            "{run}"
+        );
+    }
     let uid = r.ssh(user, "id -u").trim().to_string();
     let out = r.root(&format!("systemctl restart user@{uid}.service"));
     assert!(out.status.success(), "{out:?}");

@@ -74,6 +74,9 @@ async fn host_releases(target: &Target, reporter: &Arc<Reporter>) -> HostRelease
         if manifests.is_empty() {
             ss.warn(&format!("no releases of {} on this host", service.name));
         }
+        if let Some(note) = remote.revert_notice(&service.name) {
+            ss.warn(&note);
+        }
         let history = remote
             .history
             .iter()

@@ -10,6 +10,7 @@ use crate::commands::targets::{self, Target};
 use crate::commands::{Context, fanout};
 use crate::config::Host;
 use crate::error::{Error, Exit};
+use crate::plan::revert::Notice;
 use crate::report::status::{HostError, UnitStatus};
 use crate::report::{self, Reporter};
 use crate::shell;
@@ -147,26 +148,17 @@ pub fn revert_note(svc: &ServiceReport, now: Option<u64>) -> Option<String> {
     if r.target != current {
         return None;
     }
-    let name = &svc.service;
-    if r.armed {
-        let when = r.deadline.map(|d| {
-            let at = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(d));
-            match now {
-                Some(n) if d > n => format!(" at {at} (in {}s)", d - n),
-                _ => format!(" at {at}"),
-            }
-        });
-        Some(format!(
-            "{name}: the deploy of {current} is not confirmed: the host reverts it to the previous release by itself{} unless `ferry rollback {name} --to {current}` confirms it",
-            when.unwrap_or_default()
-        ))
+    let state = if r.armed {
+        Notice::Pending {
+            deadline: r.deadline,
+            now,
+        }
     } else if !r.recorded {
-        Some(format!(
-            "{name}: the deploy of {current} was never confirmed and its self-revert timer is gone (the user manager restarted or the host rebooted before the deadline): `ferry rollback {name}` goes back to the last verified release, `ferry rollback {name} --to {current}` keeps it"
-        ))
+        Notice::Lost
     } else {
-        None
-    }
+        return None;
+    };
+    Some(crate::plan::revert::notice(&svc.service, &current, state))
 }
 
 /// What one host reported for one service.

@@ -23,6 +23,8 @@ pub struct RemoteState {
     pub revert_pending: bool,
     /// The release that timer was armed for (it reverts only while `current` is that one).
     pub revert_for: Option<String>,
+    /// The deadline it was armed for (seconds since the epoch, the host's clock).
+    pub revert_deadline: Option<u64>,
     /// A rollback to this release was cut off before it recorded how it ended: the probe
     /// (under the lock) has just appended its pending record to the history.
     pub interrupted_rollback: Option<String>,
@@ -126,6 +128,22 @@ impl RemoteState {
                 (&r.release == current && !matches!(r.action, Action::Stage | Action::Migrate))
                     || (r.action == Action::Revert && r.previous.as_ref() == Some(current))
             })
+    }
+
+    /// What to tell the user about the current release's self-revert: pending, or lost.
+    pub fn revert_notice(&self, service: &str) -> Option<String> {
+        let current = self.current.as_deref()?;
+        let state = if self.current_unconfirmed() {
+            crate::plan::revert::Notice::Pending {
+                deadline: self.revert_deadline,
+                now: self.clock,
+            }
+        } else if self.revert_lost() {
+            crate::plan::revert::Notice::Lost
+        } else {
+            return None;
+        };
+        Some(crate::plan::revert::notice(service, current, state))
     }
 
     /// Was the current release verified when it went live? Its last history record says so;
@@ -235,6 +253,7 @@ pub fn remote_state_script(
          {show}\
          set -- {ud}/*; [ -e \"$1\" ] && sha256sum -- \"$@\" 2>/dev/null | sed -n 's|^\\([0-9a-f]\\{{64\\}}\\)  .*/|unit=\\1 |p'\n\
          echo \"revert_for=$(cat \"$S/revert.target\" 2>/dev/null)\"\n\
+         echo \"revert_deadline=$(cat \"$S/revert.deadline\" 2>/dev/null)\"\n\
          for d in \"$S\"/releases/.*.partial; do [ -d \"$d\" ] && echo \"partial=${{d##*/}}\"; done\n\
          d=\"$S\"; while [ ! -e \"$d\" ] && [ \"$d\" != . ]; do d=$(dirname \"$d\"); done\n\
          echo \"live=$(readlink \"$S/live.sock\" 2>/dev/null)\"\n\
@@ -348,6 +367,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             "revert_for" if release::is_release_id(v.trim()) => {
                 st.revert_for = Some(v.trim().to_string())
             }
+            "revert_deadline" => st.revert_deadline = v.trim().parse().ok(),
             "manifest" => st.manifest = serde_json::from_str(v).ok(),
             "unitstate.Id" => last_unit = Some(v.trim().to_string()),
             "unitstate.ActiveState" => match last_unit.clone() {

@@ -57,6 +57,43 @@ pub fn deadline_path(paths: &Paths) -> String {
     format!("{}/revert.deadline", paths.dir())
 }
 
+/// The state of a self-revert worth telling the user about (`ferry status`, `ferry releases`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Armed: the host reverts the current release at `deadline` (seconds since the epoch,
+    /// the host's clock, whose time was `now` when read).
+    Pending {
+        deadline: Option<u64>,
+        now: Option<u64>,
+    },
+    /// The current release was never confirmed and its timer is gone.
+    Lost,
+}
+
+/// What to tell about `service`'s self-revert of its current release `current`.
+pub fn notice(service: &str, current: &str, state: Notice) -> String {
+    match state {
+        Notice::Pending { deadline, now } => {
+            let when = deadline.map(|d| {
+                let at = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(d),
+                );
+                match now {
+                    Some(n) if d > n => format!(" at {at} (in {}s)", d - n),
+                    _ => format!(" at {at}"),
+                }
+            });
+            format!(
+                "{service}: the deploy of {current} is not confirmed: the host reverts it to the previous release by itself{} unless `ferry rollback {service} --to {current}` confirms it",
+                when.unwrap_or_default()
+            )
+        }
+        Notice::Lost => format!(
+            "{service}: the deploy of {current} was never confirmed and its self-revert timer is gone (the user manager restarted or the host rebooted before the deadline): `ferry rollback {service}` goes back to the last verified release, `ferry rollback {service} --to {current}` keeps it"
+        ),
+    }
+}
+
 /// Where the host records which release the timer guards (removed by the confirm; see
 /// [`crate::plan::RemoteState::revert_lost`]).
 pub fn target_path(paths: &Paths) -> String {
