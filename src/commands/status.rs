@@ -112,7 +112,7 @@ fn revert_script(service: &str) -> String {
     )
 }
 
-/// The self-revert of a service, from [`revert_script`]'s line.
+/// The self-revert of a service, as the status script's `revert` line reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevertReport {
     /// The release the timer was last armed for.
