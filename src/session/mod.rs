@@ -7,6 +7,7 @@
 //! interrupted deploy leaves the previous release serving.
 
 pub mod health;
+mod history;
 pub mod lock;
 mod poll;
 pub mod seal;
@@ -25,7 +26,7 @@ use crate::config::{Health, Host, Service};
 use crate::error::{Error, Exit, Result};
 use crate::outcome::HostOutcome;
 use crate::plan::{self, Activation, LocalRelease, Plan, RemoteState, Step};
-use crate::release::{self, HistoryRecord, Manifest, Paths};
+use crate::release::{self, Manifest, Paths};
 use crate::report::Reporter;
 use crate::report::deploy::{
     HostResult, JournalEvent, PhaseEvent, RemoteOps, StepEvent, UnitEvent,
@@ -695,70 +696,6 @@ impl ServiceSession<'_> {
             .collect();
         for event in crate::report::deploy::cap_excerpt(events, &self.service.name) {
             self.reporter.emit(&event);
-        }
-    }
-
-    /// `record` as a history line, its time the host's (when the host's clock was read; a
-    /// time the host's script fills in is left as it is).
-    pub fn history_line(&self, record: &HistoryRecord) -> String {
-        let offset = *self.clock_offset.lock().unwrap();
-        match offset {
-            Some(offset) if record.time != plan::revert::TIME => {
-                let st = RemoteState {
-                    clock_offset: Some(offset),
-                    ..RemoteState::default()
-                };
-                let time = st.host_time(crate::fault::now());
-                let stamped = HistoryRecord {
-                    time: humantime::format_rfc3339_seconds(time).to_string(),
-                    ..record.clone()
-                };
-                serde_json::to_string(&stamped).expect("history serialises")
-            }
-            _ => serde_json::to_string(record).expect("history serialises"),
-        }
-    }
-
-    /// Append a record to the service's history on the host (a warning when it fails: the
-    /// deploy itself is done).
-    pub async fn record(&self, record: &HistoryRecord) {
-        let line = self.history_line(record);
-        // A pending record (see [`ServiceSession::record_pending`]) is replaced by this one.
-        let cmd = format!(
-            "cd \"$HOME\" && printf '%s\\n' {} >> {} && rm -f {}",
-            quote(&line),
-            quote(&self.paths.history()),
-            quote(&self.paths.pending_record())
-        );
-        if let Err(e) = self.conn.run(&cmd).await {
-            self.warn(&format!("cannot record the history: {e}"));
-        }
-    }
-
-    /// Leave `record` on the host as the history line of what this session is about to do,
-    /// for the next contact to append should this session be cut off before its own
-    /// [`ServiceSession::record`] (see [`crate::paths::Paths::pending_record`]).
-    pub async fn record_pending(&self, record: &HistoryRecord) -> Result<()> {
-        let line = self.history_line(record);
-        let cmd = format!(
-            "cd \"$HOME\" && printf '%s\\n' {} > {}",
-            quote(&line),
-            quote(&self.paths.pending_record())
-        );
-        self.conn.run(&cmd).await.map(|_| ())
-    }
-
-    /// Replace the last history record (a provisional one this session wrote under the lock)
-    /// by `record`.
-    pub async fn replace_last_record(&self, record: &HistoryRecord) {
-        let line = self.history_line(record);
-        let cmd = format!(
-            "cd \"$HOME\" && f={} && {{ head -n -1 \"$f\"; printf '%s\\n' {}; }} > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"",
-            quote(&self.paths.history()),
-            quote(&line),
-        );
-        if let Err(e) = self.conn.run(&cmd).await {
-            self.warn(&format!("cannot record the history: {e}"));
         }
     }
 }
