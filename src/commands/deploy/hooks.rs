@@ -28,8 +28,8 @@ use crate::report::Reporter;
 use crate::report::deploy::HostResult;
 use crate::report::hooks::HookEvent;
 use crate::session::ServiceSession;
-use crate::shell::quote;
-use crate::transport::ssh::Stream;
+use crate::shell::{Bounds, quote};
+use crate::transport::ssh::{Stdin, Stream};
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,8 @@ impl Hook {
 const TIMED_OUT: [u32; 2] = [124, 137];
 
 /// The remote script of a hook: enter the release directory, export the FERRY_* variables and
-/// the release's env, run the command under `timeout`.
+/// the release's env, run the command bounded by `timeout` and by ferry's channel, holding the
+/// service's run lock (see [`crate::shell::bounded`]).
 pub fn remote_script(
     paths: &Paths,
     release: &str,
@@ -75,10 +76,12 @@ pub fn remote_script(
         "if [ -f {f} ]; then set -a; . ./{f} || exit 1; set +a; fi\n",
         f = crate::paths::env_file_in_release()
     ));
-    s.push_str(&format!(
-        "exec timeout -k 10s {}s sh -c {}\n",
-        timeout.as_secs().max(1),
-        quote(command)
+    s.push_str(&crate::shell::bounded(
+        command,
+        &Bounds {
+            timeout: Some(timeout),
+            lock: Some(paths.run_lock()),
+        },
     ));
     s
 }
@@ -178,13 +181,17 @@ pub async fn run_remote(
         out: Vec::new(),
         err: Vec::new(),
     };
-    // `timeout` on the host bounds the hook; this bounds a host that stops answering.
-    let run = ss
-        .conn
-        .exec_streaming(&script, None, |stream, chunk| lines.push(stream, chunk));
-    let out = match tokio::time::timeout(timeout + Duration::from_secs(30), run).await {
-        Ok(out) => out?,
-        Err(_) => {
+    // `timeout` on the host bounds the hook; this bounds a host that stops answering. The
+    // channel's stdin stays open: when ferry ends or gives up on it, the hook ends too.
+    let process = ss.conn.spawn(&script, Stdin::Open).await?;
+    let out = process
+        .output_within(timeout + Duration::from_secs(30), |stream, chunk| {
+            lines.push(stream, chunk)
+        })
+        .await?;
+    let out = match out {
+        Some(out) => out,
+        None => {
             lines.finish();
             let reason = format!(
                 "the {} hook did not finish within hooks.timeout ({}) and the host did not stop it",
@@ -395,9 +402,10 @@ mod tests {
                 < pos("export FERRY_HOST='web 1'")
         );
         assert!(pos("export FERRY_PREVIOUS_RELEASE=''") < pos(". ./.ferry/env"));
+        assert!(pos(". ./.ferry/env") < pos("flock -w 30 9"));
         assert!(
-            pos(". ./.ferry/env")
-                < pos("exec timeout -k 10s 300s sh -c 'bin/api migrate '\\''x'\\'''")
+            pos("exec 9>>\"$HOME\"/.local/share/ferry/api/lock.run")
+                < pos("setsid timeout -k 5s 300s sh -c 'bin/api migrate '\\''x'\\''' 3<&- &")
         );
     }
 
