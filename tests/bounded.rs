@@ -159,4 +159,35 @@ fn a_killed_deploys_hook_ends_before_the_next_deploys_hook_starts() {
     assert_eq!(lines[0].1, lines[1].1, "{log}");
     assert_eq!(lines[2].1, lines[3].1, "{log}");
     assert_ne!(lines[0].1, lines[2].1, "{log}");
+    a_hook_past_its_timeout_ends(&p, user);
+}
+
+/// A hook past `hooks.timeout`: its output came line by line, the host's `timeout` ended it,
+/// the deploy failed before the switch and the release serving stays.
+fn a_hook_past_its_timeout_ends(p: &Project, user: &str) {
+    let serving = current(user, "app");
+    let (secs, hook) = marker("124");
+    p.write("msg", format!("{secs}\n"));
+    p.config(&config(
+        user,
+        "[services.app.hooks]\nbefore_switch = \"echo waiting; sleep $(cat msg)\"\ntimeout = \"1s\"\n",
+    ));
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(1);
+    let reason = result(&run)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("timed out after hooks.timeout (1s)"),
+        "{run}"
+    );
+    let lines: Vec<_> = run
+        .events("hook")
+        .into_iter()
+        .filter_map(|e| e["line"].as_str().map(String::from))
+        .collect();
+    assert_eq!(lines, ["waiting"], "{run}");
+    assert_eq!(current(user, "app"), serving, "{run}");
+    wait_gone(user, &hook, "the hook past its timeout");
 }

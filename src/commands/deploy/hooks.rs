@@ -16,6 +16,11 @@
 //! `FERRY_RELEASE`, `FERRY_PREVIOUS_RELEASE`, `FERRY_RESULTS` (one `HOST RESULT` line per
 //! host). Every hook is bounded by `hooks.timeout` (default 5m). Their output is shown line by
 //! line, prefixed by host (a `hook` event in JSON), with the values of secrets masked.
+//!
+//! A remote hook ends with its deploy: it runs in a process group of its own, ended (TERM,
+//! then KILL) past its timeout or when ferry's channel closes (ferry exited, was killed, lost
+//! the connection or gave up on the host), and holds the service's run lock while any of its
+//! processes lives, which the next deploy waits for (see [`crate::shell::bounded`]).
 
 use std::time::Duration;
 
@@ -194,7 +199,7 @@ pub async fn run_remote(
         None => {
             lines.finish();
             let reason = format!(
-                "the {} hook did not finish within hooks.timeout ({}) and the host did not stop it",
+                "the {} hook did not finish within hooks.timeout ({}) and the host did not answer; ferry closed its channel, which ends the hook there",
                 hook.name(),
                 humantime::format_duration(timeout)
             );
