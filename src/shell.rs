@@ -87,7 +87,8 @@ fn secs(d: std::time::Duration) -> u64 {
 /// TERM then KILL. The watcher holds neither stdout nor stderr (sshd would wait for it), and
 /// is stopped once the command exits; whatever the command left running in its group is
 /// sent TERM then. With a lock, the command's processes hold it (fd 9) as long as any lives.
-/// The script exits with the command's status; it must be the last part of a script.
+/// The script exits with the command's status (128 + N when a signal N killed it, as a shell
+/// running the command itself says); it must be the last part of a script.
 pub fn bounded(script: &str, bounds: &Bounds) -> String {
     let mut s = String::from("exec 3<&0 </dev/null\n");
     if let Some(lock) = &bounds.lock {
@@ -269,6 +270,13 @@ mod tests {
             }
         }
 
+        /// How the script ended (stdin open until then).
+        fn child_status(mut self) -> std::process::ExitStatus {
+            let status = self.child.wait().unwrap();
+            drop(self.stdin.take());
+            status
+        }
+
         fn line(&self) -> String {
             self.lines.recv().expect("a line")
         }
@@ -316,6 +324,17 @@ mod tests {
         assert_eq!(rest, ["out"]);
         assert_eq!(err, "err\n");
         assert!(gone(&left), "the background sleep {left} still runs");
+    }
+
+    #[test]
+    fn bounded_ends_as_the_command_did() {
+        use std::os::unix::process::ExitStatusExt;
+        let home = tempfile::tempdir().unwrap();
+        let held = Held::start("kill -s KILL $$", &Bounds::default(), home.path());
+        let status = held.child_status();
+        assert_eq!((status.code(), status.signal()), (Some(137), None));
+        let held = Held::start("exit 200", &Bounds::default(), home.path());
+        assert_eq!(held.child_status().code(), Some(200));
     }
 
     #[test]
