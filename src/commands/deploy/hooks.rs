@@ -186,13 +186,13 @@ pub async fn run_remote(
         out: Vec::new(),
         err: Vec::new(),
     };
-    // `timeout` on the host bounds the hook; this bounds a host that stops answering. The
-    // channel's stdin stays open: when ferry ends or gives up on it, the hook ends too.
+    // `timeout` on the host bounds the hook (once it has the run lock); this bounds a host
+    // that stops answering. The channel's stdin stays open: when ferry ends or gives up on
+    // it, the hook ends too.
+    let limit = timeout + Duration::from_secs(30 + crate::shell::RUN_LOCK_WAIT_SECS);
     let process = ss.conn.spawn(&script, Stdin::Open).await?;
     let out = process
-        .output_within(timeout + Duration::from_secs(30), |stream, chunk| {
-            lines.push(stream, chunk)
-        })
+        .output_within(limit, |stream, chunk| lines.push(stream, chunk))
         .await?;
     let out = match out {
         Some(out) => out,
