@@ -96,7 +96,7 @@ pub fn bounded(script: &str, bounds: &Bounds) -> String {
             "exec 9>>{path}\nif ! flock -w {RUN_LOCK_WAIT_SECS} 9; then printf '%s\\n' {msg} >&2; exit {RUN_LOCK_BUSY}; fi\n",
             path = home_path(lock),
             msg = quote(&format!(
-                "ferry: a command of an earlier deploy still holds ~/{lock} after {RUN_LOCK_WAIT_SECS}s; find it with `fuser -v ~/{lock}` and stop it"
+                "ferry: a command of an earlier deploy still holds ~/{lock} after {RUN_LOCK_WAIT_SECS}s; find it with `ps -u \"$USER\" -o pid,pgid,args` and end its group (`kill -- -PGID`)"
             )),
         ));
     }

@@ -104,6 +104,26 @@ fn a_health_command_past_its_timeout_and_a_killed_exec_end_on_the_host() {
             &format!("the exec'd command (ferry got SIG{sig})"),
         );
     }
+    a_command_that_keeps_the_run_lock_stops_the_next_deploy(&p, user);
+}
+
+/// A process still holding the run lock (as a hook that will not die would) past the wait:
+/// the next deploy stops before changing anything (exit 5) and names the file.
+fn a_command_that_keeps_the_run_lock_stops_the_next_deploy(p: &Project, user: &str) {
+    let serving = current(user, "app");
+    let _held = remote().hold(
+        user,
+        "cd ~/.local/share/ferry/app && exec flock lock.run sh -c 'echo holding; exec cat'",
+        "holding",
+    );
+    p.write("msg", "three\n");
+    let run = p.ferry(&["--output", "json", "deploy"]);
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains("~/.local/share/ferry/app/lock.run"),
+        "{run}"
+    );
+    assert_eq!(current(user, "app"), serving, "{run}");
 }
 
 /// The hook: says when it starts and how it ends, in ~/hook.log, with its pid. On TERM it

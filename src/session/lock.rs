@@ -188,7 +188,7 @@ async fn attempt(
         return Err(Error::Refused {
             host: conn.host.clone(),
             message: format!(
-                "a hook or health command of an earlier deploy of service `{service}` still runs on the host {RUN_LOCK_WAIT_SECS}s after that deploy ended (it holds ~/{run}); find it with `fuser -v ~/{run}`, stop it, and deploy again",
+                "a hook or health command of an earlier deploy of service `{service}` still runs on the host {RUN_LOCK_WAIT_SECS}s after that deploy ended (it holds ~/{run}); find it on the host with `ps -u \"$USER\" -o pid,pgid,args`, end its group (`kill -- -PGID`), and deploy again",
                 service = paths.service,
                 run = paths.run_lock(),
             ),
