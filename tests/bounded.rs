@@ -1,6 +1,7 @@
 //! What ferry starts on a host ends with it: a health command past its timeout, a hook whose
 //! ferry was killed, a `ferry exec` whose ferry was killed or interrupted; and a killed
-//! deploy's hook is gone before the next deploy's hook starts (no two ever overlap).
+//! deploy's hook is gone before the next deploy's hook starts (no two ever overlap); a hook
+//! past its timeout ends; a process that keeps the run lock stops the next deploy.
 //! Remote users: ferry123, ferry124.
 
 use crate::faults::{Bg, current, result, started_from_unit};

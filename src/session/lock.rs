@@ -3,6 +3,11 @@
 //! The holder is `flock LOCKFILE sh -c '...; exec cat >/dev/null'` whose stdin is the channel:
 //! when ferry releases the lock it sends EOF; when ferry dies or loses the connection, sshd
 //! closes the channel, `cat` sees EOF and the lock is free again. No stale lock is possible.
+//!
+//! What a deploy ran on the host (hooks, health commands) dies with its channel too, but not
+//! always at once (a hook's TERM handler may take seconds): those hold a second lock,
+//! `lock.run`, while any of their processes lives, and a new holder waits for it (a bounded
+//! time) before it says `acquired`, so nothing of the next deploy overlaps them.
 
 use std::time::Duration;
 
