@@ -82,13 +82,16 @@ fn secs(d: std::time::Duration) -> u64 {
 /// The command runs in a session (process group) of its own, its stdin `/dev/null`, its
 /// output the channel's (streamed as it comes), under `timeout` when `bounds` has one. A
 /// watcher reads the channel's stdin, saved as fd 3 (a background job's stdin would be
-/// `/dev/null`), to its end: ferry keeps it open while it waits, so when ferry exits, is
-/// killed or gives up on the channel, sshd closes it and the watcher ends the whole group,
-/// TERM then KILL. The watcher holds neither stdout nor stderr (sshd would wait for it), and
-/// is stopped once the command exits; whatever the command left running in its group is
-/// sent TERM then. With a lock, the command's processes hold it (fd 9) as long as any lives.
-/// The script exits with the command's status (128 + N when a signal N killed it, as a shell
-/// running the command itself says); it must be the last part of a script.
+/// `/dev/null`), to its end. ferry keeps that stdin open while it waits (spawn the script
+/// with stdin open: a closed one ends the command at once), so when ferry exits, is killed
+/// or gives up on the channel, sshd closes it and the watcher ends the whole group, TERM
+/// then KILL. The watcher holds neither stdout nor stderr (sshd would wait for it), and is
+/// stopped once the command exits; whatever the command left running in its group is sent
+/// TERM then. With a lock, the command's processes hold it (fd 9) as long as any lives.
+///
+/// The host needs `setsid` and `flock` (util-linux) and `timeout` (coreutils). The script
+/// exits with the command's status (128 + N when a signal N killed it, as a shell running the
+/// command itself says); it must be the last part of a script.
 pub fn bounded(script: &str, bounds: &Bounds) -> String {
     let mut s = String::from("exec 3<&0 </dev/null\n");
     if let Some(lock) = &bounds.lock {
