@@ -51,6 +51,11 @@ impl Paths {
     pub fn lock(&self) -> String {
         format!("{}/lock", self.dir())
     }
+    /// Held (flock) by the processes of a hook, migration or health command of a deploy while
+    /// any of them lives: a deploy taking `lock` waits for it (see `crate::shell::bounded`).
+    pub fn run_lock(&self) -> String {
+        format!("{}/lock.run", self.dir())
+    }
     pub fn unit(&self, name: &str) -> String {
         format!("{UNIT_DIR}/{name}")
     }

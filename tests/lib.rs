@@ -57,6 +57,7 @@
 mod support;
 
 mod binaries;
+mod bounded;
 mod config_errors;
 mod deploy;
 mod doctor;

@@ -20,7 +20,7 @@ use crate::release::Paths;
 use crate::report::fleet::{ExecEvent, ExecSummary};
 use crate::report::{Format, Reporter, sanitize_bytes};
 use crate::shell::{self, quote};
-use crate::transport::ssh::{self, Stream};
+use crate::transport::ssh::{self, Stdin, Stream};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -35,8 +35,14 @@ pub struct Options {
 const NO_CURRENT_STATUS: u32 = 97;
 const NO_CURRENT: &str = "ferry-exec: no current release";
 
-/// The remote command line: go to the current release, set the environment, run `command`.
+/// The remote command line: go to the current release, set the environment, run `command`,
+/// bounded by ferry's channel: it ends when ferry does (see [`shell::bounded`]).
 pub fn script(service: &str, command: &[String]) -> String {
+    shell::bounded(&unbounded(service, command), &shell::Bounds::default())
+}
+
+/// What [`script`] bounds.
+fn unbounded(service: &str, command: &[String]) -> String {
     let paths = Paths::new(service);
     format!(
         "D=\"$HOME\"/{dir}; if [ ! -d \"$D\" ]; then printf '%s\\n' {marker} >&2; exit {NO_CURRENT_STATUS}; fi; \
@@ -170,16 +176,23 @@ async fn exec_host(host: &Host, service: &Service, script: &str, reporter: &Repo
         stream: Stream::Stderr,
         partial: Vec::new(),
     };
-    let result = conn
-        .exec_streaming(script, None, |stream, data| {
-            if stream_lines {
-                match stream {
-                    Stream::Stdout => out.feed(data),
-                    Stream::Stderr => err.feed(data),
-                }
-            }
-        })
-        .await;
+    // The channel's stdin stays open while ferry waits: when ferry ends (Ctrl-C, killed), the
+    // command ends too (see `shell::bounded`).
+    let result = match conn.spawn(script, Stdin::Open).await {
+        Ok(process) => {
+            process
+                .output(|stream, data| {
+                    if stream_lines {
+                        match stream {
+                            Stream::Stdout => out.feed(data),
+                            Stream::Stderr => err.feed(data),
+                        }
+                    }
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
     conn.close().await;
     match result {
         Err(e) => {
@@ -227,9 +240,14 @@ mod tests {
 
     #[test]
     fn script_quotes_every_word_and_runs_in_current() {
-        let s = script(
+        let s = unbounded(
             "api",
             &["echo".into(), "a b".into(), "$HOME".into(), "it's".into()],
+        );
+        let bounded = script("api", &["true".into()]);
+        assert!(
+            bounded.starts_with("exec 3<&0 </dev/null\nsetsid sh -c 'D="),
+            "{bounded}"
         );
         assert!(
             s.starts_with("D=\"$HOME\"/.local/share/ferry/api/current; "),
@@ -241,6 +259,8 @@ mod tests {
 
     /// The script runs through a real local `sh`: in the release dir, with its bin/ on PATH,
     /// the arguments intact, the exit status kept, and the marker when there is no release.
+    /// (Unbounded: `output()` gives it no stdin to hold open; `shell::bounded` has its own
+    /// tests.)
     #[test]
     fn script_runs_through_sh() {
         let home = tempfile::tempdir().unwrap();
@@ -248,7 +268,7 @@ mod tests {
             let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
             std::process::Command::new("sh")
                 .arg("-c")
-                .arg(script("api", &cmd))
+                .arg(unbounded("api", &cmd))
                 .env("HOME", home.path())
                 .output()
                 .unwrap()

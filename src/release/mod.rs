@@ -8,6 +8,7 @@
 //! .local/share/ferry/SERVICE/current -> releases/RELEASE_ID
 //! .local/share/ferry/SERVICE/history.jsonl           one line per deploy, rollback, revert
 //! .local/share/ferry/SERVICE/lock                    flock'ed while a deploy runs
+//! .local/share/ferry/SERVICE/lock.run                flock'ed while a deploy's hook or health command runs
 //! .config/systemd/user/NAME                          installed unit files
 //! ```
 

@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Health;
 use crate::release::Paths;
-use crate::shell::quote;
-use crate::transport::ssh::Connection;
+use crate::shell::{Bounds, quote};
+use crate::transport::ssh::{Connection, Stdin};
 
 /// Expand `%h` (home) and `%t` (XDG_RUNTIME_DIR) as systemd does in unit files; `%%` is `%`.
 pub fn expand(spec: &str, home: &str, runtime: &str) -> String {
@@ -123,6 +123,30 @@ fn opened<S>(what: &str, r: crate::error::Result<S>) -> Result<Result<S, String>
     }
 }
 
+/// Exit status of `timeout` when the time ran out.
+const TIMED_OUT: u32 = 124;
+
+/// How long past its own bound ferry waits for a health command's answer (the host's
+/// `timeout` answers first; this bounds a host that stops answering).
+const COMMAND_GRACE: Duration = Duration::from_secs(5);
+
+/// The remote script of a health command: in the current release, its `bin/` first on PATH,
+/// bounded by `per_try` and by ferry's channel, holding the service's run lock (see
+/// [`crate::shell::bounded`]).
+pub fn command_script(cmd: &str, paths: &Paths, per_try: Duration) -> String {
+    format!(
+        "cd \"$HOME\"/{dir} && PATH=\"$HOME/{dir}/bin:$PATH\" && export PATH || exit 1\n{}",
+        crate::shell::bounded(
+            cmd,
+            &Bounds {
+                timeout: Some(per_try),
+                lock: Some(paths.run_lock()),
+            }
+        ),
+        dir = quote(&paths.current()),
+    )
+}
+
 /// One round of every configured check; Ok with what passed, Err with what failed.
 async fn round(
     conn: &Connection,
@@ -163,14 +187,17 @@ async fn round(
     }
     if let Some(cmd) = &health.command {
         let what = format!("`{cmd}`");
-        let script = format!(
-            "cd \"$HOME\"/{dir} && PATH=\"$HOME/{dir}/bin:$PATH\" && export PATH && {cmd}",
-            dir = quote(&paths.current()),
-        );
-        let out = tokio::time::timeout(per_try, conn.exec(&script))
+        let out = conn
+            .spawn(&command_script(cmd, paths, per_try), Stdin::Open)
             .await
-            .map_err(|_| format!("{what}: {}", timed()))?
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(|e| format!("{what}: {e}"))?
+            .output_within(per_try + COMMAND_GRACE, |_, _| {})
+            .await
+            .map_err(|e| format!("{what}: {e}"))?
+            .ok_or_else(|| format!("{what}: {}", timed()))?;
+        if out.status == Some(TIMED_OUT) {
+            return Err(format!("{what}: {}", timed()).into());
+        }
         if !out.success() {
             let mut msg = format!("{what}: {}", out.status_text());
             let err = out.stderr_str();
@@ -235,6 +262,18 @@ mod tests {
         );
         assert_eq!(expand("%h/x%%y", "/home/u", "/r"), "/home/u/x%y");
         assert_eq!(expand("%q", "/h", "/r"), "%q");
+    }
+
+    #[test]
+    fn the_command_runs_in_current_bounded_by_the_try() {
+        let s = command_script("exec sleep 1", &Paths::new("api"), Duration::from_secs(3));
+        let pos = |n: &str| s.find(n).unwrap_or_else(|| panic!("{n} in {s}"));
+        assert!(
+            s.starts_with("cd \"$HOME\"/.local/share/ferry/api/current && "),
+            "{s}"
+        );
+        assert!(pos("export PATH || exit 1") < pos("lock.run"));
+        assert!(pos("flock -w 30 9") < pos("setsid timeout -k 5s 3s sh -c 'exec sleep 1'"));
     }
 
     #[test]

@@ -3,16 +3,25 @@
 //! The holder is `flock LOCKFILE sh -c '...; exec cat >/dev/null'` whose stdin is the channel:
 //! when ferry releases the lock it sends EOF; when ferry dies or loses the connection, sshd
 //! closes the channel, `cat` sees EOF and the lock is free again. No stale lock is possible.
+//!
+//! What a deploy ran on the host (hooks, health commands) dies with its channel too, but not
+//! always at once (a hook's TERM handler may take seconds): those hold a second lock,
+//! `lock.run`, while any of their processes lives, and a new holder waits for it (a bounded
+//! time) before it says `acquired`, so nothing of the next deploy overlaps them.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result, exit};
 use crate::release::Paths;
-use crate::shell::quote;
+use crate::shell::{RUN_LOCK_WAIT_SECS, quote};
 use crate::transport::ssh::{Connection, Event, Exit, RemoteProcess, Stdin};
 
 /// Exit status flock uses when the lock is held by someone else (`-E`).
 const BUSY: u32 = 75;
+
+/// Exit status of the holder when a command of an earlier deploy still holds the run lock
+/// (`Paths::run_lock`) after `RUN_LOCK_WAIT_SECS`.
+const RUN_BUSY: u32 = crate::shell::RUN_LOCK_BUSY;
 
 /// How long "do not wait" waits, in seconds: a dry run's probe holds the lock (shared) for
 /// an instant, and a deploy started at that instant must not be refused for it.
@@ -52,9 +61,12 @@ pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option
         ),
         None => String::new(),
     };
+    // A hook or health command of a deploy that ended (killed, cut off) may still be dying:
+    // nothing starts under the lock before it is gone.
     let inner = format!(
-        "printf '%s\\n' {} > {info}; echo acquired; {then}exec cat >/dev/null",
-        quote(holder)
+        "printf '%s\\n' {} > {info}; flock -w {RUN_LOCK_WAIT_SECS} -E {RUN_BUSY} {run} true || exit {RUN_BUSY}; echo acquired; {then}exec cat >/dev/null",
+        quote(holder),
+        run = quote(&paths.run_lock()),
     );
     let mode = match wait {
         None => format!("-w {GRACE_SECS}"),
@@ -177,6 +189,17 @@ async fn attempt(
     if status == Some(BUSY) {
         return Ok(Err(holder_of(conn, paths).await));
     }
+    if status == Some(RUN_BUSY) {
+        return Err(Error::Refused {
+            host: conn.host.clone(),
+            message: format!(
+                "a hook or health command of an earlier deploy of service `{service}` still runs on the host {RUN_LOCK_WAIT_SECS}s after that deploy ended (it holds ~/{run}); find it on the host with `ps -u \"$USER\" -o pid,pgid,args`, end its group (`kill -- -PGID`), and deploy again",
+                service = paths.service,
+                run = paths.run_lock(),
+            ),
+            code: exit::Exit::Locked,
+        });
+    }
     Err(Error::Command {
         host: conn.host.clone(),
         command: "flock (taking the deploy lock)".into(),
@@ -234,6 +257,12 @@ mod tests {
             "{c}"
         );
         assert!(c.contains("me@box since 12:00"), "{c}");
+        assert!(
+            c.contains(
+                "flock -w 30 -E 76 .local/share/ferry/web/lock.run true || exit 76; echo acquired"
+            ),
+            "{c}"
+        );
         let c = command(&Paths::new("web"), Some(Duration::from_secs(90)), "x", None);
         assert!(c.contains("flock -w 90 -E 75"), "{c}");
     }

@@ -16,6 +16,11 @@
 //! `FERRY_RELEASE`, `FERRY_PREVIOUS_RELEASE`, `FERRY_RESULTS` (one `HOST RESULT` line per
 //! host). Every hook is bounded by `hooks.timeout` (default 5m). Their output is shown line by
 //! line, prefixed by host (a `hook` event in JSON), with the values of secrets masked.
+//!
+//! A remote hook ends with its deploy: it runs in a process group of its own, ended (TERM,
+//! then KILL) past its timeout or when ferry's channel closes (ferry exited, was killed, lost
+//! the connection or gave up on the host), and holds the service's run lock while any of its
+//! processes lives, which the next deploy waits for (see [`crate::shell::bounded`]).
 
 use std::time::Duration;
 
@@ -28,8 +33,8 @@ use crate::report::Reporter;
 use crate::report::deploy::HostResult;
 use crate::report::hooks::HookEvent;
 use crate::session::ServiceSession;
-use crate::shell::quote;
-use crate::transport::ssh::Stream;
+use crate::shell::{Bounds, quote};
+use crate::transport::ssh::{Stdin, Stream};
 
 /// Which hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +60,8 @@ impl Hook {
 const TIMED_OUT: [u32; 2] = [124, 137];
 
 /// The remote script of a hook: enter the release directory, export the FERRY_* variables and
-/// the release's env, run the command under `timeout`.
+/// the release's env, run the command bounded by `timeout` and by ferry's channel, holding the
+/// service's run lock (see [`crate::shell::bounded`]).
 pub fn remote_script(
     paths: &Paths,
     release: &str,
@@ -75,10 +81,12 @@ pub fn remote_script(
         "if [ -f {f} ]; then set -a; . ./{f} || exit 1; set +a; fi\n",
         f = crate::paths::env_file_in_release()
     ));
-    s.push_str(&format!(
-        "exec timeout -k 10s {}s sh -c {}\n",
-        timeout.as_secs().max(1),
-        quote(command)
+    s.push_str(&crate::shell::bounded(
+        command,
+        &Bounds {
+            timeout: Some(timeout),
+            lock: Some(paths.run_lock()),
+        },
     ));
     s
 }
@@ -178,16 +186,20 @@ pub async fn run_remote(
         out: Vec::new(),
         err: Vec::new(),
     };
-    // `timeout` on the host bounds the hook; this bounds a host that stops answering.
-    let run = ss
-        .conn
-        .exec_streaming(&script, None, |stream, chunk| lines.push(stream, chunk));
-    let out = match tokio::time::timeout(timeout + Duration::from_secs(30), run).await {
-        Ok(out) => out?,
-        Err(_) => {
+    // `timeout` on the host bounds the hook (once it has the run lock); this bounds a host
+    // that stops answering. The channel's stdin stays open: when ferry ends or gives up on
+    // it, the hook ends too.
+    let limit = timeout + Duration::from_secs(30 + crate::shell::RUN_LOCK_WAIT_SECS);
+    let process = ss.conn.spawn(&script, Stdin::Open).await?;
+    let out = process
+        .output_within(limit, |stream, chunk| lines.push(stream, chunk))
+        .await?;
+    let out = match out {
+        Some(out) => out,
+        None => {
             lines.finish();
             let reason = format!(
-                "the {} hook did not finish within hooks.timeout ({}) and the host did not stop it",
+                "the {} hook did not finish within hooks.timeout ({}) and the host did not answer; ferry closed its channel, which ends the hook there",
                 hook.name(),
                 humantime::format_duration(timeout)
             );
@@ -395,9 +407,10 @@ mod tests {
                 < pos("export FERRY_HOST='web 1'")
         );
         assert!(pos("export FERRY_PREVIOUS_RELEASE=''") < pos(". ./.ferry/env"));
+        assert!(pos(". ./.ferry/env") < pos("flock -w 30 9"));
         assert!(
-            pos(". ./.ferry/env")
-                < pos("exec timeout -k 10s 300s sh -c 'bin/api migrate '\\''x'\\'''")
+            pos("exec 9>>\"$HOME\"/.local/share/ferry/api/lock.run")
+                < pos("setsid timeout -k 5s 300s sh -c 'bin/api migrate '\\''x'\\''' 3<&- &")
         );
     }
 

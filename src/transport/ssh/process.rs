@@ -312,6 +312,29 @@ impl RemoteProcess {
     /// Read to the end, calling `on_output` with each chunk, and collect everything.
     pub async fn output(mut self, mut on_output: impl FnMut(Stream, &[u8])) -> Result<Output> {
         let mut out = Output::default();
+        self.read_all(&mut out, &mut on_output).await;
+        self.ended(out)
+    }
+
+    /// [`RemoteProcess::output`], giving up after `limit`: then the command's stdin is closed
+    /// and the channel too (a command started by `crate::shell::bounded` ends with it), and
+    /// the answer is Ok(None).
+    pub async fn output_within(
+        mut self,
+        limit: Duration,
+        mut on_output: impl FnMut(Stream, &[u8]),
+    ) -> Result<Option<Output>> {
+        let mut out = Output::default();
+        let read = self.read_all(&mut out, &mut on_output);
+        if tokio::time::timeout(limit, read).await.is_err() {
+            let _ = self.send_eof().await;
+            self.close().await;
+            return Ok(None);
+        }
+        self.ended(out).map(Some)
+    }
+
+    async fn read_all(&mut self, out: &mut Output, on_output: &mut impl FnMut(Stream, &[u8])) {
         while let Some(event) = self.next().await {
             match event {
                 Event::Stdout(data) => {
@@ -326,6 +349,10 @@ impl RemoteProcess {
                 Event::Exit(Exit::Signal(sig)) => out.signal = Some(sig),
             }
         }
+    }
+
+    /// The output of a command read to its end, or why it has none.
+    fn ended(&self, out: Output) -> Result<Output> {
         if self.connection_lost() {
             return Err(self.lost(format!("running `{}`", abbreviate(&self.command))));
         }
