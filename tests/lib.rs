@@ -68,6 +68,7 @@ mod first_hour_cli;
 mod fleets;
 mod inventory;
 mod logs_status;
+mod many_files;
 mod migrate;
 mod plan;
 mod promote;

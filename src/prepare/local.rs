@@ -288,10 +288,11 @@ impl Local {
     ) -> Result<(LocalRelease, Vec<Deferred>)> {
         let mut view = (*self.skeleton).clone();
         let mut deferred = Vec::new();
+        let uploads = plan::UploadCertain::of(remote);
         for p in &self.pending {
             let f = &view.files[p.index];
             let known = self.agreed[p.index].get().is_some();
-            let certain = plan::upload_certain(remote, &f.dest, f.size);
+            let certain = uploads.certain(&f.dest, f.size);
             tracing::debug!(
                 "{}: hash known: {known}, upload certain: {certain}, may defer: {may_defer}",
                 f.dest

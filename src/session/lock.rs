@@ -41,28 +41,33 @@ const THEN_END: &str = "@ferry-then-end";
 /// holder runs that script (a `sh` script, stdin closed) as soon as it has the lock, and
 /// prints `THEN_END` and its exit status after it: reading the host under the lock costs
 /// no round trip of its own.
+///
+/// The shell holds the lock on a descriptor of its own (`flock FD`) and runs `then` from a
+/// variable, in a subshell without that descriptor: no argument list grows with the script
+/// (a probe of many files is long), and `exec cat` keeps the descriptor, so the lock lives
+/// exactly as long as the channel's stdin.
 pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option<&str>) -> String {
     let dir = quote(&paths.dir());
     let lock = quote(&paths.lock());
     let info = quote(&format!("{}.info", paths.lock()));
     let then = match then {
         Some(script) => format!(
-            "sh -c {} </dev/null; r=$?; echo; echo \"{THEN_END} $r\"; ",
+            "ferry_then={}\n(eval \"$ferry_then\") </dev/null 9>&-; r=$?; echo; echo \"{THEN_END} $r\"\n",
             quote(script)
         ),
         None => String::new(),
     };
-    let inner = format!(
-        "printf '%s\\n' {} > {info}; echo acquired; {then}exec cat >/dev/null",
-        quote(holder)
-    );
     let mode = match wait {
         None => format!("-w {GRACE_SECS}"),
         Some(d) => format!("-w {}", d.as_secs_f64().max(GRACE_SECS)),
     };
     format!(
-        "cd \"$HOME\" && mkdir -p {dir} && exec flock {mode} -E {BUSY} {lock} sh -c {}",
-        quote(&inner)
+        "cd \"$HOME\" && mkdir -p {dir} || exit 1\n\
+         exec 9>>{lock} || exit 1\n\
+         flock {mode} -E {BUSY} 9 || exit $?\n\
+         printf '%s\\n' {} > {info}; echo acquired\n\
+         {then}exec cat >/dev/null\n",
+        quote(holder)
     )
 }
 
@@ -230,7 +235,7 @@ mod tests {
     fn lock_command() {
         let c = command(&Paths::new("web"), None, "me@box since 12:00", None);
         assert!(
-            c.contains("exec flock -w 2 -E 75 .local/share/ferry/web/lock sh -c"),
+            c.contains("exec 9>>.local/share/ferry/web/lock") && c.contains("flock -w 2 -E 75 9"),
             "{c}"
         );
         assert!(c.contains("me@box since 12:00"), "{c}");

@@ -160,12 +160,13 @@ impl ServiceSession<'_> {
             format!("{staging}/{}", release::META_DIR),
             format!("{staging}/{}/units", release::META_DIR),
         ];
+        let mut seen: std::collections::HashSet<String> = dirs.iter().cloned().collect();
         for f in &plan.files {
             let mut at = staging.clone();
             if let Some((dir, _)) = f.dest.rsplit_once('/') {
                 for part in dir.split('/') {
                     at = format!("{at}/{part}");
-                    if !dirs.contains(&at) {
+                    if seen.insert(at.clone()) {
                         dirs.push(at.clone());
                     }
                 }
@@ -182,18 +183,33 @@ impl ServiceSession<'_> {
         }
     }
 
+    /// One `cp` for all the reused files (as many per process as `xargs` fits), then one
+    /// `chmod` per mode: no argument list grows with the number of files, and no process is
+    /// started per file.
     async fn copy_reused(&self, plan: &Plan) -> Result<()> {
+        let reused: Vec<_> = plan
+            .files
+            .iter()
+            .filter(|f| f.transfer == Transfer::Reuse)
+            .collect();
+        if reused.is_empty() {
+            return Ok(());
+        }
         let staging = self.paths.staging(&plan.staging);
         let mut script = format!(
-            "set -e\ncd \"$HOME\"\nC={}\nN={}\n",
+            "set -e\nN=\"$HOME\"/{}\ncd \"$HOME\"/{}\n{} | xargs -0 -r cp --reflink=auto --parents -t \"$N\" --\ncd \"$N\"\n",
+            quote(&staging),
             quote(&self.paths.current()),
-            quote(&staging)
+            crate::shell::nul_list(reused.iter().map(|f| f.dest.as_str()))
         );
-        for f in plan.files.iter().filter(|f| f.transfer == Transfer::Reuse) {
-            let d = quote(&f.dest);
+        let mut by_mode: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
+        for f in &reused {
+            by_mode.entry(f.mode).or_default().push(&f.dest);
+        }
+        for (mode, dests) in by_mode {
             script.push_str(&format!(
-                "cp --reflink=auto \"$C/\"{d} \"$N/\"{d}\nchmod {:o} \"$N/\"{d}\n",
-                f.mode
+                "{} | xargs -0 -r chmod {mode:o} --\n",
+                crate::shell::nul_list(dests)
             ));
         }
         self.conn.run(&script).await.map(|_| ())

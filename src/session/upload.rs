@@ -14,7 +14,7 @@ use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
 use crate::release;
 use crate::report::deploy::{PhaseEvent, human_bytes};
-use crate::session::{ServiceSession, UPLOADS_IN_FLIGHT};
+use crate::session::{SMALL_FILE, SMALL_IN_FLIGHT, ServiceSession, UPLOADS_IN_FLIGHT};
 use crate::transport::sftp::{Sent, Sftp};
 use crate::transport::{delta, gzip};
 
@@ -203,14 +203,20 @@ impl ServiceSession<'_> {
         // chmod and rename overlap with the others' (a release of many small files on a distant
         // host), and small files do not wait behind a large one.
         let bar = &bar;
-        let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
+        // A large file takes the slots of several small ones: at most UPLOADS_IN_FLIGHT large
+        // files, SMALL_IN_FLIGHT small ones, at once.
+        let slots = &tokio::sync::Semaphore::new(SMALL_IN_FLIGHT);
+        let large = (SMALL_IN_FLIGHT / UPLOADS_IN_FLIGHT) as u32;
+        let resume: std::collections::HashMap<&str, &PartialFile> =
+            resume.iter().map(|p| (p.dest.as_str(), p)).collect();
         let sends = uploads.into_iter().map(|(i, f, how)| {
             let deferred = deferred.remove(&f.dest);
             let old = remote.current_files.get(&f.dest).cloned();
-            let partial = resume.iter().find(|p| p.dest == f.dest);
+            let partial = resume.get(f.dest.as_str()).copied();
+            let weight = if f.size < SMALL_FILE { 1 } else { large };
             async move {
                 let _slot = slots
-                    .acquire()
+                    .acquire_many(weight)
                     .await
                     .expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
