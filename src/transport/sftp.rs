@@ -214,9 +214,9 @@ impl Sftp {
         let abort_at = crate::fault::upload_abort_at();
         let mut size = from;
         let copied = async {
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = crate::digest::ReadBuf::new(CHUNK);
             loop {
-                let n = src.read(&mut buf).await.map_err(|e| {
+                let n = src.read(buf.space()).await.map_err(|e| {
                     Failed::Local(Error::Local(format!(
                         "cannot read {}: {e}",
                         local.display()
@@ -225,18 +225,17 @@ impl Sftp {
                 if n == 0 {
                     return Ok(());
                 }
+                let data = buf.filled(n);
                 let end = size + n as u64;
                 if end > hashed {
                     let from = hashed.saturating_sub(size) as usize;
-                    hash.update(&buf[from..n]);
+                    hash.update(&data[from..n]);
                 }
                 size = end;
-                dst.write_all(&buf[..n])
-                    .await
-                    .map_err(|error| Failed::Write {
-                        what: format!("cannot write {remote}"),
-                        error,
-                    })?;
+                dst.write_all(data).await.map_err(|error| Failed::Write {
+                    what: format!("cannot write {remote}"),
+                    error,
+                })?;
                 on_progress(n as u64);
                 crate::fault::upload_abort(size, abort_at);
             }
