@@ -92,13 +92,15 @@ fn releases(p: &Project) -> Vec<(String, bool, String)> {
         .collect()
 }
 
-/// The `upload` phase's message of a deploy's JSON output.
+/// The message of a deploy's JSON output saying how many files it uploads and reuses.
 fn upload_message(run: &crate::support::Run) -> String {
     run.events("phase")
         .iter()
-        .find(|e| e["phase"] == "upload")
-        .map(|e| e["message"].as_str().unwrap().to_string())
+        .filter(|e| e["phase"] == "upload")
+        .filter_map(|e| e["message"].as_str())
+        .find(|m| m.starts_with("uploading "))
         .unwrap_or_default()
+        .to_string()
 }
 
 /// 10,000 files deploy (all on the host, the tree's hash the local one's), then a redeploy
@@ -123,7 +125,7 @@ fn ten_thousand_files_deploy_and_redeploy_with_one_changed() {
     assert_eq!(host_tree(user), local_tree(&p));
     let listed = releases(&p);
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert!(listed[0].1 && listed[0].2 == "ok", "{listed:?}");
+    assert!(listed[0].1 && listed[0].2 == "deploy ok", "{listed:?}");
 
     let changed = 4321;
     p.write(&dest(changed), content(changed, "two"));
@@ -135,7 +137,7 @@ fn ten_thousand_files_deploy_and_redeploy_with_one_changed() {
         started.elapsed()
     );
     assert!(
-        upload_message(&second).starts_with(&format!("uploading 1 file(s)"))
+        upload_message(&second).starts_with("uploading 1 file(s)")
             && upload_message(&second).contains(&format!("({} reused", n - 1)),
         "{second}"
     );
@@ -168,7 +170,7 @@ fn ten_thousand_files_deploy_and_redeploy_with_one_changed() {
         current[0].0,
         listed.iter().map(|r| r.0.clone()).max().unwrap()
     );
-    assert!(listed.iter().all(|r| r.2 == "ok"), "{listed:?}");
+    assert!(listed.iter().all(|r| r.2 == "deploy ok"), "{listed:?}");
 }
 
 /// 6,000 files: a dry run reads the host (the probe's list of files is long) and plans them

@@ -268,7 +268,7 @@ impl ServiceSession<'_> {
             Some(d) => (Some(d.index), d.resume),
             None => (None, None),
         };
-        let resumed = resume.is_some();
+        let mut resumed = resume.is_some();
         let progress = |n| bar.inc(n);
         let old =
             old.filter(|sha| how == Encoding::Gzip && f.size <= blobs::MAX_FILE && blobs::has(sha));
@@ -289,6 +289,21 @@ impl ServiceSession<'_> {
                 let to = format!("{staging}/{sent_as}");
                 let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
                 (sent, Some(incoming))
+            }
+            (Encoding::Plain, None) if partial.is_none() && f.size < SMALL_FILE => {
+                // Read whole in one go; hashed afresh (a background hash begun is not needed).
+                let to = format!("{staging}/{}", f.dest);
+                match sftp.upload_small(&f.source, &to, SMALL_FILE).await? {
+                    Some(sent) => {
+                        resumed = false;
+                        bar.inc(sent.size);
+                        (sent, None)
+                    }
+                    None => {
+                        let sent = sftp.upload(&f.source, &to, resume, None, progress).await?;
+                        (sent, None)
+                    }
+                }
             }
             (Encoding::Plain, None) => {
                 let to = format!("{staging}/{}", f.dest);

@@ -257,6 +257,39 @@ impl Sftp {
         })
     }
 
+    /// [`Sftp::upload`] of a small file (below `max` bytes), read whole on this machine in one
+    /// go (one blocking read, not one per chunk), then written like [`Sftp::write`]. None when
+    /// the file turned out larger: then it goes by [`Sftp::upload`].
+    pub async fn upload_small(&self, local: &Path, remote: &str, max: u64) -> Result<Option<Sent>> {
+        let path = local.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path)?;
+            let mut bytes = Vec::new();
+            (&mut f).take(max).read_to_end(&mut bytes)?;
+            let mut more = [0u8; 1];
+            if f.read(&mut more)? > 0 {
+                return Ok(None);
+            }
+            Ok(Some((bytes, f.metadata().ok())))
+        })
+        .await
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?;
+        let Some((bytes, after)) = read else {
+            return Ok(None);
+        };
+        self.write(remote, &bytes).await?;
+        let size = bytes.len() as u64;
+        Ok(Some(Sent {
+            size,
+            wire: size,
+            resumed: 0,
+            sha256: crate::digest::sha256_hex(&bytes),
+            after,
+        }))
+    }
+
     /// Open the existing file `remote` to write it from byte `at` on (not truncated); None
     /// when it cannot be (then it is written whole).
     async fn open_at(&self, remote: &str, at: u64) -> Option<File> {
