@@ -140,6 +140,11 @@ async fn attempt(
     let mut status = None;
     // Where the output of `then` starts, once the lock is taken.
     let mut acquired_at: Option<usize> = None;
+    // How far the output was searched for the end of `then`'s output, and whether it was seen:
+    // the output is searched once, not again with every chunk (a probe of many files prints
+    // megabytes in thousands of chunks).
+    let mut scanned: usize = 0;
+    let mut end_seen = false;
     while let Some(event) = holder_process.next().await {
         match event {
             Event::Stdout(data) => {
@@ -160,6 +165,17 @@ async fn attempt(
                         holder: holder_process,
                         then: None,
                     }));
+                }
+                if !end_seen {
+                    let from = scanned.saturating_sub(THEN_END.len() + 1).max(at);
+                    let marker = format!("\n{THEN_END} ");
+                    end_seen = stdout[from..]
+                        .windows(marker.len())
+                        .any(|w| w == marker.as_bytes());
+                    scanned = stdout.len();
+                }
+                if !end_seen {
+                    continue;
                 }
                 if let Some(out) = then_output(&stdout[at..], &stderr) {
                     return Ok(Ok(RemoteLock {
