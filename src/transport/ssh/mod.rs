@@ -607,7 +607,7 @@ impl Connection {
     /// [`RemoteProcess::send_eof`] (or until the process or the connection is dropped).
     ///
     /// The command line sent stays short whatever the command's length: a long command goes
-    /// over the channel's stdin, ahead of the command's own input (see [`wrap::bounded`]).
+    /// over the channel's stdin, ahead of the command's own input (see `wrap::bounded`).
     pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
         let nonce = wrap::nonce();
         let (line, script) = wrap::bounded(command, &nonce);
