@@ -40,6 +40,23 @@ where
         .join(" ")
 }
 
+/// Shell text printing `items`, each followed by a NUL byte, with the shell's own `printf` (a
+/// builtin: no argument list of an executed program, however many items), for `xargs -0`.
+/// With no items it prints nothing.
+pub fn nul_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("printf '%s\\0'");
+    let mut any = false;
+    for item in items {
+        out.push(' ');
+        out.push_str(&quote(item));
+        any = true;
+    }
+    if !any {
+        return "true".to_string();
+    }
+    out
+}
+
 /// A path under the remote user's home directory, as a shell word: `"$HOME"/'rel path'`.
 /// `rel` must be relative.
 pub fn home_path(rel: &str) -> String {
@@ -134,6 +151,39 @@ pub fn bounded(script: &str, bounds: &Bounds) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The list comes back whole through `xargs -0`, from the shell's builtin: 50,000 items
+    /// (far more than an argument list of 128 KiB holds), odd names included.
+    #[test]
+    fn nul_lists_feed_xargs_whatever_their_length() {
+        let mut items: Vec<String> = (0..50_000).map(|i| format!("dir/file {i}")).collect();
+        items.push("it's \"odd\"\nname $x `y`".into());
+        let script = format!(
+            "{} | xargs -0 -r sh -c 'for a; do printf \"%s|\" \"$a\"; done' x",
+            nul_list(items.iter().map(|s| s.as_str()))
+        );
+        for shell in ["/bin/sh", "/bin/dash", "/bin/bash"] {
+            if !std::path::Path::new(shell).exists() {
+                continue;
+            }
+            let mut child = std::process::Command::new(shell)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{shell}");
+            let got: Vec<&str> = std::str::from_utf8(&out.stdout)
+                .unwrap()
+                .strip_suffix('|')
+                .unwrap()
+                .split('|')
+                .collect();
+            assert_eq!(got, items, "{shell}");
+        }
+        assert_eq!(nul_list([]), "true");
+    }
 
     #[test]
     fn plain_words_stay_plain() {

@@ -70,6 +70,7 @@ mod fleets;
 mod inventory;
 mod logs_status;
 mod lost_revert;
+mod many_files;
 mod migrate;
 mod plan;
 mod promote;

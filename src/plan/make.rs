@@ -45,13 +45,33 @@ pub struct Options {
 /// size (its manifest says): only an identical file is reused. Then the plan needs no hash of
 /// it before the upload, which can learn it.
 pub fn upload_certain(remote: &RemoteState, dest: &str, size: u64) -> bool {
-    if !remote.current_files.contains_key(dest) {
-        return true;
+    UploadCertain::of(remote).certain(dest, size)
+}
+
+/// [`upload_certain`] for many files of one host: the current manifest's sizes by dest, looked
+/// up once (a release of many files must not search the manifest for each).
+pub struct UploadCertain<'a> {
+    remote: &'a RemoteState,
+    sizes: std::collections::HashMap<&'a str, u64>,
+}
+
+impl<'a> UploadCertain<'a> {
+    /// The sizes of the current release's files, from its manifest.
+    pub fn of(remote: &'a RemoteState) -> Self {
+        let sizes = remote
+            .current_manifest()
+            .map(|m| m.files.iter().map(|f| (f.dest.as_str(), f.size)).collect())
+            .unwrap_or_default();
+        UploadCertain { remote, sizes }
     }
-    remote
-        .current_manifest()
-        .and_then(|m| m.files.iter().find(|f| f.dest == dest))
-        .is_some_and(|f| f.size != size)
+
+    /// See [`upload_certain`].
+    pub fn certain(&self, dest: &str, size: u64) -> bool {
+        if !self.remote.current_files.contains_key(dest) {
+            return true;
+        }
+        self.sizes.get(dest).is_some_and(|s| *s != size)
+    }
 }
 
 /// Build the plan for one host.

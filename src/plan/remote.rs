@@ -292,14 +292,16 @@ pub fn remote_state_script(
     if !dests.is_empty() {
         // The current release's files: the hash from its stat record when `stat` still says
         // the same of the file, else (no record, or the file was touched) sha256sum on the host.
+        // The list goes through `xargs -0` from the shell's builtins: no argument list
+        // grows with the number of files, no loop is quadratic.
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
             "if cd \"$S/current\" 2>/dev/null; then\n\
-             set --; for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && set -- \"$@\" \"$f\"; done\n\
-             if [ $# -gt 0 ]; then stat -c {fmt} -- \"$@\" 2>/dev/null | \
+             for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && printf '%s\\0' \"$f\"; done | \
+             xargs -0 -r stat -c {fmt} -- 2>/dev/null | \
              awk -v rec={meta}/{rec} 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
              {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print \"rehash \" $0 }}' | \
-             while IFS= read -r l; do case \"$l\" in \"rehash \"*) f=${{l#rehash }}; echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\" ;; *) printf '%s\\n' \"$l\" ;; esac; done; fi\n\
+             while IFS= read -r l; do case \"$l\" in \"rehash \"*) f=${{l#rehash }}; echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\" ;; *) printf '%s\\n' \"$l\" ;; esac; done\n\
              fi\n",
             list = list.join(" "),
             fmt = quote(release::STAT_FORMAT),

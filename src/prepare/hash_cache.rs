@@ -18,8 +18,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// More entries than this and the cache starts over (it only saves time).
-const MAX_ENTRIES: usize = 4096;
+/// More entries than this and the cache starts over (it only saves time). A release of
+/// 10,000 files fits, with room for a few projects (about 200 bytes an entry).
+const MAX_ENTRIES: usize = 50_000;
+
+/// Entries put since the last save after which [`HashCache::save_due`] saves: the cache is not
+/// written whole after every small file (a release of many files made that quadratic).
+const SAVE_EVERY: usize = 1024;
+
+/// A file at least this large is saved at once once hashed: its hash cost time worth keeping
+/// even if ferry is killed before the next save.
+const SAVE_AT_ONCE: u64 = 1024 * 1024;
 
 /// A file changed more recently than this when it was hashed is not cached.
 pub const RACY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -56,6 +65,8 @@ pub struct HashCache {
     file: Option<PathBuf>,
     entries: BTreeMap<String, Entry>,
     changed: bool,
+    /// Entries put since the cache was last written.
+    unsaved: usize,
     racy: std::time::Duration,
 }
 
@@ -109,6 +120,7 @@ impl HashCache {
             file,
             entries,
             changed: false,
+            unsaved: 0,
             racy: RACY,
         }
     }
@@ -150,15 +162,27 @@ impl HashCache {
             },
         );
         self.changed = true;
+        self.unsaved += 1;
+    }
+
+    /// [`HashCache::save`] when it is due: the file just put (of `size` bytes) is large, or
+    /// many entries were put since the last save. The rest is saved at the end
+    /// ([`HashCache::save`]).
+    pub fn save_due(&mut self, size: u64) {
+        if size >= SAVE_AT_ONCE || self.unsaved >= SAVE_EVERY {
+            self.save();
+        }
     }
 
     /// Write the cache back if it changed (best effort: a cache that cannot be written only
     /// costs time).
-    pub fn save(&self) {
+    pub fn save(&mut self) {
         let Some(file) = &self.file else { return };
         if !self.changed {
             return;
         }
+        self.changed = false;
+        self.unsaved = 0;
         let Some(dir) = file.parent() else { return };
         if std::fs::create_dir_all(dir).is_err() {
             return;
@@ -182,6 +206,7 @@ mod tests {
             file: Some(dir.join("cache/hashes.json")),
             entries: BTreeMap::new(),
             changed: false,
+            unsaved: 0,
             racy,
         }
     }

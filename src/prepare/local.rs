@@ -17,15 +17,15 @@ async fn sha256_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
         use std::io::Read;
         let mut f = std::fs::File::open(&path)?;
         let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = crate::digest::ReadBuf::new(1 << 20);
         let mut size = 0u64;
         loop {
-            let n = f.read(&mut buf)?;
+            let n = f.read(buf.space())?;
             if n == 0 {
                 break;
             }
             size += n as u64;
-            h.update(&buf[..n]);
+            h.update(buf.filled(n));
         }
         Ok((size, plan::hex(h.finish().as_ref())))
     })
@@ -141,7 +141,7 @@ fn hash_until_taken(
         Ok(f) => f,
         Err(e) => return Some(Err(e)),
     };
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = crate::digest::ReadBuf::new(1 << 20);
     loop {
         if state.stop.load(std::sync::atomic::Ordering::SeqCst) {
             return None;
@@ -150,7 +150,7 @@ fn hash_until_taken(
         let Progress::Running { ctx, offset } = &mut *p else {
             return None;
         };
-        let n = match f.read(&mut buf) {
+        let n = match f.read(buf.space()) {
             Ok(n) => n,
             Err(e) => return Some(Err(e)),
         };
@@ -161,9 +161,10 @@ fn hash_until_taken(
             };
             return Some(Ok((size, plan::hex(ctx.finish().as_ref()))));
         }
-        ctx.update(&buf[..n]);
+        let full = n == buf.space().len();
+        ctx.update(buf.filled(n));
         // (A test's pause: after the first chunk of a file with more to come.)
-        let first = *offset == 0 && n == buf.len();
+        let first = *offset == 0 && full;
         *offset += n as u64;
         drop(p);
         if first {
@@ -210,6 +211,15 @@ pub struct Local {
     full: tokio::sync::OnceCell<Arc<LocalRelease>>,
 }
 
+impl Drop for Local {
+    /// The hashes learned since the last save are kept for the next deploy.
+    fn drop(&mut self) {
+        if let Ok(cache) = self.cache.get_mut() {
+            cache.save();
+        }
+    }
+}
+
 /// A file that is not what was planned and hashed, or what another host was sent.
 pub fn changed(path: &std::path::Path) -> Error {
     Error::Local(format!(
@@ -220,10 +230,12 @@ pub fn changed(path: &std::path::Path) -> Error {
 
 impl Local {
     fn pending(&self, index: usize) -> &Pending {
-        self.pending
-            .iter()
-            .find(|p| p.index == index)
-            .expect("a pending file")
+        // In the order of the files (see `start_hashing`).
+        let at = self
+            .pending
+            .binary_search_by_key(&index, |p| p.index)
+            .expect("a pending file");
+        &self.pending[at]
     }
 
     /// Record the hash of file `p`, or check it against the one recorded first.
@@ -233,7 +245,7 @@ impl Local {
             // Learned first here: remembered for the next deploy (once, not per host).
             let mut cache = self.cache.lock().expect("hash cache");
             cache.put(&p.path, &p.before, &sha256);
-            cache.save();
+            cache.save_due(size);
         }
         let agreed = slot.get().expect("set above or before");
         if agreed.1 != sha256 || agreed.0 != size {
@@ -288,10 +300,11 @@ impl Local {
     ) -> Result<(LocalRelease, Vec<Deferred>)> {
         let mut view = (*self.skeleton).clone();
         let mut deferred = Vec::new();
+        let uploads = plan::UploadCertain::of(remote);
         for p in &self.pending {
             let f = &view.files[p.index];
             let known = self.agreed[p.index].get().is_some();
-            let certain = plan::upload_certain(remote, &f.dest, f.size);
+            let certain = uploads.certain(&f.dest, f.size);
             tracing::debug!(
                 "{}: hash known: {known}, upload certain: {certain}, may defer: {may_defer}",
                 f.dest

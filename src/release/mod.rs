@@ -396,31 +396,33 @@ pub fn seal_command(
     for d in decode {
         script.push_str(&d.command());
     }
-    // One chmod per mode.
-    let mut by_mode: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    // No command's argument list grows with the number of files: the lists are printed by
+    // the shell's own `printf` (a builtin) into `xargs -0`. One chmod per mode.
+    let mut by_mode: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
     for (path, mode) in files.iter().chain(meta) {
-        by_mode.entry(*mode).or_default().push(shell::quote(path));
+        by_mode.entry(*mode).or_default().push(path);
     }
     for (mode, paths) in &by_mode {
-        script.push_str(&format!("chmod {mode:o} -- {}\n", paths.join(" ")));
+        script.push_str(&format!(
+            "{} | xargs -0 -r chmod {mode:o} --\n",
+            shell::nul_list(paths.iter().copied())
+        ));
     }
-    let all: Vec<String> = files
-        .iter()
-        .chain(meta)
-        .map(|(p, _)| shell::quote(p))
-        .collect();
+    // The release's files as a function: listed once, used twice.
+    script.push_str(&format!(
+        "ferry_files() {{ {}; }}\n",
+        shell::nul_list(files.iter().map(|(p, _)| p.as_str()))
+    ));
     // `sync FILE...` fsyncs each (coreutils 8.24 and later); an older sync syncs everything.
     script.push_str(&format!(
-        "sync -- {} . 2>/dev/null || sync\n",
-        all.join(" ")
+        "{{ ferry_files; {}; }} | xargs -0 -r sync -- 2>/dev/null || sync\n",
+        shell::nul_list(meta.iter().map(|(p, _)| p.as_str()).chain(["."]))
     ));
     if !files.is_empty() {
-        let dests: Vec<String> = files.iter().map(|(d, _)| shell::quote(d)).collect();
         script.push_str(&format!(
             "cat > {meta}/{rec}.sha\n\
-             stat -c {fmt} -- {dests} | paste -d' ' {meta}/{rec}.sha - > {meta}/{rec}\n\
+             ferry_files | xargs -0 -r stat -c {fmt} -- | paste -d' ' {meta}/{rec}.sha - > {meta}/{rec}\n\
              rm -f {meta}/{rec}.sha\n",
-            dests = dests.join(" "),
             meta = META_DIR,
             rec = STAT_RECORD,
             fmt = shell::quote(STAT_FORMAT),

@@ -50,31 +50,38 @@ const THEN_END: &str = "@ferry-then-end";
 /// holder runs that script (a `sh` script, stdin closed) as soon as it has the lock, and
 /// prints `THEN_END` and its exit status after it: reading the host under the lock costs
 /// no round trip of its own.
+///
+/// The shell holds the lock on a descriptor of its own (`flock FD`) and runs `then` from a
+/// variable, in a subshell without that descriptor: no argument list grows with the script
+/// (a probe of many files is long), and `exec cat` keeps the descriptor, so the lock lives
+/// exactly as long as the channel's stdin.
 pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option<&str>) -> String {
     let dir = quote(&paths.dir());
     let lock = quote(&paths.lock());
     let info = quote(&format!("{}.info", paths.lock()));
     let then = match then {
         Some(script) => format!(
-            "sh -c {} </dev/null; r=$?; echo; echo \"{THEN_END} $r\"; ",
+            "ferry_then={}\n(eval \"$ferry_then\") </dev/null 9>&-; r=$?; echo; echo \"{THEN_END} $r\"\n",
             quote(script)
         ),
         None => String::new(),
     };
-    // A hook or health command of a deploy that ended (killed, cut off) may still be dying:
-    // nothing starts under the lock before it is gone.
-    let inner = format!(
-        "printf '%s\\n' {} > {info}; flock -w {RUN_LOCK_WAIT_SECS} -E {RUN_BUSY} {run} true || exit {RUN_BUSY}; echo acquired; {then}exec cat >/dev/null",
-        quote(holder),
-        run = quote(&paths.run_lock()),
-    );
     let mode = match wait {
         None => format!("-w {GRACE_SECS}"),
         Some(d) => format!("-w {}", d.as_secs_f64().max(GRACE_SECS)),
     };
+    // A hook or health command of a deploy that ended (killed, cut off) may still be dying:
+    // nothing starts under the lock before it is gone.
     format!(
-        "cd \"$HOME\" && mkdir -p {dir} && exec flock {mode} -E {BUSY} {lock} sh -c {}",
-        quote(&inner)
+        "cd \"$HOME\" && mkdir -p {dir} || exit 1\n\
+         exec 9>>{lock} || exit 1\n\
+         flock {mode} -E {BUSY} 9 || exit $?\n\
+         printf '%s\\n' {} > {info}\n\
+         flock -w {RUN_LOCK_WAIT_SECS} -E {RUN_BUSY} {run} true 9>&- || exit {RUN_BUSY}\n\
+         echo acquired\n\
+         {then}exec cat >/dev/null\n",
+        quote(holder),
+        run = quote(&paths.run_lock()),
     )
 }
 
@@ -147,6 +154,11 @@ async fn attempt(
     let mut status = None;
     // Where the output of `then` starts, once the lock is taken.
     let mut acquired_at: Option<usize> = None;
+    // How far the output was searched for the end of `then`'s output, and whether it was seen:
+    // the output is searched once, not again with every chunk (a probe of many files prints
+    // megabytes in thousands of chunks).
+    let mut scanned: usize = 0;
+    let mut end_seen = false;
     while let Some(event) = holder_process.next().await {
         match event {
             Event::Stdout(data) => {
@@ -167,6 +179,17 @@ async fn attempt(
                         holder: holder_process,
                         then: None,
                     }));
+                }
+                if !end_seen {
+                    let from = scanned.saturating_sub(THEN_END.len() + 1).max(at);
+                    let marker = format!("\n{THEN_END} ");
+                    end_seen = stdout[from..]
+                        .windows(marker.len())
+                        .any(|w| w == marker.as_bytes());
+                    scanned = stdout.len();
+                }
+                if !end_seen {
+                    continue;
                 }
                 if let Some(out) = then_output(&stdout[at..], &stderr) {
                     return Ok(Ok(RemoteLock {
@@ -253,13 +276,13 @@ mod tests {
     fn lock_command() {
         let c = command(&Paths::new("web"), None, "me@box since 12:00", None);
         assert!(
-            c.contains("exec flock -w 2 -E 75 .local/share/ferry/web/lock sh -c"),
+            c.contains("exec 9>>.local/share/ferry/web/lock") && c.contains("flock -w 2 -E 75 9"),
             "{c}"
         );
         assert!(c.contains("me@box since 12:00"), "{c}");
         assert!(
             c.contains(
-                "flock -w 30 -E 76 .local/share/ferry/web/lock.run true || exit 76; echo acquired"
+                "flock -w 30 -E 76 .local/share/ferry/web/lock.run true 9>&- || exit 76\necho acquired"
             ),
             "{c}"
         );

@@ -112,8 +112,16 @@ const BEFORE_END: &str = "@ferry-before-end";
 /// [`ServiceSession::states_command`]).
 const STATES: &str = "@ferry-states";
 
-/// Files of a release uploaded at once, per host.
+/// Files of a release uploaded at once, per host, when they are large (see [`SMALL_FILE`]).
 pub(crate) const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// Small files (below [`SMALL_FILE`]) uploaded at once, per host: a release of many small
+/// files waits on a round trip per file's open and close, not on bandwidth, and sftp-server
+/// answers requests in order, so many in flight keep it busy.
+pub(crate) const SMALL_IN_FLIGHT: usize = 64;
+
+/// A file below this size counts as small for [`SMALL_IN_FLIGHT`].
+pub(crate) const SMALL_FILE: u64 = 256 * 1024;
 
 /// One service on one host.
 pub struct ServiceSession<'a> {

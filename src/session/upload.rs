@@ -14,7 +14,7 @@ use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
 use crate::release;
 use crate::report::deploy::{PhaseEvent, human_bytes};
-use crate::session::{ServiceSession, UPLOADS_IN_FLIGHT};
+use crate::session::{SMALL_FILE, SMALL_IN_FLIGHT, ServiceSession, UPLOADS_IN_FLIGHT};
 use crate::transport::sftp::{Sent, Sftp};
 use crate::transport::{delta, gzip};
 
@@ -203,14 +203,20 @@ impl ServiceSession<'_> {
         // chmod and rename overlap with the others' (a release of many small files on a distant
         // host), and small files do not wait behind a large one.
         let bar = &bar;
-        let slots = &tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT);
+        // A large file takes the slots of several small ones: at most UPLOADS_IN_FLIGHT large
+        // files, SMALL_IN_FLIGHT small ones, at once.
+        let slots = &tokio::sync::Semaphore::new(SMALL_IN_FLIGHT);
+        let large = (SMALL_IN_FLIGHT / UPLOADS_IN_FLIGHT) as u32;
+        let resume: std::collections::HashMap<&str, &PartialFile> =
+            resume.iter().map(|p| (p.dest.as_str(), p)).collect();
         let sends = uploads.into_iter().map(|(i, f, how)| {
             let deferred = deferred.remove(&f.dest);
             let old = remote.current_files.get(&f.dest).cloned();
-            let partial = resume.iter().find(|p| p.dest == f.dest);
+            let partial = resume.get(f.dest.as_str()).copied();
+            let weight = if f.size < SMALL_FILE { 1 } else { large };
             async move {
                 let _slot = slots
-                    .acquire()
+                    .acquire_many(weight)
                     .await
                     .expect("the semaphore is never closed");
                 bar.set_message(f.dest.clone());
@@ -262,7 +268,7 @@ impl ServiceSession<'_> {
             Some(d) => (Some(d.index), d.resume),
             None => (None, None),
         };
-        let resumed = resume.is_some();
+        let mut resumed = resume.is_some();
         let progress = |n| bar.inc(n);
         let old =
             old.filter(|sha| how == Encoding::Gzip && f.size <= blobs::MAX_FILE && blobs::has(sha));
@@ -283,6 +289,21 @@ impl ServiceSession<'_> {
                 let to = format!("{staging}/{sent_as}");
                 let sent = sftp.upload_gzip(&f.source, &to, resume, progress).await?;
                 (sent, Some(incoming))
+            }
+            (Encoding::Plain, None) if partial.is_none() && f.size < SMALL_FILE => {
+                // Read whole in one go; hashed afresh (a background hash begun is not needed).
+                let to = format!("{staging}/{}", f.dest);
+                match sftp.upload_small(&f.source, &to, SMALL_FILE).await? {
+                    Some(sent) => {
+                        resumed = false;
+                        bar.inc(sent.size);
+                        (sent, None)
+                    }
+                    None => {
+                        let sent = sftp.upload(&f.source, &to, resume, None, progress).await?;
+                        (sent, None)
+                    }
+                }
             }
             (Encoding::Plain, None) => {
                 let to = format!("{staging}/{}", f.dest);

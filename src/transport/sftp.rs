@@ -214,9 +214,9 @@ impl Sftp {
         let abort_at = crate::fault::upload_abort_at();
         let mut size = from;
         let copied = async {
-            let mut buf = vec![0u8; CHUNK];
+            let mut buf = crate::digest::ReadBuf::new(CHUNK);
             loop {
-                let n = src.read(&mut buf).await.map_err(|e| {
+                let n = src.read(buf.space()).await.map_err(|e| {
                     Failed::Local(Error::Local(format!(
                         "cannot read {}: {e}",
                         local.display()
@@ -225,18 +225,17 @@ impl Sftp {
                 if n == 0 {
                     return Ok(());
                 }
+                let data = buf.filled(n);
                 let end = size + n as u64;
                 if end > hashed {
                     let from = hashed.saturating_sub(size) as usize;
-                    hash.update(&buf[from..n]);
+                    hash.update(&data[from..n]);
                 }
                 size = end;
-                dst.write_all(&buf[..n])
-                    .await
-                    .map_err(|error| Failed::Write {
-                        what: format!("cannot write {remote}"),
-                        error,
-                    })?;
+                dst.write_all(data).await.map_err(|error| Failed::Write {
+                    what: format!("cannot write {remote}"),
+                    error,
+                })?;
                 on_progress(n as u64);
                 crate::fault::upload_abort(size, abort_at);
             }
@@ -256,6 +255,39 @@ impl Sftp {
             sha256: crate::digest::hex(hash.finish().as_ref()),
             after,
         })
+    }
+
+    /// [`Sftp::upload`] of a small file (below `max` bytes), read whole on this machine in one
+    /// go (one blocking read, not one per chunk), then written like [`Sftp::write`]. None when
+    /// the file turned out larger: then it goes by [`Sftp::upload`].
+    pub async fn upload_small(&self, local: &Path, remote: &str, max: u64) -> Result<Option<Sent>> {
+        let path = local.to_path_buf();
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path)?;
+            let mut bytes = Vec::new();
+            (&mut f).take(max).read_to_end(&mut bytes)?;
+            let mut more = [0u8; 1];
+            if f.read(&mut more)? > 0 {
+                return Ok(None);
+            }
+            Ok(Some((bytes, f.metadata().ok())))
+        })
+        .await
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?
+        .map_err(|e| Error::Local(format!("cannot read {}: {e}", local.display())))?;
+        let Some((bytes, after)) = read else {
+            return Ok(None);
+        };
+        self.write(remote, &bytes).await?;
+        let size = bytes.len() as u64;
+        Ok(Some(Sent {
+            size,
+            wire: size,
+            resumed: 0,
+            sha256: crate::digest::sha256_hex(&bytes),
+            after,
+        }))
     }
 
     /// Open the existing file `remote` to write it from byte `at` on (not truncated); None

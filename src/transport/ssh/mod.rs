@@ -606,18 +606,29 @@ impl Connection {
     /// Start `command` on a new channel. Read what it prints and how it ends with
     /// [`RemoteProcess::next`]. With [`Stdin::Open`] its stdin stays open until
     /// [`RemoteProcess::send_eof`] (or until the process or the connection is dropped).
+    ///
+    /// The command line sent stays short whatever the command's length: a long command goes
+    /// over the channel's stdin, ahead of the command's own input (see `wrap::bounded`).
     pub async fn spawn(&self, command: &str, stdin: Stdin<'_>) -> Result<RemoteProcess> {
-        tracing::debug!("{}: exec {command}", self.host);
-        Counters::count(&self.counters.commands);
         let nonce = wrap::nonce();
+        let (line, script) = wrap::bounded(command, &nonce);
+        match &script {
+            None => tracing::debug!("{}: exec {command}", self.host),
+            Some(s) => tracing::debug!(
+                "{}: exec (a script of {} bytes, sent on stdin) {}",
+                self.host,
+                s.len(),
+                command.chars().take(2000).collect::<String>()
+            ),
+        }
+        Counters::count(&self.counters.commands);
         let running = || format!("starting `{}`", abbreviate(command));
         let opening = std::time::Instant::now();
         let channel = self.open_session(running).await?;
         self.counters.opened(opening.elapsed());
-        channel
-            .exec(true, wrap::wrap(command, &nonce))
-            .await
-            .map_err(|e| self.failed(e, &format!("cannot run `{command}`"), running))?;
+        channel.exec(true, line).await.map_err(|e| {
+            self.failed(e, &format!("cannot run `{}`", abbreviate(command)), running)
+        })?;
         let mut process = RemoteProcess {
             channel,
             handle: self.handle.clone(),
@@ -628,11 +639,19 @@ impl Connection {
             closed: false,
             preamble: wrap::Preamble::new(&nonce),
         };
+        if let Some(script) = &script {
+            // The reader waits for it; the command's own input follows.
+            process.started().await?;
+            process.write(script).await?;
+        }
         match stdin {
-            Stdin::Open => process.started().await?,
+            Stdin::Open if script.is_none() => process.started().await?,
+            Stdin::Open => {}
             Stdin::Closed => process.send_eof().await?,
             Stdin::Data(input) => {
-                process.started().await?;
+                if script.is_none() {
+                    process.started().await?;
+                }
                 process.write(input).await?;
                 process.send_eof().await?;
             }

@@ -65,6 +65,38 @@ pub fn wrap(command: &str, nonce: &str) -> String {
     format!("exec /bin/sh -c {}", quote_any_shell(&script))
 }
 
+/// The longest command line ferry sends (the whole `exec` request, wrapped). A longer command
+/// goes over the channel's stdin instead (see [`bounded`]): the command line is one argument of
+/// the login shell's exec, which Linux limits to 128 KiB (`Argument list too long`), and sshd
+/// drops a connection whose packet exceeds 256 KiB (`Bad packet length`).
+pub const MAX_INLINE: usize = 32 * 1024;
+
+/// The command line for `command`, and the bytes to send on stdin before the command's own
+/// input: `command` itself, when its wrapped form would be longer than [`MAX_INLINE`].
+///
+/// A long command's line is a short reader: `/bin/sh`, the marker, then `head -c N` reads the
+/// script (N bytes; on a pipe `head -c` never reads past them, so the command's own input that
+/// follows stays for it), checks that it ends with a line naming the nonce (a cut connection
+/// must never run the start of a script), and `eval`s it.
+pub fn bounded(command: &str, nonce: &str) -> (String, Option<Vec<u8>>) {
+    let inline = wrap(command, nonce);
+    if inline.len() <= MAX_INLINE {
+        return (inline, None);
+    }
+    let end = format!(": {nonce}-end");
+    let mut script = Vec::with_capacity(command.len() + end.len() + 1);
+    script.extend_from_slice(command.as_bytes());
+    script.push(b'\n');
+    script.extend_from_slice(end.as_bytes());
+    let reader = format!(
+        "ferry_script=$(head -c {n}) && case $ferry_script in *'{end}') ;; *) false ;; esac || \
+         {{ echo 'ferry: the command did not arrive whole on stdin' >&2; exit 255; }}\n\
+         eval \"$ferry_script\"",
+        n = script.len(),
+    );
+    (wrap(&reader, nonce), Some(script))
+}
+
 /// Splits one stream at the marker line: what precedes it is the startup files' output.
 #[derive(Debug)]
 pub struct MarkerFilter {
