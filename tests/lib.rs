@@ -49,7 +49,8 @@
 //! - ferry123, ferry124: remote commands end with ferry and with their timeout (tests/bounded.rs)
 //! - ferry125, ferry126: a lost self-revert timer, a rollback killed mid-activation (tests/lost_revert.rs)
 //! - ferry127: an http health check through an sshd that forbids forwarding (tests/sshd_limits.rs)
-//! - no user is free after ferry127: add users (tests/remote/ferry-remote's count) for new tests
+//! - ferry128: a same-size file that begins otherwise (tests/upload.rs)
+//! - no user is free after ferry128: add users (tests/remote/ferry-remote's count) for new tests
 //! - ferry41: ecosystem (init, events schema, CI script; tests/eco.rs, one at a time)
 
 // Tests print what they measure: the print rule (clippy.toml) is for src/.

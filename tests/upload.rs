@@ -336,3 +336,61 @@ fn auto_sends_plain_on_loopback_and_compressed_over_a_distant_link() {
     );
     assert_eq!(out.trim(), sha256(&next));
 }
+
+/// A big file of the same size as the current release's copy: when its first MiB differs
+/// from the host's copy (hashed there by the probe), its upload starts without waiting for
+/// its whole hash; when it begins the same, it is hashed first and reused if identical.
+/// Either way the host gets exactly the local bytes.
+#[test]
+fn a_same_size_file_that_begins_otherwise_is_uploaded_without_waiting_for_its_hash() {
+    let user = "ferry128";
+    let r = remote();
+    r.reset(user);
+    let p = Project::new();
+    started_from_unit(&p, "app");
+    p.config(&config(user, "never", &[("data", "0644")]));
+    let deploy = |bytes: &[u8]| {
+        p.write("data", bytes);
+        let run = p.ferry_env(
+            &["--output", "json", "-v", "deploy"],
+            &[("FERRY_BLOB_CACHE", "0")],
+        );
+        run.assert_code(0);
+        let on_host = r.ssh(
+            user,
+            "sha256sum < ~/.local/share/ferry/app/current/data | cut -c1-64",
+        );
+        assert_eq!(on_host.trim(), sha256(bytes), "{run}");
+        run
+    };
+    let size = 6 * 1024 * 1024;
+    let one = random(size);
+    deploy(&one);
+
+    // Another file of that size: it begins otherwise.
+    let two: Vec<u8> = one.iter().map(|b| b ^ 0x5a).collect();
+    let run = deploy(&two);
+    assert!(
+        run.stderr
+            .contains("data: hash known: false, upload certain: true"),
+        "{run}"
+    );
+    assert_eq!(uploaded(&run)["bytes"], size as u64, "{run}");
+
+    // The same start, another last byte: hashed first (not certain), then uploaded.
+    let mut three = two.clone();
+    *three.last_mut().unwrap() ^= 1;
+    let run = deploy(&three);
+    assert!(run.stderr.contains("upload certain: false"), "{run}");
+    assert_eq!(uploaded(&run)["bytes"], size as u64, "{run}");
+
+    // Identical: reused, nothing uploaded (a --force deploy makes a new release).
+    let run = p.ferry_env(
+        &["--output", "json", "-v", "deploy", "--force"],
+        &[("FERRY_BLOB_CACHE", "0")],
+    );
+    run.assert_code(0);
+    assert!(run.stderr.contains("upload certain: false"), "{run}");
+    let reused = run.events("step").into_iter().any(|e| e["step"] == "reuse");
+    assert!(reused, "{run}");
+}

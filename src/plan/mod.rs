@@ -9,6 +9,7 @@ pub mod revert;
 
 pub mod encoding;
 
+pub mod prefix;
 pub mod resume;
 
 mod activation;

@@ -33,6 +33,9 @@ pub struct RemoteState {
     /// The files at the new release's dests in those directories (see
     /// [`crate::plan::resume`]).
     pub partial_files: Vec<crate::plan::resume::PartialFile>,
+    /// The SHA-256 of the first bytes of the current release's copy of the big files whose
+    /// size the new release's files have, by dest (see [`crate::plan::prefix`]).
+    pub current_prefixes: BTreeMap<String, String>,
     /// Who holds the service's lock, when the probe was asked to look (dry run) and it is held.
     pub lock_holder: Option<String>,
     /// ActiveState of the release's units, by name (those the probe was asked about).
@@ -405,6 +408,9 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             "partial.file" => st
                 .partial_files
                 .extend(crate::plan::resume::parse_partial_file(v)),
+            "prefix.file" => st
+                .current_prefixes
+                .extend(crate::plan::prefix::parse_prefix(v)),
             "free" => {
                 if let Some((kib, path)) = v.split_once(' ')
                     && let Ok(kib) = kib.trim().parse::<u64>()

@@ -129,6 +129,34 @@ struct Pending {
     job: Job,
 }
 
+/// Does the local file at `path` (`size` bytes, at `dest`) begin otherwise than the current
+/// release's copy on the host (see [`plan::prefix`])? Then the two differ and its upload is
+/// certain. False when the host sent no prefix or the local start cannot be read.
+async fn starts_otherwise(
+    path: &std::path::Path,
+    dest: &str,
+    size: u64,
+    remote: &plan::RemoteState,
+) -> bool {
+    let Some(theirs) = remote.current_prefixes.get(dest) else {
+        return false;
+    };
+    if size < plan::prefix::PREFIX_MIN {
+        return false;
+    }
+    let path = path.to_path_buf();
+    let ours = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read;
+        let mut start = Vec::with_capacity(plan::prefix::PREFIX_BYTES as usize);
+        std::fs::File::open(&path)?
+            .take(plan::prefix::PREFIX_BYTES)
+            .read_to_end(&mut start)?;
+        Ok(crate::digest::sha256_hex(&start))
+    })
+    .await;
+    matches!(ours, Ok(Ok(ours)) if &ours != theirs)
+}
+
 /// Hash `path` from the start until the end, or until an upload takes the hash over
 /// ([`Progress::Taken`]): then None. Runs on a thread of its own; reads are plain reads, a
 /// chunk at a time under the lock, so a take-over waits for one chunk at most.
@@ -304,7 +332,10 @@ impl Local {
         for p in &self.pending {
             let f = &view.files[p.index];
             let known = self.agreed[p.index].get().is_some();
-            let certain = uploads.certain(&f.dest, f.size);
+            let certain = uploads.certain(&f.dest, f.size)
+                || (!known
+                    && may_defer
+                    && starts_otherwise(&p.path, &f.dest, f.size, remote).await);
             tracing::debug!(
                 "{}: hash known: {known}, upload certain: {certain}, may defer: {may_defer}",
                 f.dest

@@ -168,8 +168,8 @@ impl ServiceSession<'_> {
     }
 
     /// Have the probe also look for what `local`'s binaries need (their program interpreters
-    /// and libraries), and for what an interrupted upload left of its files, in the same
-    /// command.
+    /// and libraries), for what an interrupted upload left of its files, and for the first
+    /// bytes of the current copies of big files of the same size, in the same command.
     pub fn probing(mut self, local: &LocalRelease) -> Self {
         let files: Vec<String> = local.files.iter().map(|f| f.dest.clone()).collect();
         self.binaries_probe = crate::elf::Query::of(&local.binaries, &files).script();
@@ -180,6 +180,8 @@ impl ServiceSession<'_> {
             .map(|f| (f.dest.clone(), f.size))
             .collect();
         self.resume_probe = plan::resume::partial_files_script(&self.paths, &sizes);
+        self.resume_probe
+            .push_str(&plan::prefix::prefix_script(&self.paths, &sizes));
         self
     }
 
