@@ -114,6 +114,27 @@ printf '%-48s %7.0fMiB/s %7.0fMiB/s %8.2f\n' "upload 256 MiB (ferry upload phase
 printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB: ferry whole deploy vs sftp put" "$fw" "$sd" "$(echo "$fw / $sd" | bc -l)"
 printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB: ferry whole deploy vs sftp -c aes128-gcm" "$fw" "$sg" "$(echo "$fw / $sg" | bc -l)"
 
+# The same size as the current release's copy (a rebuilt image): one byte changed in place,
+# in the first MiB (ferry compares the file's first MiB with the host's copy) and at the end
+# (the same first MiB: hashed whole before its upload). Alternating with sftp -c aes128-gcm.
+for at in start end; do
+  fss=(); sss=()
+  for i in $(seq "$big_runs"); do
+    size=$(stat -c %s "$work/app.bin")
+    if [[ $at == start ]]; then off=$((4096 * i)); else off=$((size - 1 - i)); fi
+    python3 -c 'import sys; f = open(sys.argv[1], "r+b"); o = int(sys.argv[2]); f.seek(o); b = f.read(1)[0]; f.seek(o); f.write(bytes([b ^ 0xFF]))' "$work/app.bin" "$off"
+    t0=$(now); "$ferry" -q --config "$work/deploy0.toml" deploy >/dev/null; t1=$(now)
+    fss+=("$(echo "$t1 - $t0" | bc)")
+    t0=$(now); printf 'put %s bench-manual/app\n' "$work/app.bin" | sftp -c aes128-gcm@openssh.com "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" -b - "$user@$FERRY_TEST_HOST" >/dev/null; t1=$(now)
+    sss+=("$(echo "$t1 - $t0" | bc)")
+  done
+  ratios=()
+  for i in "${!fss[@]}"; do ratios+=("$(printf '%.2f' "$(echo "${fss[i]} / ${sss[i]}" | bc -l)")"); done
+  printf '256 MiB same size, changed at the %s: ferry %s; sftp -c aes128-gcm %s; ratios %s\n' "$at" "${fss[*]}" "${sss[*]}" "${ratios[*]}"
+  f=$(printf '%s\n' "${fss[@]}" | median); g=$(printf '%s\n' "${sss[@]}" | median)
+  printf '%-48s %9.2fs %9.2fs %8.2f\n' "256 MiB same size ($at): ferry vs sftp -c aes128-gcm" "$f" "$g" "$(echo "$f / $g" | bc -l)"
+done
+
 # Where a 256 MiB deploy's time goes: when each step starts (seconds since ferry started).
 printf 'x' >> "$work/app.bin"
 bench/steps.py "$ferry" "$work/deploy0.toml" table "timeline of one 256 MiB deploy (settle_time 0): step, start, duration"
