@@ -78,6 +78,16 @@ pub struct FreeSpace {
 }
 
 impl FreeSpace {
+    /// `free=` of the probe: KiB free (`df -Pk`), then the path it was asked about.
+    fn parse(v: &str) -> Option<FreeSpace> {
+        let (kib, path) = v.split_once(' ')?;
+        let kib: u64 = kib.trim().parse().ok()?;
+        Some(FreeSpace {
+            bytes: kib.saturating_mul(1024),
+            path: path.trim().to_string(),
+        })
+    }
+
     /// The path as a user would type it on the host (`~/...`).
     pub fn display_path(&self) -> String {
         match self.path.trim_start_matches("./") {
@@ -348,6 +358,31 @@ pub(crate) fn is_revert_timer(unit: &str) -> bool {
     unit.starts_with("ferry-revert-") && unit.ends_with(".timer")
 }
 
+/// `linger=` of [`LINGER_SCRIPT`]: yes, no (or nothing: no linger file, no logind answer),
+/// else unknown.
+fn parse_linger(v: &str) -> Option<bool> {
+    match v.trim() {
+        "yes" => Some(true),
+        "no" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// `partial=` of the probe: a staging directory (`.ID.partial`) an interrupted deploy left.
+fn parse_partial_dir(v: &str) -> Option<String> {
+    let dir = v.trim();
+    let id = dir.trim_start_matches('.').trim_end_matches(".partial");
+    release::is_release_id(id).then(|| dir.to_string())
+}
+
+/// `lock=` of a dry run's probe: who holds the lock, as its holder wrote it.
+fn lock_holder(v: &str) -> String {
+    match v.trim() {
+        "" => "another deploy".to_string(),
+        holder => holder.to_string(),
+    }
+}
+
 /// Parse the output of [`remote_state_script`].
 pub fn parse_remote_state(text: &str) -> RemoteState {
     let mut st = RemoteState::default();
@@ -389,46 +424,16 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             }
             "now" => st.clock = v.trim().parse().ok(),
             "user" if !v.trim().is_empty() => st.user = Some(v.trim().to_string()),
-            "linger" => {
-                st.linger = match v.trim() {
-                    "yes" => Some(true),
-                    "no" | "" => Some(false),
-                    _ => None,
-                }
-            }
-            "partial" => {
-                let id = v
-                    .trim()
-                    .trim_start_matches('.')
-                    .trim_end_matches(".partial");
-                if release::is_release_id(id) {
-                    st.partial.push(v.trim().to_string());
-                }
-            }
+            "linger" => st.linger = parse_linger(v),
+            "partial" => st.partial.extend(parse_partial_dir(v)),
             "partial.file" => st
                 .partial_files
                 .extend(crate::plan::resume::parse_partial_file(v)),
             "prefix.file" => st
                 .current_prefixes
                 .extend(crate::plan::prefix::parse_prefix(v)),
-            "free" => {
-                if let Some((kib, path)) = v.split_once(' ')
-                    && let Ok(kib) = kib.trim().parse::<u64>()
-                {
-                    st.free = Some(FreeSpace {
-                        bytes: kib.saturating_mul(1024),
-                        path: path.trim().to_string(),
-                    });
-                }
-            }
-            "lock" => {
-                let holder = v.trim();
-                st.lock_holder = Some(if holder.is_empty() {
-                    "another deploy".to_string()
-                } else {
-                    holder.to_string()
-                });
-            }
+            "free" => st.free = FreeSpace::parse(v).or(st.free.take()),
+            "lock" => st.lock_holder = Some(lock_holder(v)),
             "history" => {
                 if let Ok(r) = serde_json::from_str(v) {
                     st.history.push(r)
