@@ -134,7 +134,9 @@ measure() { # LINK
       t0=$(now); sent=$(deploy_json "$new"); t1=$(now); t["ferry"]+="$(echo "$t1 - $t0" | bc) "
       rrsync -aL "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
       t["rsync -az"]+="$(timed rsync_to -az "$new") "
-      rrsync -aL "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
+      # -I: the new file left by -az has the old one's size and maybe its mtime (two files
+      # made in the same second), which rsync's quick check would take for the old one.
+      rrsync -aLI "$old" "$user@$FERRY_TEST_HOST:slowbench-rsync/app" >/dev/null
       t["rsync -a"]+="$(timed rsync_to -a "$new") "
       t["sftp"]+="$(timed sftp_put "" "$new") "
       t["sftp -C"]+="$(timed sftp_put -C "$new") "
