@@ -5,6 +5,7 @@
 //! Remote users: ferry123, ferry124.
 
 use crate::faults::{Bg, current, result, started_from_unit};
+use crate::faults24::signal;
 use crate::support::{Project, host_table, remote};
 
 /// deploy.toml of one service `app` (app.service) on `user`, shipping `msg` and `hook.sh`.
@@ -50,15 +51,6 @@ fn marker(tail: &str) -> (String, String) {
     let id = std::process::id();
     let (head, last) = tail.split_at(tail.len() - 1);
     (format!("1{id}{tail}"), format!("sleep 1{id}{head}[{last}]"))
-}
-
-/// Send `sig` (KILL, INT) to the process `pid`.
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -{sig} {pid}")])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 /// A health command that never answers, with a short health timeout: the deploy is rolled

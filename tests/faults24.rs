@@ -21,8 +21,8 @@ fn release_of(run: &Run) -> String {
     format!("releases/{}", id.unwrap_or_else(|| panic!("{run}")))
 }
 
-/// Send `sig` (TERM, INT) to the process `pid`, with the shell's built-in kill.
-fn signal(pid: u32, sig: &str) {
+/// Send `sig` (TERM, INT, KILL) to the process `pid`, with the shell's built-in kill.
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = std::process::Command::new("sh")
         .args(["-c", &format!("kill -{sig} {pid}")])
         .status()

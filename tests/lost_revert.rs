@@ -2,6 +2,7 @@
 //! timer lost with the user's manager, a rollback killed during its activation.
 //! Remote users: ferry125, ferry126.
 
+use crate::revert::last_history;
 use crate::support::{Project, host_table, remote};
 
 /// The release `current` points to (its id).
@@ -11,11 +12,6 @@ fn current(user: &str) -> String {
         .trim()
         .trim_start_matches("releases/")
         .to_string()
-}
-
-fn last_history(user: &str) -> serde_json::Value {
-    let h = remote().ssh(user, "tail -n 1 ~/.local/share/ferry/app/history.jsonl");
-    serde_json::from_str(h.trim()).unwrap_or_else(|e| panic!("{e}: {h}"))
 }
 
 /// A service whose file `msg` says `msg`, checked for `confirm_timeout`.

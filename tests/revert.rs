@@ -13,7 +13,8 @@ fn current(user: &str) -> String {
         .to_string()
 }
 
-fn last_history(user: &str) -> serde_json::Value {
+/// The last line of service `app`'s history on the host.
+pub(crate) fn last_history(user: &str) -> serde_json::Value {
     let h = remote().ssh(user, "tail -n 1 ~/.local/share/ferry/app/history.jsonl");
     serde_json::from_str(h.trim()).unwrap_or_else(|e| panic!("{e}: {h}"))
 }

@@ -46,6 +46,18 @@ pub fn parse_prefix(v: &str) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
+    /// What `script` prints, run by sh with HOME `home` (it must succeed).
+    fn sh(home: &std::path::Path, script: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("HOME", home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     #[test]
     fn the_host_hashes_the_start_of_same_size_big_files_only() {
         let home = tempfile::tempdir().unwrap();
@@ -66,14 +78,7 @@ mod tests {
                 ("absent".into(), size),
             ],
         );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .env("HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = sh(home.path(), &script);
         let lines: Vec<(String, String)> = text
             .lines()
             .filter_map(|l| l.strip_prefix("prefix.file="))
@@ -83,13 +88,7 @@ mod tests {
         assert_eq!(lines, vec![("bin/my app".to_string(), want)], "{text}");
         // A different size at that dest: nothing.
         let other = prefix_script(&paths, &[("bin/my app".into(), size + 1)]);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&other)
-            .env("HOME", home.path())
-            .output()
-            .unwrap();
-        assert!(out.stdout.is_empty(), "{out:?}");
+        assert_eq!(sh(home.path(), &other), "");
         assert_eq!(prefix_script(&paths, &[("small".into(), 1)]), "");
         assert_eq!(parse_prefix("zz bin/x"), None);
     }

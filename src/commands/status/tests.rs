@@ -29,6 +29,18 @@ fn script_quotes_and_marks_sections() {
 }
 
 /// The script runs in a real `sh` (with systemctl and readlink replaced) and parses back.
+/// [`script`] of [`services`] run by sh, with `bin` (a fake systemctl) first on PATH.
+fn run_script(bin: &std::path::Path, home: &std::path::Path) -> HostReport {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&services()))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    parse_output(&String::from_utf8(out.stdout).unwrap())
+}
+
 #[test]
 fn script_runs_in_sh() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,14 +71,7 @@ fn script_runs_in_sh() {
         "{\"action\":\"stage\",\"release\":\"20261124T120000Z-aa\"}\n",
     )
     .unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script(&services()))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", &home)
-        .output()
-        .unwrap();
-    let r = parse_output(&String::from_utf8(out.stdout).unwrap());
+    let r = run_script(&bin, &home);
     assert!(r.complete && r.now.is_some());
     assert_eq!(r.services.len(), 2);
     assert_eq!(r.services[0].current, "releases/20261124T120000Z-aa");
@@ -96,14 +101,7 @@ fn script_runs_in_sh() {
         "{\"action\":\"deploy\",\"release\":\"20261124T120000Z-aa\",\"outcome\":\"ok\"}\n",
     )
     .unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script(&services()))
-        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .env("HOME", &home)
-        .output()
-        .unwrap();
-    let r = parse_output(&String::from_utf8(out.stdout).unwrap());
+    let r = run_script(&bin, &home);
     assert!(r.services[0].revert.as_ref().unwrap().recorded);
     assert_eq!(revert_note(&r.services[0], r.now), None);
 }
