@@ -53,7 +53,7 @@ fn clean(service: &str) {
 /// failed deploy prints finds such lines by PID; `ferry logs` cannot.)
 fn app(version: &str, fail: bool) -> String {
     if fail {
-        format!("#!/bin/sh\necho \"app {version} crashing on purpose\"\nsleep 0.5\nexit 3\n")
+        format!("#!/bin/sh\necho \"app {version} crashing on purpose\"\nsleep 0.1\nexit 3\n")
     } else {
         format!("#!/bin/sh\necho \"app {version} started\"\nexec sleep infinity\n")
     }
