@@ -304,17 +304,21 @@ pub fn remote_state_script(
     ));
     if !dests.is_empty() {
         // The current release's files: the hash from its stat record when `stat` still says
-        // the same of the file, else (no record, or the file was touched) sha256sum on the host.
+        // the same of the file (awk prints those lines itself), else (no record, or the file
+        // was touched) sha256sum on the host, one file at a time: awk lists those in a
+        // temporary file for a shell loop. The shell reads byte by byte, so no line it does
+        // not need goes through it (10,000 known files: 0.3 s through a `read` loop).
         // The list goes through `xargs -0` from the shell's builtins: no argument list
-        // grows with the number of files, no loop is quadratic.
+        // grows with the number of files, no loop is quadratic. Dests hold no control
+        // characters (config validation), so a line is a name.
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
-            "if cd \"$S/current\" 2>/dev/null; then\n\
+            "if cd \"$S/current\" 2>/dev/null && T=$(mktemp); then\n\
              for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && printf '%s\\0' \"$f\"; done | \
              xargs -0 -r stat -c {fmt} -- 2>/dev/null | \
-             awk -v rec={meta}/{rec} 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
-             {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print \"rehash \" $0 }}' | \
-             while IFS= read -r l; do case \"$l\" in \"rehash \"*) f=${{l#rehash }}; echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\" ;; *) printf '%s\\n' \"$l\" ;; esac; done\n\
+             awk -v rec={meta}/{rec} -v t=\"$T\" 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
+             {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print > t }}'\n\
+             while IFS= read -r f; do echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\"; done < \"$T\"; rm -f \"$T\"\n\
              fi\n",
             list = list.join(" "),
             fmt = quote(release::STAT_FORMAT),

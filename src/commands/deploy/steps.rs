@@ -234,6 +234,16 @@ async fn deploy_locked(
     // The SFTP session that may upload the release opens while the lock is taken and the host
     // read (its round trips overlap); a plan with nothing to send closes it unused.
     let (dests, units) = (dests(local), probed_units(local));
+    // The link is measured meanwhile when the upload may be decided by it (see
+    // `Connection::start_round_trip`).
+    if ss.host.compress == crate::config::Compress::Auto
+        && local
+            .files
+            .iter()
+            .any(|f| f.content.is_none() && f.size >= crate::plan::encoding::MIN_SIZE)
+    {
+        ss.conn.start_round_trip(crate::plan::encoding::WAN_RTT);
+    }
     let (locked, sftp) = tokio::join!(
         ss.lock_and_probe(opts.lock_wait, "deploy", &origin.by, &dests, &units),
         ss.sftp()

@@ -21,6 +21,7 @@ pub mod known_hosts;
 mod probe;
 mod process;
 mod proxy_command;
+mod round_trip;
 mod sessions;
 mod wrap;
 
@@ -64,45 +65,9 @@ pub struct Connection {
     pub counters: Arc<Counters>,
     /// A round trip to the host, estimated from the key exchange (see [`writes_in_flight`]).
     pub rtt: Duration,
-}
-
-impl Connection {
-    /// The round trip to the host as best measured so far: the quickest channel open, else
-    /// the key exchange's estimate (whichever is smaller: both only ever overestimate it).
-    pub fn round_trip_so_far(&self) -> Duration {
-        let us = self
-            .counters
-            .quickest_open_us
-            .load(std::sync::atomic::Ordering::Relaxed);
-        match us {
-            0 => self.rtt,
-            us => self.rtt.min(Duration::from_micros(us - 1)),
-        }
-    }
-
-    /// The round trip to the host, measured now: the quickest of up to eight SSH pings (a
-    /// `keepalive@openssh.com` request the server answers), stopping at the first quicker than
-    /// `enough`, else what [`Self::round_trip_so_far`] knows. A ping only ever overestimates the
-    /// link (a busy client or host answers late: two pings on a loaded 2-core machine were
-    /// both near 10 ms on loopback), so the quickest stands for the link. The channel opens and
-    /// the key exchange overestimate it more on a near host: the key exchange waits for sshd's
-    /// fork and re-exec, and the first channel opens of a connection wait for its PAM session
-    /// (pam_systemd asks logind), several milliseconds even on loopback. Costs at most eight
-    /// round trips: a fraction of a second next to an upload worth deciding on a slow link.
-    pub async fn round_trip(&self, enough: Duration) -> Duration {
-        let mut best = self.round_trip_so_far();
-        for _ in 0..8 {
-            if best < enough {
-                break;
-            }
-            let sent = std::time::Instant::now();
-            if self.handle.send_ping().await.is_ok() {
-                best = best.min(sent.elapsed());
-            }
-        }
-        tracing::debug!("{}: round trip {best:?}", self.host);
-        best
-    }
+    /// The SSH pings measuring the round trip in the background, once started (see
+    /// [`Connection::start_round_trip`]).
+    pinging: Mutex<Option<tokio::task::JoinHandle<Duration>>>,
 }
 
 /// How many SFTP writes (32 KiB each) of one file are sent before the first is acknowledged,
@@ -582,6 +547,7 @@ async fn logged_in(
         jump: None,
         counters: Arc::default(),
         rtt,
+        pinging: Mutex::new(None),
     })
 }
 
