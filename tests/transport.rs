@@ -29,6 +29,7 @@ fn doctor_passes_on_a_ready_host() {
         "lingering",
         "journal",
         "unit directory",
+        "host tools",
     ] {
         assert_eq!(
             check(&events, name)["status"],

@@ -109,7 +109,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Check that each host is ready for ferry: reachable, host key, login, systemd version,
     /// user bus, user manager, lingering, journal and its storage, unit directory, cgroup
-    /// delegation, unprivileged ports. Each failure or warning says how to fix it. Exit 0 when
+    /// delegation, unprivileged ports, the host's commands (flock, setsid, timeout, ...). Each failure or warning says how to fix it. Exit 0 when
     /// no check failed (warnings do not count), 3 when a host cannot be reached, else 1.
     ///
     /// One check changes the host: when ~/.config/systemd/user is missing, doctor creates it

@@ -51,11 +51,12 @@ pub enum CheckId {
     UnitDirectory,
     CgroupDelegation,
     UnprivilegedPorts,
+    HostTools,
 }
 
 impl CheckId {
     /// Every check, in report order.
-    pub const ALL: [CheckId; 15] = [
+    pub const ALL: [CheckId; 16] = [
         CheckId::Reachable,
         CheckId::HostKey,
         CheckId::Authenticated,
@@ -71,6 +72,7 @@ impl CheckId {
         CheckId::UnitDirectory,
         CheckId::CgroupDelegation,
         CheckId::UnprivilegedPorts,
+        CheckId::HostTools,
     ];
 
     /// The name people and JSON see.
@@ -91,6 +93,7 @@ impl CheckId {
             CheckId::UnitDirectory => "unit directory",
             CheckId::CgroupDelegation => "cgroup delegation",
             CheckId::UnprivilegedPorts => "unprivileged ports",
+            CheckId::HostTools => "host tools",
         }
     }
 

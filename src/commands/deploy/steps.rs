@@ -234,6 +234,9 @@ async fn deploy_locked(
     // The SFTP session that may upload the release opens while the lock is taken and the host
     // read (its round trips overlap); a plan with nothing to send closes it unused.
     let (dests, units) = (dests(local), probed_units(local));
+    // Each command after this one finds its channel open (see
+    // `Connection::keep_a_spare_session`).
+    ss.conn.keep_a_spare_session();
     // The link is measured meanwhile when the upload may be decided by it (see
     // `Connection::start_round_trip`).
     if ss.host.compress == crate::config::Compress::Auto

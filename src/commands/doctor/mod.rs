@@ -16,6 +16,7 @@ use crate::systemd::journal::{self, Diagnosis, JournalFacts, kv};
 use crate::transport::ssh::{self, Connection};
 
 mod login;
+mod tools;
 pub use login::connection_checks;
 
 impl Check {
@@ -114,6 +115,7 @@ fn probes() -> Vec<(&'static str, String)> {
         ("unit-dir", UNIT_DIR_PROBE.to_string()),
         ("cgroup", CGROUP_PROBE.to_string()),
         ("ports", PORTS_PROBE.to_string()),
+        ("tools", tools::probe()),
     ]
 }
 
@@ -558,7 +560,7 @@ pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
     let sections = parse_sections(out);
     let complete = sections.contains_key("end");
     type Judge = fn(&str, &str) -> Check;
-    let judges: [(&str, Judge); 9] = [
+    let judges: [(&str, Judge); 10] = [
         ("systemd", judge_systemd_version),
         ("bus", judge_user_bus),
         ("user-manager", judge_user_manager),
@@ -568,6 +570,7 @@ pub fn judge_all(host: &str, out: &str) -> Vec<Check> {
         ("unit-dir", judge_unit_dir),
         ("cgroup", judge_cgroups),
         ("ports", judge_ports),
+        ("tools", tools::judge_tools),
     ];
     judges
         .iter()

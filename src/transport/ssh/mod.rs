@@ -68,6 +68,9 @@ pub struct Connection {
     /// The SSH pings measuring the round trip in the background, once started (see
     /// [`Connection::start_round_trip`]).
     pinging: Mutex<Option<tokio::task::JoinHandle<Duration>>>,
+    /// A session channel opened ahead of need, once [`Connection::keep_a_spare_session`] was
+    /// called (see there).
+    spare: sessions::Spare,
 }
 
 /// How many SFTP writes (32 KiB each) of one file are sent before the first is acknowledged,
@@ -548,6 +551,7 @@ async fn logged_in(
         counters: Arc::default(),
         rtt,
         pinging: Mutex::new(None),
+        spare: Default::default(),
     })
 }
 
@@ -589,9 +593,7 @@ impl Connection {
         }
         Counters::count(&self.counters.commands);
         let running = || format!("starting `{}`", abbreviate(command));
-        let opening = std::time::Instant::now();
         let channel = self.open_session(running).await?;
-        self.counters.opened(opening.elapsed());
         channel.exec(true, line).await.map_err(|e| {
             self.failed(e, &format!("cannot run `{}`", abbreviate(command)), running)
         })?;
@@ -667,9 +669,7 @@ impl Connection {
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession> {
         let starting = || "starting an SFTP session".to_string();
         Counters::count(&self.counters.sftp_sessions);
-        let opening = std::time::Instant::now();
         let channel = self.open_session(starting).await?;
-        self.counters.opened(opening.elapsed());
         channel
             .request_subsystem(true, "sftp")
             .await
