@@ -116,6 +116,12 @@ fn a_command_that_keeps_the_run_lock_stops_the_next_deploy(p: &Project, user: &s
         run.stderr.contains("~/.local/share/ferry/app/lock.run"),
         "{run}"
     );
+    // While it waited, it said what for.
+    assert!(
+        run.stdout
+            .contains("holds ~/.local/share/ferry/app/lock.run; waiting up to 30s"),
+        "{run}"
+    );
     assert_eq!(current(user, "app"), serving, "{run}");
 }
 

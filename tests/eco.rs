@@ -575,13 +575,33 @@ fn every_event_of_real_runs_validates_against_the_events_schema() {
         &failed_id[11..13],
         &failed_id[13..15]
     );
-    let since = run_json(
+    // A busy journald can be behind the rollback's restart: read until its line is in.
+    let mut since = run_json(
         &p,
         &schema,
         &mut seen,
         &["logs", service, "--since-deploy"],
         0,
     );
+    for _ in 0..40 {
+        let arrived = since.events("entry").iter().any(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("app 1 started")
+        });
+        if arrived {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        since = run_json(
+            &p,
+            &schema,
+            &mut seen,
+            &["logs", service, "--since-deploy"],
+            0,
+        );
+    }
     let entries = since.events("entry");
     assert!(
         entries

@@ -64,7 +64,9 @@ pub struct RemoteState {
     pub user: Option<String>,
     /// The host's clock when it was read (seconds since the epoch).
     pub clock: Option<u64>,
-    /// The host's clock minus this machine's, in whole seconds, rounded so that a time made
+    /// The same in milliseconds (GNU `date +%s.%N`; whole seconds from a `date` without `%N`).
+    pub clock_ms: Option<u64>,
+    /// The host's clock minus this machine's, in milliseconds, rounded so that a time made
     /// from it is never ahead of the host's (set by the session when it reads the host).
     pub clock_offset: Option<i64>,
 }
@@ -97,27 +99,41 @@ impl FreeSpace {
     }
 }
 
+/// `SECONDS[.FRACTION]` (`date +%s.%N`) in milliseconds; a fraction that is not digits (a
+/// `date` without `%N` prints it as it is) counts as none.
+fn parse_clock_ms(v: &str) -> Option<u64> {
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let ms = match frac.get(..3) {
+        Some(f) if f.bytes().all(|b| b.is_ascii_digit()) => f.parse().unwrap_or(0),
+        _ => 0,
+    };
+    Some(secs * 1000 + ms)
+}
+
 impl RemoteState {
     /// `local` (this machine's clock) as the host's clock, when the host's is known.
     pub fn host_time(&self, local: std::time::SystemTime) -> std::time::SystemTime {
         let offset = self.clock_offset.unwrap_or(0);
-        let by = std::time::Duration::from_secs(offset.unsigned_abs());
+        let by = std::time::Duration::from_millis(offset.unsigned_abs());
         if offset >= 0 { local + by } else { local - by }
     }
 
     /// Set [`RemoteState::clock_offset`] from the host's clock as read and this machine's
     /// (`local`) when the answer came (later than the host read its clock).
     pub fn set_clock_offset(&mut self, local: std::time::SystemTime) {
-        let Some(host) = self.clock else {
+        let Some(host) = self.clock_ms else {
             return;
         };
         let local = local
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
-            .as_secs_f64();
-        // `date +%s` rounds the host's time down and the answer came after it: the offset
-        // is at most the true one, so a release id made from it is never ahead of the host.
-        self.clock_offset = Some((host as f64 - local).floor() as i64);
+            .as_millis() as i64;
+        // The host's time is rounded down and the answer came after it: the offset is at
+        // most the true one (by the answer's way back), so a release id made from it is never
+        // ahead of the host. (Whole seconds left it up to 2 s behind: `logs --since-deploy`
+        // then showed the lines of a deploy a second earlier.)
+        self.clock_offset = Some(host as i64 - local);
     }
 
     /// Is `current` a release whose deploy was never confirmed (its self-revert still armed)?
@@ -273,7 +289,7 @@ pub fn remote_state_script(
          for c in blue green; do echo \"colour.$c=$(readlink \"$S/colors/$c\" 2>/dev/null)\"; done\n\
          echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n\
          command -v gzip >/dev/null 2>&1 && echo gzip=yes\n\
-         echo \"now=$(date +%s)\"\n\
+         echo \"now=$(date +%s.%N)\"\n\
          {linger}",
         meta = release::META_DIR,
         ud = release::UNIT_DIR,
@@ -426,7 +442,10 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             "interrupted" if release::is_release_id(v.trim()) => {
                 st.interrupted_rollback = Some(v.trim().to_string())
             }
-            "now" => st.clock = v.trim().parse().ok(),
+            "now" => {
+                st.clock_ms = parse_clock_ms(v.trim());
+                st.clock = st.clock_ms.map(|ms| ms / 1000);
+            }
             "user" if !v.trim().is_empty() => st.user = Some(v.trim().to_string()),
             "linger" => st.linger = parse_linger(v),
             "partial" => st.partial.extend(parse_partial_dir(v)),

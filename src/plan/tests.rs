@@ -1185,3 +1185,33 @@ fn the_probe_records_a_rollback_that_was_cut_off() {
     assert_eq!(again.history.len(), 2);
     assert_eq!(again.interrupted_rollback, None);
 }
+
+/// The host's clock in milliseconds (GNU `date +%s.%N`), whole seconds from a `date` that
+/// prints `%N` as it is; the offset from it puts this machine's time on the host's clock,
+/// never ahead of it.
+#[test]
+fn the_hosts_clock_to_the_millisecond() {
+    let st = parse_remote_state("now=1796404506.949742123\n");
+    assert_eq!(st.clock, Some(1_796_404_506));
+    assert_eq!(st.clock_ms, Some(1_796_404_506_949));
+    assert_eq!(
+        parse_remote_state("now=1796404506.N\n").clock_ms,
+        Some(1_796_404_506_000)
+    );
+    assert_eq!(
+        parse_remote_state("now=1796404506\n").clock,
+        Some(1_796_404_506)
+    );
+    assert_eq!(parse_remote_state("now=soon\n").clock, None);
+
+    let mut st = parse_remote_state("now=1000.250000000\n");
+    // The answer came 50 ms after the host read its clock, on a clock 2 s behind the host's.
+    let local = std::time::UNIX_EPOCH + Duration::from_millis(998_300);
+    st.set_clock_offset(local);
+    assert_eq!(st.clock_offset, Some(1_950));
+    let then = std::time::UNIX_EPOCH + Duration::from_millis(999_000);
+    assert_eq!(
+        st.host_time(then),
+        std::time::UNIX_EPOCH + Duration::from_millis(1_000_950)
+    );
+}

@@ -43,6 +43,10 @@ pub struct Then {
     pub status: i32,
 }
 
+/// The line the holder prints when a command of an earlier deploy still holds the run lock
+/// and it starts waiting for it (so that ferry can say what it waits for).
+const RUN_WAITING: &str = "run-lock-busy";
+
 /// The line ending the output of the script run under the lock, before its exit status.
 const THEN_END: &str = "@ferry-then-end";
 
@@ -77,7 +81,8 @@ pub fn command(paths: &Paths, wait: Option<Duration>, holder: &str, then: Option
          exec 9>>{lock} || exit 1\n\
          flock {mode} -E {BUSY} 9 || exit $?\n\
          printf '%s\\n' {} > {info}\n\
-         flock -w {RUN_LOCK_WAIT_SECS} -E {RUN_BUSY} {run} true 9>&- || exit {RUN_BUSY}\n\
+         flock -n {run} true 9>&- || {{ echo {RUN_WAITING}; \
+         flock -w {RUN_LOCK_WAIT_SECS} -E {RUN_BUSY} {run} true 9>&- || exit {RUN_BUSY}; }}\n\
          echo acquired\n\
          {then}exec cat >/dev/null\n",
         quote(holder),
@@ -93,16 +98,16 @@ pub async fn acquire(
     paths: &Paths,
     wait: Option<Duration>,
     holder: &str,
-    on_wait: impl FnOnce(&str),
+    on_wait: impl Fn(&str) + Sync,
     then: Option<&str>,
 ) -> Result<RemoteLock> {
-    let mut current = match attempt(conn, paths, None, holder, then).await? {
+    let mut current = match attempt(conn, paths, None, holder, &on_wait, then).await? {
         Ok(lock) => return Ok(lock),
         Err(current) => current,
     };
     if let Some(w) = wait {
-        on_wait(&current);
-        match attempt(conn, paths, Some(w), holder, then).await? {
+        on_wait(&format!("waiting for the lock held by {current}"));
+        match attempt(conn, paths, Some(w), holder, &on_wait, then).await? {
             Ok(lock) => return Ok(lock),
             Err(now) => current = now,
         }
@@ -144,6 +149,7 @@ async fn attempt(
     paths: &Paths,
     wait: Option<Duration>,
     holder: &str,
+    on_wait: &(dyn Fn(&str) + Sync),
     then: Option<&str>,
 ) -> Result<std::result::Result<RemoteLock, String>> {
     let mut holder_process = conn
@@ -159,10 +165,21 @@ async fn attempt(
     // megabytes in thousands of chunks).
     let mut scanned: usize = 0;
     let mut end_seen = false;
+    let mut said_run_wait = false;
     while let Some(event) = holder_process.next().await {
         match event {
             Event::Stdout(data) => {
                 stdout.extend_from_slice(&data);
+                if acquired_at.is_none() && !said_run_wait {
+                    let line = format!("{RUN_WAITING}\n");
+                    if stdout.windows(line.len()).any(|w| w == line.as_bytes()) {
+                        said_run_wait = true;
+                        on_wait(&format!(
+                            "a command of an earlier deploy still holds ~/{}; waiting up to {RUN_LOCK_WAIT_SECS}s for it to end",
+                            paths.run_lock()
+                        ));
+                    }
+                }
                 if acquired_at.is_none() {
                     acquired_at = stdout
                         .windows(9)
@@ -282,7 +299,7 @@ mod tests {
         assert!(c.contains("me@box since 12:00"), "{c}");
         assert!(
             c.contains(
-                "flock -w 30 -E 76 .local/share/ferry/web/lock.run true 9>&- || exit 76\necho acquired"
+                "flock -n .local/share/ferry/web/lock.run true 9>&- || { echo run-lock-busy; flock -w 30 -E 76 .local/share/ferry/web/lock.run true 9>&- || exit 76; }\necho acquired"
             ),
             "{c}"
         );

@@ -146,7 +146,8 @@ pub struct ServiceSession<'a> {
     resume_probe: String,
     /// The connection's counters when this session began (see [`ServiceSession::result`]).
     counted_from: (u64, u64, u64),
-    /// The host's clock minus this machine's, once read (history records take the host's time).
+    /// The host's clock minus this machine's in milliseconds, once read (history records take
+    /// the host's time).
     clock_offset: Mutex<Option<i64>>,
 }
 
@@ -353,7 +354,7 @@ impl ServiceSession<'_> {
             &self.paths,
             wait,
             &holder,
-            |h| self.phase("lock", format!("waiting for the lock held by {h}")),
+            |m| self.phase("lock", m.to_string()),
             then,
         )
         .await
@@ -670,7 +671,10 @@ impl ServiceSession<'_> {
         let pids: Vec<u32> = self.pids.lock().unwrap().clone();
         let cmd = crate::systemd::journal::failure_query_command(units, &pids, since, 200);
         let mut entries = Vec::new();
-        for attempt in 0..8 {
+        // The process's own lines can reach the journal after systemd's, and a busy journald
+        // can be seconds behind: wait up to 5 s for them (only a silent crash waits it all).
+        const ATTEMPTS: u32 = 20;
+        for attempt in 0..ATTEMPTS {
             match self.conn.exec(&cmd).await {
                 Ok(out) => {
                     entries = crate::systemd::journal::parse_failure_output(&out.stdout);
@@ -683,8 +687,7 @@ impl ServiceSession<'_> {
                     return;
                 }
             }
-            // The process's own lines can reach the journal after systemd's: wait for them.
-            if attempt == 7 {
+            if attempt + 1 == ATTEMPTS {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
