@@ -229,8 +229,14 @@ async fn attempt(
     if status == Some(BUSY) {
         return Ok(Err(holder_of(conn, paths).await));
     }
+    Err(not_taken(conn, paths, status, &stderr))
+}
+
+/// Why the lock was not taken when nobody else holds it: the run lock still held by an earlier
+/// deploy's command, or flock itself failing.
+fn not_taken(conn: &Connection, paths: &Paths, status: Option<u32>, stderr: &[u8]) -> Error {
     if status == Some(RUN_BUSY) {
-        return Err(Error::Refused {
+        return Error::Refused {
             host: conn.host.clone(),
             message: format!(
                 "a hook or health command of an earlier deploy of service `{service}` still runs on the host {RUN_LOCK_WAIT_SECS}s after that deploy ended (it holds ~/{run}); find it on the host with `ps -u \"$USER\" -o pid,pgid,args`, end its group (`kill -- -PGID`), and deploy again",
@@ -238,22 +244,22 @@ async fn attempt(
                 run = paths.run_lock(),
             ),
             code: exit::Exit::Locked,
-        });
+        };
     }
-    Err(Error::Command {
+    Error::Command {
         host: conn.host.clone(),
         command: "flock (taking the deploy lock)".into(),
         status: status.map_or("no exit status".into(), |s| format!("exit status {s}")),
         stderr: format!(
             "{}{}",
-            String::from_utf8_lossy(&stderr),
+            String::from_utf8_lossy(stderr),
             if status == Some(127) {
                 " (is util-linux's flock installed on the host?)"
             } else {
                 ""
             }
         ),
-    })
+    }
 }
 
 /// The output of the script run under the lock, once it has all arrived: what precedes the
