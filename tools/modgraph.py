@@ -6,8 +6,9 @@ and tests.rs files), collects every `use crate::...` and `crate::x::...` path, m
 its top-level module (a folder of src/ or a leaf file at the top of src/), and prints the
 floors (a topological order), every cycle between top-level modules (Tarjan's strongly
 connected components) and every arrow that runs up the declared floor order (FLOORS, the
-layer table of README.md "Code layout"). Exits 1 when there is a cycle, an upward arrow or a
-top-level module on no declared floor.
+layer table of README.md "Code layout"). Exits 1 when there is a cycle, an upward arrow, a
+top-level module on no declared floor, a source file over MAX_FILE lines or a function over
+MAX_FUNCTION lines (test code and test files left out).
 
   tools/modgraph.py [--root DIR] [--sizes]
 
@@ -41,6 +42,9 @@ FLOORS = [
     ["commands"],
 ]
 ROOT_FILES = {"lib.rs", "main.rs"}
+# The house rules of README.md "Code layout": no source file over 800 lines, no function over 100.
+MAX_FILE = 800
+MAX_FUNCTION = 100
 
 
 def blank(text):
@@ -275,6 +279,21 @@ def sizes(root):
     return out
 
 
+def over_limits(root):
+    """Source files over MAX_FILE lines and functions over MAX_FUNCTION lines, tests left out."""
+    out = []
+    for path, _, code in sources(root):
+        rel = os.path.relpath(path, root)
+        with open(path, encoding="utf-8") as f:
+            n = sum(1 for _ in f)
+        if n > MAX_FILE:
+            out.append(f"  {rel}: {n} lines (at most {MAX_FILE}; move tests to a tests.rs, or split)")
+        for lines, name, line in functions(code):
+            if lines > MAX_FUNCTION:
+                out.append(f"  {rel}:{line}: fn {name}: {lines} lines (at most {MAX_FUNCTION})")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
@@ -299,9 +318,13 @@ def main():
     print(f"modules on no declared floor: {len(undeclared)}")
     if undeclared:
         print(f"  {' '.join(undeclared)}")
+    over = over_limits(args.root)
+    print(f"over the size limits ({MAX_FILE} lines a file, {MAX_FUNCTION} a function): {len(over)}")
+    if over:
+        print("\n".join(over))
     if args.sizes:
         print("\n".join(sizes(args.root)))
-    return 1 if cycles or up or undeclared else 0
+    return 1 if cycles or up or undeclared or over else 0
 
 
 if __name__ == "__main__":
