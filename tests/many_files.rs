@@ -103,9 +103,10 @@ fn upload_message(run: &crate::support::Run) -> String {
         .to_string()
 }
 
-/// 10,000 files deploy (all on the host, the tree's hash the local one's), then a redeploy
-/// with one changed uploads that one and reuses the rest (the changed file new on the host,
-/// the others still right); `ferry releases` lists both, the second current.
+/// 10,000 files deploy in one tar stream (all on the host, the tree's hash the local one's,
+/// each file's mode set), then a redeploy with one changed uploads that one and reuses the
+/// rest (the changed file new on the host, the others still right); `ferry releases` lists
+/// both, the second current.
 #[test]
 fn ten_thousand_files_deploy_and_redeploy_with_one_changed() {
     let user = "ferry121";
@@ -117,12 +118,23 @@ fn ten_thousand_files_deploy_and_redeploy_with_one_changed() {
     let first = p.ferry(&["--output", "json", "deploy"]);
     first.assert_code(0);
     println!("deploy of {n} files: {:.2?}", started.elapsed());
+    // Sent as one tar stream, not file by file over SFTP.
     assert!(
-        upload_message(&first).starts_with(&format!("uploading {n} file(s)")),
+        upload_message(&first).starts_with(&format!("uploading {n} file(s)"))
+            && upload_message(&first).contains(&format!("{n} in one tar stream")),
         "{first}"
     );
     assert_eq!(host_count(user), n);
     assert_eq!(host_tree(user), local_tree(&p));
+    // Unpacked 0600, then given their mode by the seal (0644 by default).
+    assert_eq!(
+        r.ssh(
+            user,
+            &format!("stat -c %a ~/.local/share/ferry/many/current/{}", dest(7))
+        )
+        .trim(),
+        "644"
+    );
     let listed = releases(&p);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].1 && listed[0].2 == "deploy ok", "{listed:?}");

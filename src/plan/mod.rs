@@ -28,4 +28,6 @@ pub use step::*;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_many;
+#[cfg(test)]
 mod tests_staged;

