@@ -15,7 +15,9 @@
 # verification.
 # rsync: the host's own, else this machine's binary (and its libpopt) copied to the user's
 # ~/.cache/bench-rsync (same distribution and architecture as the test remote).
-# Uses remote user $BENCH_USER (default ferry122).
+# Uses remote user $BENCH_USER (default ferry122). BENCH_LINK=MBIT runs every tool through
+# bench/wanproxy.py (40 ms RTT, MBIT Mbit/s each way) instead of loopback; `sftp put -r` is
+# left out then (it sends one file after another, several round trips each: minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 user=${BENCH_USER:-ferry122}
@@ -27,12 +29,27 @@ command -v rsync >/dev/null || { echo "bench: needs rsync (apt-get install rsync
 cargo build --release --quiet
 ferry=$PWD/target/release/ferry
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+proxy_pid=
+trap '[[ -n $proxy_pid ]] && kill "$proxy_pid"; rm -rf "$work"' EXIT
 
 . bench/lib.sh
 set_ssh_opts
 rssh() { ssh "${ssh_opts[@]}" -p "$FERRY_TEST_PORT" "$user@$FERRY_TEST_HOST" "$@"; }
-ssh_cmd="ssh ${ssh_opts[*]} -p $FERRY_TEST_PORT"
+port=$FERRY_TEST_PORT
+known_hosts=$FERRY_TEST_KNOWN_HOSTS
+if [[ -n ${BENCH_LINK:-} ]]; then
+  port=${BENCH_PROXY_PORT:-2297}
+  python3 bench/wanproxy.py "$port" "$FERRY_TEST_HOST" "$FERRY_TEST_PORT" 20 "$BENCH_LINK" >"$work/proxy.out" &
+  proxy_pid=$!
+  for _ in $(seq 100); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.05; done
+  grep -q ready "$work/proxy.out" || { echo "bench: the proxy did not start" >&2; exit 1; }
+  known_hosts=$work/known_hosts
+  # The host's key under the proxy's port too (set-up commands still go straight to the host).
+  sed "s/^\[$FERRY_TEST_HOST\]:$FERRY_TEST_PORT /[$FERRY_TEST_HOST]:$port /" "$FERRY_TEST_KNOWN_HOSTS" >"$known_hosts"
+  cat "$FERRY_TEST_KNOWN_HOSTS" >>"$known_hosts"
+  set_ssh_opts "$known_hosts"
+fi
+ssh_cmd="ssh ${ssh_opts[*]} -p $port"
 
 rsync_path=rsync
 if ! rssh 'command -v rsync' >/dev/null; then
@@ -51,7 +68,7 @@ cd "$work/project"
 printf '[Service]\nExecStart=/bin/sh -c '\''exec sleep 600'\''\n' >many.service
 {
   printf '[hosts.web1]\naddress = "%s"\nport = %s\nuser = "%s"\nidentity = "%s"\nknown_hosts = "%s"\n\n' \
-    "$FERRY_TEST_HOST" "$FERRY_TEST_PORT" "$user" "$FERRY_TEST_KEY" "$FERRY_TEST_KNOWN_HOSTS"
+    "$FERRY_TEST_HOST" "$port" "$user" "$FERRY_TEST_KEY" "$known_hosts"
   printf '[services.many]\nunits = ["many.service"]\nsettle_time = "0s"\n'
   for ((i = 0; i < files; i++)); do
     d=$(printf 'data/d%02d/f%05d.txt' $((i % 100)) "$i")
@@ -74,7 +91,7 @@ ferry_deploy() { "$ferry" -q deploy; }
 rsync_tree() { rsync -a --rsync-path="$rsync_path" -e "$ssh_cmd" data/ "$user@$FERRY_TEST_HOST:bench-rsync/"; }
 sftp_tree() {
   echo "put -r data bench-sftp" |
-    sftp -q -b - "${ssh_opts[@]}" -P "$FERRY_TEST_PORT" "$user@$FERRY_TEST_HOST"
+    sftp -q -b - "${ssh_opts[@]}" -P "$port" "$user@$FERRY_TEST_HOST"
 }
 
 for ((r = 1; r <= runs; r++)); do
@@ -82,8 +99,10 @@ for ((r = 1; r <= runs; r++)); do
   rm -rf "$XDG_CACHE_HOME"
   timed "$work/ferry.fresh" ferry_deploy
   timed "$work/rsync.fresh" rsync_tree
-  rssh 'mkdir -p ~/bench-sftp'
-  timed "$work/sftp.fresh" sftp_tree
+  if [[ -z ${BENCH_LINK:-} ]]; then
+    rssh 'mkdir -p ~/bench-sftp'
+    timed "$work/sftp.fresh" sftp_tree
+  fi
   changed=$(printf 'data/d%02d/f%05d.txt' $((r % 100)) "$r")
   printf 'two %d %d\n' "$r" "$RANDOM" >"$changed"
   timed "$work/ferry.one" ferry_deploy
@@ -93,8 +112,10 @@ clean
 
 med() { median <"$work/$1"; }
 row() { printf '%-44s %9.2f s %9.2f s %7.2f\n' "$1" "$2" "$3" "$(echo "$2 / $3" | bc -l)"; }
-printf 'many_files: %s files of a few bytes, medians of %s rounds, alternating\n' "$files" "$runs"
+link=loopback
+[[ -z ${BENCH_LINK:-} ]] || link="$BENCH_LINK Mbit/s at 40 ms RTT"
+printf 'many_files: %s files of a few bytes, medians of %s rounds, alternating, %s\n' "$files" "$runs" "$link"
 printf '%-44s %11s %11s %7s\n' "measure" "ferry" "other" "ratio"
 row "deploy vs rsync -a (fresh)" "$(med ferry.fresh)" "$(med rsync.fresh)"
-row "deploy vs sftp put -r (fresh)" "$(med ferry.fresh)" "$(med sftp.fresh)"
+[[ -n ${BENCH_LINK:-} ]] || row "deploy vs sftp put -r (fresh)" "$(med ferry.fresh)" "$(med sftp.fresh)"
 row "redeploy, one changed, vs rsync -a" "$(med ferry.one)" "$(med rsync.one)"
