@@ -399,8 +399,8 @@ pub const SYNCFS_ABOVE: usize = 256;
 
 /// Shell command that seals the staged release `id`: gives each file its mode (`files` are the
 /// release's files, `meta` the files of its meta directory, each with its mode; all were
-/// written 0600 but for the files that have their mode already), fsyncs them (before the rename: a crash must not leave a sealed release with
-/// empty files), writes the stat record, then renames the staging directory into `releases/ID`
+/// written 0600 but for the files that have their mode already), fsyncs them (before the
+/// rename: a crash must not leave a sealed release with empty files), writes the stat record, then renames the staging directory into `releases/ID`
 /// (failing if it exists): from then on the release is complete on the host. The files'
 /// SHA-256 hashes come on stdin, one line each in the order of `files` (see [`seal_input`];
 /// not on the command line, which an error message shows: the hash of a short secret could

@@ -18,21 +18,21 @@ pub(crate) const BUNDLE_FILE: u64 = 64 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 impl ServiceSession<'_> {
-    /// Send `files` (index in the plan, file) as one tar stream, gzip-compressed when the host
+    /// Send `files` as one tar stream, gzip-compressed when the host
     /// has gzip, unpacked by the host's `tar` into the staging directory; `on_file` is called
     /// with each file's size once it is in the stream. Returns what was sent of each file, in
     /// order, and the bytes of the stream.
     pub(super) async fn send_bundle(
         &self,
         plan: &Plan,
-        files: &[(usize, &FilePlan)],
+        files: &[&FilePlan],
         gzip: bool,
         on_file: impl Fn(u64) + Send + 'static,
     ) -> Result<(Vec<Packed>, u64)> {
         let staging = self.paths.staging(&plan.staging);
         let members: Vec<Member> = files
             .iter()
-            .map(|(_, f)| Member {
+            .map(|f| Member {
                 source: f.source.clone(),
                 dest: f.dest.clone(),
             })

@@ -194,10 +194,8 @@ impl ServiceSession<'_> {
         );
         let mut deferred: std::collections::BTreeMap<String, Deferred> =
             deferred.into_iter().map(|d| (d.dest.clone(), d)).collect();
-        let bundled_deferred: Vec<Option<Deferred>> = bundled
-            .iter()
-            .map(|(_, f)| deferred.remove(&f.dest))
-            .collect();
+        let bundled_deferred: Vec<Option<Deferred>> =
+            bundled.iter().map(|f| deferred.remove(&f.dest)).collect();
         let bar = &self.reporter.bytes_bar(&self.host.name, total);
         let started = Instant::now();
         let stream = self.send_stream(plan, &bundled, bundled_deferred, prepared, remote, bar);
@@ -245,7 +243,7 @@ impl ServiceSession<'_> {
     async fn send_stream(
         &self,
         plan: &Plan,
-        bundled: &[(usize, &FilePlan)],
+        bundled: &[&FilePlan],
         deferred: Vec<Option<Deferred>>,
         prepared: &Local,
         remote: &RemoteState,
@@ -262,7 +260,7 @@ impl ServiceSession<'_> {
             .iter()
             .zip(deferred)
             .zip(packed)
-            .map(|(((_, f), d), p)| bundled_file(prepared, f, d, p))
+            .map(|((f, d), p)| bundled_file(prepared, f, d, p))
             .collect::<Result<Vec<FileSent>>>()?;
         Ok((sent, wire))
     }
@@ -495,15 +493,11 @@ fn uploading(sending: usize, total: u64, reused: usize, gzipped: usize, streamed
 /// The files of `uploads` that go in one tar stream (see [`crate::transport::bundle`]), and
 /// the others: small files sent as they are and not resumed, when there are at least
 /// [`BUNDLE_MIN`] of them and the host has `tar`.
-#[allow(clippy::type_complexity)]
 fn bundled<'p>(
     uploads: Vec<(usize, &'p FilePlan, Encoding)>,
     remote: &RemoteState,
     resume: &[PartialFile],
-) -> (
-    Vec<(usize, &'p FilePlan)>,
-    Vec<(usize, &'p FilePlan, Encoding)>,
-) {
+) -> (Vec<&'p FilePlan>, Vec<(usize, &'p FilePlan, Encoding)>) {
     let fits = |f: &FilePlan, how: Encoding| {
         how == Encoding::Plain
             && f.content.is_none()
@@ -514,7 +508,7 @@ fn bundled<'p>(
         return (Vec::new(), uploads);
     }
     let (streamed, each): (Vec<_>, Vec<_>) = uploads.into_iter().partition(|u| fits(u.1, u.2));
-    (streamed.into_iter().map(|(i, f, _)| (i, f)).collect(), each)
+    (streamed.into_iter().map(|(_, f, _)| f).collect(), each)
 }
 
 /// What was sent of file `f` in a tar stream, checked as [`ServiceSession::send_file`] checks
